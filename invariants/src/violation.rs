@@ -1,0 +1,73 @@
+//! A broken invariant, named, with the evidence that shows how it broke.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The invariants paylab checks (numbering follows PLATFORM.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Invariant {
+    /// 1. Σ debit legs = Σ credit legs, amounts > 0, one currency, at least two legs.
+    VoucherBalance,
+    /// 2. Σ of every account of every shard, world included, = 0.
+    Conservation,
+    /// 3. Each balance = fold of its journal; every entry belongs to one voucher.
+    Derivation,
+    /// 4. User and merchant available ≥ 0; frozen ≥ 0.
+    NonNegativity,
+    /// 6. Per request id: one effect on success, none on failure, at most one if unknown.
+    ExactlyOnce,
+}
+
+impl Invariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::VoucherBalance => "voucher-balance",
+            Invariant::Conservation => "conservation",
+            Invariant::Derivation => "derivation",
+            Invariant::NonNegativity => "non-negativity",
+            Invariant::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One violation: which invariant, a one-line description, and the evidence as named values
+/// (account, expected, actual, voucher and request ids, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub message: String,
+    pub evidence: BTreeMap<String, String>,
+}
+
+impl Violation {
+    pub fn new(invariant: Invariant, message: impl Into<String>) -> Self {
+        Violation {
+            invariant,
+            message: message.into(),
+            evidence: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one named piece of evidence.
+    pub fn with(mut self, key: &str, value: impl fmt::Display) -> Self {
+        self.evidence.insert(key.to_string(), value.to_string());
+        self
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.invariant, self.message)?;
+        for (k, v) in &self.evidence {
+            write!(f, " {k}={v}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Planted bugs: deliberate defects compiled into the platform behind a runtime switch.
+//!
+//! They are how paylab proves its checkers can fail: each bug names the invariant that must
+//! catch it, and a test or campaign shows that it does. All are off unless a run selects one.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// One deliberate defect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Bug {
+    /// The ledger forgets its idempotency check: a retried post applies again.
+    LedgerRetryAppliesTwice,
+}
+
+impl Bug {
+    pub const ALL: &'static [Bug] = &[Bug::LedgerRetryAppliesTwice];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::LedgerRetryAppliesTwice => "ledger-retry-applies-twice",
+        }
+    }
+
+    /// What the defect breaks, in one line.
+    pub fn breaks(self) -> &'static str {
+        match self {
+            Bug::LedgerRetryAppliesTwice => {
+                "a retried or duplicated post is applied again, moving the money twice"
+            }
+        }
+    }
+
+    /// The invariant that must catch it.
+    pub fn caught_by(self) -> &'static str {
+        match self {
+            Bug::LedgerRetryAppliesTwice => "exactly-once",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for an unknown bug name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown bug '{0}' (see `paylab bugs` for the catalogue)")]
+pub struct UnknownBug(pub String);
+
+impl FromStr for Bug {
+    type Err = UnknownBug;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBug(s.to_string()))
+    }
+}
+
+/// The switch: which bug, if any, this run planted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bugs(Option<Bug>);
+
+impl Bugs {
+    pub fn none() -> Self {
+        Bugs(None)
+    }
+    pub fn planted(bug: Bug) -> Self {
+        Bugs(Some(bug))
+    }
+    pub fn is(&self, bug: Bug) -> bool {
+        self.0 == Some(bug)
+    }
+    pub fn get(&self) -> Option<Bug> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_errors() {
+        for b in Bug::ALL {
+            assert_eq!(b.name().parse::<Bug>().unwrap(), *b);
+        }
+        assert!("no-such-bug".parse::<Bug>().is_err());
+    }
+
+    #[test]
+    fn the_switch_is_off_by_default() {
+        assert!(!Bugs::default().is(Bug::LedgerRetryAppliesTwice));
+        assert!(Bugs::planted(Bug::LedgerRetryAppliesTwice).is(Bug::LedgerRetryAppliesTwice));
+    }
+}

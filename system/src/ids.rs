@@ -1,0 +1,83 @@
+//! Typed identifiers. Each id is its own type so an account id can never be passed where a
+//! shard is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A ledger shard (one shard = one ledger node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ShardId(pub u32);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shard-{}", self.0)
+    }
+}
+
+/// An account. Ids are allocated so that `id % shards` is the account's home shard; the world
+/// account has one sub-account per shard (see [`AccountId::world`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AccountId(pub u64);
+
+impl AccountId {
+    /// World sub-accounts occupy the first `shards` ids, so `world(s).shard(n) == s`.
+    pub fn world(shard: ShardId) -> AccountId {
+        AccountId(u64::from(shard.0))
+    }
+
+    /// The shard that owns this account, given the number of shards.
+    pub fn shard(self, shards: u32) -> ShardId {
+        assert!(shards > 0, "a ledger has at least one shard");
+        ShardId((self.0 % u64::from(shards)) as u32)
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "acct-{}", self.0)
+    }
+}
+
+/// A client request id: the idempotency key of a post. A retry reuses it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    pub fn new(s: impl Into<String>) -> Self {
+        RequestId(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A voucher, unique across shards: the shard that posted it and its sequence there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VoucherId {
+    pub shard: ShardId,
+    pub seq: u64,
+}
+
+impl fmt::Display for VoucherId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}-{}", self.shard.0, self.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_sub_accounts_live_on_their_own_shard() {
+        for s in 0..7 {
+            assert_eq!(AccountId::world(ShardId(s)).shard(7), ShardId(s));
+        }
+    }
+}

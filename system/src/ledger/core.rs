@@ -1,0 +1,509 @@
+//! The ledger shard's deterministic core: state and decisions, no clock, no I/O.
+//!
+//! The node shell asks [`LedgerCore::decide`] what a command means. The answer is either an
+//! immediate reply (an idempotent repeat, or a refusal that needs no record) or a
+//! [`LedgerRecord`] to make durable; the shell appends it and [`LedgerCore::apply`]s it, and the
+//! same `apply` rebuilds the state from the log after a crash. So the log is the truth and the
+//! in-memory state is its fold.
+
+use super::types::*;
+use crate::bugs::{Bug, Bugs};
+use crate::ids::{AccountId, RequestId, ShardId, VoucherId};
+use crate::money::{zero, Amount};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One durable change to a shard. The log is a sequence of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerRecord {
+    Opened {
+        account: AccountId,
+        subject: Subject,
+    },
+    Posted(Voucher),
+    /// A durable refusal, so that a retry of the same key gets the same answer.
+    Refused {
+        key: String,
+        error: LedgerError,
+    },
+    Frozen {
+        key: String,
+        account: AccountId,
+        amount: Amount,
+    },
+    Unfrozen {
+        key: String,
+    },
+}
+
+/// What the shell must do with a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Reply at once; nothing to write.
+    Reply(Result<LedgerReply, LedgerError>),
+    /// Append this record, apply it, and reply with what `apply` returns once it is durable.
+    Write(LedgerRecord),
+}
+
+/// The outcome remembered per idempotency key.
+type Outcome = Result<LedgerReply, LedgerError>;
+
+/// One ledger shard's state.
+#[derive(Debug, Clone)]
+pub struct LedgerCore {
+    shard: ShardId,
+    shards: u32,
+    accounts: BTreeMap<AccountId, Account>,
+    freezes: BTreeMap<String, Freeze>,
+    vouchers: Vec<Voucher>,
+    journal: Vec<JournalEntry>,
+    /// Idempotency: the first outcome of every post (`post:<request>`) and freeze (`freeze:<key>`).
+    outcomes: BTreeMap<String, Outcome>,
+}
+
+fn post_key(request: &RequestId) -> String {
+    format!("post:{request}")
+}
+
+fn freeze_key(key: &str) -> String {
+    format!("freeze:{key}")
+}
+
+impl LedgerCore {
+    /// An empty shard holding only its sub-account of the world.
+    pub fn new(shard: ShardId, shards: u32) -> Self {
+        assert!(shard.0 < shards, "shard {shard} out of range 0..{shards}");
+        let world = AccountId::world(shard);
+        let mut accounts = BTreeMap::new();
+        accounts.insert(
+            world,
+            Account {
+                id: world,
+                subject: Subject::World,
+                available: zero(),
+                frozen: zero(),
+            },
+        );
+        LedgerCore {
+            shard,
+            shards,
+            accounts,
+            freezes: BTreeMap::new(),
+            vouchers: Vec::new(),
+            journal: Vec::new(),
+            outcomes: BTreeMap::new(),
+        }
+    }
+
+    /// Rebuilds a shard by applying its log from the start.
+    pub fn recover(shard: ShardId, shards: u32, records: &[LedgerRecord]) -> Self {
+        let mut core = LedgerCore::new(shard, shards);
+        for record in records {
+            // Outcomes were returned when first applied; replay only rebuilds the state.
+            let _ = core.apply(record);
+        }
+        core
+    }
+
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+    pub fn freezes(&self) -> impl Iterator<Item = &Freeze> {
+        self.freezes.values()
+    }
+    pub fn vouchers(&self) -> &[Voucher] {
+        &self.vouchers
+    }
+    pub fn journal(&self) -> &[JournalEntry] {
+        &self.journal
+    }
+
+    /// Decides what `command` means against the current state.
+    pub fn decide(&self, command: &LedgerCommand, now_ms: u64, bugs: Bugs) -> Decision {
+        match command {
+            LedgerCommand::OpenAccount { account, subject } => self.decide_open(*account, *subject),
+            LedgerCommand::Post { request, legs } => self.decide_post(request, legs, now_ms, bugs),
+            LedgerCommand::Freeze {
+                key,
+                account,
+                amount,
+            } => self.decide_freeze(key, *account, *amount),
+            LedgerCommand::Unfreeze { key } => match self.freezes.contains_key(key) {
+                true => Decision::Write(LedgerRecord::Unfrozen { key: key.clone() }),
+                false => Decision::Reply(Ok(LedgerReply::Unfrozen)),
+            },
+        }
+    }
+
+    fn decide_open(&self, account: AccountId, subject: Subject) -> Decision {
+        if let Err(e) = self.check_home(account) {
+            return Decision::Reply(Err(e));
+        }
+        match self.accounts.get(&account) {
+            Some(a) if a.subject == subject => Decision::Reply(Ok(LedgerReply::Opened)),
+            Some(a) => Decision::Reply(Err(LedgerError::AccountExists {
+                account,
+                subject: a.subject,
+            })),
+            None => Decision::Write(LedgerRecord::Opened { account, subject }),
+        }
+    }
+
+    fn decide_post(&self, request: &RequestId, legs: &[Leg], now_ms: u64, bugs: Bugs) -> Decision {
+        let key = post_key(request);
+        if let Some(outcome) = self.outcomes.get(&key) {
+            // The planted bug forgets that this request was already applied.
+            if !bugs.is(Bug::LedgerRetryAppliesTwice) {
+                return Decision::Reply(outcome.clone());
+            }
+        }
+        match self.validate_post(legs) {
+            Ok(()) => Decision::Write(LedgerRecord::Posted(Voucher {
+                id: VoucherId {
+                    shard: self.shard,
+                    seq: self.vouchers.len() as u64,
+                },
+                request: request.clone(),
+                legs: legs.to_vec(),
+                posted_ms: now_ms,
+            })),
+            Err(error) => Decision::Write(LedgerRecord::Refused { key, error }),
+        }
+    }
+
+    fn validate_post(&self, legs: &[Leg]) -> Result<(), LedgerError> {
+        check_balanced(legs)?;
+        // Net effect per account, so a voucher touching one account twice is judged whole.
+        let mut net: BTreeMap<AccountId, Decimal> = BTreeMap::new();
+        for leg in legs {
+            self.check_home(leg.account)?;
+            *net.entry(leg.account).or_insert(Decimal::ZERO) += leg.signed();
+        }
+        for (id, delta) in net {
+            let account = self
+                .accounts
+                .get(&id)
+                .ok_or(LedgerError::UnknownAccount(id))?;
+            if account.subject.must_stay_non_negative() && account.available + delta < Decimal::ZERO
+            {
+                return Err(LedgerError::InsufficientFunds {
+                    account: id,
+                    available: account.available.to_string(),
+                    needed: (-delta).to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_freeze(&self, key: &str, account: AccountId, amount: Amount) -> Decision {
+        if let Some(outcome) = self.outcomes.get(&freeze_key(key)) {
+            return Decision::Reply(match self.freezes.get(key) {
+                Some(f) if f.account != account || f.amount != amount => {
+                    Err(LedgerError::FreezeKeyReused(key.to_string()))
+                }
+                _ => outcome.clone(),
+            });
+        }
+        let refuse = |error| {
+            Decision::Write(LedgerRecord::Refused {
+                key: freeze_key(key),
+                error,
+            })
+        };
+        if let Err(e) = self.check_home(account) {
+            return refuse(e);
+        }
+        let Some(a) = self.accounts.get(&account) else {
+            return refuse(LedgerError::UnknownAccount(account));
+        };
+        if a.available < amount.value() {
+            return refuse(LedgerError::InsufficientFunds {
+                account,
+                available: a.available.to_string(),
+                needed: amount.to_string(),
+            });
+        }
+        Decision::Write(LedgerRecord::Frozen {
+            key: key.to_string(),
+            account,
+            amount,
+        })
+    }
+
+    fn check_home(&self, account: AccountId) -> Result<(), LedgerError> {
+        if account.shard(self.shards) != self.shard {
+            return Err(LedgerError::WrongShard {
+                account,
+                shard: self.shard,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one durable record and returns the reply it stands for.
+    pub fn apply(&mut self, record: &LedgerRecord) -> Outcome {
+        match record {
+            LedgerRecord::Opened { account, subject } => {
+                let previous = self.accounts.insert(
+                    *account,
+                    Account {
+                        id: *account,
+                        subject: *subject,
+                        available: zero(),
+                        frozen: zero(),
+                    },
+                );
+                assert!(previous.is_none(), "{account} opened twice");
+                Ok(LedgerReply::Opened)
+            }
+            LedgerRecord::Posted(voucher) => self.apply_post(voucher),
+            LedgerRecord::Refused { key, error } => {
+                self.outcomes.insert(key.clone(), Err(error.clone()));
+                Err(error.clone())
+            }
+            LedgerRecord::Frozen {
+                key,
+                account,
+                amount,
+            } => {
+                let a = self
+                    .accounts
+                    .get_mut(account)
+                    .expect("frozen account exists");
+                a.available -= amount.value();
+                a.frozen += amount.value();
+                assert!(a.available >= Decimal::ZERO, "freeze overdrew {account}");
+                self.freezes.insert(
+                    key.clone(),
+                    Freeze {
+                        key: key.clone(),
+                        account: *account,
+                        amount: *amount,
+                    },
+                );
+                self.outcomes
+                    .insert(freeze_key(key), Ok(LedgerReply::Frozen));
+                Ok(LedgerReply::Frozen)
+            }
+            LedgerRecord::Unfrozen { key } => {
+                let f = self.freezes.remove(key).expect("unfrozen key exists");
+                let a = self
+                    .accounts
+                    .get_mut(&f.account)
+                    .expect("frozen account exists");
+                a.frozen -= f.amount.value();
+                a.available += f.amount.value();
+                assert!(
+                    a.frozen >= Decimal::ZERO,
+                    "unfreeze made {} negative",
+                    f.account
+                );
+                Ok(LedgerReply::Unfrozen)
+            }
+        }
+    }
+
+    fn apply_post(&mut self, voucher: &Voucher) -> Outcome {
+        // Asserted again on replay: a log can never hold an unbalanced voucher.
+        check_balanced(&voucher.legs).expect("a posted voucher is balanced");
+        assert_eq!(
+            voucher.id.seq,
+            self.vouchers.len() as u64,
+            "vouchers are applied in sequence"
+        );
+        for leg in &voucher.legs {
+            let a = self
+                .accounts
+                .get_mut(&leg.account)
+                .expect("posted account exists");
+            a.available += leg.signed();
+            self.journal.push(JournalEntry {
+                seq: self.journal.len() as u64,
+                voucher: voucher.id,
+                account: leg.account,
+                side: leg.side,
+                amount: leg.amount,
+            });
+        }
+        let outcome = Ok(LedgerReply::Posted {
+            voucher: voucher.id,
+        });
+        self.outcomes
+            .insert(post_key(&voucher.request), outcome.clone());
+        self.vouchers.push(voucher.clone());
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARDS: u32 = 2;
+
+    fn amt(fen: i64) -> Amount {
+        Amount::from_fen(fen).unwrap()
+    }
+
+    /// Decides and applies like the shell does.
+    fn run(core: &mut LedgerCore, cmd: LedgerCommand, bugs: Bugs) -> Outcome {
+        match core.decide(&cmd, 0, bugs) {
+            Decision::Reply(r) => r,
+            Decision::Write(rec) => core.apply(&rec),
+        }
+    }
+
+    fn funded_shard() -> (LedgerCore, AccountId, AccountId) {
+        let mut c = LedgerCore::new(ShardId(0), SHARDS);
+        let (a, b) = (AccountId(10), AccountId(12));
+        for id in [a, b] {
+            let open = LedgerCommand::OpenAccount {
+                account: id,
+                subject: Subject::User,
+            };
+            assert_eq!(run(&mut c, open, Bugs::none()), Ok(LedgerReply::Opened));
+        }
+        let fund = LedgerCommand::Post {
+            request: RequestId::new("fund-a"),
+            legs: vec![
+                Leg::debit(AccountId::world(ShardId(0)), amt(10_000)),
+                Leg::credit(a, amt(10_000)),
+            ],
+        };
+        assert!(run(&mut c, fund, Bugs::none()).is_ok());
+        (c, a, b)
+    }
+
+    fn transfer(req: &str, from: AccountId, to: AccountId, fen: i64) -> LedgerCommand {
+        LedgerCommand::Post {
+            request: RequestId::new(req),
+            legs: vec![Leg::debit(from, amt(fen)), Leg::credit(to, amt(fen))],
+        }
+    }
+
+    #[test]
+    fn a_post_moves_money_and_journals_each_leg() {
+        let (mut c, a, b) = funded_shard();
+        let r = run(&mut c, transfer("t1", a, b, 2_500), Bugs::none());
+        assert!(matches!(r, Ok(LedgerReply::Posted { .. })));
+        assert_eq!(c.account(a).unwrap().available.to_string(), "75.00");
+        assert_eq!(c.account(b).unwrap().available.to_string(), "25.00");
+        assert_eq!(c.journal().len(), 4);
+        let total: Decimal = c.accounts().map(|a| a.available + a.frozen).sum();
+        assert_eq!(total, Decimal::ZERO);
+    }
+
+    #[test]
+    fn a_retried_post_returns_the_first_result_and_posts_nothing() {
+        let (mut c, a, b) = funded_shard();
+        let first = run(&mut c, transfer("t1", a, b, 100), Bugs::none());
+        let again = run(&mut c, transfer("t1", a, b, 100), Bugs::none());
+        assert_eq!(first, again);
+        assert_eq!(c.vouchers().len(), 2);
+    }
+
+    #[test]
+    fn the_planted_bug_applies_a_retry_again() {
+        let (mut c, a, b) = funded_shard();
+        let bug = Bugs::planted(Bug::LedgerRetryAppliesTwice);
+        run(&mut c, transfer("t1", a, b, 100), bug);
+        run(&mut c, transfer("t1", a, b, 100), bug);
+        assert_eq!(c.vouchers().len(), 3, "funding + the transfer twice");
+    }
+
+    #[test]
+    fn overdraft_is_refused_durably_and_the_refusal_never_flips() {
+        let (mut c, a, b) = funded_shard();
+        let r = run(&mut c, transfer("t1", b, a, 100), Bugs::none());
+        assert!(matches!(r, Err(LedgerError::InsufficientFunds { .. })));
+        // b receives money; the retry of t1 must still be refused.
+        run(&mut c, transfer("t2", a, b, 500), Bugs::none());
+        let again = run(&mut c, transfer("t1", b, a, 100), Bugs::none());
+        assert_eq!(r, again);
+    }
+
+    #[test]
+    fn unbalanced_vouchers_and_foreign_accounts_are_refused() {
+        let (mut c, a, b) = funded_shard();
+        let unbalanced = LedgerCommand::Post {
+            request: RequestId::new("u"),
+            legs: vec![Leg::debit(a, amt(100)), Leg::credit(b, amt(99))],
+        };
+        assert!(matches!(
+            run(&mut c, unbalanced, Bugs::none()),
+            Err(LedgerError::Unbalanced { .. })
+        ));
+        let foreign = transfer("f", a, AccountId(11), 1);
+        assert!(matches!(
+            run(&mut c, foreign, Bugs::none()),
+            Err(LedgerError::WrongShard { .. })
+        ));
+    }
+
+    #[test]
+    fn freeze_and_unfreeze_are_idempotent() {
+        let (mut c, a, _) = funded_shard();
+        let freeze = LedgerCommand::Freeze {
+            key: "k".into(),
+            account: a,
+            amount: amt(4_000),
+        };
+        assert_eq!(
+            run(&mut c, freeze.clone(), Bugs::none()),
+            Ok(LedgerReply::Frozen)
+        );
+        assert_eq!(run(&mut c, freeze, Bugs::none()), Ok(LedgerReply::Frozen));
+        assert_eq!(c.account(a).unwrap().frozen.to_string(), "40.00");
+        let unfreeze = LedgerCommand::Unfreeze { key: "k".into() };
+        run(&mut c, unfreeze.clone(), Bugs::none());
+        run(&mut c, unfreeze, Bugs::none());
+        assert_eq!(c.account(a).unwrap().frozen, Decimal::ZERO);
+        assert_eq!(c.account(a).unwrap().available.to_string(), "100.00");
+    }
+
+    #[test]
+    fn recovery_from_the_records_rebuilds_the_same_state() {
+        let mut c = LedgerCore::new(ShardId(1), SHARDS);
+        let mut log = Vec::new();
+        let cmds = [
+            LedgerCommand::OpenAccount {
+                account: AccountId(3),
+                subject: Subject::User,
+            },
+            LedgerCommand::Post {
+                request: RequestId::new("f"),
+                legs: vec![
+                    Leg::debit(AccountId(1), amt(50)),
+                    Leg::credit(AccountId(3), amt(50)),
+                ],
+            },
+            LedgerCommand::Freeze {
+                key: "z".into(),
+                account: AccountId(3),
+                amount: amt(20),
+            },
+        ];
+        for cmd in cmds {
+            if let Decision::Write(rec) = c.decide(&cmd, 7, Bugs::none()) {
+                c.apply(&rec).unwrap();
+                log.push(rec);
+            }
+        }
+        let r = LedgerCore::recover(ShardId(1), SHARDS, &log);
+        assert_eq!(
+            r.accounts().collect::<Vec<_>>(),
+            c.accounts().collect::<Vec<_>>()
+        );
+        assert_eq!(r.journal(), c.journal());
+        assert_eq!(r.vouchers(), c.vouchers());
+        assert_eq!(r.freezes().count(), 1);
+    }
+}

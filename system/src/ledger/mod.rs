@@ -1,0 +1,13 @@
+//! The account ledger (账务): sharded double-entry bookkeeping.
+//!
+//! - [`types`]: subjects, legs, vouchers, journal entries, the RPC's commands and replies.
+//! - [`core`]: one shard's deterministic state machine (decide → record → apply).
+//! - [`node`]: the node shell: RPC, durable log, recovery after a crash.
+
+pub mod core;
+pub mod node;
+pub mod types;
+
+pub use self::core::{Decision, LedgerCore, LedgerRecord};
+pub use node::{LedgerConfig, LedgerNode};
+pub use types::*;

@@ -1,0 +1,183 @@
+//! The ledger's vocabulary: subjects, legs, vouchers, journal entries, commands, replies, errors.
+
+use crate::ids::{AccountId, RequestId, ShardId, VoucherId};
+use crate::money::Amount;
+use crate::transport::Rpc;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The accounting subject of an account (a simplified chart of accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Subject {
+    User,
+    Merchant,
+    Transit,
+    World,
+}
+
+impl Subject {
+    /// Customer balances may never go below zero; transit and world accounts may.
+    pub fn must_stay_non_negative(self) -> bool {
+        matches!(self, Subject::User | Subject::Merchant)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Side {
+    Debit,
+    Credit,
+}
+
+/// One leg of a voucher: debit or credit one account by a positive amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leg {
+    pub account: AccountId,
+    pub side: Side,
+    pub amount: Amount,
+}
+
+impl Leg {
+    pub fn debit(account: AccountId, amount: Amount) -> Self {
+        Leg {
+            account,
+            side: Side::Debit,
+            amount,
+        }
+    }
+    pub fn credit(account: AccountId, amount: Amount) -> Self {
+        Leg {
+            account,
+            side: Side::Credit,
+            amount,
+        }
+    }
+    /// The leg's effect on a credit-positive balance.
+    pub fn signed(&self) -> Decimal {
+        match self.side {
+            Side::Credit => self.amount.value(),
+            Side::Debit => -self.amount.value(),
+        }
+    }
+}
+
+/// A posted voucher (记账凭证): at least two legs whose debits equal their credits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voucher {
+    pub id: VoucherId,
+    pub request: RequestId,
+    pub legs: Vec<Leg>,
+    /// The posting node's clock when it was posted.
+    pub posted_ms: u64,
+}
+
+/// Checks the shape every voucher must have; used before writing and again on replay.
+pub fn check_balanced(legs: &[Leg]) -> Result<(), LedgerError> {
+    if legs.len() < 2 {
+        return Err(LedgerError::TooFewLegs(legs.len()));
+    }
+    let (mut debits, mut credits) = (Decimal::ZERO, Decimal::ZERO);
+    for leg in legs {
+        match leg.side {
+            Side::Debit => debits += leg.amount.value(),
+            Side::Credit => credits += leg.amount.value(),
+        }
+    }
+    if debits != credits {
+        return Err(LedgerError::Unbalanced {
+            debits: debits.to_string(),
+            credits: credits.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// One journal entry (账务流水): one leg of one voucher, in posting order on its shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub seq: u64,
+    pub voucher: VoucherId,
+    pub account: AccountId,
+    pub side: Side,
+    pub amount: Amount,
+}
+
+/// An account's balances (credit-positive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub subject: Subject,
+    pub available: Decimal,
+    pub frozen: Decimal,
+}
+
+/// An active reservation of available funds, keyed by its owner's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub key: String,
+    pub account: AccountId,
+    pub amount: Amount,
+}
+
+/// What a client asks a ledger shard to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerCommand {
+    /// Opens an account on its home shard; repeating it with the same subject is a no-op.
+    OpenAccount {
+        account: AccountId,
+        subject: Subject,
+    },
+    /// Posts one balanced voucher, idempotent by `request`.
+    Post { request: RequestId, legs: Vec<Leg> },
+    /// Moves `amount` from available to frozen, idempotent by `key`.
+    Freeze {
+        key: String,
+        account: AccountId,
+        amount: Amount,
+    },
+    /// Releases the freeze `key`; releasing an unknown key succeeds and changes nothing.
+    Unfreeze { key: String },
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerReply {
+    Opened,
+    Posted { voucher: VoucherId },
+    Frozen,
+    Unfrozen,
+}
+
+/// A refusal. Refusals of posts and freezes are durable: a retry gets the same refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{0} does not exist")]
+    UnknownAccount(AccountId),
+    #[error("{account} belongs to another shard than {shard}")]
+    WrongShard { account: AccountId, shard: ShardId },
+    #[error("{account} already exists as {subject:?}")]
+    AccountExists {
+        account: AccountId,
+        subject: Subject,
+    },
+    #[error("{account} has {available} available, {needed} needed")]
+    InsufficientFunds {
+        account: AccountId,
+        available: String,
+        needed: String,
+    },
+    #[error("a voucher needs at least two legs, got {0}")]
+    TooFewLegs(usize),
+    #[error("voucher debits {debits} differ from credits {credits}")]
+    Unbalanced { debits: String, credits: String },
+    #[error("freeze key {0} was already used for another reservation")]
+    FreezeKeyReused(String),
+}
+
+/// The ledger's RPC: one command in, a reply or a refusal out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerCall(pub LedgerCommand);
+
+impl Rpc for LedgerCall {
+    type Response = Result<LedgerReply, LedgerError>;
+    const TAG: u64 = 0x4c45_4447_0001;
+}

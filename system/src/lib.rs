@@ -1,0 +1,29 @@
+//! paylab's simulated payment platform.
+//!
+//! Each service is a deterministic core (pure state + decisions) inside a thin node shell that
+//! does RPC, persistence and timers. The infrastructure every service shares:
+//!
+//! - [`money`]: `Amount` (CNY, scale 2, validated) and money errors.
+//! - [`ids`]: typed ids for accounts, shards, requests and vouchers.
+//! - [`transport`]: typed RPC over madsim datagrams with timeouts, retries and fault hooks.
+//! - [`disk`] and [`log`]: the simulated disk (synced / unsynced, power loss, torn tail) and a
+//!   checksummed record log on it.
+//! - [`clock`]: per-node clocks that the harness can skew.
+//! - [`node`]: what the harness hands every node (`NodeEnv`).
+//! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch.
+//!
+//! Services: [`ledger`] (账务, sharded double-entry).
+
+pub mod bugs;
+pub mod clock;
+pub mod disk;
+pub mod ids;
+pub mod ledger;
+pub mod log;
+pub mod money;
+pub mod node;
+pub mod probes;
+pub mod transport;
+
+pub use ids::{AccountId, RequestId, ShardId, VoucherId};
+pub use money::{Amount, MoneyError};

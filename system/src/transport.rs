@@ -1,0 +1,269 @@
+//! Typed request/response RPC over madsim's datagram network.
+//!
+//! Built on `Endpoint::send_to_raw`/`recv_from_raw`, so madsim's packet loss, latency and
+//! clogging (partitions) apply to every request and every reply. On top of what madsim offers,
+//! the harness can make the transport deliver a request twice or hold it back for a while
+//! ([`NetFaults`]); both fire on the sending side so they compose with madsim's own faults.
+//! Every call has a timeout: a call that times out returns [`RpcError::Timeout`], which callers
+//! must read as "unknown", never as "not applied".
+
+use crate::probes::{names, Probes};
+use madsim::net::Endpoint;
+use madsim::rand::Rng;
+use std::fmt::Debug;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A request type and its response. `TAG` must be unique across the platform.
+pub trait Rpc: Send + Sync + Clone + Debug + 'static {
+    type Response: Send + Sync + Debug + 'static;
+    const TAG: u64;
+}
+
+/// Why a call produced no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// No reply within the timeout: the request may or may not have been applied.
+    #[error("no reply within {0:?} (outcome unknown)")]
+    Timeout(Duration),
+    /// The local send failed (e.g. the node's network was reset by a crash).
+    #[error("send failed: {0}")]
+    Io(String),
+}
+
+/// Transport-level faults the harness can switch on, shared by every node of a run.
+#[derive(Debug, Clone, Default)]
+pub struct NetFaults {
+    state: Arc<Mutex<FaultState>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FaultState {
+    duplicate_rate: f64,
+    delay_rate: f64,
+    delay: Range<Duration>,
+}
+
+impl NetFaults {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Each request is delivered twice with probability `rate`.
+    pub fn set_duplicate_rate(&self, rate: f64) {
+        self.lock().duplicate_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// Each request is held back for a time drawn from `delay` with probability `rate`.
+    pub fn set_delay(&self, rate: f64, delay: Range<Duration>) {
+        let mut s = self.lock();
+        s.delay_rate = rate.clamp(0.0, 1.0);
+        s.delay = delay;
+    }
+
+    /// Removes every transport fault (the healed phase).
+    pub fn heal(&self) {
+        *self.lock() = FaultState::default();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Draws this request's fate: (deliver twice?, delay before sending).
+    fn draw(&self) -> (bool, Option<Duration>) {
+        let s = self.lock().clone();
+        if s.duplicate_rate == 0.0 && s.delay_rate == 0.0 {
+            return (false, None);
+        }
+        let mut rng = madsim::rand::thread_rng();
+        let dup = s.duplicate_rate > 0.0 && rng.gen_bool(s.duplicate_rate);
+        let delay = (s.delay_rate > 0.0 && rng.gen_bool(s.delay_rate) && !s.delay.is_empty())
+            .then(|| rng.gen_range(s.delay.clone()));
+        (dup, delay)
+    }
+}
+
+/// A request on the wire: where to send the reply, and the request itself.
+struct Envelope<R> {
+    reply_tag: u64,
+    request: R,
+}
+
+/// One node's network endpoint with typed calls and handlers.
+#[derive(Clone)]
+pub struct Transport {
+    endpoint: Endpoint,
+    faults: NetFaults,
+    probes: Probes,
+}
+
+impl Transport {
+    /// Binds the node's endpoint at `addr`.
+    pub async fn bind(addr: SocketAddr, faults: NetFaults, probes: Probes) -> io::Result<Self> {
+        let endpoint = Endpoint::bind(addr).await?;
+        Ok(Transport {
+            endpoint,
+            faults,
+            probes,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint
+            .local_addr()
+            .expect("a bound endpoint has an address")
+    }
+
+    /// Serves requests of type `R`: each request runs `handler` in its own task, and the reply
+    /// goes back to the caller. Stops when the node is killed.
+    pub fn serve<R, F, Fut>(&self, handler: F)
+    where
+        R: Rpc,
+        F: Fn(R) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R::Response> + Send + 'static,
+    {
+        let endpoint = self.endpoint.clone();
+        let handler = Arc::new(handler);
+        madsim::task::spawn(async move {
+            loop {
+                let Ok((payload, from)) = endpoint.recv_from_raw(R::TAG).await else {
+                    return;
+                };
+                let Ok(envelope) = payload.downcast::<Envelope<R>>() else {
+                    tracing::error!(tag = R::TAG, "dropped a request of the wrong type");
+                    continue;
+                };
+                let Envelope { reply_tag, request } = *envelope;
+                let handler = handler.clone();
+                let endpoint = endpoint.clone();
+                madsim::task::spawn(async move {
+                    let response = handler(request).await;
+                    // A failed reply is indistinguishable from a lost one; the caller times out.
+                    let _ = endpoint
+                        .send_to_raw(from, reply_tag, Box::new(response))
+                        .await;
+                });
+            }
+        });
+    }
+
+    /// Sends `request` to `dst` and waits at most `timeout` for the reply.
+    pub async fn call<R: Rpc>(
+        &self,
+        dst: SocketAddr,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Response, RpcError> {
+        let reply_tag: u64 = madsim::rand::random();
+        let exchange = async {
+            let (duplicate, delay) = self.faults.draw();
+            if let Some(d) = delay {
+                self.probes.hit(names::MESSAGE_DELAYED);
+                madsim::time::sleep(d).await;
+            }
+            if duplicate {
+                self.probes.hit(names::DUPLICATE_DELIVERED);
+                self.send(dst, reply_tag, request.clone()).await?;
+            }
+            self.send(dst, reply_tag, request).await?;
+            let (payload, _from) = self
+                .endpoint
+                .recv_from_raw(reply_tag)
+                .await
+                .map_err(|e| RpcError::Io(e.to_string()))?;
+            Ok(*payload
+                .downcast::<R::Response>()
+                .expect("a reply tag is only ever used for its request's response type"))
+        };
+        match madsim::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.probes.hit(names::RPC_TIMEOUT);
+                Err(RpcError::Timeout(timeout))
+            }
+        }
+    }
+
+    async fn send<R: Rpc>(
+        &self,
+        dst: SocketAddr,
+        reply_tag: u64,
+        request: R,
+    ) -> Result<(), RpcError> {
+        self.endpoint
+            .send_to_raw(dst, R::TAG, Box::new(Envelope { reply_tag, request }))
+            .await
+            .map_err(|e| RpcError::Io(e.to_string()))
+    }
+}
+
+/// How a caller retries a call whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts_max: u32,
+    pub timeout: Duration,
+    /// Pause before the second attempt; doubles each time up to `backoff_max`.
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts_max: 30,
+            timeout: Duration::from_millis(500),
+            backoff: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(1_000),
+        }
+    }
+}
+
+/// The result of a call retried under a [`RetryPolicy`].
+#[derive(Debug)]
+pub struct Retried<T> {
+    /// The reply, or the last error when every attempt failed (the outcome is then unknown).
+    pub result: Result<T, RpcError>,
+    pub attempts: u32,
+}
+
+impl Transport {
+    /// Calls until a reply arrives or the attempts run out. The same `request` (and so the same
+    /// idempotency key) is sent every time: retrying is only safe against idempotent handlers.
+    pub async fn call_with_retry<R: Rpc>(
+        &self,
+        dst: SocketAddr,
+        request: R,
+        policy: RetryPolicy,
+    ) -> Retried<R::Response> {
+        let mut backoff = policy.backoff;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.call(dst, request.clone(), policy.timeout).await {
+                Ok(reply) => {
+                    return Retried {
+                        result: Ok(reply),
+                        attempts,
+                    }
+                }
+                Err(e) if attempts >= policy.attempts_max => {
+                    return Retried {
+                        result: Err(e),
+                        attempts,
+                    }
+                }
+                Err(_) => {
+                    self.probes.hit(names::CLIENT_RETRY);
+                    madsim::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(policy.backoff_max);
+                }
+            }
+        }
+    }
+}
