@@ -1,0 +1,80 @@
+//! The clients' history: every operation with its invoke time, completion time and outcome.
+//!
+//! Operations still in flight are visible too, as `Unknown`, so that a snapshot taken mid-run
+//! can be judged against everything a client had asked for by then.
+
+use paylab_invariants::{OpKind, Operation, Outcome};
+use rust_decimal::Decimal;
+use std::sync::{Arc, Mutex};
+
+/// A cloneable handle to the run's history, shared by every client.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    ops: Arc<Mutex<Vec<Entry>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    op: Operation,
+    done: bool,
+}
+
+/// The index of an operation in the history, returned by [`History::invoke`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpHandle(usize);
+
+impl History {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that a client started an operation.
+    pub fn invoke(
+        &self,
+        client: u32,
+        request: &str,
+        kind: OpKind,
+        amount: Option<Decimal>,
+        now_ms: u64,
+    ) -> OpHandle {
+        let mut ops = self.lock();
+        ops.push(Entry {
+            op: Operation {
+                client,
+                request: request.to_string(),
+                kind,
+                amount,
+                invoke_ms: now_ms,
+                complete_ms: now_ms,
+                attempts: 0,
+                outcome: Outcome::Unknown,
+            },
+            done: false,
+        });
+        OpHandle(ops.len() - 1)
+    }
+
+    /// Records how the operation ended, after `attempts` sends.
+    pub fn complete(&self, handle: OpHandle, outcome: Outcome, attempts: u32, now_ms: u64) {
+        let mut ops = self.lock();
+        let e = &mut ops[handle.0];
+        assert!(!e.done, "operation {} completed twice", e.op.request);
+        e.op.outcome = outcome;
+        e.op.attempts = attempts;
+        e.op.complete_ms = now_ms;
+        e.done = true;
+    }
+
+    /// Every operation so far; those in flight appear as `Unknown`.
+    pub fn operations(&self) -> Vec<Operation> {
+        self.lock().iter().map(|e| e.op.clone()).collect()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().iter().filter(|e| !e.done).count()
+    }
+}

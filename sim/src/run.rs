@@ -1,0 +1,319 @@
+//! One run: a fresh OS thread, a fresh madsim runtime, the faulted phase (load + fault plan,
+//! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
+
+use crate::cluster::{client_addr, Cluster};
+use crate::config::RunConfig;
+use crate::history::History;
+use crate::plan::{Crash, FaultPlan};
+use crate::trace::{Trace, TraceEvent};
+use crate::workload::{now_ms, run_client, ClientContext};
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use paylab_invariants::{check_all, Observation, Outcome, Violation};
+use paylab_system::probes::{names, Probes};
+use paylab_system::transport::NetFaults;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A run that takes longer than this in simulated time is stuck: the runtime panics.
+const SIM_TIME_LIMIT: Duration = Duration::from_secs(3_600);
+
+/// How the operations ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OpCounts {
+    pub ok: usize,
+    pub fail: usize,
+    pub unknown: usize,
+}
+
+/// The verdict of a run and the exit code it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Every invariant held (exit 0).
+    Pass,
+    /// A safety invariant broke (exit 1).
+    Violation,
+    /// Platform code panicked (exit 4); the message says where.
+    Crash(String),
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Violation => 1,
+            Verdict::Crash(_) => 4,
+        }
+    }
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub config: RunConfig,
+    pub plan: FaultPlan,
+    pub verdict: Verdict,
+    pub ops: OpCounts,
+    pub violations: Vec<Violation>,
+    pub snapshots_checked: u32,
+    pub probes: BTreeMap<String, u64>,
+    pub sim_ms: u64,
+    pub wall_ms: u64,
+    pub trace_hash: u64,
+    pub trace_events: usize,
+}
+
+impl RunReport {
+    /// The command that replays this run exactly.
+    pub fn repro(&self) -> String {
+        let c = &self.config;
+        let mut cmd = format!(
+            "cargo run --release -- run --seed {} --shards {} --clients {} --ops {}",
+            c.seed, c.shards, c.clients, c.ops
+        );
+        if let Some(bug) = c.bug {
+            cmd.push_str(&format!(" --bug {bug}"));
+        }
+        cmd
+    }
+}
+
+/// Runs one simulation on a fresh OS thread (madsim's determinism needs a thread per run) and
+/// turns a panic inside it into a `Crash` verdict instead of taking the caller down.
+pub fn run(config: RunConfig) -> RunReport {
+    let plan = FaultPlan::generate(&config);
+    let (cfg, pln) = (config.clone(), plan.clone());
+    let joined = std::thread::Builder::new()
+        .name(format!("paylab-seed-{}", config.seed))
+        .spawn(move || simulate(cfg, pln))
+        .expect("spawn the simulation thread")
+        .join();
+    match joined {
+        Ok(report) => report,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            RunReport {
+                config,
+                plan,
+                verdict: Verdict::Crash(message),
+                ops: OpCounts::default(),
+                violations: Vec::new(),
+                snapshots_checked: 0,
+                probes: BTreeMap::new(),
+                sim_ms: 0,
+                wall_ms: 0,
+                trace_hash: 0,
+                trace_events: 0,
+            }
+        }
+    }
+}
+
+/// What the harness returns from inside the runtime.
+struct Outcomes {
+    ops: OpCounts,
+    violations: Vec<Violation>,
+    snapshots_checked: u32,
+    probes: BTreeMap<String, u64>,
+    sim_ms: u64,
+    trace: Trace,
+}
+
+fn simulate(config: RunConfig, plan: FaultPlan) -> RunReport {
+    let mut runtime =
+        madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    runtime.set_time_limit(SIM_TIME_LIMIT);
+    // Wall time is read outside the runtime: inside it, time is simulated.
+    let started = Instant::now();
+    let out = runtime.block_on(harness(config.clone(), plan.clone()));
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let verdict = if out.violations.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Violation
+    };
+    RunReport {
+        config,
+        plan,
+        verdict,
+        ops: out.ops,
+        violations: out.violations,
+        snapshots_checked: out.snapshots_checked,
+        probes: out.probes,
+        sim_ms: out.sim_ms,
+        wall_ms,
+        trace_hash: out.trace.hash(),
+        trace_events: out.trace.len(),
+    }
+}
+
+/// Collects violations over many snapshots, keeping the first sighting of each.
+#[derive(Default)]
+struct Checker {
+    seen: BTreeMap<String, Violation>,
+    snapshots: u32,
+}
+
+impl Checker {
+    fn check(&mut self, cluster: &Cluster, history: &History, trace: &Trace) {
+        let at_ms = now_ms();
+        let obs = Observation {
+            at_ms,
+            shards: cluster.snapshot(),
+            history: history.operations(),
+        };
+        let found = check_all(&obs);
+        trace.record(TraceEvent::Snapshot {
+            at_ms,
+            vouchers: obs.shards.iter().map(|s| s.vouchers.len()).sum(),
+            violations: found.len(),
+        });
+        self.snapshots += 1;
+        for v in found {
+            self.seen
+                .entry(format!("{}|{}", v.invariant, v.message))
+                .or_insert_with(|| v.with("snapshot_ms", at_ms));
+        }
+    }
+
+    fn into_violations(self) -> Vec<Violation> {
+        self.seen.into_values().collect()
+    }
+}
+
+async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
+    let handle = Handle::current();
+    let probes = Probes::new();
+    let faults = NetFaults::new();
+    let trace = Trace::new();
+    let history = History::new();
+    let cluster = Arc::new(Cluster::start(&config, probes.clone(), faults.clone()));
+    cluster.wait_ready().await;
+    for c in &plan.crashes {
+        assert!(
+            cluster.has_node(&c.node),
+            "the plan names an unknown node {}",
+            c.node
+        );
+    }
+
+    // Faulted phase: load and faults together, checked at every snapshot.
+    NetSim::current().update_config(|n| n.packet_loss_rate = plan.packet_loss_rate);
+    faults.set_duplicate_rate(plan.duplicate_rate);
+    let ctx = ClientContext {
+        config: config.clone(),
+        history: history.clone(),
+        trace: trace.clone(),
+        faults: faults.clone(),
+        probes: probes.clone(),
+    };
+    let client_nodes: Vec<_> = (0..config.clients)
+        .map(|c| {
+            handle
+                .create_node()
+                .name(format!("client-{c}"))
+                .ip(client_addr(c).ip())
+                .build()
+        })
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = client_nodes
+        .iter()
+        .enumerate()
+        .map(|(c, node)| node.spawn(run_client(c as u32, ctx.clone())))
+        .collect();
+    let done_flag = done.clone();
+    madsim::task::spawn(async move {
+        for c in clients {
+            c.await.expect("client task finishes");
+        }
+        done_flag.store(true, Ordering::SeqCst);
+    });
+    let nemesis = madsim::task::spawn(run_crashes(
+        cluster.clone(),
+        plan.crashes.clone(),
+        trace.clone(),
+        probes.clone(),
+    ));
+    let mut checker = Checker::default();
+    while !done.load(Ordering::SeqCst) {
+        madsim::time::sleep(Duration::from_millis(config.snapshot_interval_ms)).await;
+        checker.check(&cluster, &history, &trace);
+    }
+    nemesis.await.expect("the nemesis finishes");
+
+    // Healed phase: every fault removed, every node up; then the final check.
+    NetSim::current().update_config(|n| n.packet_loss_rate = 0.0);
+    faults.heal();
+    cluster.wait_ready().await;
+    trace.record(TraceEvent::Healed { at_ms: now_ms() });
+    checker.check(&cluster, &history, &trace);
+
+    let ops = count(&history);
+    let sim_ms = now_ms();
+    cluster.kill_all();
+    for node in &client_nodes {
+        handle.kill(node.id());
+    }
+    Outcomes {
+        ops,
+        snapshots_checked: checker.snapshots,
+        violations: checker.into_violations(),
+        probes: probes.snapshot(),
+        sim_ms,
+        trace,
+    }
+}
+
+/// Executes the crashes of the plan, each at its time, in parallel with the load.
+async fn run_crashes(cluster: Arc<Cluster>, crashes: Vec<Crash>, trace: Trace, probes: Probes) {
+    let mut pending = Vec::new();
+    for crash in crashes {
+        let (cluster, trace, probes) = (cluster.clone(), trace.clone(), probes.clone());
+        pending.push(madsim::task::spawn(async move {
+            madsim::time::sleep(Duration::from_millis(crash.at_ms)).await;
+            let lost = cluster.crash(&crash.node, crash.torn_keep);
+            probes.hit(names::NODE_CRASH);
+            if lost.lost_bytes > 0 {
+                probes.hit(names::POWER_LOSS_DROPPED);
+            }
+            if lost.torn_bytes > 0 {
+                probes.hit(names::TORN_TAIL);
+            }
+            trace.record(TraceEvent::Crash {
+                at_ms: now_ms(),
+                node: crash.node.clone(),
+                lost_bytes: lost.lost_bytes,
+                torn_bytes: lost.torn_bytes,
+            });
+            madsim::time::sleep(Duration::from_millis(crash.down_ms)).await;
+            cluster.restart(&crash.node);
+            trace.record(TraceEvent::Restart {
+                at_ms: now_ms(),
+                node: crash.node,
+            });
+        }));
+    }
+    for p in pending {
+        p.await.expect("a crash task finishes");
+    }
+}
+
+fn count(history: &History) -> OpCounts {
+    let mut c = OpCounts::default();
+    for op in history.operations() {
+        match op.outcome {
+            Outcome::Ok => c.ok += 1,
+            Outcome::Fail(_) => c.fail += 1,
+            Outcome::Unknown => c.unknown += 1,
+        }
+    }
+    c
+}
