@@ -33,6 +33,15 @@ impl Figure {
     }
 }
 
+/// The faster of two measurements of the same figure.
+pub fn best(a: Figure, b: Figure) -> Figure {
+    if b.per_sec() > a.per_sec() {
+        b
+    } else {
+        a
+    }
+}
+
 /// The sizes of a bench run.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchSize {

@@ -61,6 +61,9 @@ struct BenchArgs {
     /// Operations per client in each measured run.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     per_client: u32,
+    /// Measure each figure this many times (interleaved) and keep the best.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
 }
 
 fn main() -> ExitCode {
@@ -174,8 +177,13 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         "paylab bench: {} clients x {} operations each",
         size.clients, size.per_client
     );
-    let calibration = bench::calibration(size);
-    let transfers = bench::ledger_transfers(size);
+    // Interleaved rounds, best of each: the least disturbed measurement of both.
+    let mut calibration = bench::calibration(size);
+    let mut transfers = bench::ledger_transfers(size);
+    for _ in 1..args.rounds {
+        calibration = bench::best(calibration, bench::calibration(size));
+        transfers = bench::best(transfers, bench::ledger_transfers(size));
+    }
     for f in [&calibration, &transfers] {
         println!(
             "{:<48} {:>12.0} /s  ({} in {:.3}s)",

@@ -61,11 +61,14 @@ impl Disk {
     pub fn append(&self, file: &str, bytes: &[u8]) {
         self.with(|s| {
             s.stats.appends += 1;
-            s.files
-                .entry(file.to_string())
-                .or_default()
-                .unsynced
-                .extend_from_slice(bytes);
+            // Look up before inserting: appends are hot and the file almost always exists.
+            match s.files.get_mut(file) {
+                Some(f) => f.unsynced.extend_from_slice(bytes),
+                None => {
+                    let f = s.files.entry(file.to_string()).or_default();
+                    f.unsynced.extend_from_slice(bytes);
+                }
+            }
         });
     }
 

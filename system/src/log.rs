@@ -76,12 +76,14 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
 
     /// Appends one record (not yet durable).
     pub fn append(&self, record: &R) {
-        let payload = bincode::serialize(record).expect("log records always serialize");
-        let len = u32::try_from(payload.len()).expect("a log record is under 4 GiB");
-        let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
+        // Serialize straight into the frame behind a header that is filled in afterwards.
+        let mut frame = Vec::with_capacity(256);
+        frame.resize(HEADER, 0);
+        bincode::serialize_into(&mut frame, record).expect("log records always serialize");
+        let len = u32::try_from(frame.len() - HEADER).expect("a log record is under 4 GiB");
+        let crc = crc32fast::hash(&frame[HEADER..]);
+        frame[0..4].copy_from_slice(&len.to_le_bytes());
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
         self.disk.append(&self.file, &frame);
     }
 

@@ -22,8 +22,13 @@ pub enum LedgerRecord {
         subject: Subject,
     },
     Posted(Voucher),
-    /// A durable refusal, so that a retry of the same key gets the same answer.
-    Refused {
+    /// A durable refusal of a post, so that a retry of the same request gets the same answer.
+    PostRefused {
+        request: RequestId,
+        error: LedgerError,
+    },
+    /// A durable refusal of a freeze, likewise.
+    FreezeRefused {
         key: String,
         error: LedgerError,
     },
@@ -58,16 +63,10 @@ pub struct LedgerCore {
     freezes: BTreeMap<String, Freeze>,
     vouchers: Vec<Voucher>,
     journal: Vec<JournalEntry>,
-    /// Idempotency: the first outcome of every post (`post:<request>`) and freeze (`freeze:<key>`).
-    outcomes: BTreeMap<String, Outcome>,
-}
-
-fn post_key(request: &RequestId) -> String {
-    format!("post:{request}")
-}
-
-fn freeze_key(key: &str) -> String {
-    format!("freeze:{key}")
+    /// Idempotency: the first outcome of every post, by request id.
+    posts: BTreeMap<RequestId, Outcome>,
+    /// Idempotency: the first outcome of every freeze, by freeze key.
+    freeze_outcomes: BTreeMap<String, Outcome>,
 }
 
 impl LedgerCore {
@@ -92,7 +91,8 @@ impl LedgerCore {
             freezes: BTreeMap::new(),
             vouchers: Vec::new(),
             journal: Vec::new(),
-            outcomes: BTreeMap::new(),
+            posts: BTreeMap::new(),
+            freeze_outcomes: BTreeMap::new(),
         }
     }
 
@@ -101,7 +101,7 @@ impl LedgerCore {
         let mut core = LedgerCore::new(shard, shards);
         for record in records {
             // Outcomes were returned when first applied; replay only rebuilds the state.
-            let _ = core.apply(record);
+            let _ = core.apply(record.clone());
         }
         core
     }
@@ -157,8 +157,7 @@ impl LedgerCore {
     }
 
     fn decide_post(&self, request: &RequestId, legs: &[Leg], now_ms: u64, bugs: Bugs) -> Decision {
-        let key = post_key(request);
-        if let Some(outcome) = self.outcomes.get(&key) {
+        if let Some(outcome) = self.posts.get(request) {
             // The planted bug forgets that this request was already applied.
             if !bugs.is(Bug::LedgerRetryAppliesTwice) {
                 return Decision::Reply(outcome.clone());
@@ -174,17 +173,24 @@ impl LedgerCore {
                 legs: legs.to_vec(),
                 posted_ms: now_ms,
             })),
-            Err(error) => Decision::Write(LedgerRecord::Refused { key, error }),
+            Err(error) => Decision::Write(LedgerRecord::PostRefused {
+                request: request.clone(),
+                error,
+            }),
         }
     }
 
     fn validate_post(&self, legs: &[Leg]) -> Result<(), LedgerError> {
         check_balanced(legs)?;
         // Net effect per account, so a voucher touching one account twice is judged whole.
-        let mut net: BTreeMap<AccountId, Decimal> = BTreeMap::new();
+        // Vouchers have a handful of legs: a small vector beats a map here.
+        let mut net: Vec<(AccountId, Decimal)> = Vec::with_capacity(legs.len());
         for leg in legs {
             self.check_home(leg.account)?;
-            *net.entry(leg.account).or_insert(Decimal::ZERO) += leg.signed();
+            match net.iter_mut().find(|(id, _)| *id == leg.account) {
+                Some((_, delta)) => *delta += leg.signed(),
+                None => net.push((leg.account, leg.signed())),
+            }
         }
         for (id, delta) in net {
             let account = self
@@ -204,7 +210,7 @@ impl LedgerCore {
     }
 
     fn decide_freeze(&self, key: &str, account: AccountId, amount: Amount) -> Decision {
-        if let Some(outcome) = self.outcomes.get(&freeze_key(key)) {
+        if let Some(outcome) = self.freeze_outcomes.get(key) {
             return Decision::Reply(match self.freezes.get(key) {
                 Some(f) if f.account != account || f.amount != amount => {
                     Err(LedgerError::FreezeKeyReused(key.to_string()))
@@ -213,8 +219,8 @@ impl LedgerCore {
             });
         }
         let refuse = |error| {
-            Decision::Write(LedgerRecord::Refused {
-                key: freeze_key(key),
+            Decision::Write(LedgerRecord::FreezeRefused {
+                key: key.to_string(),
                 error,
             })
         };
@@ -249,14 +255,14 @@ impl LedgerCore {
     }
 
     /// Applies one durable record and returns the reply it stands for.
-    pub fn apply(&mut self, record: &LedgerRecord) -> Outcome {
+    pub fn apply(&mut self, record: LedgerRecord) -> Outcome {
         match record {
             LedgerRecord::Opened { account, subject } => {
                 let previous = self.accounts.insert(
-                    *account,
+                    account,
                     Account {
-                        id: *account,
-                        subject: *subject,
+                        id: account,
+                        subject,
                         available: zero(),
                         frozen: zero(),
                     },
@@ -265,9 +271,13 @@ impl LedgerCore {
                 Ok(LedgerReply::Opened)
             }
             LedgerRecord::Posted(voucher) => self.apply_post(voucher),
-            LedgerRecord::Refused { key, error } => {
-                self.outcomes.insert(key.clone(), Err(error.clone()));
-                Err(error.clone())
+            LedgerRecord::PostRefused { request, error } => {
+                self.posts.insert(request, Err(error.clone()));
+                Err(error)
+            }
+            LedgerRecord::FreezeRefused { key, error } => {
+                self.freeze_outcomes.insert(key, Err(error.clone()));
+                Err(error)
             }
             LedgerRecord::Frozen {
                 key,
@@ -276,25 +286,25 @@ impl LedgerCore {
             } => {
                 let a = self
                     .accounts
-                    .get_mut(account)
+                    .get_mut(&account)
                     .expect("frozen account exists");
                 a.available -= amount.value();
                 a.frozen += amount.value();
                 assert!(a.available >= Decimal::ZERO, "freeze overdrew {account}");
+                self.freeze_outcomes
+                    .insert(key.clone(), Ok(LedgerReply::Frozen));
                 self.freezes.insert(
                     key.clone(),
                     Freeze {
-                        key: key.clone(),
-                        account: *account,
-                        amount: *amount,
+                        key,
+                        account,
+                        amount,
                     },
                 );
-                self.outcomes
-                    .insert(freeze_key(key), Ok(LedgerReply::Frozen));
                 Ok(LedgerReply::Frozen)
             }
             LedgerRecord::Unfrozen { key } => {
-                let f = self.freezes.remove(key).expect("unfrozen key exists");
+                let f = self.freezes.remove(&key).expect("unfrozen key exists");
                 let a = self
                     .accounts
                     .get_mut(&f.account)
@@ -311,7 +321,7 @@ impl LedgerCore {
         }
     }
 
-    fn apply_post(&mut self, voucher: &Voucher) -> Outcome {
+    fn apply_post(&mut self, voucher: Voucher) -> Outcome {
         // Asserted again on replay: a log can never hold an unbalanced voucher.
         check_balanced(&voucher.legs).expect("a posted voucher is balanced");
         assert_eq!(
@@ -336,9 +346,8 @@ impl LedgerCore {
         let outcome = Ok(LedgerReply::Posted {
             voucher: voucher.id,
         });
-        self.outcomes
-            .insert(post_key(&voucher.request), outcome.clone());
-        self.vouchers.push(voucher.clone());
+        self.posts.insert(voucher.request.clone(), outcome.clone());
+        self.vouchers.push(voucher);
         outcome
     }
 }
@@ -357,7 +366,7 @@ mod tests {
     fn run(core: &mut LedgerCore, cmd: LedgerCommand, bugs: Bugs) -> Outcome {
         match core.decide(&cmd, 0, bugs) {
             Decision::Reply(r) => r,
-            Decision::Write(rec) => core.apply(&rec),
+            Decision::Write(rec) => core.apply(rec),
         }
     }
 
@@ -493,7 +502,7 @@ mod tests {
         ];
         for cmd in cmds {
             if let Decision::Write(rec) = c.decide(&cmd, 7, Bugs::none()) {
-                c.apply(&rec).unwrap();
+                c.apply(rec.clone()).unwrap();
                 log.push(rec);
             }
         }

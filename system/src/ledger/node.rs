@@ -65,7 +65,7 @@ impl LedgerNode {
                         }
                         Decision::Write(record) => {
                             log.append(&record);
-                            core.apply(&record)
+                            core.apply(record)
                         }
                     }
                 };
