@@ -65,6 +65,12 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Operations the whole workload performs: per client, open and fund each account, then
+    /// the transfers.
+    pub fn total_ops(&self) -> u64 {
+        u64::from(self.clients) * (2 * u64::from(self.accounts_per_client()) + u64::from(self.ops))
+    }
+
     /// Accounts each client opens: two per shard, so every shard has a transfer pair.
     pub fn accounts_per_client(&self) -> u32 {
         2 * self.shards

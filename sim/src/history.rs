@@ -5,12 +5,15 @@
 
 use paylab_invariants::{OpKind, Operation, Outcome};
 use rust_decimal::Decimal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A cloneable handle to the run's history, shared by every client.
 #[derive(Debug, Default, Clone)]
 pub struct History {
     ops: Arc<Mutex<Vec<Entry>>>,
+    /// Completed operations, kept apart so the nemesis can watch progress cheaply.
+    completed: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,11 +70,17 @@ impl History {
         e.op.attempts = attempts;
         e.op.complete_ms = now_ms;
         e.done = true;
+        self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every operation so far; those in flight appear as `Unknown`.
     pub fn operations(&self) -> Vec<Operation> {
         self.lock().iter().map(|e| e.op.clone()).collect()
+    }
+
+    /// How many operations have completed so far.
+    pub fn completed(&self) -> usize {
+        self.completed.load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> usize {

@@ -13,12 +13,13 @@ use std::fmt;
 /// Mixed into the seed to give the plan its own stream.
 const PLAN_STREAM: u64 = 0x5041_594c_4142_504c; // "PAYLABPL"
 
-/// One crash of one node: killed at `at_ms`, its unsynced writes lost (a torn tail left behind
-/// when `torn`), restarted `down_ms` later.
+/// One crash of one node: killed once `after_ops` client operations have completed (so it
+/// always lands mid-load, whatever the load's size), its unsynced writes lost (a torn tail left
+/// behind when `torn_keep` is set), restarted `down_ms` later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Crash {
     pub node: String,
-    pub at_ms: u64,
+    pub after_ops: u64,
     pub down_ms: u64,
     /// Fraction of the unsynced tail that survives as a torn write, if any.
     pub torn_keep: Option<f64>,
@@ -41,10 +42,11 @@ impl FaultPlan {
         let packet_loss_rate = [0.0, 0.005, 0.01, 0.02][rng.gen_range(0..4)];
         let duplicate_rate = [0.0, 0.01, 0.03][rng.gen_range(0..3)];
         let crash_count = rng.gen_range(1..=2);
+        let total = config.total_ops();
         let crashes = (0..crash_count)
             .map(|_| Crash {
                 node: format!("ledger-{}", rng.gen_range(0..config.shards)),
-                at_ms: rng.gen_range(100..1_500),
+                after_ops: rng.gen_range(total / 10..=total * 7 / 10),
                 down_ms: rng.gen_range(50..2_000),
                 torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
             })
@@ -68,9 +70,9 @@ impl fmt::Display for FaultPlan {
         for c in &self.crashes {
             write!(
                 f,
-                " crash({} at {}ms for {}ms{})",
+                " crash({} after {} ops for {}ms{})",
                 c.node,
-                c.at_ms,
+                c.after_ops,
                 c.down_ms,
                 if c.torn_keep.is_some() { ", torn" } else { "" }
             )?;

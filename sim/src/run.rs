@@ -239,6 +239,7 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     let nemesis = madsim::task::spawn(run_crashes(
         cluster.clone(),
         plan.crashes.clone(),
+        history.clone(),
         trace.clone(),
         probes.clone(),
     ));
@@ -272,13 +273,25 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     }
 }
 
-/// Executes the crashes of the plan, each at its time, in parallel with the load.
-async fn run_crashes(cluster: Arc<Cluster>, crashes: Vec<Crash>, trace: Trace, probes: Probes) {
+/// How often the nemesis looks at the workload's progress.
+const NEMESIS_POLL: Duration = Duration::from_millis(5);
+
+/// Executes the crashes of the plan, each once the workload has progressed far enough.
+async fn run_crashes(
+    cluster: Arc<Cluster>,
+    crashes: Vec<Crash>,
+    history: History,
+    trace: Trace,
+    probes: Probes,
+) {
     let mut pending = Vec::new();
     for crash in crashes {
         let (cluster, trace, probes) = (cluster.clone(), trace.clone(), probes.clone());
+        let history = history.clone();
         pending.push(madsim::task::spawn(async move {
-            madsim::time::sleep(Duration::from_millis(crash.at_ms)).await;
+            while (history.completed() as u64) < crash.after_ops {
+                madsim::time::sleep(NEMESIS_POLL).await;
+            }
             let lost = cluster.crash(&crash.node, crash.torn_keep);
             probes.hit(names::NODE_CRASH);
             if lost.lost_bytes > 0 {
