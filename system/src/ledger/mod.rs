@@ -2,9 +2,11 @@
 //!
 //! - [`types`]: subjects, legs, vouchers, journal entries, the RPC's commands and replies.
 //! - [`core`]: one shard's deterministic state machine (decide → record → apply).
+//! - [`fence`]: the TCC fence rules per (xid, branch), to be written with each branch's effect.
 //! - [`node`]: the node shell: RPC, durable log, recovery after a crash.
 
 pub mod core;
+pub mod fence;
 pub mod node;
 pub mod types;
 
