@@ -67,6 +67,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// How often the coverage probe `name` fired (0 if never).
+    pub fn probe(&self, name: &str) -> u64 {
+        self.probes.get(name).copied().unwrap_or(0)
+    }
+
     /// The command that replays this run exactly.
     pub fn repro(&self) -> String {
         let c = &self.config;
