@@ -3,6 +3,11 @@
 //! A request id is the idempotency key of a post, so however often a client retried, the
 //! platform must hold one voucher for a success, none for a failure, and at most one for a
 //! timeout. A voucher that no client asked for is an effect without a cause.
+//!
+//! Checked always: an operation still in flight is recorded as unknown, which allows either.
+//! Vouchers that carry an `xid` are branches of an activity (a payment or a refund): their
+//! request ids are the platform's, not a client's, so they are judged per activity by the
+//! atomicity and trade–ledger checkers and are neither counted nor called phantoms here.
 
 use crate::money::{show, side_total};
 use crate::{Invariant, Observation, Operation, Outcome, Side, Violation, VoucherRecord};
@@ -28,11 +33,12 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     out
 }
 
-/// Vouchers grouped by request id across all shards, since a retry may land anywhere.
+/// Vouchers grouped by request id across all shards, since a retry may land anywhere; the
+/// branches of activities are left out.
 fn vouchers_by_request(obs: &Observation) -> BTreeMap<&str, Vec<Found<'_>>> {
     let mut by_request: BTreeMap<&str, Vec<Found<'_>>> = BTreeMap::new();
     for shard in &obs.shards {
-        for v in &shard.vouchers {
+        for v in shard.vouchers.iter().filter(|v| v.xid.is_none()) {
             by_request
                 .entry(v.request.as_str())
                 .or_default()
@@ -144,8 +150,28 @@ mod tests {
 
     #[test]
     fn valid_observation_passes() {
-        // The valid run has an ok, a failed, an unknown and a non-posting op, and a sys: voucher.
+        // The valid run has an ok, a failed, an unknown and a non-posting op, a sys: voucher,
+        // and branch vouchers of activities whose tcc: requests no client sent.
         assert!(check(&valid()).is_empty());
+    }
+
+    #[test]
+    fn activity_vouchers_are_neither_counted_nor_phantoms() {
+        let mut obs = valid();
+        // A branch voucher that happens to reuse a client's request id is not a second post of
+        // that request, and one under an unknown request is not a phantom: activities judge both.
+        let mut branch = voucher("v0-3", "c1-1", 1, 2, dec!(100));
+        branch.xid = Some("x0.9".to_string());
+        obs.shards[0].vouchers.push(branch);
+        let mut other = voucher("v0-4", "tcc:x0.9:1", 2, 3, dec!(1));
+        other.xid = Some("x0.9".to_string());
+        obs.shards[0].vouchers.push(other);
+        assert!(check(&obs).is_empty());
+        // Without its xid, the same voucher is an ordinary second post of c1-1.
+        obs.shards[0].vouchers[5].xid = None;
+        let v = &single(check(&obs), Invariant::ExactlyOnce);
+        assert_eq!(ev(v, "request"), "c1-1");
+        assert_eq!(ev(v, "voucher_ids"), "v0-1,v0-3");
     }
 
     #[test]

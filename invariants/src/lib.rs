@@ -1,14 +1,35 @@
 //! paylab's invariants: pure functions from an [`Observation`] to [`Violation`]s.
 //!
-//! One file per invariant family. No simulator, no clock, no I/O: every checker can be (and is)
-//! unit-tested on hand-built observations, with at least one case that passes and one that fails.
+//! One file per invariant family (numbered as in PLATFORM.md). No simulator, no clock, no I/O:
+//! every checker can be (and is) unit-tested on hand-built observations, with at least one case
+//! that passes and one that fails.
+//!
+//! Two families, by when they hold:
+//!
+//! - **always** ([`check_always`]), at every god's-eye snapshot, even mid-flight:
+//!   1 [`voucher_balance`], 2 [`conservation`], 3 [`derivation`], 4 [`non_negativity`],
+//!   6 [`exactly_once`] (its per-request rules hold at any time, since an operation still in
+//!   flight is recorded as unknown), 7 [`idempotency`], 8 [`refund_bound`],
+//!   10 [`transitions`] (legal transitions);
+//! - **quiescent** ([`check_quiescent`]), only once faults are healed and every flow drained:
+//!   9 [`trade_ledger`] (trade–ledger agreement), 11 [`atomicity`],
+//!   12 [`reservation_release`]. Mid-flight they would report work in progress.
+//!
+//! [`check_all`] runs both, for a snapshot taken at rest.
 
+pub mod atomicity;
 pub mod conservation;
 pub mod derivation;
 pub mod exactly_once;
+pub mod idempotency;
+mod index;
 mod money;
 pub mod non_negativity;
 pub mod observation;
+pub mod refund_bound;
+pub mod reservation_release;
+pub mod trade_ledger;
+pub mod transitions;
 pub mod violation;
 pub mod voucher_balance;
 
@@ -18,13 +39,32 @@ mod testkit;
 pub use observation::*;
 pub use violation::{Invariant, Violation};
 
-/// Runs every checker on one observation, in a fixed order.
-pub fn check_all(obs: &Observation) -> Vec<Violation> {
+/// Runs the checkers that hold at every snapshot, in a fixed order.
+pub fn check_always(obs: &Observation) -> Vec<Violation> {
     let mut out = Vec::new();
     out.extend(voucher_balance::check(obs));
     out.extend(conservation::check(obs));
     out.extend(derivation::check(obs));
     out.extend(non_negativity::check(obs));
     out.extend(exactly_once::check(obs));
+    out.extend(idempotency::check(obs));
+    out.extend(refund_bound::check(obs));
+    out.extend(transitions::check(obs));
+    out
+}
+
+/// Runs the checkers that hold only at rest (after heal and drain), in a fixed order.
+pub fn check_quiescent(obs: &Observation) -> Vec<Violation> {
+    let mut out = Vec::new();
+    out.extend(trade_ledger::check(obs));
+    out.extend(atomicity::check(obs));
+    out.extend(reservation_release::check(obs));
+    out
+}
+
+/// Runs every checker, the always ones first: for an observation taken at rest.
+pub fn check_all(obs: &Observation) -> Vec<Violation> {
+    let mut out = check_always(obs);
+    out.extend(check_quiescent(obs));
     out
 }

@@ -1,4 +1,5 @@
-//! What the checkers see: god's-eye snapshots of every ledger shard plus the clients' history.
+//! What the checkers see: god's-eye snapshots of every ledger shard, every trade and every
+//! activity (global transaction), plus the clients' history.
 //!
 //! These are plain data, built by the harness from the platform's state. The checkers never
 //! look at the platform itself, so they can be tested on hand-built observations.
@@ -56,12 +57,33 @@ pub struct AccountState {
     pub frozen: Decimal,
 }
 
-/// One active freeze (reservation) of available funds.
+/// One active reservation on an account: a freeze of available funds (debit side), or a
+/// prepared credit that is not yet visible in any balance (credit side).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreezeState {
     pub key: String,
     pub account: u64,
     pub amount: Decimal,
+    /// The global transaction (activity) that holds the reservation, if one does.
+    pub xid: Option<String>,
+}
+
+/// The state of a TCC fence row (Seata's rules, see PLATFORM.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FenceState {
+    Tried,
+    Committed,
+    RolledBack,
+    /// Written by a Cancel that found no Try (empty rollback); a later Try must be refused.
+    Suspended,
+}
+
+/// One TCC fence row on a ledger shard: the state of branch `branch` of activity `xid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceRow {
+    pub xid: String,
+    pub branch: u32,
+    pub state: FenceState,
 }
 
 /// One leg of a voucher.
@@ -81,6 +103,9 @@ pub struct VoucherRecord {
     pub request: String,
     pub currency: String,
     pub legs: Vec<Leg>,
+    /// The global transaction (activity) this voucher is one branch of, if any. Such vouchers
+    /// are judged per activity (atomicity, trade-ledger agreement), not per client request.
+    pub xid: Option<String>,
 }
 
 /// One journal entry (账务流水): one leg of one voucher applied to one account.
@@ -101,6 +126,158 @@ pub struct ShardSnapshot {
     pub freezes: Vec<FreezeState>,
     pub vouchers: Vec<VoucherRecord>,
     pub journal: Vec<JournalEntry>,
+    /// Prepared credits (a TCC Try on the receiving side): reserved, in no balance yet.
+    pub prepared: Vec<FreezeState>,
+    pub fences: Vec<FenceRow>,
+}
+
+/// A trade's status (交易状态).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TradeStatus {
+    WaitPay,
+    Paying,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    Closed,
+}
+
+impl TradeStatus {
+    /// The legal edges of a trade: WAIT_PAY -> PAYING -> PAID -> PARTIALLY_REFUNDED / REFUNDED,
+    /// PAYING -> WAIT_PAY when the payment failed, WAIT_PAY -> CLOSED when unpaid too long.
+    pub fn can_become(self, next: TradeStatus) -> bool {
+        use TradeStatus::*;
+        matches!(
+            (self, next),
+            (WaitPay, Paying)
+                | (WaitPay, Closed)
+                | (Paying, WaitPay)
+                | (Paying, Paid)
+                | (Paid, PartiallyRefunded)
+                | (Paid, Refunded)
+                | (PartiallyRefunded, Refunded)
+        )
+    }
+}
+
+/// Where a pay attempt or a refund of a trade stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AttemptStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// One attempt to pay a trade, under the buyer's idempotency key, carried out by activity `xid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayAttempt {
+    pub key: String,
+    pub xid: String,
+    /// The buyer's account that pays.
+    pub payer: u64,
+    pub status: AttemptStatus,
+}
+
+/// One refund of a trade, unique by `out_request_no`, carried out by activity `xid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundState {
+    pub out_request_no: String,
+    pub xid: String,
+    pub amount: Decimal,
+    pub status: AttemptStatus,
+}
+
+/// One trade as the trade service holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeState {
+    pub trade: String,
+    /// The merchant's account, which a payment credits.
+    pub merchant: u64,
+    pub out_trade_no: String,
+    pub amount: Decimal,
+    pub paid: Decimal,
+    pub refunded: Decimal,
+    /// Σ of the refunds still pending.
+    pub refunding: Decimal,
+    pub status: TradeStatus,
+    /// Every status the trade has had, oldest first; the last is `status`.
+    pub status_history: Vec<TradeStatus>,
+    pub pays: Vec<PayAttempt>,
+    pub refunds: Vec<RefundState>,
+}
+
+/// What an activity (a global transaction) does for the business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ActivityKind {
+    Pay,
+    Refund,
+}
+
+/// An activity's status in its manager's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ActivityStatus {
+    /// Begun; branches being tried; no decision yet.
+    Trying,
+    /// The commit decision is logged; phase two (Confirm) under way.
+    Committing,
+    /// The rollback decision is logged; phase two (Cancel) under way.
+    RollingBack,
+    Committed,
+    RolledBack,
+    /// Phase two was refused by some branch: the branches ended differently.
+    Heuristic,
+}
+
+impl ActivityStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ActivityStatus::Committed | ActivityStatus::RolledBack | ActivityStatus::Heuristic
+        )
+    }
+
+    /// The legal edges: Trying -> Committing -> Committed, Trying -> RollingBack -> RolledBack,
+    /// and a phase two that some branch refused ends Heuristic.
+    pub fn can_become(self, next: ActivityStatus) -> bool {
+        use ActivityStatus::*;
+        matches!(
+            (self, next),
+            (Trying, Committing)
+                | (Trying, RollingBack)
+                | (Committing, Committed)
+                | (RollingBack, RolledBack)
+                | (Committing, Heuristic)
+                | (RollingBack, Heuristic)
+        )
+    }
+}
+
+/// One leg of an activity's money movement: branch `branch`, on `shard`, debits or credits
+/// `account` by `amount` (through that shard's transit account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementLeg {
+    pub branch: u32,
+    pub shard: u32,
+    pub account: u64,
+    pub side: Side,
+    pub amount: Decimal,
+}
+
+/// One activity as its manager's log holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityState {
+    pub xid: String,
+    /// The manager node that owns it.
+    pub node: String,
+    pub kind: ActivityKind,
+    /// The business idempotency key: the pay key, or the refund's out_request_no.
+    pub key: String,
+    pub trade: String,
+    pub status: ActivityStatus,
+    /// Every status it has had, oldest first; the last is `status`.
+    pub status_history: Vec<ActivityStatus>,
+    /// Empty until the movement is known (the trade answered); then one leg per branch.
+    pub legs: Vec<MovementLeg>,
 }
 
 /// What a client asked for.
@@ -111,6 +288,12 @@ pub enum OpKind {
     Fund,
     /// Money moves between two accounts: posts one voucher when it succeeds.
     Transfer,
+    /// A merchant creates a trade (idempotent by merchant + out_trade_no).
+    CreateTrade,
+    /// A buyer pays a trade (idempotent by the pay key, the operation's request).
+    Pay,
+    /// A merchant refunds part or all of a trade (idempotent by out_request_no, the request).
+    Refund,
 }
 
 impl OpKind {
@@ -127,6 +310,9 @@ impl fmt::Display for OpKind {
             OpKind::OpenAccount => "open-account",
             OpKind::Fund => "fund",
             OpKind::Transfer => "transfer",
+            OpKind::CreateTrade => "create-trade",
+            OpKind::Pay => "pay",
+            OpKind::Refund => "refund",
         })
     }
 }
@@ -165,6 +351,11 @@ pub struct Operation {
     /// How many times the request was sent (1 = no retry).
     pub attempts: u32,
     pub outcome: Outcome,
+    /// The trade the operation is about, if any.
+    pub trade: Option<String>,
+    /// Every definite reply (ok or fail) the client received for this request, in order,
+    /// including re-asks after the first: an idempotent platform gives the same one each time.
+    pub replies: Vec<Outcome>,
 }
 
 /// The input of every checker.
@@ -173,5 +364,7 @@ pub struct Observation {
     /// Simulated milliseconds at which the snapshots were read.
     pub at_ms: u64,
     pub shards: Vec<ShardSnapshot>,
+    pub trades: Vec<TradeState>,
+    pub activities: Vec<ActivityState>,
     pub history: Vec<Operation>,
 }

@@ -4,8 +4,10 @@
 //! can break exactly one thing in it and know that any violation comes from that change.
 
 use crate::{
-    AccountState, FreezeState, Invariant, JournalEntry, Leg, Observation, OpKind, Operation,
-    Outcome, ShardSnapshot, Side, Subject, Violation, VoucherRecord,
+    AccountState, ActivityKind, ActivityState, ActivityStatus, AttemptStatus, FenceRow, FenceState,
+    FreezeState, Invariant, JournalEntry, Leg, MovementLeg, Observation, OpKind, Operation,
+    Outcome, PayAttempt, RefundState, ShardSnapshot, Side, Subject, TradeState, TradeStatus,
+    Violation, VoucherRecord,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -42,6 +44,22 @@ pub fn voucher(id: &str, request: &str, from: u64, to: u64, amount: Decimal) -> 
             leg(from, Side::Debit, amount),
             leg(to, Side::Credit, amount),
         ],
+        xid: None,
+    }
+}
+
+/// The voucher that branch `branch` of activity `xid` posts when it is confirmed.
+pub fn branch_voucher(
+    id: &str,
+    xid: &str,
+    branch: u32,
+    from: u64,
+    to: u64,
+    amount: Decimal,
+) -> VoucherRecord {
+    VoucherRecord {
+        xid: Some(xid.to_string()),
+        ..voucher(id, &format!("tcc:{xid}:{branch}"), from, to, amount)
     }
 }
 
@@ -59,15 +77,38 @@ pub fn entries(v: &VoucherRecord, first_seq: u64) -> Vec<JournalEntry> {
         .collect()
 }
 
+/// A reservation held by no activity.
 pub fn freeze(key: &str, account: u64, amount: Decimal) -> FreezeState {
     FreezeState {
         key: key.to_string(),
         account,
         amount,
+        xid: None,
     }
 }
 
+/// A reservation held by activity `xid`.
+pub fn reservation(key: &str, account: u64, amount: Decimal, xid: &str) -> FreezeState {
+    FreezeState {
+        xid: Some(xid.to_string()),
+        ..freeze(key, account, amount)
+    }
+}
+
+pub fn fence(xid: &str, branch: u32, state: FenceState) -> FenceRow {
+    FenceRow {
+        xid: xid.to_string(),
+        branch,
+        state,
+    }
+}
+
+/// An operation of client 1, sent once; a definite outcome is also its only reply.
 pub fn op(request: &str, kind: OpKind, amount: Option<Decimal>, outcome: Outcome) -> Operation {
+    let replies = match outcome {
+        Outcome::Unknown => Vec::new(),
+        _ => vec![outcome.clone()],
+    };
     Operation {
         client: 1,
         request: request.to_string(),
@@ -77,6 +118,107 @@ pub fn op(request: &str, kind: OpKind, amount: Option<Decimal>, outcome: Outcome
         complete_ms: 20,
         attempts: 1,
         outcome,
+        trade: None,
+        replies,
+    }
+}
+
+/// An operation about trade `trade`.
+pub fn trade_op(
+    request: &str,
+    kind: OpKind,
+    trade: &str,
+    amount: Decimal,
+    outcome: Outcome,
+) -> Operation {
+    Operation {
+        trade: Some(trade.to_string()),
+        ..op(request, kind, Some(amount), outcome)
+    }
+}
+
+/// One leg of an activity's movement.
+pub fn movement(branch: u32, shard: u32, account: u64, side: Side, amount: Decimal) -> MovementLeg {
+    MovementLeg {
+        branch,
+        shard,
+        account,
+        side,
+        amount,
+    }
+}
+
+/// An activity of node "pay-0" whose status history is `history` (the last is its status).
+pub fn activity(
+    xid: &str,
+    kind: ActivityKind,
+    key: &str,
+    trade: &str,
+    history: &[ActivityStatus],
+    legs: Vec<MovementLeg>,
+) -> ActivityState {
+    ActivityState {
+        xid: xid.to_string(),
+        node: "pay-0".to_string(),
+        kind,
+        key: key.to_string(),
+        trade: trade.to_string(),
+        status: *history.last().unwrap_or(&ActivityStatus::Trying),
+        status_history: history.to_vec(),
+        legs,
+    }
+}
+
+/// The two legs of a payment or refund of `amount`: branch 0 debits `from` on `from_shard`,
+/// branch 1 credits `to` on `to_shard`.
+pub fn movement_legs(
+    (from_shard, from): (u32, u64),
+    (to_shard, to): (u32, u64),
+    amount: Decimal,
+) -> Vec<MovementLeg> {
+    vec![
+        movement(0, from_shard, from, Side::Debit, amount),
+        movement(1, to_shard, to, Side::Credit, amount),
+    ]
+}
+
+/// An unpaid trade of merchant 12 whose status history is `history`.
+pub fn trade(id: &str, out_trade_no: &str, amount: Decimal, history: &[TradeStatus]) -> TradeState {
+    TradeState {
+        trade: id.to_string(),
+        merchant: 12,
+        out_trade_no: out_trade_no.to_string(),
+        amount,
+        paid: dec!(0),
+        refunded: dec!(0),
+        refunding: dec!(0),
+        status: *history.last().unwrap_or(&TradeStatus::WaitPay),
+        status_history: history.to_vec(),
+        pays: Vec::new(),
+        refunds: Vec::new(),
+    }
+}
+
+pub fn pay_attempt(key: &str, xid: &str, payer: u64, status: AttemptStatus) -> PayAttempt {
+    PayAttempt {
+        key: key.to_string(),
+        xid: xid.to_string(),
+        payer,
+        status,
+    }
+}
+
+pub fn refund(
+    out_request_no: &str,
+    xid: &str,
+    amount: Decimal,
+    status: AttemptStatus,
+) -> RefundState {
+    RefundState {
+        out_request_no: out_request_no.to_string(),
+        xid: xid.to_string(),
+        amount,
+        status,
     }
 }
 
@@ -86,6 +228,7 @@ fn shard(
     accounts: Vec<AccountState>,
     freezes: Vec<FreezeState>,
     vouchers: Vec<VoucherRecord>,
+    fences: Vec<FenceRow>,
 ) -> ShardSnapshot {
     let mut journal = Vec::new();
     for v in &vouchers {
@@ -98,48 +241,132 @@ fn shard(
         freezes,
         vouchers,
         journal,
+        prepared: Vec::new(),
+        fences,
     }
 }
 
-/// Shard 0: world 1 funds user 2 with 100; user 2 pays user 3 30, of which 3 has frozen 10.
+/// Shard 0: world 1 funds user 2 with 100; user 2 pays user 3 30, of which the platform holds
+/// 10 (a hold of its own, outside any activity). Branches of the cross-shard activities pass
+/// through transit 5: user 2 pays trade T0-1 20 (x0.1) and is refunded 5 (x0.2); the sweep of
+/// shard 1 pays 5 out to the world. The failed payment x0.3 froze and released 8 (rolled back).
+/// New voucher ids start at 5, leaving v0-3 and v0-4 to the tests that add vouchers.
 fn shard_0() -> ShardSnapshot {
     shard(
         0,
         vec![
-            account(1, Subject::World, dec!(-100), dec!(0)),
-            account(2, Subject::User, dec!(70), dec!(0)),
+            account(1, Subject::World, dec!(-95), dec!(0)),
+            account(2, Subject::User, dec!(55), dec!(0)),
             account(3, Subject::User, dec!(20), dec!(10)),
+            account(5, Subject::Transit, dec!(10), dec!(0)),
         ],
-        vec![freeze("f-1", 3, dec!(10))],
+        vec![freeze("sys:hold-1", 3, dec!(10))],
         vec![
             voucher("v0-1", "c1-1", 1, 2, dec!(100)),
             voucher("v0-2", "c1-2", 2, 3, dec!(30)),
+            branch_voucher("v0-5", "x0.1", 0, 2, 5, dec!(20)),
+            branch_voucher("v0-6", "x0.2", 1, 5, 2, dec!(5)),
+            voucher("v0-7", "sys:sweep-1", 5, 1, dec!(5)),
+        ],
+        vec![
+            fence("x0.1", 0, FenceState::Committed),
+            fence("x0.2", 1, FenceState::Committed),
+            fence("x0.3", 0, FenceState::RolledBack),
         ],
     )
 }
 
-/// Shard 1: world 11 funds merchant 12 with 50; the platform sweeps 5 into transit 13.
+/// Shard 1: world 11 funds merchant 12 with 50; the platform sweeps 5 of it into transit 13,
+/// bound for the world on shard 0. Merchant 12 receives T0-1's 20 (x0.1) and refunds 5 of it
+/// (x0.2), both through transit 13. The Try of x0.3 never arrived here: its Cancel found no
+/// row and left a Suspended fence (empty rollback).
 fn shard_1() -> ShardSnapshot {
     shard(
         1,
         vec![
             account(11, Subject::World, dec!(-50), dec!(0)),
-            account(12, Subject::Merchant, dec!(45), dec!(0)),
-            account(13, Subject::Transit, dec!(5), dec!(0)),
+            account(12, Subject::Merchant, dec!(60), dec!(0)),
+            account(13, Subject::Transit, dec!(-10), dec!(0)),
         ],
         vec![],
         vec![
             voucher("v1-1", "c2-1", 11, 12, dec!(50)),
             voucher("v1-2", "sys:sweep-1", 12, 13, dec!(5)),
+            branch_voucher("v1-5", "x0.1", 1, 13, 12, dec!(20)),
+            branch_voucher("v1-6", "x0.2", 0, 12, 13, dec!(5)),
+        ],
+        vec![
+            fence("x0.1", 1, FenceState::Committed),
+            fence("x0.2", 0, FenceState::Committed),
+            fence("x0.3", 1, FenceState::Suspended),
         ],
     )
 }
 
-/// A run that satisfies every invariant, with every outcome represented in its history.
+/// T0-1: paid 20 by user 2 (pay key c1-p1), then refunded 5 (c1-r1). T0-2: closed unpaid.
+/// T0-3: its payment (c1-p2) failed and was rolled back, so it waits for payment again.
+fn trades() -> Vec<TradeState> {
+    use AttemptStatus::{Failed, Succeeded};
+    use TradeStatus::*;
+    let mut paid = trade(
+        "T0-1",
+        "o-1",
+        dec!(20),
+        &[WaitPay, Paying, Paid, PartiallyRefunded],
+    );
+    paid.paid = dec!(20);
+    paid.refunded = dec!(5);
+    paid.pays = vec![pay_attempt("c1-p1", "x0.1", 2, Succeeded)];
+    paid.refunds = vec![refund("c1-r1", "x0.2", dec!(5), Succeeded)];
+    let closed = trade("T0-2", "o-2", dec!(30), &[WaitPay, Closed]);
+    let mut failed = trade("T0-3", "o-3", dec!(8), &[WaitPay, Paying, WaitPay]);
+    failed.pays = vec![pay_attempt("c1-p2", "x0.3", 2, Failed)];
+    vec![paid, closed, failed]
+}
+
+/// The activities behind the trades: two committed, one rolled back.
+fn activities() -> Vec<ActivityState> {
+    use ActivityKind::{Pay, Refund};
+    use ActivityStatus::*;
+    vec![
+        activity(
+            "x0.1",
+            Pay,
+            "c1-p1",
+            "T0-1",
+            &[Trying, Committing, Committed],
+            movement_legs((0, 2), (1, 12), dec!(20)),
+        ),
+        activity(
+            "x0.2",
+            Refund,
+            "c1-r1",
+            "T0-1",
+            &[Trying, Committing, Committed],
+            movement_legs((1, 12), (0, 2), dec!(5)),
+        ),
+        activity(
+            "x0.3",
+            Pay,
+            "c1-p2",
+            "T0-3",
+            &[Trying, RollingBack, RolledBack],
+            movement_legs((0, 2), (1, 12), dec!(8)),
+        ),
+    ]
+}
+
+/// A run that satisfies every invariant, at rest, with every outcome represented in its history.
 pub fn valid() -> Observation {
+    let mut pay = trade_op("c1-p1", OpKind::Pay, "T0-1", dec!(20), Outcome::Ok);
+    // The client asked twice under the same pay key and got the same answer both times.
+    pay.attempts = 2;
+    pay.replies = vec![Outcome::Ok, Outcome::Ok];
     Observation {
         at_ms: 1_000,
         shards: vec![shard_0(), shard_1()],
+        trades: trades(),
+        activities: activities(),
         history: vec![
             op("c1-0", OpKind::OpenAccount, None, Outcome::Ok),
             op("c1-1", OpKind::Fund, Some(dec!(100)), Outcome::Ok),
@@ -152,6 +379,18 @@ pub fn valid() -> Observation {
                 Outcome::Fail("insufficient funds".to_string()),
             ),
             op("c2-2", OpKind::Transfer, Some(dec!(10)), Outcome::Unknown),
+            trade_op("c2-t1", OpKind::CreateTrade, "T0-1", dec!(20), Outcome::Ok),
+            trade_op("c2-t2", OpKind::CreateTrade, "T0-2", dec!(30), Outcome::Ok),
+            trade_op("c2-t3", OpKind::CreateTrade, "T0-3", dec!(8), Outcome::Ok),
+            pay,
+            trade_op("c1-r1", OpKind::Refund, "T0-1", dec!(5), Outcome::Ok),
+            trade_op(
+                "c1-p2",
+                OpKind::Pay,
+                "T0-3",
+                dec!(8),
+                Outcome::Fail("payment failed".to_string()),
+            ),
         ],
     }
 }
@@ -176,5 +415,29 @@ mod tests {
     fn valid_run_passes_every_checker() {
         let found = crate::check_all(&valid());
         assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn empty_observation_passes_every_checker() {
+        let found = crate::check_all(&crate::Observation::default());
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn check_all_is_always_then_quiescent() {
+        // A freeze left at rest is only a quiescent violation; a flipped reply an always one.
+        let mut obs = valid();
+        obs.shards[0].freezes[0].key = "c1-f1".to_string();
+        obs.history[9].replies.push(crate::Outcome::Unknown);
+        obs.history[9]
+            .replies
+            .push(crate::Outcome::Fail("late".to_string()));
+        let always = crate::check_always(&obs);
+        let quiescent = crate::check_quiescent(&obs);
+        assert_eq!(always.len(), 1, "{always:#?}");
+        assert_eq!(always[0].invariant, crate::Invariant::Idempotency);
+        assert_eq!(quiescent.len(), 1, "{quiescent:#?}");
+        assert_eq!(quiescent[0].invariant, crate::Invariant::ReservationRelease);
+        assert_eq!(crate::check_all(&obs), [always, quiescent].concat());
     }
 }

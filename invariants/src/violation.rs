@@ -17,6 +17,18 @@ pub enum Invariant {
     NonNegativity,
     /// 6. Per request id: one effect on success, none on failure, at most one if unknown.
     ExactlyOnce,
+    /// 7. Same key ⇒ same outcome and one effect; an outcome once returned never flips.
+    Idempotency,
+    /// 8. refunded + refunding ≤ paid, each the sum of its refunds.
+    RefundBound,
+    /// 9. At rest, a trade's status and amounts agree with what the ledger posted for it.
+    TradeLedgerAgreement,
+    /// 10. Every trade and activity moves only along its state machine's edges.
+    LegalTransitions,
+    /// 11. At rest, all branches of an activity end the same way; none left in Try.
+    Atomicity,
+    /// 12. At rest, no reservation is left and transit accounts net to zero.
+    ReservationRelease,
 }
 
 impl Invariant {
@@ -27,6 +39,12 @@ impl Invariant {
             Invariant::Derivation => "derivation",
             Invariant::NonNegativity => "non-negativity",
             Invariant::ExactlyOnce => "exactly-once",
+            Invariant::Idempotency => "idempotency",
+            Invariant::RefundBound => "refund-bound",
+            Invariant::TradeLedgerAgreement => "trade-ledger-agreement",
+            Invariant::LegalTransitions => "legal-transitions",
+            Invariant::Atomicity => "atomicity",
+            Invariant::ReservationRelease => "reservation-release",
         }
     }
 }

@@ -1,108 +1,181 @@
-//! The simulated topology: ledger nodes (one per shard) and client nodes, with the
+//! The simulated topology: ledger shards, trade shards, payment nodes and clients, with the
 //! harness-owned handles (disks, clocks) that survive crashes, and god's-eye reads of state.
 
 use crate::config::RunConfig;
 use crate::observe;
 use madsim::runtime::{Handle, NodeHandle};
-use paylab_invariants::ShardSnapshot;
+use paylab_invariants::{ActivityState, ShardSnapshot, TradeState};
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;
 use paylab_system::disk::{Disk, PowerLossReport};
 use paylab_system::ledger::{LedgerConfig, LedgerNode};
 use paylab_system::node::NodeEnv;
+use paylab_system::payment::{PaymentConfig, PaymentNode};
 use paylab_system::probes::Probes;
+use paylab_system::topology::Topology;
+use paylab_system::trade::{TradeConfig, TradeNode};
 use paylab_system::transport::NetFaults;
 use paylab_system::ShardId;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const LEDGER_PORT: u16 = 7000;
-const CLIENT_PORT: u16 = 7100;
+fn addr(net: u8, index: u32, port: u16) -> SocketAddr {
+    let ip = Ipv4Addr::new(10, net, (index / 200) as u8, 1 + (index % 200) as u8);
+    SocketAddr::new(IpAddr::V4(ip), port)
+}
 
 /// The address of ledger shard `shard`.
 pub fn ledger_addr(shard: u32) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1 + shard as u8)),
-        LEDGER_PORT,
-    )
+    addr(1, shard, 7000)
 }
 
 /// The address of client `client`.
 pub fn client_addr(client: u32) -> SocketAddr {
-    let ip = Ipv4Addr::new(10, 2, (client / 200) as u8, 1 + (client % 200) as u8);
-    SocketAddr::new(IpAddr::V4(ip), CLIENT_PORT)
+    addr(2, client, 7100)
 }
 
-type Live = Arc<Mutex<Option<LedgerNode>>>;
+/// The address of trade shard `shard`.
+pub fn trade_addr(shard: u32) -> SocketAddr {
+    addr(3, shard, 7200)
+}
 
-/// One ledger node as the harness sees it.
-struct LedgerSlot {
+/// The address of payment node `index`.
+pub fn payment_addr(index: u32) -> SocketAddr {
+    addr(4, index, 7300)
+}
+
+/// The address book of a run's serving nodes.
+pub fn topology(config: &RunConfig) -> Topology {
+    Topology {
+        ledgers: (0..config.shards).map(ledger_addr).collect(),
+        trades: (0..config.trade_shards).map(trade_addr).collect(),
+        payments: (0..config.payment_nodes).map(payment_addr).collect(),
+    }
+}
+
+/// What a node runs.
+#[derive(Clone)]
+enum Role {
+    Ledger(LedgerConfig),
+    Trade(TradeConfig),
+    Payment(PaymentConfig, Topology),
+}
+
+/// A running service, published by its node's `init`.
+#[derive(Clone)]
+enum Service {
+    Ledger(LedgerNode),
+    Trade(TradeNode),
+    Payment(PaymentNode),
+}
+
+type Live = Arc<Mutex<Option<Service>>>;
+
+/// One serving node as the harness sees it.
+struct Slot {
     node: NodeHandle,
     env: NodeEnv,
-    config: LedgerConfig,
-    /// The running service, published by the node's `init`; `None` while the node is down.
+    role: Role,
+    /// `None` while the node is down.
     live: Live,
+}
+
+/// Everything one god's-eye read returns.
+pub struct Snapshot {
+    pub shards: Vec<ShardSnapshot>,
+    pub trades: Vec<TradeState>,
+    pub activities: Vec<ActivityState>,
 }
 
 /// The whole simulated platform of a run.
 pub struct Cluster {
     handle: Handle,
-    ledgers: Vec<LedgerSlot>,
+    slots: Vec<Slot>,
     pub faults: NetFaults,
     pub probes: Probes,
     pub bugs: Bugs,
 }
 
 impl Cluster {
-    /// Creates every ledger node; must run inside the simulation.
+    /// Creates every serving node; must run inside the simulation.
     pub fn start(config: &RunConfig, probes: Probes, faults: NetFaults) -> Cluster {
         let handle = Handle::current();
         let bugs = config.bug.map_or(Bugs::none(), Bugs::planted);
-        let ledgers = (0..config.shards)
-            .map(|s| {
+        let fsync_latency = Duration::from_millis(config.fsync_latency_ms);
+        let topology = topology(config);
+        let mut roles: Vec<(String, SocketAddr, Role)> = Vec::new();
+        for s in 0..config.shards {
+            let role = Role::Ledger(LedgerConfig {
+                shard: ShardId(s),
+                shards: config.shards,
+                fsync_latency,
+            });
+            roles.push((format!("ledger-{s}"), ledger_addr(s), role));
+        }
+        for s in 0..config.trade_shards {
+            let role = Role::Trade(TradeConfig {
+                shard: s,
+                fsync_latency,
+                close_after_ms: config.close_after_ms,
+                sweep_interval: Duration::from_millis(100),
+            });
+            roles.push((format!("trade-{s}"), trade_addr(s), role));
+        }
+        for p in 0..config.payment_nodes {
+            let payment = PaymentConfig {
+                index: p,
+                fsync_latency,
+                strategy: config.strategy,
+            };
+            let role = Role::Payment(payment, topology.clone());
+            roles.push((format!("payment-{p}"), payment_addr(p), role));
+        }
+        let slots = roles
+            .into_iter()
+            .map(|(name, addr, role)| {
                 let env = NodeEnv {
-                    name: format!("ledger-{s}"),
-                    addr: ledger_addr(s),
+                    name,
+                    addr,
                     disk: Disk::new(),
                     clock: NodeClock::new(),
                     faults: faults.clone(),
                     probes: probes.clone(),
                     bugs,
                 };
-                let ledger_config = LedgerConfig {
-                    shard: ShardId(s),
-                    shards: config.shards,
-                    fsync_latency: Duration::from_millis(config.fsync_latency_ms),
-                };
                 let live: Live = Arc::default();
-                let node = spawn_ledger(&handle, env.clone(), ledger_config, live.clone());
-                LedgerSlot {
+                let node = spawn(&handle, env.clone(), role.clone(), live.clone());
+                Slot {
                     node,
                     env,
-                    config: ledger_config,
+                    role,
                     live,
                 }
             })
             .collect();
         Cluster {
             handle,
-            ledgers,
+            slots,
             faults,
             probes,
             bugs,
         }
     }
 
-    /// Waits until every ledger node has recovered and is serving.
+    /// Names of every serving node, in start order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.env.name.clone()).collect()
+    }
+
+    /// Waits until every node has recovered and is serving.
     pub async fn wait_ready(&self) {
-        while self.ledgers.iter().any(|l| lock(&l.live).is_none()) {
+        while self.slots.iter().any(|s| lock(&s.live).is_none()) {
             madsim::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
-    fn slot(&self, name: &str) -> Option<&LedgerSlot> {
-        self.ledgers.iter().find(|l| l.env.name == name)
+    fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.env.name == name)
     }
 
     /// Whether the named node exists.
@@ -126,23 +199,74 @@ impl Cluster {
         self.handle.restart(slot.node.id());
     }
 
-    /// Reads every shard at this instant. A shard whose node is down is read from its durable
-    /// log: exactly what it will recover when it restarts.
-    pub fn snapshot(&self) -> Vec<ShardSnapshot> {
-        self.ledgers
-            .iter()
-            .map(|l| match lock(&l.live).as_ref() {
-                Some(node) => node.read(observe::shard_snapshot),
-                None => observe::shard_snapshot(&LedgerNode::durable_state(&l.env.disk, l.config)),
-            })
-            .collect()
+    /// Reads every node at this instant. A node that is down is read from its durable logs:
+    /// exactly what it will recover when it restarts.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot {
+            shards: Vec::new(),
+            trades: Vec::new(),
+            activities: Vec::new(),
+        };
+        for slot in &self.slots {
+            let live = lock(&slot.live).clone();
+            match (&slot.role, live) {
+                (Role::Ledger(_), Some(Service::Ledger(node))) => {
+                    snap.shards.push(node.read(observe::shard_snapshot))
+                }
+                (Role::Ledger(config), _) => {
+                    snap.shards
+                        .push(observe::shard_snapshot(&LedgerNode::durable_state(
+                            &slot.env, *config,
+                        )))
+                }
+                (Role::Trade(_), Some(Service::Trade(node))) => {
+                    node.read(|core| snap.trades.extend(observe::trades(core)))
+                }
+                (Role::Trade(config), _) => {
+                    snap.trades
+                        .extend(observe::trades(&TradeNode::durable_state(
+                            &slot.env, *config,
+                        )))
+                }
+                (Role::Payment(..), Some(Service::Payment(node))) => snap
+                    .activities
+                    .extend(observe::activities(&slot.env.name, &node.view())),
+                (Role::Payment(config, _), _) => snap.activities.extend(observe::activities(
+                    &slot.env.name,
+                    &PaymentNode::durable_view(&slot.env, *config),
+                )),
+            }
+        }
+        snap
+    }
+
+    /// What is still unfinished on the running trade and payment nodes (empty at rest), and
+    /// every node that is down.
+    pub fn pending(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for slot in &self.slots {
+            let name = &slot.env.name;
+            match lock(&slot.live).clone() {
+                None => out.push(format!("{name} is down")),
+                Some(Service::Ledger(_)) => {}
+                Some(Service::Trade(node)) => out.extend(
+                    node.read(|core| core.pending())
+                        .into_iter()
+                        .map(|p| format!("{name}: {p}")),
+                ),
+                Some(Service::Payment(node)) => {
+                    out.extend(node.pending().into_iter().map(|p| format!("{name}: {p}")))
+                }
+            }
+        }
+        out
     }
 
     /// Kills every node, so no task outlives the runtime.
     pub fn kill_all(&self) {
-        for l in &self.ledgers {
-            self.handle.kill(l.node.id());
-            *lock(&l.live) = None;
+        for s in &self.slots {
+            self.handle.kill(s.node.id());
+            *lock(&s.live) = None;
         }
     }
 }
@@ -151,7 +275,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn spawn_ledger(handle: &Handle, env: NodeEnv, config: LedgerConfig, live: Live) -> NodeHandle {
+fn spawn(handle: &Handle, env: NodeEnv, role: Role, live: Live) -> NodeHandle {
     let name = env.name.clone();
     let ip = env.addr.ip();
     handle
@@ -159,12 +283,18 @@ fn spawn_ledger(handle: &Handle, env: NodeEnv, config: LedgerConfig, live: Live)
         .name(name)
         .ip(ip)
         .init(move || {
-            let (env, live) = (env.clone(), live.clone());
+            let (env, role, live) = (env.clone(), role.clone(), live.clone());
             async move {
-                let node = LedgerNode::start(&env, config)
-                    .await
-                    .expect("a restarted node can bind its address");
-                *lock(&live) = Some(node);
+                let service = match role {
+                    Role::Ledger(config) => {
+                        LedgerNode::start(&env, config).await.map(Service::Ledger)
+                    }
+                    Role::Trade(config) => TradeNode::start(&env, config).await.map(Service::Trade),
+                    Role::Payment(config, topology) => PaymentNode::start(&env, config, topology)
+                        .await
+                        .map(Service::Payment),
+                };
+                *lock(&live) = Some(service.expect("a restarted node can bind its address"));
                 // A node whose init task returns is considered exited by madsim, which would
                 // stop its serving tasks: the init task lives as long as the node.
                 std::future::pending::<()>().await

@@ -1,6 +1,7 @@
 //! What one run is: the user's choices (topology, workload size, planted bug), validated.
 
 use paylab_system::bugs::Bug;
+use paylab_system::strategy::StrategyKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -8,6 +9,8 @@ use std::fmt;
 pub const SHARDS_MAX: u32 = 64;
 pub const CLIENTS_MAX: u32 = 256;
 pub const OPS_MAX: u32 = 100_000;
+pub const TRADE_SHARDS_MAX: u32 = 16;
+pub const PAYMENT_NODES_MAX: u32 = 16;
 
 /// The configuration of one run. Everything else (faults, workload choices) comes from the seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,8 +20,17 @@ pub struct RunConfig {
     pub shards: u32,
     /// Client nodes running the workload concurrently.
     pub clients: u32,
-    /// Transfers each client performs after opening and funding its accounts.
+    /// Business operations each client performs after opening and funding its accounts
+    /// (trade flows, transfers).
     pub ops: u32,
+    /// Trade service shards, one node each.
+    pub trade_shards: u32,
+    /// Payment nodes (business-activity managers).
+    pub payment_nodes: u32,
+    /// How cross-shard money movements are made atomic.
+    pub strategy: StrategyKind,
+    /// A trade unpaid this long after creation is closed by its trade node.
+    pub close_after_ms: u64,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
     /// Simulated cost of one fsync on a ledger node.
@@ -36,6 +48,10 @@ pub enum ConfigError {
     Clients(u32),
     #[error("--ops must be between 1 and {OPS_MAX}, got {0}")]
     Ops(u32),
+    #[error("--trade-shards must be between 1 and {TRADE_SHARDS_MAX}, got {0}")]
+    TradeShards(u32),
+    #[error("--payment-nodes must be between 1 and {PAYMENT_NODES_MAX}, got {0}")]
+    PaymentNodes(u32),
 }
 
 impl RunConfig {
@@ -46,6 +62,10 @@ impl RunConfig {
             shards: 4,
             clients: 4,
             ops: 100,
+            trade_shards: 2,
+            payment_nodes: 2,
+            strategy: StrategyKind::Tcc,
+            close_after_ms: 3_000,
             bug: None,
             fsync_latency_ms: 1,
             snapshot_interval_ms: 200,
@@ -62,13 +82,21 @@ impl RunConfig {
         if !(1..=OPS_MAX).contains(&self.ops) {
             return Err(ConfigError::Ops(self.ops));
         }
+        if !(1..=TRADE_SHARDS_MAX).contains(&self.trade_shards) {
+            return Err(ConfigError::TradeShards(self.trade_shards));
+        }
+        if !(1..=PAYMENT_NODES_MAX).contains(&self.payment_nodes) {
+            return Err(ConfigError::PaymentNodes(self.payment_nodes));
+        }
         Ok(())
     }
 
-    /// Operations the whole workload performs: per client, open and fund each account, then
-    /// the transfers.
+    /// Operations the whole workload performs at least: per client, open each account (its
+    /// merchant account included), fund each user account, then one operation per business
+    /// step (a trade flow counts its creation only; its payment and refunds come on top).
     pub fn total_ops(&self) -> u64 {
-        u64::from(self.clients) * (2 * u64::from(self.accounts_per_client()) + u64::from(self.ops))
+        let setup = 2 * u64::from(self.accounts_per_client()) + 1;
+        u64::from(self.clients) * (setup + u64::from(self.ops))
     }
 
     /// Accounts each client opens: two per shard, so every shard has a transfer pair.
@@ -81,8 +109,11 @@ impl fmt::Display for RunConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "shards={} clients={} ops={} bug={} fsync={}ms",
+            "strategy={} shards={} trade-shards={} payment-nodes={} clients={} ops={} bug={} fsync={}ms",
+            self.strategy,
             self.shards,
+            self.trade_shards,
+            self.payment_nodes,
             self.clients,
             self.ops,
             self.bug.map_or("none", |b| b.name()),

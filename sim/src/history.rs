@@ -42,6 +42,7 @@ impl History {
         request: &str,
         kind: OpKind,
         amount: Option<Decimal>,
+        trade: Option<String>,
         now_ms: u64,
     ) -> OpHandle {
         let mut ops = self.lock();
@@ -55,6 +56,8 @@ impl History {
                 complete_ms: now_ms,
                 attempts: 0,
                 outcome: Outcome::Unknown,
+                trade,
+                replies: Vec::new(),
             },
             done: false,
         });
@@ -66,11 +69,23 @@ impl History {
         let mut ops = self.lock();
         let e = &mut ops[handle.0];
         assert!(!e.done, "operation {} completed twice", e.op.request);
+        if outcome != Outcome::Unknown {
+            e.op.replies.push(outcome.clone());
+        }
         e.op.outcome = outcome;
         e.op.attempts = attempts;
         e.op.complete_ms = now_ms;
         e.done = true;
         self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the definite reply to a later re-ask of a completed operation's request.
+    pub fn re_asked(&self, handle: OpHandle, reply: Outcome) {
+        assert!(
+            reply != Outcome::Unknown,
+            "only definite replies are recorded"
+        );
+        self.lock()[handle.0].op.replies.push(reply);
     }
 
     /// Every operation so far; those in flight appear as `Unknown`.

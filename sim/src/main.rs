@@ -2,15 +2,16 @@
 
 use clap::{Parser, Subcommand};
 use paylab_sim::bench::{self, BenchSize};
-use paylab_sim::config::{CLIENTS_MAX, OPS_MAX, SHARDS_MAX};
+use paylab_sim::config::{CLIENTS_MAX, OPS_MAX, PAYMENT_NODES_MAX, SHARDS_MAX, TRADE_SHARDS_MAX};
 use paylab_sim::{run, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
+use paylab_system::strategy::StrategyKind;
 use std::process::ExitCode;
 
 /// Deterministic simulation testbed for an Alipay-style payment platform.
 ///
 /// Exit codes: 0 all invariants hold; 1 safety violation; 2 bad input or usage;
-/// 4 crash (a panic in platform code).
+/// 3 liveness (did not converge after healing); 4 crash (a panic in platform code).
 #[derive(Parser)]
 #[command(name = "paylab", version)]
 struct Cli {
@@ -20,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one seeded simulation: load, a ledger crash, snapshots checked, a final check.
+    /// Run one seeded simulation: trades, payments and refunds under faults and crashes,
+    /// snapshots checked, healing, draining, a final check.
     Run(RunArgs),
     /// List the planted bugs, what each breaks and which invariant must catch it.
     Bugs,
@@ -36,10 +38,20 @@ struct RunArgs {
     /// Number of ledger shards (one node each).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(SHARDS_MAX)))]
     shards: u32,
+    /// Number of trade shards (one node each).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(TRADE_SHARDS_MAX)))]
+    trade_shards: u32,
+    /// Number of payment nodes (business-activity managers).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(PAYMENT_NODES_MAX)))]
+    payment_nodes: u32,
+    /// The consistency strategy for cross-shard money movements.
+    #[arg(long, default_value_t = StrategyKind::Tcc)]
+    strategy: StrategyKind,
     /// Number of concurrent client nodes.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(CLIENTS_MAX)))]
     clients: u32,
-    /// Transfers per client (after opening and funding its accounts).
+    /// Business steps per client (trade flows and transfers), after opening and funding its
+    /// accounts.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=i64::from(OPS_MAX)))]
     ops: u32,
     /// Plant a bug from the catalogue (see `paylab bugs`).
@@ -110,6 +122,9 @@ fn run_command(args: RunArgs) -> ExitCode {
     }
     let config = RunConfig {
         shards: args.shards,
+        trade_shards: args.trade_shards,
+        payment_nodes: args.payment_nodes,
+        strategy: args.strategy,
         clients: args.clients,
         ops: args.ops,
         bug: args.bug,
@@ -164,6 +179,16 @@ fn print_summary(r: &RunReport) {
     match &r.verdict {
         Verdict::Pass => println!("verdict: PASS"),
         Verdict::Violation => println!("verdict: VIOLATION\nrepro: {}", r.repro()),
+        Verdict::Liveness(stuck) => {
+            for s in stuck.iter().take(20) {
+                println!("pending: {s}");
+            }
+            println!(
+                "verdict: LIVENESS ({} still pending after the horizon)\nrepro: {}",
+                stuck.len(),
+                r.repro()
+            )
+        }
         Verdict::Crash(msg) => println!("verdict: CRASH ({msg})\nrepro: {}", r.repro()),
     }
 }

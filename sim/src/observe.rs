@@ -1,7 +1,12 @@
-//! Turns the platform's state into the checkers' [`Observation`] vocabulary.
+//! Turns the platform's state into the checkers' [`Observation`](paylab_invariants::Observation)
+//! vocabulary.
 
 use paylab_invariants as inv;
-use paylab_system::ledger::{self, LedgerCore};
+use paylab_system::ledger::{self, LedgerCore, TccAction};
+use paylab_system::payment::{Order, OrderKind, PaymentView};
+use paylab_system::tcc::ActivityStatus;
+use paylab_system::trade::{self, TradeCore};
+use std::collections::BTreeMap;
 
 fn side(s: ledger::Side) -> inv::Side {
     match s {
@@ -19,8 +24,40 @@ fn subject(s: ledger::Subject) -> inv::Subject {
     }
 }
 
-/// A god's-eye snapshot of one ledger shard.
+fn fence(s: ledger::FenceState) -> inv::FenceState {
+    match s {
+        ledger::FenceState::Tried => inv::FenceState::Tried,
+        ledger::FenceState::Committed => inv::FenceState::Committed,
+        ledger::FenceState::RolledBack => inv::FenceState::RolledBack,
+        ledger::FenceState::Suspended => inv::FenceState::Suspended,
+    }
+}
+
+/// A god's-eye snapshot of one ledger shard. A TCC debit reservation shows as a freeze, a
+/// prepared credit as a prepared entry, both keyed `tcc:{xid}:{branch}`.
 pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
+    let mut freezes: Vec<inv::FreezeState> = core
+        .freezes()
+        .map(|f| inv::FreezeState {
+            key: f.key.clone(),
+            account: f.account.0,
+            amount: f.amount.value(),
+            xid: None,
+        })
+        .collect();
+    let mut prepared = Vec::new();
+    for (branch, action) in core.holds() {
+        let hold = inv::FreezeState {
+            key: format!("tcc:{}:{}", branch.xid, branch.branch),
+            account: action.account().0,
+            amount: action.amount().value(),
+            xid: Some(branch.xid.clone()),
+        };
+        match action {
+            TccAction::Debit { .. } => freezes.push(hold),
+            TccAction::Credit { .. } => prepared.push(hold),
+        }
+    }
     inv::ShardSnapshot {
         shard: core.shard().0,
         accounts: core
@@ -32,14 +69,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
                 frozen: a.frozen,
             })
             .collect(),
-        freezes: core
-            .freezes()
-            .map(|f| inv::FreezeState {
-                key: f.key.clone(),
-                account: f.account.0,
-                amount: f.amount.value(),
-            })
-            .collect(),
+        freezes,
         vouchers: core
             .vouchers()
             .iter()
@@ -56,6 +86,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
                         amount: l.amount.value(),
                     })
                     .collect(),
+                xid: v.xid.clone(),
             })
             .collect(),
         journal: core
@@ -69,5 +100,124 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
                 amount: e.amount.value(),
             })
             .collect(),
+        prepared,
+        fences: core
+            .fences()
+            .rows()
+            .map(|(k, s)| inv::FenceRow {
+                xid: k.xid.clone(),
+                branch: k.branch,
+                state: fence(s),
+            })
+            .collect(),
     }
+}
+
+fn trade_status(s: trade::TradeStatus) -> inv::TradeStatus {
+    match s {
+        trade::TradeStatus::WaitPay => inv::TradeStatus::WaitPay,
+        trade::TradeStatus::Paying => inv::TradeStatus::Paying,
+        trade::TradeStatus::Paid => inv::TradeStatus::Paid,
+        trade::TradeStatus::PartiallyRefunded => inv::TradeStatus::PartiallyRefunded,
+        trade::TradeStatus::Refunded => inv::TradeStatus::Refunded,
+        trade::TradeStatus::Closed => inv::TradeStatus::Closed,
+    }
+}
+
+fn attempt(s: &trade::AttemptStatus) -> inv::AttemptStatus {
+    match s {
+        trade::AttemptStatus::Pending => inv::AttemptStatus::Pending,
+        trade::AttemptStatus::Succeeded => inv::AttemptStatus::Succeeded,
+        trade::AttemptStatus::Failed(_) => inv::AttemptStatus::Failed,
+    }
+}
+
+/// Every trade of one trade shard.
+pub fn trades(core: &TradeCore) -> Vec<inv::TradeState> {
+    core.trades()
+        .map(|t| inv::TradeState {
+            trade: t.id.to_string(),
+            merchant: t.merchant.0,
+            out_trade_no: t.out_trade_no.clone(),
+            amount: t.amount.value(),
+            paid: t.paid,
+            refunded: t.refunded,
+            refunding: t.refunding,
+            status: trade_status(t.status),
+            status_history: t.history.iter().copied().map(trade_status).collect(),
+            pays: t
+                .pays
+                .iter()
+                .map(|p| inv::PayAttempt {
+                    key: p.key.clone(),
+                    xid: p.xid.clone(),
+                    payer: p.payer.0,
+                    status: attempt(&p.status),
+                })
+                .collect(),
+            refunds: t
+                .refunds
+                .iter()
+                .map(|r| inv::RefundState {
+                    out_request_no: r.out_request_no.clone(),
+                    xid: r.xid.clone(),
+                    amount: r.amount.value(),
+                    status: attempt(&r.status),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn activity_status(s: ActivityStatus) -> inv::ActivityStatus {
+    match s {
+        ActivityStatus::Trying => inv::ActivityStatus::Trying,
+        ActivityStatus::Committing => inv::ActivityStatus::Committing,
+        ActivityStatus::RollingBack => inv::ActivityStatus::RollingBack,
+        ActivityStatus::Committed => inv::ActivityStatus::Committed,
+        ActivityStatus::RolledBack => inv::ActivityStatus::RolledBack,
+        ActivityStatus::Heuristic => inv::ActivityStatus::Heuristic,
+    }
+}
+
+/// Every activity of one payment node, with the business context of its order.
+pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
+    let orders: BTreeMap<&str, &Order> = view.orders.iter().map(|o| (o.xid.as_str(), o)).collect();
+    view.activities
+        .iter()
+        .map(|a| {
+            let order = orders.get(a.xid.as_str());
+            let kind = match order.map(|o| o.kind) {
+                Some(OrderKind::Refund { .. }) => inv::ActivityKind::Refund,
+                _ => inv::ActivityKind::Pay,
+            };
+            inv::ActivityState {
+                xid: a.xid.clone(),
+                node: node.to_string(),
+                kind,
+                key: order.map(|o| o.key.clone()).unwrap_or_default(),
+                trade: order.map(|o| o.trade.to_string()).unwrap_or_default(),
+                status: activity_status(a.status),
+                status_history: a.history.iter().copied().map(activity_status).collect(),
+                legs: a
+                    .branches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let (account, side) = match b.action {
+                            TccAction::Debit { account, .. } => (account, inv::Side::Debit),
+                            TccAction::Credit { account, .. } => (account, inv::Side::Credit),
+                        };
+                        inv::MovementLeg {
+                            branch: i as u32,
+                            shard: b.shard.0,
+                            account: account.0,
+                            side,
+                            amount: b.action.amount().value(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }

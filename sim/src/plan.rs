@@ -32,28 +32,44 @@ pub struct FaultPlan {
     pub packet_loss_rate: f64,
     /// Probability that the transport delivers a request twice.
     pub duplicate_rate: f64,
+    /// Probability that the transport holds a request back, for `delay_ms` (a range).
+    pub delay_rate: f64,
+    pub delay_ms: (u64, u64),
     pub crashes: Vec<Crash>,
 }
 
 impl FaultPlan {
-    /// Draws the plan for a run. Every run crashes at least one ledger node mid-load.
+    /// Draws the plan for a run. Every run crashes one to three nodes (ledger, trade or
+    /// payment) mid-load; the first crash is always a ledger node.
     pub fn generate(config: &RunConfig) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ PLAN_STREAM);
         let packet_loss_rate = [0.0, 0.005, 0.01, 0.02][rng.gen_range(0..4)];
         let duplicate_rate = [0.0, 0.01, 0.03][rng.gen_range(0..3)];
-        let crash_count = rng.gen_range(1..=2);
+        // Held back longer than a Try's timeout, so that a Try can arrive after its Cancel.
+        let delay_rate = [0.0, 0.01, 0.03][rng.gen_range(0..3)];
+        let delay_ms = (100, 2_000);
+        let crash_count = rng.gen_range(1..=3);
         let total = config.total_ops();
         let crashes = (0..crash_count)
-            .map(|_| Crash {
-                node: format!("ledger-{}", rng.gen_range(0..config.shards)),
-                after_ops: rng.gen_range(total / 10..=total * 7 / 10),
-                down_ms: rng.gen_range(50..2_000),
-                torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
+            .map(|i| {
+                let node = match if i == 0 { 0 } else { rng.gen_range(0..3) } {
+                    0 => format!("ledger-{}", rng.gen_range(0..config.shards)),
+                    1 => format!("trade-{}", rng.gen_range(0..config.trade_shards)),
+                    _ => format!("payment-{}", rng.gen_range(0..config.payment_nodes)),
+                };
+                Crash {
+                    node,
+                    after_ops: rng.gen_range(total / 10..=total * 7 / 10),
+                    down_ms: rng.gen_range(50..2_000),
+                    torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
+                }
             })
             .collect();
         FaultPlan {
             packet_loss_rate,
             duplicate_rate,
+            delay_rate,
+            delay_ms,
             crashes,
         }
     }
@@ -63,9 +79,10 @@ impl fmt::Display for FaultPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "loss={:.1}% duplicate={:.0}%",
+            "loss={:.1}% duplicate={:.0}% delay={:.0}%",
             self.packet_loss_rate * 100.0,
-            self.duplicate_rate * 100.0
+            self.duplicate_rate * 100.0,
+            self.delay_rate * 100.0
         )?;
         for c in &self.crashes {
             write!(
@@ -86,14 +103,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_plan_is_a_function_of_the_seed_and_always_crashes_a_ledger() {
+    fn the_plan_is_a_function_of_the_seed_and_always_crashes_a_ledger_first() {
         let a = FaultPlan::generate(&RunConfig::new(7));
         assert_eq!(a, FaultPlan::generate(&RunConfig::new(7)));
         assert_ne!(a, FaultPlan::generate(&RunConfig::new(8)));
         for seed in 0..100 {
             let p = FaultPlan::generate(&RunConfig::new(seed));
             assert!(!p.crashes.is_empty());
-            assert!(p.crashes.iter().all(|c| c.node.starts_with("ledger-")));
+            assert!(p.crashes[0].node.starts_with("ledger-"));
         }
     }
 }

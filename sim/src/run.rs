@@ -9,7 +9,7 @@ use crate::trace::{Trace, TraceEvent};
 use crate::workload::{now_ms, run_client, ClientContext};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
-use paylab_invariants::{check_all, Observation, Outcome, Violation};
+use paylab_invariants::{check_all, check_always, Observation, Outcome, Violation};
 use paylab_system::probes::{names, Probes};
 use paylab_system::transport::NetFaults;
 use serde::Serialize;
@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 
 /// A run that takes longer than this in simulated time is stuck: the runtime panics.
 const SIM_TIME_LIMIT: Duration = Duration::from_secs(3_600);
+
+/// After healing, the platform must finish everything in flight within this much simulated
+/// time (every activity terminal, every pay and refund ended), or the run is a liveness failure.
+const DRAIN_HORIZON: Duration = Duration::from_secs(120);
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// How the operations ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,6 +41,8 @@ pub enum Verdict {
     Pass,
     /// A safety invariant broke (exit 1).
     Violation,
+    /// The platform did not converge after healing (exit 3); what stayed pending.
+    Liveness(Vec<String>),
     /// Platform code panicked (exit 4); the message says where.
     Crash(String),
 }
@@ -45,6 +52,7 @@ impl Verdict {
         match self {
             Verdict::Pass => 0,
             Verdict::Violation => 1,
+            Verdict::Liveness(_) => 3,
             Verdict::Crash(_) => 4,
         }
     }
@@ -76,8 +84,9 @@ impl RunReport {
     pub fn repro(&self) -> String {
         let c = &self.config;
         let mut cmd = format!(
-            "cargo run --release -- run --seed {} --shards {} --clients {} --ops {}",
-            c.seed, c.shards, c.clients, c.ops
+            "cargo run --release -- run --seed {} --strategy {} --shards {} --trade-shards {} \
+             --payment-nodes {} --clients {} --ops {}",
+            c.seed, c.strategy, c.shards, c.trade_shards, c.payment_nodes, c.clients, c.ops
         );
         if let Some(bug) = c.bug {
             cmd.push_str(&format!(" --bug {bug}"));
@@ -123,6 +132,8 @@ pub fn run(config: RunConfig) -> RunReport {
 
 /// What the harness returns from inside the runtime.
 struct Outcomes {
+    /// What stayed pending past the drain horizon (empty if the platform converged).
+    stuck: Vec<String>,
     ops: OpCounts,
     violations: Vec<Violation>,
     snapshots_checked: u32,
@@ -139,10 +150,12 @@ fn simulate(config: RunConfig, plan: FaultPlan) -> RunReport {
     let started = Instant::now();
     let out = runtime.block_on(harness(config.clone(), plan.clone()));
     let wall_ms = started.elapsed().as_millis() as u64;
-    let verdict = if out.violations.is_empty() {
-        Verdict::Pass
-    } else {
+    let verdict = if !out.violations.is_empty() {
         Verdict::Violation
+    } else if !out.stuck.is_empty() {
+        Verdict::Liveness(out.stuck)
+    } else {
+        Verdict::Pass
     };
     RunReport {
         config,
@@ -167,14 +180,23 @@ struct Checker {
 }
 
 impl Checker {
-    fn check(&mut self, cluster: &Cluster, history: &History, trace: &Trace) {
+    /// Checks one god's-eye snapshot: the invariants that hold at every instant, plus, once
+    /// the platform is at rest, those that hold only then.
+    fn check(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
         let at_ms = now_ms();
+        let snap = cluster.snapshot();
         let obs = Observation {
             at_ms,
-            shards: cluster.snapshot(),
+            shards: snap.shards,
+            trades: snap.trades,
+            activities: snap.activities,
             history: history.operations(),
         };
-        let found = check_all(&obs);
+        let found = if at_rest {
+            check_all(&obs)
+        } else {
+            check_always(&obs)
+        };
         trace.record(TraceEvent::Snapshot {
             at_ms,
             vouchers: obs.shards.iter().map(|s| s.vouchers.len()).sum(),
@@ -208,6 +230,10 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
             c.node
         );
     }
+    faults.set_delay(
+        plan.delay_rate,
+        Duration::from_millis(plan.delay_ms.0)..Duration::from_millis(plan.delay_ms.1),
+    );
 
     // Faulted phase: load and faults together, checked at every snapshot.
     NetSim::current().update_config(|n| n.packet_loss_rate = plan.packet_loss_rate);
@@ -251,16 +277,18 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     let mut checker = Checker::default();
     while !done.load(Ordering::SeqCst) {
         madsim::time::sleep(Duration::from_millis(config.snapshot_interval_ms)).await;
-        checker.check(&cluster, &history, &trace);
+        checker.check(&cluster, &history, &trace, false);
     }
     nemesis.await.expect("the nemesis finishes");
 
-    // Healed phase: every fault removed, every node up; then the final check.
+    // Healed phase: every fault removed, every node up, everything in flight finished within
+    // the horizon; then the final check, including the invariants that hold only at rest.
     NetSim::current().update_config(|n| n.packet_loss_rate = 0.0);
     faults.heal();
     cluster.wait_ready().await;
     trace.record(TraceEvent::Healed { at_ms: now_ms() });
-    checker.check(&cluster, &history, &trace);
+    let stuck = drain(&cluster).await;
+    checker.check(&cluster, &history, &trace, stuck.is_empty());
 
     let ops = count(&history);
     let sim_ms = now_ms();
@@ -269,12 +297,25 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
         handle.kill(node.id());
     }
     Outcomes {
+        stuck,
         ops,
         snapshots_checked: checker.snapshots,
         violations: checker.into_violations(),
         probes: probes.snapshot(),
         sim_ms,
         trace,
+    }
+}
+
+/// Waits until nothing is pending on any node, up to the horizon; returns what still is.
+async fn drain(cluster: &Cluster) -> Vec<String> {
+    let deadline = now_ms() + DRAIN_HORIZON.as_millis() as u64;
+    loop {
+        let pending = cluster.pending();
+        if pending.is_empty() || now_ms() >= deadline {
+            return pending;
+        }
+        madsim::time::sleep(DRAIN_POLL).await;
     }
 }
 

@@ -12,15 +12,40 @@ use std::str::FromStr;
 pub enum Bug {
     /// The ledger forgets its idempotency check: a retried post applies again.
     LedgerRetryAppliesTwice,
+    /// The TCC participant keeps no fence row for an empty rollback, so a Try that arrives
+    /// after its Cancel reserves money that nobody will ever release (hanging).
+    TccNoFence,
+    /// A repeated Confirm posts the branch again.
+    TccConfirmNotIdempotent,
+    /// A repeated Cancel releases the branch's reservation again.
+    TccCancelNotIdempotent,
+    /// The manager sends Confirm before its COMMIT decision is durable; a crash in between
+    /// makes recovery cancel branches that were already confirmed.
+    TccDecisionNotDurable,
+    /// The trade checks the refund bound, then waits, then writes: concurrent refunds both
+    /// pass the check.
+    RefundCheckThenAct,
 }
 
 impl Bug {
-    pub const ALL: &'static [Bug] = &[Bug::LedgerRetryAppliesTwice];
+    pub const ALL: &'static [Bug] = &[
+        Bug::LedgerRetryAppliesTwice,
+        Bug::TccNoFence,
+        Bug::TccConfirmNotIdempotent,
+        Bug::TccCancelNotIdempotent,
+        Bug::TccDecisionNotDurable,
+        Bug::RefundCheckThenAct,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Bug::LedgerRetryAppliesTwice => "ledger-retry-applies-twice",
+            Bug::TccNoFence => "tcc-no-fence",
+            Bug::TccConfirmNotIdempotent => "tcc-confirm-not-idempotent",
+            Bug::TccCancelNotIdempotent => "tcc-cancel-not-idempotent",
+            Bug::TccDecisionNotDurable => "tcc-decision-not-durable",
+            Bug::RefundCheckThenAct => "refund-check-then-act",
         }
     }
 
@@ -30,6 +55,17 @@ impl Bug {
             Bug::LedgerRetryAppliesTwice => {
                 "a retried or duplicated post is applied again, moving the money twice"
             }
+            Bug::TccNoFence => {
+                "an empty rollback leaves no fence row, so a late Try freezes money forever"
+            }
+            Bug::TccConfirmNotIdempotent => "a repeated Confirm posts the branch a second time",
+            Bug::TccCancelNotIdempotent => "a repeated Cancel releases the reservation twice",
+            Bug::TccDecisionNotDurable => {
+                "Confirm goes out before COMMIT is durable; a crash makes recovery cancel"
+            }
+            Bug::RefundCheckThenAct => {
+                "the refund bound is checked outside the write, so concurrent refunds overshoot"
+            }
         }
     }
 
@@ -37,6 +73,11 @@ impl Bug {
     pub fn caught_by(self) -> &'static str {
         match self {
             Bug::LedgerRetryAppliesTwice => "exactly-once",
+            Bug::TccNoFence => "reservation-release",
+            Bug::TccConfirmNotIdempotent => "atomicity",
+            Bug::TccCancelNotIdempotent => "non-negativity",
+            Bug::TccDecisionNotDurable => "atomicity",
+            Bug::RefundCheckThenAct => "refund-bound",
         }
     }
 }

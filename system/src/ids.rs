@@ -25,6 +25,18 @@ impl AccountId {
         AccountId(u64::from(shard.0))
     }
 
+    /// Each shard's transit account (在途) for money crossing shards occupies the next `shards`
+    /// ids, so `transit(s, n).shard(n) == s`. Ids from `2 * shards` on are free for customers.
+    pub fn transit(shard: ShardId, shards: u32) -> AccountId {
+        assert!(shard.0 < shards, "{shard} out of range 0..{shards}");
+        AccountId(u64::from(shards) + u64::from(shard.0))
+    }
+
+    /// The first id that is neither a world nor a transit account.
+    pub fn first_customer(shards: u32) -> u64 {
+        2 * u64::from(shards)
+    }
+
     /// The shard that owns this account, given the number of shards.
     pub fn shard(self, shards: u32) -> ShardId {
         assert!(shards > 0, "a ledger has at least one shard");
@@ -78,6 +90,7 @@ mod tests {
     fn world_sub_accounts_live_on_their_own_shard() {
         for s in 0..7 {
             assert_eq!(AccountId::world(ShardId(s)).shard(7), ShardId(s));
+            assert_eq!(AccountId::transit(ShardId(s), 7).shard(7), ShardId(s));
         }
     }
 }

@@ -12,7 +12,7 @@
 //! - [`node`]: what the harness hands every node (`NodeEnv`).
 //! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch.
 //!
-//! Services: [`ledger`] (账务, sharded double-entry).
+//! Services: [`ledger`] (账务, sharded double-entry, TCC participant), [`trade`] (交易).
 
 pub mod bugs;
 pub mod clock;
@@ -22,7 +22,12 @@ pub mod ledger;
 pub mod log;
 pub mod money;
 pub mod node;
+pub mod payment;
 pub mod probes;
+pub mod strategy;
+pub mod tcc;
+pub mod topology;
+pub mod trade;
 pub mod transport;
 
 pub use ids::{AccountId, RequestId, ShardId, VoucherId};

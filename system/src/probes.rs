@@ -47,6 +47,23 @@ pub mod names {
     pub const LEDGER_TORN_TAIL_CUT: &str = "ledger.torn-tail-cut";
     pub const LEDGER_IDEMPOTENT_REPLAY: &str = "ledger.idempotent-replay";
     pub const LEDGER_INSUFFICIENT_FUNDS: &str = "ledger.insufficient-funds";
+    pub const TCC_EMPTY_ROLLBACK: &str = "tcc.empty-rollback";
+    pub const TCC_LATE_TRY_REFUSED: &str = "tcc.late-try-refused";
+    pub const TCC_CONFIRM_REPEAT_ABSORBED: &str = "tcc.confirm-repeat-absorbed";
+    pub const TCC_CANCEL_REPEAT_ABSORBED: &str = "tcc.cancel-repeat-absorbed";
+    pub const TCC_TRY_TIMEOUT: &str = "tcc.try-timed-out";
+    pub const TCC_TRY_REFUSED: &str = "tcc.try-refused";
+    pub const TCC_PHASE_TWO_RETRY: &str = "tcc.phase-two-retry";
+    pub const TCC_RESUMED_COMMIT: &str = "tcc.manager-resumed-commit";
+    pub const TCC_RESUMED_ROLLBACK: &str = "tcc.manager-resumed-rollback";
+    pub const TCC_HEURISTIC: &str = "tcc.heuristic-outcome";
+    pub const TRADE_RECOVERED: &str = "trade.recovered-from-log";
+    pub const TRADE_CLOSED_BY_TIMEOUT: &str = "trade.closed-by-timeout";
+    pub const TRADE_REFUND_BOUND_REFUSED: &str = "trade.refund-over-bound-refused";
+    pub const TRADE_DUPLICATE_CREATE: &str = "trade.duplicate-create-absorbed";
+    pub const PAYMENT_RECOVERED: &str = "payment.recovered-from-log";
+    pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
+    pub const PAYMENT_REPLAYED_OUTCOME: &str = "payment.replayed-outcome";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
 }

@@ -6,6 +6,7 @@
 //! same `apply` rebuilds the state from the log after a crash. So the log is the truth and the
 //! in-memory state is its fold.
 
+use super::fence::{BranchKey, FenceDecision, FenceState, Fences};
 use super::types::*;
 use crate::bugs::{Bug, Bugs};
 use crate::ids::{AccountId, RequestId, ShardId, VoucherId};
@@ -40,6 +41,25 @@ pub enum LedgerRecord {
     Unfrozen {
         key: String,
     },
+    /// TCC Try: the fence row TRIED and the reservation, in one record.
+    TccTried {
+        branch: BranchKey,
+        action: TccAction,
+    },
+    /// TCC Confirm: the fence row COMMITTED, the reservation consumed and the voucher posted.
+    TccConfirmed {
+        branch: BranchKey,
+        voucher: Voucher,
+    },
+    /// TCC Cancel after a Try: the fence row ROLLED_BACK and the reservation released.
+    TccCancelled {
+        branch: BranchKey,
+    },
+    /// TCC Cancel without a Try (empty rollback): the fence row SUSPENDED, which makes a late
+    /// Try fail (anti-hanging).
+    TccSuspended {
+        branch: BranchKey,
+    },
 }
 
 /// What the shell must do with a command.
@@ -67,23 +87,34 @@ pub struct LedgerCore {
     posts: BTreeMap<RequestId, Outcome>,
     /// Idempotency: the first outcome of every freeze, by freeze key.
     freeze_outcomes: BTreeMap<String, Outcome>,
+    /// TCC fence rows, one per (xid, branch) this shard has seen.
+    fences: Fences,
+    /// Every branch ever tried here, with its action (kept after phase two).
+    branches: BTreeMap<BranchKey, TccAction>,
+    /// Reservations of branches tried and not yet confirmed or cancelled.
+    holds: BTreeMap<BranchKey, TccAction>,
+    /// The planted bug, if any. With one planted, `apply` skips the assertions that would stop
+    /// the bug's own records, so that a checker (not an assertion) has to catch it.
+    bugs: Bugs,
 }
 
 impl LedgerCore {
-    /// An empty shard holding only its sub-account of the world.
-    pub fn new(shard: ShardId, shards: u32) -> Self {
+    /// An empty shard holding only its sub-account of the world and its transit account.
+    pub fn new(shard: ShardId, shards: u32, bugs: Bugs) -> Self {
         assert!(shard.0 < shards, "shard {shard} out of range 0..{shards}");
-        let world = AccountId::world(shard);
         let mut accounts = BTreeMap::new();
-        accounts.insert(
-            world,
-            Account {
-                id: world,
-                subject: Subject::World,
+        for (id, subject) in [
+            (AccountId::world(shard), Subject::World),
+            (AccountId::transit(shard, shards), Subject::Transit),
+        ] {
+            let account = Account {
+                id,
+                subject,
                 available: zero(),
                 frozen: zero(),
-            },
-        );
+            };
+            accounts.insert(id, account);
+        }
         LedgerCore {
             shard,
             shards,
@@ -93,12 +124,16 @@ impl LedgerCore {
             journal: Vec::new(),
             posts: BTreeMap::new(),
             freeze_outcomes: BTreeMap::new(),
+            fences: Fences::default(),
+            branches: BTreeMap::new(),
+            holds: BTreeMap::new(),
+            bugs,
         }
     }
 
     /// Rebuilds a shard by applying its log from the start.
-    pub fn recover(shard: ShardId, shards: u32, records: &[LedgerRecord]) -> Self {
-        let mut core = LedgerCore::new(shard, shards);
+    pub fn recover(shard: ShardId, shards: u32, bugs: Bugs, records: &[LedgerRecord]) -> Self {
+        let mut core = LedgerCore::new(shard, shards, bugs);
         for record in records {
             // Outcomes were returned when first applied; replay only rebuilds the state.
             let _ = core.apply(record.clone());
@@ -124,6 +159,17 @@ impl LedgerCore {
     pub fn journal(&self) -> &[JournalEntry] {
         &self.journal
     }
+    pub fn fences(&self) -> &Fences {
+        &self.fences
+    }
+    /// Reservations of TCC branches tried and not yet confirmed or cancelled.
+    pub fn holds(&self) -> impl Iterator<Item = (&BranchKey, &TccAction)> {
+        self.holds.iter()
+    }
+
+    fn strict(&self) -> bool {
+        self.bugs.get().is_none()
+    }
 
     /// Decides what `command` means against the current state.
     pub fn decide(&self, command: &LedgerCommand, now_ms: u64, bugs: Bugs) -> Decision {
@@ -139,7 +185,118 @@ impl LedgerCore {
                 true => Decision::Write(LedgerRecord::Unfrozen { key: key.clone() }),
                 false => Decision::Reply(Ok(LedgerReply::Unfrozen)),
             },
+            LedgerCommand::TccTry { branch, action } => self.decide_try(branch, action),
+            LedgerCommand::TccConfirm { branch } => self.decide_confirm(branch, now_ms, bugs),
+            LedgerCommand::TccCancel { branch } => self.decide_cancel(branch, bugs),
         }
+    }
+
+    /// Try: the fence first (a branch already cancelled must not reserve: anti-hanging), then
+    /// the business check. A refused Try writes nothing, as Seata rolls back the fence insert
+    /// with the failed local transaction; its Cancel will then be an empty rollback.
+    fn decide_try(&self, branch: &BranchKey, action: &TccAction) -> Decision {
+        match self.fences.try_(branch) {
+            FenceDecision::Refuse(refusal) => Decision::Reply(Err(LedgerError::Fence(refusal))),
+            FenceDecision::AlreadyDone => Decision::Reply(match self.branches.get(branch) {
+                Some(tried) if tried == action => Ok(LedgerReply::Tried),
+                _ => Err(LedgerError::BranchReused(branch.to_string())),
+            }),
+            FenceDecision::Apply(_) | FenceDecision::Record(_) => match self.validate_try(action) {
+                Ok(()) => Decision::Write(LedgerRecord::TccTried {
+                    branch: branch.clone(),
+                    action: *action,
+                }),
+                Err(e) => Decision::Reply(Err(e)),
+            },
+        }
+    }
+
+    fn validate_try(&self, action: &TccAction) -> Result<(), LedgerError> {
+        let account = action.account();
+        self.check_home(account)?;
+        let a = self
+            .accounts
+            .get(&account)
+            .ok_or(LedgerError::UnknownAccount(account))?;
+        if let TccAction::Debit { amount, .. } = action {
+            if a.available < amount.value() {
+                return Err(LedgerError::InsufficientFunds {
+                    account,
+                    available: a.available.to_string(),
+                    needed: amount.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_confirm(&self, branch: &BranchKey, now_ms: u64, bugs: Bugs) -> Decision {
+        match self.fences.confirm(branch) {
+            FenceDecision::Refuse(refusal) => Decision::Reply(Err(LedgerError::Fence(refusal))),
+            // The planted bug posts a repeated Confirm again.
+            FenceDecision::AlreadyDone if bugs.is(Bug::TccConfirmNotIdempotent) => {
+                Decision::Write(self.confirmation(branch, now_ms))
+            }
+            FenceDecision::AlreadyDone => Decision::Reply(Ok(LedgerReply::Confirmed)),
+            FenceDecision::Apply(_) | FenceDecision::Record(_) => {
+                Decision::Write(self.confirmation(branch, now_ms))
+            }
+        }
+    }
+
+    /// The record of a Confirm: the branch's voucher through this shard's transit account.
+    fn confirmation(&self, branch: &BranchKey, now_ms: u64) -> LedgerRecord {
+        let action = self.branches[branch];
+        let transit = AccountId::transit(self.shard, self.shards);
+        let legs = match action {
+            TccAction::Debit { account, amount } => {
+                vec![Leg::debit(account, amount), Leg::credit(transit, amount)]
+            }
+            TccAction::Credit { account, amount } => {
+                vec![Leg::debit(transit, amount), Leg::credit(account, amount)]
+            }
+        };
+        LedgerRecord::TccConfirmed {
+            branch: branch.clone(),
+            voucher: Voucher {
+                id: VoucherId {
+                    shard: self.shard,
+                    seq: self.vouchers.len() as u64,
+                },
+                request: RequestId::new(format!("tcc:{}:{}", branch.xid, branch.branch)),
+                legs,
+                posted_ms: now_ms,
+                xid: Some(branch.xid.clone()),
+            },
+        }
+    }
+
+    fn decide_cancel(&self, branch: &BranchKey, bugs: Bugs) -> Decision {
+        let record = match self.fences.cancel(branch) {
+            FenceDecision::Refuse(refusal) => {
+                return Decision::Reply(Err(LedgerError::Fence(refusal)))
+            }
+            // The planted bug releases a repeated Cancel's reservation again.
+            FenceDecision::AlreadyDone
+                if bugs.is(Bug::TccCancelNotIdempotent) && self.branches.contains_key(branch) =>
+            {
+                LedgerRecord::TccCancelled {
+                    branch: branch.clone(),
+                }
+            }
+            FenceDecision::AlreadyDone => return Decision::Reply(Ok(LedgerReply::Cancelled)),
+            // Without the fence, an empty rollback leaves no trace for a late Try to trip on.
+            FenceDecision::Record(_) if bugs.is(Bug::TccNoFence) => {
+                return Decision::Reply(Ok(LedgerReply::Cancelled))
+            }
+            FenceDecision::Record(_) => LedgerRecord::TccSuspended {
+                branch: branch.clone(),
+            },
+            FenceDecision::Apply(_) => LedgerRecord::TccCancelled {
+                branch: branch.clone(),
+            },
+        };
+        Decision::Write(record)
     }
 
     fn decide_open(&self, account: AccountId, subject: Subject) -> Decision {
@@ -172,6 +329,7 @@ impl LedgerCore {
                 request: request.clone(),
                 legs: legs.to_vec(),
                 posted_ms: now_ms,
+                xid: None,
             })),
             Err(error) => Decision::Write(LedgerRecord::PostRefused {
                 request: request.clone(),
@@ -275,6 +433,43 @@ impl LedgerCore {
                 self.posts.insert(request, Err(error.clone()));
                 Err(error)
             }
+            LedgerRecord::TccTried { branch, action } => {
+                self.fences.set(branch.clone(), FenceState::Tried);
+                if let TccAction::Debit { account, amount } = action {
+                    let strict = self.strict();
+                    let a = self.account_mut(account);
+                    a.available -= amount.value();
+                    a.frozen += amount.value();
+                    assert!(
+                        !strict || a.available >= Decimal::ZERO,
+                        "Try overdrew {account}"
+                    );
+                }
+                self.branches.insert(branch.clone(), action);
+                self.holds.insert(branch, action);
+                Ok(LedgerReply::Tried)
+            }
+            LedgerRecord::TccConfirmed { branch, voucher } => {
+                self.write_fence(branch.clone(), FenceState::Committed);
+                if let Some(action) = self.holds.remove(&branch) {
+                    self.release(action);
+                }
+                self.apply_post(voucher).map(|_| LedgerReply::Confirmed)
+            }
+            LedgerRecord::TccCancelled { branch } => {
+                let repeat = self.fences.get(&branch) == Some(FenceState::RolledBack);
+                self.write_fence(branch.clone(), FenceState::RolledBack);
+                let held = self.holds.remove(&branch);
+                // A repeat only reaches here through the planted bug: it releases again.
+                if let Some(action) = held.or_else(|| repeat.then(|| self.branches[&branch])) {
+                    self.release(action);
+                }
+                Ok(LedgerReply::Cancelled)
+            }
+            LedgerRecord::TccSuspended { branch } => {
+                self.fences.set(branch, FenceState::Suspended);
+                Ok(LedgerReply::Cancelled)
+            }
             LedgerRecord::FreezeRefused { key, error } => {
                 self.freeze_outcomes.insert(key, Err(error.clone()));
                 Err(error)
@@ -318,6 +513,36 @@ impl LedgerCore {
                 );
                 Ok(LedgerReply::Unfrozen)
             }
+        }
+    }
+
+    fn account_mut(&mut self, id: AccountId) -> &mut Account {
+        self.accounts
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("{id} exists"))
+    }
+
+    /// Writes a fence row; a repeat of the same state only comes from a planted bug.
+    fn write_fence(&mut self, branch: BranchKey, state: FenceState) {
+        if self.fences.get(&branch) == Some(state) && !self.strict() {
+            self.fences.force(branch, state);
+        } else {
+            self.fences.set(branch, state);
+        }
+    }
+
+    /// Gives a branch's reservation back: a debit's frozen money becomes available again; a
+    /// prepared credit was in no balance and simply disappears.
+    fn release(&mut self, action: TccAction) {
+        if let TccAction::Debit { account, amount } = action {
+            let strict = self.strict();
+            let a = self.account_mut(account);
+            a.frozen -= amount.value();
+            a.available += amount.value();
+            assert!(
+                !strict || a.frozen >= Decimal::ZERO,
+                "release made {account} frozen negative"
+            );
         }
     }
 
@@ -371,7 +596,7 @@ mod tests {
     }
 
     fn funded_shard() -> (LedgerCore, AccountId, AccountId) {
-        let mut c = LedgerCore::new(ShardId(0), SHARDS);
+        let mut c = LedgerCore::new(ShardId(0), SHARDS, Bugs::none());
         let (a, b) = (AccountId(10), AccountId(12));
         for id in [a, b] {
             let open = LedgerCommand::OpenAccount {
@@ -486,23 +711,23 @@ mod tests {
 
     #[test]
     fn recovery_from_the_records_rebuilds_the_same_state() {
-        let mut c = LedgerCore::new(ShardId(1), SHARDS);
+        let mut c = LedgerCore::new(ShardId(1), SHARDS, Bugs::none());
         let mut log = Vec::new();
         let cmds = [
             LedgerCommand::OpenAccount {
-                account: AccountId(3),
+                account: AccountId(5),
                 subject: Subject::User,
             },
             LedgerCommand::Post {
                 request: RequestId::new("f"),
                 legs: vec![
                     Leg::debit(AccountId(1), amt(50)),
-                    Leg::credit(AccountId(3), amt(50)),
+                    Leg::credit(AccountId(5), amt(50)),
                 ],
             },
             LedgerCommand::Freeze {
                 key: "z".into(),
-                account: AccountId(3),
+                account: AccountId(5),
                 amount: amt(20),
             },
         ];
@@ -512,7 +737,7 @@ mod tests {
                 log.push(rec);
             }
         }
-        let r = LedgerCore::recover(ShardId(1), SHARDS, &log);
+        let r = LedgerCore::recover(ShardId(1), SHARDS, Bugs::none(), &log);
         assert_eq!(
             r.accounts().collect::<Vec<_>>(),
             c.accounts().collect::<Vec<_>>()

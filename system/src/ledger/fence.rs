@@ -22,6 +22,12 @@ pub struct BranchKey {
     pub branch: u32,
 }
 
+impl std::fmt::Display for BranchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.xid, self.branch)
+    }
+}
+
 /// The state of a fence row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FenceState {
@@ -104,6 +110,12 @@ impl Fences {
             Some(FenceState::Committed) => FenceDecision::Refuse(FenceRefusal::CancelAfterConfirm),
             Some(FenceState::RolledBack | FenceState::Suspended) => FenceDecision::AlreadyDone,
         }
+    }
+
+    /// Writes a row without judging the transition: only for planted bugs, whose records
+    /// break the rules on purpose so that a checker (not an assertion) has to notice.
+    pub fn force(&mut self, key: BranchKey, state: FenceState) {
+        self.rows.insert(key, state);
     }
 
     /// Writes a row, asserting the transition is one the rules allow.

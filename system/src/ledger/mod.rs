@@ -11,5 +11,6 @@ pub mod node;
 pub mod types;
 
 pub use self::core::{Decision, LedgerCore, LedgerRecord};
+pub use fence::{BranchKey, FenceRefusal, FenceState};
 pub use node::{LedgerConfig, LedgerNode};
 pub use types::*;

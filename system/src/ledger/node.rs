@@ -2,7 +2,8 @@
 //! and rebuilds its core from the log when (re)started.
 
 use super::core::{Decision, LedgerCore, LedgerRecord};
-use super::types::LedgerCall;
+use super::fence::FenceRefusal;
+use super::types::{LedgerCall, LedgerCommand, LedgerError};
 use crate::ids::ShardId;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -10,6 +11,22 @@ use crate::probes::names;
 use crate::transport::Transport;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The TCC protocol corner a decision reaches, if any: what the scenario tests look for.
+fn tcc_corner(command: &LedgerCommand, decision: &Decision) -> Option<&'static str> {
+    use LedgerCommand::{TccCancel, TccConfirm, TccTry};
+    match (command, decision) {
+        (TccCancel { .. }, Decision::Write(LedgerRecord::TccSuspended { .. })) => {
+            Some(names::TCC_EMPTY_ROLLBACK)
+        }
+        (TccTry { .. }, Decision::Reply(Err(LedgerError::Fence(FenceRefusal::TryAfterCancel)))) => {
+            Some(names::TCC_LATE_TRY_REFUSED)
+        }
+        (TccConfirm { .. }, Decision::Reply(Ok(_))) => Some(names::TCC_CONFIRM_REPEAT_ABSORBED),
+        (TccCancel { .. }, Decision::Reply(Ok(_))) => Some(names::TCC_CANCEL_REPEAT_ABSORBED),
+        _ => None,
+    }
+}
 
 /// The log file of a ledger shard on its node's disk.
 pub const LOG_FILE: &str = "ledger.log";
@@ -46,6 +63,7 @@ impl LedgerNode {
         let core = Arc::new(Mutex::new(LedgerCore::recover(
             config.shard,
             config.shards,
+            env.bugs,
             &records,
         )));
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
@@ -58,7 +76,11 @@ impl LedgerNode {
                 // Decide, write and apply under one lock: no other command sees a half step.
                 let reply = {
                     let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
-                    match core.decide(&command, clock.now_ms(), bugs) {
+                    let decision = core.decide(&command, clock.now_ms(), bugs);
+                    if let Some(corner) = tcc_corner(&command, &decision) {
+                        probes.hit(corner);
+                    }
+                    match decision {
                         Decision::Reply(reply) => {
                             probes.hit(names::LEDGER_IDEMPOTENT_REPLAY);
                             reply
@@ -69,7 +91,7 @@ impl LedgerNode {
                         }
                     }
                 };
-                if matches!(reply, Err(super::LedgerError::InsufficientFunds { .. })) {
+                if matches!(reply, Err(LedgerError::InsufficientFunds { .. })) {
                     probes.hit(names::LEDGER_INSUFFICIENT_FUNDS);
                 }
                 // Nothing is acknowledged before it is durable, repeats included: a repeat may
@@ -87,9 +109,9 @@ impl LedgerNode {
     }
 
     /// What a shard whose node is down would recover: its durable records, folded.
-    pub fn durable_state(env_disk: &crate::disk::Disk, config: LedgerConfig) -> LedgerCore {
+    pub fn durable_state(env: &NodeEnv, config: LedgerConfig) -> LedgerCore {
         let log =
-            DurableLog::<LedgerRecord>::open(env_disk.clone(), LOG_FILE, config.fsync_latency);
-        LedgerCore::recover(config.shard, config.shards, &log.read_durable())
+            DurableLog::<LedgerRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        LedgerCore::recover(config.shard, config.shards, env.bugs, &log.read_durable())
     }
 }

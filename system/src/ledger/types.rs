@@ -1,5 +1,6 @@
 //! The ledger's vocabulary: subjects, legs, vouchers, journal entries, commands, replies, errors.
 
+use super::fence::{BranchKey, FenceRefusal};
 use crate::ids::{AccountId, RequestId, ShardId, VoucherId};
 use crate::money::Amount;
 use crate::transport::Rpc;
@@ -68,6 +69,8 @@ pub struct Voucher {
     pub legs: Vec<Leg>,
     /// The posting node's clock when it was posted.
     pub posted_ms: u64,
+    /// The global transaction this voucher is a branch of (a TCC Confirm), if any.
+    pub xid: Option<String>,
 }
 
 /// Checks the shape every voucher must have; used before writing and again on replay.
@@ -118,6 +121,29 @@ pub struct Freeze {
     pub amount: Amount,
 }
 
+/// What one TCC branch does on its shard. Both sides go through the shard's transit account, so
+/// every shard balances on its own at every instant, whichever branches have been confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TccAction {
+    /// Try freezes `amount` on `account`; Confirm posts Dr account / Cr transit.
+    Debit { account: AccountId, amount: Amount },
+    /// Try prepares the credit (reserved, in no balance); Confirm posts Dr transit / Cr account.
+    Credit { account: AccountId, amount: Amount },
+}
+
+impl TccAction {
+    pub fn account(&self) -> AccountId {
+        match *self {
+            TccAction::Debit { account, .. } | TccAction::Credit { account, .. } => account,
+        }
+    }
+    pub fn amount(&self) -> Amount {
+        match *self {
+            TccAction::Debit { amount, .. } | TccAction::Credit { amount, .. } => amount,
+        }
+    }
+}
+
 /// What a client asks a ledger shard to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LedgerCommand {
@@ -136,6 +162,16 @@ pub enum LedgerCommand {
     },
     /// Releases the freeze `key`; releasing an unknown key succeeds and changes nothing.
     Unfreeze { key: String },
+    /// TCC phase one for one branch: reserve, fenced per (xid, branch).
+    TccTry {
+        branch: BranchKey,
+        action: TccAction,
+    },
+    /// TCC phase two, commit: post the reserved movement. Idempotent.
+    TccConfirm { branch: BranchKey },
+    /// TCC phase two, rollback: release the reservation (or record an empty rollback).
+    /// Idempotent.
+    TccCancel { branch: BranchKey },
 }
 
 /// A successful reply.
@@ -145,6 +181,9 @@ pub enum LedgerReply {
     Posted { voucher: VoucherId },
     Frozen,
     Unfrozen,
+    Tried,
+    Confirmed,
+    Cancelled,
 }
 
 /// A refusal. Refusals of posts and freezes are durable: a retry gets the same refusal.
@@ -171,6 +210,10 @@ pub enum LedgerError {
     Unbalanced { debits: String, credits: String },
     #[error("freeze key {0} was already used for another reservation")]
     FreezeKeyReused(String),
+    #[error("{0}")]
+    Fence(FenceRefusal),
+    #[error("branch {0} was tried with another action")]
+    BranchReused(String),
 }
 
 /// The ledger's RPC: one command in, a reply or a refusal out.

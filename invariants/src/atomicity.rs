@@ -1,0 +1,426 @@
+//! Invariant 11: at rest, all branches of an activity end the same way, and none is left in Try.
+//!
+//! Checked at quiescence only: mid-flight an activity is legitimately half-confirmed. At rest,
+//! every activity has reached a terminal status other than Heuristic, and its branches agree
+//! with it: a Committed activity has each branch's fence row Committed (on shards that keep
+//! fences for it) and each leg of its movement posted by exactly one voucher; a RolledBack one
+//! has no branch Tried or Committed and no voucher at all. Independently of any activity, the
+//! fence rows of one xid never mix Committed with RolledBack or Suspended: that is a
+//! half-committed transaction whatever its manager's log says. A commit decision that was not
+//! durable before phase two, or a timeout rollback racing the commit, ends exactly so.
+
+use crate::index::{voucher_ids, vouchers_by_xid, Posted};
+use crate::money::{checked_sum, same, show};
+use crate::{
+    ActivityState, ActivityStatus, FenceRow, FenceState, Invariant, MovementLeg, Observation,
+    Violation,
+};
+use std::collections::BTreeMap;
+
+/// A fence row together with the shard holding it.
+type Fenced<'a> = (u32, &'a FenceRow);
+
+/// What every rule needs: the fence rows and the vouchers of each xid, across shards.
+struct Branches<'a> {
+    fences: BTreeMap<&'a str, Vec<Fenced<'a>>>,
+    vouchers: BTreeMap<&'a str, Vec<Posted<'a>>>,
+}
+
+impl<'a> Branches<'a> {
+    fn fences(&self, xid: &str) -> &[Fenced<'a>] {
+        self.fences.get(xid).map_or(&[][..], Vec::as_slice)
+    }
+
+    fn vouchers(&self, xid: &str) -> &[Posted<'a>] {
+        self.vouchers.get(xid).map_or(&[][..], Vec::as_slice)
+    }
+}
+
+pub fn check(obs: &Observation) -> Vec<Violation> {
+    let mut fences: BTreeMap<&str, Vec<Fenced<'_>>> = BTreeMap::new();
+    for shard in &obs.shards {
+        for row in &shard.fences {
+            fences
+                .entry(row.xid.as_str())
+                .or_default()
+                .push((shard.shard, row));
+        }
+    }
+    let branches = Branches {
+        fences,
+        vouchers: vouchers_by_xid(obs),
+    };
+    let mut out = Vec::new();
+    for a in &obs.activities {
+        out.extend(terminal(a, &branches));
+        match a.status {
+            ActivityStatus::Committed => out.extend(committed(a, &branches)),
+            ActivityStatus::RolledBack => out.extend(rolled_back(a, &branches)),
+            _ => {}
+        }
+    }
+    out.extend(mixed_fences(&branches));
+    out
+}
+
+/// Fence rows as "0/1:Committed" (shard/branch:state), for evidence.
+fn render_fences(fences: &[Fenced<'_>]) -> String {
+    let each: Vec<String> = fences
+        .iter()
+        .map(|(shard, row)| format!("{shard}/{}:{:?}", row.branch, row.state))
+        .collect();
+    each.join(",")
+}
+
+/// A violation about activity `a`, with its branches' fences and vouchers.
+fn about(a: &ActivityState, b: &Branches<'_>, message: String) -> Violation {
+    Violation::new(Invariant::Atomicity, message)
+        .with("xid", &a.xid)
+        .with("trade", &a.trade)
+        .with("kind", format!("{:?}", a.kind))
+        .with("status", format!("{:?}", a.status))
+        .with("node", &a.node)
+        .with("fences", render_fences(b.fences(&a.xid)))
+        .with("vouchers", voucher_ids(b.vouchers(&a.xid)))
+}
+
+/// At rest every activity has ended, and ended one way.
+fn terminal(a: &ActivityState, b: &Branches<'_>) -> Option<Violation> {
+    let what = match a.status {
+        ActivityStatus::Trying => "was left in Try",
+        ActivityStatus::Committing | ActivityStatus::RollingBack => "has its phase two unfinished",
+        ActivityStatus::Heuristic => "ended Heuristic: its branches ended differently",
+        ActivityStatus::Committed | ActivityStatus::RolledBack => return None,
+    };
+    let msg = format!("activity {} {what} ({:?} at rest)", a.xid, a.status);
+    Some(about(a, b, msg))
+}
+
+/// A leg as "D2:20 on shard 0", for messages.
+fn render_leg(leg: &MovementLeg) -> String {
+    let s = if leg.side == crate::Side::Debit {
+        'D'
+    } else {
+        'C'
+    };
+    format!("{s}{}:{} on shard {}", leg.account, leg.amount, leg.shard)
+}
+
+/// Whether voucher `v` on `shard` posts (part of) movement leg `leg`.
+fn posts(shard: u32, v: &Posted<'_>, leg: &MovementLeg) -> bool {
+    v.0 == shard
+        && v.1
+            .legs
+            .iter()
+            .any(|l| l.account == leg.account && l.side == leg.side)
+}
+
+/// A committed activity has every branch fenced Committed and posted exactly once, and no
+/// voucher besides.
+fn committed(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for leg in &a.legs {
+        out.extend(branch_fence_committed(a, leg, b));
+        out.extend(branch_posted_once(a, leg, b));
+    }
+    if a.legs.is_empty() {
+        return out;
+    }
+    let extra: Vec<Posted<'_>> = b
+        .vouchers(&a.xid)
+        .iter()
+        .filter(|v| !a.legs.iter().any(|leg| posts(leg.shard, v, leg)))
+        .copied()
+        .collect();
+    if !extra.is_empty() {
+        let msg = format!(
+            "activity {} is Committed but voucher(s) {} post none of its legs",
+            a.xid,
+            voucher_ids(&extra)
+        );
+        out.push(about(a, b, msg).with("extra", voucher_ids(&extra)));
+    }
+    out
+}
+
+fn branch_fence_committed(
+    a: &ActivityState,
+    leg: &MovementLeg,
+    b: &Branches<'_>,
+) -> Option<Violation> {
+    let on_shard: Vec<Fenced<'_>> = b
+        .fences(&a.xid)
+        .iter()
+        .filter(|(shard, _)| *shard == leg.shard)
+        .copied()
+        .collect();
+    // A shard that keeps no fence for this activity runs a strategy without fences.
+    if on_shard.is_empty() {
+        return None;
+    }
+    let states: Vec<FenceState> = on_shard
+        .iter()
+        .filter(|(_, row)| row.branch == leg.branch)
+        .map(|(_, row)| row.state)
+        .collect();
+    if states.contains(&FenceState::Committed) {
+        return None;
+    }
+    let msg = format!(
+        "activity {} is Committed but branch {} on shard {} is fenced {:?}",
+        a.xid, leg.branch, leg.shard, states
+    );
+    let v = about(a, b, msg)
+        .with("branch", leg.branch)
+        .with("shard", leg.shard);
+    Some(v)
+}
+
+fn branch_posted_once(a: &ActivityState, leg: &MovementLeg, b: &Branches<'_>) -> Option<Violation> {
+    let found: Vec<Posted<'_>> = b
+        .vouchers(&a.xid)
+        .iter()
+        .filter(|v| posts(leg.shard, v, leg))
+        .copied()
+        .collect();
+    let msg = match found.as_slice() {
+        [] => format!(
+            "activity {} is Committed but branch {} ({}) was never posted",
+            a.xid,
+            leg.branch,
+            render_leg(leg)
+        ),
+        [(_, v)] => {
+            let on_leg = v
+                .legs
+                .iter()
+                .filter(|l| l.account == leg.account && l.side == leg.side);
+            let posted = checked_sum(on_leg.map(|l| l.amount));
+            if same(posted, Some(leg.amount)) {
+                return None;
+            }
+            format!(
+                "activity {} branch {} ({}) was posted as {} by {}",
+                a.xid,
+                leg.branch,
+                render_leg(leg),
+                show(posted),
+                v.voucher
+            )
+        }
+        _ => format!(
+            "activity {} branch {} ({}) was posted {} times",
+            a.xid,
+            leg.branch,
+            render_leg(leg),
+            found.len()
+        ),
+    };
+    let v = about(a, b, msg)
+        .with("branch", leg.branch)
+        .with("shard", leg.shard)
+        .with("branch_vouchers", voucher_ids(&found));
+    Some(v)
+}
+
+/// A rolled-back activity has no branch Tried or Committed, and posted nothing.
+fn rolled_back(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let live: Vec<Fenced<'_>> = b
+        .fences(&a.xid)
+        .iter()
+        .filter(|(_, row)| matches!(row.state, FenceState::Tried | FenceState::Committed))
+        .copied()
+        .collect();
+    if !live.is_empty() {
+        let msg = format!(
+            "activity {} is RolledBack but branches {} were not cancelled",
+            a.xid,
+            render_fences(&live)
+        );
+        out.push(about(a, b, msg));
+    }
+    let posted = b.vouchers(&a.xid);
+    if !posted.is_empty() {
+        let msg = format!(
+            "activity {} is RolledBack but posted {} voucher(s): {}",
+            a.xid,
+            posted.len(),
+            voucher_ids(posted)
+        );
+        out.push(about(a, b, msg));
+    }
+    out
+}
+
+/// The fence rows of one xid never mix a commit with a cancel, whatever the activity says.
+fn mixed_fences(b: &Branches<'_>) -> Vec<Violation> {
+    let cancelled = |s: FenceState| matches!(s, FenceState::RolledBack | FenceState::Suspended);
+    let mixed = b.fences.iter().filter(|(_, rows)| {
+        rows.iter().any(|(_, r)| r.state == FenceState::Committed)
+            && rows.iter().any(|(_, r)| cancelled(r.state))
+    });
+    mixed
+        .map(|(xid, rows)| {
+            let msg = format!(
+                "activity {xid} has branches both committed and cancelled: {}",
+                render_fences(rows)
+            );
+            Violation::new(Invariant::Atomicity, msg)
+                .with("xid", xid)
+                .with("fences", render_fences(rows))
+                .with("vouchers", voucher_ids(b.vouchers(xid)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{branch_voucher, ev, single, valid};
+    use rust_decimal_macros::dec;
+    use ActivityStatus::*;
+
+    #[test]
+    fn valid_observation_passes() {
+        // Two committed activities and one rolled back with an empty rollback on one branch.
+        assert!(check(&valid()).is_empty());
+    }
+
+    #[test]
+    fn activity_left_in_try_fails() {
+        let mut obs = valid();
+        obs.activities[2].status = Trying;
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert_eq!(v.message, "activity x0.3 was left in Try (Trying at rest)");
+        assert_eq!(ev(v, "xid"), "x0.3");
+        assert_eq!(ev(v, "fences"), "0/0:RolledBack,1/1:Suspended");
+    }
+
+    #[test]
+    fn unfinished_phase_two_fails() {
+        let mut obs = valid();
+        obs.activities[1].status = Committing;
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert!(v.message.contains("x0.2 has its phase two unfinished"));
+        assert_eq!(ev(v, "status"), "Committing");
+        assert_eq!(ev(v, "vouchers"), "v0-6,v1-6");
+    }
+
+    #[test]
+    fn heuristic_activity_fails() {
+        let mut obs = valid();
+        obs.activities[0].status = Heuristic;
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert!(v.message.contains("x0.1 ended Heuristic"));
+        assert_eq!(ev(v, "trade"), "T0-1");
+    }
+
+    #[test]
+    fn committed_activity_with_branch_still_tried_fails() {
+        let mut obs = valid();
+        obs.shards[1].fences[0].state = FenceState::Tried;
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert_eq!(
+            v.message,
+            "activity x0.1 is Committed but branch 1 on shard 1 is fenced [Tried]"
+        );
+        assert_eq!(ev(v, "branch"), "1");
+        assert_eq!(ev(v, "fences"), "0/0:Committed,1/1:Tried");
+    }
+
+    #[test]
+    fn shard_without_fences_is_not_judged_by_fence() {
+        let mut obs = valid();
+        obs.shards[1].fences.remove(0);
+        assert!(check(&obs).is_empty());
+    }
+
+    #[test]
+    fn committed_branch_never_posted_fails() {
+        let mut obs = valid();
+        obs.shards[0].vouchers.remove(2);
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert_eq!(
+            v.message,
+            "activity x0.1 is Committed but branch 0 (D2:20 on shard 0) was never posted"
+        );
+        assert_eq!(ev(v, "vouchers"), "v1-5");
+        assert_eq!(ev(v, "branch_vouchers"), "");
+    }
+
+    #[test]
+    fn committed_branch_posted_twice_fails() {
+        let mut obs = valid();
+        // A non-idempotent Confirm posted branch 1 again.
+        obs.shards[1]
+            .vouchers
+            .push(branch_voucher("v1-3", "x0.1", 1, 13, 12, dec!(20)));
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert!(v
+            .message
+            .contains("branch 1 (C12:20 on shard 1) was posted 2 times"));
+        assert_eq!(ev(v, "branch_vouchers"), "v1-5,v1-3");
+    }
+
+    #[test]
+    fn committed_branch_posted_with_other_amount_fails() {
+        let mut obs = valid();
+        for l in &mut obs.shards[0].vouchers[2].legs {
+            l.amount = dec!(19);
+        }
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert!(v
+            .message
+            .contains("(D2:20 on shard 0) was posted as 19 by v0-5"));
+    }
+
+    #[test]
+    fn committed_activity_with_foreign_voucher_fails() {
+        let mut obs = valid();
+        obs.shards[0]
+            .vouchers
+            .push(branch_voucher("v0-3", "x0.1", 2, 3, 5, dec!(1)));
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert_eq!(ev(v, "extra"), "v0-3");
+        assert_eq!(ev(v, "xid"), "x0.1");
+    }
+
+    #[test]
+    fn rolled_back_activity_with_branch_still_tried_fails() {
+        let mut obs = valid();
+        // The Cancel of branch 0 never ran: its Try still holds.
+        obs.shards[0].fences[2].state = FenceState::Tried;
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert_eq!(
+            v.message,
+            "activity x0.3 is RolledBack but branches 0/0:Tried were not cancelled"
+        );
+    }
+
+    #[test]
+    fn rolled_back_activity_that_posted_fails() {
+        let mut obs = valid();
+        obs.shards[0]
+            .vouchers
+            .push(branch_voucher("v0-3", "x0.3", 0, 2, 5, dec!(8)));
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert!(v
+            .message
+            .contains("x0.3 is RolledBack but posted 1 voucher(s): v0-3"));
+    }
+
+    #[test]
+    fn mixed_fences_fail_without_activity() {
+        let mut obs = valid();
+        // A timeout rollback raced the commit and the manager's log lost the activity.
+        obs.activities.remove(2);
+        obs.shards[1].fences[2].state = FenceState::Committed;
+        let v = &single(check(&obs), Invariant::Atomicity);
+        assert_eq!(
+            v.message,
+            "activity x0.3 has branches both committed and cancelled: 0/0:RolledBack,1/1:Committed"
+        );
+        assert_eq!(ev(v, "xid"), "x0.3");
+    }
+}

@@ -1,0 +1,17 @@
+//! The cashier / payment service (收银台/支付): pay and refund orders, each carried out as one
+//! business activity whose money movement the run's consistency strategy makes atomic.
+//!
+//! - [`types`]: the API (pay, refund), its replies, and routing of keys to nodes.
+//! - [`orders`]: the order book, a fold of the node's order log.
+//! - [`node`]: the node shell: the order flow, recovery of unfinished orders.
+//!
+//! Orders are partitioned across payment nodes by idempotency key (every retry of a key
+//! reaches the node that pinned its outcome); any node serves any trade, buyer or merchant.
+
+pub mod node;
+pub mod orders;
+pub mod types;
+
+pub use node::{PaymentConfig, PaymentNode, PaymentView};
+pub use orders::{Order, OrderBook, OrderKind, OrderRecord};
+pub use types::*;

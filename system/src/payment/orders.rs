@@ -1,0 +1,198 @@
+//! The pay-order book (支付单) of one payment node: a deterministic fold of its order log.
+//!
+//! An order is created (with its activity id) before anything else happens, and finished with
+//! its outcome once the trade has been told. An order's key is its idempotency key: the first
+//! outcome is pinned and every retry gets it.
+
+use crate::ids::AccountId;
+use crate::money::Amount;
+use crate::trade::TradeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What an order does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderKind {
+    Pay { payer: AccountId },
+    Refund { amount: Amount },
+}
+
+/// One pay or refund order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub key: String,
+    pub trade: TradeId,
+    pub xid: String,
+    pub kind: OrderKind,
+    /// `None` while it is being carried out.
+    pub outcome: Option<Result<(), String>>,
+}
+
+/// One durable change to the order book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderRecord {
+    Created {
+        key: String,
+        trade: TradeId,
+        xid: String,
+        kind: OrderKind,
+    },
+    Finished {
+        key: String,
+        outcome: Result<(), String>,
+    },
+}
+
+/// What a new request for `key` means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderDecision {
+    /// A new order: write this record, then carry it out.
+    Create(OrderRecord),
+    /// The key is already known with this order.
+    Known(Order),
+}
+
+/// Every order of one payment node.
+#[derive(Debug, Clone)]
+pub struct OrderBook {
+    node: u32,
+    orders: BTreeMap<String, Order>,
+    by_xid: BTreeMap<String, String>,
+}
+
+impl OrderBook {
+    pub fn recover(node: u32, records: &[OrderRecord]) -> Self {
+        let mut book = OrderBook {
+            node,
+            orders: BTreeMap::new(),
+            by_xid: BTreeMap::new(),
+        };
+        for r in records {
+            book.apply(r.clone());
+        }
+        book
+    }
+
+    pub fn orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
+    pub fn by_xid(&self, xid: &str) -> Option<&Order> {
+        self.orders.get(self.by_xid.get(xid)?)
+    }
+
+    /// The order of `key`; it must exist.
+    pub fn get(&self, key: &str) -> Order {
+        self.orders[key].clone()
+    }
+
+    /// Orders created and not finished, in key order.
+    pub fn unfinished(&self) -> Vec<Order> {
+        self.orders
+            .values()
+            .filter(|o| o.outcome.is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// Decides what a request for `key` means. The activity id is this node's next one: unique
+    /// because orders are never forgotten once their id has been used (the record is durable
+    /// before the id leaves the node).
+    pub fn decide(&self, key: &str, trade: TradeId, kind: OrderKind) -> OrderDecision {
+        if let Some(order) = self.orders.get(key) {
+            return OrderDecision::Known(order.clone());
+        }
+        OrderDecision::Create(OrderRecord::Created {
+            key: key.to_string(),
+            trade,
+            xid: format!("x{}.{}", self.node, self.orders.len() + 1),
+            kind,
+        })
+    }
+
+    pub fn apply(&mut self, record: OrderRecord) {
+        match record {
+            OrderRecord::Created {
+                key,
+                trade,
+                xid,
+                kind,
+            } => {
+                assert!(!self.by_xid.contains_key(&xid), "activity id {xid} reused");
+                self.by_xid.insert(xid.clone(), key.clone());
+                let previous = self.orders.insert(
+                    key.clone(),
+                    Order {
+                        key,
+                        trade,
+                        xid,
+                        kind,
+                        outcome: None,
+                    },
+                );
+                assert!(previous.is_none(), "order created twice");
+            }
+            OrderRecord::Finished { key, outcome } => {
+                let order = self
+                    .orders
+                    .get_mut(&key)
+                    .unwrap_or_else(|| panic!("order {key} exists"));
+                match &order.outcome {
+                    // Finishing is redone after a crash; it must reach the same outcome.
+                    Some(first) => assert_eq!(first, &outcome, "order {key} outcome flipped"),
+                    None => order.outcome = Some(outcome),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade() -> TradeId {
+        TradeId { shard: 0, seq: 1 }
+    }
+
+    fn pay() -> OrderKind {
+        OrderKind::Pay {
+            payer: AccountId(9),
+        }
+    }
+
+    #[test]
+    fn a_key_is_created_once_and_its_outcome_pinned() {
+        let mut book = OrderBook::recover(2, &[]);
+        let OrderDecision::Create(record) = book.decide("k", trade(), pay()) else {
+            panic!("a new key creates an order");
+        };
+        book.apply(record);
+        let OrderDecision::Known(order) = book.decide("k", trade(), pay()) else {
+            panic!("a known key is known");
+        };
+        assert_eq!(order.xid, "x2.1");
+        assert_eq!(book.unfinished().len(), 1);
+        book.apply(OrderRecord::Finished {
+            key: "k".into(),
+            outcome: Err("no".into()),
+        });
+        assert!(book.unfinished().is_empty());
+        assert_eq!(book.by_xid("x2.1").unwrap().outcome, Some(Err("no".into())));
+    }
+
+    #[test]
+    #[should_panic(expected = "outcome flipped")]
+    fn a_finished_outcome_never_flips() {
+        let mut book = OrderBook::recover(0, &[]);
+        if let OrderDecision::Create(r) = book.decide("k", trade(), pay()) {
+            book.apply(r);
+        }
+        for outcome in [Ok(()), Err("x".into())] {
+            book.apply(OrderRecord::Finished {
+                key: "k".into(),
+                outcome,
+            });
+        }
+    }
+}

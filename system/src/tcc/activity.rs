@@ -1,0 +1,233 @@
+//! The business-activity log (业务活动日志) of a TCC manager: a deterministic fold of records.
+//!
+//! An activity is begun with its branches, then decided (commit or rollback), then ended when
+//! every branch has answered phase two. The manager writes the records; this module only
+//! folds them and asserts that every status change is legal.
+
+use crate::ids::ShardId;
+use crate::ledger::TccAction;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An activity's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ActivityStatus {
+    /// Begun; branches being tried; no decision yet.
+    Trying,
+    /// COMMIT logged: every branch must be confirmed.
+    Committing,
+    /// ROLLBACK logged: every branch must be cancelled.
+    RollingBack,
+    Committed,
+    RolledBack,
+    /// Some branch refused phase two: the branches did not end the same way.
+    Heuristic,
+}
+
+impl ActivityStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ActivityStatus::Committed | ActivityStatus::RolledBack | ActivityStatus::Heuristic
+        )
+    }
+
+    pub fn can_become(self, next: ActivityStatus) -> bool {
+        use ActivityStatus::*;
+        matches!(
+            (self, next),
+            (Trying, Committing)
+                | (Trying, RollingBack)
+                | (Committing, Committed)
+                | (RollingBack, RolledBack)
+                | (Committing, Heuristic)
+                | (RollingBack, Heuristic)
+        )
+    }
+}
+
+/// One branch: an action on one ledger shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    pub shard: ShardId,
+    pub action: TccAction,
+}
+
+/// One activity as the log describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub xid: String,
+    pub branches: Vec<Branch>,
+    pub status: ActivityStatus,
+    /// Every status it has had, oldest first.
+    pub history: Vec<ActivityStatus>,
+    /// Why it was rolled back or ended heuristically.
+    pub reason: Option<String>,
+}
+
+/// One durable change to the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivityRecord {
+    Begun {
+        xid: String,
+        branches: Vec<Branch>,
+    },
+    Decided {
+        xid: String,
+        commit: bool,
+        reason: Option<String>,
+    },
+    Ended {
+        xid: String,
+        status: ActivityStatus,
+        reason: Option<String>,
+    },
+}
+
+/// Every activity of one manager.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityLog {
+    activities: BTreeMap<String, Activity>,
+}
+
+impl ActivityLog {
+    pub fn recover(records: &[ActivityRecord]) -> Self {
+        let mut log = ActivityLog::default();
+        for r in records {
+            log.apply(r.clone());
+        }
+        log
+    }
+
+    pub fn get(&self, xid: &str) -> Option<&Activity> {
+        self.activities.get(xid)
+    }
+
+    pub fn activities(&self) -> impl Iterator<Item = &Activity> {
+        self.activities.values()
+    }
+
+    /// Activities not yet ended, in xid order.
+    pub fn unfinished(&self) -> Vec<String> {
+        self.activities
+            .values()
+            .filter(|a| !a.status.is_terminal())
+            .map(|a| a.xid.clone())
+            .collect()
+    }
+
+    pub fn apply(&mut self, record: ActivityRecord) {
+        match record {
+            ActivityRecord::Begun { xid, branches } => {
+                assert!(!branches.is_empty(), "activity {xid} has no branch");
+                let previous = self.activities.insert(
+                    xid.clone(),
+                    Activity {
+                        xid: xid.clone(),
+                        branches,
+                        status: ActivityStatus::Trying,
+                        history: vec![ActivityStatus::Trying],
+                        reason: None,
+                    },
+                );
+                assert!(previous.is_none(), "activity {xid} begun twice");
+            }
+            ActivityRecord::Decided {
+                xid,
+                commit,
+                reason,
+            } => {
+                let next = if commit {
+                    ActivityStatus::Committing
+                } else {
+                    ActivityStatus::RollingBack
+                };
+                self.move_to(&xid, next, reason);
+            }
+            ActivityRecord::Ended {
+                xid,
+                status,
+                reason,
+            } => self.move_to(&xid, status, reason),
+        }
+    }
+
+    fn move_to(&mut self, xid: &str, next: ActivityStatus, reason: Option<String>) {
+        let a = self
+            .activities
+            .get_mut(xid)
+            .unwrap_or_else(|| panic!("activity {xid} exists"));
+        assert!(
+            a.status.can_become(next),
+            "illegal activity transition {:?} -> {next:?} for {xid}",
+            a.status
+        );
+        a.status = next;
+        a.history.push(next);
+        if reason.is_some() {
+            a.reason = reason;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::AccountId;
+    use crate::money::Amount;
+
+    fn begun(xid: &str) -> ActivityRecord {
+        let action = TccAction::Debit {
+            account: AccountId(9),
+            amount: Amount::from_fen(100).unwrap(),
+        };
+        ActivityRecord::Begun {
+            xid: xid.into(),
+            branches: vec![Branch {
+                shard: ShardId(1),
+                action,
+            }],
+        }
+    }
+
+    #[test]
+    fn an_activity_moves_through_its_statuses_and_ends() {
+        let mut log = ActivityLog::default();
+        log.apply(begun("x1"));
+        assert_eq!(log.unfinished(), vec!["x1".to_string()]);
+        log.apply(ActivityRecord::Decided {
+            xid: "x1".into(),
+            commit: true,
+            reason: None,
+        });
+        log.apply(ActivityRecord::Ended {
+            xid: "x1".into(),
+            status: ActivityStatus::Committed,
+            reason: None,
+        });
+        let a = log.get("x1").unwrap();
+        assert_eq!(
+            a.history,
+            vec![
+                ActivityStatus::Trying,
+                ActivityStatus::Committing,
+                ActivityStatus::Committed
+            ]
+        );
+        assert!(log.unfinished().is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "illegal activity transition")]
+    fn committing_cannot_roll_back() {
+        let mut log = ActivityLog::default();
+        log.apply(begun("x1"));
+        for commit in [true, false] {
+            log.apply(ActivityRecord::Decided {
+                xid: "x1".into(),
+                commit,
+                reason: None,
+            });
+        }
+    }
+}

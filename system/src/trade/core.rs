@@ -1,0 +1,606 @@
+//! One trade shard's deterministic core: trades, their pay attempts and refunds.
+//!
+//! Like the ledger: [`TradeCore::decide`] turns a command into an immediate reply or a
+//! [`TradeRecord`] to make durable, and [`TradeCore::apply`] folds records into state, live and
+//! on recovery alike. Every status change is asserted against [`TradeStatus::can_become`], and
+//! the refund bound (refunded + refunding <= paid) is asserted on every apply.
+
+use super::types::*;
+use crate::bugs::Bugs;
+use crate::ids::AccountId;
+use crate::money::Amount;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One durable change to a trade shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TradeRecord {
+    Created {
+        id: TradeId,
+        merchant: AccountId,
+        out_trade_no: String,
+        amount: Amount,
+        created_ms: u64,
+    },
+    PayBegun {
+        trade: TradeId,
+        key: String,
+        xid: String,
+        payer: AccountId,
+    },
+    /// A BeginPay refused (e.g. the trade was closed), pinned to its key.
+    PayRefused {
+        trade: TradeId,
+        key: String,
+        xid: String,
+        payer: AccountId,
+        reason: String,
+    },
+    PayEnded {
+        trade: TradeId,
+        key: String,
+        xid: String,
+        payer: AccountId,
+        outcome: Result<(), String>,
+    },
+    RefundBegun {
+        trade: TradeId,
+        out_request_no: String,
+        xid: String,
+        amount: Amount,
+    },
+    RefundRefused {
+        trade: TradeId,
+        out_request_no: String,
+        xid: String,
+        amount: Amount,
+        reason: String,
+    },
+    RefundEnded {
+        trade: TradeId,
+        out_request_no: String,
+        xid: String,
+        amount: Amount,
+        outcome: Result<(), String>,
+    },
+    /// Unpaid past its timeout.
+    Closed { trade: TradeId },
+}
+
+/// What the shell must do with a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TradeDecision {
+    Reply(Result<TradeReply, TradeError>),
+    Write(TradeRecord),
+}
+
+type Outcome = Result<TradeReply, TradeError>;
+
+/// One trade shard's state.
+#[derive(Debug, Clone)]
+pub struct TradeCore {
+    shard: u32,
+    trades: BTreeMap<u64, Trade>,
+    by_out_trade_no: BTreeMap<(AccountId, String), TradeId>,
+    bugs: Bugs,
+}
+
+impl TradeCore {
+    pub fn new(shard: u32, bugs: Bugs) -> Self {
+        TradeCore {
+            shard,
+            trades: BTreeMap::new(),
+            by_out_trade_no: BTreeMap::new(),
+            bugs,
+        }
+    }
+
+    /// Rebuilds a shard from its log.
+    pub fn recover(shard: u32, bugs: Bugs, records: &[TradeRecord]) -> Self {
+        let mut core = TradeCore::new(shard, bugs);
+        for record in records {
+            let _ = core.apply(record.clone());
+        }
+        core
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    pub fn trades(&self) -> impl Iterator<Item = &Trade> {
+        self.trades.values()
+    }
+
+    pub fn trade(&self, id: TradeId) -> Option<&Trade> {
+        (id.shard == self.shard)
+            .then(|| self.trades.get(&id.seq))
+            .flatten()
+    }
+
+    /// Trades still waiting for payment whose timeout has passed at `now_ms`.
+    pub fn expired(&self, now_ms: u64, close_after_ms: u64) -> Vec<TradeId> {
+        self.trades
+            .values()
+            .filter(|t| t.status == TradeStatus::WaitPay)
+            .filter(|t| t.created_ms.saturating_add(close_after_ms) <= now_ms)
+            .map(|t| t.id)
+            .collect()
+    }
+
+    /// The record that closes trade `id` for want of payment, if it is still waiting for one.
+    pub fn decide_close(&self, id: TradeId) -> Option<TradeRecord> {
+        let trade = self.trade(id)?;
+        (trade.status == TradeStatus::WaitPay).then_some(TradeRecord::Closed { trade: id })
+    }
+
+    /// Whether anything on this shard is still in flight (a pay or a refund not ended).
+    pub fn pending(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in self.trades.values() {
+            for p in t.pays.iter().filter(|p| p.status.is_pending()) {
+                out.push(format!("{} pay {} ({})", t.id, p.key, p.xid));
+            }
+            for r in t.refunds.iter().filter(|r| r.status.is_pending()) {
+                out.push(format!("{} refund {} ({})", t.id, r.out_request_no, r.xid));
+            }
+        }
+        out
+    }
+
+    fn find(&self, id: TradeId) -> Result<&Trade, TradeError> {
+        if id.shard != self.shard {
+            return Err(TradeError::WrongShard {
+                trade: id,
+                shard: self.shard,
+            });
+        }
+        self.trades.get(&id.seq).ok_or(TradeError::UnknownTrade(id))
+    }
+
+    /// Decides what `command` means now. `now_ms` is the node's clock (for creation times).
+    pub fn decide(&self, command: &TradeCommand, now_ms: u64) -> TradeDecision {
+        let decided = match command {
+            TradeCommand::Create {
+                merchant,
+                out_trade_no,
+                amount,
+            } => self.decide_create(*merchant, out_trade_no, *amount, now_ms),
+            TradeCommand::BeginPay {
+                trade,
+                key,
+                xid,
+                payer,
+            } => self.decide_begin_pay(*trade, key, xid, *payer),
+            TradeCommand::EndPay {
+                trade,
+                key,
+                xid,
+                payer,
+                outcome,
+            } => self.decide_end_pay(*trade, key, xid, *payer, outcome),
+            TradeCommand::BeginRefund {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+            } => self.decide_begin_refund(*trade, out_request_no, xid, *amount),
+            TradeCommand::EndRefund {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+                outcome,
+            } => self.decide_end_refund(*trade, out_request_no, xid, *amount, outcome),
+            TradeCommand::Query { trade } => self
+                .find(*trade)
+                .map(|t| TradeDecision::Reply(Ok(TradeReply::Trade(Box::new(t.clone()))))),
+        };
+        decided.unwrap_or_else(|e| TradeDecision::Reply(Err(e)))
+    }
+
+    fn decide_create(
+        &self,
+        merchant: AccountId,
+        out_trade_no: &str,
+        amount: Amount,
+        now_ms: u64,
+    ) -> Result<TradeDecision, TradeError> {
+        let key = (merchant, out_trade_no.to_string());
+        if let Some(&id) = self.by_out_trade_no.get(&key) {
+            let trade = &self.trades[&id.seq];
+            if trade.amount != amount {
+                return Err(TradeError::OutTradeNoReused(out_trade_no.to_string()));
+            }
+            return Ok(TradeDecision::Reply(Ok(TradeReply::Created {
+                trade: id,
+                amount,
+            })));
+        }
+        let id = TradeId {
+            shard: self.shard,
+            seq: self.trades.len() as u64 + 1,
+        };
+        Ok(TradeDecision::Write(TradeRecord::Created {
+            id,
+            merchant,
+            out_trade_no: out_trade_no.to_string(),
+            amount,
+            created_ms: now_ms,
+        }))
+    }
+
+    fn decide_begin_pay(
+        &self,
+        id: TradeId,
+        key: &str,
+        xid: &str,
+        payer: AccountId,
+    ) -> Result<TradeDecision, TradeError> {
+        let trade = self.find(id)?;
+        if let Some(attempt) = trade.pays.iter().find(|p| p.key == key) {
+            if attempt.xid != xid {
+                return Err(TradeError::KeyReused(key.to_string()));
+            }
+            return Ok(TradeDecision::Reply(Ok(match attempt.status {
+                AttemptStatus::Pending => TradeReply::PayBegun {
+                    amount: trade.amount,
+                    merchant: trade.merchant,
+                },
+                ref settled => TradeReply::Settled(settled.clone()),
+            })));
+        }
+        let (trade, key, xid) = (id, key.to_string(), xid.to_string());
+        Ok(TradeDecision::Write(match self.trades[&id.seq].status {
+            TradeStatus::WaitPay => TradeRecord::PayBegun {
+                trade,
+                key,
+                xid,
+                payer,
+            },
+            status => TradeRecord::PayRefused {
+                trade,
+                key,
+                xid,
+                payer,
+                reason: TradeError::NotPayable { trade, status }.to_string(),
+            },
+        }))
+    }
+
+    fn decide_end_pay(
+        &self,
+        id: TradeId,
+        key: &str,
+        xid: &str,
+        payer: AccountId,
+        outcome: &Result<(), String>,
+    ) -> Result<TradeDecision, TradeError> {
+        let trade = self.find(id)?;
+        match trade.pays.iter().find(|p| p.key == key) {
+            Some(a) if a.xid != xid => Err(TradeError::KeyReused(key.to_string())),
+            Some(a) if !a.status.is_pending() => Ok(TradeDecision::Reply(Ok(TradeReply::Ended))),
+            _ => Ok(TradeDecision::Write(TradeRecord::PayEnded {
+                trade: id,
+                key: key.to_string(),
+                xid: xid.to_string(),
+                payer,
+                outcome: outcome.clone(),
+            })),
+        }
+    }
+
+    /// The refund bound, checked here and asserted again in `apply`.
+    pub fn decide_begin_refund(
+        &self,
+        id: TradeId,
+        out_request_no: &str,
+        xid: &str,
+        amount: Amount,
+    ) -> Result<TradeDecision, TradeError> {
+        let trade = self.find(id)?;
+        if let Some(refund) = trade
+            .refunds
+            .iter()
+            .find(|r| r.out_request_no == out_request_no)
+        {
+            if refund.xid != xid {
+                return Err(TradeError::KeyReused(out_request_no.to_string()));
+            }
+            return Ok(TradeDecision::Reply(Ok(match refund.status {
+                AttemptStatus::Pending => TradeReply::RefundBegun {
+                    merchant: trade.merchant,
+                    payer: trade.payer().expect("a refunded trade has a payer"),
+                },
+                ref settled => TradeReply::Settled(settled.clone()),
+            })));
+        }
+        let refusal = if !matches!(
+            trade.status,
+            TradeStatus::Paid | TradeStatus::PartiallyRefunded
+        ) {
+            Some(TradeError::NotRefundable {
+                trade: id,
+                status: trade.status,
+            })
+        } else if trade.refunded + trade.refunding + amount.value() > trade.paid {
+            Some(TradeError::RefundExceeds {
+                trade: id,
+                amount: amount.to_string(),
+                paid: trade.paid.to_string(),
+                refunded: trade.refunded.to_string(),
+                refunding: trade.refunding.to_string(),
+            })
+        } else {
+            None
+        };
+        let (trade, out_request_no, xid) = (id, out_request_no.to_string(), xid.to_string());
+        Ok(TradeDecision::Write(match refusal {
+            None => TradeRecord::RefundBegun {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+            },
+            Some(e) => TradeRecord::RefundRefused {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+                reason: e.to_string(),
+            },
+        }))
+    }
+
+    fn decide_end_refund(
+        &self,
+        id: TradeId,
+        out_request_no: &str,
+        xid: &str,
+        amount: Amount,
+        outcome: &Result<(), String>,
+    ) -> Result<TradeDecision, TradeError> {
+        let trade = self.find(id)?;
+        match trade
+            .refunds
+            .iter()
+            .find(|r| r.out_request_no == out_request_no)
+        {
+            Some(r) if r.xid != xid => Err(TradeError::KeyReused(out_request_no.to_string())),
+            Some(r) if !r.status.is_pending() => Ok(TradeDecision::Reply(Ok(TradeReply::Ended))),
+            _ => Ok(TradeDecision::Write(TradeRecord::RefundEnded {
+                trade: id,
+                out_request_no: out_request_no.to_string(),
+                xid: xid.to_string(),
+                amount,
+                outcome: outcome.clone(),
+            })),
+        }
+    }
+
+    fn strict(&self) -> bool {
+        self.bugs.get().is_none()
+    }
+
+    fn trade_mut(&mut self, id: TradeId) -> &mut Trade {
+        self.trades
+            .get_mut(&id.seq)
+            .unwrap_or_else(|| panic!("trade {id} exists"))
+    }
+
+    /// Applies one durable record and returns the reply it stands for.
+    pub fn apply(&mut self, record: TradeRecord) -> Outcome {
+        let strict = self.strict();
+        match record {
+            TradeRecord::Created {
+                id,
+                merchant,
+                out_trade_no,
+                amount,
+                created_ms,
+            } => {
+                assert_eq!(id.seq, self.trades.len() as u64 + 1, "trades in sequence");
+                self.by_out_trade_no
+                    .insert((merchant, out_trade_no.clone()), id);
+                self.trades.insert(
+                    id.seq,
+                    Trade {
+                        id,
+                        merchant,
+                        out_trade_no,
+                        amount,
+                        created_ms,
+                        paid: Decimal::ZERO,
+                        refunded: Decimal::ZERO,
+                        refunding: Decimal::ZERO,
+                        status: TradeStatus::WaitPay,
+                        history: vec![TradeStatus::WaitPay],
+                        pays: Vec::new(),
+                        refunds: Vec::new(),
+                    },
+                );
+                Ok(TradeReply::Created { trade: id, amount })
+            }
+            TradeRecord::PayBegun {
+                trade,
+                key,
+                xid,
+                payer,
+            } => {
+                let t = self.trade_mut(trade);
+                t.pays.push(PayAttempt {
+                    key,
+                    xid,
+                    payer,
+                    status: AttemptStatus::Pending,
+                });
+                move_to(t, TradeStatus::Paying);
+                Ok(TradeReply::PayBegun {
+                    amount: t.amount,
+                    merchant: t.merchant,
+                })
+            }
+            TradeRecord::PayRefused {
+                trade,
+                key,
+                xid,
+                payer,
+                reason,
+            } => {
+                let status = AttemptStatus::Failed(reason);
+                self.trade_mut(trade).pays.push(PayAttempt {
+                    key,
+                    xid,
+                    payer,
+                    status: status.clone(),
+                });
+                Ok(TradeReply::Settled(status))
+            }
+            TradeRecord::PayEnded {
+                trade,
+                key,
+                xid,
+                payer,
+                outcome,
+            } => {
+                let t = self.trade_mut(trade);
+                let Some(attempt) = t.pays.iter_mut().find(|p| p.key == key) else {
+                    // Ended before it began here: pinned as failed, so a late BeginPay of this
+                    // key is refused instead of leaving the trade PAYING for ever.
+                    let reason = match outcome {
+                        Ok(()) => "a success was reported for a pay that never began".into(),
+                        Err(reason) => reason,
+                    };
+                    t.pays.push(PayAttempt {
+                        key,
+                        xid,
+                        payer,
+                        status: AttemptStatus::Failed(reason),
+                    });
+                    return Ok(TradeReply::Ended);
+                };
+                assert!(attempt.status.is_pending(), "pay {key} ended twice");
+                match outcome {
+                    Ok(()) => {
+                        attempt.status = AttemptStatus::Succeeded;
+                        t.paid = t.amount.value();
+                        move_to(t, TradeStatus::Paid);
+                    }
+                    Err(reason) => {
+                        attempt.status = AttemptStatus::Failed(reason);
+                        move_to(t, TradeStatus::WaitPay);
+                    }
+                }
+                Ok(TradeReply::Ended)
+            }
+            TradeRecord::RefundBegun {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+            } => {
+                let t = self.trade_mut(trade);
+                t.refunding += amount.value();
+                assert!(
+                    !strict || t.refunded + t.refunding <= t.paid,
+                    "refund bound broken on {trade}"
+                );
+                t.refunds.push(Refund {
+                    out_request_no,
+                    xid,
+                    amount,
+                    status: AttemptStatus::Pending,
+                });
+                Ok(TradeReply::RefundBegun {
+                    merchant: t.merchant,
+                    payer: t.payer().expect("a refunded trade has a payer"),
+                })
+            }
+            TradeRecord::RefundRefused {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+                reason,
+            } => {
+                let status = AttemptStatus::Failed(reason);
+                self.trade_mut(trade).refunds.push(Refund {
+                    out_request_no,
+                    xid,
+                    amount,
+                    status: status.clone(),
+                });
+                Ok(TradeReply::Settled(status))
+            }
+            TradeRecord::RefundEnded {
+                trade,
+                out_request_no,
+                xid,
+                amount,
+                outcome,
+            } => {
+                let t = self.trade_mut(trade);
+                let Some(refund) = t
+                    .refunds
+                    .iter_mut()
+                    .find(|r| r.out_request_no == out_request_no)
+                else {
+                    let reason = outcome.err().unwrap_or_else(|| {
+                        "a success was reported for a refund that never began".into()
+                    });
+                    t.refunds.push(Refund {
+                        out_request_no,
+                        xid,
+                        amount,
+                        status: AttemptStatus::Failed(reason),
+                    });
+                    return Ok(TradeReply::Ended);
+                };
+                assert!(
+                    refund.status.is_pending(),
+                    "refund {out_request_no} ended twice"
+                );
+                let amount = refund.amount.value();
+                t.refunding -= amount;
+                match outcome {
+                    Ok(()) => {
+                        refund.status = AttemptStatus::Succeeded;
+                        t.refunded += amount;
+                        let next = if t.refunded >= t.paid {
+                            TradeStatus::Refunded
+                        } else {
+                            TradeStatus::PartiallyRefunded
+                        };
+                        move_to(t, next);
+                    }
+                    Err(reason) => refund.status = AttemptStatus::Failed(reason),
+                }
+                assert!(
+                    !strict || t.refunded + t.refunding <= t.paid,
+                    "refund bound broken on {trade}"
+                );
+                Ok(TradeReply::Ended)
+            }
+            TradeRecord::Closed { trade } => {
+                move_to(self.trade_mut(trade), TradeStatus::Closed);
+                Ok(TradeReply::Ended)
+            }
+        }
+    }
+}
+
+/// Moves a trade to `next` (a no-op if it is already there), asserting the edge is legal.
+fn move_to(trade: &mut Trade, next: TradeStatus) {
+    if trade.status == next {
+        return;
+    }
+    assert!(
+        trade.status.can_become(next),
+        "illegal trade transition {:?} -> {next:?} on {}",
+        trade.status,
+        trade.id
+    );
+    trade.status = next;
+    trade.history.push(next);
+}

@@ -1,0 +1,18 @@
+//! The trade service (交易), sharded by trade id.
+//!
+//! - [`types`]: trade ids, statuses and their legal edges, pay attempts, refunds, the RPC.
+//! - [`core`]: one trade shard's deterministic state machine (decide → record → apply).
+//! - [`node`]: the node shell: RPC, durable log, recovery, the timer that closes unpaid trades.
+//!
+//! A trade is unique per (merchant, out_trade_no) because the pair decides its shard. It is
+//! paid by at most one pay attempt at a time (WAIT_PAY → PAYING), and every pay key and refund
+//! number is pinned to its activity and outcome, so retries and late duplicates get the same
+//! answer and can never start a second movement of money.
+
+pub mod core;
+pub mod node;
+pub mod types;
+
+pub use self::core::{TradeCore, TradeDecision, TradeRecord};
+pub use node::{TradeConfig, TradeNode};
+pub use types::*;

@@ -1,0 +1,233 @@
+//! The trade service's vocabulary: trade ids, statuses, pay attempts, refunds, the RPC.
+
+use crate::ids::AccountId;
+use crate::money::Amount;
+use crate::transport::Rpc;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A trade, unique across trade shards: the shard that created it and its sequence there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TradeId {
+    pub shard: u32,
+    pub seq: u64,
+}
+
+impl fmt::Display for TradeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "T{}-{}", self.shard, self.seq)
+    }
+}
+
+/// The trade shard that owns (merchant, out_trade_no): a retried create always lands on the
+/// same shard, which is what makes the pair unique. FNV-1a, so the choice never depends on the
+/// process (std's hasher is randomly keyed).
+pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32) -> u32 {
+    assert!(trade_shards > 0, "at least one trade shard");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in merchant
+        .0
+        .to_le_bytes()
+        .iter()
+        .chain(out_trade_no.as_bytes())
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(trade_shards)) as u32
+}
+
+/// A trade's status (交易状态).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TradeStatus {
+    WaitPay,
+    Paying,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    Closed,
+}
+
+impl TradeStatus {
+    /// The only edges a trade may move along; the core asserts every move against them.
+    pub fn can_become(self, next: TradeStatus) -> bool {
+        use TradeStatus::*;
+        matches!(
+            (self, next),
+            (WaitPay, Paying)
+                | (WaitPay, Closed)
+                | (Paying, WaitPay)
+                | (Paying, Paid)
+                | (Paid, PartiallyRefunded)
+                | (Paid, Refunded)
+                | (PartiallyRefunded, Refunded)
+        )
+    }
+}
+
+/// Where a pay attempt or a refund stands. A failure keeps its reason, so a retry under the
+/// same key gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptStatus {
+    Pending,
+    Succeeded,
+    Failed(String),
+}
+
+impl AttemptStatus {
+    pub fn is_pending(&self) -> bool {
+        matches!(self, AttemptStatus::Pending)
+    }
+}
+
+/// One attempt to pay a trade, under the buyer's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayAttempt {
+    pub key: String,
+    /// The activity (global transaction) that moves the money.
+    pub xid: String,
+    pub payer: AccountId,
+    pub status: AttemptStatus,
+}
+
+/// One refund of a trade, unique by `out_request_no`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub out_request_no: String,
+    pub xid: String,
+    pub amount: Amount,
+    pub status: AttemptStatus,
+}
+
+/// One trade with everything that happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    pub id: TradeId,
+    pub merchant: AccountId,
+    pub out_trade_no: String,
+    pub amount: Amount,
+    /// The trade node's clock when the trade was created; it closes unpaid after a timeout.
+    pub created_ms: u64,
+    pub paid: Decimal,
+    pub refunded: Decimal,
+    pub refunding: Decimal,
+    pub status: TradeStatus,
+    /// Every status the trade has had, oldest first.
+    pub history: Vec<TradeStatus>,
+    pub pays: Vec<PayAttempt>,
+    pub refunds: Vec<Refund>,
+}
+
+impl Trade {
+    /// The buyer who paid, once the trade is paid.
+    pub fn payer(&self) -> Option<AccountId> {
+        self.pays
+            .iter()
+            .find(|p| p.status == AttemptStatus::Succeeded)
+            .map(|p| p.payer)
+    }
+}
+
+/// What the payment service (or a merchant) asks of a trade shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TradeCommand {
+    /// Creates a trade; repeating it with the same (merchant, out_trade_no) returns the same
+    /// trade.
+    Create {
+        merchant: AccountId,
+        out_trade_no: String,
+        amount: Amount,
+    },
+    /// Starts paying under `key` with activity `xid`: WAIT_PAY -> PAYING. Idempotent by key;
+    /// a refusal is recorded against the key too, so it never flips.
+    BeginPay {
+        trade: TradeId,
+        key: String,
+        xid: String,
+        payer: AccountId,
+    },
+    /// Ends the pay attempt `key`: PAYING -> PAID on success, back to WAIT_PAY on failure. An
+    /// unknown key is recorded as failed, so a late BeginPay of it is refused (anti-hanging).
+    EndPay {
+        trade: TradeId,
+        key: String,
+        xid: String,
+        payer: AccountId,
+        outcome: Result<(), String>,
+    },
+    /// Starts a refund: checks refunded + refunding + amount <= paid and reserves it.
+    BeginRefund {
+        trade: TradeId,
+        out_request_no: String,
+        xid: String,
+        amount: Amount,
+    },
+    /// Ends a refund; an unknown out_request_no is recorded as failed (anti-hanging).
+    EndRefund {
+        trade: TradeId,
+        out_request_no: String,
+        xid: String,
+        amount: Amount,
+        outcome: Result<(), String>,
+    },
+    /// Reads a trade.
+    Query { trade: TradeId },
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TradeReply {
+    Created {
+        trade: TradeId,
+        amount: Amount,
+    },
+    /// The pay attempt is (still) this caller's to carry out.
+    PayBegun {
+        amount: Amount,
+        merchant: AccountId,
+    },
+    /// The refund is (still) this caller's to carry out.
+    RefundBegun {
+        merchant: AccountId,
+        payer: AccountId,
+    },
+    /// The key was already used and has this status: the caller must not move money for it.
+    Settled(AttemptStatus),
+    Ended,
+    Trade(Box<Trade>),
+}
+
+/// A refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum TradeError {
+    #[error("trade {0} does not exist")]
+    UnknownTrade(TradeId),
+    #[error("trade {trade} belongs to another trade shard than {shard}")]
+    WrongShard { trade: TradeId, shard: u32 },
+    #[error("out_trade_no {0} was already used for another amount")]
+    OutTradeNoReused(String),
+    #[error("trade {trade} cannot be paid in status {status:?}")]
+    NotPayable { trade: TradeId, status: TradeStatus },
+    #[error("trade {trade} cannot be refunded in status {status:?}")]
+    NotRefundable { trade: TradeId, status: TradeStatus },
+    #[error("refund of {amount} exceeds what is left of trade {trade}: paid {paid}, refunded {refunded}, refunding {refunding}")]
+    RefundExceeds {
+        trade: TradeId,
+        amount: String,
+        paid: String,
+        refunded: String,
+        refunding: String,
+    },
+    #[error("key {0} was already used with another activity")]
+    KeyReused(String),
+}
+
+/// The trade RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeCall(pub TradeCommand);
+
+impl Rpc for TradeCall {
+    type Response = Result<TradeReply, TradeError>;
+    const TAG: u64 = 0x5452_4144_0001;
+}
