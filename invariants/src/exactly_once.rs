@@ -7,7 +7,9 @@
 //! Checked always: an operation still in flight is recorded as unknown, which allows either.
 //! Vouchers that carry an `xid` are branches of an activity (a payment or a refund): their
 //! request ids are the platform's, not a client's, so they are judged per activity by the
-//! atomicity and trade–ledger checkers and are neither counted nor called phantoms here.
+//! atomicity and trade–ledger checkers and are not matched to client operations here. But
+//! their request id is still the idempotency key of the branch's post (a Confirm), so it too
+//! may post at most once: a repeated Confirm that posts again breaks exactly-once.
 
 use crate::money::{show, side_total};
 use crate::{Invariant, Observation, Operation, Outcome, Side, Violation, VoucherRecord};
@@ -30,7 +32,34 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
         out.extend(amount_violation(op, found));
     }
     out.extend(phantoms(obs, &by_request));
+    out.extend(branches_posted_twice(obs));
     out
+}
+
+/// A branch of an activity whose post (keyed by its request id) was applied more than once.
+fn branches_posted_twice(obs: &Observation) -> Vec<Violation> {
+    let mut by_request: BTreeMap<(&str, &str), Vec<Found<'_>>> = BTreeMap::new();
+    for shard in &obs.shards {
+        for v in &shard.vouchers {
+            if let Some(xid) = &v.xid {
+                by_request
+                    .entry((xid.as_str(), v.request.as_str()))
+                    .or_default()
+                    .push((shard.shard, v));
+            }
+        }
+    }
+    by_request
+        .into_iter()
+        .filter(|(_, found)| found.len() > 1)
+        .map(|((xid, request), found)| {
+            let msg = format!(
+                "branch post {request} of activity {xid} posted {} but may post at most 1",
+                plural(found.len())
+            );
+            evidence(Violation::new(Invariant::ExactlyOnce, msg), request, &found).with("xid", xid)
+        })
+        .collect()
 }
 
 /// Vouchers grouped by request id across all shards, since a retry may land anywhere; the
@@ -144,6 +173,23 @@ fn plural(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_branch_posted_twice_fails_and_names_the_activity() {
+        let mut obs = valid();
+        let twice = obs.shards[1]
+            .vouchers
+            .iter()
+            .find(|v| v.xid.is_some())
+            .cloned()
+            .expect("valid() holds an activity's branch voucher");
+        let mut again = twice.clone();
+        again.voucher = format!("{}-again", twice.voucher);
+        obs.shards[1].vouchers.push(again);
+        let v = single(check(&obs), Invariant::ExactlyOnce);
+        assert_eq!(ev(&v, "xid"), twice.xid.as_deref().unwrap());
+        assert_eq!(ev(&v, "vouchers"), "2");
+    }
     use crate::testkit::{ev, op, single, valid, voucher};
     use crate::OpKind;
     use rust_decimal_macros::dec;

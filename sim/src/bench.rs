@@ -5,17 +5,21 @@
 //! clients): "one transfer costs X raw round trips" holds across machines where "N per second"
 //! does not.
 
-use crate::cluster::{client_addr, ledger_addr};
+use crate::cluster::{client_addr, ledger_addr, payment_addr, topology, trade_addr};
+use crate::config::RunConfig;
 use madsim::net::rpc::Request;
 use madsim::net::Endpoint;
 use madsim::runtime::Runtime;
 use paylab_system::disk::Disk;
 use paylab_system::ledger::{LedgerCall, LedgerCommand, LedgerConfig, LedgerNode, Leg, Subject};
 use paylab_system::node::NodeEnv;
+use paylab_system::payment::{PaymentCall, PaymentCommand, PaymentConfig, PaymentNode};
 use paylab_system::probes::Probes;
+use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeId, TradeNode, TradeReply};
 use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,6 +193,245 @@ async fn transfer_client(c: u32, transfers: u32, faults: NetFaults) {
             legs: vec![Leg::debit(from, one), Leg::credit(to, one)],
         };
         call(post).await.expect("reply").expect("posted");
+    }
+}
+
+/// Payments per wall second: each client pays trades of its merchant, whose account is on
+/// another ledger shard than the buyer's: the full TCC flow across two ledger shards, a trade
+/// node and a payment node, every step durable. Accounts and trades are set up first and not
+/// timed. Also returns the RPCs one payment costs (every send counted, retries included).
+pub fn payments(size: BenchSize) -> (Figure, f64) {
+    let probes = Probes::new();
+    let counted = probes.clone();
+    let rpcs_before_payments = Arc::new(AtomicU64::new(0));
+    let before = rpcs_before_payments.clone();
+    let figure = timed_phase(
+        "payments (TCC pay across 2 ledger shards)",
+        size,
+        move |size, stopwatch| async move {
+            let handle = madsim::runtime::Handle::current();
+            start_payment_platform(&handle, &probes);
+            madsim::time::sleep(Duration::from_millis(1)).await;
+            let clients: Vec<_> = (0..size.clients)
+                .map(|c| handle.create_node().ip(client_addr(c).ip()).build())
+                .collect();
+            let setups: Vec<_> = clients
+                .iter()
+                .zip(0..)
+                .map(|(node, c)| {
+                    let probes = probes.clone();
+                    node.spawn(async move { pay_setup(c, size.per_client, probes).await })
+                })
+                .collect();
+            let mut prepared = Vec::new();
+            for s in setups {
+                prepared.push(s.await.expect("setup finishes"));
+            }
+            before.store(probes.rpc_calls(), Ordering::Relaxed);
+            stopwatch.start();
+            let pays: Vec<_> = clients
+                .iter()
+                .zip(prepared)
+                .map(|(node, (t, buyer, trades))| node.spawn(pay_all(t, buyer, trades)))
+                .collect();
+            for p in pays {
+                p.await.expect("payments finish");
+            }
+            stopwatch.stop();
+        },
+    );
+    let payments = u64::from(size.clients) * u64::from(size.per_client);
+    let spent = counted.rpc_calls() - rpcs_before_payments.load(Ordering::Relaxed);
+    (figure, spent as f64 / payments as f64)
+}
+
+/// Two ledger shards, one trade shard and one payment node, as in a run.
+fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
+    let config = RunConfig {
+        shards: 2,
+        trade_shards: 1,
+        payment_nodes: 1,
+        ..RunConfig::new(1)
+    };
+    let topology = topology(&config);
+    let fsync_latency = Duration::from_millis(config.fsync_latency_ms);
+    let env = |name: &str, addr| NodeEnv {
+        name: name.into(),
+        addr,
+        disk: Disk::new(),
+        clock: Default::default(),
+        faults: NetFaults::new(),
+        probes: probes.clone(),
+        bugs: Default::default(),
+    };
+    for s in 0..config.shards {
+        let ledger = LedgerConfig {
+            shard: ShardId(s),
+            shards: config.shards,
+            fsync_latency,
+        };
+        serve_forever(
+            handle,
+            env(&format!("ledger-{s}"), ledger_addr(s)),
+            move |env| async move { LedgerNode::start(&env, ledger).await.map(|_| ()) },
+        );
+    }
+    let trade = TradeConfig {
+        shard: 0,
+        fsync_latency,
+        close_after_ms: u64::MAX / 2,
+        sweep_interval: Duration::from_secs(3_600),
+    };
+    serve_forever(
+        handle,
+        env("trade-0", trade_addr(0)),
+        move |env| async move { TradeNode::start(&env, trade).await.map(|_| ()) },
+    );
+    let payment = PaymentConfig {
+        index: 0,
+        fsync_latency,
+        strategy: config.strategy,
+    };
+    serve_forever(
+        handle,
+        env("payment-0", payment_addr(0)),
+        move |env| async move {
+            PaymentNode::start(&env, payment, topology)
+                .await
+                .map(|_| ())
+        },
+    );
+}
+
+/// Starts a node whose service lives until the runtime ends.
+fn serve_forever<F, Fut>(handle: &madsim::runtime::Handle, env: NodeEnv, start: F)
+where
+    F: FnOnce(NodeEnv) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    handle
+        .create_node()
+        .name(env.name.clone())
+        .ip(env.addr.ip())
+        .build()
+        .spawn(async move {
+            start(env).await.expect("service starts");
+            std::future::pending::<()>().await;
+        });
+}
+
+const BENCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens and funds a buyer (shard 0) and opens a merchant (shard 1), then creates the trades
+/// the client will pay.
+async fn pay_setup(c: u32, payments: u32, probes: Probes) -> (Transport, AccountId, Vec<TradeId>) {
+    let t = Transport::bind(client_addr(c), NetFaults::new(), probes)
+        .await
+        .expect("bind client");
+    // Accounts past the world and transit ids: the buyer on shard 0, the merchant on shard 1.
+    let buyer = AccountId(10 + 2 * u64::from(c));
+    let merchant = AccountId(11 + 2 * u64::from(c));
+    for (account, subject) in [(buyer, Subject::User), (merchant, Subject::Merchant)] {
+        let open = LedgerCommand::OpenAccount { account, subject };
+        let shard = account.shard(2).0;
+        let reply = t
+            .call(ledger_addr(shard), LedgerCall(open), BENCH_TIMEOUT)
+            .await;
+        reply.expect("reply").expect("opened");
+    }
+    let fund = Amount::from_fen(1_000_000_000).expect("valid");
+    let post = LedgerCommand::Post {
+        request: RequestId::new(format!("fund-{c}")),
+        legs: vec![
+            Leg::debit(AccountId::world(ShardId(0)), fund),
+            Leg::credit(buyer, fund),
+        ],
+    };
+    let reply = t
+        .call(ledger_addr(0), LedgerCall(post), BENCH_TIMEOUT)
+        .await;
+    reply.expect("reply").expect("funded");
+    let one = Amount::from_fen(100).expect("valid");
+    let mut trades = Vec::with_capacity(payments as usize);
+    for i in 0..payments {
+        let create = TradeCommand::Create {
+            merchant,
+            out_trade_no: format!("c{c}-o{i}"),
+            amount: one,
+        };
+        let created = t
+            .call(trade_addr(0), TradeCall(create), BENCH_TIMEOUT)
+            .await;
+        let Ok(Ok(TradeReply::Created { trade, .. })) = created else {
+            panic!("trade created: {created:?}");
+        };
+        trades.push(trade);
+    }
+    (t, buyer, trades)
+}
+
+async fn pay_all(t: Transport, buyer: AccountId, trades: Vec<TradeId>) {
+    for trade in trades {
+        let pay = PaymentCommand::Pay {
+            trade,
+            key: format!("{trade}-pay"),
+            payer: buyer,
+        };
+        let paid = t
+            .call(payment_addr(0), PaymentCall(pay), BENCH_TIMEOUT)
+            .await;
+        assert!(matches!(paid, Ok(Ok(_))), "payment succeeds: {paid:?}");
+    }
+}
+
+/// Marks the timed part of a bench body; read by a watcher thread outside the simulation,
+/// since inside it every clock is simulated.
+#[derive(Clone, Default)]
+pub struct Stopwatch(Arc<AtomicU8>);
+
+impl Stopwatch {
+    pub fn start(&self) {
+        self.0.store(1, Ordering::SeqCst);
+    }
+    pub fn stop(&self) {
+        self.0.store(2, Ordering::SeqCst);
+    }
+}
+
+/// Like [`timed`], but times only what `body` brackets with its [`Stopwatch`].
+fn timed_phase<F, Fut>(name: &'static str, size: BenchSize, body: F) -> Figure
+where
+    F: FnOnce(BenchSize, Stopwatch) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let stopwatch = Stopwatch::default();
+    let phase = stopwatch.0.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut started = None;
+        loop {
+            match phase.load(Ordering::SeqCst) {
+                0 => {}
+                1 => {
+                    started.get_or_insert_with(Instant::now);
+                }
+                _ => {
+                    let start = started.expect("the stopwatch started before it stopped");
+                    return start.elapsed().as_secs_f64();
+                }
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    });
+    std::thread::spawn(move || {
+        let runtime = Runtime::with_seed_and_config(1, madsim::Config::default());
+        runtime.block_on(body(size, stopwatch));
+    })
+    .join()
+    .expect("bench thread");
+    Figure {
+        name,
+        count: u64::from(size.clients) * u64::from(size.per_client),
+        wall_s: watcher.join().expect("watcher thread"),
     }
 }
 

@@ -220,5 +220,25 @@ fn bench_command(args: BenchArgs) -> ExitCode {
     }
     let ratio = calibration.per_sec() / transfers.per_sec();
     println!("one ledger transfer costs {ratio:.2} raw round trips (target <= 2.00)");
+    // Payments are slower: a fifth of the operations keeps the bench's time in check.
+    let pay_size = BenchSize {
+        clients: size.clients,
+        per_client: (size.per_client / 5).max(1),
+    };
+    let (mut payments, rpcs) = bench::payments(pay_size);
+    for _ in 1..args.rounds {
+        payments = bench::best(payments, bench::payments(pay_size).0);
+    }
+    println!(
+        "{:<48} {:>12.0} /s  ({} in {:.3}s)",
+        payments.name,
+        payments.per_sec(),
+        payments.count,
+        payments.wall_s
+    );
+    println!(
+        "one payment costs {:.2} raw round trips and {rpcs:.2} RPCs (targets: >= 20000 payments/s, <= 12 RPCs)",
+        calibration.per_sec() / payments.per_sec()
+    );
     ExitCode::SUCCESS
 }

@@ -1,28 +1,78 @@
-//! Each planted bug must be caught by the invariant the catalogue names: proof that the
-//! checkers can fail.
+//! Each planted bug must be caught by the invariant the catalogue names, within the first
+//! 200 seeds: proof that the checkers can fail. The violation must name its evidence (the
+//! request, activity or trade), and the report must say how to replay it.
 
-use paylab_invariants::Invariant;
-use paylab_sim::{run, RunConfig, Verdict};
+use paylab_sim::{run, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 
-#[test]
-fn ledger_retry_applies_twice_is_caught_by_exactly_once_within_50_seeds() {
-    let bug = Bug::LedgerRetryAppliesTwice;
-    let caught = (0..50).find_map(|seed| {
-        let report = run(RunConfig {
-            bug: Some(bug),
-            ..RunConfig::new(seed)
-        });
-        (report.verdict == Verdict::Violation).then_some(report)
-    });
-    let report = caught.expect("some seed within the first 50 catches the bug");
+const SEEDS: u64 = 200;
+
+/// The first run among the first 200 seeds that the planted bug makes fail.
+fn first_caught(bug: Bug) -> RunReport {
+    (0..SEEDS)
+        .map(|seed| {
+            run(RunConfig {
+                bug: Some(bug),
+                ..RunConfig::new(seed)
+            })
+        })
+        .find(|r| r.verdict == Verdict::Violation)
+        .unwrap_or_else(|| panic!("no seed in 0..{SEEDS} catches {bug}"))
+}
+
+/// Asserts that `bug` is caught by the invariant the catalogue names, and returns the
+/// evidence of that violation under `key`.
+fn caught_naming(bug: Bug, key: &str) -> String {
+    let report = first_caught(bug);
     assert_eq!(report.verdict.exit_code(), 1);
+    assert!(report.repro().contains(&format!("--bug {bug}")));
     let v = report
         .violations
         .iter()
-        .find(|v| v.invariant == Invariant::ExactlyOnce)
-        .expect("the violation is exactly-once");
-    let request = v.evidence.get("request").expect("names the request id");
-    assert!(v.message.contains(request.as_str()));
-    assert!(report.repro().contains("--bug ledger-retry-applies-twice"));
+        .find(|v| v.invariant.name() == bug.caught_by())
+        .unwrap_or_else(|| {
+            panic!(
+                "seed {}: {bug} is not caught by {}: {:#?}",
+                report.config.seed,
+                bug.caught_by(),
+                report.violations
+            )
+        });
+    let named = v
+        .evidence
+        .get(key)
+        .unwrap_or_else(|| panic!("{v} names no {key}"))
+        .clone();
+    assert!(v.message.contains(&named), "the message names {named}: {v}");
+    named
+}
+
+#[test]
+fn ledger_retry_applies_twice_is_caught_by_exactly_once() {
+    caught_naming(Bug::LedgerRetryAppliesTwice, "request");
+}
+
+#[test]
+fn tcc_no_fence_is_caught_by_reservation_release() {
+    caught_naming(Bug::TccNoFence, "xid");
+}
+
+#[test]
+fn tcc_confirm_not_idempotent_is_caught_by_exactly_once() {
+    caught_naming(Bug::TccConfirmNotIdempotent, "xid");
+}
+
+#[test]
+fn tcc_cancel_not_idempotent_is_caught_by_non_negativity() {
+    caught_naming(Bug::TccCancelNotIdempotent, "account");
+}
+
+#[test]
+fn tcc_decision_not_durable_is_caught_by_atomicity() {
+    caught_naming(Bug::TccDecisionNotDurable, "xid");
+}
+
+#[test]
+fn refund_check_then_act_is_caught_by_refund_bound() {
+    caught_naming(Bug::RefundCheckThenAct, "trade");
 }

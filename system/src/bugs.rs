@@ -74,7 +74,7 @@ impl Bug {
         match self {
             Bug::LedgerRetryAppliesTwice => "exactly-once",
             Bug::TccNoFence => "reservation-release",
-            Bug::TccConfirmNotIdempotent => "atomicity",
+            Bug::TccConfirmNotIdempotent => "exactly-once",
             Bug::TccCancelNotIdempotent => "non-negativity",
             Bug::TccDecisionNotDurable => "atomicity",
             Bug::RefundCheckThenAct => "refund-bound",

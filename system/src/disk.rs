@@ -83,6 +83,15 @@ impl Disk {
         });
     }
 
+    /// (bytes durable, bytes written) of `file`.
+    pub fn lengths(&self, file: &str) -> (usize, usize) {
+        self.with(|s| {
+            s.files.get(file).map_or((0, 0), |f| {
+                (f.synced.len(), f.synced.len() + f.unsynced.len())
+            })
+        })
+    }
+
     /// Whether `file` has bytes that a power loss would drop.
     pub fn has_unsynced(&self, file: &str) -> bool {
         self.with(|s| s.files.get(file).is_some_and(|f| !f.unsynced.is_empty()))

@@ -8,7 +8,9 @@ use crate::disk::Disk;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 const HEADER: usize = 8;
 
@@ -26,7 +28,15 @@ pub struct DurableLog<R> {
     disk: Disk,
     file: String,
     fsync_latency: Duration,
+    /// Group commit: at most one fsync in flight; callers that arrive meanwhile wait for it.
+    group: Arc<GroupCommit>,
     _records: PhantomData<fn() -> R>,
+}
+
+#[derive(Debug, Default)]
+struct GroupCommit {
+    in_flight: Mutex<bool>,
+    done: Notify,
 }
 
 impl<R: Serialize + DeserializeOwned> DurableLog<R> {
@@ -36,6 +46,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             disk,
             file: file.into(),
             fsync_latency,
+            group: Arc::default(),
             _records: PhantomData,
         }
     }
@@ -88,15 +99,44 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     }
 
     /// Waits until everything appended so far is durable. Costs one simulated fsync when there
-    /// is anything to sync; concurrent callers share it (group commit).
+    /// is anything to sync. Concurrent callers share it (group commit): while one fsync is in
+    /// flight, later callers wait for it, since it makes durable whatever was appended before
+    /// it completed; a caller whose bytes are still not durable then leads the next one.
     pub async fn sync(&self) {
-        if !self.disk.has_unsynced(&self.file) {
-            return;
+        let (_, target) = self.disk.lengths(&self.file);
+        loop {
+            if self.disk.lengths(&self.file).0 >= target {
+                return;
+            }
+            let done = self.group.done.notified();
+            if self.group.lead() {
+                let _leading = Leading(&self.group);
+                if !self.fsync_latency.is_zero() {
+                    madsim::time::sleep(self.fsync_latency).await;
+                }
+                self.disk.sync(&self.file);
+                return;
+            }
+            done.await;
         }
-        if !self.fsync_latency.is_zero() {
-            madsim::time::sleep(self.fsync_latency).await;
-        }
-        self.disk.sync(&self.file);
+    }
+}
+
+impl GroupCommit {
+    /// Becomes the fsync leader unless one is in flight.
+    fn lead(&self) -> bool {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        !std::mem::replace(&mut *in_flight, true)
+    }
+}
+
+/// Ends a leader's fsync, also when its task is dropped mid-way, and wakes the followers.
+struct Leading<'a>(&'a GroupCommit);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        *self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.done.notify_waiters();
     }
 }
 

@@ -4,12 +4,15 @@
 //! merely not breaking. Each simulation owns its own [`Probes`] (no global state).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A cloneable handle to one run's probe counters.
 #[derive(Debug, Default, Clone)]
 pub struct Probes {
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    /// RPC sends (every attempt), kept apart from the probes: it is on the hot path.
+    rpc_calls: Arc<AtomicU64>,
 }
 
 impl Probes {
@@ -21,6 +24,16 @@ impl Probes {
     pub fn hit(&self, name: &'static str) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *c.entry(name).or_insert(0) += 1;
+    }
+
+    /// Counts one RPC send.
+    pub fn rpc_call(&self) {
+        self.rpc_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// RPC sends so far.
+    pub fn rpc_calls(&self) -> u64 {
+        self.rpc_calls.load(Ordering::Relaxed)
     }
 
     pub fn count(&self, name: &str) -> u64 {

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,6 +99,9 @@ struct Envelope<R> {
 #[derive(Clone)]
 pub struct Transport {
     endpoint: Endpoint,
+    /// Reply tags: unique per endpoint, from a random start so that a restarted node never
+    /// reuses a tag a late reply to its previous life might still carry.
+    next_tag: Arc<AtomicU64>,
     faults: NetFaults,
     probes: Probes,
 }
@@ -108,6 +112,7 @@ impl Transport {
         let endpoint = Endpoint::bind(addr).await?;
         Ok(Transport {
             endpoint,
+            next_tag: Arc::new(AtomicU64::new(madsim::rand::random::<u64>() >> 1)),
             faults,
             probes,
         })
@@ -159,18 +164,27 @@ impl Transport {
         request: R,
         timeout: Duration,
     ) -> Result<R::Response, RpcError> {
-        let reply_tag: u64 = madsim::rand::random();
+        let reply_tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        self.probes.rpc_call();
         let exchange = async {
             let (duplicate, delay) = self.faults.draw();
-            if let Some(d) = delay {
-                self.probes.hit(names::MESSAGE_DELAYED);
-                madsim::time::sleep(d).await;
-            }
             if duplicate {
                 self.probes.hit(names::DUPLICATE_DELIVERED);
                 self.send(dst, reply_tag, request.clone()).await?;
             }
-            self.send(dst, reply_tag, request).await?;
+            match delay {
+                // Held back in the network: it arrives late even if the caller stops waiting,
+                // which is how a Try can reach a participant after its Cancel.
+                Some(d) => {
+                    self.probes.hit(names::MESSAGE_DELAYED);
+                    let late = self.clone();
+                    madsim::task::spawn(async move {
+                        madsim::time::sleep(d).await;
+                        let _ = late.send(dst, reply_tag, request).await;
+                    });
+                }
+                None => self.send(dst, reply_tag, request).await?,
+            }
             let (payload, _from) = self
                 .endpoint
                 .recv_from_raw(reply_tag)

@@ -746,4 +746,502 @@ mod tests {
         assert_eq!(r.vouchers(), c.vouchers());
         assert_eq!(r.freezes().count(), 1);
     }
+
+    // TCC participant: one payer on shard 0, one merchant on shard 1 (ids: world 0/1,
+    // transit 2/3, customers from 4 on, home shard = id % 2).
+
+    use crate::ledger::fence::FenceRefusal;
+
+    const PAYER: AccountId = AccountId(4);
+    const MERCHANT: AccountId = AccountId(5);
+
+    /// A balance at the money scale, from fen.
+    fn d(fen: i64) -> Decimal {
+        Decimal::new(fen, 2)
+    }
+
+    fn bk(xid: &str, branch: u32) -> BranchKey {
+        BranchKey {
+            xid: xid.into(),
+            branch,
+        }
+    }
+
+    fn debit(fen: i64) -> TccAction {
+        TccAction::Debit {
+            account: PAYER,
+            amount: amt(fen),
+        }
+    }
+
+    fn credit(fen: i64) -> TccAction {
+        TccAction::Credit {
+            account: MERCHANT,
+            amount: amt(fen),
+        }
+    }
+
+    fn try_(branch: &BranchKey, action: TccAction) -> LedgerCommand {
+        LedgerCommand::TccTry {
+            branch: branch.clone(),
+            action,
+        }
+    }
+
+    fn confirm(branch: &BranchKey) -> LedgerCommand {
+        LedgerCommand::TccConfirm {
+            branch: branch.clone(),
+        }
+    }
+
+    fn cancel(branch: &BranchKey) -> LedgerCommand {
+        LedgerCommand::TccCancel {
+            branch: branch.clone(),
+        }
+    }
+
+    /// Shard 0 with PAYER opened and funded with 100.00 from the world.
+    fn payer_shard(bugs: Bugs) -> LedgerCore {
+        let mut c = LedgerCore::new(ShardId(0), SHARDS, bugs);
+        let open = LedgerCommand::OpenAccount {
+            account: PAYER,
+            subject: Subject::User,
+        };
+        assert_eq!(run(&mut c, open, bugs), Ok(LedgerReply::Opened));
+        let fund = LedgerCommand::Post {
+            request: RequestId::new("fund-payer"),
+            legs: vec![
+                Leg::debit(AccountId::world(ShardId(0)), amt(10_000)),
+                Leg::credit(PAYER, amt(10_000)),
+            ],
+        };
+        assert!(run(&mut c, fund, bugs).is_ok());
+        c
+    }
+
+    /// Shard 1 with MERCHANT opened, empty.
+    fn merchant_shard() -> LedgerCore {
+        let mut c = LedgerCore::new(ShardId(1), SHARDS, Bugs::none());
+        let open = LedgerCommand::OpenAccount {
+            account: MERCHANT,
+            subject: Subject::Merchant,
+        };
+        assert_eq!(run(&mut c, open, Bugs::none()), Ok(LedgerReply::Opened));
+        c
+    }
+
+    /// (available, frozen) of an account.
+    fn bal(c: &LedgerCore, id: AccountId) -> (Decimal, Decimal) {
+        let a = c.account(id).unwrap();
+        (a.available, a.frozen)
+    }
+
+    fn holds(c: &LedgerCore) -> Vec<(BranchKey, TccAction)> {
+        c.holds().map(|(k, a)| (k.clone(), *a)).collect()
+    }
+
+    fn fence_rows(c: &LedgerCore) -> Vec<(BranchKey, FenceState)> {
+        c.fences().rows().map(|(k, s)| (k.clone(), s)).collect()
+    }
+
+    /// Σ available + frozen over every account of one shard (world and transit included).
+    fn shard_total(c: &LedgerCore) -> Decimal {
+        c.accounts().map(|a| a.available + a.frozen).sum()
+    }
+
+    fn transit(shard: u32) -> AccountId {
+        AccountId::transit(ShardId(shard), SHARDS)
+    }
+
+    #[test]
+    fn try_debit_freezes_once_and_writes_the_fence() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        assert_eq!(
+            run(&mut c, try_(&k, debit(3_000)), Bugs::none()),
+            Ok(LedgerReply::Tried)
+        );
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(3_000)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::Tried));
+        assert_eq!(holds(&c), vec![(k.clone(), debit(3_000))]);
+        // A repeated Try answers without a record and freezes nothing more.
+        assert_eq!(
+            c.decide(&try_(&k, debit(3_000)), 0, Bugs::none()),
+            Decision::Reply(Ok(LedgerReply::Tried))
+        );
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(3_000)));
+        assert_eq!(c.vouchers().len(), 1, "only the funding voucher");
+    }
+
+    #[test]
+    fn a_branch_tried_again_with_another_action_is_refused() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), Bugs::none()).unwrap();
+        assert_eq!(
+            run(&mut c, try_(&k, debit(4_000)), Bugs::none()),
+            Err(LedgerError::BranchReused("x1#0".into()))
+        );
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(3_000)));
+        assert_eq!(holds(&c), vec![(k, debit(3_000))]);
+    }
+
+    #[test]
+    fn an_insufficient_try_writes_nothing_so_its_cancel_is_an_empty_rollback() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        assert_eq!(
+            c.decide(&try_(&k, debit(10_001)), 0, Bugs::none()),
+            Decision::Reply(Err(LedgerError::InsufficientFunds {
+                account: PAYER,
+                available: "100.00".into(),
+                needed: "100.01".into(),
+            }))
+        );
+        assert_eq!(c.fences().get(&k), None);
+        assert_eq!(holds(&c), vec![]);
+        assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
+        assert_eq!(
+            c.decide(&cancel(&k), 0, Bugs::none()),
+            Decision::Write(LedgerRecord::TccSuspended { branch: k.clone() })
+        );
+        assert_eq!(
+            run(&mut c, cancel(&k), Bugs::none()),
+            Ok(LedgerReply::Cancelled)
+        );
+        assert_eq!(c.fences().get(&k), Some(FenceState::Suspended));
+        assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
+    }
+
+    #[test]
+    fn confirm_debit_consumes_the_freeze_and_posts_payer_to_transit_once() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), Bugs::none()).unwrap();
+        let Decision::Write(record) = c.decide(&confirm(&k), 42, Bugs::none()) else {
+            panic!("a first Confirm writes a record");
+        };
+        assert_eq!(c.apply(record), Ok(LedgerReply::Confirmed));
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
+        assert_eq!(bal(&c, transit(0)), (d(3_000), d(0)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+        assert_eq!(holds(&c), vec![]);
+        let v = c.vouchers().last().unwrap();
+        let id = VoucherId {
+            shard: ShardId(0),
+            seq: 1,
+        };
+        assert_eq!(v.id, id);
+        assert_eq!(
+            v.legs,
+            vec![
+                Leg::debit(PAYER, amt(3_000)),
+                Leg::credit(transit(0), amt(3_000))
+            ]
+        );
+        assert_eq!(v.xid, Some("x1".to_string()));
+        assert_eq!(v.request, RequestId::new("tcc:x1:0"));
+        assert_eq!(v.posted_ms, 42);
+        let tail: Vec<_> = c.journal()[2..]
+            .iter()
+            .map(|e| (e.seq, e.voucher, e.account, e.side))
+            .collect();
+        assert_eq!(
+            tail,
+            vec![
+                (2, id, PAYER, Side::Debit),
+                (3, id, transit(0), Side::Credit)
+            ]
+        );
+        // Phase two is idempotent: a repeat answers and posts nothing.
+        assert_eq!(
+            run(&mut c, confirm(&k), Bugs::none()),
+            Ok(LedgerReply::Confirmed)
+        );
+        assert_eq!((c.vouchers().len(), c.journal().len()), (2, 4));
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
+    }
+
+    #[test]
+    fn a_duplicate_try_after_confirm_answers_tried_and_freezes_nothing() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), Bugs::none()).unwrap();
+        run(&mut c, confirm(&k), Bugs::none()).unwrap();
+        assert_eq!(
+            run(&mut c, try_(&k, debit(3_000)), Bugs::none()),
+            Ok(LedgerReply::Tried)
+        );
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+        assert_eq!(holds(&c), vec![]);
+    }
+
+    #[test]
+    fn credit_branch_prepares_then_posts_and_every_shard_balances() {
+        let (mut payer, mut merchant) = (payer_shard(Bugs::none()), merchant_shard());
+        let (kd, kc) = (bk("x1", 0), bk("x1", 1));
+        run(&mut payer, try_(&kd, debit(3_000)), Bugs::none()).unwrap();
+        assert_eq!(
+            run(&mut merchant, try_(&kc, credit(3_000)), Bugs::none()),
+            Ok(LedgerReply::Tried)
+        );
+        // A prepared credit is in no balance yet.
+        assert_eq!(bal(&merchant, MERCHANT), (d(0), d(0)));
+        assert_eq!(holds(&merchant), vec![(kc.clone(), credit(3_000))]);
+        assert_eq!(merchant.fences().get(&kc), Some(FenceState::Tried));
+        assert_eq!(merchant.vouchers().len(), 0);
+
+        run(&mut payer, confirm(&kd), Bugs::none()).unwrap();
+        // Between the two Confirms each shard still balances on its own.
+        assert_eq!(shard_total(&payer), Decimal::ZERO);
+        assert_eq!(shard_total(&merchant), Decimal::ZERO);
+        assert_eq!(
+            run(&mut merchant, confirm(&kc), Bugs::none()),
+            Ok(LedgerReply::Confirmed)
+        );
+        assert_eq!(bal(&merchant, MERCHANT), (d(3_000), d(0)));
+        assert_eq!(bal(&merchant, transit(1)), (d(-3_000), d(0)));
+        assert_eq!(holds(&merchant), vec![]);
+        assert_eq!(merchant.fences().get(&kc), Some(FenceState::Committed));
+        let v = &merchant.vouchers()[0];
+        assert_eq!(
+            v.legs,
+            vec![
+                Leg::debit(transit(1), amt(3_000)),
+                Leg::credit(MERCHANT, amt(3_000))
+            ]
+        );
+        assert_eq!(v.request, RequestId::new("tcc:x1:1"));
+        let transits = bal(&payer, transit(0)).0 + bal(&merchant, transit(1)).0;
+        assert_eq!(transits, Decimal::ZERO);
+        assert_eq!(shard_total(&payer), Decimal::ZERO);
+        assert_eq!(shard_total(&merchant), Decimal::ZERO);
+    }
+
+    #[test]
+    fn cancel_after_try_releases_once_and_then_refuses_confirm() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), Bugs::none()).unwrap();
+        assert_eq!(
+            run(&mut c, cancel(&k), Bugs::none()),
+            Ok(LedgerReply::Cancelled)
+        );
+        assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::RolledBack));
+        assert_eq!(holds(&c), vec![]);
+        assert_eq!(
+            c.decide(&cancel(&k), 0, Bugs::none()),
+            Decision::Reply(Ok(LedgerReply::Cancelled))
+        );
+        assert_eq!(
+            run(&mut c, confirm(&k), Bugs::none()),
+            Err(LedgerError::Fence(FenceRefusal::ConfirmAfterCancel))
+        );
+        assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
+        assert_eq!(c.vouchers().len(), 1, "only the funding voucher");
+    }
+
+    #[test]
+    fn cancel_of_a_prepared_credit_drops_the_hold_and_moves_no_money() {
+        let mut c = merchant_shard();
+        let k = bk("x1", 1);
+        run(&mut c, try_(&k, credit(3_000)), Bugs::none()).unwrap();
+        assert_eq!(
+            run(&mut c, cancel(&k), Bugs::none()),
+            Ok(LedgerReply::Cancelled)
+        );
+        assert_eq!(bal(&c, MERCHANT), (d(0), d(0)));
+        assert_eq!(holds(&c), vec![]);
+        assert_eq!(c.fences().get(&k), Some(FenceState::RolledBack));
+        assert_eq!(c.vouchers().len(), 0);
+    }
+
+    #[test]
+    fn cancel_after_confirm_is_refused() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), Bugs::none()).unwrap();
+        run(&mut c, confirm(&k), Bugs::none()).unwrap();
+        assert_eq!(
+            run(&mut c, cancel(&k), Bugs::none()),
+            Err(LedgerError::Fence(FenceRefusal::CancelAfterConfirm))
+        );
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+    }
+
+    #[test]
+    fn an_empty_rollback_suspends_the_branch_and_a_late_try_cannot_hang() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        assert_eq!(
+            run(&mut c, cancel(&k), Bugs::none()),
+            Ok(LedgerReply::Cancelled)
+        );
+        assert_eq!(c.fences().get(&k), Some(FenceState::Suspended));
+        assert_eq!(
+            run(&mut c, try_(&k, debit(3_000)), Bugs::none()),
+            Err(LedgerError::Fence(FenceRefusal::TryAfterCancel))
+        );
+        assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
+        assert_eq!(holds(&c), vec![]);
+        assert_eq!(c.fences().get(&k), Some(FenceState::Suspended));
+        assert_eq!(
+            run(&mut c, cancel(&k), Bugs::none()),
+            Ok(LedgerReply::Cancelled)
+        );
+    }
+
+    #[test]
+    fn confirm_without_try_is_refused_and_posts_nothing() {
+        let mut c = payer_shard(Bugs::none());
+        let k = bk("x1", 0);
+        assert_eq!(
+            run(&mut c, confirm(&k), Bugs::none()),
+            Err(LedgerError::Fence(FenceRefusal::ConfirmWithoutTry))
+        );
+        assert_eq!(c.fences().get(&k), None);
+        assert_eq!(c.vouchers().len(), 1, "only the funding voucher");
+    }
+
+    #[test]
+    fn a_try_for_a_foreign_or_unknown_account_is_refused_without_a_record() {
+        let mut c = payer_shard(Bugs::none());
+        let foreign = TccAction::Debit {
+            account: MERCHANT,
+            amount: amt(100),
+        };
+        assert_eq!(
+            run(&mut c, try_(&bk("x1", 0), foreign), Bugs::none()),
+            Err(LedgerError::WrongShard {
+                account: MERCHANT,
+                shard: ShardId(0),
+            })
+        );
+        let unknown = TccAction::Credit {
+            account: AccountId(6),
+            amount: amt(100),
+        };
+        assert_eq!(
+            run(&mut c, try_(&bk("x2", 0), unknown), Bugs::none()),
+            Err(LedgerError::UnknownAccount(AccountId(6)))
+        );
+        assert_eq!(fence_rows(&c), vec![]);
+        assert_eq!(holds(&c), vec![]);
+    }
+
+    #[test]
+    fn recovery_rebuilds_fences_holds_and_tcc_postings() {
+        let mut c = LedgerCore::new(ShardId(0), SHARDS, Bugs::none());
+        let mut log = Vec::new();
+        let fund = LedgerCommand::Post {
+            request: RequestId::new("fund-payer"),
+            legs: vec![
+                Leg::debit(AccountId::world(ShardId(0)), amt(10_000)),
+                Leg::credit(PAYER, amt(10_000)),
+            ],
+        };
+        let (k1, k2, k3, k4) = (bk("x1", 0), bk("x2", 0), bk("x3", 0), bk("x4", 0));
+        let commands = [
+            LedgerCommand::OpenAccount {
+                account: PAYER,
+                subject: Subject::User,
+            },
+            fund,
+            try_(&k1, debit(3_000)),
+            confirm(&k1),
+            try_(&k2, debit(2_000)),
+            cancel(&k2),
+            cancel(&k3),
+            try_(&k3, debit(1_000)), // refused: writes nothing
+            try_(&k4, debit(500)),   // left in Try
+        ];
+        for cmd in commands {
+            if let Decision::Write(rec) = c.decide(&cmd, 9, Bugs::none()) {
+                let _ = c.apply(rec.clone());
+                log.push(rec);
+            }
+        }
+        assert_eq!(log.len(), 8);
+        let r = LedgerCore::recover(ShardId(0), SHARDS, Bugs::none(), &log);
+        assert_eq!(
+            r.accounts().collect::<Vec<_>>(),
+            c.accounts().collect::<Vec<_>>()
+        );
+        assert_eq!(r.vouchers(), c.vouchers());
+        assert_eq!(r.journal(), c.journal());
+        assert_eq!(fence_rows(&r), fence_rows(&c));
+        assert_eq!(holds(&r), holds(&c));
+        // The rebuilt state is the expected one, not merely the same as the live one.
+        assert_eq!(bal(&r, PAYER), (d(6_500), d(500)));
+        assert_eq!(
+            fence_rows(&r),
+            vec![
+                (k1.clone(), FenceState::Committed),
+                (k2, FenceState::RolledBack),
+                (k3, FenceState::Suspended),
+                (k4.clone(), FenceState::Tried),
+            ]
+        );
+        assert_eq!(holds(&r), vec![(k4, debit(500))]);
+        // And it decides the same: a repeated Confirm is still answered without a record.
+        assert_eq!(
+            r.decide(&confirm(&k1), 10, Bugs::none()),
+            Decision::Reply(Ok(LedgerReply::Confirmed))
+        );
+    }
+
+    #[test]
+    fn planted_no_fence_lets_a_late_try_hang_after_an_empty_rollback() {
+        let bugs = Bugs::planted(Bug::TccNoFence);
+        let mut c = payer_shard(bugs);
+        let k = bk("x1", 0);
+        assert_eq!(
+            c.decide(&cancel(&k), 0, bugs),
+            Decision::Reply(Ok(LedgerReply::Cancelled)),
+            "the empty rollback leaves no record"
+        );
+        assert_eq!(c.fences().get(&k), None);
+        assert_eq!(
+            run(&mut c, try_(&k, debit(3_000)), bugs),
+            Ok(LedgerReply::Tried)
+        );
+        // Nobody will Cancel again: 30.00 stays frozen for ever.
+        assert_eq!(bal(&c, PAYER), (d(7_000), d(3_000)));
+        assert_eq!(holds(&c), vec![(k, debit(3_000))]);
+    }
+
+    #[test]
+    fn planted_confirm_not_idempotent_posts_a_repeat_twice() {
+        let bugs = Bugs::planted(Bug::TccConfirmNotIdempotent);
+        let mut c = payer_shard(bugs);
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), bugs).unwrap();
+        assert_eq!(run(&mut c, confirm(&k), bugs), Ok(LedgerReply::Confirmed));
+        assert_eq!(run(&mut c, confirm(&k), bugs), Ok(LedgerReply::Confirmed));
+        assert_eq!(c.vouchers().len(), 3, "funding + the branch twice");
+        let tcc: Vec<_> = c.vouchers()[1..]
+            .iter()
+            .map(|v| v.request.clone())
+            .collect();
+        assert_eq!(tcc, vec![RequestId::new("tcc:x1:0"); 2]);
+        assert_eq!(bal(&c, PAYER), (d(4_000), d(0)));
+        assert_eq!(bal(&c, transit(0)), (d(6_000), d(0)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+    }
+
+    #[test]
+    fn planted_cancel_not_idempotent_releases_twice_and_frozen_goes_negative() {
+        let bugs = Bugs::planted(Bug::TccCancelNotIdempotent);
+        let mut c = payer_shard(bugs);
+        let k = bk("x1", 0);
+        run(&mut c, try_(&k, debit(3_000)), bugs).unwrap();
+        assert_eq!(run(&mut c, cancel(&k), bugs), Ok(LedgerReply::Cancelled));
+        assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
+        assert_eq!(run(&mut c, cancel(&k), bugs), Ok(LedgerReply::Cancelled));
+        assert_eq!(bal(&c, PAYER), (d(13_000), d(-3_000)));
+        assert_eq!(c.fences().get(&k), Some(FenceState::RolledBack));
+    }
 }

@@ -20,6 +20,7 @@ use crate::probes::names;
 use crate::strategy::{Movement, MovementOutcome};
 use crate::topology::Topology;
 use crate::transport::{RetryPolicy, RpcError, Transport};
+use futures_util::future::join_all;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -152,11 +153,10 @@ impl TccManager {
             return self.end(&xid, outcome);
         }
         self.write(decided);
-        if commit {
-            // COMMIT must be durable before the first Confirm leaves.
-            self.log.sync().await;
-        }
-        // A rollback decision needs no sync: an undecided activity is rolled back anyway.
+        // COMMIT must be durable before the first Confirm leaves. A rollback would be chosen
+        // again by recovery anyway, but its reason is what the client will be told, and an
+        // answer once given must never change: so it is made durable too.
+        self.log.sync().await;
         let outcome = self.phase_two(&xid, commit).await;
         self.end(&xid, outcome)
     }
@@ -201,14 +201,13 @@ impl TccManager {
                     },
                     action: branch.action,
                 });
-                let (transport, dst) = (self.transport.clone(), self.topology.ledger(branch.shard));
-                let timeout = self.config.try_timeout;
-                madsim::task::spawn(async move { transport.call(dst, call, timeout).await })
+                let dst = self.topology.ledger(branch.shard);
+                self.transport.call(dst, call, self.config.try_timeout)
             })
             .collect();
         let mut refusal = None;
-        for (i, t) in tries.into_iter().enumerate() {
-            let reason = match t.await.expect("a Try task finishes") {
+        for (i, answer) in join_all(tries).await.into_iter().enumerate() {
+            let reason = match answer {
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => {
                     self.env.probes.hit(names::TCC_TRY_REFUSED);
@@ -245,22 +244,22 @@ impl TccManager {
                 } else {
                     LedgerCommand::TccCancel { branch: key }
                 };
-                let (transport, dst) = (self.transport.clone(), self.topology.ledger(branch.shard));
-                let (policy, probes) = (self.config.phase_two, self.env.probes.clone());
-                madsim::task::spawn(async move {
-                    let retried = transport
-                        .call_with_retry(dst, LedgerCall(command), policy)
+                let dst = self.topology.ledger(branch.shard);
+                async move {
+                    let retried = self
+                        .transport
+                        .call_with_retry(dst, LedgerCall(command), self.config.phase_two)
                         .await;
                     if retried.attempts > 1 {
-                        probes.hit(names::TCC_PHASE_TWO_RETRY);
+                        self.env.probes.hit(names::TCC_PHASE_TWO_RETRY);
                     }
                     retried.result
-                })
+                }
             })
             .collect();
         let mut refusals = Vec::new();
-        for (i, call) in calls.into_iter().enumerate() {
-            match call.await.expect("a phase-two task finishes") {
+        for (i, answer) in join_all(calls).await.into_iter().enumerate() {
+            match answer {
                 Ok(Ok(LedgerReply::Confirmed | LedgerReply::Cancelled)) => {}
                 Ok(Ok(other)) => refusals.push(format!("branch {i} answered {other:?}")),
                 Ok(Err(e)) => refusals.push(format!("branch {i} refused: {e}")),
