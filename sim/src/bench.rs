@@ -320,7 +320,7 @@ where
         });
 }
 
-const BENCH_TIMEOUT: Duration = Duration::from_secs(5);
+const BENCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Opens and funds a buyer (shard 0) and opens a merchant (shard 1), then creates the trades
 /// the client will pay.
