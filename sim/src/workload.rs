@@ -354,10 +354,14 @@ impl Caller {
 
     /// Asks the payment service until it gives a definite answer or the attempts run out.
     async fn ask_payment(&self, command: &PaymentCommand, key: &str) -> (Outcome, u32) {
-        let node = payment_node_for(key, self.ctx.config.payment_nodes);
+        // The first attempt goes to the key's owner; retries go round the other nodes, which
+        // forward to the owner (any node serves any request).
+        let nodes = self.ctx.config.payment_nodes;
+        let owner = payment_node_for(key, nodes);
         let mut backoff = PAYMENT_BACKOFF;
         for attempt in 1..=PAYMENT_ATTEMPTS_MAX {
             let call = PaymentCall(command.clone());
+            let node = (owner + attempt - 1) % nodes;
             match self
                 .transport
                 .call(payment_addr(node), call, PAYMENT_TIMEOUT)

@@ -108,3 +108,11 @@ fn consecutive_seeds_pass_with_crashes_and_business_traffic() {
         }
     }
 }
+
+/// A client's retry lands on a payment node that does not own the key: it forwards the
+/// request to the owner, whose order log pins the answer, so any node can serve.
+#[test]
+fn a_retry_at_another_payment_node_is_forwarded_to_the_owner() {
+    let report = first_run_reaching(&[names::CLIENT_RETRY, names::PAYMENT_FORWARDED]);
+    assert_passes(&report);
+}

@@ -76,6 +76,7 @@ pub mod names {
     pub const TRADE_DUPLICATE_CREATE: &str = "trade.duplicate-create-absorbed";
     pub const PAYMENT_RECOVERED: &str = "payment.recovered-from-log";
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
+    pub const PAYMENT_FORWARDED: &str = "payment.forwarded-to-owner";
     pub const PAYMENT_REPLAYED_OUTCOME: &str = "payment.replayed-outcome";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";

@@ -5,8 +5,9 @@
 //! - [`orders`]: the order book, a fold of the node's order log.
 //! - [`node`]: the node shell: the order flow, recovery of unfinished orders.
 //!
-//! Orders are partitioned across payment nodes by idempotency key (every retry of a key
-//! reaches the node that pinned its outcome); any node serves any trade, buyer or merchant.
+//! Orders are partitioned across payment nodes by idempotency key, so that one node's order
+//! log pins each key's outcome; any node accepts any request and forwards it to the key's
+//! owner, and every node serves any trade, buyer or merchant.
 
 pub mod node;
 pub mod orders;

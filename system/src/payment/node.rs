@@ -11,9 +11,11 @@
 //!
 //! A crash anywhere is repaired by running the same steps again from the logs: each step is
 //! idempotent, keyed by the order's key and activity id.
+//!
+//! Any node accepts any request; a request whose key another node owns is forwarded to it.
 
 use super::orders::{Order, OrderBook, OrderDecision, OrderKind, OrderRecord};
-use super::types::{PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
+use super::types::{payment_node_for, PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
 use crate::ledger::Leg;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -56,6 +58,9 @@ const END_POLICY: RetryPolicy = RetryPolicy {
     backoff_max: Duration::from_millis(1_000),
 };
 
+/// How long a forwarded request waits for the owner's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_millis(800);
+
 /// What the god's-eye view reads from a payment node.
 #[derive(Debug, Clone)]
 pub struct PaymentView {
@@ -64,6 +69,7 @@ pub struct PaymentView {
 }
 
 struct Inner {
+    index: u32,
     orders: Mutex<OrderBook>,
     log: DurableLog<OrderRecord>,
     coordinator: Coordinator,
@@ -101,6 +107,7 @@ impl PaymentNode {
         );
         let node = PaymentNode {
             inner: Arc::new(Inner {
+                index: config.index,
                 orders: Mutex::new(OrderBook::recover(config.index, &records)),
                 log,
                 coordinator,
@@ -164,6 +171,14 @@ impl PaymentNode {
     }
 
     async fn handle(&self, command: PaymentCommand) -> Result<PaymentReceipt, PaymentError> {
+        let key = match &command {
+            PaymentCommand::Pay { key, .. } => key,
+            PaymentCommand::Refund { out_request_no, .. } => out_request_no,
+        };
+        let owner = payment_node_for(key, self.inner.topology.payments.len() as u32);
+        if owner != self.inner.index {
+            return self.forward(owner, command).await;
+        }
         let (key, trade, kind) = match command {
             PaymentCommand::Pay { trade, key, payer } => (key, trade, OrderKind::Pay { payer }),
             PaymentCommand::Refund {
@@ -204,6 +219,23 @@ impl PaymentNode {
         self.inner.log.sync().await;
         let outcome = self.carry_out(order.clone()).await;
         receipt(&order.xid, outcome)
+    }
+
+    /// Any node serves any request: one whose key another node owns is passed to that node,
+    /// whose order log pins the key's outcome. No answer from the owner is not an outcome.
+    async fn forward(
+        &self,
+        owner: u32,
+        command: PaymentCommand,
+    ) -> Result<PaymentReceipt, PaymentError> {
+        self.inner.env.probes.hit(names::PAYMENT_FORWARDED);
+        let dst = self.inner.topology.payments[owner as usize];
+        let answer = self
+            .inner
+            .transport
+            .call(dst, PaymentCall(command), FORWARD_TIMEOUT)
+            .await;
+        answer.unwrap_or(Err(PaymentError::InProgress))
     }
 
     /// Restarts every unfinished order, and every unfinished movement no order covers.
