@@ -32,15 +32,14 @@ fn assert_passes(report: &RunReport) {
     );
 }
 
-/// A ledger crashes inside an fsync window with a torn write: the unsynced tail is lost, a
+/// A node crashes inside an fsync window with a torn write: the unsynced tail is lost, a
 /// partial record survives, and recovery must cut it and still balance.
 #[test]
 fn power_loss_with_a_torn_tail_is_recovered_without_breaking_an_invariant() {
     let report = first_run_reaching(&[
         names::POWER_LOSS_DROPPED,
         names::TORN_TAIL,
-        names::LEDGER_TORN_TAIL_CUT,
-        names::LEDGER_RECOVERED,
+        names::RECOVERY_TORN_TAIL_CUT,
     ]);
     assert_passes(&report);
 }

@@ -58,6 +58,8 @@ pub mod names {
     pub const RPC_TIMEOUT: &str = "rpc.timeout";
     pub const LEDGER_RECOVERED: &str = "ledger.recovered-from-log";
     pub const LEDGER_TORN_TAIL_CUT: &str = "ledger.torn-tail-cut";
+    /// Any node's log replay cut a torn tail (ledger, trade, payment order or activity log).
+    pub const RECOVERY_TORN_TAIL_CUT: &str = "recovery.torn-tail-cut";
     pub const LEDGER_IDEMPOTENT_REPLAY: &str = "ledger.idempotent-replay";
     pub const LEDGER_INSUFFICIENT_FUNDS: &str = "ledger.insufficient-funds";
     pub const TCC_EMPTY_ROLLBACK: &str = "tcc.empty-rollback";

@@ -55,6 +55,7 @@ impl LedgerNode {
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::LEDGER_TORN_TAIL_CUT);
+            env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
         }
         if report.records > 0 {
             env.probes.hit(names::LEDGER_RECOVERED);

@@ -97,6 +97,9 @@ impl PaymentNode {
         if report.records > 0 {
             env.probes.hit(names::PAYMENT_RECOVERED);
         }
+        if report.torn_bytes > 0 {
+            env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
+        }
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
         let coordinator = Coordinator::open(
             config.strategy,

@@ -73,7 +73,10 @@ impl TccManager {
         config: TccConfig,
     ) -> Self {
         let log = DurableLog::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
-        let (records, _) = log.replay();
+        let (records, report) = log.replay();
+        if report.torn_bytes > 0 {
+            env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
+        }
         TccManager {
             log,
             state: Arc::new(Mutex::new(ActivityLog::recover(&records))),

@@ -46,6 +46,9 @@ impl TradeNode {
         if report.records > 0 {
             env.probes.hit(names::TRADE_RECOVERED);
         }
+        if report.torn_bytes > 0 {
+            env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
+        }
         tracing::info!(
             shard = config.shard,
             records = report.records,
