@@ -125,6 +125,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 faults: NetFaults::new(),
                 probes: Probes::new(),
                 bugs: Default::default(),
+                buggify: Default::default(),
             };
             let config = LedgerConfig {
                 shard: ShardId(0),
@@ -263,6 +264,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         faults: NetFaults::new(),
         probes: probes.clone(),
         bugs: Default::default(),
+        buggify: Default::default(),
     };
     for s in 0..config.shards {
         let ledger = LedgerConfig {

@@ -3,8 +3,10 @@
 
 use crate::config::RunConfig;
 use crate::observe;
+use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::{ActivityState, ShardSnapshot, TradeState};
+use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;
 use paylab_system::disk::{Disk, PowerLossReport};
@@ -95,6 +97,7 @@ pub struct Cluster {
     pub faults: NetFaults,
     pub probes: Probes,
     pub bugs: Bugs,
+    pub buggify: Buggify,
 }
 
 impl Cluster {
@@ -102,6 +105,7 @@ impl Cluster {
     pub fn start(config: &RunConfig, probes: Probes, faults: NetFaults) -> Cluster {
         let handle = Handle::current();
         let bugs = config.bug.map_or(Bugs::none(), Bugs::planted);
+        let buggify = Buggify::default();
         let fsync_latency = Duration::from_millis(config.fsync_latency_ms);
         let topology = topology(config);
         let mut roles: Vec<(String, SocketAddr, Role)> = Vec::new();
@@ -142,6 +146,7 @@ impl Cluster {
                     faults: faults.clone(),
                     probes: probes.clone(),
                     bugs,
+                    buggify: buggify.clone(),
                 };
                 let live: Live = Arc::default();
                 let node = spawn(&handle, env.clone(), role.clone(), live.clone());
@@ -159,6 +164,7 @@ impl Cluster {
             faults,
             probes,
             bugs,
+            buggify,
         }
     }
 
@@ -197,6 +203,62 @@ impl Cluster {
         // Kill first even if already down: a restart of a live node would keep its ports bound.
         self.handle.kill(slot.node.id());
         self.handle.restart(slot.node.id());
+    }
+
+    /// Freezes every task of a node (it keeps its state and its ports).
+    pub fn pause(&self, name: &str) {
+        let slot = self.slot(name).expect("pause of a known node");
+        self.handle.pause(slot.node.id());
+    }
+
+    pub fn resume(&self, name: &str) {
+        let slot = self.slot(name).expect("resume of a known node");
+        self.handle.resume(slot.node.id());
+    }
+
+    /// Cuts (or restores) the link from `from` to `to`, one way.
+    pub fn set_link(&self, from: &str, to: &str, cut: bool) {
+        let (a, b) = (
+            self.slot(from).expect("a known node").node.id(),
+            self.slot(to).expect("a known node").node.id(),
+        );
+        let net = NetSim::current();
+        if cut {
+            net.clog_link(a, b);
+        } else {
+            net.unclog_link(a, b);
+        }
+    }
+
+    /// Moves a node's clock.
+    pub fn jump_clock(&self, name: &str, by_ms: i64) {
+        self.slot(name)
+            .expect("a known node")
+            .env
+            .clock
+            .jump_ms(by_ms);
+    }
+
+    /// Makes a node's disk slow (every fsync takes `latency`) or normal again.
+    pub fn set_slow_disk(&self, name: &str, latency: Option<Duration>) {
+        let slot = self.slot(name).expect("a known node");
+        slot.env.disk.set_slow_fsync(latency);
+    }
+
+    /// Removes every fault the nemesis can leave behind: paused nodes resume, every link is
+    /// restored, clocks and disks are normal again, every buggify point is off. Crashed nodes
+    /// are restarted by their own crash's schedule.
+    pub fn heal(&self) {
+        let net = NetSim::current();
+        for a in &self.slots {
+            self.handle.resume(a.node.id());
+            a.env.clock.set_offset_ms(0);
+            a.env.disk.set_slow_fsync(None);
+            for b in &self.slots {
+                net.unclog_link(a.node.id(), b.node.id());
+            }
+        }
+        self.buggify.clear();
     }
 
     /// Reads every node at this instant. A node that is down is read from its durable logs:

@@ -1,5 +1,6 @@
 //! What one run is: the user's choices (topology, workload size, planted bug), validated.
 
+use crate::plan::FaultKind;
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub struct RunConfig {
     pub close_after_ms: u64,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
+    /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
+    /// exactly those (`--faults`), and an empty list is a run without faults (`--no-faults`).
+    pub faults: Option<Vec<FaultKind>>,
     /// Simulated cost of one fsync on a ledger node.
     pub fsync_latency_ms: u64,
     /// God's-eye snapshots are taken and checked this often during the faulted phase.
@@ -67,6 +71,7 @@ impl RunConfig {
             strategy: StrategyKind::Tcc,
             close_after_ms: 3_000,
             bug: None,
+            faults: None,
             fsync_latency_ms: 1,
             snapshot_interval_ms: 200,
         }
@@ -97,6 +102,14 @@ impl RunConfig {
     pub fn total_ops(&self) -> u64 {
         let setup = 2 * u64::from(self.accounts_per_client()) + 1;
         u64::from(self.clients) * (setup + u64::from(self.ops))
+    }
+
+    /// The names of every serving node (what a fault plan may name), in start order.
+    pub fn server_nodes(&self) -> Vec<String> {
+        let ledgers = (0..self.shards).map(|s| format!("ledger-{s}"));
+        let trades = (0..self.trade_shards).map(|s| format!("trade-{s}"));
+        let payments = (0..self.payment_nodes).map(|p| format!("payment-{p}"));
+        ledgers.chain(trades).chain(payments).collect()
     }
 
     /// Accounts each client opens: two per shard, so every shard has a transfer pair.

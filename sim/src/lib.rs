@@ -2,12 +2,14 @@
 //! checks invariants, and reports. The `paylab` binary (`main.rs`) is its command line.
 //!
 //! - [`config`]: a run's validated configuration.
-//! - [`plan`]: the fault plan, drawn from the seed on its own stream.
+//! - [`plan`]: the fault plan as data, drawn from the seed by swarm testing on its own stream.
+//! - [`nemesis`]: executes a fault plan against the cluster.
 //! - [`cluster`]: the topology, node lifecycles (crash, restart), god's-eye snapshots.
 //! - [`workload`]: the clients and their operations.
 //! - [`history`]: what the clients asked and what they were told.
 //! - [`observe`]: platform state → the checkers' observation.
 //! - [`trace`]: the event log and the trace hash.
+//! - [`report`]: failure reports (JSON) and reading them back for replay.
 //! - [`run`]: one run on a fresh thread: phases, checks, verdict.
 //! - [`bench`]: throughput against a calibration run in the same process.
 
@@ -15,11 +17,13 @@ pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod history;
+pub mod nemesis;
 pub mod observe;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod trace;
 pub mod workload;
 
 pub use config::RunConfig;
-pub use run::{run, RunReport, Verdict};
+pub use run::{run, run_with_plan, RunReport, Verdict};

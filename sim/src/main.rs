@@ -3,9 +3,12 @@
 use clap::{Parser, Subcommand};
 use paylab_sim::bench::{self, BenchSize};
 use paylab_sim::config::{CLIENTS_MAX, OPS_MAX, PAYMENT_NODES_MAX, SHARDS_MAX, TRADE_SHARDS_MAX};
-use paylab_sim::{run, RunConfig, RunReport, Verdict};
+use paylab_sim::plan::{FaultKind, FaultPlan};
+use paylab_sim::report;
+use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Deterministic simulation testbed for an Alipay-style payment platform.
@@ -24,6 +27,8 @@ enum Command {
     /// Run one seeded simulation: trades, payments and refunds under faults and crashes,
     /// snapshots checked, healing, draining, a final check.
     Run(RunArgs),
+    /// Re-run a failure report's exact configuration and fault plan and confirm its verdict.
+    Replay(ReplayArgs),
     /// List the planted bugs, what each breaks and which invariant must catch it.
     Bugs,
     /// Measure throughput against a raw madsim RPC calibration in the same process.
@@ -57,12 +62,35 @@ struct RunArgs {
     /// Plant a bug from the catalogue (see `paylab bugs`).
     #[arg(long)]
     bug: Option<Bug>,
+    /// Run this saved fault plan (JSON, or TOML if the name ends in .toml) instead of the
+    /// seed's own; the workload still comes from the seed.
+    #[arg(long, conflicts_with_all = ["faults", "no_faults"])]
+    plan: Option<PathBuf>,
+    /// Only these fault kinds, comma-separated (crash, pause, partition, one-way, loss,
+    /// latency, duplicate, delay, clock-jump, slow-disk, buggify).
+    #[arg(long, value_delimiter = ',', conflicts_with = "no_faults")]
+    faults: Option<Vec<FaultKind>>,
+    /// Run without any fault.
+    #[arg(long)]
+    no_faults: bool,
+    /// Write the run's fault plan (JSON) to this file before running.
+    #[arg(long)]
+    save_plan: Option<PathBuf>,
+    /// Where a failed run writes its report.
+    #[arg(long, default_value = report::DEFAULT_DIR)]
+    report_dir: PathBuf,
     /// Print tracing events with simulated time and node names (filter with RUST_LOG).
     #[arg(long)]
     trace: bool,
     /// Print the full report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// A failure report written by `paylab run` (under reports/failures/ by default).
+    file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +124,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run_command(args),
+        Command::Replay(args) => replay_command(args),
         Command::Bugs => {
             for bug in Bug::ALL {
                 println!(
@@ -120,6 +149,11 @@ fn run_command(args: RunArgs) -> ExitCode {
             )
             .init();
     }
+    let faults = if args.no_faults {
+        Some(Vec::new())
+    } else {
+        args.faults
+    };
     let config = RunConfig {
         shards: args.shards,
         trade_shards: args.trade_shards,
@@ -128,29 +162,112 @@ fn run_command(args: RunArgs) -> ExitCode {
         clients: args.clients,
         ops: args.ops,
         bug: args.bug,
+        faults,
         ..RunConfig::new(args.seed)
     };
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    let plan = match &args.plan {
+        Some(path) => match FaultPlan::load(&path.display().to_string(), &config) {
+            Ok(plan) => plan,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => FaultPlan::generate(&config),
+    };
+    if let Some(path) = &args.save_plan {
+        let json = serde_json::to_string_pretty(&plan).expect("a plan serializes");
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("error: cannot write the plan to {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     if !args.json {
         println!("paylab run seed={} {}", config.seed, config);
-        println!("plan: {}", paylab_sim::plan::FaultPlan::generate(&config));
+        println!("plan: {plan}");
     }
-    let report = run(config);
+    let report = run_with_plan(config, plan);
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report serializes")
         );
     } else {
-        print_summary(&report);
+        print_summary(&report, args.plan.as_deref());
+    }
+    if report.verdict != Verdict::Pass {
+        match report::write(&args.report_dir, &report) {
+            Ok(path) => println!(
+                "report: {}\nreplay: cargo run --release -- replay {}",
+                path.display(),
+                path.display()
+            ),
+            Err(e) => eprintln!("error: {e}"),
+        }
     }
     ExitCode::from(report.verdict.exit_code() as u8)
 }
 
-fn print_summary(r: &RunReport) {
+fn replay_command(args: ReplayArgs) -> ExitCode {
+    let saved = match report::load(&args.file) {
+        Ok(saved) => saved,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = saved
+        .config
+        .validate()
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            saved
+                .plan
+                .validate(&saved.config)
+                .map_err(|e| e.to_string())
+        })
+    {
+        eprintln!("error: the report's run cannot be replayed: {e}");
+        return ExitCode::from(2);
+    }
+    println!(
+        "paylab replay {} (seed={} {})",
+        args.file.display(),
+        saved.config.seed,
+        saved.config
+    );
+    println!("plan: {}", saved.plan);
+    let report = run_with_plan(saved.config, saved.plan);
+    print_summary(&report, None);
+    let invariants = |vs: &[paylab_invariants::Violation]| {
+        vs.iter()
+            .map(|v| v.invariant)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let same = report.verdict.word() == saved.verdict.word()
+        && invariants(&report.violations) == invariants(&saved.violations);
+    if same {
+        println!("replay: same verdict ({})", report.verdict.word());
+        ExitCode::from(report.verdict.exit_code() as u8)
+    } else {
+        println!(
+            "replay: DIFFERENT verdict: the report says {}, the replay gives {}",
+            saved.verdict.word(),
+            report.verdict.word()
+        );
+        ExitCode::from(1)
+    }
+}
+
+fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
+    let repro = match plan_file {
+        Some(path) => format!("{} --plan {}", r.repro(), path.display()),
+        None => r.repro(),
+    };
     println!(
         "ops: {} ok, {} fail, {} unknown | snapshots checked: {} | violations: {}",
         r.ops.ok,
@@ -178,18 +295,17 @@ fn print_summary(r: &RunReport) {
     }
     match &r.verdict {
         Verdict::Pass => println!("verdict: PASS"),
-        Verdict::Violation => println!("verdict: VIOLATION\nrepro: {}", r.repro()),
+        Verdict::Violation => println!("verdict: VIOLATION\nrepro: {repro}"),
         Verdict::Liveness(stuck) => {
             for s in stuck.iter().take(20) {
                 println!("pending: {s}");
             }
             println!(
-                "verdict: LIVENESS ({} still pending after the horizon)\nrepro: {}",
+                "verdict: LIVENESS ({} still pending after the horizon)\nrepro: {repro}",
                 stuck.len(),
-                r.repro()
             )
         }
-        Verdict::Crash(msg) => println!("verdict: CRASH ({msg})\nrepro: {}", r.repro()),
+        Verdict::Crash(msg) => println!("verdict: CRASH ({msg})\nrepro: {repro}"),
     }
 }
 

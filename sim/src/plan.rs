@@ -1,100 +1,601 @@
-//! The fault plan of a run, derived from the seed on its own RNG stream.
+//! The fault plan of a run: data (serde, JSON or TOML), drawn from the seed by swarm testing on
+//! its own RNG stream, printed first, saved in failure reports and replayable as is.
 //!
-//! The plan is data: printed first, saved in reports, and (in a later step) replayable as is.
-//! It is drawn from a stream separate from the workload's, so changing the faults does not
-//! change what the clients do.
+//! Swarm testing: each run enables a random subset of the fault kinds, each with random
+//! intensities, so that across seeds every combination gets its turn, including runs quiet
+//! enough for a rare corner to show. Every fault is bounded (a duration, a restart delay, a
+//! jump size), so a correct platform can always recover once the plan is over and the run
+//! heals.
+//!
+//! Events are placed by workload progress (after so many completed client operations), not by
+//! simulated time, so a saved plan still lands mid-load after the code changed speed.
 
 use crate::config::RunConfig;
+use paylab_system::buggify::Point;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
+use std::str::FromStr;
 
 /// Mixed into the seed to give the plan its own stream.
 const PLAN_STREAM: u64 = 0x5041_594c_4142_504c; // "PAYLABPL"
 
-/// One crash of one node: killed once `after_ops` client operations have completed (so it
-/// always lands mid-load, whatever the load's size), its unsynced writes lost (a torn tail left
-/// behind when `torn_keep` is set), restarted `down_ms` later.
+/// Bounds every fault respects, so that healing always has something to recover from.
+pub const DURATION_MAX_MS: u64 = 5_000;
+pub const CLOCK_JUMP_MAX_MS: i64 = 10_000;
+pub const FSYNC_SLOW_MAX_MS: u64 = 200;
+pub const LATENCY_MAX_MS: u64 = 1_000;
+
+/// The kinds of fault a plan can contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Crash,
+    Pause,
+    Partition,
+    OneWay,
+    Loss,
+    Latency,
+    Duplicate,
+    Delay,
+    ClockJump,
+    SlowDisk,
+    Buggify,
+}
+
+impl FaultKind {
+    pub const ALL: &'static [FaultKind] = &[
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Loss,
+        FaultKind::Latency,
+        FaultKind::Duplicate,
+        FaultKind::Delay,
+        FaultKind::ClockJump,
+        FaultKind::SlowDisk,
+        FaultKind::Buggify,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Loss => "loss",
+            FaultKind::Latency => "latency",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Delay => "delay",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::SlowDisk => "slow-disk",
+            FaultKind::Buggify => "buggify",
+        }
+    }
+
+    /// The coverage probe fired when a fault of this kind is applied.
+    pub fn probe(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "fault.crash",
+            FaultKind::Pause => "fault.pause",
+            FaultKind::Partition => "fault.partition",
+            FaultKind::OneWay => "fault.one-way",
+            FaultKind::Loss => "fault.loss",
+            FaultKind::Latency => "fault.latency",
+            FaultKind::Duplicate => "fault.duplicate",
+            FaultKind::Delay => "fault.delay",
+            FaultKind::ClockJump => "fault.clock-jump",
+            FaultKind::SlowDisk => "fault.slow-disk",
+            FaultKind::Buggify => "fault.buggify",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown fault kind '{s}' (known: {})", known.join(", "))
+            })
+    }
+}
+
+/// One fault, with its bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Crash {
-    pub node: String,
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Kill the node and cut its power (unsynced writes lost; with `torn_keep`, that fraction
+    /// of the unsynced tail survives as a torn write); restart it `down_ms` later.
+    Crash {
+        node: String,
+        down_ms: u64,
+        torn_keep: Option<f64>,
+    },
+    /// Freeze every task of the node for `for_ms` (a long GC pause, a stuck VM).
+    Pause { node: String, for_ms: u64 },
+    /// Cut every link between `side` and `other`, both ways, for `for_ms`. Isolating a node,
+    /// a random split and a bridge (a node left in neither list talks to both) are all this.
+    Partition {
+        side: Vec<String>,
+        other: Vec<String>,
+        for_ms: u64,
+    },
+    /// Drop everything `from` sends to `to` (but not the way back), for `for_ms`.
+    OneWay {
+        from: String,
+        to: String,
+        for_ms: u64,
+    },
+    /// Lose each datagram with probability `rate`, for `for_ms`.
+    Loss { rate: f64, for_ms: u64 },
+    /// Every datagram takes `min_ms..max_ms` to arrive, for `for_ms`.
+    Latency {
+        min_ms: u64,
+        max_ms: u64,
+        for_ms: u64,
+    },
+    /// Deliver each request twice with probability `rate`, for `for_ms`.
+    Duplicate { rate: f64, for_ms: u64 },
+    /// Hold each request back `min_ms..max_ms` with probability `rate` (it still arrives,
+    /// late, even if its sender gave up), for `for_ms`.
+    Delay {
+        rate: f64,
+        min_ms: u64,
+        max_ms: u64,
+        for_ms: u64,
+    },
+    /// Move the node's clock by `by_ms` (forward or back).
+    ClockJump { node: String, by_ms: i64 },
+    /// Every fsync on the node takes `fsync_ms`, for `for_ms`: unsynced writes linger, so a
+    /// crash is far likelier to lose some.
+    SlowDisk {
+        node: String,
+        fsync_ms: u64,
+        for_ms: u64,
+    },
+    /// Widen a critical window in platform code, for `for_ms`.
+    Buggify { point: Point, for_ms: u64 },
+}
+
+impl Fault {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Crash { .. } => FaultKind::Crash,
+            Fault::Pause { .. } => FaultKind::Pause,
+            Fault::Partition { .. } => FaultKind::Partition,
+            Fault::OneWay { .. } => FaultKind::OneWay,
+            Fault::Loss { .. } => FaultKind::Loss,
+            Fault::Latency { .. } => FaultKind::Latency,
+            Fault::Duplicate { .. } => FaultKind::Duplicate,
+            Fault::Delay { .. } => FaultKind::Delay,
+            Fault::ClockJump { .. } => FaultKind::ClockJump,
+            Fault::SlowDisk { .. } => FaultKind::SlowDisk,
+            Fault::Buggify { .. } => FaultKind::Buggify,
+        }
+    }
+
+    /// Every node the fault names.
+    fn nodes(&self) -> Vec<&str> {
+        match self {
+            Fault::Crash { node, .. }
+            | Fault::Pause { node, .. }
+            | Fault::ClockJump { node, .. }
+            | Fault::SlowDisk { node, .. } => vec![node],
+            Fault::Partition { side, other, .. } => {
+                side.iter().chain(other).map(String::as_str).collect()
+            }
+            Fault::OneWay { from, to, .. } => vec![from, to],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Why the fault is out of bounds, if it is.
+    fn check_bounds(&self) -> Result<(), String> {
+        let duration = |ms: u64, what: &str| {
+            if ms > DURATION_MAX_MS {
+                Err(format!("{what} {ms} ms exceeds {DURATION_MAX_MS} ms"))
+            } else {
+                Ok(())
+            }
+        };
+        let rate = |r: f64| {
+            if (0.0..=0.5).contains(&r) {
+                Ok(())
+            } else {
+                Err(format!("rate {r} is outside 0..=0.5"))
+            }
+        };
+        let range = |min: u64, max: u64| {
+            if min <= max && max <= LATENCY_MAX_MS {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{min}..{max} ms is not a range within 0..={LATENCY_MAX_MS} ms"
+                ))
+            }
+        };
+        match self {
+            Fault::Crash {
+                down_ms, torn_keep, ..
+            } => {
+                duration(*down_ms, "downtime")?;
+                match torn_keep {
+                    Some(k) if !(0.0..=1.0).contains(k) => {
+                        Err(format!("torn_keep {k} is outside 0..=1"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Fault::Pause { for_ms, .. }
+            | Fault::OneWay { for_ms, .. }
+            | Fault::Buggify { for_ms, .. } => duration(*for_ms, "duration"),
+            Fault::Partition {
+                side,
+                other,
+                for_ms,
+            } => {
+                if side.is_empty() || other.is_empty() {
+                    return Err("a partition needs a node on each side".into());
+                }
+                duration(*for_ms, "duration")
+            }
+            Fault::Loss { rate: r, for_ms } | Fault::Duplicate { rate: r, for_ms } => {
+                rate(*r)?;
+                duration(*for_ms, "duration")
+            }
+            Fault::Latency {
+                min_ms,
+                max_ms,
+                for_ms,
+            } => {
+                range(*min_ms, *max_ms)?;
+                duration(*for_ms, "duration")
+            }
+            Fault::Delay {
+                rate: r,
+                min_ms,
+                max_ms,
+                for_ms,
+            } => {
+                rate(*r)?;
+                if min_ms > max_ms || *max_ms > DURATION_MAX_MS {
+                    return Err(format!("delay {min_ms}..{max_ms} ms is out of bounds"));
+                }
+                duration(*for_ms, "duration")
+            }
+            Fault::ClockJump { by_ms, .. } => {
+                if by_ms.abs() > CLOCK_JUMP_MAX_MS {
+                    Err(format!(
+                        "clock jump {by_ms} ms exceeds ±{CLOCK_JUMP_MAX_MS} ms"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Fault::SlowDisk {
+                fsync_ms, for_ms, ..
+            } => {
+                if *fsync_ms > FSYNC_SLOW_MAX_MS {
+                    return Err(format!(
+                        "fsync {fsync_ms} ms exceeds {FSYNC_SLOW_MAX_MS} ms"
+                    ));
+                }
+                duration(*for_ms, "duration")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash {
+                node,
+                down_ms,
+                torn_keep,
+            } => write!(
+                f,
+                "crash {node} for {down_ms}ms{}",
+                if torn_keep.is_some() { " (torn)" } else { "" }
+            ),
+            Fault::Pause { node, for_ms } => write!(f, "pause {node} for {for_ms}ms"),
+            Fault::Partition {
+                side,
+                other,
+                for_ms,
+            } => write!(
+                f,
+                "partition [{}] | [{}] for {for_ms}ms",
+                side.join(","),
+                other.join(",")
+            ),
+            Fault::OneWay { from, to, for_ms } => write!(f, "one-way {from}->{to} for {for_ms}ms"),
+            Fault::Loss { rate, for_ms } => write!(f, "loss {:.1}% for {for_ms}ms", rate * 100.0),
+            Fault::Latency {
+                min_ms,
+                max_ms,
+                for_ms,
+            } => write!(f, "latency {min_ms}-{max_ms}ms for {for_ms}ms"),
+            Fault::Duplicate { rate, for_ms } => {
+                write!(f, "duplicate {:.1}% for {for_ms}ms", rate * 100.0)
+            }
+            Fault::Delay {
+                rate,
+                min_ms,
+                max_ms,
+                for_ms,
+            } => write!(
+                f,
+                "delay {:.1}% by {min_ms}-{max_ms}ms for {for_ms}ms",
+                rate * 100.0
+            ),
+            Fault::ClockJump { node, by_ms } => write!(f, "clock {node} {by_ms:+}ms"),
+            Fault::SlowDisk {
+                node,
+                fsync_ms,
+                for_ms,
+            } => write!(f, "slow-disk {node} fsync {fsync_ms}ms for {for_ms}ms"),
+            Fault::Buggify { point, for_ms } => write!(f, "buggify {point} for {for_ms}ms"),
+        }
+    }
+}
+
+/// One fault, applied once `after_ops` client operations have completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultEvent {
     pub after_ops: u64,
-    pub down_ms: u64,
-    /// Fraction of the unsynced tail that survives as a torn write, if any.
-    pub torn_keep: Option<f64>,
+    pub fault: Fault,
 }
 
 /// The faults of the faulted phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultPlan {
-    /// madsim packet loss on every datagram (requests and replies).
-    pub packet_loss_rate: f64,
-    /// Probability that the transport delivers a request twice.
-    pub duplicate_rate: f64,
-    /// Probability that the transport holds a request back, for `delay_ms` (a range).
-    pub delay_rate: f64,
-    pub delay_ms: (u64, u64),
-    pub crashes: Vec<Crash>,
+    /// The kinds this plan enabled (swarm testing), for the summary and coverage.
+    pub kinds: Vec<FaultKind>,
+    /// In order of `after_ops`.
+    pub events: Vec<FaultEvent>,
+}
+
+/// Why a saved plan cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read the plan {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("the plan {path} is not a valid fault plan: {reason}")]
+    Parse { path: String, reason: String },
+    #[error(
+        "the plan's event {index} names node '{node}', which this configuration does not have"
+    )]
+    UnknownNode { index: usize, node: String },
+    #[error("the plan's event {index} is out of bounds: {reason}")]
+    OutOfBounds { index: usize, reason: String },
 }
 
 impl FaultPlan {
-    /// Draws the plan for a run. Every run crashes one to three nodes (ledger, trade or
-    /// payment) mid-load; the first crash is always a ledger node.
+    /// No faults at all.
+    pub fn none() -> Self {
+        FaultPlan {
+            kinds: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Draws the plan for a run from its seed. `kinds` narrows the choice: `None` lets swarm
+    /// testing pick a random non-empty subset of every kind; `Some(list)` enables exactly the
+    /// listed kinds (an empty list means no faults).
     pub fn generate(config: &RunConfig) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ PLAN_STREAM);
-        let packet_loss_rate = [0.0, 0.005, 0.01, 0.02][rng.gen_range(0..4)];
-        let duplicate_rate = [0.0, 0.01, 0.03][rng.gen_range(0..3)];
-        // Held back longer than a Try's timeout, so that a Try can arrive after its Cancel.
-        let delay_rate = [0.0, 0.01, 0.03][rng.gen_range(0..3)];
-        let delay_ms = (100, 2_000);
-        let crash_count = rng.gen_range(1..=3);
-        let total = config.total_ops();
-        let crashes = (0..crash_count)
-            .map(|i| {
-                let node = match if i == 0 { 0 } else { rng.gen_range(0..3) } {
-                    0 => format!("ledger-{}", rng.gen_range(0..config.shards)),
-                    1 => format!("trade-{}", rng.gen_range(0..config.trade_shards)),
-                    _ => format!("payment-{}", rng.gen_range(0..config.payment_nodes)),
-                };
-                Crash {
-                    node,
-                    after_ops: rng.gen_range(total / 10..=total * 7 / 10),
-                    down_ms: rng.gen_range(50..2_000),
-                    torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
+        let kinds: Vec<FaultKind> = match &config.faults {
+            Some(list) => list
+                .iter()
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            None => {
+                let mut picked: Vec<FaultKind> = FaultKind::ALL
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.gen_bool(0.5))
+                    .collect();
+                if picked.is_empty() {
+                    picked.push(*FaultKind::ALL.choose(&mut rng).expect("kinds exist"));
                 }
-            })
-            .collect();
-        FaultPlan {
-            packet_loss_rate,
-            duplicate_rate,
-            delay_rate,
-            delay_ms,
-            crashes,
+                picked
+            }
+        };
+        let nodes = config.server_nodes();
+        let total = config.total_ops();
+        let mut events = Vec::new();
+        for &kind in &kinds {
+            let count = if kind == FaultKind::Crash {
+                rng.gen_range(1..=3)
+            } else {
+                rng.gen_range(1..=2)
+            };
+            for _ in 0..count {
+                let after_ops = rng.gen_range(total / 20..=total * 7 / 10);
+                let fault = draw(kind, &nodes, &mut rng);
+                events.push(FaultEvent { after_ops, fault });
+            }
         }
+        events.sort_by_key(|e| e.after_ops);
+        FaultPlan { kinds, events }
+    }
+
+    /// Reads a saved plan (JSON, or TOML if the file name ends in `.toml`; a failure report's
+    /// JSON works too, for its plan) and checks it against the configuration it will run with.
+    pub fn load(path: &str, config: &RunConfig) -> Result<FaultPlan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        let parsed = if path.ends_with(".toml") {
+            toml::from_str::<FaultPlan>(&text).map_err(|e| e.message().to_string())
+        } else {
+            // A failure report carries its plan under "plan": it runs as the plan itself.
+            #[derive(Deserialize)]
+            struct Report {
+                plan: FaultPlan,
+            }
+            serde_json::from_str::<FaultPlan>(&text)
+                .or_else(|e| {
+                    serde_json::from_str::<Report>(&text)
+                        .map(|r| r.plan)
+                        .map_err(|_| e)
+                })
+                .map_err(|e| e.to_string())
+        };
+        let plan = parsed.map_err(|reason| PlanError::Parse {
+            path: path.to_string(),
+            reason,
+        })?;
+        plan.validate(config)?;
+        Ok(plan)
+    }
+
+    /// Every node the plan names exists, and every fault is within its bounds.
+    pub fn validate(&self, config: &RunConfig) -> Result<(), PlanError> {
+        let nodes = config.server_nodes();
+        for (index, event) in self.events.iter().enumerate() {
+            if let Some(node) = event
+                .fault
+                .nodes()
+                .into_iter()
+                .find(|n| !nodes.iter().any(|m| m == n))
+            {
+                return Err(PlanError::UnknownNode {
+                    index,
+                    node: node.to_string(),
+                });
+            }
+            event
+                .fault
+                .check_bounds()
+                .map_err(|reason| PlanError::OutOfBounds { index, reason })?;
+        }
+        Ok(())
+    }
+}
+
+/// One fault of `kind` with random targets and intensity.
+fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
+    let node = |rng: &mut ChaCha8Rng| nodes.choose(rng).expect("a run has nodes").clone();
+    let for_ms = |rng: &mut ChaCha8Rng| rng.gen_range(200..=3_000);
+    match kind {
+        FaultKind::Crash => Fault::Crash {
+            node: node(rng),
+            down_ms: rng.gen_range(50..2_000),
+            torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
+        },
+        FaultKind::Pause => Fault::Pause {
+            node: node(rng),
+            for_ms: rng.gen_range(100..=2_000),
+        },
+        FaultKind::Partition => {
+            let mut shuffled = nodes.to_vec();
+            shuffled.shuffle(rng);
+            let (side, other) = match rng.gen_range(0..3) {
+                // Isolate one node from all the others.
+                0 => (vec![shuffled[0].clone()], shuffled[1..].to_vec()),
+                // A random split.
+                1 => {
+                    let cut = rng.gen_range(1..shuffled.len());
+                    (shuffled[..cut].to_vec(), shuffled[cut..].to_vec())
+                }
+                // A bridge: the first node stays connected to both halves.
+                _ => {
+                    let rest = &shuffled[1..];
+                    let cut = rng.gen_range(1..rest.len());
+                    (rest[..cut].to_vec(), rest[cut..].to_vec())
+                }
+            };
+            Fault::Partition {
+                side,
+                other,
+                for_ms: for_ms(rng),
+            }
+        }
+        FaultKind::OneWay => {
+            let from = node(rng);
+            let to = nodes
+                .iter()
+                .filter(|n| **n != from)
+                .collect::<Vec<_>>()
+                .choose(rng)
+                .map(|n| (*n).clone())
+                .unwrap_or_else(|| from.clone());
+            Fault::OneWay {
+                from,
+                to,
+                for_ms: for_ms(rng),
+            }
+        }
+        FaultKind::Loss => Fault::Loss {
+            rate: [0.005, 0.01, 0.02, 0.05][rng.gen_range(0..4)],
+            for_ms: for_ms(rng),
+        },
+        FaultKind::Latency => {
+            let min_ms = rng.gen_range(5..=50);
+            Fault::Latency {
+                min_ms,
+                max_ms: min_ms + rng.gen_range(10..=300),
+                for_ms: for_ms(rng),
+            }
+        }
+        FaultKind::Duplicate => Fault::Duplicate {
+            rate: [0.01, 0.03, 0.1][rng.gen_range(0..3)],
+            for_ms: for_ms(rng),
+        },
+        FaultKind::Delay => Fault::Delay {
+            rate: [0.01, 0.03, 0.1][rng.gen_range(0..3)],
+            min_ms: 100,
+            max_ms: 2_000,
+            for_ms: for_ms(rng),
+        },
+        FaultKind::ClockJump => Fault::ClockJump {
+            node: node(rng),
+            by_ms: rng.gen_range(-CLOCK_JUMP_MAX_MS / 2..=CLOCK_JUMP_MAX_MS / 2),
+        },
+        FaultKind::SlowDisk => Fault::SlowDisk {
+            node: node(rng),
+            fsync_ms: rng.gen_range(20..=FSYNC_SLOW_MAX_MS),
+            for_ms: for_ms(rng),
+        },
+        FaultKind::Buggify => Fault::Buggify {
+            point: *Point::ALL.choose(rng).expect("points exist"),
+            for_ms: for_ms(rng),
+        },
     }
 }
 
 impl fmt::Display for FaultPlan {
+    /// A short summary: how many faults of each kind.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "loss={:.1}% duplicate={:.0}% delay={:.0}%",
-            self.packet_loss_rate * 100.0,
-            self.duplicate_rate * 100.0,
-            self.delay_rate * 100.0
-        )?;
-        for c in &self.crashes {
-            write!(
-                f,
-                " crash({} after {} ops for {}ms{})",
-                c.node,
-                c.after_ops,
-                c.down_ms,
-                if c.torn_keep.is_some() { ", torn" } else { "" }
-            )?;
+        if self.events.is_empty() {
+            return f.write_str("no faults");
         }
-        Ok(())
+        let mut counts: std::collections::BTreeMap<FaultKind, usize> = Default::default();
+        for e in &self.events {
+            *counts.entry(e.fault.kind()).or_default() += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k}x{n}")).collect();
+        write!(f, "{} faults: {}", self.events.len(), parts.join(" "))
     }
 }
 
@@ -103,14 +604,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_plan_is_a_function_of_the_seed_and_always_crashes_a_ledger_first() {
+    fn the_plan_is_a_function_of_the_seed() {
         let a = FaultPlan::generate(&RunConfig::new(7));
         assert_eq!(a, FaultPlan::generate(&RunConfig::new(7)));
         assert_ne!(a, FaultPlan::generate(&RunConfig::new(8)));
-        for seed in 0..100 {
-            let p = FaultPlan::generate(&RunConfig::new(seed));
-            assert!(!p.crashes.is_empty());
-            assert!(p.crashes[0].node.starts_with("ledger-"));
+    }
+
+    #[test]
+    fn swarm_testing_enables_every_kind_somewhere_and_never_all_everywhere() {
+        let mut seen = BTreeSet::new();
+        let mut all_on = 0;
+        for seed in 0..200 {
+            let plan = FaultPlan::generate(&RunConfig::new(seed));
+            assert!(!plan.events.is_empty(), "seed {seed} has no fault");
+            plan.validate(&RunConfig::new(seed))
+                .expect("generated plans are valid");
+            seen.extend(plan.events.iter().map(|e| e.fault.kind()));
+            all_on += usize::from(plan.kinds.len() == FaultKind::ALL.len());
         }
+        assert_eq!(seen.len(), FaultKind::ALL.len(), "{seen:?}");
+        assert!(all_on < 10, "most runs enable a subset");
+    }
+
+    #[test]
+    fn narrowed_kinds_and_no_faults() {
+        let mut config = RunConfig::new(3);
+        config.faults = Some(vec![FaultKind::Partition]);
+        let plan = FaultPlan::generate(&config);
+        assert!(plan
+            .events
+            .iter()
+            .all(|e| e.fault.kind() == FaultKind::Partition));
+        assert!(!plan.events.is_empty());
+        config.faults = Some(Vec::new());
+        assert!(FaultPlan::generate(&config).events.is_empty());
+    }
+
+    #[test]
+    fn a_plan_round_trips_through_json_and_toml() {
+        let plan = FaultPlan::generate(&RunConfig::new(11));
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
+        let toml_text = toml::to_string(&plan).unwrap();
+        assert_eq!(toml::from_str::<FaultPlan>(&toml_text).unwrap(), plan);
+    }
+
+    #[test]
+    fn unknown_nodes_and_unbounded_faults_are_refused() {
+        let config = RunConfig::new(1);
+        let crash = |node: &str, down_ms| FaultPlan {
+            kinds: vec![FaultKind::Crash],
+            events: vec![FaultEvent {
+                after_ops: 1,
+                fault: Fault::Crash {
+                    node: node.into(),
+                    down_ms,
+                    torn_keep: None,
+                },
+            }],
+        };
+        assert!(matches!(
+            crash("ledger-99", 10).validate(&config),
+            Err(PlanError::UnknownNode { .. })
+        ));
+        assert!(matches!(
+            crash("ledger-0", 60_000).validate(&config),
+            Err(PlanError::OutOfBounds { .. })
+        ));
+        assert!(crash("ledger-0", 10).validate(&config).is_ok());
     }
 }

@@ -4,15 +4,15 @@
 use crate::cluster::{client_addr, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
-use crate::plan::{Crash, FaultPlan};
+use crate::nemesis::Nemesis;
+use crate::plan::FaultPlan;
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::{now_ms, run_client, ClientContext};
-use madsim::net::NetSim;
 use madsim::runtime::Handle;
-use paylab_invariants::{check_all, check_always, Observation, Outcome, Violation};
-use paylab_system::probes::{names, Probes};
+use paylab_invariants::{check_all, check_always, Observation, Operation, Outcome, Violation};
+use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ const DRAIN_HORIZON: Duration = Duration::from_secs(120);
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// How the operations ended.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpCounts {
     pub ok: usize,
     pub fail: usize,
@@ -35,7 +35,7 @@ pub struct OpCounts {
 }
 
 /// The verdict of a run and the exit code it maps to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     /// Every invariant held (exit 0).
     Pass,
@@ -56,6 +56,16 @@ impl Verdict {
             Verdict::Crash(_) => 4,
         }
     }
+
+    /// One word for the verdict.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Violation => "VIOLATION",
+            Verdict::Liveness(_) => "LIVENESS",
+            Verdict::Crash(_) => "CRASH",
+        }
+    }
 }
 
 /// Everything a run produced.
@@ -72,7 +82,17 @@ pub struct RunReport {
     pub wall_ms: u64,
     pub trace_hash: u64,
     pub trace_events: usize,
+    /// For failure reports: the operations the violations name, and the last ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history_excerpt: Vec<Operation>,
+    /// For failure reports: the last trace events.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_tail: Vec<TraceEvent>,
 }
+
+/// How many trace events and recent operations a failure report keeps.
+const TRACE_TAIL: usize = 200;
+const RECENT_OPS: usize = 30;
 
 impl RunReport {
     /// How often the coverage probe `name` fired (0 if never).
@@ -91,6 +111,14 @@ impl RunReport {
         if let Some(bug) = c.bug {
             cmd.push_str(&format!(" --bug {bug}"));
         }
+        match &c.faults {
+            None => {}
+            Some(kinds) if kinds.is_empty() => cmd.push_str(" --no-faults"),
+            Some(kinds) => {
+                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                cmd.push_str(&format!(" --faults {}", names.join(",")));
+            }
+        }
         cmd
     }
 }
@@ -99,6 +127,11 @@ impl RunReport {
 /// turns a panic inside it into a `Crash` verdict instead of taking the caller down.
 pub fn run(config: RunConfig) -> RunReport {
     let plan = FaultPlan::generate(&config);
+    run_with_plan(config, plan)
+}
+
+/// Runs one simulation with an exact fault plan (a saved one, or the seed's own).
+pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
     let (cfg, pln) = (config.clone(), plan.clone());
     let joined = std::thread::Builder::new()
         .name(format!("paylab-seed-{}", config.seed))
@@ -125,6 +158,8 @@ pub fn run(config: RunConfig) -> RunReport {
                 wall_ms: 0,
                 trace_hash: 0,
                 trace_events: 0,
+                history_excerpt: Vec::new(),
+                trace_tail: Vec::new(),
             }
         }
     }
@@ -134,6 +169,7 @@ pub fn run(config: RunConfig) -> RunReport {
 struct Outcomes {
     /// What stayed pending past the drain horizon (empty if the platform converged).
     stuck: Vec<String>,
+    history: Vec<Operation>,
     ops: OpCounts,
     violations: Vec<Violation>,
     snapshots_checked: u32,
@@ -157,6 +193,14 @@ fn simulate(config: RunConfig, plan: FaultPlan) -> RunReport {
     } else {
         Verdict::Pass
     };
+    let (history_excerpt, trace_tail) = if verdict == Verdict::Pass {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            excerpt(&out.history, &out.violations),
+            out.trace.tail(TRACE_TAIL),
+        )
+    };
     RunReport {
         config,
         plan,
@@ -169,7 +213,29 @@ fn simulate(config: RunConfig, plan: FaultPlan) -> RunReport {
         wall_ms,
         trace_hash: out.trace.hash(),
         trace_events: out.trace.len(),
+        history_excerpt,
+        trace_tail,
     }
+}
+
+/// The operations a failure report keeps: those whose request or trade a violation names,
+/// and the last few.
+fn excerpt(history: &[Operation], violations: &[Violation]) -> Vec<Operation> {
+    let named: std::collections::BTreeSet<&str> = violations
+        .iter()
+        .flat_map(|v| v.evidence.values().map(String::as_str))
+        .collect();
+    let recent = history.len().saturating_sub(RECENT_OPS);
+    history
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| {
+            *i >= recent
+                || named.contains(op.request.as_str())
+                || op.trade.as_deref().is_some_and(|t| named.contains(t))
+        })
+        .map(|(_, op)| op.clone())
+        .collect()
 }
 
 /// Collects violations over many snapshots, keeping the first sighting of each.
@@ -223,21 +289,8 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     let history = History::new();
     let cluster = Arc::new(Cluster::start(&config, probes.clone(), faults.clone()));
     cluster.wait_ready().await;
-    for c in &plan.crashes {
-        assert!(
-            cluster.has_node(&c.node),
-            "the plan names an unknown node {}",
-            c.node
-        );
-    }
-    faults.set_delay(
-        plan.delay_rate,
-        Duration::from_millis(plan.delay_ms.0)..Duration::from_millis(plan.delay_ms.1),
-    );
-
-    // Faulted phase: load and faults together, checked at every snapshot.
-    NetSim::current().update_config(|n| n.packet_loss_rate = plan.packet_loss_rate);
-    faults.set_duplicate_rate(plan.duplicate_rate);
+    plan.validate(&config)
+        .expect("a plan is validated before its run starts");
     let ctx = ClientContext {
         config: config.clone(),
         history: history.clone(),
@@ -267,24 +320,26 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
         }
         done_flag.store(true, Ordering::SeqCst);
     });
-    let nemesis = madsim::task::spawn(run_crashes(
+    let nemesis = Nemesis::new(
         cluster.clone(),
-        plan.crashes.clone(),
         history.clone(),
         trace.clone(),
-        probes.clone(),
-    ));
+        done.clone(),
+    );
+    let faulted = {
+        let (nemesis, plan) = (nemesis.clone(), plan.clone());
+        madsim::task::spawn(async move { nemesis.run(&plan).await })
+    };
     let mut checker = Checker::default();
     while !done.load(Ordering::SeqCst) {
         madsim::time::sleep(Duration::from_millis(config.snapshot_interval_ms)).await;
         checker.check(&cluster, &history, &trace, false);
     }
-    nemesis.await.expect("the nemesis finishes");
+    faulted.await.expect("the nemesis finishes");
 
     // Healed phase: every fault removed, every node up, everything in flight finished within
     // the horizon; then the final check, including the invariants that hold only at rest.
-    NetSim::current().update_config(|n| n.packet_loss_rate = 0.0);
-    faults.heal();
+    nemesis.heal();
     cluster.wait_ready().await;
     trace.record(TraceEvent::Healed { at_ms: now_ms() });
     let stuck = drain(&cluster).await;
@@ -298,6 +353,7 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     }
     Outcomes {
         stuck,
+        history: history.operations(),
         ops,
         snapshots_checked: checker.snapshots,
         violations: checker.into_violations(),
@@ -316,52 +372,6 @@ async fn drain(cluster: &Cluster) -> Vec<String> {
             return pending;
         }
         madsim::time::sleep(DRAIN_POLL).await;
-    }
-}
-
-/// How often the nemesis looks at the workload's progress.
-const NEMESIS_POLL: Duration = Duration::from_millis(5);
-
-/// Executes the crashes of the plan, each once the workload has progressed far enough.
-async fn run_crashes(
-    cluster: Arc<Cluster>,
-    crashes: Vec<Crash>,
-    history: History,
-    trace: Trace,
-    probes: Probes,
-) {
-    let mut pending = Vec::new();
-    for crash in crashes {
-        let (cluster, trace, probes) = (cluster.clone(), trace.clone(), probes.clone());
-        let history = history.clone();
-        pending.push(madsim::task::spawn(async move {
-            while (history.completed() as u64) < crash.after_ops {
-                madsim::time::sleep(NEMESIS_POLL).await;
-            }
-            let lost = cluster.crash(&crash.node, crash.torn_keep);
-            probes.hit(names::NODE_CRASH);
-            if lost.lost_bytes > 0 {
-                probes.hit(names::POWER_LOSS_DROPPED);
-            }
-            if lost.torn_bytes > 0 {
-                probes.hit(names::TORN_TAIL);
-            }
-            trace.record(TraceEvent::Crash {
-                at_ms: now_ms(),
-                node: crash.node.clone(),
-                lost_bytes: lost.lost_bytes,
-                torn_bytes: lost.torn_bytes,
-            });
-            madsim::time::sleep(Duration::from_millis(crash.down_ms)).await;
-            cluster.restart(&crash.node);
-            trace.record(TraceEvent::Restart {
-                at_ms: now_ms(),
-                node: crash.node,
-            });
-        }));
-    }
-    for p in pending {
-        p.await.expect("a crash task finishes");
     }
 }
 

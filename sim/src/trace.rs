@@ -35,6 +35,14 @@ pub enum TraceEvent {
     Healed {
         at_ms: u64,
     },
+    Fault {
+        at_ms: u64,
+        fault: String,
+    },
+    FaultEnd {
+        at_ms: u64,
+        fault: String,
+    },
     Snapshot {
         at_ms: u64,
         vouchers: usize,

@@ -53,3 +53,66 @@ fn the_bug_catalogue_lists_each_bug_with_its_invariant() {
     assert!(stdout.contains("ledger-retry-applies-twice"));
     assert!(stdout.contains("exactly-once"));
 }
+
+#[test]
+fn bad_fault_selections_and_plans_are_refused() {
+    assert_usage_error(&["run", "--faults", "earthquake"], "earthquake");
+    assert_usage_error(&["run", "--faults", "crash", "--no-faults"], "--no-faults");
+    assert_usage_error(
+        &["run", "--plan", "/nonexistent/plan.json"],
+        "/nonexistent/plan.json",
+    );
+    let dir = std::env::temp_dir().join(format!("paylab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, "{ not a plan").expect("write");
+    assert_usage_error(
+        &["run", "--plan", garbage.to_str().unwrap()],
+        "not a valid fault plan",
+    );
+    let foreign = dir.join("foreign.json");
+    let plan = r#"{"kinds":["crash"],"events":[{"after_ops":5,"fault":{"kind":"crash","node":"ledger-9","down_ms":10,"torn_keep":null}}]}"#;
+    std::fs::write(&foreign, plan).expect("write");
+    assert_usage_error(&["run", "--plan", foreign.to_str().unwrap()], "ledger-9");
+    assert_usage_error(
+        &["replay", garbage.to_str().unwrap()],
+        "not a paylab failure report",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_failed_run_writes_a_report_that_replays_to_the_same_verdict() {
+    let dir = std::env::temp_dir().join(format!("paylab-report-{}", std::process::id()));
+    let run_bugged = |extra: &[&str]| {
+        let mut args = vec!["run", "--seed", "1", "--bug", "tcc-no-fence"];
+        args.extend_from_slice(extra);
+        paylab(&args)
+    };
+    let out = run_bugged(&["--report-dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replay: cargo run --release -- replay"),
+        "{stdout}"
+    );
+    let report = dir.join("seed-1-tcc-no-fence.json");
+    let text = std::fs::read_to_string(&report).expect("the report exists");
+    for field in [
+        "\"plan\"",
+        "\"violations\"",
+        "\"history_excerpt\"",
+        "\"trace_tail\"",
+        "\"repro\"",
+    ] {
+        assert!(text.contains(field), "the report has {field}");
+    }
+    let replay = paylab(&["replay", report.to_str().unwrap()]);
+    let replayed = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{replayed}");
+    assert!(
+        replayed.contains("replay: same verdict (VIOLATION)"),
+        "{replayed}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -76,3 +76,29 @@ fn tcc_decision_not_durable_is_caught_by_atomicity() {
 fn refund_check_then_act_is_caught_by_refund_bound() {
     caught_naming(Bug::RefundCheckThenAct, "trade");
 }
+
+/// The manager that never resumes leaves work pending for ever: the run fails on liveness
+/// (exit 3), listing the stuck orders and activities.
+#[test]
+fn manager_no_recovery_is_caught_by_liveness() {
+    let bug = Bug::ManagerNoRecovery;
+    assert_eq!(bug.caught_by(), "liveness");
+    let report = (0..SEEDS)
+        .map(|seed| {
+            run(RunConfig {
+                bug: Some(bug),
+                ..RunConfig::new(seed)
+            })
+        })
+        .find(|r| r.verdict.exit_code() == 3)
+        .unwrap_or_else(|| panic!("no seed in 0..{SEEDS} makes {bug} exit 3"));
+    let Verdict::Liveness(stuck) = &report.verdict else {
+        unreachable!("exit 3 is liveness");
+    };
+    assert!(
+        stuck
+            .iter()
+            .any(|s| s.contains("payment-") && (s.contains("order") || s.contains("activity"))),
+        "names the stuck work: {stuck:?}"
+    );
+}

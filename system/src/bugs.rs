@@ -25,6 +25,9 @@ pub enum Bug {
     /// The trade checks the refund bound, then waits, then writes: concurrent refunds both
     /// pass the check.
     RefundCheckThenAct,
+    /// The payment manager does not resume its unfinished orders and activities after a
+    /// restart: they stay pending for ever.
+    ManagerNoRecovery,
 }
 
 impl Bug {
@@ -35,6 +38,7 @@ impl Bug {
         Bug::TccCancelNotIdempotent,
         Bug::TccDecisionNotDurable,
         Bug::RefundCheckThenAct,
+        Bug::ManagerNoRecovery,
     ];
 
     /// The name used on the command line.
@@ -46,6 +50,7 @@ impl Bug {
             Bug::TccCancelNotIdempotent => "tcc-cancel-not-idempotent",
             Bug::TccDecisionNotDurable => "tcc-decision-not-durable",
             Bug::RefundCheckThenAct => "refund-check-then-act",
+            Bug::ManagerNoRecovery => "manager-no-recovery",
         }
     }
 
@@ -66,6 +71,9 @@ impl Bug {
             Bug::RefundCheckThenAct => {
                 "the refund bound is checked outside the write, so concurrent refunds overshoot"
             }
+            Bug::ManagerNoRecovery => {
+                "a restarted payment node never resumes its unfinished orders and activities"
+            }
         }
     }
 
@@ -78,6 +86,7 @@ impl Bug {
             Bug::TccCancelNotIdempotent => "non-negativity",
             Bug::TccDecisionNotDurable => "atomicity",
             Bug::RefundCheckThenAct => "refund-bound",
+            Bug::ManagerNoRecovery => "liveness",
         }
     }
 }

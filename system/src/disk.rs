@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, Default, Clone)]
 struct File {
@@ -37,6 +38,8 @@ pub struct DiskStats {
 struct DiskState {
     files: BTreeMap<String, File>,
     stats: DiskStats,
+    /// A slow disk (a fault): every fsync takes this long instead of the log's own latency.
+    slow_fsync: Option<Duration>,
 }
 
 /// A cloneable handle to one node's disk.
@@ -81,6 +84,17 @@ impl Disk {
                 f.synced.extend_from_slice(&pending);
             }
         });
+    }
+
+    /// Makes every fsync on this disk take `latency` (a slow-disk fault), or restores the
+    /// normal latency with `None`.
+    pub fn set_slow_fsync(&self, latency: Option<Duration>) {
+        self.with(|s| s.slow_fsync = latency);
+    }
+
+    /// The fsync latency a slow-disk fault imposes, if any.
+    pub fn slow_fsync(&self) -> Option<Duration> {
+        self.with(|s| s.slow_fsync)
     }
 
     /// (bytes durable, bytes written) of `file`.

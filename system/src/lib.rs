@@ -10,10 +10,12 @@
 //!   checksummed record log on it.
 //! - [`clock`]: per-node clocks that the harness can skew.
 //! - [`node`]: what the harness hands every node (`NodeEnv`).
-//! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch.
+//! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch;
+//!   [`buggify`]: points where the harness widens critical windows.
 //!
 //! Services: [`ledger`] (账务, sharded double-entry, TCC participant), [`trade`] (交易).
 
+pub mod buggify;
 pub mod bugs;
 pub mod clock;
 pub mod disk;

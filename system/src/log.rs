@@ -111,8 +111,9 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             let done = self.group.done.notified();
             if self.group.lead() {
                 let _leading = Leading(&self.group);
-                if !self.fsync_latency.is_zero() {
-                    madsim::time::sleep(self.fsync_latency).await;
+                let latency = self.disk.slow_fsync().unwrap_or(self.fsync_latency);
+                if !latency.is_zero() {
+                    madsim::time::sleep(latency).await;
                 }
                 self.disk.sync(&self.file);
                 return;

@@ -1,5 +1,6 @@
 //! What every node of the platform is given by the harness, and keeps across restarts.
 
+use crate::buggify::Buggify;
 use crate::bugs::Bugs;
 use crate::clock::NodeClock;
 use crate::disk::Disk;
@@ -19,4 +20,5 @@ pub struct NodeEnv {
     pub faults: NetFaults,
     pub probes: Probes,
     pub bugs: Bugs,
+    pub buggify: Buggify,
 }

@@ -16,6 +16,8 @@
 
 use super::orders::{Order, OrderBook, OrderDecision, OrderKind, OrderRecord};
 use super::types::{payment_node_for, PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
+use crate::buggify::Point;
+use crate::bugs::Bug;
 use crate::ledger::Leg;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -129,7 +131,10 @@ impl PaymentNode {
             let node = server.clone();
             async move { node.handle(command).await }
         });
-        node.resume_all();
+        // The planted bug forgets everything that was in flight when the node went down.
+        if !env.bugs.is(Bug::ManagerNoRecovery) {
+            node.resume_all();
+        }
         Ok(node)
     }
 
@@ -269,6 +274,8 @@ impl PaymentNode {
             Some(moved) => (into_result(moved), true),
             None => self.begin_and_move(&order).await,
         };
+        let env = &self.inner.env;
+        env.buggify.window(Point::OutcomeToTrade, &env.probes).await;
         if tell_trade {
             self.end_at_trade(&order, &outcome).await;
         }
@@ -300,6 +307,8 @@ impl PaymentNode {
                 amount,
             },
         };
+        let env = &self.inner.env;
+        env.buggify.window(Point::OrderToTrade, &env.probes).await;
         let dst = self.inner.topology.trade(order.trade.shard);
         let answer = self
             .inner

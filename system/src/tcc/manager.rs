@@ -12,6 +12,7 @@
 //! - Phase two is retried until every branch answers, because the participants are idempotent.
 
 use super::activity::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
+use crate::buggify::Point;
 use crate::bugs::Bug;
 use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, TccAction};
 use crate::log::DurableLog;
@@ -160,6 +161,10 @@ impl TccManager {
         // again by recovery anyway, but its reason is what the client will be told, and an
         // answer once given must never change: so it is made durable too.
         self.log.sync().await;
+        if commit {
+            let (buggify, probes) = (&self.env.buggify, &self.env.probes);
+            buggify.window(Point::CommitToPhaseTwo, probes).await;
+        }
         let outcome = self.phase_two(&xid, commit).await;
         self.end(&xid, outcome)
     }

@@ -1,0 +1,264 @@
+//! The nemesis: executes a fault plan against the cluster during the faulted phase.
+//!
+//! Each event waits until the workload has completed its `after_ops` operations (or the
+//! workload is over), applies its fault, records it in the trace and fires the kind's coverage
+//! probe, and undoes it when its duration is over (a crashed node is restarted). Network-wide
+//! settings (loss, latency, duplication, delay) are windows: while several windows of a kind
+//! overlap, the strongest holds; when the last one closes, the setting returns to normal.
+
+use crate::cluster::Cluster;
+use crate::history::History;
+use crate::plan::{Fault, FaultEvent, FaultKind, FaultPlan};
+use crate::trace::{Trace, TraceEvent};
+use crate::workload::now_ms;
+use madsim::net::NetSim;
+use paylab_system::probes::names;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often a pending event looks at the workload's progress.
+const POLL: Duration = Duration::from_millis(5);
+
+/// madsim's default datagram latency, restored when latency windows close.
+const NORMAL_LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
+
+/// The network-wide windows currently open, by kind, with their settings.
+#[derive(Default)]
+struct Windows {
+    open: BTreeMap<u64, Fault>,
+    next: u64,
+}
+
+/// Everything the nemesis needs.
+#[derive(Clone)]
+pub struct Nemesis {
+    pub cluster: Arc<Cluster>,
+    pub history: History,
+    pub trace: Trace,
+    /// Set when every client has finished: pending events then fire at once.
+    pub workload_done: Arc<AtomicBool>,
+    windows: Arc<Mutex<Windows>>,
+}
+
+impl Nemesis {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        history: History,
+        trace: Trace,
+        workload_done: Arc<AtomicBool>,
+    ) -> Self {
+        Nemesis {
+            cluster,
+            history,
+            trace,
+            workload_done,
+            windows: Arc::default(),
+        }
+    }
+
+    /// Runs every event of the plan; returns once all have been applied and undone.
+    pub async fn run(&self, plan: &FaultPlan) {
+        let tasks: Vec<_> = plan
+            .events
+            .iter()
+            .cloned()
+            .map(|event| {
+                let nemesis = self.clone();
+                madsim::task::spawn(async move { nemesis.execute(event).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("a fault task finishes");
+        }
+    }
+
+    async fn execute(&self, event: FaultEvent) {
+        while (self.history.completed() as u64) < event.after_ops
+            && !self.workload_done.load(Ordering::SeqCst)
+        {
+            madsim::time::sleep(POLL).await;
+        }
+        let cluster = &self.cluster;
+        cluster.probes.hit(event.fault.kind().probe());
+        self.trace.record(TraceEvent::Fault {
+            at_ms: now_ms(),
+            fault: event.fault.to_string(),
+        });
+        match &event.fault {
+            Fault::Crash {
+                node,
+                down_ms,
+                torn_keep,
+            } => {
+                let lost = cluster.crash(node, *torn_keep);
+                if lost.lost_bytes > 0 {
+                    cluster.probes.hit(names::POWER_LOSS_DROPPED);
+                }
+                if lost.torn_bytes > 0 {
+                    cluster.probes.hit(names::TORN_TAIL);
+                }
+                self.trace.record(TraceEvent::Crash {
+                    at_ms: now_ms(),
+                    node: node.clone(),
+                    lost_bytes: lost.lost_bytes,
+                    torn_bytes: lost.torn_bytes,
+                });
+                sleep_ms(*down_ms).await;
+                cluster.restart(node);
+                self.trace.record(TraceEvent::Restart {
+                    at_ms: now_ms(),
+                    node: node.clone(),
+                });
+                return;
+            }
+            Fault::Pause { node, for_ms } => {
+                cluster.pause(node);
+                sleep_ms(*for_ms).await;
+                cluster.resume(node);
+            }
+            Fault::Partition {
+                side,
+                other,
+                for_ms,
+            } => {
+                let cut = |on: bool| {
+                    for a in side {
+                        for b in other {
+                            cluster.set_link(a, b, on);
+                            cluster.set_link(b, a, on);
+                        }
+                    }
+                };
+                cut(true);
+                sleep_ms(*for_ms).await;
+                cut(false);
+            }
+            Fault::OneWay { from, to, for_ms } => {
+                cluster.set_link(from, to, true);
+                sleep_ms(*for_ms).await;
+                cluster.set_link(from, to, false);
+            }
+            Fault::ClockJump { node, by_ms } => {
+                cluster.jump_clock(node, *by_ms);
+                return;
+            }
+            Fault::SlowDisk {
+                node,
+                fsync_ms,
+                for_ms,
+            } => {
+                cluster.set_slow_disk(node, Some(Duration::from_millis(*fsync_ms)));
+                sleep_ms(*for_ms).await;
+                cluster.set_slow_disk(node, None);
+            }
+            Fault::Buggify { point, for_ms } => {
+                cluster.buggify.set(*point, true);
+                sleep_ms(*for_ms).await;
+                cluster.buggify.set(*point, false);
+            }
+            window @ (Fault::Loss { for_ms, .. }
+            | Fault::Latency { for_ms, .. }
+            | Fault::Duplicate { for_ms, .. }
+            | Fault::Delay { for_ms, .. }) => {
+                let id = self.open_window(window.clone());
+                sleep_ms(*for_ms).await;
+                self.close_window(id);
+            }
+        }
+        self.trace.record(TraceEvent::FaultEnd {
+            at_ms: now_ms(),
+            fault: event.fault.to_string(),
+        });
+    }
+
+    fn open_window(&self, fault: Fault) -> u64 {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let id = w.next;
+        w.next += 1;
+        w.open.insert(id, fault);
+        self.apply_windows(&w);
+        id
+    }
+
+    fn close_window(&self, id: u64) {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        w.open.remove(&id);
+        self.apply_windows(&w);
+    }
+
+    /// Sets every network-wide knob to the strongest open window of its kind, or to normal.
+    fn apply_windows(&self, w: &Windows) {
+        let strongest = |kind: FaultKind| {
+            w.open
+                .values()
+                .filter(move |f| f.kind() == kind)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let loss = strongest(FaultKind::Loss)
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Loss { rate, .. } => Some(*rate),
+                _ => None,
+            })
+            .fold(0.0, f64::max);
+        let latency = strongest(FaultKind::Latency)
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Latency { min_ms, max_ms, .. } => Some((*min_ms, *max_ms)),
+                _ => None,
+            })
+            .max_by_key(|(_, max)| *max)
+            .map_or(NORMAL_LATENCY, |(min, max)| {
+                Duration::from_millis(min)..Duration::from_millis(max.max(min + 1))
+            });
+        NetSim::current().update_config(|c| {
+            c.packet_loss_rate = loss;
+            c.send_latency = latency;
+        });
+        let faults = &self.cluster.faults;
+        let duplicate = strongest(FaultKind::Duplicate)
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Duplicate { rate, .. } => Some(*rate),
+                _ => None,
+            })
+            .fold(0.0, f64::max);
+        faults.set_duplicate_rate(duplicate);
+        match strongest(FaultKind::Delay)
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Delay {
+                    rate,
+                    min_ms,
+                    max_ms,
+                    ..
+                } => Some((*rate, *min_ms, *max_ms)),
+                _ => None,
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+        {
+            Some((rate, min, max)) => faults.set_delay(
+                rate,
+                Duration::from_millis(min)..Duration::from_millis(max.max(min + 1)),
+            ),
+            None => faults.set_delay(0.0, Duration::ZERO..Duration::ZERO),
+        }
+    }
+
+    /// Ends the faulted phase: every window closed, every network knob normal.
+    pub fn heal(&self) {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        w.open.clear();
+        self.apply_windows(&w);
+        self.cluster.faults.heal();
+        self.cluster.heal();
+    }
+}
+
+async fn sleep_ms(ms: u64) {
+    madsim::time::sleep(Duration::from_millis(ms)).await;
+}

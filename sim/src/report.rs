@@ -1,0 +1,97 @@
+//! Failure reports: everything needed to understand and replay a failed run, as one JSON file.
+//!
+//! Written atomically (to a temporary file, then renamed), so a report is whole or absent.
+//! `paylab replay FILE` reads one back and re-runs its exact configuration and plan.
+
+use crate::plan::FaultPlan;
+use crate::run::{RunReport, Verdict};
+use crate::RunConfig;
+use paylab_invariants::{Operation, Violation};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where failure reports go unless the user says otherwise.
+pub const DEFAULT_DIR: &str = "reports/failures";
+
+/// What a failure report holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureReport<'a> {
+    pub seed: u64,
+    pub config: &'a RunConfig,
+    pub plan: &'a FaultPlan,
+    pub verdict: &'a Verdict,
+    pub violations: &'a [Violation],
+    pub history_excerpt: &'a [Operation],
+    pub trace_tail: &'a [crate::trace::TraceEvent],
+    pub probes: &'a std::collections::BTreeMap<String, u64>,
+    pub trace_hash: String,
+    pub repro: String,
+}
+
+/// The part of a report that replay needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SavedRun {
+    pub config: RunConfig,
+    pub plan: FaultPlan,
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub violations: Vec<Violation>,
+}
+
+/// Why a report could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write the failure report in {dir}: {reason}")]
+    Write { dir: String, reason: String },
+    #[error("cannot read the report {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path} is not a paylab failure report: {reason}")]
+    Parse { path: String, reason: String },
+}
+
+/// The file name of a run's report: its seed, and its planted bug if any.
+pub fn file_name(config: &RunConfig) -> String {
+    match config.bug {
+        Some(bug) => format!("seed-{}-{bug}.json", config.seed),
+        None => format!("seed-{}.json", config.seed),
+    }
+}
+
+/// Writes the report of a failed run into `dir` and returns its path.
+pub fn write(dir: &Path, report: &RunReport) -> Result<PathBuf, ReportError> {
+    let error = |e: std::io::Error| ReportError::Write {
+        dir: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    let path = dir.join(file_name(&report.config));
+    let failure = FailureReport {
+        seed: report.config.seed,
+        config: &report.config,
+        plan: &report.plan,
+        verdict: &report.verdict,
+        violations: &report.violations,
+        history_excerpt: &report.history_excerpt,
+        trace_tail: &report.trace_tail,
+        probes: &report.probes,
+        trace_hash: format!("{:016x}", report.trace_hash),
+        repro: format!("cargo run --release -- replay {}", path.display()),
+    };
+    let json = serde_json::to_string_pretty(&failure).expect("a report serializes");
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, json).map_err(error)?;
+    std::fs::rename(&partial, &path).map_err(error)?;
+    Ok(path)
+}
+
+/// Reads a report back for replay.
+pub fn load(path: &Path) -> Result<SavedRun, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
