@@ -103,12 +103,13 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     /// flight, later callers wait for it, since it makes durable whatever was appended before
     /// it completed; a caller whose bytes are still not durable then leads the next one.
     pub async fn sync(&self) {
-        let (_, target) = self.disk.lengths(&self.file);
+        let (mut synced, target) = self.disk.lengths(&self.file);
         loop {
-            if self.disk.lengths(&self.file).0 >= target {
+            if synced >= target {
                 return;
             }
-            let done = self.group.done.notified();
+            // No await between the check and the registration: a simulation is one thread, so
+            // the leader cannot finish in between and the wake-up cannot be missed.
             if self.group.lead() {
                 let _leading = Leading(&self.group);
                 let latency = self.disk.slow_fsync().unwrap_or(self.fsync_latency);
@@ -118,7 +119,8 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
                 self.disk.sync(&self.file);
                 return;
             }
-            done.await;
+            self.group.done.notified().await;
+            synced = self.disk.lengths(&self.file).0;
         }
     }
 }
