@@ -129,7 +129,8 @@ pub enum Fault {
     /// Freeze every task of the node for `for_ms` (a long GC pause, a stuck VM).
     Pause { node: String, for_ms: u64 },
     /// Cut every link between `side` and `other`, both ways, for `for_ms`. Isolating a node,
-    /// a random split and a bridge (a node left in neither list talks to both) are all this.
+    /// a random split, one clogged link and a bridge (a node left in neither list talks to
+    /// both) are all this.
     Partition {
         side: Vec<String>,
         other: Vec<String>,
@@ -510,7 +511,7 @@ fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
         FaultKind::Partition => {
             let mut shuffled = nodes.to_vec();
             shuffled.shuffle(rng);
-            let (side, other) = match rng.gen_range(0..3) {
+            let (side, other) = match rng.gen_range(0..4) {
                 // Isolate one node from all the others.
                 0 => (vec![shuffled[0].clone()], shuffled[1..].to_vec()),
                 // A random split.
@@ -518,6 +519,8 @@ fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
                     let cut = rng.gen_range(1..shuffled.len());
                     (shuffled[..cut].to_vec(), shuffled[cut..].to_vec())
                 }
+                // One clogged link between two nodes, both ways.
+                2 => (vec![shuffled[0].clone()], vec![shuffled[1].clone()]),
                 // A bridge: the first node stays connected to both halves.
                 _ => {
                     let rest = &shuffled[1..];
