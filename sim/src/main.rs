@@ -11,6 +11,15 @@ use paylab_system::strategy::StrategyKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Prints a line to stdout, ignoring a closed pipe (`paylab run | head`): the run still
+/// finishes and exits with its verdict's code instead of panicking mid-report.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Deterministic simulation testbed for an Alipay-style payment platform.
 ///
 /// Exit codes: 0 all invariants hold; 1 safety violation; 2 bad input or usage;
@@ -127,7 +136,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay_command(args),
         Command::Bugs => {
             for bug in Bug::ALL {
-                println!(
+                say!(
                     "{:<28} caught by {:<14} {}",
                     bug.name(),
                     bug.caught_by(),
@@ -187,12 +196,12 @@ fn run_command(args: RunArgs) -> ExitCode {
         }
     }
     if !args.json {
-        println!("paylab run seed={} {}", config.seed, config);
-        println!("plan: {plan}");
+        say!("paylab run seed={} {}", config.seed, config);
+        say!("plan: {plan}");
     }
     let report = run_with_plan(config, plan);
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report serializes")
         );
@@ -201,7 +210,7 @@ fn run_command(args: RunArgs) -> ExitCode {
     }
     if report.verdict != Verdict::Pass {
         match report::write(&args.report_dir, &report) {
-            Ok(path) => println!(
+            Ok(path) => say!(
                 "report: {}\nreplay: cargo run --release -- replay {}",
                 path.display(),
                 path.display()
@@ -234,13 +243,13 @@ fn replay_command(args: ReplayArgs) -> ExitCode {
         eprintln!("error: the report's run cannot be replayed: {e}");
         return ExitCode::from(2);
     }
-    println!(
+    say!(
         "paylab replay {} (seed={} {})",
         args.file.display(),
         saved.config.seed,
         saved.config
     );
-    println!("plan: {}", saved.plan);
+    say!("plan: {}", saved.plan);
     let report = run_with_plan(saved.config, saved.plan);
     print_summary(&report, None);
     let invariants = |vs: &[paylab_invariants::Violation]| {
@@ -251,10 +260,10 @@ fn replay_command(args: ReplayArgs) -> ExitCode {
     let same = report.verdict.word() == saved.verdict.word()
         && invariants(&report.violations) == invariants(&saved.violations);
     if same {
-        println!("replay: same verdict ({})", report.verdict.word());
+        say!("replay: same verdict ({})", report.verdict.word());
         ExitCode::from(report.verdict.exit_code() as u8)
     } else {
-        println!(
+        say!(
             "replay: DIFFERENT verdict: the report says {}, the replay gives {}",
             saved.verdict.word(),
             report.verdict.word()
@@ -268,7 +277,7 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         Some(path) => format!("{} --plan {}", r.repro(), path.display()),
         None => r.repro(),
     };
-    println!(
+    say!(
         "ops: {} ok, {} fail, {} unknown | snapshots checked: {} | violations: {}",
         r.ops.ok,
         r.ops.fail,
@@ -277,35 +286,36 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         r.violations.len()
     );
     let probes: Vec<String> = r.probes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("probes: {}", probes.join(" "));
-    println!(
+    say!("probes: {}", probes.join(" "));
+    say!(
         "simulated: {:.3}s  wall: {:.3}s",
         r.sim_ms as f64 / 1000.0,
         r.wall_ms as f64 / 1000.0
     );
-    println!(
+    say!(
         "trace hash: {:016x} ({} events)",
-        r.trace_hash, r.trace_events
+        r.trace_hash,
+        r.trace_events
     );
     for v in r.violations.iter().take(20) {
-        println!("violation: {v}");
+        say!("violation: {v}");
     }
     if r.violations.len() > 20 {
-        println!("... and {} more violations", r.violations.len() - 20);
+        say!("... and {} more violations", r.violations.len() - 20);
     }
     match &r.verdict {
-        Verdict::Pass => println!("verdict: PASS"),
-        Verdict::Violation => println!("verdict: VIOLATION\nrepro: {repro}"),
+        Verdict::Pass => say!("verdict: PASS"),
+        Verdict::Violation => say!("verdict: VIOLATION\nrepro: {repro}"),
         Verdict::Liveness(stuck) => {
             for s in stuck.iter().take(20) {
-                println!("pending: {s}");
+                say!("pending: {s}");
             }
-            println!(
+            say!(
                 "verdict: LIVENESS ({} still pending after the horizon)\nrepro: {repro}",
                 stuck.len(),
             )
         }
-        Verdict::Crash(msg) => println!("verdict: CRASH ({msg})\nrepro: {repro}"),
+        Verdict::Crash(msg) => say!("verdict: CRASH ({msg})\nrepro: {repro}"),
     }
 }
 
@@ -314,9 +324,10 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         clients: args.clients,
         per_client: args.per_client,
     };
-    println!(
+    say!(
         "paylab bench: {} clients x {} operations each",
-        size.clients, size.per_client
+        size.clients,
+        size.per_client
     );
     // Interleaved rounds, best of each: the least disturbed measurement of both.
     let mut calibration = bench::calibration(size);
@@ -326,7 +337,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         transfers = bench::best(transfers, bench::ledger_transfers(size));
     }
     for f in [&calibration, &transfers] {
-        println!(
+        say!(
             "{:<48} {:>12.0} /s  ({} in {:.3}s)",
             f.name,
             f.per_sec(),
@@ -335,7 +346,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         );
     }
     let ratio = calibration.per_sec() / transfers.per_sec();
-    println!("one ledger transfer costs {ratio:.2} raw round trips (target <= 2.00)");
+    say!("one ledger transfer costs {ratio:.2} raw round trips (target <= 2.00)");
     // Payments are slower: a fifth of the operations keeps the bench's time in check.
     let pay_size = BenchSize {
         clients: size.clients,
@@ -345,7 +356,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
     for _ in 1..args.rounds {
         payments = bench::best(payments, bench::payments(pay_size).0);
     }
-    println!(
+    say!(
         "{:<48} {:>12.0} /s  ({} in {:.3}s)",
         payments.name,
         payments.per_sec(),
@@ -354,7 +365,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
     );
     // The target is 20,000 payments/s on the design machine, whose calibration is
     // about 480,000 round trips/s (TESTBED.md): at most 24 raw round trips per payment.
-    println!(
+    say!(
         "one payment costs {:.2} raw round trips (target <= 24.00) and {rpcs:.2} RPCs (target <= 12)",
         calibration.per_sec() / payments.per_sec()
     );
