@@ -13,8 +13,10 @@
 //! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch;
 //!   [`buggify`]: points where the harness widens critical windows.
 //!
-//! Services: [`ledger`] (账务, sharded double-entry, TCC participant), [`trade`] (交易).
+//! Services: [`ledger`] (账务, sharded double-entry, TCC participant), [`trade`] (交易),
+//! [`broker`] (MetaQ/RocketMQ-like messages: half messages, check-backs, retries, DLQ).
 
+pub mod broker;
 pub mod buggify;
 pub mod bugs;
 pub mod clock;
