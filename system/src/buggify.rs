@@ -24,6 +24,14 @@ pub enum Point {
     OutcomeToTrade,
     /// Payment node: between the durable order and asking the trade to begin.
     OrderToTrade,
+    /// Trade node: between a durable local commit and its message (outbox relay, or the
+    /// half message's commit).
+    CommitToMessage,
+    /// Trade node, mode 2: between storing the half message and the local transaction.
+    HalfToLocal,
+    /// Consumer: between processing a batch and committing its offset (the reverse order under
+    /// the planted `offset-before-processing`).
+    ConsumeToOffset,
 }
 
 impl Point {
@@ -31,6 +39,9 @@ impl Point {
         Point::CommitToPhaseTwo,
         Point::OutcomeToTrade,
         Point::OrderToTrade,
+        Point::CommitToMessage,
+        Point::HalfToLocal,
+        Point::ConsumeToOffset,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +49,9 @@ impl Point {
             Point::CommitToPhaseTwo => "commit-to-phase-two",
             Point::OutcomeToTrade => "outcome-to-trade",
             Point::OrderToTrade => "order-to-trade",
+            Point::CommitToMessage => "commit-to-message",
+            Point::HalfToLocal => "half-to-local",
+            Point::ConsumeToOffset => "consume-to-offset",
         }
     }
 
@@ -47,6 +61,9 @@ impl Point {
             Point::CommitToPhaseTwo => "buggify.commit-to-phase-two",
             Point::OutcomeToTrade => "buggify.outcome-to-trade",
             Point::OrderToTrade => "buggify.order-to-trade",
+            Point::CommitToMessage => "buggify.commit-to-message",
+            Point::HalfToLocal => "buggify.half-to-local",
+            Point::ConsumeToOffset => "buggify.consume-to-offset",
         }
     }
 }

@@ -28,6 +28,23 @@ pub enum Bug {
     /// The payment manager does not resume its unfinished orders and activities after a
     /// restart: they stay pending for ever.
     ManagerNoRecovery,
+    /// Mode 1 (outbox): the trade node relays each event once after its commit but never scans
+    /// for unsent rows, neither periodically nor after a restart.
+    OutboxNoResender,
+    /// Mode 2 (half messages): the trade node answers check-backs from an in-memory map of its
+    /// local transactions, which a restart empties (RocketMQ's sample listener).
+    CheckbackFromMemory,
+    /// Mode 2: a check-back about a local transaction the trade node cannot find in its durable
+    /// state is answered COMMIT instead of ROLLBACK.
+    CheckbackDefaultsCommit,
+    /// The consumer-record replica appends every delivery, without its dedup table.
+    ConsumerNoDedup,
+    /// Consumers commit a pulled batch's offset before processing it; a crash in between loses
+    /// the batch.
+    OffsetBeforeProcessing,
+    /// The merchant-query replica overwrites its row with whatever event arrives, without
+    /// comparing versions.
+    ReplicaNoVersion,
 }
 
 impl Bug {
@@ -39,6 +56,12 @@ impl Bug {
         Bug::TccDecisionNotDurable,
         Bug::RefundCheckThenAct,
         Bug::ManagerNoRecovery,
+        Bug::OutboxNoResender,
+        Bug::CheckbackFromMemory,
+        Bug::CheckbackDefaultsCommit,
+        Bug::ConsumerNoDedup,
+        Bug::OffsetBeforeProcessing,
+        Bug::ReplicaNoVersion,
     ];
 
     /// The name used on the command line.
@@ -51,6 +74,12 @@ impl Bug {
             Bug::TccDecisionNotDurable => "tcc-decision-not-durable",
             Bug::RefundCheckThenAct => "refund-check-then-act",
             Bug::ManagerNoRecovery => "manager-no-recovery",
+            Bug::OutboxNoResender => "outbox-no-resender",
+            Bug::CheckbackFromMemory => "checkback-from-memory",
+            Bug::CheckbackDefaultsCommit => "checkback-defaults-commit",
+            Bug::ConsumerNoDedup => "consumer-no-dedup",
+            Bug::OffsetBeforeProcessing => "offset-before-processing",
+            Bug::ReplicaNoVersion => "replica-no-version",
         }
     }
 
@@ -74,6 +103,20 @@ impl Bug {
             Bug::ManagerNoRecovery => {
                 "a restarted payment node never resumes its unfinished orders and activities"
             }
+            Bug::OutboxNoResender => {
+                "an outbox row whose first relay failed, or whose node crashed, is never sent"
+            }
+            Bug::CheckbackFromMemory => {
+                "check-backs read a map a restart empties, so a committed event is discarded"
+            }
+            Bug::CheckbackDefaultsCommit => {
+                "a check-back about an aborted local transaction commits its half message"
+            }
+            Bug::ConsumerNoDedup => "a redelivered event adds a second consumption record",
+            Bug::OffsetBeforeProcessing => {
+                "a consumer crash after the offset commit loses the batch it had not processed"
+            }
+            Bug::ReplicaNoVersion => "an old event redelivered late rolls a merchant row back",
         }
     }
 
@@ -87,6 +130,12 @@ impl Bug {
             Bug::TccDecisionNotDurable => "atomicity",
             Bug::RefundCheckThenAct => "refund-bound",
             Bug::ManagerNoRecovery => "liveness",
+            Bug::OutboxNoResender => "message-completeness",
+            Bug::CheckbackFromMemory => "message-completeness",
+            Bug::CheckbackDefaultsCommit => "message-completeness",
+            Bug::ConsumerNoDedup => "replicas",
+            Bug::OffsetBeforeProcessing => "message-completeness",
+            Bug::ReplicaNoVersion => "replicas",
         }
     }
 }

@@ -80,6 +80,37 @@ pub mod names {
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
     pub const PAYMENT_FORWARDED: &str = "payment.forwarded-to-owner";
     pub const PAYMENT_REPLAYED_OUTCOME: &str = "payment.replayed-outcome";
+    pub const BROKER_RECOVERED: &str = "broker.recovered-from-log";
+    /// A broker restart found fewer records than it had written: unsynced writes were lost.
+    pub const BROKER_LOST_UNSYNCED: &str = "broker.lost-unsynced-writes";
+    pub const BROKER_CHECK_SENT: &str = "broker.check-back-sent";
+    pub const BROKER_HALF_COMMITTED_BY_CHECK: &str = "broker.half-committed-by-check";
+    pub const BROKER_HALF_ROLLED_BACK_BY_CHECK: &str = "broker.half-rolled-back-by-check";
+    pub const BROKER_HALF_DISCARDED: &str = "broker.half-discarded";
+    pub const BROKER_RETRY_SCHEDULED: &str = "broker.retry-scheduled";
+    pub const BROKER_DEAD_LETTERED: &str = "broker.dead-lettered";
+    pub const OUTBOX_RELAYED: &str = "outbox.relayed";
+    pub const OUTBOX_RESENT: &str = "outbox.resent-by-scan";
+    /// The resender sent a row that was committed before the node's last restart.
+    pub const OUTBOX_RESENT_AFTER_RESTART: &str = "outbox.resent-after-restart";
+    pub const TXMSG_HALF_SENT: &str = "txmsg.half-sent";
+    pub const TXMSG_LOCAL_ABORTED: &str = "txmsg.local-transaction-aborted";
+    pub const TXMSG_CHECK_COMMIT: &str = "txmsg.check-answered-commit";
+    pub const TXMSG_CHECK_ROLLBACK: &str = "txmsg.check-answered-rollback";
+    pub const TXMSG_CHECK_UNKNOWN: &str = "txmsg.check-answered-unknown";
+    /// A check-back after a restart found the local commit in the durable state and
+    /// committed the half: the producer crashed between local commit and message commit.
+    pub const TXMSG_COMMITTED_AFTER_RESTART: &str = "txmsg.committed-after-restart";
+    pub const CONSUMER_DUPLICATE_SKIPPED: &str = "consumer.duplicate-skipped";
+    pub const CONSUMER_STALE_VERSION_SKIPPED: &str = "consumer.stale-version-skipped";
+    /// A consumer restart replayed messages it had processed but whose offset it had not
+    /// committed.
+    pub const CONSUMER_REPLAYED_AFTER_RESTART: &str = "consumer.replayed-after-restart";
+    pub const CONSUMER_PROCESSING_FAILED: &str = "consumer.processing-failed";
+    pub const CONSUMER_RETRY_DELIVERED: &str = "consumer.retry-delivered";
+    pub const NOTIFY_ACKED: &str = "notify.acknowledged";
+    pub const NOTIFY_RETRIED: &str = "notify.retried";
+    pub const NOTIFY_EXHAUSTED: &str = "notify.schedule-exhausted";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
 }

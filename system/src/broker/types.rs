@@ -484,3 +484,41 @@ pub enum BrokerError {
         latest: u32,
     },
 }
+
+/// The broker RPC: producers, consumers and the harness send [`BrokerCommand`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerCall(pub BrokerCommand);
+
+impl crate::transport::Rpc for BrokerCall {
+    type Response = Result<BrokerReply, BrokerError>;
+    const TAG: u64 = 0x4252_4b52_0001;
+}
+
+/// A producer's answer to a check-back (RocketMQ's `LocalTransactionState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CheckAnswer {
+    /// The local transaction committed: deliver the message.
+    Commit,
+    /// The local transaction aborted (or never ran): drop the message.
+    Rollback,
+    /// The local transaction is still running: ask again later.
+    Unknown,
+}
+
+/// The broker asks a producer group whether the local transaction behind a half message
+/// committed. The producer must answer from its durable state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckBackCall {
+    pub half: HalfId,
+    pub topic: String,
+    pub key: String,
+    pub payload: String,
+    pub producer_msg_id: String,
+    /// Which check this is (1 for the first).
+    pub check: u32,
+}
+
+impl crate::transport::Rpc for CheckBackCall {
+    type Response = CheckAnswer;
+    const TAG: u64 = 0x4252_4b52_0002;
+}

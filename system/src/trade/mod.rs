@@ -2,6 +2,8 @@
 //!
 //! - [`types`]: trade ids, statuses and their legal edges, pay attempts, refunds, the RPC.
 //! - [`core`]: one trade shard's deterministic state machine (decide → record → apply).
+//! - [`events`]: the events a committed trade change publishes (paid, refunded, closed), their
+//!   ids and versions, and the two message modes (outbox, half messages).
 //! - [`node`]: the node shell: RPC, durable log, recovery, the timer that closes unpaid trades.
 //!
 //! A trade is unique per (merchant, out_trade_no) because the pair decides its shard. It is
@@ -10,9 +12,11 @@
 //! answer and can never start a second movement of money.
 
 pub mod core;
+pub mod events;
 pub mod node;
 pub mod types;
 
 pub use self::core::{TradeCore, TradeDecision, TradeRecord};
+pub use events::{MessageMode, TradeEvent, TradeEventKind, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC};
 pub use node::{TradeConfig, TradeNode};
 pub use types::*;
