@@ -6,6 +6,7 @@
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which side of a voucher a leg or journal entry is on.
@@ -367,4 +368,130 @@ pub struct Observation {
     pub trades: Vec<TradeState>,
     pub activities: Vec<ActivityState>,
     pub history: Vec<Operation>,
+    /// The message layer: trade events, their consumers, replicas and notifications.
+    pub messages: MessageSnapshot,
+}
+
+/// What a trade event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    Paid,
+    Refunded,
+    Closed,
+}
+
+/// One trade event as its trade shard durably committed it (or, for an event found in the
+/// broker or a consumer, as its payload says).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventState {
+    /// The business id consumers deduplicate by, e.g. `T0-3:v2:refunded:R1`.
+    pub id: String,
+    pub trade: String,
+    /// The trade's event count after this event (1 for its first event).
+    pub version: u32,
+    pub kind: EventKind,
+    /// The trade's state right after the change.
+    pub status: TradeStatus,
+    pub merchant: u64,
+    pub payer: Option<u64>,
+    pub paid: Decimal,
+    pub refunded: Decimal,
+    /// For a refund event: its out_request_no and amount.
+    pub refund: Option<(String, Decimal)>,
+}
+
+/// What one consumer group of the trade-events topic did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// Event ids the group durably consumed (its dedup table), each with the number of times it
+    /// was processed with an effect (more than 1 only when deduplication is broken).
+    pub consumed: BTreeMap<String, u32>,
+    /// Event ids in the group's dead-letter queue.
+    pub dead_lettered: Vec<String>,
+}
+
+/// One row of the consumer-record replica (消费记录): a buyer's record of a payment or refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumptionRecord {
+    /// The event the row was made from.
+    pub event: String,
+    pub trade: String,
+    pub buyer: u64,
+    pub merchant: u64,
+    /// Paid: the trade amount; refunded: the refund's amount.
+    pub amount: Decimal,
+    pub kind: EventKind,
+}
+
+/// One row of the merchant-query replica (商户查询), or one write of it in its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantRow {
+    pub trade: String,
+    pub merchant: u64,
+    pub status: TradeStatus,
+    pub paid: Decimal,
+    pub refunded: Decimal,
+    /// The version of the event the row was last written from.
+    pub version: u32,
+}
+
+/// Where a merchant notification (最大努力通知) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NotificationStatus {
+    /// More attempts are scheduled.
+    Pending,
+    /// The merchant answered "success" to the last attempt.
+    Acknowledged,
+    /// Every attempt of the schedule was made and none was acknowledged; recorded as given up.
+    Exhausted,
+}
+
+/// One event's merchant notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationState {
+    pub event: String,
+    pub status: NotificationStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts the schedule allows (8 on Alipay's schedule).
+    pub max_attempts: u32,
+}
+
+/// One callback the simulated merchant endpoint received and acknowledged, with the trade's
+/// true status as the merchant query API answered it right after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackState {
+    pub event: String,
+    pub trade: String,
+    /// The status the callback announced.
+    pub notified: TradeStatus,
+    /// The status the query API answered (none if the query failed).
+    pub queried: Option<TradeStatus>,
+}
+
+/// The message layer at one instant. Every list is empty (and `enabled` false) in a run
+/// without one; the message checkers then have nothing to say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSnapshot {
+    pub enabled: bool,
+    /// Every event the trade shards durably committed, by id.
+    pub committed: BTreeMap<String, EventState>,
+    /// Every event published on the trade-events topic (visible to consumers), by id, with the
+    /// number of messages that carry it.
+    pub published: BTreeMap<String, u32>,
+    /// Payloads of events found in the broker or a consumer, by id, for evidence about events
+    /// no trade shard committed.
+    pub seen: BTreeMap<String, EventState>,
+    /// The consumer groups subscribed to the trade-events topic.
+    pub groups: BTreeMap<String, GroupState>,
+    /// The consumer-record replica's rows, in the order they were written.
+    pub consumer_records: Vec<ConsumptionRecord>,
+    /// The merchant-query replica's rows, by trade.
+    pub merchant_rows: BTreeMap<String, MerchantRow>,
+    /// Every write of the merchant-query replica, in order (its durable log).
+    pub merchant_history: Vec<MerchantRow>,
+    /// Merchant notifications, by event id.
+    pub notifications: BTreeMap<String, NotificationState>,
+    /// Callbacks the merchant endpoint acknowledged, in arrival order.
+    pub callbacks: Vec<CallbackState>,
 }

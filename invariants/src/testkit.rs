@@ -392,6 +392,7 @@ pub fn valid() -> Observation {
                 Outcome::Fail("payment failed".to_string()),
             ),
         ],
+        messages: crate::observation::MessageSnapshot::default(),
     }
 }
 

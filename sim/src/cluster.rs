@@ -5,7 +5,7 @@ use crate::config::RunConfig;
 use crate::observe;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
-use paylab_invariants::{ActivityState, ShardSnapshot, TradeState};
+use paylab_invariants::{ActivityState, MessageSnapshot, ShardSnapshot, TradeState};
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;
@@ -88,6 +88,7 @@ pub struct Snapshot {
     pub shards: Vec<ShardSnapshot>,
     pub trades: Vec<TradeState>,
     pub activities: Vec<ActivityState>,
+    pub messages: MessageSnapshot,
 }
 
 /// The whole simulated platform of a run.
@@ -268,6 +269,7 @@ impl Cluster {
             shards: Vec::new(),
             trades: Vec::new(),
             activities: Vec::new(),
+            messages: MessageSnapshot::default(),
         };
         for slot in &self.slots {
             let live = lock(&slot.live).clone();

@@ -257,6 +257,7 @@ impl Checker {
             trades: snap.trades,
             activities: snap.activities,
             history: history.operations(),
+            messages: snap.messages,
         };
         let found = if at_rest {
             check_all(&obs)
