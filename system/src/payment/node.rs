@@ -25,7 +25,7 @@ use crate::probes::names;
 use crate::strategy::{Coordinator, Movement, MovementOutcome, StrategyKind};
 use crate::tcc::Activity;
 use crate::topology::Topology;
-use crate::trade::{AttemptStatus, TradeCall, TradeCommand, TradeReply};
+use crate::trade::{AttemptStatus, TradeCall, TradeCommand, TradeError, TradeReply};
 use crate::transport::{RetryPolicy, Transport};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,6 +62,9 @@ const END_POLICY: RetryPolicy = RetryPolicy {
 
 /// How long a forwarded request waits for the owner's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The pause before telling a trade again that could not take the outcome yet.
+const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What the god's-eye view reads from a payment node.
 #[derive(Debug, Clone)]
@@ -366,12 +369,19 @@ impl PaymentNode {
             },
         };
         let dst = self.inner.topology.trade(order.trade.shard);
-        let answer = self
-            .inner
-            .transport
-            .call_with_retry(dst, TradeCall(end), END_POLICY)
-            .await
-            .result;
+        let answer = loop {
+            let answer = self
+                .inner
+                .transport
+                .call_with_retry(dst, TradeCall(end.clone()), END_POLICY)
+                .await
+                .result;
+            // Nothing was written (the trade could not publish the change yet): ask again.
+            if !matches!(answer, Ok(Err(TradeError::Unavailable(_)))) {
+                break answer;
+            }
+            madsim::time::sleep(UNAVAILABLE_BACKOFF).await;
+        };
         if let Ok(Err(refusal)) = answer {
             tracing::warn!(xid = %order.xid, %refusal, "the trade refused the end of an order");
         }

@@ -5,13 +5,14 @@
 //! on recovery alike. Every status change is asserted against [`TradeStatus::can_become`], and
 //! the refund bound (refunded + refunding <= paid) is asserted on every apply.
 
+use super::events::{MessageMode, TradeEvent, TradeEventKind};
 use super::types::*;
 use crate::bugs::Bugs;
 use crate::ids::AccountId;
 use crate::money::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One durable change to a trade shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,8 @@ pub enum TradeRecord {
     },
     /// Unpaid past its timeout.
     Closed { trade: TradeId },
+    /// Outbox rows (mode 1) the broker acknowledged: the relay or the resender sent them.
+    OutboxSent { events: Vec<String> },
 }
 
 /// What the shell must do with a command.
@@ -83,6 +86,12 @@ pub struct TradeCore {
     shard: u32,
     trades: BTreeMap<u64, Trade>,
     by_out_trade_no: BTreeMap<(AccountId, String), TradeId>,
+    /// Every event a committed change produced, by id: the trade DB's event log.
+    events: BTreeMap<String, TradeEvent>,
+    /// Mode 1: the outbox rows not yet acknowledged by the broker. Each row is written by the
+    /// same record as the change it announces.
+    unsent: BTreeSet<String>,
+    messages: Option<MessageMode>,
     bugs: Bugs,
 }
 
@@ -92,17 +101,139 @@ impl TradeCore {
             shard,
             trades: BTreeMap::new(),
             by_out_trade_no: BTreeMap::new(),
+            events: BTreeMap::new(),
+            unsent: BTreeSet::new(),
+            messages: None,
             bugs,
+        }
+    }
+
+    /// A shard that publishes its events in `mode` (`None`: events are kept, never published).
+    pub fn with_messages(shard: u32, bugs: Bugs, mode: Option<MessageMode>) -> Self {
+        TradeCore {
+            messages: mode,
+            ..TradeCore::new(shard, bugs)
         }
     }
 
     /// Rebuilds a shard from its log.
     pub fn recover(shard: u32, bugs: Bugs, records: &[TradeRecord]) -> Self {
-        let mut core = TradeCore::new(shard, bugs);
+        TradeCore::recover_with_messages(shard, bugs, None, records)
+    }
+
+    /// Rebuilds a shard that publishes in `mode` from its log.
+    pub fn recover_with_messages(
+        shard: u32,
+        bugs: Bugs,
+        mode: Option<MessageMode>,
+        records: &[TradeRecord],
+    ) -> Self {
+        let mut core = TradeCore::with_messages(shard, bugs, mode);
         for record in records {
             let _ = core.apply(record.clone());
         }
         core
+    }
+
+    /// Every committed event, by id.
+    pub fn events(&self) -> &BTreeMap<String, TradeEvent> {
+        &self.events
+    }
+
+    pub fn event(&self, id: &str) -> Option<&TradeEvent> {
+        self.events.get(id)
+    }
+
+    /// Mode 1: outbox rows not yet acknowledged by the broker, oldest trade first.
+    pub fn unsent(&self) -> impl Iterator<Item = &TradeEvent> {
+        self.unsent.iter().filter_map(|id| self.events.get(id))
+    }
+
+    /// The event applying `record` would publish, if any: the same computation `apply` uses,
+    /// so a producer can announce an event (a half message) before committing it.
+    pub fn event_of(&self, record: &TradeRecord) -> Option<TradeEvent> {
+        let (trade, kind, status, payer, paid, refunded, refund) = match record {
+            TradeRecord::PayEnded {
+                trade,
+                key,
+                outcome: Ok(()),
+                ..
+            } => {
+                let t = self.trade(*trade)?;
+                let attempt = t.pays.iter().find(|p| &p.key == key)?;
+                if !attempt.status.is_pending() || t.status != TradeStatus::Paying {
+                    return None;
+                }
+                let paid = t.amount.value();
+                (
+                    t,
+                    TradeEventKind::Paid,
+                    TradeStatus::Paid,
+                    Some(attempt.payer),
+                    paid,
+                    t.refunded,
+                    None,
+                )
+            }
+            TradeRecord::RefundEnded {
+                trade,
+                out_request_no,
+                outcome: Ok(()),
+                ..
+            } => {
+                let t = self.trade(*trade)?;
+                let r = t
+                    .refunds
+                    .iter()
+                    .find(|r| &r.out_request_no == out_request_no)?;
+                if !r.status.is_pending() {
+                    return None;
+                }
+                let refunded = t.refunded + r.amount.value();
+                let status = if refunded >= t.paid {
+                    TradeStatus::Refunded
+                } else {
+                    TradeStatus::PartiallyRefunded
+                };
+                (
+                    t,
+                    TradeEventKind::Refunded,
+                    status,
+                    t.payer(),
+                    t.paid,
+                    refunded,
+                    Some((r.out_request_no.clone(), r.amount)),
+                )
+            }
+            TradeRecord::Closed { trade } => {
+                let t = self.trade(*trade)?;
+                if t.status != TradeStatus::WaitPay {
+                    return None;
+                }
+                (
+                    t,
+                    TradeEventKind::Closed,
+                    TradeStatus::Closed,
+                    None,
+                    t.paid,
+                    t.refunded,
+                    None,
+                )
+            }
+            _ => return None,
+        };
+        Some(TradeEvent {
+            trade: trade.id,
+            version: trade.version + 1,
+            kind,
+            status,
+            merchant: trade.merchant,
+            payer,
+            amount: trade.amount,
+            paid,
+            refunded,
+            refund,
+        })
     }
 
     pub fn shard(&self) -> u32 {
@@ -145,6 +276,9 @@ impl TradeCore {
             for r in t.refunds.iter().filter(|r| r.status.is_pending()) {
                 out.push(format!("{} refund {} ({})", t.id, r.out_request_no, r.xid));
             }
+        }
+        for id in &self.unsent {
+            out.push(format!("outbox row {id} unsent"));
         }
         out
     }
@@ -389,8 +523,38 @@ impl TradeCore {
             .unwrap_or_else(|| panic!("trade {id} exists"))
     }
 
-    /// Applies one durable record and returns the reply it stands for.
+    /// Applies one durable record and returns the reply it stands for. A record that changes a
+    /// trade in a way the platform announces also records its event (and, in mode 1, the
+    /// event's outbox row): one record, one write.
     pub fn apply(&mut self, record: TradeRecord) -> Outcome {
+        if let TradeRecord::OutboxSent { events } = &record {
+            for id in events {
+                self.unsent.remove(id);
+            }
+            return Ok(TradeReply::Ended);
+        }
+        let event = self.event_of(&record);
+        let reply = self.apply_change(record);
+        if let Some(event) = event {
+            let t = self.trade_mut(event.trade);
+            assert_eq!(
+                t.status,
+                event.status,
+                "event {} matches its trade",
+                event.id()
+            );
+            t.version = event.version;
+            let id = event.id();
+            if self.messages == Some(MessageMode::Outbox) {
+                self.unsent.insert(id.clone());
+            }
+            let previous = self.events.insert(id.clone(), event);
+            assert!(previous.is_none(), "event {id} committed twice");
+        }
+        reply
+    }
+
+    fn apply_change(&mut self, record: TradeRecord) -> Outcome {
         let strict = self.strict();
         match record {
             TradeRecord::Created {
@@ -416,6 +580,7 @@ impl TradeCore {
                         refunding: Decimal::ZERO,
                         status: TradeStatus::WaitPay,
                         history: vec![TradeStatus::WaitPay],
+                        version: 0,
                         pays: Vec::new(),
                         refunds: Vec::new(),
                     },
@@ -593,6 +758,7 @@ impl TradeCore {
                 move_to(self.trade_mut(trade), TradeStatus::Closed);
                 Ok(TradeReply::Ended)
             }
+            TradeRecord::OutboxSent { .. } => Ok(TradeReply::Ended),
         }
     }
 }
@@ -1338,5 +1504,101 @@ mod tests {
         );
         assert_eq!(c.trade(foreign), None);
         assert_eq!(c.trade(id(1)).unwrap().pays.len(), 0);
+    }
+
+    #[test]
+    fn paid_refunded_and_closed_changes_publish_versioned_events() {
+        let mut c = TradeCore::new(SHARD, Bugs::none());
+        let t = created(&mut c, "o1", 100, 0);
+        run(&mut c, begin_pay(t, "k1", "x1", PAYER), 0).unwrap();
+        assert!(c.events().is_empty(), "beginning a pay publishes nothing");
+        run(&mut c, end_pay(t, "k1", "x1", PAYER, Ok(())), 0).unwrap();
+        run(&mut c, begin_refund(t, "r1", "y1", 40), 0).unwrap();
+        run(&mut c, end_refund(t, "r1", "y1", 40, Ok(())), 0).unwrap();
+        run(&mut c, begin_refund(t, "r2", "y2", 60), 0).unwrap();
+        run(&mut c, end_refund(t, "r2", "y2", 60, Ok(())), 0).unwrap();
+        let ids: Vec<&String> = c.events().keys().collect();
+        assert_eq!(
+            ids,
+            ["T3-1:v1:paid", "T3-1:v2:refunded:r1", "T3-1:v3:refunded:r2"]
+        );
+        let last = c.event("T3-1:v3:refunded:r2").unwrap();
+        assert_eq!(last.status, TradeStatus::Refunded);
+        assert_eq!((last.paid, last.refunded), (d(100), d(100)));
+        assert_eq!(last.payer, Some(PAYER));
+        assert_eq!(c.trade(t).unwrap().version, 3);
+        let u = created(&mut c, "o2", 5, 0);
+        let close = c.decide_close(u).unwrap();
+        let preview = c.event_of(&close).unwrap();
+        c.apply(close).unwrap();
+        assert_eq!(c.event("T3-2:v1:closed"), Some(&preview));
+        assert_eq!(preview.payer, None);
+    }
+
+    #[test]
+    fn failed_or_repeated_ends_publish_nothing() {
+        let mut c = TradeCore::new(SHARD, Bugs::none());
+        let t = created(&mut c, "o1", 100, 0);
+        run(&mut c, begin_pay(t, "k1", "x1", PAYER), 0).unwrap();
+        run(&mut c, end_pay(t, "k1", "x1", PAYER, Err("no".into())), 0).unwrap();
+        run(&mut c, end_pay(t, "k9", "x9", PAYER, Ok(())), 0).unwrap();
+        assert!(c.events().is_empty());
+        run(&mut c, begin_pay(t, "k2", "x2", PAYER), 0).unwrap();
+        run(&mut c, end_pay(t, "k2", "x2", PAYER, Ok(())), 0).unwrap();
+        assert_eq!(c.events().len(), 1);
+        let repeat = TradeRecord::PayEnded {
+            trade: t,
+            key: "k2".into(),
+            xid: "x2".into(),
+            payer: PAYER,
+            outcome: Ok(()),
+        };
+        assert_eq!(c.event_of(&repeat), None);
+    }
+
+    #[test]
+    fn outbox_rows_are_written_with_their_change_and_survive_recovery_until_sent() {
+        let mut c = TradeCore::with_messages(SHARD, Bugs::none(), Some(MessageMode::Outbox));
+        let mut log = Vec::new();
+        let t = created(&mut c, "o1", 100, 0);
+        log.extend(c_log_of_created(&c, t));
+        run_logged(&mut c, begin_pay(t, "k1", "x1", PAYER), &mut log).unwrap();
+        run_logged(&mut c, end_pay(t, "k1", "x1", PAYER, Ok(())), &mut log).unwrap();
+        let unsent: Vec<String> = c.unsent().map(|e| e.id()).collect();
+        assert_eq!(unsent, ["T3-1:v1:paid"]);
+        assert_eq!(
+            c.pending(),
+            vec!["outbox row T3-1:v1:paid unsent".to_string()]
+        );
+        let r =
+            TradeCore::recover_with_messages(SHARD, Bugs::none(), Some(MessageMode::Outbox), &log);
+        assert_eq!(
+            r.unsent().count(),
+            1,
+            "an unsent row is found again after a crash"
+        );
+        let sent = TradeRecord::OutboxSent {
+            events: unsent.clone(),
+        };
+        log.push(sent.clone());
+        c.apply(sent).unwrap();
+        assert_eq!(c.unsent().count(), 0);
+        let r =
+            TradeCore::recover_with_messages(SHARD, Bugs::none(), Some(MessageMode::Outbox), &log);
+        assert_eq!(r.unsent().count(), 0);
+        assert_eq!(r.events(), c.events());
+        let plain = TradeCore::with_messages(SHARD, Bugs::none(), Some(MessageMode::Txmsg));
+        assert_eq!(plain.unsent().count(), 0);
+    }
+
+    fn c_log_of_created(c: &TradeCore, t: TradeId) -> Vec<TradeRecord> {
+        let trade = c.trade(t).unwrap();
+        vec![TradeRecord::Created {
+            id: t,
+            merchant: trade.merchant,
+            out_trade_no: trade.out_trade_no.clone(),
+            amount: trade.amount,
+            created_ms: trade.created_ms,
+        }]
     }
 }

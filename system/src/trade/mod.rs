@@ -5,6 +5,8 @@
 //! - [`events`]: the events a committed trade change publishes (paid, refunded, closed), their
 //!   ids and versions, and the two message modes (outbox, half messages).
 //! - [`node`]: the node shell: RPC, durable log, recovery, the timer that closes unpaid trades.
+//! - `outbox` (mode 1): the relay and the resender of the local message table.
+//! - `txmsg` (mode 2): changes made under half messages, and the check-back answers.
 //!
 //! A trade is unique per (merchant, out_trade_no) because the pair decides its shard. It is
 //! paid by at most one pay attempt at a time (WAIT_PAY → PAYING), and every pay key and refund
@@ -14,9 +16,13 @@
 pub mod core;
 pub mod events;
 pub mod node;
+mod outbox;
+mod txmsg;
 pub mod types;
 
 pub use self::core::{TradeCore, TradeDecision, TradeRecord};
-pub use events::{MessageMode, TradeEvent, TradeEventKind, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC};
-pub use node::{TradeConfig, TradeNode};
+pub use events::{
+    MessageMode, TradeEvent, TradeEventKind, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC,
+};
+pub use node::{TradeConfig, TradeMessaging, TradeNode};
 pub use types::*;

@@ -1,13 +1,19 @@
-//! The trade node shell: serves [`TradeCall`]s durably, closes unpaid trades on a timer, and
-//! rebuilds its core from the log on every start.
+//! The trade node shell: serves [`TradeCall`]s durably, closes unpaid trades on a timer,
+//! publishes the events of committed changes (mode 1 through [`super::outbox`], mode 2 through
+//! [`super::txmsg`]), and rebuilds its core from the log on every start.
 
 use super::core::{TradeCore, TradeDecision, TradeRecord};
-use super::types::{TradeCall, TradeCommand};
+use super::events::{MessageMode, TradeEvent};
+use super::outbox::Outbox;
+use super::txmsg::Txmsg;
+use super::types::{TradeCall, TradeCommand, TradeError, TradeId, TradeReply};
+use crate::broker::CheckBackCall;
 use crate::bugs::Bug;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::transport::Transport;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,6 +22,13 @@ pub const LOG_FILE: &str = "trade.log";
 
 /// How long the planted check-then-act bug waits between its check and its write.
 const CHECK_THEN_ACT_GAP: Duration = Duration::from_millis(5);
+
+/// Where and how a trade node publishes its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeMessaging {
+    pub mode: MessageMode,
+    pub broker: SocketAddr,
+}
 
 /// How a trade node is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,20 +39,151 @@ pub struct TradeConfig {
     pub close_after_ms: u64,
     /// How often the node looks for trades to close.
     pub sweep_interval: Duration,
+    /// `None`: events are recorded but never published.
+    pub messages: Option<TradeMessaging>,
 }
 
 /// A running trade node, as the harness holds it.
 #[derive(Clone)]
 pub struct TradeNode {
-    core: Arc<Mutex<TradeCore>>,
+    shell: Arc<Shell>,
 }
 
-fn lock(core: &Mutex<TradeCore>) -> MutexGuard<'_, TradeCore> {
-    core.lock().unwrap_or_else(|p| p.into_inner())
+/// Everything the node's tasks share.
+pub(super) struct Shell {
+    pub(super) core: Mutex<TradeCore>,
+    pub(super) log: DurableLog<TradeRecord>,
+    pub(super) env: NodeEnv,
+    pub(super) config: TradeConfig,
+    pub(super) transport: Transport,
+    pub(super) outbox: Outbox,
+    pub(super) txmsg: Txmsg,
+}
+
+impl Shell {
+    pub(super) fn core(&self) -> MutexGuard<'_, TradeCore> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mode(&self) -> Option<MessageMode> {
+        self.config.messages.map(|m| m.mode)
+    }
+
+    /// Writes and applies `record` (under the caller's lock); returns its reply and the event
+    /// it published.
+    pub(super) fn write(
+        &self,
+        core: &mut TradeCore,
+        record: TradeRecord,
+    ) -> (Result<TradeReply, TradeError>, Option<TradeEvent>) {
+        let event = core.event_of(&record);
+        self.log.append(&record);
+        (core.apply(record), event)
+    }
+
+    /// After a change is durable: hands its event to the broker (mode 1's relay).
+    fn published(self: &Arc<Self>, event: Option<TradeEvent>) {
+        if let (Some(event), Some(MessageMode::Outbox)) = (event, self.mode()) {
+            Outbox::relay(self.clone(), event);
+        }
+    }
+
+    /// Serves one command: decide, write and apply under one lock, reply after the fsync.
+    async fn handle(self: Arc<Self>, command: TradeCommand) -> Result<TradeReply, TradeError> {
+        let is_create = matches!(command, TradeCommand::Create { .. });
+        let now_ms = self.env.clock.now_ms();
+        enum Next {
+            Done(Result<TradeReply, TradeError>, Option<TradeEvent>),
+            Half(TradeRecord),
+            Deferred(TradeRecord),
+        }
+        let next = {
+            let mut core = self.core();
+            match core.decide(&command, now_ms) {
+                TradeDecision::Reply(reply) => {
+                    if is_create && reply.is_ok() {
+                        self.env.probes.hit(names::TRADE_DUPLICATE_CREATE);
+                    }
+                    return reply;
+                }
+                // Mode 2: a change that publishes an event stores its half message first.
+                TradeDecision::Write(record)
+                    if self.mode() == Some(MessageMode::Txmsg)
+                        && core.event_of(&record).is_some() =>
+                {
+                    Next::Half(record)
+                }
+                // The planted check-then-act bug defers the write of a refund it has judged.
+                TradeDecision::Write(record @ TradeRecord::RefundBegun { .. })
+                    if self.env.bugs.is(Bug::RefundCheckThenAct) =>
+                {
+                    Next::Deferred(record)
+                }
+                TradeDecision::Write(record) => {
+                    if matches!(record, TradeRecord::RefundRefused { .. }) {
+                        self.env.probes.hit(names::TRADE_REFUND_BOUND_REFUSED);
+                    }
+                    let (reply, event) = self.write(&mut core, record);
+                    Next::Done(reply, event)
+                }
+            }
+        };
+        let (reply, event) = match next {
+            Next::Done(reply, event) => (reply, event),
+            Next::Deferred(record) => {
+                madsim::time::sleep(CHECK_THEN_ACT_GAP).await;
+                let mut core = self.core();
+                self.write(&mut core, record)
+            }
+            Next::Half(record) => {
+                let clock = self.env.clock.clone();
+                return Txmsg::write_with_half(&self, record, move |core: &TradeCore| {
+                    core.decide(&command, clock.now_ms())
+                })
+                .await;
+            }
+        };
+        self.log.sync().await;
+        self.published(event);
+        reply
+    }
+
+    /// Closes one trade left unpaid past its timeout (judged again under the lock: a BeginPay
+    /// may have won the race).
+    async fn close(self: &Arc<Self>, id: TradeId) {
+        let decide = move |core: &TradeCore| match core.decide_close(id) {
+            Some(record) => TradeDecision::Write(record),
+            None => TradeDecision::Reply(Ok(TradeReply::Ended)),
+        };
+        let closed = if self.mode() == Some(MessageMode::Txmsg) {
+            let Some(record) = self.core().decide_close(id) else {
+                return;
+            };
+            Txmsg::write_with_half(self, record, decide).await.is_ok()
+        } else {
+            let written = {
+                let mut core = self.core();
+                match decide(&core) {
+                    TradeDecision::Write(record) => Some(self.write(&mut core, record).1),
+                    TradeDecision::Reply(_) => None,
+                }
+            };
+            let Some(event) = written else {
+                return;
+            };
+            self.log.sync().await;
+            self.published(event);
+            true
+        };
+        if closed {
+            self.env.probes.hit(names::TRADE_CLOSED_BY_TIMEOUT);
+        }
+    }
 }
 
 impl TradeNode {
-    /// Recovers the shard from its log, starts serving and starts the closing timer.
+    /// Recovers the shard from its log, starts serving, the closing timer and, with messages
+    /// on, the outbox resender or the check-back handler.
     pub async fn start(env: &NodeEnv, config: TradeConfig) -> std::io::Result<TradeNode> {
         let log = DurableLog::<TradeRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
@@ -54,100 +198,70 @@ impl TradeNode {
             records = report.records,
             "trade recovered"
         );
-        let core = Arc::new(Mutex::new(TradeCore::recover(
-            config.shard,
-            env.bugs,
-            &records,
-        )));
+        let mode = config.messages.map(|m| m.mode);
+        let core = TradeCore::recover_with_messages(config.shard, env.bugs, mode, &records);
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
-        let (clock, bugs, probes) = (env.clock.clone(), env.bugs, env.probes.clone());
+        let shell = Arc::new(Shell {
+            outbox: Outbox::recovered(&core),
+            txmsg: Txmsg::recovered(&core),
+            core: Mutex::new(core),
+            log,
+            env: env.clone(),
+            config,
+            transport: transport.clone(),
+        });
         {
-            let (core, log) = (core.clone(), log.clone());
-            transport.serve(move |TradeCall(command)| {
-                let (core, log, clock, probes) =
-                    (core.clone(), log.clone(), clock.clone(), probes.clone());
-                async move {
-                    let is_create = matches!(command, TradeCommand::Create { .. });
-                    // Decide, write and apply under one lock, except where the planted bug
-                    // defers the write of a refund it has already judged.
-                    let decided = {
-                        let mut core = lock(&core);
-                        match core.decide(&command, clock.now_ms()) {
-                            TradeDecision::Reply(reply) => {
-                                if is_create && reply.is_ok() {
-                                    probes.hit(names::TRADE_DUPLICATE_CREATE);
-                                }
-                                Ok(reply)
-                            }
-                            TradeDecision::Write(record @ TradeRecord::RefundBegun { .. })
-                                if bugs.is(Bug::RefundCheckThenAct) =>
-                            {
-                                Err(record)
-                            }
-                            TradeDecision::Write(record) => {
-                                if matches!(record, TradeRecord::RefundRefused { .. }) {
-                                    probes.hit(names::TRADE_REFUND_BOUND_REFUSED);
-                                }
-                                log.append(&record);
-                                Ok(core.apply(record))
-                            }
-                        }
-                    };
-                    let reply = match decided {
-                        Ok(reply) => reply,
-                        Err(record) => {
-                            madsim::time::sleep(CHECK_THEN_ACT_GAP).await;
-                            let mut core = lock(&core);
-                            log.append(&record);
-                            core.apply(record)
-                        }
-                    };
-                    log.sync().await;
-                    reply
-                }
-            });
+            let shell = shell.clone();
+            transport.serve(move |TradeCall(command)| shell.clone().handle(command));
         }
-        madsim::task::spawn(close_unpaid(core.clone(), log, env.clone(), config));
-        Ok(TradeNode { core })
+        match mode {
+            Some(MessageMode::Outbox) if !env.bugs.is(Bug::OutboxNoResender) => {
+                madsim::task::spawn(Outbox::resend_unsent(shell.clone()));
+            }
+            Some(MessageMode::Txmsg) => {
+                let shell = shell.clone();
+                transport.serve(move |check: CheckBackCall| {
+                    let shell = shell.clone();
+                    async move { Txmsg::answer_check(&shell, &check) }
+                });
+            }
+            _ => {}
+        }
+        madsim::task::spawn(close_unpaid(shell.clone()));
+        Ok(TradeNode { shell })
     }
 
     /// Reads the live state (the harness's god's-eye view).
     pub fn read<T>(&self, f: impl FnOnce(&TradeCore) -> T) -> T {
-        f(&lock(&self.core))
+        f(&self.shell.core())
+    }
+
+    /// Ids of the events the node knows to be durable (mode 2's check-back answers from
+    /// these).
+    pub fn durable_events(&self) -> Vec<String> {
+        self.shell.txmsg.durable_ids()
     }
 
     /// What a trade shard whose node is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: TradeConfig) -> TradeCore {
         let log = DurableLog::<TradeRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
-        TradeCore::recover(config.shard, env.bugs, &log.read_durable())
+        TradeCore::recover_with_messages(
+            config.shard,
+            env.bugs,
+            config.messages.map(|m| m.mode),
+            &log.read_durable(),
+        )
     }
 }
 
 /// Closes trades left unpaid past their timeout, by this node's (possibly skewed) clock.
-async fn close_unpaid(
-    core: Arc<Mutex<TradeCore>>,
-    log: DurableLog<TradeRecord>,
-    env: NodeEnv,
-    config: TradeConfig,
-) {
+async fn close_unpaid(shell: Arc<Shell>) {
     loop {
-        madsim::time::sleep(config.sweep_interval).await;
-        let now_ms = env.clock.now_ms();
-        let expired = lock(&core).expired(now_ms, config.close_after_ms);
-        if expired.is_empty() {
-            continue;
+        madsim::time::sleep(shell.config.sweep_interval).await;
+        let now_ms = shell.env.clock.now_ms();
+        let expired = shell.core().expired(now_ms, shell.config.close_after_ms);
+        for id in expired {
+            shell.close(id).await;
         }
-        {
-            let mut core = lock(&core);
-            for id in expired {
-                // Judged again under the lock: a BeginPay may have won the race.
-                if let Some(record) = core.decide_close(id) {
-                    log.append(&record);
-                    let _ = core.apply(record);
-                    env.probes.hit(names::TRADE_CLOSED_BY_TIMEOUT);
-                }
-            }
-        }
-        log.sync().await;
     }
 }

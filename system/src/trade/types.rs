@@ -115,6 +115,8 @@ pub struct Trade {
     pub status: TradeStatus,
     /// Every status the trade has had, oldest first.
     pub history: Vec<TradeStatus>,
+    /// How many events the trade has published (its latest event's version).
+    pub version: u32,
     pub pays: Vec<PayAttempt>,
     pub refunds: Vec<Refund>,
 }
@@ -221,6 +223,10 @@ pub enum TradeError {
     },
     #[error("key {0} was already used with another activity")]
     KeyReused(String),
+    /// The change could not be made now (mode 2: the broker did not store its half message);
+    /// nothing was written, and the caller should retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The trade RPC.
