@@ -13,7 +13,10 @@
 //!   10 [`transitions`] (legal transitions);
 //! - **quiescent** ([`check_quiescent`]), only once faults are healed and every flow drained:
 //!   9 [`trade_ledger`] (trade–ledger agreement), 11 [`atomicity`],
-//!   12 [`reservation_release`]. Mid-flight they would report work in progress.
+//!   12 [`reservation_release`], 13 [`message_completeness`], 14 [`replicas`] (read replicas
+//!   agree with the committed events and never move backwards), and the merchant
+//!   [`notification`] outcome. Mid-flight they would report work in progress. The message-layer
+//!   ones say nothing about a run without a message layer.
 //!
 //! [`check_all`] runs both, for a snapshot taken at rest.
 
@@ -23,10 +26,13 @@ pub mod derivation;
 pub mod exactly_once;
 pub mod idempotency;
 mod index;
+pub mod message_completeness;
 mod money;
 pub mod non_negativity;
+pub mod notification;
 pub mod observation;
 pub mod refund_bound;
+pub mod replicas;
 pub mod reservation_release;
 pub mod trade_ledger;
 pub mod transitions;
@@ -59,6 +65,9 @@ pub fn check_quiescent(obs: &Observation) -> Vec<Violation> {
     out.extend(trade_ledger::check(obs));
     out.extend(atomicity::check(obs));
     out.extend(reservation_release::check(obs));
+    out.extend(message_completeness::check(obs));
+    out.extend(replicas::check(obs));
+    out.extend(notification::check(obs));
     out
 }
 

@@ -4,13 +4,15 @@
 //! can break exactly one thing in it and know that any violation comes from that change.
 
 use crate::{
-    AccountState, ActivityKind, ActivityState, ActivityStatus, AttemptStatus, FenceRow, FenceState,
-    FreezeState, Invariant, JournalEntry, Leg, MovementLeg, Observation, OpKind, Operation,
-    Outcome, PayAttempt, RefundState, ShardSnapshot, Side, Subject, TradeState, TradeStatus,
-    Violation, VoucherRecord,
+    AccountState, ActivityKind, ActivityState, ActivityStatus, AttemptStatus, CallbackState,
+    ConsumptionRecord, EventKind, EventState, FenceRow, FenceState, FreezeState, GroupState,
+    Invariant, JournalEntry, Leg, MerchantRow, MessageSnapshot, MovementLeg, NotificationState,
+    NotificationStatus, Observation, OpKind, Operation, Outcome, PayAttempt, RefundState,
+    ShardSnapshot, Side, Subject, TradeState, TradeStatus, Violation, VoucherRecord,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
+use std::collections::BTreeMap;
 
 pub fn account(
     account: u64,
@@ -396,6 +398,187 @@ pub fn valid() -> Observation {
     }
 }
 
+/// A trade event of merchant 12 with no payer, nothing paid or refunded and no refund: the
+/// tests and [`messages_valid`] fill in what their kind needs.
+pub fn event(
+    id: &str,
+    trade: &str,
+    version: u32,
+    kind: EventKind,
+    status: TradeStatus,
+) -> EventState {
+    EventState {
+        id: id.to_string(),
+        trade: trade.to_string(),
+        version,
+        kind,
+        status,
+        merchant: 12,
+        payer: None,
+        paid: dec!(0),
+        refunded: dec!(0),
+        refund: None,
+    }
+}
+
+/// The consumer-record row that event `e` makes: its payer as buyer, and the trade's paid
+/// amount (Paid) or the refund's amount (Refunded).
+pub fn record(e: &EventState) -> ConsumptionRecord {
+    let amount = match e.kind {
+        EventKind::Refunded => e.refund.as_ref().map_or(dec!(0), |r| r.1),
+        _ => e.paid,
+    };
+    ConsumptionRecord {
+        event: e.id.clone(),
+        trade: e.trade.clone(),
+        buyer: e.payer.unwrap_or(0),
+        merchant: e.merchant,
+        amount,
+        kind: e.kind,
+    }
+}
+
+/// The merchant-query row that event `e` projects to.
+pub fn merchant_row(e: &EventState) -> MerchantRow {
+    MerchantRow {
+        trade: e.trade.clone(),
+        merchant: e.merchant,
+        status: e.status,
+        paid: e.paid,
+        refunded: e.refunded,
+        version: e.version,
+    }
+}
+
+/// A notification of event `event` on Alipay's schedule of 8 attempts.
+pub fn notification(event: &str, status: NotificationStatus, attempts: u32) -> NotificationState {
+    NotificationState {
+        event: event.to_string(),
+        status,
+        attempts,
+        max_attempts: 8,
+    }
+}
+
+pub fn callback(
+    event: &str,
+    trade: &str,
+    notified: TradeStatus,
+    queried: Option<TradeStatus>,
+) -> CallbackState {
+    CallbackState {
+        event: event.to_string(),
+        trade: trade.to_string(),
+        notified,
+        queried,
+    }
+}
+
+/// Id of T0-1's payment event in [`messages_valid`].
+pub const PAID: &str = "T0-1:v1:paid";
+/// Id of T0-1's refund event (c1-r1) in [`messages_valid`].
+pub const REFUNDED: &str = "T0-1:v2:refunded:c1-r1";
+/// Id of T0-2's close event in [`messages_valid`].
+pub const CLOSED: &str = "T0-2:v1:closed";
+
+/// The committed events of [`valid`]'s trades: T0-1 paid 20 by user 2 (v1), then refunded 5
+/// by c1-r1 (v2); T0-2 closed unpaid (v1). T0-3 is unpaid and has none.
+pub fn events() -> Vec<EventState> {
+    use TradeStatus::*;
+    let mut paid = event(PAID, "T0-1", 1, EventKind::Paid, Paid);
+    paid.payer = Some(2);
+    paid.paid = dec!(20);
+    let mut refunded = event(REFUNDED, "T0-1", 2, EventKind::Refunded, PartiallyRefunded);
+    refunded.payer = Some(2);
+    refunded.paid = dec!(20);
+    refunded.refunded = dec!(5);
+    refunded.refund = Some(("c1-r1".to_string(), dec!(5)));
+    let closed = event(CLOSED, "T0-2", 1, EventKind::Closed, Closed);
+    vec![paid, refunded, closed]
+}
+
+/// A message layer at rest that satisfies every message invariant, for [`valid`]'s trades.
+/// The broker delivered the payment event twice (the groups deduplicated it). Three groups
+/// consumed every event. The consumer-record replica has one row per payment or refund; the
+/// merchant-query replica holds each trade's latest projection, written in version order.
+/// The payment and refund notifications were acknowledged at the first and third attempts;
+/// the merchant never answered the close notification, which exhausted its schedule. The
+/// payment's callback was queried after the refund, so the query answers a later status.
+pub fn messages_valid() -> MessageSnapshot {
+    use NotificationStatus::{Acknowledged, Exhausted};
+    use TradeStatus::*;
+    let events = events();
+    let committed: BTreeMap<String, EventState> =
+        events.iter().map(|e| (e.id.clone(), e.clone())).collect();
+    let published = [(PAID, 2), (REFUNDED, 1), (CLOSED, 1)]
+        .into_iter()
+        .map(|(id, n)| (id.to_string(), n))
+        .collect();
+    let consumed: BTreeMap<String, u32> = events.iter().map(|e| (e.id.clone(), 1)).collect();
+    let groups = ["consumer-records", "merchant-query", "notifier"]
+        .into_iter()
+        .map(|name| {
+            let group = GroupState {
+                consumed: consumed.clone(),
+                dead_lettered: Vec::new(),
+            };
+            (name.to_string(), group)
+        })
+        .collect();
+    let (paid, refunded, closed) = (&events[0], &events[1], &events[2]);
+    let merchant_rows = [merchant_row(refunded), merchant_row(closed)]
+        .into_iter()
+        .map(|r| (r.trade.clone(), r))
+        .collect();
+    let notifications = [
+        notification(PAID, Acknowledged, 1),
+        notification(REFUNDED, Acknowledged, 3),
+        notification(CLOSED, Exhausted, 8),
+    ]
+    .into_iter()
+    .map(|n| (n.event.clone(), n))
+    .collect();
+    MessageSnapshot {
+        enabled: true,
+        committed,
+        published,
+        seen: BTreeMap::new(),
+        groups,
+        consumer_records: vec![record(paid), record(refunded)],
+        merchant_rows,
+        merchant_history: vec![
+            merchant_row(paid),
+            merchant_row(closed),
+            merchant_row(refunded),
+        ],
+        notifications,
+        callbacks: vec![
+            callback(PAID, "T0-1", Paid, Some(PartiallyRefunded)),
+            callback(REFUNDED, "T0-1", PartiallyRefunded, Some(PartiallyRefunded)),
+        ],
+    }
+}
+
+/// [`valid`] with the message layer of [`messages_valid`].
+pub fn valid_with_messages() -> Observation {
+    Observation {
+        messages: messages_valid(),
+        ..valid()
+    }
+}
+
+/// An event of T0-3 that no trade shard committed: its payment was rolled back (x0.3), but
+/// the event was delivered anyway. It is in `seen`, for evidence.
+pub const ABORTED: &str = "T0-3:v1:paid";
+
+/// The payload of [`ABORTED`].
+pub fn aborted_event() -> EventState {
+    let mut e = event(ABORTED, "T0-3", 1, EventKind::Paid, TradeStatus::Paid);
+    e.payer = Some(2);
+    e.paid = dec!(8);
+    e
+}
+
 /// The single violation in `found`, after checking that it names `invariant`.
 pub fn single(mut found: Vec<Violation>, invariant: Invariant) -> Violation {
     assert_eq!(found.len(), 1, "expected one violation, got {found:#?}");
@@ -415,6 +598,12 @@ mod tests {
     #[test]
     fn valid_run_passes_every_checker() {
         let found = crate::check_all(&valid());
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn valid_run_with_messages_passes_every_checker() {
+        let found = crate::check_all(&super::valid_with_messages());
         assert!(found.is_empty(), "{found:#?}");
     }
 

@@ -29,6 +29,13 @@ pub enum Invariant {
     Atomicity,
     /// 12. At rest, no reservation is left and transit accounts net to zero.
     ReservationRelease,
+    /// 13. At rest, each committed event consumed by every group; no aborted one delivered.
+    MessageCompleteness,
+    /// 14. At rest, the read replicas match the committed events and never moved backwards.
+    Replicas,
+    /// At rest, every committed event's merchant notification acknowledged or given up after
+    /// its whole schedule; no merchant told a status its trade never reached.
+    NotificationOutcome,
 }
 
 impl Invariant {
@@ -45,6 +52,9 @@ impl Invariant {
             Invariant::LegalTransitions => "legal-transitions",
             Invariant::Atomicity => "atomicity",
             Invariant::ReservationRelease => "reservation-release",
+            Invariant::MessageCompleteness => "message-completeness",
+            Invariant::Replicas => "replicas",
+            Invariant::NotificationOutcome => "notification-outcome",
         }
     }
 }
