@@ -283,6 +283,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         fsync_latency,
         close_after_ms: u64::MAX / 2,
         sweep_interval: Duration::from_secs(3_600),
+        messages: None,
     };
     serve_forever(
         handle,

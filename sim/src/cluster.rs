@@ -13,9 +13,21 @@ use paylab_system::disk::{Disk, PowerLossReport};
 use paylab_system::ledger::{LedgerConfig, LedgerNode};
 use paylab_system::node::NodeEnv;
 use paylab_system::payment::{PaymentConfig, PaymentNode};
-use paylab_system::probes::Probes;
+use paylab_system::probes::{names, Probes};
 use paylab_system::topology::Topology;
-use paylab_system::trade::{TradeConfig, TradeNode};
+use paylab_system::broker::{
+    BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, FlushPolicy, RetryPolicy,
+};
+use paylab_system::notify::{
+    MerchantConfig, MerchantEndpoint, NotifyConfig, NotifyNode, SIMULATION_NOTIFY_SCHEDULE_MS,
+};
+use paylab_system::replica::{
+    ConsumerRecordsCore, MerchantQueryCore, ReplicaConfig, ReplicaNode,
+};
+use paylab_system::trade::events::producer_group;
+use paylab_system::trade::{
+    TradeConfig, TradeMessaging, TradeNode, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC,
+};
 use paylab_system::transport::NetFaults;
 use paylab_system::ShardId;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -47,6 +59,37 @@ pub fn payment_addr(index: u32) -> SocketAddr {
     addr(4, index, 7300)
 }
 
+/// The address of the broker.
+pub fn broker_addr() -> SocketAddr {
+    addr(5, 0, 7400)
+}
+
+/// The address of replica `index` (0: consumer records, 1: merchant query).
+pub fn replica_addr(index: u32) -> SocketAddr {
+    addr(6, index, 7500)
+}
+
+/// The address of the notification node.
+pub fn notify_addr() -> SocketAddr {
+    addr(7, 0, 7600)
+}
+
+/// The address of the simulated merchant endpoint.
+pub fn merchant_addr() -> SocketAddr {
+    addr(8, 0, 7700)
+}
+
+/// The broker's check-back policy in a run: first check after 600 ms, then every second, 15
+/// checks (RocketMQ's count, at simulation speed), so an undecided half outlives any single
+/// fault of a plan before it is discarded.
+pub fn run_check_policy() -> CheckPolicy {
+    CheckPolicy {
+        first_ms: 600,
+        interval_ms: 1_000,
+        max_checks: 15,
+    }
+}
+
 /// The address book of a run's serving nodes.
 pub fn topology(config: &RunConfig) -> Topology {
     Topology {
@@ -62,6 +105,11 @@ enum Role {
     Ledger(LedgerConfig),
     Trade(TradeConfig),
     Payment(PaymentConfig, Topology),
+    Broker(BrokerNodeConfig),
+    ConsumerRecords(ReplicaConfig),
+    MerchantQuery(ReplicaConfig),
+    Notify(NotifyConfig),
+    Merchant(MerchantConfig, Topology),
 }
 
 /// A running service, published by its node's `init`.
@@ -70,6 +118,11 @@ enum Service {
     Ledger(LedgerNode),
     Trade(TradeNode),
     Payment(PaymentNode),
+    Broker(BrokerNode),
+    ConsumerRecords(ReplicaNode<ConsumerRecordsCore>),
+    MerchantQuery(ReplicaNode<MerchantQueryCore>),
+    Notify(NotifyNode),
+    Merchant(MerchantEndpoint),
 }
 
 type Live = Arc<Mutex<Option<Service>>>;
@@ -99,6 +152,8 @@ pub struct Cluster {
     pub probes: Probes,
     pub bugs: Bugs,
     pub buggify: Buggify,
+    /// Whether the run has a message layer.
+    messages: bool,
 }
 
 impl Cluster {
@@ -124,6 +179,10 @@ impl Cluster {
                 fsync_latency,
                 close_after_ms: config.close_after_ms,
                 sweep_interval: Duration::from_millis(100),
+                messages: config.messages.map(|mode| TradeMessaging {
+                    mode,
+                    broker: broker_addr(),
+                }),
             });
             roles.push((format!("trade-{s}"), trade_addr(s), role));
         }
@@ -135,6 +194,9 @@ impl Cluster {
             };
             let role = Role::Payment(payment, topology.clone());
             roles.push((format!("payment-{p}"), payment_addr(p), role));
+        }
+        if config.messages.is_some() {
+            roles.extend(message_roles(config, &topology, fsync_latency));
         }
         let slots = roles
             .into_iter()
@@ -166,6 +228,7 @@ impl Cluster {
             probes,
             bugs,
             buggify,
+            messages: config.messages.is_some(),
         }
     }
 
@@ -195,7 +258,11 @@ impl Cluster {
         let slot = self.slot(name).expect("crash of a known node");
         self.handle.kill(slot.node.id());
         *lock(&slot.live) = None;
-        slot.env.disk.power_loss(torn_keep)
+        let report = slot.env.disk.power_loss(torn_keep);
+        if matches!(slot.role, Role::Broker(_)) && report.lost_bytes > 0 {
+            self.probes.hit(names::BROKER_LOST_UNSYNCED);
+        }
+        report
     }
 
     /// Restarts a crashed node; its `init` recovers from the disk.
@@ -264,7 +331,10 @@ impl Cluster {
 
     /// Reads every node at this instant. A node that is down is read from its durable logs:
     /// exactly what it will recover when it restarts.
-    pub fn snapshot(&self) -> Snapshot {
+    ///
+    /// The message layer is read only when `with_messages` (its checkers hold only at rest, and
+    /// reading it decodes every published event).
+    pub fn snapshot(&self, with_messages: bool) -> Snapshot {
         let mut snap = Snapshot {
             shards: Vec::new(),
             trades: Vec::new(),
@@ -273,6 +343,13 @@ impl Cluster {
         };
         for slot in &self.slots {
             let live = lock(&slot.live).clone();
+            let message_node = !matches!(
+                slot.role,
+                Role::Ledger(_) | Role::Trade(_) | Role::Payment(..)
+            );
+            if message_node && !with_messages {
+                continue;
+            }
             match (&slot.role, live) {
                 (Role::Ledger(_), Some(Service::Ledger(node))) => {
                     snap.shards.push(node.read(observe::shard_snapshot))
@@ -299,8 +376,55 @@ impl Cluster {
                     &slot.env.name,
                     &PaymentNode::durable_view(&slot.env, *config),
                 )),
+                (Role::Broker(_), Some(Service::Broker(node))) => {
+                    node.read(|core| observe::broker(core, &mut snap.messages))
+                }
+                (Role::Broker(config), _) => observe::broker(
+                    &BrokerNode::durable_state(&slot.env, config),
+                    &mut snap.messages,
+                ),
+                (Role::ConsumerRecords(_), Some(Service::ConsumerRecords(node))) => {
+                    node.read(|core| observe::consumer_records(core, &mut snap.messages))
+                }
+                (Role::ConsumerRecords(config), _) => observe::consumer_records(
+                    &ReplicaNode::<ConsumerRecordsCore>::durable_state(&slot.env, *config),
+                    &mut snap.messages,
+                ),
+                (Role::MerchantQuery(_), Some(Service::MerchantQuery(node))) => {
+                    node.read(|core| observe::merchant_query(core, &mut snap.messages))
+                }
+                (Role::MerchantQuery(config), _) => observe::merchant_query(
+                    &ReplicaNode::<MerchantQueryCore>::durable_state(&slot.env, *config),
+                    &mut snap.messages,
+                ),
+                (Role::Notify(_), Some(Service::Notify(node))) => {
+                    node.read(|core| observe::notifications(core, &mut snap.messages))
+                }
+                (Role::Notify(config), _) => observe::notifications(
+                    &NotifyNode::durable_state(&slot.env, *config),
+                    &mut snap.messages,
+                ),
+                (Role::Merchant(..), Some(Service::Merchant(node))) => {
+                    observe::callbacks(&node.received(), &mut snap.messages)
+                }
+                (Role::Merchant(..), _) => {}
+            }
+            // Every event a trade shard committed, read the same way as its trades.
+            if !with_messages {
+                continue;
+            }
+            match (&slot.role, lock(&slot.live).clone()) {
+                (Role::Trade(_), Some(Service::Trade(node))) => {
+                    node.read(|core| observe::trade_events(core, &mut snap.messages))
+                }
+                (Role::Trade(config), _) => observe::trade_events(
+                    &TradeNode::durable_state(&slot.env, *config),
+                    &mut snap.messages,
+                ),
+                _ => {}
             }
         }
+        snap.messages.enabled = self.messages && with_messages;
         snap
     }
 
@@ -321,6 +445,17 @@ impl Cluster {
                 Some(Service::Payment(node)) => {
                     out.extend(node.pending().into_iter().map(|p| format!("{name}: {p}")))
                 }
+                Some(Service::Broker(node)) => {
+                    out.extend(node.pending().into_iter().map(|p| format!("{name}: {p}")))
+                }
+                Some(Service::Notify(node)) => out.extend(
+                    node.read(|core| core.pending())
+                        .into_iter()
+                        .map(|p| format!("{name}: {p}")),
+                ),
+                Some(
+                    Service::ConsumerRecords(_) | Service::MerchantQuery(_) | Service::Merchant(_),
+                ) => {}
             }
         }
         out
@@ -333,6 +468,65 @@ impl Cluster {
             *lock(&s.live) = None;
         }
     }
+}
+
+/// The message layer's nodes: the broker, the two replicas, the notifier and the merchant
+/// endpoint.
+fn message_roles(
+    config: &RunConfig,
+    topology: &Topology,
+    fsync_latency: Duration,
+) -> Vec<(String, SocketAddr, Role)> {
+    let broker = BrokerNodeConfig {
+        broker: BrokerConfig {
+            check: run_check_policy(),
+            retry: RetryPolicy::simulation(),
+        },
+        flush: FlushPolicy::GroupCommit,
+        fsync_latency,
+        topics: vec![(TRADE_EVENTS_TOPIC.to_string(), TRADE_EVENTS_QUEUES)],
+        producers: (0..config.trade_shards)
+            .map(|s| (producer_group(s), trade_addr(s)))
+            .collect(),
+        check_tick: Duration::from_millis(50),
+    };
+    let replica = ReplicaConfig {
+        broker: broker_addr(),
+        fsync_latency,
+        failure_rate: 0.03,
+        commit_interval: Duration::from_millis(500),
+    };
+    let notify = NotifyConfig {
+        broker: broker_addr(),
+        merchant: merchant_addr(),
+        fsync_latency,
+        schedule: SIMULATION_NOTIFY_SCHEDULE_MS,
+        commit_interval: Duration::from_millis(500),
+    };
+    let merchant = MerchantConfig {
+        fail_rate: 0.2,
+        slow_rate: 0.1,
+        slow_by: Duration::from_millis(500),
+    };
+    vec![
+        ("broker".into(), broker_addr(), Role::Broker(broker)),
+        (
+            "consumer-records".into(),
+            replica_addr(0),
+            Role::ConsumerRecords(replica),
+        ),
+        (
+            "merchant-query".into(),
+            replica_addr(1),
+            Role::MerchantQuery(replica),
+        ),
+        ("notify".into(), notify_addr(), Role::Notify(notify)),
+        (
+            "merchant".into(),
+            merchant_addr(),
+            Role::Merchant(merchant, topology.clone()),
+        ),
+    ]
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -357,6 +551,23 @@ fn spawn(handle: &Handle, env: NodeEnv, role: Role, live: Live) -> NodeHandle {
                     Role::Payment(config, topology) => PaymentNode::start(&env, config, topology)
                         .await
                         .map(Service::Payment),
+                    Role::Broker(config) => {
+                        BrokerNode::start(&env, config).await.map(Service::Broker)
+                    }
+                    Role::ConsumerRecords(config) => ReplicaNode::start(&env, config)
+                        .await
+                        .map(Service::ConsumerRecords),
+                    Role::MerchantQuery(config) => ReplicaNode::start(&env, config)
+                        .await
+                        .map(Service::MerchantQuery),
+                    Role::Notify(config) => {
+                        NotifyNode::start(&env, config).await.map(Service::Notify)
+                    }
+                    Role::Merchant(config, topology) => {
+                        MerchantEndpoint::start(&env, config, topology)
+                            .await
+                            .map(Service::Merchant)
+                    }
                 };
                 *lock(&live) = Some(service.expect("a restarted node can bind its address"));
                 // A node whose init task returns is considered exited by madsim, which would

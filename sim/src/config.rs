@@ -3,6 +3,7 @@
 use crate::plan::FaultKind;
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
+use paylab_system::trade::MessageMode;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -12,6 +13,10 @@ pub const CLIENTS_MAX: u32 = 256;
 pub const OPS_MAX: u32 = 100_000;
 pub const TRADE_SHARDS_MAX: u32 = 16;
 pub const PAYMENT_NODES_MAX: u32 = 16;
+
+/// The serving nodes of the message layer (the merchant's endpoint is outside the platform
+/// and not among them).
+pub const MESSAGE_NODES: &[&str] = &["broker", "consumer-records", "merchant-query", "notify"];
 
 /// The configuration of one run. Everything else (faults, workload choices) comes from the seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +37,10 @@ pub struct RunConfig {
     pub strategy: StrategyKind,
     /// A trade unpaid this long after creation is closed by its trade node.
     pub close_after_ms: u64,
+    /// How trade events reach the broker; `None` runs without the message layer (no broker,
+    /// replicas or notifications).
+    #[serde(default = "default_messages")]
+    pub messages: Option<MessageMode>,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
     /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
@@ -56,6 +65,32 @@ pub enum ConfigError {
     TradeShards(u32),
     #[error("--payment-nodes must be between 1 and {PAYMENT_NODES_MAX}, got {0}")]
     PaymentNodes(u32),
+    #[error("bug {bug} lives in message mode {needs}; run it with --messages {needs}")]
+    BugNeedsMode { bug: Bug, needs: MessageMode },
+    #[error("bug {0} lives in the message layer; run it with messages on")]
+    BugNeedsMessages(Bug),
+}
+
+fn default_messages() -> Option<MessageMode> {
+    Some(MessageMode::Outbox)
+}
+
+/// The message mode a planted bug lives in, if it needs one.
+pub fn mode_of_bug(bug: Bug) -> Option<MessageMode> {
+    match bug {
+        Bug::OutboxNoResender => Some(MessageMode::Outbox),
+        Bug::CheckbackFromMemory | Bug::CheckbackDefaultsCommit => Some(MessageMode::Txmsg),
+        _ => None,
+    }
+}
+
+/// Whether a planted bug lives in the message layer (and so needs it on).
+pub fn bug_needs_messages(bug: Bug) -> bool {
+    mode_of_bug(bug).is_some()
+        || matches!(
+            bug,
+            Bug::ConsumerNoDedup | Bug::OffsetBeforeProcessing | Bug::ReplicaNoVersion
+        )
 }
 
 impl RunConfig {
@@ -70,6 +105,7 @@ impl RunConfig {
             payment_nodes: 2,
             strategy: StrategyKind::Tcc,
             close_after_ms: 3_000,
+            messages: Some(MessageMode::Outbox),
             bug: None,
             faults: None,
             fsync_latency_ms: 1,
@@ -93,6 +129,16 @@ impl RunConfig {
         if !(1..=PAYMENT_NODES_MAX).contains(&self.payment_nodes) {
             return Err(ConfigError::PaymentNodes(self.payment_nodes));
         }
+        if let Some(bug) = self.bug {
+            if bug_needs_messages(bug) && self.messages.is_none() {
+                return Err(ConfigError::BugNeedsMessages(bug));
+            }
+            if let (Some(needs), Some(mode)) = (mode_of_bug(bug), self.messages) {
+                if needs != mode {
+                    return Err(ConfigError::BugNeedsMode { bug, needs });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -109,7 +155,16 @@ impl RunConfig {
         let ledgers = (0..self.shards).map(|s| format!("ledger-{s}"));
         let trades = (0..self.trade_shards).map(|s| format!("trade-{s}"));
         let payments = (0..self.payment_nodes).map(|p| format!("payment-{p}"));
-        ledgers.chain(trades).chain(payments).collect()
+        let messages = self
+            .messages
+            .map(|_| MESSAGE_NODES.iter().map(|n| n.to_string()))
+            .into_iter()
+            .flatten();
+        ledgers
+            .chain(trades)
+            .chain(payments)
+            .chain(messages)
+            .collect()
     }
 
     /// Accounts each client opens: two per shard, so every shard has a transfer pair.
@@ -122,8 +177,9 @@ impl fmt::Display for RunConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "strategy={} shards={} trade-shards={} payment-nodes={} clients={} ops={} bug={} fsync={}ms",
+            "strategy={} messages={} shards={} trade-shards={} payment-nodes={} clients={} ops={} bug={} fsync={}ms",
             self.strategy,
+            self.messages.map_or("off", |m| m.name()),
             self.shards,
             self.trade_shards,
             self.payment_nodes,

@@ -8,6 +8,7 @@ use paylab_sim::report;
 use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
+use paylab_system::trade::MessageMode;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -61,6 +62,10 @@ struct RunArgs {
     /// The consistency strategy for cross-shard money movements.
     #[arg(long, default_value_t = StrategyKind::Tcc)]
     strategy: StrategyKind,
+    /// How trade events reach the broker: outbox (mode 1), txmsg (mode 2, half messages) or
+    /// off (no message layer). Default: outbox, or the mode a planted message bug lives in.
+    #[arg(long)]
+    messages: Option<MessagesArg>,
     /// Number of concurrent client nodes.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(CLIENTS_MAX)))]
     clients: u32,
@@ -94,6 +99,14 @@ struct RunArgs {
     /// Print the full report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+/// `--messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MessagesArg {
+    Outbox,
+    Txmsg,
+    Off,
 }
 
 #[derive(clap::Args)]
@@ -163,7 +176,17 @@ fn run_command(args: RunArgs) -> ExitCode {
     } else {
         args.faults
     };
+    let messages = match args.messages {
+        Some(MessagesArg::Off) => None,
+        Some(MessagesArg::Outbox) => Some(MessageMode::Outbox),
+        Some(MessagesArg::Txmsg) => Some(MessageMode::Txmsg),
+        None => args
+            .bug
+            .and_then(paylab_sim::config::mode_of_bug)
+            .or(Some(MessageMode::Outbox)),
+    };
     let config = RunConfig {
+        messages,
         shards: args.shards,
         trade_shards: args.trade_shards,
         payment_nodes: args.payment_nodes,

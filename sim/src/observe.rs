@@ -5,6 +5,9 @@ use paylab_invariants as inv;
 use paylab_system::ledger::{self, LedgerCore, TccAction};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
 use paylab_system::tcc::ActivityStatus;
+use paylab_system::broker::BrokerCore;
+use paylab_system::notify::{Callback, NotifyCore, NotifyState, MAX_ATTEMPTS};
+use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore};
 use paylab_system::trade::{self, TradeCore};
 use std::collections::BTreeMap;
 
@@ -220,4 +223,150 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
             }
         })
         .collect()
+}
+
+// ---- The message layer -------------------------------------------------------------------
+
+/// The consumer groups of the trade-events topic in a run with messages.
+pub const GROUPS: &[&str] = &["consumer-records", "merchant-query", "notify"];
+
+fn event_kind(k: trade::TradeEventKind) -> inv::EventKind {
+    match k {
+        trade::TradeEventKind::Paid => inv::EventKind::Paid,
+        trade::TradeEventKind::Refunded => inv::EventKind::Refunded,
+        trade::TradeEventKind::Closed => inv::EventKind::Closed,
+    }
+}
+
+fn event_state(e: &trade::TradeEvent) -> inv::EventState {
+    inv::EventState {
+        id: e.id(),
+        trade: e.trade.to_string(),
+        version: e.version,
+        kind: event_kind(e.kind),
+        status: trade_status(e.status),
+        merchant: e.merchant.0,
+        payer: e.payer.map(|p| p.0),
+        paid: e.paid,
+        refunded: e.refunded,
+        refund: e.refund.as_ref().map(|(no, a)| (no.clone(), a.value())),
+    }
+}
+
+fn group<'a>(out: &'a mut inv::MessageSnapshot, name: &str) -> &'a mut inv::GroupState {
+    out.groups.entry(name.to_string()).or_default()
+}
+
+/// The events a trade shard committed.
+pub fn trade_events(core: &TradeCore, out: &mut inv::MessageSnapshot) {
+    for (id, e) in core.events() {
+        out.committed.insert(id.clone(), event_state(e));
+    }
+}
+
+/// What the broker published on the trade-events topic, and every group's dead letters.
+pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
+    for name in GROUPS {
+        group(out, name);
+    }
+    for q in 0..trade::TRADE_EVENTS_QUEUES {
+        for m in core.queue(trade::TRADE_EVENTS_TOPIC, q).unwrap_or(&[]) {
+            let id = match trade::TradeEvent::decode(&m.payload) {
+                Ok(e) => {
+                    let id = e.id();
+                    out.seen.entry(id.clone()).or_insert_with(|| event_state(&e));
+                    id
+                }
+                Err(_) => format!("undecodable message {}", m.id),
+            };
+            *out.published.entry(id).or_default() += 1;
+        }
+    }
+    for name in GROUPS {
+        let ids: Vec<String> = core
+            .dead_letters(name)
+            .iter()
+            .map(|d| {
+                core.message(&d.message)
+                    .and_then(|m| trade::TradeEvent::decode(&m.payload).ok())
+                    .map_or_else(|| d.message.to_string(), |e| e.id())
+            })
+            .collect();
+        group(out, name).dead_lettered.extend(ids);
+    }
+}
+
+/// The consumer-record replica: its dedup table and its rows.
+pub fn consumer_records(core: &ConsumerRecordsCore, out: &mut inv::MessageSnapshot) {
+    group(out, "consumer-records").consumed = core.consumed().clone();
+    out.consumer_records = core
+        .entries()
+        .iter()
+        .map(|e| inv::ConsumptionRecord {
+            event: e.event.clone(),
+            trade: e.trade.to_string(),
+            buyer: e.buyer.0,
+            merchant: e.merchant.0,
+            amount: e.amount.value(),
+            kind: event_kind(e.kind),
+        })
+        .collect();
+}
+
+fn merchant_row(r: &replica::MerchantRow) -> inv::MerchantRow {
+    inv::MerchantRow {
+        trade: r.trade.to_string(),
+        merchant: r.merchant.0,
+        status: trade_status(r.status),
+        paid: r.paid,
+        refunded: r.refunded,
+        version: r.version,
+    }
+}
+
+/// The merchant-query replica: its dedup table, its rows and every write in order.
+pub fn merchant_query(core: &MerchantQueryCore, out: &mut inv::MessageSnapshot) {
+    group(out, "merchant-query").consumed = core.consumed().clone();
+    out.merchant_rows = core
+        .rows()
+        .values()
+        .map(|r| (r.trade.to_string(), merchant_row(r)))
+        .collect();
+    out.merchant_history = core.history().iter().map(merchant_row).collect();
+}
+
+/// The notifier: one notification per event it consumed.
+pub fn notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
+    let mut consumed = BTreeMap::new();
+    for n in core.notifications() {
+        consumed.insert(n.event.clone(), 1);
+        let status = match n.state {
+            NotifyState::Pending { .. } => inv::NotificationStatus::Pending,
+            NotifyState::Acknowledged { .. } => inv::NotificationStatus::Acknowledged,
+            NotifyState::Exhausted => inv::NotificationStatus::Exhausted,
+        };
+        out.notifications.insert(
+            n.event.clone(),
+            inv::NotificationState {
+                event: n.event.clone(),
+                status,
+                attempts: n.attempts,
+                max_attempts: MAX_ATTEMPTS,
+            },
+        );
+    }
+    group(out, "notify").consumed = consumed;
+}
+
+/// The callbacks the merchant endpoint acknowledged.
+pub fn callbacks(received: &[Callback], out: &mut inv::MessageSnapshot) {
+    out.callbacks = received
+        .iter()
+        .map(|c| inv::CallbackState {
+            event: c.event.clone(),
+            trade: c.trade.to_string(),
+            notified: trade_status(c.notified),
+            queried: c.queried.map(trade_status),
+        })
+        .collect();
 }

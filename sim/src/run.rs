@@ -250,7 +250,7 @@ impl Checker {
     /// the platform is at rest, those that hold only then.
     fn check(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
         let at_ms = now_ms();
-        let snap = cluster.snapshot();
+        let snap = cluster.snapshot(at_rest);
         let obs = Observation {
             at_ms,
             shards: snap.shards,

@@ -14,7 +14,8 @@
 //!   [`buggify`]: points where the harness widens critical windows.
 //!
 //! Services: [`ledger`] (账务, sharded double-entry, TCC participant), [`trade`] (交易),
-//! [`broker`] (MetaQ/RocketMQ-like messages: half messages, check-backs, retries, DLQ).
+//! [`broker`] (MetaQ/RocketMQ-like messages: half messages, check-backs, retries, DLQ),
+//! [`replica`] (消费记录 and 商户查询 read replicas fed by trade events), [`notify`] (最大努力通知).
 
 pub mod broker;
 pub mod buggify;
@@ -26,8 +27,10 @@ pub mod ledger;
 pub mod log;
 pub mod money;
 pub mod node;
+pub mod notify;
 pub mod payment;
 pub mod probes;
+pub mod replica;
 pub mod strategy;
 pub mod tcc;
 pub mod topology;

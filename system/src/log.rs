@@ -123,6 +123,18 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             synced = self.disk.lengths(&self.file).0;
         }
     }
+
+    /// Makes everything appended so far durable with an fsync of the caller's own: it always
+    /// costs one simulated fsync (a slow disk's latency when that fault is on), never waits for
+    /// or shares another caller's. The broker's sync-each-write flush policy uses it to show
+    /// what group commit saves; callers that want one fsync at a time serialize around it.
+    pub async fn sync_unshared(&self) {
+        let latency = self.disk.slow_fsync().unwrap_or(self.fsync_latency);
+        if !latency.is_zero() {
+            madsim::time::sleep(latency).await;
+        }
+        self.disk.sync(&self.file);
+    }
 }
 
 impl GroupCommit {

@@ -5,6 +5,11 @@
 //! - [`core`]: one broker's deterministic state machine (decide → record → apply): topics of
 //!   queues, half messages and their check-backs, consumer-group offsets, retry and
 //!   dead-letter queues.
+//! - [`node`]: the broker node shell: commit log with a flush policy (sync each write, group
+//!   commit, or RocketMQ's unsafe async flush), the served [`BrokerCall`], the check-back
+//!   timer, recovery at start.
+//! - [`consumer`]: the consumer runtime (a push consumer over pulls): in-order processing per
+//!   queue, periodic offset commits after processing, nacks to the retry queue, retry polling.
 //!
 //! Producers send plain messages (idempotent by producer message id; the key picks the queue,
 //! so one key's messages are consumed in order) or half messages (RocketMQ's transactional
@@ -14,8 +19,12 @@
 //! at-least-once; a failed delivery is retried on the group's delay schedule and, after the
 //! last retry, parked in the group's dead-letter queue.
 
+pub mod consumer;
 pub mod core;
+pub mod node;
 pub mod types;
 
 pub use self::core::{BrokerCore, BrokerDecision, BrokerRecord};
+pub use consumer::{ConsumerConfig, Handler};
+pub use node::{BrokerNode, BrokerNodeConfig, FlushPolicy};
 pub use types::*;
