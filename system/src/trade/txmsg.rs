@@ -106,8 +106,16 @@ impl Txmsg {
         for _ in 0..ATTEMPTS_MAX {
             let id = event.id();
             let producer_msg_id = shell.txmsg.producer_msg_id(&event);
-            let half = send_half(shell, &event, &producer_msg_id).await?;
+            // Running from before the half is sent: the broker may store it and check back
+            // before its reply reaches us.
             *shell.txmsg.state().running.entry(id.clone()).or_default() += 1;
+            let half = match send_half(shell, &event, &producer_msg_id).await {
+                Ok(half) => half,
+                Err(e) => {
+                    finish_running(&mut shell.txmsg.state(), &id);
+                    return Err(e);
+                }
+            };
             let env = &shell.env;
             env.buggify.window(Point::HalfToLocal, &env.probes).await;
             let (reply, next) = {
