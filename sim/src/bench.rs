@@ -5,11 +5,15 @@
 //! clients): "one transfer costs X raw round trips" holds across machines where "N per second"
 //! does not.
 
-use crate::cluster::{client_addr, ledger_addr, payment_addr, topology, trade_addr};
+use crate::cluster::{broker_addr, client_addr, ledger_addr, payment_addr, topology, trade_addr};
 use crate::config::RunConfig;
 use madsim::net::rpc::Request;
 use madsim::net::Endpoint;
 use madsim::runtime::Runtime;
+use paylab_system::broker::consumer::{self, ConsumerConfig};
+use paylab_system::broker::{
+    BrokerCall, BrokerCommand, BrokerNode, BrokerNodeConfig, BrokerReply, ConsumeMode, FlushPolicy,
+};
 use paylab_system::disk::Disk;
 use paylab_system::ledger::{LedgerCall, LedgerCommand, LedgerConfig, LedgerNode, Leg, Subject};
 use paylab_system::node::NodeEnv;
@@ -244,6 +248,117 @@ pub fn payments(size: BenchSize) -> (Figure, f64) {
     let payments = u64::from(size.clients) * u64::from(size.per_client);
     let spent = counted.rpc_calls() - rpcs_before_payments.load(Ordering::Relaxed);
     (figure, spent as f64 / payments as f64)
+}
+
+/// The topic of the messages bench.
+const BENCH_TOPIC: &str = "bench-events";
+const BENCH_QUEUES: u32 = 4;
+
+/// Consumer nodes of the messages bench: one per queue.
+pub const BENCH_CONSUMERS: u32 = 4;
+
+/// Messages per wall second, published and consumed: `size.clients` producer nodes each send
+/// `size.per_client` messages (`Send`, unique producer ids, keys spread over the 4 queues of
+/// one topic) to one broker (group commit, the runs' fsync latency), while one clustering group
+/// of [`BENCH_CONSUMERS`] consumer nodes, each running the consumer runtime on its share of the
+/// queues with a trivial handler, consumes them. Timed from the first send until every message
+/// is consumed. Also returns the RPCs one message costs (sends, pulls, commits, idle polls).
+pub fn messages(size: BenchSize) -> (Figure, f64) {
+    let probes = Probes::new();
+    let counted = probes.clone();
+    let rpcs_at_start = Arc::new(AtomicU64::new(0));
+    let at_start = rpcs_at_start.clone();
+    let figure = timed_phase(
+        "messages (published and consumed, group commit)",
+        size,
+        move |size, stopwatch| async move {
+            let handle = madsim::runtime::Handle::current();
+            let total = u64::from(size.clients) * u64::from(size.per_client);
+            let fsync_latency = Duration::from_millis(RunConfig::new(1).fsync_latency_ms);
+            let env = |name: String, addr| NodeEnv {
+                name,
+                addr,
+                disk: Disk::new(),
+                clock: Default::default(),
+                faults: NetFaults::new(),
+                probes: probes.clone(),
+                bugs: Default::default(),
+                buggify: Default::default(),
+            };
+            let broker = BrokerNodeConfig {
+                flush: FlushPolicy::GroupCommit,
+                fsync_latency,
+                topics: vec![(BENCH_TOPIC.to_string(), BENCH_QUEUES)],
+                ..BrokerNodeConfig::default()
+            };
+            serve_forever(
+                &handle,
+                env("broker".into(), broker_addr()),
+                move |env| async move { BrokerNode::start(&env, broker).await.map(|_| ()) },
+            );
+            let consumed = Arc::new(AtomicU64::new(0));
+            let all_consumed = Arc::new(tokio::sync::Notify::new());
+            for i in 0..BENCH_CONSUMERS {
+                let env = env(format!("consumer-{i}"), client_addr(size.clients + i));
+                let (consumed, all_consumed) = (consumed.clone(), all_consumed.clone());
+                let handler = consumer::handler(move |_| {
+                    if consumed.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                        all_consumed.notify_one();
+                    }
+                    async { Ok(()) }
+                });
+                let config = ConsumerConfig::new(
+                    "bench",
+                    format!("c{i}"),
+                    BENCH_TOPIC,
+                    BENCH_QUEUES,
+                    ConsumeMode::Clustering,
+                    broker_addr(),
+                );
+                let queues = consumer::allocate(BENCH_QUEUES, BENCH_CONSUMERS, i);
+                serve_forever(&handle, env, move |env| async move {
+                    let t =
+                        Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+                    madsim::task::spawn(consumer::run_on(env, t, config, queues, handler));
+                    Ok(())
+                });
+            }
+            // The broker is up and every consumer subscribed before the clock starts.
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            at_start.store(probes.rpc_calls(), Ordering::Relaxed);
+            stopwatch.start();
+            for c in 0..size.clients {
+                let node = handle.create_node().ip(client_addr(c).ip()).build();
+                let probes = probes.clone();
+                node.spawn(async move { publish(c, size.per_client, probes).await });
+            }
+            all_consumed.notified().await;
+            stopwatch.stop();
+        },
+    );
+    let messages = u64::from(size.clients) * u64::from(size.per_client);
+    let spent = counted.rpc_calls() - rpcs_at_start.load(Ordering::Relaxed);
+    (figure, spent as f64 / messages as f64)
+}
+
+/// One producer: `count` sends in a row, each acknowledged (durable) before the next.
+async fn publish(c: u32, count: u32, probes: Probes) {
+    let t = Transport::bind(client_addr(c), NetFaults::new(), probes)
+        .await
+        .expect("bind producer");
+    for i in 0..count {
+        let send = BrokerCommand::Send {
+            topic: BENCH_TOPIC.to_string(),
+            key: format!("key-{c}-{}", i % 16),
+            payload: format!("message {i} of producer {c}"),
+            producer_msg_id: format!("p{c}-{i}"),
+        };
+        let sent = t.call(broker_addr(), BrokerCall(send), BENCH_TIMEOUT).await;
+        assert!(
+            matches!(sent, Ok(Ok(BrokerReply::Sent { .. }))),
+            "message sent: {sent:?}"
+        );
+    }
 }
 
 /// Two ledger shards, one trade shard and one payment node, as in a run.

@@ -6,24 +6,22 @@ use crate::observe;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::{ActivityState, MessageSnapshot, ShardSnapshot, TradeState};
+use paylab_system::broker::{
+    BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, FlushPolicy, RetryPolicy,
+};
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;
 use paylab_system::disk::{Disk, PowerLossReport};
 use paylab_system::ledger::{LedgerConfig, LedgerNode};
 use paylab_system::node::NodeEnv;
-use paylab_system::payment::{PaymentConfig, PaymentNode};
-use paylab_system::probes::{names, Probes};
-use paylab_system::topology::Topology;
-use paylab_system::broker::{
-    BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, FlushPolicy, RetryPolicy,
-};
 use paylab_system::notify::{
     MerchantConfig, MerchantEndpoint, NotifyConfig, NotifyNode, SIMULATION_NOTIFY_SCHEDULE_MS,
 };
-use paylab_system::replica::{
-    ConsumerRecordsCore, MerchantQueryCore, ReplicaConfig, ReplicaNode,
-};
+use paylab_system::payment::{PaymentConfig, PaymentNode};
+use paylab_system::probes::{names, Probes};
+use paylab_system::replica::{ConsumerRecordsCore, MerchantQueryCore, ReplicaConfig, ReplicaNode};
+use paylab_system::topology::Topology;
 use paylab_system::trade::events::producer_group;
 use paylab_system::trade::{
     TradeConfig, TradeMessaging, TradeNode, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC,
@@ -437,11 +435,9 @@ impl Cluster {
             match lock(&slot.live).clone() {
                 None => out.push(format!("{name} is down")),
                 Some(Service::Ledger(_)) => {}
-                Some(Service::Trade(node)) => out.extend(
-                    node.read(|core| core.pending())
-                        .into_iter()
-                        .map(|p| format!("{name}: {p}")),
-                ),
+                Some(Service::Trade(node)) => {
+                    out.extend(node.pending().into_iter().map(|p| format!("{name}: {p}")))
+                }
                 Some(Service::Payment(node)) => {
                     out.extend(node.pending().into_iter().map(|p| format!("{name}: {p}")))
                 }

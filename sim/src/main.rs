@@ -126,6 +126,25 @@ struct BenchArgs {
     /// Measure each figure this many times (interleaved) and keep the best.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
+    /// Only these parts, comma-separated (transfers, payments, messages); the calibration
+    /// always runs, since every figure is a ratio to it.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "transfers,payments,messages"
+    )]
+    parts: Vec<BenchPart>,
+}
+
+/// A timed part of `paylab bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchPart {
+    /// Ledger transfers (post + durable log + reply).
+    Transfers,
+    /// Payments (the TCC flow across two ledger shards).
+    Payments,
+    /// Messages published to the broker and consumed by a consumer group.
+    Messages,
 }
 
 fn main() -> ExitCode {
@@ -352,45 +371,77 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         size.clients,
         size.per_client
     );
-    // Interleaved rounds, best of each: the least disturbed measurement of both.
-    let mut calibration = bench::calibration(size);
-    let mut transfers = bench::ledger_transfers(size);
-    for _ in 1..args.rounds {
-        calibration = bench::best(calibration, bench::calibration(size));
-        transfers = bench::best(transfers, bench::ledger_transfers(size));
+    let part = |p: BenchPart| args.parts.contains(&p);
+    // Payments are slower: a fifth of the operations keeps the bench's time in check.
+    let pay_size = BenchSize {
+        clients: size.clients,
+        per_client: (size.per_client / 5).max(1),
+    };
+    // Messages: half, so that a round stays well under a second.
+    let msg_size = BenchSize {
+        clients: size.clients,
+        per_client: (size.per_client / 2).max(1),
+    };
+    // Interleaved rounds, best of each: the least disturbed measurement of every figure.
+    let mut calibration: Option<bench::Figure> = None;
+    let mut transfers: Option<bench::Figure> = None;
+    let mut payments: Option<(bench::Figure, f64)> = None;
+    let mut messages: Option<(bench::Figure, f64)> = None;
+    let keep = |best: Option<bench::Figure>, new: bench::Figure| match best {
+        Some(best) => bench::best(best, new),
+        None => new,
+    };
+    // The RPC count is the same every round (one seed): keep the first.
+    let keep_with =
+        |best: Option<(bench::Figure, f64)>, (new, rpcs): (bench::Figure, f64)| match best {
+            Some((best, first)) => (bench::best(best, new), first),
+            None => (new, rpcs),
+        };
+    for _ in 0..args.rounds {
+        calibration = Some(keep(calibration, bench::calibration(size)));
+        if part(BenchPart::Transfers) {
+            transfers = Some(keep(transfers, bench::ledger_transfers(size)));
+        }
+        if part(BenchPart::Payments) {
+            payments = Some(keep_with(payments, bench::payments(pay_size)));
+        }
+        if part(BenchPart::Messages) {
+            messages = Some(keep_with(messages, bench::messages(msg_size)));
+        }
     }
-    for f in [&calibration, &transfers] {
+    let calibration = calibration.expect("at least one round");
+    let line = |f: &bench::Figure| {
         say!(
             "{:<48} {:>12.0} /s  ({} in {:.3}s)",
             f.name,
             f.per_sec(),
             f.count,
             f.wall_s
+        )
+    };
+    line(&calibration);
+    if let Some(transfers) = &transfers {
+        line(transfers);
+        let ratio = calibration.per_sec() / transfers.per_sec();
+        say!("one ledger transfer costs {ratio:.2} raw round trips (target <= 2.00)");
+    }
+    if let Some((payments, rpcs)) = &payments {
+        line(payments);
+        // The target is 20,000 payments/s on the design machine, whose calibration is
+        // about 480,000 round trips/s (TESTBED.md): at most 24 raw round trips per payment.
+        say!(
+            "one payment costs {:.2} raw round trips (target <= 24.00) and {rpcs:.2} RPCs (target <= 12)",
+            calibration.per_sec() / payments.per_sec()
         );
     }
-    let ratio = calibration.per_sec() / transfers.per_sec();
-    say!("one ledger transfer costs {ratio:.2} raw round trips (target <= 2.00)");
-    // Payments are slower: a fifth of the operations keeps the bench's time in check.
-    let pay_size = BenchSize {
-        clients: size.clients,
-        per_client: (size.per_client / 5).max(1),
-    };
-    let (mut payments, rpcs) = bench::payments(pay_size);
-    for _ in 1..args.rounds {
-        payments = bench::best(payments, bench::payments(pay_size).0);
+    if let Some((messages, rpcs)) = &messages {
+        line(messages);
+        say!(
+            "one message costs {:.2} raw round trips and {rpcs:.2} RPCs ({} producers, {} consumers)",
+            calibration.per_sec() / messages.per_sec(),
+            msg_size.clients,
+            bench::BENCH_CONSUMERS
+        );
     }
-    say!(
-        "{:<48} {:>12.0} /s  ({} in {:.3}s)",
-        payments.name,
-        payments.per_sec(),
-        payments.count,
-        payments.wall_s
-    );
-    // The target is 20,000 payments/s on the design machine, whose calibration is
-    // about 480,000 round trips/s (TESTBED.md): at most 24 raw round trips per payment.
-    say!(
-        "one payment costs {:.2} raw round trips (target <= 24.00) and {rpcs:.2} RPCs (target <= 12)",
-        calibration.per_sec() / payments.per_sec()
-    );
     ExitCode::SUCCESS
 }

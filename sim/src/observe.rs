@@ -2,12 +2,12 @@
 //! vocabulary.
 
 use paylab_invariants as inv;
-use paylab_system::ledger::{self, LedgerCore, TccAction};
-use paylab_system::payment::{Order, OrderKind, PaymentView};
-use paylab_system::tcc::ActivityStatus;
 use paylab_system::broker::BrokerCore;
+use paylab_system::ledger::{self, LedgerCore, TccAction};
 use paylab_system::notify::{Callback, NotifyCore, NotifyState, MAX_ATTEMPTS};
+use paylab_system::payment::{Order, OrderKind, PaymentView};
 use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore};
+use paylab_system::tcc::ActivityStatus;
 use paylab_system::trade::{self, TradeCore};
 use std::collections::BTreeMap;
 
@@ -274,7 +274,9 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             let id = match trade::TradeEvent::decode(&m.payload) {
                 Ok(e) => {
                     let id = e.id();
-                    out.seen.entry(id.clone()).or_insert_with(|| event_state(&e));
+                    out.seen
+                        .entry(id.clone())
+                        .or_insert_with(|| event_state(&e));
                     id
                 }
                 Err(_) => format!("undecodable message {}", m.id),

@@ -435,6 +435,52 @@ impl FaultPlan {
                 events.push(FaultEvent { after_ops, fault });
             }
         }
+        // A crash is most telling while a disk is slow (writes linger unsynced): usually one
+        // crash lands on a slow disk's node shortly after its slowness began.
+        let slow: Vec<(u64, String)> = events
+            .iter()
+            .filter_map(|e| match &e.fault {
+                Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
+                _ => None,
+            })
+            .collect();
+        // Likewise a buggify window exists to be crashed in: usually a crash lands on
+        // a node that runs the widened window, just after it opened.
+        let windows: Vec<(u64, Vec<String>)> = events
+            .iter()
+            .filter_map(|e| match &e.fault {
+                Fault::Buggify { point, .. } => {
+                    let runs = point_nodes(*point, &nodes);
+                    (!runs.is_empty()).then_some((e.after_ops, runs))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut targets: Vec<(u64, Vec<String>)> = slow
+            .first()
+            .map(|(at, node)| (*at, vec![node.clone()]))
+            .into_iter()
+            .chain(windows)
+            .collect();
+        let mut crashes = events
+            .iter_mut()
+            .filter(|e| matches!(e.fault, Fault::Crash { .. }));
+        for (after_ops, candidates) in targets.drain(..) {
+            if !rng.gen_bool(0.75) {
+                continue;
+            }
+            let Some(crash) = crashes.next() else {
+                break;
+            };
+            if let Fault::Crash { node: target, .. } = &mut crash.fault {
+                *target = candidates
+                    .choose(&mut rng)
+                    .expect("candidates exist")
+                    .clone();
+            }
+            // A few operations in, so that work is inside the window when the node dies.
+            crash.after_ops = after_ops + rng.gen_range(2..=6);
+        }
         events.sort_by_key(|e| e.after_ops);
         FaultPlan { kinds, events }
     }
@@ -492,6 +538,18 @@ impl FaultPlan {
         }
         Ok(())
     }
+}
+
+/// The nodes that run the code behind buggify point `point`.
+fn point_nodes(point: Point, nodes: &[String]) -> Vec<String> {
+    let runs = |n: &str| match point {
+        Point::CommitToPhaseTwo | Point::OutcomeToTrade | Point::OrderToTrade => {
+            n.starts_with("payment-")
+        }
+        Point::CommitToMessage | Point::HalfToLocal => n.starts_with("trade-"),
+        Point::ConsumeToOffset => matches!(n, "consumer-records" | "merchant-query" | "notify"),
+    };
+    nodes.iter().filter(|n| runs(n)).cloned().collect()
 }
 
 /// One fault of `kind` with random targets and intensity.

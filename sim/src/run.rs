@@ -108,6 +108,10 @@ impl RunReport {
              --payment-nodes {} --clients {} --ops {}",
             c.seed, c.strategy, c.shards, c.trade_shards, c.payment_nodes, c.clients, c.ops
         );
+        cmd.push_str(&format!(
+            " --messages {}",
+            c.messages.map_or("off", |m| m.name())
+        ));
         if let Some(bug) = c.bug {
             cmd.push_str(&format!(" --bug {bug}"));
         }

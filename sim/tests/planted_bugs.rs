@@ -2,6 +2,7 @@
 //! 200 seeds: proof that the checkers can fail. The violation must name its evidence (the
 //! request, activity or trade), and the report must say how to replay it.
 
+use paylab_sim::config::mode_of_bug;
 use paylab_sim::{run, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 
@@ -10,14 +11,19 @@ const SEEDS: u64 = 200;
 /// The first run among the first 200 seeds that the planted bug makes fail.
 fn first_caught(bug: Bug) -> RunReport {
     (0..SEEDS)
-        .map(|seed| {
-            run(RunConfig {
-                bug: Some(bug),
-                ..RunConfig::new(seed)
-            })
-        })
+        .map(|seed| run(config(bug, seed)))
         .find(|r| r.verdict == Verdict::Violation)
         .unwrap_or_else(|| panic!("no seed in 0..{SEEDS} catches {bug}"))
+}
+
+/// The default run of `seed` with `bug` planted, in the message mode the bug lives in.
+fn config(bug: Bug, seed: u64) -> RunConfig {
+    let base = RunConfig::new(seed);
+    RunConfig {
+        bug: Some(bug),
+        messages: mode_of_bug(bug).or(base.messages),
+        ..base
+    }
 }
 
 /// Asserts that `bug` is caught by the invariant the catalogue names, and returns the
@@ -26,6 +32,9 @@ fn caught_naming(bug: Bug, key: &str) -> String {
     let report = first_caught(bug);
     assert_eq!(report.verdict.exit_code(), 1);
     assert!(report.repro().contains(&format!("--bug {bug}")));
+    if let Some(mode) = mode_of_bug(bug) {
+        assert!(report.repro().contains(&format!("--messages {mode}")));
+    }
     let v = report
         .violations
         .iter()
@@ -101,4 +110,44 @@ fn manager_no_recovery_is_caught_by_liveness() {
             .any(|s| s.contains("payment-") && (s.contains("order") || s.contains("activity"))),
         "names the stuck work: {stuck:?}"
     );
+}
+
+/// Mode 1 without its resender: a row whose relay failed (broker down or cut off, or the trade
+/// node crashed between the commit and the relay) is never sent.
+#[test]
+fn outbox_no_resender_is_caught_by_message_completeness() {
+    caught_naming(Bug::OutboxNoResender, "event");
+}
+
+/// Mode 2 with check-backs answered from a map a restart empties: a committed event whose
+/// commit never reached the broker is discarded.
+#[test]
+fn checkback_from_memory_is_caught_by_message_completeness() {
+    caught_naming(Bug::CheckbackFromMemory, "event");
+}
+
+/// Mode 2 with check-backs that commit whatever they cannot find: an aborted change's event
+/// is delivered.
+#[test]
+fn checkback_defaults_commit_is_caught_by_message_completeness() {
+    caught_naming(Bug::CheckbackDefaultsCommit, "event");
+}
+
+/// The consumer-record replica without its dedup table records a redelivered event twice.
+#[test]
+fn consumer_no_dedup_is_caught_by_replicas() {
+    caught_naming(Bug::ConsumerNoDedup, "event");
+}
+
+/// Offsets committed before processing: a consumer crash in between loses the batch.
+#[test]
+fn offset_before_processing_is_caught_by_message_completeness() {
+    caught_naming(Bug::OffsetBeforeProcessing, "event");
+}
+
+/// The merchant-query replica without versions: an old event redelivered from the retry queue
+/// after a newer one rolls the row back.
+#[test]
+fn replica_no_version_is_caught_by_replicas() {
+    caught_naming(Bug::ReplicaNoVersion, "trade");
 }

@@ -8,13 +8,22 @@
 
 use paylab_sim::{run, RunConfig, RunReport, Verdict};
 use paylab_system::probes::names;
+use paylab_system::trade::MessageMode;
 
 /// The first run among seeds `0..SEARCH` that reaches every probe in `corner`.
 const SEARCH: u64 = 40;
 
 fn first_run_reaching(corner: &[&str]) -> RunReport {
+    first_run_in_mode_reaching(MessageMode::Outbox, corner)
+}
+
+/// The same, with trade events published in `mode`.
+fn first_run_in_mode_reaching(mode: MessageMode, corner: &[&str]) -> RunReport {
     for seed in 0..SEARCH {
-        let report = run(RunConfig::new(seed));
+        let report = run(RunConfig {
+            messages: Some(mode),
+            ..RunConfig::new(seed)
+        });
         if corner.iter().all(|p| report.probe(p) > 0) {
             return report;
         }
@@ -109,5 +118,63 @@ fn consecutive_seeds_pass_with_faults_and_business_traffic() {
 #[test]
 fn a_retry_at_another_payment_node_is_forwarded_to_the_owner() {
     let report = first_run_reaching(&[names::CLIENT_RETRY, names::PAYMENT_FORWARDED]);
+    assert_passes(&report);
+}
+
+/// The broker crashes with writes in its page cache: they are lost, but none was acknowledged
+/// (the broker replies after the fsync), so producers resend and every event still arrives.
+#[test]
+fn a_broker_crash_loses_only_unacknowledged_writes() {
+    for mode in MessageMode::ALL {
+        let report = first_run_in_mode_reaching(
+            *mode,
+            &[names::BROKER_LOST_UNSYNCED, names::BROKER_RECOVERED],
+        );
+        assert_passes(&report);
+    }
+}
+
+/// A consumer crashes after processing events and before committing their offset: after its
+/// restart it is handed them again and its dedup table skips them.
+#[test]
+fn a_consumer_crash_before_its_offset_commit_replays_into_dedup() {
+    let report = first_run_reaching(&[names::CONSUMER_REPLAYED_AFTER_RESTART]);
+    assert_passes(&report);
+}
+
+/// Mode 1: a trade node crashes between committing a change (with its outbox row) and
+/// relaying the event; after its restart the resender finds the row and sends it.
+#[test]
+fn a_producer_crash_after_its_local_commit_is_repaired_by_the_outbox_resender() {
+    let report = first_run_in_mode_reaching(
+        MessageMode::Outbox,
+        &[names::TRADE_RECOVERED, names::OUTBOX_RESENT_AFTER_RESTART],
+    );
+    assert_passes(&report);
+}
+
+/// Mode 2: a trade node crashes between its local commit and the half message's commit; the
+/// broker's check-back finds the change in the restarted node's durable state and commits.
+#[test]
+fn a_producer_crash_after_its_local_commit_is_repaired_by_the_check_back() {
+    let report = first_run_in_mode_reaching(
+        MessageMode::Txmsg,
+        &[
+            names::TRADE_RECOVERED,
+            names::TXMSG_COMMITTED_AFTER_RESTART,
+            names::BROKER_HALF_COMMITTED_BY_CHECK,
+        ],
+    );
+    assert_passes(&report);
+}
+
+/// A consumer's processing fails; the broker redelivers the event from the group's retry
+/// queue after newer events of its trade, and the merchant-query replica skips it as stale.
+#[test]
+fn a_retried_event_older_than_the_row_is_skipped_as_stale() {
+    let report = first_run_reaching(&[
+        names::CONSUMER_RETRY_DELIVERED,
+        names::CONSUMER_STALE_VERSION_SKIPPED,
+    ]);
     assert_passes(&report);
 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// How long a widened window lasts.
 pub const WINDOW: Duration = Duration::from_millis(300);
 
+/// The widened window of [`Point::HalfToLocal`].
+pub const HALF_TO_LOCAL_WINDOW: Duration = Duration::from_millis(800);
+
 /// A critical window in platform code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,6 +55,16 @@ impl Point {
             Point::CommitToMessage => "commit-to-message",
             Point::HalfToLocal => "half-to-local",
             Point::ConsumeToOffset => "consume-to-offset",
+        }
+    }
+
+    /// How long the widened window lasts: [`WINDOW`], except between a half message and its
+    /// local transaction, which is widened past the broker's first check-back (600 ms in a
+    /// run), so that the check arrives while the local transaction is still running.
+    pub fn window(self) -> Duration {
+        match self {
+            Point::HalfToLocal => HALF_TO_LOCAL_WINDOW,
+            _ => WINDOW,
         }
     }
 
@@ -112,11 +125,11 @@ impl Buggify {
             .contains(&point)
     }
 
-    /// Pauses for [`WINDOW`] if `point` is on.
+    /// Pauses for the point's window if `point` is on.
     pub async fn window(&self, point: Point, probes: &Probes) {
         if self.is_on(point) {
             probes.hit(point.probe());
-            madsim::time::sleep(WINDOW).await;
+            madsim::time::sleep(point.window()).await;
         }
     }
 }

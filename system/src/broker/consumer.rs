@@ -42,7 +42,7 @@ pub struct ConsumerConfig {
     pub queues: u32,
     pub mode: ConsumeMode,
     pub broker: SocketAddr,
-    /// Messages per pull, 1 to [`MAX_PULL_BATCH`].
+    /// Messages per pull, 1 to [`MAX_PULL_BATCH`] (clamped).
     pub batch: u32,
     /// The pause after a round that found nothing, or after a failed call.
     pub idle_wait: Duration,
@@ -221,7 +221,7 @@ impl Consumer {
             topic: c.topic.clone(),
             queue,
             from,
-            max: c.batch,
+            max: c.batch.clamp(1, MAX_PULL_BATCH),
         };
         let (deliveries, next_offset) = match self.call(pull).await {
             Ok(Ok(BrokerReply::Pulled {
@@ -240,8 +240,17 @@ impl Consumer {
                 tracing::warn!(?other, "unexpected reply to a pull");
                 return false;
             }
+            Ok(Err(BrokerError::UnknownGroup(_) | BrokerError::NotSubscribed { .. })) => {
+                // The broker lost the subscription (an unsafe flush policy and a power loss):
+                // subscribe again and start over from whatever offset it kept.
+                tracing::warn!(group = %c.group, queue, "subscription lost, subscribing again");
+                self.subscribe().await;
+                self.positions().insert(queue, Position::default());
+                return false;
+            }
             Ok(Err(refusal)) => {
                 tracing::warn!(group = %c.group, queue, %refusal, "pull refused");
+                madsim::time::sleep(c.idle_wait).await;
                 return false;
             }
             Err(_) => {
@@ -386,7 +395,7 @@ impl Consumer {
         let c = &self.config;
         let pull = BrokerCommand::PullRetries {
             group: c.group.clone(),
-            max: c.batch,
+            max: c.batch.clamp(1, MAX_PULL_BATCH),
         };
         let deliveries = match self.call(pull).await {
             Ok(Ok(BrokerReply::RetriesDue { deliveries })) => deliveries,

@@ -45,8 +45,9 @@ pub enum FlushPolicy {
     GroupCommit,
     /// RocketMQ's ASYNC_FLUSH: writes are acknowledged at once and a background task fsyncs
     /// every `interval_ms`. **Unsafe by design**: a power loss drops every acknowledged write
-    /// of the last interval (a sent message, a committed offset, a half's decision), which is
-    /// what this policy exists to demonstrate.
+    /// of the last interval (a sent message, a committed offset, a half's decision), and a
+    /// consumer that read past the new end may skip the messages later sent into the offsets
+    /// it had passed. That loss is what this policy exists to demonstrate.
     Async { interval_ms: u64 },
 }
 

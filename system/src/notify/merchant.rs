@@ -54,7 +54,10 @@ impl MerchantEndpoint {
                 async move {
                     let (fail, slow) = {
                         let mut rng = madsim::rand::thread_rng();
-                        (rng.gen_bool(config.fail_rate), rng.gen_bool(config.slow_rate))
+                        (
+                            rng.gen_bool(config.fail_rate),
+                            rng.gen_bool(config.slow_rate),
+                        )
                     };
                     if fail {
                         return Err("merchant busy".to_string());

@@ -109,9 +109,12 @@ impl Shell {
             if let Some(record) = core.decide_result(&event, attempt, acked, now_ms) {
                 let probe = match (&record, acked) {
                     (_, true) => names::NOTIFY_ACKED,
-                    (NotifyRecord::Attempted {
-                        next_due_ms: None, ..
-                    }, false) => names::NOTIFY_EXHAUSTED,
+                    (
+                        NotifyRecord::Attempted {
+                            next_due_ms: None, ..
+                        },
+                        false,
+                    ) => names::NOTIFY_EXHAUSTED,
                     _ => names::NOTIFY_RETRIED,
                 };
                 self.env.probes.hit(probe);
@@ -130,7 +133,8 @@ impl Shell {
 impl NotifyNode {
     /// Recovers the schedule from the log, resumes it and starts consuming.
     pub async fn start(env: &NodeEnv, config: NotifyConfig) -> std::io::Result<NotifyNode> {
-        let log = DurableLog::<NotifyRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log =
+            DurableLog::<NotifyRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
@@ -175,7 +179,8 @@ impl NotifyNode {
 
     /// What a notification node that is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: NotifyConfig) -> NotifyCore {
-        let log = DurableLog::<NotifyRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log =
+            DurableLog::<NotifyRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
         NotifyCore::recover(config.schedule, &log.read_durable())
     }
 }

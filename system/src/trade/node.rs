@@ -236,6 +236,23 @@ impl TradeNode {
         f(&self.shell.core())
     }
 
+    /// What the node still has to do: pays and refunds not ended and, where a resender will
+    /// send them, outbox rows not yet acknowledged. (A node without a resender never sends a
+    /// row whose relay failed: that row is lost, not pending, and message completeness says
+    /// so.)
+    pub fn pending(&self) -> Vec<String> {
+        let core = self.shell.core();
+        let mut out = core.pending();
+        let resends = self.shell.env.bugs.get() != Some(Bug::OutboxNoResender);
+        if resends && self.shell.mode() == Some(MessageMode::Outbox) {
+            out.extend(
+                core.unsent()
+                    .map(|e| format!("outbox row {} unsent", e.id())),
+            );
+        }
+        out
+    }
+
     /// Ids of the events the node knows to be durable (mode 2's check-back answers from
     /// these).
     pub fn durable_events(&self) -> Vec<String> {
