@@ -3,25 +3,43 @@
 //! request, activity or trade), and the report must say how to replay it.
 
 use paylab_sim::config::mode_of_bug;
+use paylab_sim::plan::FaultKind;
 use paylab_sim::{run, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 
 const SEEDS: u64 = 200;
 
-/// The first run among the first 200 seeds that the planted bug makes fail.
+/// The first run among the first 200 seeds that the planted bug makes fail the invariant
+/// the catalogue names for it (other invariants may fire first on other seeds: a check-back
+/// that defaults to commit, for one, often shows first as a merchant told too early).
 fn first_caught(bug: Bug) -> RunReport {
     (0..SEEDS)
         .map(|seed| run(config(bug, seed)))
-        .find(|r| r.verdict == Verdict::Violation)
-        .unwrap_or_else(|| panic!("no seed in 0..{SEEDS} catches {bug}"))
+        .find(|r| {
+            r.verdict == Verdict::Violation
+                && r.violations
+                    .iter()
+                    .any(|v| v.invariant.name() == bug.caught_by())
+        })
+        .unwrap_or_else(|| panic!("no seed in 0..{SEEDS} makes {bug} fail {}", bug.caught_by()))
 }
 
 /// The default run of `seed` with `bug` planted, in the message mode the bug lives in.
+///
+/// The two check-back bugs need a trade node to die inside a critical window (between its
+/// local commit and the half's commit, or while a check-back overtakes a local transaction
+/// that then aborts). The default swarm reaches that in a few of the first 200 seeds; these
+/// tests run the targeted campaign instead (crashes and buggify windows only, which the plan
+/// correlates), where it comes within the first few dozen.
 fn config(bug: Bug, seed: u64) -> RunConfig {
     let base = RunConfig::new(seed);
+    let targeted = matches!(bug, Bug::CheckbackFromMemory | Bug::CheckbackDefaultsCommit);
     RunConfig {
         bug: Some(bug),
         messages: mode_of_bug(bug).or(base.messages),
+        faults: targeted
+            .then(|| vec![FaultKind::Crash, FaultKind::Buggify])
+            .or(base.faults),
         ..base
     }
 }
