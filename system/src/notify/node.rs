@@ -5,12 +5,13 @@
 
 use super::core::{NotifyCore, NotifyRecord};
 use super::types::{MerchantNotifyCall, MAX_ATTEMPTS};
-use crate::broker::consumer::{self, ConsumerConfig, Handler};
-use crate::broker::{ConsumeMode, Delivery};
+use crate::broker::consumer::{self, Handler};
+use crate::broker::Delivery;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
-use crate::trade::{TradeEvent, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC};
+use crate::replica::node::trade_events_consumer;
+use crate::trade::TradeEvent;
 use crate::transport::Transport;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -155,18 +156,8 @@ impl NotifyNode {
                 Box::pin(async move { shell.consume(delivery).await })
             })
         };
-        let consumer = ConsumerConfig {
-            group: GROUP.to_string(),
-            consumer: env.name.clone(),
-            topic: TRADE_EVENTS_TOPIC.to_string(),
-            queues: TRADE_EVENTS_QUEUES,
-            mode: ConsumeMode::Clustering,
-            broker: config.broker,
-            batch: 16,
-            idle_wait: Duration::from_millis(20),
-            commit_interval: config.commit_interval,
-            rpc_timeout: Duration::from_millis(300),
-        };
+        let consumer =
+            trade_events_consumer(GROUP, &env.name, config.broker, config.commit_interval);
         madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
         madsim::task::spawn(callbacks(shell.clone()));
         Ok(NotifyNode { shell })

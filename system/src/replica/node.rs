@@ -81,6 +81,28 @@ impl Projection for MerchantQueryCore {
     }
 }
 
+/// How every consumer of the trade-events topic runs: one clustering group member taking
+/// every queue, batches of 16, offsets committed every `commit_interval`.
+pub fn trade_events_consumer(
+    group: &str,
+    consumer: &str,
+    broker: SocketAddr,
+    commit_interval: Duration,
+) -> ConsumerConfig {
+    ConsumerConfig {
+        batch: 16,
+        commit_interval,
+        ..ConsumerConfig::new(
+            group,
+            consumer,
+            TRADE_EVENTS_TOPIC,
+            TRADE_EVENTS_QUEUES,
+            ConsumeMode::Clustering,
+            broker,
+        )
+    }
+}
+
 /// How a replica node is set up.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplicaConfig {
@@ -136,18 +158,8 @@ impl<P: Projection> ReplicaNode<P> {
                 Box::pin(async move { process(&core, &log, &env, &before, config, delivery).await })
             })
         };
-        let consumer = ConsumerConfig {
-            group: P::GROUP.to_string(),
-            consumer: env.name.clone(),
-            topic: TRADE_EVENTS_TOPIC.to_string(),
-            queues: TRADE_EVENTS_QUEUES,
-            mode: ConsumeMode::Clustering,
-            broker: config.broker,
-            batch: 16,
-            idle_wait: Duration::from_millis(20),
-            commit_interval: config.commit_interval,
-            rpc_timeout: Duration::from_millis(300),
-        };
+        let consumer =
+            trade_events_consumer(P::GROUP, &env.name, config.broker, config.commit_interval);
         madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
         Ok(ReplicaNode { core })
     }
