@@ -7,7 +7,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::{ActivityState, MessageSnapshot, ShardSnapshot, TradeState};
 use paylab_system::broker::{
-    BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, FlushPolicy, RetryPolicy,
+    BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, RetryPolicy,
 };
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
@@ -478,7 +478,7 @@ fn message_roles(
             check: run_check_policy(),
             retry: RetryPolicy::simulation(),
         },
-        flush: FlushPolicy::GroupCommit,
+        flush: config.broker_flush,
         fsync_latency,
         topics: vec![(TRADE_EVENTS_TOPIC.to_string(), TRADE_EVENTS_QUEUES)],
         producers: (0..config.trade_shards)

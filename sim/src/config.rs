@@ -3,6 +3,7 @@
 use crate::plan::FaultKind;
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
+use paylab_system::broker::FlushPolicy;
 use paylab_system::trade::MessageMode;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -41,6 +42,9 @@ pub struct RunConfig {
     /// replicas or notifications).
     #[serde(default = "default_messages")]
     pub messages: Option<MessageMode>,
+    /// When the broker makes a write durable relative to acknowledging it.
+    #[serde(default)]
+    pub broker_flush: FlushPolicy,
     /// The planted bug, if any.
     pub bug: Option<Bug>,
     /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
@@ -106,6 +110,7 @@ impl RunConfig {
             strategy: StrategyKind::Tcc,
             close_after_ms: 3_000,
             messages: Some(MessageMode::Outbox),
+            broker_flush: FlushPolicy::GroupCommit,
             bug: None,
             faults: None,
             fsync_latency_ms: 1,
@@ -177,9 +182,10 @@ impl fmt::Display for RunConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "strategy={} messages={} shards={} trade-shards={} payment-nodes={} clients={} ops={} bug={} fsync={}ms",
+            "strategy={} messages={} broker-flush={} shards={} trade-shards={} payment-nodes={} clients={} ops={} bug={} fsync={}ms",
             self.strategy,
             self.messages.map_or("off", |m| m.name()),
+            self.broker_flush,
             self.shards,
             self.trade_shards,
             self.payment_nodes,

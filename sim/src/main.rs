@@ -8,6 +8,7 @@ use paylab_sim::report;
 use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
+use paylab_system::broker::FlushPolicy;
 use paylab_system::trade::MessageMode;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +67,11 @@ struct RunArgs {
     /// off (no message layer). Default: outbox, or the mode a planted message bug lives in.
     #[arg(long)]
     messages: Option<MessagesArg>,
+    /// When the broker fsyncs relative to acknowledging: sync (one fsync per write), group
+    /// (group commit, the default) or async / async:<ms> (RocketMQ's ASYNC_FLUSH every 500 ms:
+    /// acknowledged writes can be lost in a crash — unsafe by design).
+    #[arg(long, default_value = "group")]
+    broker_flush: FlushPolicy,
     /// Number of concurrent client nodes.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(CLIENTS_MAX)))]
     clients: u32,
@@ -206,6 +212,7 @@ fn run_command(args: RunArgs) -> ExitCode {
     };
     let config = RunConfig {
         messages,
+        broker_flush: args.broker_flush,
         shards: args.shards,
         trade_shards: args.trade_shards,
         payment_nodes: args.payment_nodes,

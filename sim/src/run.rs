@@ -1,6 +1,7 @@
 //! One run: a fresh OS thread, a fresh madsim runtime, the faulted phase (load + fault plan,
 //! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
 
+use paylab_system::broker::FlushPolicy;
 use crate::cluster::{client_addr, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
@@ -112,6 +113,9 @@ impl RunReport {
             " --messages {}",
             c.messages.map_or("off", |m| m.name())
         ));
+        if c.broker_flush != FlushPolicy::default() {
+            cmd.push_str(&format!(" --broker-flush {}", c.broker_flush));
+        }
         if let Some(bug) = c.bug {
             cmd.push_str(&format!(" --bug {bug}"));
         }

@@ -46,6 +46,21 @@ fn out_of_range_sizes_and_unknown_bugs_are_refused() {
 }
 
 #[test]
+fn bad_message_options_and_bugs_outside_their_mode_are_refused() {
+    assert_usage_error(&["run", "--messages", "kafka"], "kafka");
+    assert_usage_error(&["run", "--broker-flush", "sometimes"], "sometimes");
+    assert_usage_error(&["run", "--broker-flush", "async:0"], "async:0");
+    assert_usage_error(
+        &["run", "--bug", "checkback-from-memory", "--messages", "outbox"],
+        "--messages txmsg",
+    );
+    assert_usage_error(
+        &["run", "--bug", "consumer-no-dedup", "--messages", "off"],
+        "messages on",
+    );
+}
+
+#[test]
 fn the_bug_catalogue_lists_each_bug_with_its_invariant() {
     let out = paylab(&["bugs"]);
     assert_eq!(out.status.code(), Some(0));

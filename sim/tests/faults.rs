@@ -193,3 +193,36 @@ fn consecutive_swarm_seeds_pass_and_fire_every_fault_kind() {
         .collect();
     assert!(missing.is_empty(), "never fired: {missing:?}");
 }
+
+/// The broker's flush policy decides whether a broker crash can lose an acknowledged message.
+/// Under async flush (RocketMQ's ASYNC_FLUSH, unsafe by design) it can: crashes alone make
+/// some of the first 40 seeds lose a sent event, and message completeness names it. Under the
+/// two safe policies the same seeds pass.
+#[test]
+fn async_flush_loses_acknowledged_messages_and_completeness_catches_it() {
+    use paylab_system::broker::FlushPolicy;
+    let config = |seed, broker_flush| RunConfig {
+        broker_flush,
+        faults: Some(vec![FaultKind::Crash]),
+        ..RunConfig::new(seed)
+    };
+    let async_flush = FlushPolicy::Async { interval_ms: 500 };
+    let caught = (0..40)
+        .map(|seed| run(config(seed, async_flush)))
+        .find(|r| r.verdict == Verdict::Violation)
+        .expect("async flush loses a message within 40 seeds");
+    let seed = caught.config.seed;
+    assert!(
+        caught
+            .violations
+            .iter()
+            .any(|v| v.invariant.name() == "message-completeness"),
+        "seed {seed}: {:#?}",
+        caught.violations
+    );
+    assert!(caught.repro().contains("--broker-flush async"));
+    for policy in [FlushPolicy::GroupCommit, FlushPolicy::SyncEachWrite] {
+        let safe = run(config(seed, policy));
+        assert_eq!(safe.verdict, Verdict::Pass, "seed {seed} under {policy}");
+    }
+}

@@ -34,7 +34,8 @@ pub const ASYNC_FLUSH_INTERVAL_MS: u64 = 500;
 
 /// When the broker makes a write durable relative to acknowledging it (RocketMQ's
 /// `flushDiskType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum FlushPolicy {
     /// Every write pays for an fsync of its own, one fsync at a time, before it is
     /// acknowledged. Safe, and the slowest: the baseline group commit is measured against.
@@ -61,6 +62,19 @@ impl fmt::Display for FlushPolicy {
             } => f.write_str("async"),
             FlushPolicy::Async { interval_ms } => write!(f, "async:{interval_ms}"),
         }
+    }
+}
+
+impl From<FlushPolicy> for String {
+    fn from(policy: FlushPolicy) -> String {
+        policy.to_string()
+    }
+}
+
+impl TryFrom<String> for FlushPolicy {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
