@@ -6,9 +6,7 @@ use crate::observe;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::{ActivityState, MessageSnapshot, ShardSnapshot, TradeState};
-use paylab_system::broker::{
-    BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, RetryPolicy,
-};
+use paylab_system::broker::{BrokerConfig, BrokerNode, BrokerNodeConfig, CheckPolicy, RetryPolicy};
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;

@@ -1,9 +1,9 @@
 //! What one run is: the user's choices (topology, workload size, planted bug), validated.
 
 use crate::plan::FaultKind;
+use paylab_system::broker::FlushPolicy;
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
-use paylab_system::broker::FlushPolicy;
 use paylab_system::trade::MessageMode;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -6,9 +6,9 @@ use paylab_sim::config::{CLIENTS_MAX, OPS_MAX, PAYMENT_NODES_MAX, SHARDS_MAX, TR
 use paylab_sim::plan::{FaultKind, FaultPlan};
 use paylab_sim::report;
 use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
+use paylab_system::broker::FlushPolicy;
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
-use paylab_system::broker::FlushPolicy;
 use paylab_system::trade::MessageMode;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

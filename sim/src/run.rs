@@ -1,7 +1,6 @@
 //! One run: a fresh OS thread, a fresh madsim runtime, the faulted phase (load + fault plan,
 //! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
 
-use paylab_system::broker::FlushPolicy;
 use crate::cluster::{client_addr, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
@@ -11,6 +10,7 @@ use crate::trace::{Trace, TraceEvent};
 use crate::workload::{now_ms, run_client, ClientContext};
 use madsim::runtime::Handle;
 use paylab_invariants::{check_all, check_always, Observation, Operation, Outcome, Violation};
+use paylab_system::broker::FlushPolicy;
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
 use serde::{Deserialize, Serialize};

@@ -51,7 +51,13 @@ fn bad_message_options_and_bugs_outside_their_mode_are_refused() {
     assert_usage_error(&["run", "--broker-flush", "sometimes"], "sometimes");
     assert_usage_error(&["run", "--broker-flush", "async:0"], "async:0");
     assert_usage_error(
-        &["run", "--bug", "checkback-from-memory", "--messages", "outbox"],
+        &[
+            "run",
+            "--bug",
+            "checkback-from-memory",
+            "--messages",
+            "outbox",
+        ],
         "--messages txmsg",
     );
     assert_usage_error(
