@@ -93,7 +93,12 @@ fn a_lost_confirm_reply_is_retried_and_absorbed() {
 #[test]
 fn consecutive_seeds_pass_with_faults_and_business_traffic() {
     for seed in 0..10 {
-        let report = run(RunConfig::new(seed));
+        // Alternate the two message modes.
+        let mode = MessageMode::ALL[seed as usize % 2];
+        let report = run(RunConfig {
+            messages: Some(mode),
+            ..RunConfig::new(seed)
+        });
         assert_passes(&report);
         assert!(!report.plan.events.is_empty(), "seed {seed} has faults");
         assert!(
@@ -104,7 +109,18 @@ fn consecutive_seeds_pass_with_faults_and_business_traffic() {
             report.ops.ok > 100,
             "seed {seed}: the workload did real work"
         );
-        for corner in [names::TRADE_CLOSED_BY_TIMEOUT, names::TCC_TRY_REFUSED] {
+        let published = match mode {
+            MessageMode::Outbox => names::OUTBOX_RELAYED,
+            MessageMode::Txmsg => names::TXMSG_HALF_SENT,
+        };
+        for corner in [
+            names::TRADE_CLOSED_BY_TIMEOUT,
+            names::TCC_TRY_REFUSED,
+            published,
+            names::NOTIFY_ACKED,
+            names::NOTIFY_RETRIED,
+            names::CONSUMER_RETRY_DELIVERED,
+        ] {
             assert!(
                 report.probe(corner) > 0,
                 "seed {seed} never reached {corner}"
