@@ -96,6 +96,10 @@ fn about_committed(m: &MessageSnapshot, e: &EventState, message: String) -> Viol
         .with("committed", true)
         .with("published", published > 0)
         .with("published_count", published)
+        .with(
+            "halves_discarded",
+            m.discarded.get(&e.id).copied().unwrap_or(0),
+        )
 }
 
 /// A violation about an event no trade shard committed, with what its payload said if any
@@ -191,6 +195,23 @@ mod tests {
         assert_eq!(ev(v, "trade"), "T0-1");
         assert_eq!(ev(v, "published"), "false");
         assert_eq!(ev(v, "published_count"), "0");
+        assert_eq!(ev(v, "halves_discarded"), "0");
+    }
+
+    #[test]
+    fn a_committed_event_whose_half_was_discarded_says_so() {
+        let mut obs = valid_with_messages();
+        obs.messages.published.remove(CLOSED);
+        obs.messages.discarded.insert(CLOSED.to_string(), 1);
+        for g in obs.messages.groups.values_mut() {
+            g.consumed.remove(CLOSED);
+        }
+        let found = check(&obs);
+        assert_eq!(found.len(), obs.messages.groups.len());
+        for v in &found {
+            assert_eq!(ev(v, "event"), CLOSED);
+            assert_eq!(ev(v, "halves_discarded"), "1");
+        }
     }
 
     #[test]

@@ -479,6 +479,10 @@ pub struct MessageSnapshot {
     /// Every event published on the trade-events topic (visible to consumers), by id, with the
     /// number of messages that carry it.
     pub published: BTreeMap<String, u32>,
+    /// Events whose half messages the broker discarded undecided after its last check-back
+    /// (mode 2), by id, with the number of such halves: evidence of why an event never arrived.
+    #[serde(default)]
+    pub discarded: BTreeMap<String, u32>,
     /// Payloads of events found in the broker or a consumer, by id, for evidence about events
     /// no trade shard committed.
     pub seen: BTreeMap<String, EventState>,

@@ -542,6 +542,7 @@ pub fn messages_valid() -> MessageSnapshot {
         enabled: true,
         committed,
         published,
+        discarded: BTreeMap::new(),
         seen: BTreeMap::new(),
         groups,
         consumer_records: vec![record(paid), record(refunded)],

@@ -284,6 +284,13 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             *out.published.entry(id).or_default() += 1;
         }
     }
+    for &half in core.discarded_halves() {
+        let id = core
+            .half(half)
+            .and_then(|h| trade::TradeEvent::decode(&h.payload).ok())
+            .map_or_else(|| half.to_string(), |e| e.id());
+        *out.discarded.entry(id).or_default() += 1;
+    }
     for name in GROUPS {
         let ids: Vec<String> = core
             .dead_letters(name)
