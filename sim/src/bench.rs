@@ -250,6 +250,20 @@ pub fn payments(size: BenchSize) -> (Figure, f64) {
     (figure, spent as f64 / payments as f64)
 }
 
+/// A fault-free node environment with a fresh disk, counting into `probes`.
+fn bench_env(name: &str, addr: std::net::SocketAddr, probes: &Probes) -> NodeEnv {
+    NodeEnv {
+        name: name.into(),
+        addr,
+        disk: Disk::new(),
+        clock: Default::default(),
+        faults: NetFaults::new(),
+        probes: probes.clone(),
+        bugs: Default::default(),
+        buggify: Default::default(),
+    }
+}
+
 /// The topic of the messages bench.
 const BENCH_TOPIC: &str = "bench-events";
 const BENCH_QUEUES: u32 = 4;
@@ -275,16 +289,6 @@ pub fn messages(size: BenchSize) -> (Figure, f64) {
             let handle = madsim::runtime::Handle::current();
             let total = u64::from(size.clients) * u64::from(size.per_client);
             let fsync_latency = Duration::from_millis(RunConfig::new(1).fsync_latency_ms);
-            let env = |name: String, addr| NodeEnv {
-                name,
-                addr,
-                disk: Disk::new(),
-                clock: Default::default(),
-                faults: NetFaults::new(),
-                probes: probes.clone(),
-                bugs: Default::default(),
-                buggify: Default::default(),
-            };
             let broker = BrokerNodeConfig {
                 flush: FlushPolicy::GroupCommit,
                 fsync_latency,
@@ -293,13 +297,17 @@ pub fn messages(size: BenchSize) -> (Figure, f64) {
             };
             serve_forever(
                 &handle,
-                env("broker".into(), broker_addr()),
+                bench_env("broker", broker_addr(), &probes),
                 move |env| async move { BrokerNode::start(&env, broker).await.map(|_| ()) },
             );
             let consumed = Arc::new(AtomicU64::new(0));
             let all_consumed = Arc::new(tokio::sync::Notify::new());
             for i in 0..BENCH_CONSUMERS {
-                let env = env(format!("consumer-{i}"), client_addr(size.clients + i));
+                let env = bench_env(
+                    &format!("consumer-{i}"),
+                    client_addr(size.clients + i),
+                    &probes,
+                );
                 let (consumed, all_consumed) = (consumed.clone(), all_consumed.clone());
                 let handler = consumer::handler(move |_| {
                     if consumed.fetch_add(1, Ordering::Relaxed) + 1 == total {
@@ -371,16 +379,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
     };
     let topology = topology(&config);
     let fsync_latency = Duration::from_millis(config.fsync_latency_ms);
-    let env = |name: &str, addr| NodeEnv {
-        name: name.into(),
-        addr,
-        disk: Disk::new(),
-        clock: Default::default(),
-        faults: NetFaults::new(),
-        probes: probes.clone(),
-        bugs: Default::default(),
-        buggify: Default::default(),
-    };
+    let env = |name: &str, addr| bench_env(name, addr, probes);
     for s in 0..config.shards {
         let ledger = LedgerConfig {
             shard: ShardId(s),
