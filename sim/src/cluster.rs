@@ -22,7 +22,7 @@ use paylab_system::replica::{ConsumerRecordsCore, MerchantQueryCore, ReplicaConf
 use paylab_system::topology::Topology;
 use paylab_system::trade::events::producer_group;
 use paylab_system::trade::{
-    TradeConfig, TradeMessaging, TradeNode, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC,
+    TradeConfig, TradeCore, TradeMessaging, TradeNode, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC,
 };
 use paylab_system::transport::NetFaults;
 use paylab_system::ShardId;
@@ -356,14 +356,19 @@ impl Cluster {
                             &slot.env, *config,
                         )))
                 }
-                (Role::Trade(_), Some(Service::Trade(node))) => {
-                    node.read(|core| snap.trades.extend(observe::trades(core)))
-                }
-                (Role::Trade(config), _) => {
-                    snap.trades
-                        .extend(observe::trades(&TradeNode::durable_state(
-                            &slot.env, *config,
-                        )))
+                // A trade shard's trades and, with messages, the events it committed: one
+                // read (a down node's log is replayed once).
+                (Role::Trade(config), live) => {
+                    let mut read = |core: &TradeCore| {
+                        snap.trades.extend(observe::trades(core));
+                        if with_messages {
+                            observe::trade_events(core, &mut snap.messages);
+                        }
+                    };
+                    match live {
+                        Some(Service::Trade(node)) => node.read(read),
+                        _ => read(&TradeNode::durable_state(&slot.env, *config)),
+                    }
                 }
                 (Role::Payment(..), Some(Service::Payment(node))) => snap
                     .activities
@@ -404,20 +409,6 @@ impl Cluster {
                     observe::callbacks(&node.received(), &mut snap.messages)
                 }
                 (Role::Merchant(..), _) => {}
-            }
-            // Every event a trade shard committed, read the same way as its trades.
-            if !with_messages {
-                continue;
-            }
-            match (&slot.role, lock(&slot.live).clone()) {
-                (Role::Trade(_), Some(Service::Trade(node))) => {
-                    node.read(|core| observe::trade_events(core, &mut snap.messages))
-                }
-                (Role::Trade(config), _) => observe::trade_events(
-                    &TradeNode::durable_state(&slot.env, *config),
-                    &mut snap.messages,
-                ),
-                _ => {}
             }
         }
         snap.messages.enabled = self.messages && with_messages;

@@ -524,15 +524,20 @@ impl TradeCore {
     /// trade in a way the platform announces also records its event (and, in mode 1, the
     /// event's outbox row): one record, one write.
     pub fn apply(&mut self, record: TradeRecord) -> Outcome {
+        self.apply_publishing(record).0
+    }
+
+    /// [`TradeCore::apply`], also returning the event the record published, if any.
+    pub fn apply_publishing(&mut self, record: TradeRecord) -> (Outcome, Option<TradeEvent>) {
         if let TradeRecord::OutboxSent { events } = &record {
             for id in events {
                 self.unsent.remove(id);
             }
-            return Ok(TradeReply::Ended);
+            return (Ok(TradeReply::Ended), None);
         }
         let event = self.event_of(&record);
         let reply = self.apply_change(record);
-        if let Some(event) = event {
+        if let Some(event) = &event {
             let t = self.trade_mut(event.trade);
             assert_eq!(
                 t.status,
@@ -545,10 +550,10 @@ impl TradeCore {
             if self.messages == Some(MessageMode::Outbox) {
                 self.unsent.insert(id.clone());
             }
-            let previous = self.events.insert(id.clone(), event);
+            let previous = self.events.insert(id.clone(), event.clone());
             assert!(previous.is_none(), "event {id} committed twice");
         }
-        reply
+        (reply, event)
     }
 
     fn apply_change(&mut self, record: TradeRecord) -> Outcome {

@@ -76,9 +76,8 @@ impl Shell {
         core: &mut TradeCore,
         record: TradeRecord,
     ) -> (Result<TradeReply, TradeError>, Option<TradeEvent>) {
-        let event = core.event_of(&record);
         self.log.append(&record);
-        (core.apply(record), event)
+        core.apply_publishing(record)
     }
 
     /// After a change is durable: hands its event to the broker (mode 1's relay).
