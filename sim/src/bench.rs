@@ -130,6 +130,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 probes: Probes::new(),
                 bugs: Default::default(),
                 buggify: Default::default(),
+                seed: 0,
             };
             let config = LedgerConfig {
                 shard: ShardId(0),
@@ -261,6 +262,7 @@ fn bench_env(name: &str, addr: std::net::SocketAddr, probes: &Probes) -> NodeEnv
         probes: probes.clone(),
         bugs: Default::default(),
         buggify: Default::default(),
+        seed: 0,
     }
 }
 

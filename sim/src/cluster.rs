@@ -206,6 +206,7 @@ impl Cluster {
                     probes: probes.clone(),
                     bugs,
                     buggify: buggify.clone(),
+                    seed: config.seed,
                 };
                 let live: Live = Arc::default();
                 let node = spawn(&handle, env.clone(), role.clone(), live.clone());

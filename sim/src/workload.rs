@@ -368,7 +368,9 @@ impl Caller {
                 .await
             {
                 Ok(Ok(_)) => return (Outcome::Ok, attempt),
-                Ok(Err(PaymentError::Refused(reason))) => return (Outcome::Fail(reason), attempt),
+                Ok(Err(PaymentError::Refused(refusal))) => {
+                    return (Outcome::Fail(refusal.to_string()), attempt)
+                }
                 Ok(Err(PaymentError::InProgress)) | Err(_) => {
                     self.ctx.probes.hit(names::CLIENT_RETRY);
                     madsim::time::sleep(backoff).await;

@@ -45,6 +45,9 @@ pub enum Bug {
     /// The merchant-query replica overwrites its row with whatever event arrives, without
     /// comparing versions.
     ReplicaNoVersion,
+    /// The trade core takes a late failed refund end on a fully refunded trade as a reason to
+    /// reopen it: REFUNDED goes back to PARTIALLY_REFUNDED, an edge the domain forbids.
+    TradeRefundedReopens,
 }
 
 impl Bug {
@@ -62,6 +65,7 @@ impl Bug {
         Bug::ConsumerNoDedup,
         Bug::OffsetBeforeProcessing,
         Bug::ReplicaNoVersion,
+        Bug::TradeRefundedReopens,
     ];
 
     /// The name used on the command line.
@@ -80,6 +84,7 @@ impl Bug {
             Bug::ConsumerNoDedup => "consumer-no-dedup",
             Bug::OffsetBeforeProcessing => "offset-before-processing",
             Bug::ReplicaNoVersion => "replica-no-version",
+            Bug::TradeRefundedReopens => "trade-refunded-reopens",
         }
     }
 
@@ -117,6 +122,9 @@ impl Bug {
                 "a consumer crash after the offset commit loses the batch it had not processed"
             }
             Bug::ReplicaNoVersion => "an old event redelivered late rolls a merchant row back",
+            Bug::TradeRefundedReopens => {
+                "a fully refunded trade moves back to partially refunded, a forbidden edge"
+            }
         }
     }
 
@@ -136,6 +144,7 @@ impl Bug {
             Bug::ConsumerNoDedup => "replicas",
             Bug::OffsetBeforeProcessing => "message-completeness",
             Bug::ReplicaNoVersion => "replicas",
+            Bug::TradeRefundedReopens => "legal-transitions",
         }
     }
 }
@@ -162,6 +171,36 @@ impl FromStr for Bug {
     }
 }
 
+/// A safety check the platform asserts inside its own code (TIGER_STYLE assertions). A planted
+/// bug that breaks a property on purpose relaxes exactly the checks it needs, so that the run
+/// goes on and the harness's checker, not the platform's assertion, reports it; every other
+/// check stays on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// Ledger: available and frozen balances of customer accounts never go negative.
+    NonNegative,
+    /// Ledger: a TCC branch's repeated phase two changes nothing (fence state unchanged).
+    PhaseTwoIdempotent,
+    /// Trade: refunded + refunding <= paid.
+    RefundBound,
+    /// Trade: statuses move only along their legal edges.
+    TradeTransitions,
+}
+
+impl Bug {
+    /// The in-code checks this bug needs relaxed to show its effect.
+    pub fn relaxes(self) -> &'static [Check] {
+        match self {
+            Bug::TccConfirmNotIdempotent => &[Check::PhaseTwoIdempotent],
+            Bug::TccCancelNotIdempotent => &[Check::PhaseTwoIdempotent, Check::NonNegative],
+            Bug::LedgerRetryAppliesTwice => &[Check::NonNegative],
+            Bug::RefundCheckThenAct => &[Check::RefundBound],
+            Bug::TradeRefundedReopens => &[Check::TradeTransitions],
+            _ => &[],
+        }
+    }
+}
+
 /// The switch: which bug, if any, this run planted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bugs(Option<Bug>);
@@ -179,6 +218,10 @@ impl Bugs {
     pub fn get(&self) -> Option<Bug> {
         self.0
     }
+    /// Whether the planted bug (if any) relaxes the in-code check `check`.
+    pub fn relaxes(&self, check: Check) -> bool {
+        self.0.is_some_and(|bug| bug.relaxes().contains(&check))
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +234,14 @@ mod tests {
             assert_eq!(b.name().parse::<Bug>().unwrap(), *b);
         }
         assert!("no-such-bug".parse::<Bug>().is_err());
+    }
+
+    #[test]
+    fn only_the_bugs_that_need_a_check_relax_it() {
+        assert!(!Bugs::none().relaxes(Check::RefundBound));
+        assert!(Bugs::planted(Bug::RefundCheckThenAct).relaxes(Check::RefundBound));
+        assert!(!Bugs::planted(Bug::RefundCheckThenAct).relaxes(Check::NonNegative));
+        assert!(!Bugs::planted(Bug::ReplicaNoVersion).relaxes(Check::RefundBound));
     }
 
     #[test]

@@ -82,6 +82,72 @@ impl fmt::Display for VoucherId {
     }
 }
 
+/// Defines a string newtype id: serialized as the bare string (`#[serde(transparent)]`), shown
+/// as it is, built from anything string-like.
+macro_rules! string_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn new(s: impl Into<String>) -> Self {
+                $name(s.into())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_string())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A global transaction id: one movement of money across services (a TCC activity, later a
+    /// saga or a 2PC transaction), unique across the platform.
+    Xid
+);
+
+string_id!(
+    /// A client's idempotency key for a pay or refund order (a retry reuses it).
+    IdemKey
+);
+
+string_id!(
+    /// A published event's id, unique per change: `T{shard}-{seq}:v{version}:{kind}[:{refund}]`
+    /// for trade events.
+    EventId
+);
+
+/// A trade shard (one shard = one trade node), distinct from a ledger [`ShardId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TradeShardId(pub u32);
+
+impl fmt::Display for TradeShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trade-shard-{}", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

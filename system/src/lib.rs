@@ -10,6 +10,7 @@
 //!   checksummed record log on it.
 //! - [`clock`]: per-node clocks that the harness can skew.
 //! - [`node`]: what the harness hands every node (`NodeEnv`).
+//! - [`refusal`]: typed refusal codes every service's errors map onto.
 //! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch;
 //!   [`buggify`]: points where the harness widens critical windows.
 //!
@@ -30,6 +31,7 @@ pub mod node;
 pub mod notify;
 pub mod payment;
 pub mod probes;
+pub mod refusal;
 pub mod replica;
 pub mod strategy;
 pub mod tcc;
@@ -37,5 +39,6 @@ pub mod topology;
 pub mod trade;
 pub mod transport;
 
-pub use ids::{AccountId, RequestId, ShardId, VoucherId};
+pub use ids::{AccountId, EventId, IdemKey, RequestId, ShardId, TradeShardId, VoucherId, Xid};
 pub use money::{Amount, MoneyError};
+pub use refusal::{Refusal, RefusalCode};

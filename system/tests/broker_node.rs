@@ -61,6 +61,7 @@ fn env(name: &str, addr: SocketAddr, probes: &Probes) -> NodeEnv {
         probes: probes.clone(),
         bugs: Bugs::none(),
         buggify: Buggify::default(),
+        seed: 0,
     }
 }
 

@@ -216,6 +216,23 @@ pub enum LedgerError {
     BranchReused(String),
 }
 
+impl LedgerError {
+    /// The stable code of this refusal (what callers and checkers compare).
+    pub fn code(&self) -> crate::refusal::RefusalCode {
+        use crate::refusal::RefusalCode as C;
+        match self {
+            LedgerError::UnknownAccount(_) => C::UnknownAccount,
+            LedgerError::WrongShard { .. } => C::WrongShard,
+            LedgerError::AccountExists { .. } => C::AccountExists,
+            LedgerError::InsufficientFunds { .. } => C::InsufficientFunds,
+            LedgerError::TooFewLegs(_) => C::TooFewLegs,
+            LedgerError::Unbalanced { .. } => C::Unbalanced,
+            LedgerError::FreezeKeyReused(_) | LedgerError::BranchReused(_) => C::KeyReused,
+            LedgerError::Fence(_) => C::Fence,
+        }
+    }
+}
+
 /// The ledger's RPC: one command in, a reply or a refusal out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerCall(pub LedgerCommand);

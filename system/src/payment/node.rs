@@ -22,6 +22,7 @@ use crate::ledger::Leg;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
+use crate::refusal::{Refusal, RefusalCode};
 use crate::strategy::{Coordinator, Movement, MovementOutcome, StrategyKind};
 use crate::tcc::Activity;
 use crate::topology::Topology;
@@ -212,8 +213,9 @@ impl PaymentNode {
         let order = match decided {
             Err(known) => {
                 if known.trade != trade || known.kind != kind {
-                    return Err(PaymentError::Refused(format!(
-                        "key {key} was already used for another request"
+                    return Err(PaymentError::Refused(Refusal::new(
+                        RefusalCode::KeyReused,
+                        format!("key {key} was already used for another request"),
                     )));
                 }
                 return match known.outcome {
@@ -401,5 +403,6 @@ fn receipt(xid: &str, outcome: Result<(), String>) -> Result<PaymentReceipt, Pay
         .map(|()| PaymentReceipt {
             xid: xid.to_string(),
         })
-        .map_err(PaymentError::Refused)
+        // The order log keeps the reason as text; the code is the movement's (aborted).
+        .map_err(|reason| PaymentError::Refused(Refusal::new(RefusalCode::Aborted, reason)))
 }

@@ -46,7 +46,7 @@ pub struct PaymentReceipt {
 pub enum PaymentError {
     /// A definite failure: no money moved, and a retry gets the same answer.
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(crate::refusal::Refusal),
     /// Still being carried out: not an outcome; ask again later.
     #[error("in progress")]
     InProgress,

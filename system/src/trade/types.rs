@@ -229,6 +229,22 @@ pub enum TradeError {
     Unavailable(String),
 }
 
+impl TradeError {
+    /// The stable code of this refusal (what callers and checkers compare).
+    pub fn code(&self) -> crate::refusal::RefusalCode {
+        use crate::refusal::RefusalCode as C;
+        match self {
+            TradeError::UnknownTrade(_) => C::UnknownTrade,
+            TradeError::WrongShard { .. } => C::WrongShard,
+            TradeError::OutTradeNoReused(_) | TradeError::KeyReused(_) => C::KeyReused,
+            TradeError::NotPayable { .. } => C::NotPayable,
+            TradeError::NotRefundable { .. } => C::NotRefundable,
+            TradeError::RefundExceeds { .. } => C::RefundExceeds,
+            TradeError::Unavailable(_) => C::Unavailable,
+        }
+    }
+}
+
 /// The trade RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TradeCall(pub TradeCommand);
