@@ -7,7 +7,7 @@
 use super::activity::{Activity, ActivityLog, ActivityRecord, Branch};
 use super::engine::{Input, Output, PhaseTwoAnswer, TccEngine, TryAnswer};
 use crate::buggify::Point;
-use crate::ids::Xid;
+use crate::ids::{ShardId, Xid};
 use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, Side, TccAction};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -28,6 +28,13 @@ pub const LOG_FILE: &str = "tcc.log";
 /// How long a Try may take before the activity is rolled back.
 const TRY_TIMEOUT_MS: u64 = 500;
 
+/// How long one Confirm or Cancel attempt waits for its answer.
+const PHASE_TWO_TIMEOUT_MS: u64 = 500;
+
+/// The pause after the first unanswered phase-two attempt; it doubles up to the maximum.
+const PHASE_TWO_BACKOFF_MS: u64 = 20;
+const PHASE_TWO_BACKOFF_MS_MAX: u64 = 1_000;
+
 /// How a TCC manager behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TccConfig {
@@ -46,9 +53,9 @@ impl TccConfig {
             try_timeout: Duration::from_millis(TRY_TIMEOUT_MS),
             phase_two: RetryPolicy {
                 attempts_max: u32::MAX,
-                timeout: Duration::from_millis(500),
-                backoff: Duration::from_millis(20),
-                backoff_max: Duration::from_millis(1_000),
+                timeout: Duration::from_millis(PHASE_TWO_TIMEOUT_MS),
+                backoff: Duration::from_millis(PHASE_TWO_BACKOFF_MS),
+                backoff_max: Duration::from_millis(PHASE_TWO_BACKOFF_MS_MAX),
             },
         }
     }
@@ -230,11 +237,13 @@ impl TccManager {
         })
     }
 
+    /// Confirm or Cancel one branch, retried until it answers (or the policy runs out, in which
+    /// case the engine sends it again).
     async fn phase_two(
         &self,
         xid: Xid,
         branch: u32,
-        shard: crate::ids::ShardId,
+        shard: ShardId,
         commit: bool,
     ) -> Input {
         let key = BranchKey {
