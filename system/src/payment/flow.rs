@@ -14,7 +14,8 @@
 //! 5. the order is finished (not synced: a lost `Finished` is redone with the same outcome)
 //!    and the client answered.
 //!
-//! After a restart an unfinished order first asks the strategy to resume its movement: one
+//! After a restart every unfinished order and every uncovered unfinished movement is resumed
+//! ([`resumptions`]). An unfinished order first asks the strategy to resume its movement: one
 //! that was begun is finished and its outcome told to the trade; one never begun starts at 2.
 //!
 //! Refusals keep their code end to end: a branch's insufficient funds is the order's
@@ -24,11 +25,13 @@
 use super::orders::{Order, OrderBook, OrderDecision, OrderKind, OrderRecord};
 use super::types::{payment_node_for, PaymentCommand, PaymentError, PaymentReceipt};
 use crate::buggify::Point;
+use crate::bugs::{Bug, Bugs};
 use crate::ids::{IdemKey, Xid};
 use crate::ledger::Leg;
 use crate::refusal::{Refusal, RefusalCode};
 use crate::strategy::{Movement, MovementOutcome};
 use crate::trade::{AttemptStatus, TradeCommand, TradeError, TradeReply};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The pause before telling a trade again that could not take the outcome yet.
@@ -79,6 +82,29 @@ pub fn admit(book: &OrderBook, index: u32, nodes: u32, command: PaymentCommand) 
         }
     };
     Admission::Answer { reply, replayed }
+}
+
+/// What a restarted node must pick up again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumption {
+    /// Run this unfinished order's flow from [`FlowInput::Resume`].
+    Order(Order),
+    /// Finish this unfinished movement, which no unfinished order covers (its order finished
+    /// durably, its end did not).
+    Movement(Xid),
+}
+
+/// Every unfinished order, and every unfinished movement no order covers, in that order. The
+/// planted bug `manager-no-recovery` forgets them all.
+pub fn resumptions(orders: Vec<Order>, movements: Vec<Xid>, bugs: Bugs) -> Vec<Resumption> {
+    if bugs.is(Bug::ManagerNoRecovery) {
+        return Vec::new();
+    }
+    let covered: BTreeSet<Xid> = orders.iter().map(|o| o.xid.clone()).collect();
+    let uncovered = movements.into_iter().filter(|x| !covered.contains(x));
+    let mut out: Vec<Resumption> = orders.into_iter().map(Resumption::Order).collect();
+    out.extend(uncovered.map(Resumption::Movement));
+    out
 }
 
 /// The client's answer for an order's outcome.

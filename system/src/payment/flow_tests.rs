@@ -548,3 +548,22 @@ fn a_key_another_node_owns_is_forwarded_to_it() {
         Admission::Create(_)
     ));
 }
+
+#[test]
+fn a_restart_resumes_every_unfinished_order_and_uncovered_movement_unless_the_bug_is_planted() {
+    let order = pay_order();
+    let movements = vec![Xid::from("x0.1"), Xid::from("x0.2")];
+    let expected = vec![
+        Resumption::Order(order.clone()),
+        Resumption::Movement(Xid::from("x0.2")),
+    ];
+    let table = [
+        (Bugs::none(), expected.clone()),
+        (Bugs::planted(Bug::ReplicaNoVersion), expected),
+        (Bugs::planted(Bug::ManagerNoRecovery), vec![]),
+    ];
+    for (bugs, want) in table {
+        let got = resumptions(vec![order.clone()], movements.clone(), bugs);
+        assert_eq!(got, want, "{bugs:?}");
+    }
+}

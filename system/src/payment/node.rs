@@ -7,12 +7,11 @@
 //! request; a request whose key another node owns is forwarded to it.
 
 use super::flow::{
-    admit, receipt, Admission, BeginAnswer, EndAnswer, FlowInput, FlowOutput, OrderFlow,
+    admit, receipt, resumptions, Admission, BeginAnswer, EndAnswer, FlowInput, FlowOutput,
+    OrderFlow, Resumption,
 };
 use super::orders::{Order, OrderBook, OrderRecord};
 use super::types::{PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
-use crate::bugs::Bug;
-use crate::ids::Xid;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
@@ -22,7 +21,6 @@ use crate::tcc::Activity;
 use crate::topology::Topology;
 use crate::trade::TradeCall;
 use crate::transport::{RetryPolicy, Transport};
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -126,10 +124,7 @@ impl PaymentNode {
             let node = server.clone();
             async move { node.handle(command).await }
         });
-        // The planted bug forgets everything that was in flight when the node went down.
-        if !env.bugs.is(Bug::ManagerNoRecovery) {
-            node.resume_all();
-        }
+        node.resume_all();
         Ok(node)
     }
 
@@ -228,23 +223,24 @@ impl PaymentNode {
 
     /// Restarts every unfinished order, and every unfinished movement no order covers.
     fn resume_all(&self) {
-        let unfinished = self.orders().unfinished();
-        let covered: BTreeSet<Xid> = unfinished.iter().map(|o| o.xid.clone()).collect();
-        for order in unfinished {
-            self.inner.env.probes.hit(names::PAYMENT_ORDER_RESUMED);
-            let node = self.clone();
-            madsim::task::spawn(async move {
-                let _ = node.carry_out(order, FlowInput::Resume).await;
-            });
-        }
-        for xid in self.inner.coordinator.unfinished() {
-            if covered.contains(&xid) {
-                continue;
+        let orders = self.orders().unfinished();
+        let movements = self.inner.coordinator.unfinished();
+        for resumption in resumptions(orders, movements, self.inner.env.bugs) {
+            match resumption {
+                Resumption::Order(order) => {
+                    self.inner.env.probes.hit(names::PAYMENT_ORDER_RESUMED);
+                    let node = self.clone();
+                    madsim::task::spawn(async move {
+                        let _ = node.carry_out(order, FlowInput::Resume).await;
+                    });
+                }
+                Resumption::Movement(xid) => {
+                    let coordinator = self.inner.coordinator.clone();
+                    madsim::task::spawn(async move {
+                        coordinator.resume(&xid).await;
+                    });
+                }
             }
-            let coordinator = self.inner.coordinator.clone();
-            madsim::task::spawn(async move {
-                coordinator.resume(&xid).await;
-            });
         }
     }
 

@@ -239,13 +239,7 @@ impl TccManager {
 
     /// Confirm or Cancel one branch, retried until it answers (or the policy runs out, in which
     /// case the engine sends it again).
-    async fn phase_two(
-        &self,
-        xid: Xid,
-        branch: u32,
-        shard: ShardId,
-        commit: bool,
-    ) -> Input {
+    async fn phase_two(&self, xid: Xid, branch: u32, shard: ShardId, commit: bool) -> Input {
         let key = BranchKey {
             xid: xid.clone(),
             branch,
