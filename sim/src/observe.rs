@@ -54,7 +54,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
             key: format!("tcc:{}:{}", branch.xid, branch.branch),
             account: action.account().0,
             amount: action.amount().value(),
-            xid: Some(branch.xid.clone()),
+            xid: Some(branch.xid.to_string()),
         };
         match action {
             TccAction::Debit { .. } => freezes.push(hold),
@@ -89,7 +89,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
                         amount: l.amount.value(),
                     })
                     .collect(),
-                xid: v.xid.clone(),
+                xid: v.xid.as_ref().map(|x| x.to_string()),
             })
             .collect(),
         journal: core
@@ -108,7 +108,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
             .fences()
             .rows()
             .map(|(k, s)| inv::FenceRow {
-                xid: k.xid.clone(),
+                xid: k.xid.to_string(),
                 branch: k.branch,
                 state: fence(s),
             })
@@ -195,10 +195,10 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
                 _ => inv::ActivityKind::Pay,
             };
             inv::ActivityState {
-                xid: a.xid.clone(),
+                xid: a.xid.to_string(),
                 node: node.to_string(),
                 kind,
-                key: order.map(|o| o.key.clone()).unwrap_or_default(),
+                key: order.map(|o| o.key.to_string()).unwrap_or_default(),
                 trade: order.map(|o| o.trade.to_string()).unwrap_or_default(),
                 status: activity_status(a.status),
                 status_history: a.history.iter().copied().map(activity_status).collect(),

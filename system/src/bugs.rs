@@ -192,8 +192,10 @@ impl Bug {
     pub fn relaxes(self) -> &'static [Check] {
         match self {
             Bug::TccConfirmNotIdempotent => &[Check::PhaseTwoIdempotent],
+            // A second release drives the frozen balance below zero.
             Bug::TccCancelNotIdempotent => &[Check::PhaseTwoIdempotent, Check::NonNegative],
-            Bug::LedgerRetryAppliesTwice => &[Check::NonNegative],
+            // A retried post is validated again against the current balances before it is
+            // written, so applying it twice never overdraws: no assertion stands in its way.
             Bug::RefundCheckThenAct => &[Check::RefundBound],
             Bug::TradeRefundedReopens => &[Check::TradeTransitions],
             _ => &[],
@@ -242,6 +244,30 @@ mod tests {
         assert!(Bugs::planted(Bug::RefundCheckThenAct).relaxes(Check::RefundBound));
         assert!(!Bugs::planted(Bug::RefundCheckThenAct).relaxes(Check::NonNegative));
         assert!(!Bugs::planted(Bug::ReplicaNoVersion).relaxes(Check::RefundBound));
+    }
+
+    #[test]
+    fn the_ledger_and_tcc_bugs_relax_exactly_what_their_records_break() {
+        use Check::*;
+        let table: &[(Bug, &[Check])] = &[
+            (Bug::LedgerRetryAppliesTwice, &[]),
+            (Bug::TccNoFence, &[]),
+            (Bug::TccConfirmNotIdempotent, &[PhaseTwoIdempotent]),
+            (
+                Bug::TccCancelNotIdempotent,
+                &[PhaseTwoIdempotent, NonNegative],
+            ),
+            (Bug::TccDecisionNotDurable, &[]),
+            (Bug::ManagerNoRecovery, &[]),
+            (Bug::ReplicaNoVersion, &[]),
+        ];
+        for (bug, checks) in table {
+            assert_eq!(bug.relaxes(), *checks, "{bug}");
+        }
+        for check in [NonNegative, PhaseTwoIdempotent] {
+            assert!(!Bugs::none().relaxes(check));
+            assert!(!Bugs::planted(Bug::ReplicaNoVersion).relaxes(check));
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! naive baseline) means adding a [`StrategyKind`] and a [`Coordinator`] variant with the same
 //! four operations, and nothing else.
 
+use crate::ids::Xid;
 use crate::ledger::Leg;
 use crate::node::NodeEnv;
+use crate::refusal::Refusal;
 use crate::tcc::{Activity, TccConfig, TccManager};
 use crate::topology::Topology;
 use crate::transport::Transport;
@@ -19,7 +21,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Movement {
     /// The global transaction id, unique across the platform.
-    pub xid: String,
+    pub xid: Xid,
     pub legs: Vec<Leg>,
 }
 
@@ -28,8 +30,9 @@ pub struct Movement {
 pub enum MovementOutcome {
     /// Every leg was posted.
     Committed,
-    /// No leg was posted; why.
-    Aborted(String),
+    /// No leg was posted; why, with the code the client is told (a branch's insufficient
+    /// funds stays `insufficient-funds`).
+    Aborted(Refusal),
     /// The legs ended differently: a broken platform (only planted bugs get here).
     Heuristic(String),
 }
@@ -108,14 +111,14 @@ impl Coordinator {
 
     /// Finishes a movement found unfinished after a restart (or reports how it ended);
     /// `None` if this node never began it.
-    pub async fn resume(&self, xid: &str) -> Option<MovementOutcome> {
+    pub async fn resume(&self, xid: &Xid) -> Option<MovementOutcome> {
         match self {
             Coordinator::Tcc(m) => m.resume(xid).await,
         }
     }
 
     /// Movements begun and not yet ended.
-    pub fn unfinished(&self) -> Vec<String> {
+    pub fn unfinished(&self) -> Vec<Xid> {
         match self {
             Coordinator::Tcc(m) => m.unfinished(),
         }

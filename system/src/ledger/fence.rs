@@ -12,13 +12,14 @@
 //! | Confirm | refuse                          | COMMITTED + effect     | ok        | refuse                  |
 //! | Cancel  | insert SUSPENDED (empty rollback)| ROLLED_BACK + release | refuse    | ok                      |
 
+use crate::ids::Xid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A branch of a global transaction: the xid and the branch's index within it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BranchKey {
-    pub xid: String,
+    pub xid: Xid,
     pub branch: u32,
 }
 

@@ -1,7 +1,7 @@
 //! The ledger's vocabulary: subjects, legs, vouchers, journal entries, commands, replies, errors.
 
 use super::fence::{BranchKey, FenceRefusal};
-use crate::ids::{AccountId, RequestId, ShardId, VoucherId};
+use crate::ids::{AccountId, RequestId, ShardId, VoucherId, Xid};
 use crate::money::Amount;
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
@@ -70,7 +70,7 @@ pub struct Voucher {
     /// The posting node's clock when it was posted.
     pub posted_ms: u64,
     /// The global transaction this voucher is a branch of (a TCC Confirm), if any.
-    pub xid: Option<String>,
+    pub xid: Option<Xid>,
 }
 
 /// Checks the shape every voucher must have; used before writing and again on replay.

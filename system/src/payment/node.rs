@@ -1,34 +1,26 @@
-//! The payment node: serves pay and refund requests as the business-activity manager of
-//! their money movements, and finishes every unfinished order after a restart.
+//! The payment node's runtime: serves pay and refund requests as the business-activity
+//! manager of their money movements, and finishes every unfinished order after a restart.
 //!
-//! One order, start to end:
-//! 1. the order (key, trade, activity id) is made durable;
-//! 2. the trade is asked to begin (WAIT_PAY -> PAYING, or the refund bound is reserved), which
-//!    also says what to move;
-//! 3. the strategy moves the money atomically across ledger shards ([`Coordinator`]);
-//! 4. the trade is told the outcome, retried until it answers;
-//! 5. the order is finished and the client answered.
-//!
-//! A crash anywhere is repaired by running the same steps again from the logs: each step is
-//! idempotent, keyed by the order's key and activity id.
-//!
-//! Any node accepts any request; a request whose key another node owns is forwarded to it.
+//! The decisions live in the pure order flow ([`super::flow`]: admission, then one
+//! [`OrderFlow`] per order); this shell performs what they ask (the order log, the trade RPC,
+//! the strategy, buggify windows, pauses) and feeds the results back. Any node accepts any
+//! request; a request whose key another node owns is forwarded to it.
 
-use super::orders::{Order, OrderBook, OrderDecision, OrderKind, OrderRecord};
-use super::types::{payment_node_for, PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
-use crate::buggify::Point;
-use crate::bugs::Bug;
-use crate::ledger::Leg;
+use super::flow::{
+    admit, receipt, resumptions, Admission, BeginAnswer, EndAnswer, FlowInput, FlowOutput,
+    OrderFlow, Resumption,
+};
+use super::orders::{Order, OrderBook, OrderRecord};
+use super::types::{PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
-use crate::refusal::{Refusal, RefusalCode};
-use crate::strategy::{Coordinator, Movement, MovementOutcome, StrategyKind};
+use crate::refusal::Refusal;
+use crate::strategy::{Coordinator, StrategyKind};
 use crate::tcc::Activity;
 use crate::topology::Topology;
-use crate::trade::{AttemptStatus, TradeCall, TradeCommand, TradeError, TradeReply};
+use crate::trade::TradeCall;
 use crate::transport::{RetryPolicy, Transport};
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -62,10 +54,7 @@ const END_POLICY: RetryPolicy = RetryPolicy {
 };
 
 /// How long a forwarded request waits for the owner's answer.
-const FORWARD_TIMEOUT: Duration = Duration::from_millis(800);
-
-/// The pause before telling a trade again that could not take the outcome yet.
-const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(100);
+const FORWARD_TIMEOUT_MS: u64 = 800;
 
 /// What the god's-eye view reads from a payment node.
 #[derive(Debug, Clone)]
@@ -135,10 +124,7 @@ impl PaymentNode {
             let node = server.clone();
             async move { node.handle(command).await }
         });
-        // The planted bug forgets everything that was in flight when the node went down.
-        if !env.bugs.is(Bug::ManagerNoRecovery) {
-            node.resume_all();
-        }
+        node.resume_all();
         Ok(node)
     }
 
@@ -183,55 +169,38 @@ impl PaymentNode {
     }
 
     async fn handle(&self, command: PaymentCommand) -> Result<PaymentReceipt, PaymentError> {
-        let key = match &command {
-            PaymentCommand::Pay { key, .. } => key,
-            PaymentCommand::Refund { out_request_no, .. } => out_request_no,
-        };
-        let owner = payment_node_for(key, self.inner.topology.payments.len() as u32);
-        if owner != self.inner.index {
-            return self.forward(owner, command).await;
-        }
-        let (key, trade, kind) = match command {
-            PaymentCommand::Pay { trade, key, payer } => (key, trade, OrderKind::Pay { payer }),
-            PaymentCommand::Refund {
-                trade,
-                out_request_no,
-                amount,
-            } => (out_request_no, trade, OrderKind::Refund { amount }),
-        };
-        let decided = {
+        let nodes = self.inner.topology.payments.len() as u32;
+        let admitted = {
             let mut book = self.orders();
-            match book.decide(&key, trade, kind) {
-                OrderDecision::Known(order) => Err(order),
-                OrderDecision::Create(record) => {
+            match admit(&book, self.inner.index, nodes, command.clone()) {
+                Admission::Create(record) => {
+                    let key = match &record {
+                        OrderRecord::Created { key, .. } => key.clone(),
+                        OrderRecord::Finished { .. } => unreachable!("admission creates"),
+                    };
                     self.inner.log.append(&record);
                     book.apply(record);
                     Ok(book.get(&key))
                 }
+                other => Err(other),
             }
         };
-        let order = match decided {
-            Err(known) => {
-                if known.trade != trade || known.kind != kind {
-                    return Err(PaymentError::Refused(Refusal::new(
-                        RefusalCode::KeyReused,
-                        format!("key {key} was already used for another request"),
-                    )));
-                }
-                return match known.outcome {
-                    Some(outcome) => {
-                        self.inner.env.probes.hit(names::PAYMENT_REPLAYED_OUTCOME);
-                        receipt(&known.xid, outcome)
-                    }
-                    None => Err(PaymentError::InProgress),
-                };
-            }
+        let order = match admitted {
             Ok(order) => order,
+            Err(Admission::Forward { owner }) => return self.forward(owner, command).await,
+            Err(Admission::Answer { reply, replayed }) => {
+                if replayed {
+                    self.inner.env.probes.hit(names::PAYMENT_REPLAYED_OUTCOME);
+                }
+                return reply;
+            }
+            Err(Admission::Create(_)) => unreachable!("handled under the lock"),
         };
         // The order must be durable before its activity id is used anywhere else.
         self.inner.log.sync().await;
-        let outcome = self.carry_out(order.clone()).await;
-        receipt(&order.xid, outcome)
+        let xid = order.xid.clone();
+        let outcome = self.carry_out(order, FlowInput::Start).await;
+        receipt(&xid, outcome)
     }
 
     /// Any node serves any request: one whose key another node owns is passed to that node,
@@ -243,166 +212,123 @@ impl PaymentNode {
     ) -> Result<PaymentReceipt, PaymentError> {
         self.inner.env.probes.hit(names::PAYMENT_FORWARDED);
         let dst = self.inner.topology.payments[owner as usize];
+        let timeout = Duration::from_millis(FORWARD_TIMEOUT_MS);
         let answer = self
             .inner
             .transport
-            .call(dst, PaymentCall(command), FORWARD_TIMEOUT)
+            .call(dst, PaymentCall(command), timeout)
             .await;
         answer.unwrap_or(Err(PaymentError::InProgress))
     }
 
     /// Restarts every unfinished order, and every unfinished movement no order covers.
     fn resume_all(&self) {
-        let unfinished = self.orders().unfinished();
-        let covered: BTreeSet<String> = unfinished.iter().map(|o| o.xid.clone()).collect();
-        for order in unfinished {
-            self.inner.env.probes.hit(names::PAYMENT_ORDER_RESUMED);
-            let node = self.clone();
-            madsim::task::spawn(async move {
-                let _ = node.carry_out(order).await;
-            });
-        }
-        for xid in self.inner.coordinator.unfinished() {
-            if covered.contains(&xid) {
-                continue;
+        let orders = self.orders().unfinished();
+        let movements = self.inner.coordinator.unfinished();
+        for resumption in resumptions(orders, movements, self.inner.env.bugs) {
+            match resumption {
+                Resumption::Order(order) => {
+                    self.inner.env.probes.hit(names::PAYMENT_ORDER_RESUMED);
+                    let node = self.clone();
+                    madsim::task::spawn(async move {
+                        let _ = node.carry_out(order, FlowInput::Resume).await;
+                    });
+                }
+                Resumption::Movement(xid) => {
+                    let coordinator = self.inner.coordinator.clone();
+                    madsim::task::spawn(async move {
+                        coordinator.resume(&xid).await;
+                    });
+                }
             }
-            let coordinator = self.inner.coordinator.clone();
-            madsim::task::spawn(async move {
-                coordinator.resume(&xid).await;
-            });
         }
     }
 
-    /// Steps 2–5 for one order; safe to run again after a crash.
-    async fn carry_out(&self, order: Order) -> Result<(), String> {
-        let (outcome, tell_trade) = match self.inner.coordinator.resume(&order.xid).await {
-            Some(moved) => (into_result(moved), true),
-            None => self.begin_and_move(&order).await,
-        };
-        let env = &self.inner.env;
-        env.buggify.window(Point::OutcomeToTrade, &env.probes).await;
-        if tell_trade {
-            self.end_at_trade(&order, &outcome).await;
+    /// Runs one order's flow from `first` until it finishes; safe to run again after a crash.
+    async fn carry_out(&self, order: Order, first: FlowInput) -> Result<(), Refusal> {
+        let mut flow = OrderFlow::new(order);
+        let mut input = first;
+        loop {
+            let mut next = None;
+            for output in flow.step(input) {
+                match output {
+                    FlowOutput::Append(record) => {
+                        let mut book = self.orders();
+                        self.inner.log.append(&record);
+                        book.apply(record);
+                    }
+                    FlowOutput::Finish(outcome) => return outcome,
+                    FlowOutput::TradeRefusedEnd(refusal) => {
+                        let xid = &flow.order().xid;
+                        tracing::warn!(%xid, %refusal, "the trade refused the end of an order");
+                    }
+                    effect => {
+                        assert!(next.is_none(), "a flow waits on one effect at a time");
+                        next = Some(self.perform(effect).await);
+                    }
+                }
+            }
+            input = next.expect("an unfinished order waits on an effect");
         }
-        let mut book = self.orders();
-        let finished = OrderRecord::Finished {
-            key: order.key.clone(),
-            outcome: outcome.clone(),
-        };
-        // Not synced: a lost Finished is redone from the logs with the same outcome.
-        self.inner.log.append(&finished);
-        book.apply(finished);
-        outcome
     }
 
-    /// Asks the trade to begin, then moves the money. Also says whether the trade must be
-    /// told the outcome (not when it refused or had already settled the key itself).
-    async fn begin_and_move(&self, order: &Order) -> (Result<(), String>, bool) {
-        let begin = match order.kind {
-            OrderKind::Pay { payer } => TradeCommand::BeginPay {
-                trade: order.trade,
-                key: order.key.clone(),
-                xid: order.xid.clone(),
-                payer,
-            },
-            OrderKind::Refund { amount } => TradeCommand::BeginRefund {
-                trade: order.trade,
-                out_request_no: order.key.clone(),
-                xid: order.xid.clone(),
-                amount,
-            },
-        };
-        let env = &self.inner.env;
-        env.buggify.window(Point::OrderToTrade, &env.probes).await;
-        let dst = self.inner.topology.trade(order.trade.shard);
-        let answer = self
-            .inner
-            .transport
-            .call_with_retry(dst, TradeCall(begin), BEGIN_POLICY)
-            .await
-            .result;
-        let legs = match (answer, order.kind) {
-            (Ok(Ok(TradeReply::PayBegun { amount, merchant })), OrderKind::Pay { payer }) => {
-                vec![Leg::debit(payer, amount), Leg::credit(merchant, amount)]
+    /// Performs one effect of a flow and says what came of it.
+    async fn perform(&self, effect: FlowOutput) -> FlowInput {
+        let inner = &self.inner;
+        match effect {
+            FlowOutput::ResumeMovement(xid) => {
+                FlowInput::MovementResumed(inner.coordinator.resume(&xid).await)
             }
-            (Ok(Ok(TradeReply::RefundBegun { merchant, payer })), OrderKind::Refund { amount }) => {
-                vec![Leg::debit(merchant, amount), Leg::credit(payer, amount)]
+            FlowOutput::Window(point) => {
+                inner.env.buggify.window(point, &inner.env.probes).await;
+                FlowInput::WindowPassed
             }
-            (Ok(Ok(TradeReply::Settled(status))), _) => {
-                let outcome = match status {
-                    AttemptStatus::Succeeded => Ok(()),
-                    AttemptStatus::Failed(reason) => Err(reason),
-                    AttemptStatus::Pending => Err("the trade answered pending".into()),
-                };
-                return (outcome, false);
+            FlowOutput::Move(movement) => {
+                FlowInput::Moved(inner.coordinator.execute(movement).await)
             }
-            (Ok(Ok(other)), _) => {
-                return (Err(format!("unexpected trade answer {other:?}")), false)
+            FlowOutput::Pause(pause) => {
+                madsim::time::sleep(pause).await;
+                FlowInput::Paused
             }
-            (Ok(Err(refusal)), _) => return (Err(refusal.to_string()), false),
-            // The trade may have begun without our hearing it: the end pins the failure.
-            (Err(e), _) => return (Err(format!("the trade did not answer: {e}")), true),
-        };
-        let movement = Movement {
-            xid: order.xid.clone(),
-            legs,
-        };
-        (
-            into_result(self.inner.coordinator.execute(movement).await),
-            true,
-        )
-    }
-
-    async fn end_at_trade(&self, order: &Order, outcome: &Result<(), String>) {
-        let end = match order.kind {
-            OrderKind::Pay { payer } => TradeCommand::EndPay {
-                trade: order.trade,
-                key: order.key.clone(),
-                xid: order.xid.clone(),
-                payer,
-                outcome: outcome.clone(),
-            },
-            OrderKind::Refund { amount } => TradeCommand::EndRefund {
-                trade: order.trade,
-                out_request_no: order.key.clone(),
-                xid: order.xid.clone(),
-                amount,
-                outcome: outcome.clone(),
-            },
-        };
-        let dst = self.inner.topology.trade(order.trade.shard);
-        let answer = loop {
-            let answer = self
-                .inner
-                .transport
-                .call_with_retry(dst, TradeCall(end.clone()), END_POLICY)
-                .await
-                .result;
-            // Nothing was written (the trade could not publish the change yet): ask again.
-            if !matches!(answer, Ok(Err(TradeError::Unavailable(_)))) {
-                break answer;
+            FlowOutput::BeginAtTrade(command) => {
+                let dst = inner.topology.trade(trade_shard(&command));
+                let retried = inner
+                    .transport
+                    .call_with_retry(dst, TradeCall(command), BEGIN_POLICY)
+                    .await;
+                FlowInput::BeginAnswered(match retried.result {
+                    Ok(Ok(reply)) => BeginAnswer::Reply(reply),
+                    Ok(Err(refusal)) => BeginAnswer::Refused(refusal),
+                    Err(e) => BeginAnswer::NoAnswer(e.to_string()),
+                })
             }
-            madsim::time::sleep(UNAVAILABLE_BACKOFF).await;
-        };
-        if let Ok(Err(refusal)) = answer {
-            tracing::warn!(xid = %order.xid, %refusal, "the trade refused the end of an order");
+            FlowOutput::EndAtTrade(command) => {
+                let dst = inner.topology.trade(trade_shard(&command));
+                let retried = inner
+                    .transport
+                    .call_with_retry(dst, TradeCall(command), END_POLICY)
+                    .await;
+                FlowInput::EndAnswered(match retried.result {
+                    Ok(Ok(_)) => EndAnswer::Ended,
+                    Ok(Err(refusal)) => EndAnswer::Refused(refusal),
+                    Err(_) => EndAnswer::NoAnswer,
+                })
+            }
+            FlowOutput::Append(_) | FlowOutput::Finish(_) | FlowOutput::TradeRefusedEnd(_) => {
+                unreachable!("performed by the flow loop")
+            }
         }
     }
 }
 
-fn into_result(outcome: MovementOutcome) -> Result<(), String> {
-    match outcome {
-        MovementOutcome::Committed => Ok(()),
-        MovementOutcome::Aborted(reason) => Err(reason),
-        MovementOutcome::Heuristic(reason) => Err(format!("heuristic outcome: {reason}")),
+/// The trade shard a begin or end goes to.
+fn trade_shard(command: &crate::trade::TradeCommand) -> u32 {
+    use crate::trade::TradeCommand as C;
+    match command {
+        C::BeginPay { trade, .. }
+        | C::EndPay { trade, .. }
+        | C::BeginRefund { trade, .. }
+        | C::EndRefund { trade, .. } => trade.shard,
+        other => unreachable!("a flow never sends {other:?}"),
     }
-}
-
-fn receipt(xid: &str, outcome: Result<(), String>) -> Result<PaymentReceipt, PaymentError> {
-    outcome
-        .map(|()| PaymentReceipt {
-            xid: xid.to_string(),
-        })
-        // The order log keeps the reason as text; the code is the movement's (aborted).
-        .map_err(|reason| PaymentError::Refused(Refusal::new(RefusalCode::Aborted, reason)))
 }

@@ -4,8 +4,9 @@
 //! its outcome once the trade has been told. An order's key is its idempotency key: the first
 //! outcome is pinned and every retry gets it.
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, IdemKey, Xid};
 use crate::money::Amount;
+use crate::refusal::Refusal;
 use crate::trade::TradeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,26 +21,26 @@ pub enum OrderKind {
 /// One pay or refund order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
-    pub key: String,
+    pub key: IdemKey,
     pub trade: TradeId,
-    pub xid: String,
+    pub xid: Xid,
     pub kind: OrderKind,
     /// `None` while it is being carried out.
-    pub outcome: Option<Result<(), String>>,
+    pub outcome: Option<Result<(), Refusal>>,
 }
 
 /// One durable change to the order book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderRecord {
     Created {
-        key: String,
+        key: IdemKey,
         trade: TradeId,
-        xid: String,
+        xid: Xid,
         kind: OrderKind,
     },
     Finished {
-        key: String,
-        outcome: Result<(), String>,
+        key: IdemKey,
+        outcome: Result<(), Refusal>,
     },
 }
 
@@ -56,8 +57,8 @@ pub enum OrderDecision {
 #[derive(Debug, Clone)]
 pub struct OrderBook {
     node: u32,
-    orders: BTreeMap<String, Order>,
-    by_xid: BTreeMap<String, String>,
+    orders: BTreeMap<IdemKey, Order>,
+    by_xid: BTreeMap<Xid, IdemKey>,
 }
 
 impl OrderBook {
@@ -77,12 +78,12 @@ impl OrderBook {
         self.orders.values()
     }
 
-    pub fn by_xid(&self, xid: &str) -> Option<&Order> {
+    pub fn by_xid(&self, xid: &Xid) -> Option<&Order> {
         self.orders.get(self.by_xid.get(xid)?)
     }
 
     /// The order of `key`; it must exist.
-    pub fn get(&self, key: &str) -> Order {
+    pub fn get(&self, key: &IdemKey) -> Order {
         self.orders[key].clone()
     }
 
@@ -98,14 +99,14 @@ impl OrderBook {
     /// Decides what a request for `key` means. The activity id is this node's next one: unique
     /// because orders are never forgotten once their id has been used (the record is durable
     /// before the id leaves the node).
-    pub fn decide(&self, key: &str, trade: TradeId, kind: OrderKind) -> OrderDecision {
+    pub fn decide(&self, key: &IdemKey, trade: TradeId, kind: OrderKind) -> OrderDecision {
         if let Some(order) = self.orders.get(key) {
             return OrderDecision::Known(order.clone());
         }
         OrderDecision::Create(OrderRecord::Created {
-            key: key.to_string(),
+            key: key.clone(),
             trade,
-            xid: format!("x{}.{}", self.node, self.orders.len() + 1),
+            xid: Xid::new(format!("x{}.{}", self.node, self.orders.len() + 1)),
             kind,
         })
     }
@@ -138,8 +139,13 @@ impl OrderBook {
                     .get_mut(&key)
                     .unwrap_or_else(|| panic!("order {key} exists"));
                 match &order.outcome {
-                    // Finishing is redone after a crash; it must reach the same outcome.
-                    Some(first) => assert_eq!(first, &outcome, "order {key} outcome flipped"),
+                    // Finishing is redone after a crash; it must reach the same outcome, to the
+                    // refusal's code (the detail is for people, and nothing compares it).
+                    Some(first) => assert_eq!(
+                        first.as_ref().map_err(|r| r.code),
+                        outcome.as_ref().map_err(|r| r.code),
+                        "order {key} outcome flipped"
+                    ),
                     None => order.outcome = Some(outcome),
                 }
             }
@@ -150,6 +156,11 @@ impl OrderBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::refusal::RefusalCode;
+
+    fn no(code: RefusalCode) -> Result<(), Refusal> {
+        Err(Refusal::new(code, "no"))
+    }
 
     fn trade() -> TradeId {
         TradeId { shard: 0, seq: 1 }
@@ -164,31 +175,47 @@ mod tests {
     #[test]
     fn a_key_is_created_once_and_its_outcome_pinned() {
         let mut book = OrderBook::recover(2, &[]);
-        let OrderDecision::Create(record) = book.decide("k", trade(), pay()) else {
+        let OrderDecision::Create(record) = book.decide(&"k".into(), trade(), pay()) else {
             panic!("a new key creates an order");
         };
         book.apply(record);
-        let OrderDecision::Known(order) = book.decide("k", trade(), pay()) else {
+        let OrderDecision::Known(order) = book.decide(&"k".into(), trade(), pay()) else {
             panic!("a known key is known");
         };
-        assert_eq!(order.xid, "x2.1");
+        assert_eq!(order.xid, Xid::from("x2.1"));
         assert_eq!(book.unfinished().len(), 1);
+        let no_funds = no(RefusalCode::InsufficientFunds);
         book.apply(OrderRecord::Finished {
             key: "k".into(),
-            outcome: Err("no".into()),
+            outcome: no_funds.clone(),
         });
         assert!(book.unfinished().is_empty());
-        assert_eq!(book.by_xid("x2.1").unwrap().outcome, Some(Err("no".into())));
+        assert_eq!(book.by_xid(&"x2.1".into()).unwrap().outcome, Some(no_funds));
+    }
+
+    #[test]
+    #[should_panic(expected = "outcome flipped")]
+    fn a_finished_refusal_never_changes_code() {
+        let mut book = OrderBook::recover(0, &[]);
+        if let OrderDecision::Create(r) = book.decide(&"k".into(), trade(), pay()) {
+            book.apply(r);
+        }
+        for code in [RefusalCode::InsufficientFunds, RefusalCode::Aborted] {
+            book.apply(OrderRecord::Finished {
+                key: "k".into(),
+                outcome: no(code),
+            });
+        }
     }
 
     #[test]
     #[should_panic(expected = "outcome flipped")]
     fn a_finished_outcome_never_flips() {
         let mut book = OrderBook::recover(0, &[]);
-        if let OrderDecision::Create(r) = book.decide("k", trade(), pay()) {
+        if let OrderDecision::Create(r) = book.decide(&"k".into(), trade(), pay()) {
             book.apply(r);
         }
-        for outcome in [Ok(()), Err("x".into())] {
+        for outcome in [Ok(()), no(RefusalCode::Aborted)] {
             book.apply(OrderRecord::Finished {
                 key: "k".into(),
                 outcome,

@@ -38,7 +38,7 @@ pub enum PaymentCommand {
 /// A successful payment or refund, with the activity that moved the money.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentReceipt {
-    pub xid: String,
+    pub xid: crate::ids::Xid,
 }
 
 /// Why a payment or refund has no success to report.

@@ -4,8 +4,9 @@
 //! every branch has answered phase two. The manager writes the records; this module only
 //! folds them and asserts that every status change is legal.
 
-use crate::ids::ShardId;
+use crate::ids::{ShardId, Xid};
 use crate::ledger::TccAction;
+use crate::refusal::Refusal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -56,38 +57,42 @@ pub struct Branch {
 /// One activity as the log describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
-    pub xid: String,
+    pub xid: Xid,
     pub branches: Vec<Branch>,
     pub status: ActivityStatus,
     /// Every status it has had, oldest first.
     pub history: Vec<ActivityStatus>,
-    /// Why it was rolled back or ended heuristically.
-    pub reason: Option<String>,
+    /// Why it was rolled back: the refusal (with its code) the client is told.
+    pub reason: Option<Refusal>,
+    /// Why it ended heuristically: which branches refused phase two.
+    pub heuristic: Option<String>,
 }
 
 /// One durable change to the activity log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActivityRecord {
     Begun {
-        xid: String,
+        xid: Xid,
         branches: Vec<Branch>,
     },
+    /// COMMIT (`reason` is `None`) or ROLLBACK with the refusal that caused it.
     Decided {
-        xid: String,
+        xid: Xid,
         commit: bool,
-        reason: Option<String>,
+        reason: Option<Refusal>,
     },
+    /// Every branch answered phase two; `heuristic` says which refused, if any did.
     Ended {
-        xid: String,
+        xid: Xid,
         status: ActivityStatus,
-        reason: Option<String>,
+        heuristic: Option<String>,
     },
 }
 
 /// Every activity of one manager.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityLog {
-    activities: BTreeMap<String, Activity>,
+    activities: BTreeMap<Xid, Activity>,
 }
 
 impl ActivityLog {
@@ -99,7 +104,7 @@ impl ActivityLog {
         log
     }
 
-    pub fn get(&self, xid: &str) -> Option<&Activity> {
+    pub fn get(&self, xid: &Xid) -> Option<&Activity> {
         self.activities.get(xid)
     }
 
@@ -108,7 +113,7 @@ impl ActivityLog {
     }
 
     /// Activities not yet ended, in xid order.
-    pub fn unfinished(&self) -> Vec<String> {
+    pub fn unfinished(&self) -> Vec<Xid> {
         self.activities
             .values()
             .filter(|a| !a.status.is_terminal())
@@ -128,6 +133,7 @@ impl ActivityLog {
                         status: ActivityStatus::Trying,
                         history: vec![ActivityStatus::Trying],
                         reason: None,
+                        heuristic: None,
                     },
                 );
                 assert!(previous.is_none(), "activity {xid} begun twice");
@@ -142,17 +148,21 @@ impl ActivityLog {
                 } else {
                     ActivityStatus::RollingBack
                 };
-                self.move_to(&xid, next, reason);
+                let a = self.move_to(&xid, next);
+                a.reason = reason;
             }
             ActivityRecord::Ended {
                 xid,
                 status,
-                reason,
-            } => self.move_to(&xid, status, reason),
+                heuristic,
+            } => {
+                let a = self.move_to(&xid, status);
+                a.heuristic = heuristic;
+            }
         }
     }
 
-    fn move_to(&mut self, xid: &str, next: ActivityStatus, reason: Option<String>) {
+    fn move_to(&mut self, xid: &Xid, next: ActivityStatus) -> &mut Activity {
         let a = self
             .activities
             .get_mut(xid)
@@ -164,9 +174,7 @@ impl ActivityLog {
         );
         a.status = next;
         a.history.push(next);
-        if reason.is_some() {
-            a.reason = reason;
-        }
+        a
     }
 }
 
@@ -194,7 +202,7 @@ mod tests {
     fn an_activity_moves_through_its_statuses_and_ends() {
         let mut log = ActivityLog::default();
         log.apply(begun("x1"));
-        assert_eq!(log.unfinished(), vec!["x1".to_string()]);
+        assert_eq!(log.unfinished(), vec![Xid::from("x1")]);
         log.apply(ActivityRecord::Decided {
             xid: "x1".into(),
             commit: true,
@@ -203,9 +211,9 @@ mod tests {
         log.apply(ActivityRecord::Ended {
             xid: "x1".into(),
             status: ActivityStatus::Committed,
-            reason: None,
+            heuristic: None,
         });
-        let a = log.get("x1").unwrap();
+        let a = log.get(&"x1".into()).unwrap();
         assert_eq!(
             a.history,
             vec![

@@ -1,32 +1,39 @@
-//! The TCC business-activity manager (业务活动管理器): drives Try, logs the decision, drives
-//! Confirm or Cancel until every branch has answered, and resumes unfinished activities from
-//! its log after a restart.
-//!
-//! The rules it keeps, each for a reason:
-//! - `Begun` is durable before any Try, so after a crash the manager knows every branch it may
-//!   have reserved, and can cancel it.
-//! - COMMIT is durable before any Confirm: once one branch is confirmed, recovery must never
-//!   roll the others back (the planted bug `tcc-decision-not-durable` breaks exactly this).
-//! - Try is sent once, with a timeout; no answer means rollback. The activity is never left
-//!   waiting on a Try, and a Try that arrives after its Cancel is refused by the fence.
-//! - Phase two is retried until every branch answers, because the participants are idempotent.
+//! The TCC business-activity manager's runtime (业务活动管理器): a thin async shell around
+//! the pure [`TccEngine`], which holds every decision (see [`super::engine`] for the rules).
+//! The shell appends the records the engine emits to the durable log under the same lock as
+//! the step that emitted them, performs the engine's effects (fsync, Try with its timeout,
+//! Confirm/Cancel retried, the buggify window) concurrently, and feeds each result back.
 
-use super::activity::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
+use super::activity::{Activity, ActivityLog, ActivityRecord, Branch};
+use super::engine::{Input, Output, PhaseTwoAnswer, TccEngine, TryAnswer};
 use crate::buggify::Point;
-use crate::bugs::Bug;
-use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, TccAction};
+use crate::ids::{ShardId, Xid};
+use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, Side, TccAction};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
+use crate::refusal::Refusal;
 use crate::strategy::{Movement, MovementOutcome};
 use crate::topology::Topology;
-use crate::transport::{RetryPolicy, RpcError, Transport};
-use futures_util::future::join_all;
+use crate::transport::{RetryPolicy, Transport};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The activity log's file on the manager node's disk.
 pub const LOG_FILE: &str = "tcc.log";
+
+/// How long a Try may take before the activity is rolled back.
+const TRY_TIMEOUT_MS: u64 = 500;
+
+/// How long one Confirm or Cancel attempt waits for its answer.
+const PHASE_TWO_TIMEOUT_MS: u64 = 500;
+
+/// The pause after the first unanswered phase-two attempt; it doubles up to the maximum.
+const PHASE_TWO_BACKOFF_MS: u64 = 20;
+const PHASE_TWO_BACKOFF_MS_MAX: u64 = 1_000;
 
 /// How a TCC manager behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +41,8 @@ pub struct TccConfig {
     pub fsync_latency: Duration,
     /// How long a Try may take before the activity is rolled back.
     pub try_timeout: Duration,
-    /// How phase two is retried; its attempts are unbounded in practice.
+    /// How phase two is retried; its attempts are unbounded in practice, and the engine sends
+    /// it again should they run out.
     pub phase_two: RetryPolicy,
 }
 
@@ -42,12 +50,12 @@ impl TccConfig {
     pub fn new(fsync_latency: Duration) -> Self {
         TccConfig {
             fsync_latency,
-            try_timeout: Duration::from_millis(500),
+            try_timeout: Duration::from_millis(TRY_TIMEOUT_MS),
             phase_two: RetryPolicy {
                 attempts_max: u32::MAX,
-                timeout: Duration::from_millis(500),
-                backoff: Duration::from_millis(20),
-                backoff_max: Duration::from_millis(1_000),
+                timeout: Duration::from_millis(PHASE_TWO_TIMEOUT_MS),
+                backoff: Duration::from_millis(PHASE_TWO_BACKOFF_MS),
+                backoff_max: Duration::from_millis(PHASE_TWO_BACKOFF_MS_MAX),
             },
         }
     }
@@ -57,7 +65,7 @@ impl TccConfig {
 #[derive(Clone)]
 pub struct TccManager {
     log: DurableLog<ActivityRecord>,
-    state: Arc<Mutex<ActivityLog>>,
+    state: Arc<Mutex<TccEngine>>,
     transport: Transport,
     topology: Topology,
     env: NodeEnv,
@@ -80,7 +88,10 @@ impl TccManager {
         }
         TccManager {
             log,
-            state: Arc::new(Mutex::new(ActivityLog::recover(&records))),
+            state: Arc::new(Mutex::new(TccEngine::new(
+                ActivityLog::recover(&records),
+                env.bugs,
+            ))),
             transport,
             topology,
             env: env.clone(),
@@ -97,38 +108,32 @@ impl TccManager {
             .collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, ActivityLog> {
+    fn lock(&self) -> MutexGuard<'_, TccEngine> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self, record: ActivityRecord) {
-        let mut state = self.lock();
-        self.log.append(&record);
-        state.apply(record);
-    }
-
     pub fn activities(&self) -> Vec<Activity> {
-        self.lock().activities().cloned().collect()
+        self.lock().log().activities().cloned().collect()
     }
 
-    pub fn unfinished(&self) -> Vec<String> {
-        self.lock().unfinished()
+    pub fn unfinished(&self) -> Vec<Xid> {
+        self.lock().log().unfinished()
     }
 
     /// Runs one activity from Begun to Ended.
     pub async fn execute(&self, movement: Movement) -> MovementOutcome {
         let shards = self.topology.ledger_shards();
-        let branches: Vec<Branch> = movement
+        let branches = movement
             .legs
             .iter()
             .map(|leg| Branch {
                 shard: leg.account.shard(shards),
                 action: match leg.side {
-                    crate::ledger::Side::Debit => TccAction::Debit {
+                    Side::Debit => TccAction::Debit {
                         account: leg.account,
                         amount: leg.amount,
                     },
-                    crate::ledger::Side::Credit => TccAction::Credit {
+                    Side::Credit => TccAction::Credit {
                         account: leg.account,
                         amount: leg.amount,
                     },
@@ -136,176 +141,130 @@ impl TccManager {
             })
             .collect();
         let xid = movement.xid;
-        self.write(ActivityRecord::Begun {
-            xid: xid.clone(),
-            branches: branches.clone(),
-        });
-        self.log.sync().await;
-
-        let refusal = self.try_all(&xid, &branches).await;
-        let commit = refusal.is_none();
-        let decided = ActivityRecord::Decided {
-            xid: xid.clone(),
-            commit,
-            reason: refusal,
-        };
-        let late_decision = commit && self.env.bugs.is(Bug::TccDecisionNotDurable);
-        if late_decision {
-            // The planted bug: phase two starts before COMMIT is even written.
-            let outcome = self.phase_two(&xid, true).await;
-            self.write(decided);
-            return self.end(&xid, outcome);
-        }
-        self.write(decided);
-        // COMMIT must be durable before the first Confirm leaves. A rollback would be chosen
-        // again by recovery anyway, but its reason is what the client will be told, and an
-        // answer once given must never change: so it is made durable too.
-        self.log.sync().await;
-        if commit {
-            let (buggify, probes) = (&self.env.buggify, &self.env.probes);
-            buggify.window(Point::CommitToPhaseTwo, probes).await;
-        }
-        let outcome = self.phase_two(&xid, commit).await;
-        self.end(&xid, outcome)
+        self.drive(Input::Begin { xid, branches }).await
     }
 
     /// Finishes an activity found in the log after a restart; `None` if it was never begun.
-    pub async fn resume(&self, xid: &str) -> Option<MovementOutcome> {
-        let status = self.lock().get(xid)?.status;
-        let commit = match status {
-            ActivityStatus::Trying => {
-                self.env.probes.hit(names::TCC_RESUMED_ROLLBACK);
-                self.write(ActivityRecord::Decided {
-                    xid: xid.to_string(),
-                    commit: false,
-                    reason: Some("the manager restarted before deciding".into()),
-                });
-                false
-            }
-            ActivityStatus::Committing => {
-                self.env.probes.hit(names::TCC_RESUMED_COMMIT);
-                true
-            }
-            ActivityStatus::RollingBack => {
-                self.env.probes.hit(names::TCC_RESUMED_ROLLBACK);
-                false
-            }
-            _ => return Some(self.outcome(xid)),
-        };
-        let outcome = self.phase_two(xid, commit).await;
-        Some(self.end(xid, outcome))
+    pub async fn resume(&self, xid: &Xid) -> Option<MovementOutcome> {
+        self.lock().log().get(xid)?;
+        Some(self.drive(Input::Resume { xid: xid.clone() }).await)
     }
 
-    /// Tries every branch at once. `None` if all reserved; otherwise why not.
-    async fn try_all(&self, xid: &str, branches: &[Branch]) -> Option<String> {
-        let tries: Vec<_> = branches
-            .iter()
-            .enumerate()
-            .map(|(i, branch)| {
-                let call = LedgerCall(LedgerCommand::TccTry {
-                    branch: BranchKey {
-                        xid: xid.to_string(),
-                        branch: i as u32,
-                    },
-                    action: branch.action,
-                });
-                let dst = self.topology.ledger(branch.shard);
-                self.transport.call(dst, call, self.config.try_timeout)
-            })
-            .collect();
-        let mut refusal = None;
-        for (i, answer) in join_all(tries).await.into_iter().enumerate() {
-            let reason = match answer {
-                Ok(Ok(_)) => continue,
-                Ok(Err(e)) => {
-                    self.env.probes.hit(names::TCC_TRY_REFUSED);
-                    format!("branch {i} refused Try: {e}")
-                }
-                Err(RpcError::Timeout(_)) | Err(RpcError::Io(_)) => {
-                    self.env.probes.hit(names::TCC_TRY_TIMEOUT);
-                    format!("branch {i} did not answer Try")
-                }
-            };
-            refusal.get_or_insert(reason);
-        }
-        refusal
-    }
-
-    /// Confirms or cancels every branch until each answers. Returns the refusals, if any.
-    async fn phase_two(&self, xid: &str, commit: bool) -> Vec<String> {
-        let branches = self
-            .lock()
-            .get(xid)
-            .expect("activity exists")
-            .branches
-            .clone();
-        let calls: Vec<_> = branches
-            .iter()
-            .enumerate()
-            .map(|(i, branch)| {
-                let key = BranchKey {
-                    xid: xid.to_string(),
-                    branch: i as u32,
-                };
-                let command = if commit {
-                    LedgerCommand::TccConfirm { branch: key }
-                } else {
-                    LedgerCommand::TccCancel { branch: key }
-                };
-                let dst = self.topology.ledger(branch.shard);
-                async move {
-                    let retried = self
-                        .transport
-                        .call_with_retry(dst, LedgerCall(command), self.config.phase_two)
-                        .await;
-                    if retried.attempts > 1 {
-                        self.env.probes.hit(names::TCC_PHASE_TWO_RETRY);
+    /// Steps the engine from `first` until it finishes the activity: appends under the lock,
+    /// every other effect concurrently, each result fed back as it arrives.
+    async fn drive(&self, first: Input) -> MovementOutcome {
+        let mut inputs = VecDeque::from([first]);
+        let mut effects = FuturesUnordered::new();
+        loop {
+            while let Some(input) = inputs.pop_front() {
+                let outputs = {
+                    let mut engine = self.lock();
+                    let outputs = engine.step(input);
+                    for output in &outputs {
+                        if let Output::Append(record) = output {
+                            self.log.append(record);
+                        }
                     }
-                    retried.result
+                    outputs
+                };
+                for output in outputs {
+                    match output {
+                        Output::Append(_) => {}
+                        Output::Probe(name) => self.env.probes.hit(name),
+                        Output::Finish { outcome, .. } => return outcome,
+                        effect => effects.push(self.perform(effect)),
+                    }
                 }
-            })
-            .collect();
-        let mut refusals = Vec::new();
-        for (i, answer) in join_all(calls).await.into_iter().enumerate() {
-            match answer {
-                Ok(Ok(LedgerReply::Confirmed | LedgerReply::Cancelled)) => {}
-                Ok(Ok(other)) => refusals.push(format!("branch {i} answered {other:?}")),
-                Ok(Err(e)) => refusals.push(format!("branch {i} refused: {e}")),
-                Err(e) => refusals.push(format!("branch {i} never answered: {e}")),
             }
+            let next = effects.next().await;
+            inputs.push_back(next.expect("an unfinished activity waits on an effect"));
         }
-        refusals
     }
 
-    /// Writes the end of an activity (not synced: a lost end is redone idempotently).
-    fn end(&self, xid: &str, refusals: Vec<String>) -> MovementOutcome {
-        let status = self.lock().get(xid).expect("activity exists").status;
-        let ended = match (status, refusals.is_empty()) {
-            (ActivityStatus::Committing, true) => ActivityStatus::Committed,
-            (ActivityStatus::RollingBack, true) => ActivityStatus::RolledBack,
-            _ => {
-                self.env.probes.hit(names::TCC_HEURISTIC);
-                ActivityStatus::Heuristic
+    /// Performs one effect and says what came of it.
+    fn perform(&self, effect: Output) -> BoxFuture<'_, Input> {
+        Box::pin(async move {
+            match effect {
+                Output::Sync { xid } => {
+                    self.log.sync().await;
+                    Input::Synced { xid }
+                }
+                Output::Window { xid } => {
+                    let (buggify, probes) = (&self.env.buggify, &self.env.probes);
+                    buggify.window(Point::CommitToPhaseTwo, probes).await;
+                    Input::WindowPassed { xid }
+                }
+                Output::Try {
+                    xid,
+                    branch,
+                    shard,
+                    action,
+                } => {
+                    let key = BranchKey {
+                        xid: xid.clone(),
+                        branch,
+                    };
+                    let call = LedgerCall(LedgerCommand::TccTry {
+                        branch: key,
+                        action,
+                    });
+                    let dst = self.topology.ledger(shard);
+                    let answer = match self
+                        .transport
+                        .call(dst, call, self.config.try_timeout)
+                        .await
+                    {
+                        Ok(Ok(_)) => TryAnswer::Reserved,
+                        Ok(Err(e)) => TryAnswer::Refused(Refusal::new(e.code(), e.to_string())),
+                        Err(_) => TryAnswer::NoAnswer,
+                    };
+                    Input::TryAnswered {
+                        xid,
+                        branch,
+                        answer,
+                    }
+                }
+                Output::PhaseTwo {
+                    xid,
+                    branch,
+                    shard,
+                    commit,
+                } => self.phase_two(xid, branch, shard, commit).await,
+                Output::Append(_) | Output::Probe(_) | Output::Finish { .. } => {
+                    unreachable!("performed by the drive loop")
+                }
             }
-        };
-        let reason = (!refusals.is_empty()).then(|| refusals.join("; "));
-        self.write(ActivityRecord::Ended {
-            xid: xid.to_string(),
-            status: ended,
-            reason,
-        });
-        self.outcome(xid)
+        })
     }
 
-    fn outcome(&self, xid: &str) -> MovementOutcome {
-        let state = self.lock();
-        let a = state.get(xid).expect("activity exists");
-        let reason = a.reason.clone().unwrap_or_default();
-        match a.status {
-            ActivityStatus::Committed => MovementOutcome::Committed,
-            ActivityStatus::RolledBack => MovementOutcome::Aborted(reason),
-            ActivityStatus::Heuristic => MovementOutcome::Heuristic(reason),
-            other => unreachable!("outcome of an unfinished activity ({other:?})"),
+    /// Confirm or Cancel one branch, retried until it answers (or the policy runs out, in which
+    /// case the engine sends it again).
+    async fn phase_two(&self, xid: Xid, branch: u32, shard: ShardId, commit: bool) -> Input {
+        let key = BranchKey {
+            xid: xid.clone(),
+            branch,
+        };
+        let command = if commit {
+            LedgerCommand::TccConfirm { branch: key }
+        } else {
+            LedgerCommand::TccCancel { branch: key }
+        };
+        let dst = self.topology.ledger(shard);
+        let retried = self
+            .transport
+            .call_with_retry(dst, LedgerCall(command), self.config.phase_two)
+            .await;
+        let answer = match retried.result {
+            Ok(Ok(LedgerReply::Confirmed | LedgerReply::Cancelled)) => PhaseTwoAnswer::Done,
+            Ok(Ok(other)) => PhaseTwoAnswer::Refused(format!("answered {other:?}")),
+            Ok(Err(e)) => PhaseTwoAnswer::Refused(format!("refused: {e}")),
+            Err(_) => PhaseTwoAnswer::NoAnswer,
+        };
+        Input::PhaseTwoAnswered {
+            xid,
+            branch,
+            answer,
+            attempts: retried.attempts,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! (`ledger::core` and `ledger::fence`).
 
 pub mod activity;
+pub mod engine;
 pub mod manager;
 
 pub use activity::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
