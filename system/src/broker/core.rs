@@ -318,7 +318,7 @@ impl BrokerCore {
 
     fn decide_create_topic(&self, topic: &str, queues: u32) -> Outcome {
         check_name("topic", topic)?;
-        if queues == 0 || queues > MAX_QUEUES_PER_TOPIC {
+        if queues == 0 || queues > QUEUES_PER_TOPIC_MAX {
             return Err(BrokerError::QueueCount(queues));
         }
         if let Some(existing) = self.topics.get(topic) {
@@ -335,7 +335,7 @@ impl BrokerCore {
                 queues,
             }));
         }
-        if self.topics.len() >= MAX_TOPICS {
+        if self.topics.len() >= TOPICS_MAX {
             return Err(BrokerError::TooManyTopics);
         }
         Ok(BrokerDecision::Write(BrokerRecord::TopicCreated {
@@ -391,7 +391,7 @@ impl BrokerCore {
             .ok_or_else(|| BrokerError::UnknownTopic(topic.to_string()))?;
         let queue = queue_of(key, queues.len() as u32);
         let offset = queues[queue as usize].len() as u64;
-        if offset >= MAX_MESSAGES_PER_QUEUE {
+        if offset >= MESSAGES_PER_QUEUE_MAX {
             return Err(BrokerError::QueueFull {
                 topic: topic.to_string(),
                 queue,
@@ -439,7 +439,7 @@ impl BrokerCore {
         if !self.topics.contains_key(topic) {
             return Err(BrokerError::UnknownTopic(topic.to_string()));
         }
-        if self.pending_halves >= MAX_PENDING_HALVES {
+        if self.pending_halves >= PENDING_HALVES_MAX {
             return Err(BrokerError::TooManyPendingHalves);
         }
         Ok(BrokerDecision::Write(BrokerRecord::HalfStored(
@@ -535,7 +535,7 @@ impl BrokerCore {
                 requested: mode,
             }),
             Some(g) if g.topics.contains(topic) => Ok(reply(subscribed)),
-            None if self.groups.len() >= MAX_GROUPS => Err(BrokerError::TooManyGroups),
+            None if self.groups.len() >= GROUPS_MAX => Err(BrokerError::TooManyGroups),
             _ => Ok(BrokerDecision::Write(BrokerRecord::Subscribed {
                 group: group.to_string(),
                 topic: topic.to_string(),
@@ -771,7 +771,7 @@ impl BrokerCore {
         match record {
             BrokerRecord::TopicCreated { topic, queues } => {
                 assert!(
-                    (1..=MAX_QUEUES_PER_TOPIC).contains(&queues),
+                    (1..=QUEUES_PER_TOPIC_MAX).contains(&queues),
                     "topic {topic} created with {queues} queues"
                 );
                 let previous = self
@@ -936,7 +936,7 @@ impl BrokerCore {
             message.id
         );
         assert!(
-            message.payload.len() <= MAX_PAYLOAD_BYTES,
+            message.payload.len() <= PAYLOAD_BYTES_MAX,
             "{} has an oversized payload",
             message.id
         );
@@ -1088,7 +1088,7 @@ fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
 
 /// Consumers, producer groups and producer message ids: any bytes, bounded.
 fn check_id(kind: &str, name: &str) -> Result<(), BrokerError> {
-    match (1..=MAX_NAME_BYTES).contains(&name.len()) {
+    match (1..=NAME_BYTES_MAX).contains(&name.len()) {
         true => Ok(()),
         false => Err(invalid(kind, name)),
     }
@@ -1103,17 +1103,17 @@ fn invalid(kind: &str, name: &str) -> BrokerError {
 
 fn check_message(key: &str, payload: &str, producer_msg_id: &str) -> Result<(), BrokerError> {
     check_id("producer message id", producer_msg_id)?;
-    if key.len() > MAX_KEY_BYTES {
+    if key.len() > KEY_BYTES_MAX {
         return Err(BrokerError::KeyTooLong(key.len()));
     }
-    if payload.len() > MAX_PAYLOAD_BYTES {
+    if payload.len() > PAYLOAD_BYTES_MAX {
         return Err(BrokerError::PayloadTooLarge(payload.len()));
     }
     Ok(())
 }
 
 fn check_batch(max: u32) -> Result<(), BrokerError> {
-    match (1..=MAX_PULL_BATCH).contains(&max) {
+    match (1..=PULL_BATCH_MAX).contains(&max) {
         true => Ok(()),
         false => Err(BrokerError::BatchSize(max)),
     }
@@ -1530,7 +1530,7 @@ mod tests {
             run(&mut c, pull("replica", "", 0, Some(6), 1), 0),
             Err(BrokerError::OffsetBeyondEnd { offset: 6, end: 5 })
         );
-        for max in [0, MAX_PULL_BATCH + 1] {
+        for max in [0, PULL_BATCH_MAX + 1] {
             assert_eq!(
                 run(&mut c, pull("replica", "", 0, None, max), 0),
                 Err(BrokerError::BatchSize(max))
@@ -1775,7 +1775,7 @@ mod tests {
                 requested: 8,
             })
         );
-        for queues in [0, MAX_QUEUES_PER_TOPIC + 1] {
+        for queues in [0, QUEUES_PER_TOPIC_MAX + 1] {
             assert_eq!(
                 run(&mut c, create("t2", queues), 0),
                 Err(BrokerError::QueueCount(queues))
@@ -1785,22 +1785,22 @@ mod tests {
             "",
             "%DLQ%replica",
             "has space",
-            &"x".repeat(MAX_NAME_BYTES + 1),
+            &"x".repeat(NAME_BYTES_MAX + 1),
         ] {
             assert!(matches!(
                 run(&mut c, create(bad, 1), 0),
                 Err(BrokerError::InvalidName { .. })
             ));
         }
-        let big = "x".repeat(MAX_PAYLOAD_BYTES + 1);
+        let big = "x".repeat(PAYLOAD_BYTES_MAX + 1);
         assert_eq!(
             run(&mut c, send("k", &big, "m1"), 0),
-            Err(BrokerError::PayloadTooLarge(MAX_PAYLOAD_BYTES + 1))
+            Err(BrokerError::PayloadTooLarge(PAYLOAD_BYTES_MAX + 1))
         );
-        let long_key = "k".repeat(MAX_KEY_BYTES + 1);
+        let long_key = "k".repeat(KEY_BYTES_MAX + 1);
         assert_eq!(
             run(&mut c, send(&long_key, "p", "m1"), 0),
-            Err(BrokerError::KeyTooLong(MAX_KEY_BYTES + 1))
+            Err(BrokerError::KeyTooLong(KEY_BYTES_MAX + 1))
         );
         let unknown = BrokerCommand::Send {
             topic: "nope".into(),
@@ -1812,7 +1812,7 @@ mod tests {
             run(&mut c, unknown, 0),
             Err(BrokerError::UnknownTopic("nope".into()))
         );
-        let exact = "x".repeat(MAX_PAYLOAD_BYTES);
+        let exact = "x".repeat(PAYLOAD_BYTES_MAX);
         assert_eq!(sent(&mut c, send("k1", &exact, "m1"), 0), mid(1, 0));
         assert_eq!(c.topics().collect::<Vec<_>>(), vec![(TOPIC, 4)]);
     }

@@ -5,14 +5,14 @@
 //! [`NotifyCore::decide_schedule`] turns a consumed trade event into a new notification (or
 //! `None` if the event is already known), [`NotifyCore::due`] lists the attempts whose time has
 //! come, and [`NotifyCore::decide_result`] turns an attempt's outcome into a record: acknowledged,
-//! retry at a time taken from the schedule, or exhausted after attempt [`MAX_ATTEMPTS`].
+//! retry at a time taken from the schedule, or exhausted after attempt [`ATTEMPTS_MAX`].
 //! [`NotifyCore::apply`] folds records into state, live and on recovery alike. Every due time
 //! is written into its record, so a replay never consults the schedule.
 //!
 //! Delivery to the merchant is at-least-once: an attempt whose reply was lost is retried, so
 //! the merchant must deduplicate by the event id it is sent.
 
-use super::types::{MerchantNotifyCall, MAX_ATTEMPTS};
+use super::types::{MerchantNotifyCall, ATTEMPTS_MAX};
 use crate::ids::AccountId;
 use crate::trade::{TradeEvent, TradeId, TradeStatus};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ pub enum NotifyState {
     Pending { next_due_ms: u64 },
     /// The merchant answered success to attempt `attempt`.
     Acknowledged { attempt: u32 },
-    /// All [`MAX_ATTEMPTS`] attempts failed; nobody tries again.
+    /// All [`ATTEMPTS_MAX`] attempts failed; nobody tries again.
     Exhausted,
 }
 
@@ -138,7 +138,7 @@ impl NotifyCore {
 
     /// The record of attempt `attempt`'s result at `now_ms`; `None` if the result is stale (the
     /// notification is unknown or no longer pending, or `attempt` is not the one due). A failed
-    /// attempt k < [`MAX_ATTEMPTS`] makes attempt k + 1 due `schedule[k - 1]` later; a failed
+    /// attempt k < [`ATTEMPTS_MAX`] makes attempt k + 1 due `schedule[k - 1]` later; a failed
     /// last attempt exhausts the notification.
     pub fn decide_result(
         &self,
@@ -151,7 +151,7 @@ impl NotifyCore {
         if !matches!(n.state, NotifyState::Pending { .. }) || attempt != n.attempts + 1 {
             return None;
         }
-        let next_due_ms = if acked || attempt >= MAX_ATTEMPTS {
+        let next_due_ms = if acked || attempt >= ATTEMPTS_MAX {
             None
         } else {
             Some(now_ms.saturating_add(self.schedule[attempt as usize - 1]))
@@ -211,10 +211,10 @@ impl NotifyCore {
                 n.attempts = attempt;
                 n.state = match (acked, next_due_ms) {
                     (true, None) => NotifyState::Acknowledged { attempt },
-                    (false, Some(next_due_ms)) if attempt < MAX_ATTEMPTS => {
+                    (false, Some(next_due_ms)) if attempt < ATTEMPTS_MAX => {
                         NotifyState::Pending { next_due_ms }
                     }
-                    (false, None) if attempt == MAX_ATTEMPTS => NotifyState::Exhausted,
+                    (false, None) if attempt == ATTEMPTS_MAX => NotifyState::Exhausted,
                     _ => panic!(
                         "notification {event}: attempt {attempt} acked={acked} cannot be \
                          followed by {next_due_ms:?}"
@@ -358,7 +358,7 @@ mod tests {
         let id = "T0-1:v1:paid";
         let mut attempted_at = Vec::new();
         let mut now_ms = 1_000;
-        for attempt in 1..=MAX_ATTEMPTS {
+        for attempt in 1..=ATTEMPTS_MAX {
             assert_eq!(
                 r.core.due(now_ms - 1),
                 vec![],
@@ -369,7 +369,7 @@ mod tests {
             assert!(r.result(id, attempt, false, now_ms));
             match state(&r.core, id) {
                 (a, NotifyState::Pending { next_due_ms }) if a == attempt => now_ms = next_due_ms,
-                (a, NotifyState::Exhausted) if a == MAX_ATTEMPTS => {}
+                (a, NotifyState::Exhausted) if a == ATTEMPTS_MAX => {}
                 other => panic!("after attempt {attempt}: {other:?}"),
             }
         }
@@ -468,7 +468,7 @@ mod tests {
         assert!(r.result(a, 2, false, 240));
         assert!(r.result(a, 3, false, 840)); // attempt 4 due at 1_440
         assert!(r.result(b, 1, true, 5));
-        for attempt in 1..=MAX_ATTEMPTS {
+        for attempt in 1..=ATTEMPTS_MAX {
             assert!(r.result(c, attempt, false, 0));
         }
 

@@ -4,7 +4,7 @@
 //! After a crash the schedule resumes from the node's log.
 
 use super::core::{NotifyCore, NotifyRecord};
-use super::types::{MerchantNotifyCall, MAX_ATTEMPTS};
+use super::types::{MerchantNotifyCall, ATTEMPTS_MAX};
 use crate::broker::consumer::{self, Handler};
 use crate::broker::Delivery;
 use crate::log::DurableLog;
@@ -120,7 +120,7 @@ impl Shell {
                 };
                 self.env.probes.hit(probe);
                 if probe == names::NOTIFY_EXHAUSTED {
-                    tracing::warn!(%event, attempts = MAX_ATTEMPTS, "merchant notification given up");
+                    tracing::warn!(%event, attempts = ATTEMPTS_MAX, "merchant notification given up");
                 }
                 self.log.append(&record);
                 core.apply(record);
