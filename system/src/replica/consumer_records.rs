@@ -19,6 +19,9 @@ use crate::trade::{TradeEvent, TradeEventKind, TradeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The consumer group of the consumer-record DB (also its node's and its log's name).
+pub const GROUP: &str = "consumer-records";
+
 /// One line of a buyer's consumption records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumptionEntry {
@@ -81,7 +84,8 @@ impl ConsumerRecordsCore {
         Some(ConsumerRecordsRecord::Consumed { event: id, entry })
     }
 
-    /// Applies one durable record. Without a planted bug, an event applied twice is asserted.
+    /// Applies one durable record. An event applied twice is asserted, unless
+    /// [`Bug::ConsumerNoDedup`] is planted, whose effect that is.
     pub fn apply(&mut self, record: ConsumerRecordsRecord) {
         match record {
             ConsumerRecordsRecord::Consumed { event, entry } => {
@@ -90,7 +94,8 @@ impl ConsumerRecordsCore {
                 }
                 let times = self.consumed.entry(event.clone()).or_insert(0);
                 *times += 1;
-                if self.bugs.get().is_none() {
+                // Only the planted bug that skips the dedup may apply an event twice.
+                if !self.bugs.is(Bug::ConsumerNoDedup) {
                     assert!(*times == 1, "event {event} consumed {times} times");
                 }
                 self.entries.extend(entry);
