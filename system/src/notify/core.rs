@@ -13,7 +13,7 @@
 //! the merchant must deduplicate by the event id it is sent.
 
 use super::types::{MerchantNotifyCall, ATTEMPTS_MAX};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, EventId};
 use crate::trade::{TradeEvent, TradeId, TradeStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ pub enum NotifyState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     /// The trade event's id.
-    pub event: String,
+    pub event: EventId,
     pub trade: TradeId,
     pub merchant: AccountId,
     pub status: TradeStatus,
@@ -62,7 +62,7 @@ impl Notification {
 pub enum NotifyRecord {
     /// A new notification, its first attempt due at `due_ms`.
     Scheduled {
-        event: String,
+        event: EventId,
         trade: TradeId,
         merchant: AccountId,
         status: TradeStatus,
@@ -72,7 +72,7 @@ pub enum NotifyRecord {
     /// Attempt `attempt` ended: acknowledged, or failed with the next attempt due at
     /// `next_due_ms` (none after the last attempt: the notification is exhausted).
     Attempted {
-        event: String,
+        event: EventId,
         attempt: u32,
         acked: bool,
         next_due_ms: Option<u64>,
@@ -82,7 +82,7 @@ pub enum NotifyRecord {
 /// The notifier's state. Equal states compare equal, which is how recovery is tested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyCore {
-    notifications: BTreeMap<String, Notification>,
+    notifications: BTreeMap<EventId, Notification>,
     /// The waits after failed attempts 1..7.
     schedule: [u64; 7],
 }
@@ -107,7 +107,7 @@ impl NotifyCore {
     /// A new notification for `event`, its first attempt due at `now_ms`; `None` if the event
     /// is already known (a duplicate delivery).
     pub fn decide_schedule(&self, event: &TradeEvent, now_ms: u64) -> Option<NotifyRecord> {
-        let id = event.id();
+        let id = EventId::from(event.id());
         if self.notifications.contains_key(&id) {
             return None;
         }
@@ -124,7 +124,7 @@ impl NotifyCore {
     /// The notifications whose next attempt is due at `now_ms`: (event id, attempt number), in
     /// event-id order. A due attempt stays due until its result is recorded, so a crash of the
     /// notifier only delays it.
-    pub fn due(&self, now_ms: u64) -> Vec<(String, u32)> {
+    pub fn due(&self, now_ms: u64) -> Vec<(EventId, u32)> {
         self.notifications
             .values()
             .filter_map(|n| match n.state {
@@ -142,7 +142,7 @@ impl NotifyCore {
     /// last attempt exhausts the notification.
     pub fn decide_result(
         &self,
-        event: &str,
+        event: &EventId,
         attempt: u32,
         acked: bool,
         now_ms: u64,
@@ -157,7 +157,7 @@ impl NotifyCore {
             Some(now_ms.saturating_add(self.schedule[attempt as usize - 1]))
         };
         Some(NotifyRecord::Attempted {
-            event: event.to_string(),
+            event: event.clone(),
             attempt,
             acked,
             next_due_ms,
@@ -224,7 +224,7 @@ impl NotifyCore {
         }
     }
 
-    pub fn notification(&self, event: &str) -> Option<&Notification> {
+    pub fn notification(&self, event: &EventId) -> Option<&Notification> {
         self.notifications.get(event)
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the notifier core: schedules, results, recovery and its assertions.
 
 use super::*;
+use crate::ids::EventId;
 use crate::money::Amount;
 use crate::notify::types::SIMULATION_NOTIFY_SCHEDULE_MS;
 use crate::trade::TradeEventKind;
@@ -58,13 +59,15 @@ impl Run {
     }
 
     fn result(&mut self, event: &str, attempt: u32, acked: bool, now_ms: u64) -> bool {
-        let r = self.core.decide_result(event, attempt, acked, now_ms);
+        let r = self
+            .core
+            .decide_result(&EventId::from(event), attempt, acked, now_ms);
         self.write(r)
     }
 }
 
 fn state(c: &NotifyCore, event: &str) -> (u32, NotifyState) {
-    let n = c.notification(event).unwrap();
+    let n = c.notification(&EventId::from(event)).unwrap();
     (n.attempts, n.state)
 }
 
@@ -73,7 +76,7 @@ fn an_acknowledged_first_attempt_ends_the_notification() {
     let mut r = Run::new();
     let e = paid(1);
     assert!(r.schedule(&e, 1_000));
-    let n = r.core.notification("T0-1:v1:paid").unwrap();
+    let n = r.core.notification(&EventId::from("T0-1:v1:paid")).unwrap();
     assert_eq!(
         n.call(1),
         MerchantNotifyCall {
@@ -86,7 +89,7 @@ fn an_acknowledged_first_attempt_ends_the_notification() {
         }
     );
     assert_eq!(r.core.due(999), vec![]);
-    assert_eq!(r.core.due(1_000), vec![("T0-1:v1:paid".to_string(), 1)]);
+    assert_eq!(r.core.due(1_000), vec![(EventId::from("T0-1:v1:paid"), 1)]);
     assert_eq!(
         r.core.pending(),
         vec!["notification T0-1:v1:paid: attempt 1 due at 1000ms".to_string()]
@@ -113,7 +116,7 @@ fn eight_failed_attempts_follow_the_schedule_then_give_up() {
             vec![],
             "attempt {attempt} not yet due"
         );
-        assert_eq!(r.core.due(now_ms), vec![(id.to_string(), attempt)]);
+        assert_eq!(r.core.due(now_ms), vec![(EventId::from(id), attempt)]);
         attempted_at.push(now_ms);
         assert!(r.result(id, attempt, false, now_ms));
         match state(&r.core, id) {
@@ -139,7 +142,10 @@ fn eight_failed_attempts_follow_the_schedule_then_give_up() {
     );
     assert_eq!(r.core.due(u64::MAX), vec![]);
     assert_eq!(r.core.pending(), Vec::<String>::new());
-    assert_eq!(r.core.decide_result(id, 9, true, 100_000), None);
+    assert_eq!(
+        r.core.decide_result(&EventId::from(id), 9, true, 100_000),
+        None
+    );
 }
 
 #[test]
@@ -157,10 +163,18 @@ fn a_second_schedule_of_one_event_is_ignored() {
 fn stale_results_are_ignored() {
     let mut r = Run::new();
     let id = "T0-1:v1:paid";
-    assert_eq!(r.core.decide_result(id, 1, true, 0), None, "unknown event");
+    assert_eq!(
+        r.core.decide_result(&EventId::from(id), 1, true, 0),
+        None,
+        "unknown event"
+    );
     assert!(r.schedule(&paid(1), 0));
-    assert_eq!(r.core.decide_result(id, 2, false, 0), None, "not yet due");
-    assert_eq!(r.core.decide_result(id, 0, false, 0), None);
+    assert_eq!(
+        r.core.decide_result(&EventId::from(id), 2, false, 0),
+        None,
+        "not yet due"
+    );
+    assert_eq!(r.core.decide_result(&EventId::from(id), 0, false, 0), None);
     assert!(r.result(id, 1, false, 0));
     // A late reply to attempt 1 (a duplicate, or one from before a crash) changes nothing.
     assert!(!r.result(id, 1, true, 100));
@@ -184,7 +198,7 @@ fn due_lists_attempts_in_event_id_order() {
     for (seq, at) in [(3, 100), (1, 300), (2, 200), (10, 0)] {
         assert!(r.schedule(&paid(seq), at));
     }
-    assert_eq!(r.core.due(50), vec![("T0-10:v1:paid".to_string(), 1)]);
+    assert_eq!(r.core.due(50), vec![(EventId::from("T0-10:v1:paid"), 1)]);
     assert!(r.result("T0-10:v1:paid", 1, false, 50)); // attempt 2 due at 290
     let due: Vec<_> = r
         .core
@@ -245,9 +259,11 @@ fn recovery_mid_schedule_resumes_where_the_log_stopped() {
         vec!["notification T0-1:v1:paid: attempt 4 due at 1440ms".to_string()]
     );
     assert_eq!(back.due(1_439), vec![]);
-    assert_eq!(back.due(1_440), vec![(a.to_string(), 4)]);
+    assert_eq!(back.due(1_440), vec![(EventId::from(a), 4)]);
     assert_eq!(back.decide_schedule(&paid(2), 2_000), None);
-    let next = back.decide_result(a, 4, false, 1_440).unwrap();
+    let next = back
+        .decide_result(&EventId::from(a), 4, false, 1_440)
+        .unwrap();
     back.apply(next);
     assert_eq!(
         state(&back, a),
@@ -275,7 +291,9 @@ fn a_result_for_an_attempt_not_due_is_asserted() {
     let mut c = core();
     let record = c.decide_schedule(&paid(1), 0).unwrap();
     c.apply(record);
-    let first = c.decide_result("T0-1:v1:paid", 1, false, 0).unwrap();
+    let first = c
+        .decide_result(&EventId::from("T0-1:v1:paid"), 1, false, 0)
+        .unwrap();
     c.apply(first);
     c.apply(NotifyRecord::Attempted {
         event: "T0-1:v1:paid".into(),
@@ -291,7 +309,9 @@ fn giving_up_before_the_last_attempt_is_asserted() {
     let mut c = core();
     let record = c.decide_schedule(&paid(1), 0).unwrap();
     c.apply(record);
-    let first = c.decide_result("T0-1:v1:paid", 1, false, 0).unwrap();
+    let first = c
+        .decide_result(&EventId::from("T0-1:v1:paid"), 1, false, 0)
+        .unwrap();
     c.apply(first);
     c.apply(NotifyRecord::Attempted {
         event: "T0-1:v1:paid".into(),

@@ -11,6 +11,7 @@
 use super::core::{NotifyCore, NotifyRecord};
 use super::types::{MerchantNotifyCall, ATTEMPTS_MAX};
 use crate::broker::Delivery;
+use crate::ids::EventId;
 use crate::probes::names;
 use crate::trade::TradeEvent;
 use std::collections::BTreeSet;
@@ -25,14 +26,14 @@ pub enum NotifyInput {
     /// The merchant answered an attempt (`acked`: it said success; a failure, a late answer
     /// and no answer are all `false`).
     Answered {
-        event: String,
+        event: EventId,
         attempt: u32,
         acked: bool,
         now_ms: u64,
     },
     /// The result of an attempt is durable (or there was none to record): the event may be
     /// called again when due.
-    CallEnded { event: String },
+    CallEnded { event: EventId },
 }
 
 /// What the runtime must do, in order.
@@ -56,7 +57,7 @@ pub enum NotifyOutput {
 pub struct NotifyEngine {
     core: NotifyCore,
     /// Events whose callback is on its way (memory only).
-    calling: BTreeSet<String>,
+    calling: BTreeSet<EventId>,
 }
 
 impl NotifyEngine {
@@ -73,7 +74,7 @@ impl NotifyEngine {
     }
 
     /// Whether a callback of `event` is on its way.
-    pub fn is_calling(&self, event: &str) -> bool {
+    pub fn is_calling(&self, event: &EventId) -> bool {
         self.calling.contains(event)
     }
 
@@ -127,7 +128,7 @@ impl NotifyEngine {
     /// the last attempt. A stale result (for an attempt no longer due) records nothing.
     fn on_answered(
         &mut self,
-        event: &str,
+        event: &EventId,
         attempt: u32,
         acked: bool,
         now_ms: u64,

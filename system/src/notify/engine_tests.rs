@@ -2,6 +2,11 @@
 //! engine, with the time carried by the inputs.
 
 use super::*;
+use crate::ids::EventId;
+
+fn eid(event: &TradeEvent) -> EventId {
+    EventId::from(event.id())
+}
 use crate::broker::{Message, MessageId};
 use crate::ids::AccountId;
 use crate::money::Amount;
@@ -48,7 +53,7 @@ fn delivered(event: &TradeEvent, now_ms: u64) -> NotifyInput {
 
 fn scheduled(event: &TradeEvent, due_ms: u64) -> NotifyRecord {
     NotifyRecord::Scheduled {
-        event: event.id(),
+        event: eid(&event),
         trade: event.trade,
         merchant: event.merchant,
         status: event.status,
@@ -59,7 +64,7 @@ fn scheduled(event: &TradeEvent, due_ms: u64) -> NotifyRecord {
 
 fn call(event: &TradeEvent, attempt: u32) -> NotifyOutput {
     NotifyOutput::Call(MerchantNotifyCall {
-        event: event.id(),
+        event: eid(&event),
         trade: event.trade,
         merchant: event.merchant,
         status: event.status,
@@ -74,7 +79,7 @@ fn tick(now_ms: u64) -> NotifyInput {
 
 fn answered(event: &TradeEvent, attempt: u32, acked: bool, now_ms: u64) -> NotifyInput {
     NotifyInput::Answered {
-        event: event.id(),
+        event: eid(&event),
         attempt,
         acked,
         now_ms,
@@ -83,7 +88,7 @@ fn answered(event: &TradeEvent, attempt: u32, acked: bool, now_ms: u64) -> Notif
 
 fn attempted(event: &TradeEvent, attempt: u32, acked: bool, next: Option<u64>) -> NotifyRecord {
     NotifyRecord::Attempted {
-        event: event.id(),
+        event: eid(&event),
         attempt,
         acked,
         next_due_ms: next,
@@ -91,7 +96,7 @@ fn attempted(event: &TradeEvent, attempt: u32, acked: bool, next: Option<u64>) -
 }
 
 fn ended(event: &TradeEvent) -> NotifyInput {
-    NotifyInput::CallEnded { event: event.id() }
+    NotifyInput::CallEnded { event: eid(&event) }
 }
 
 fn engine() -> NotifyEngine {
@@ -106,7 +111,7 @@ fn run(e: &mut NotifyEngine, rows: Vec<(NotifyInput, Vec<NotifyOutput>)>) {
 }
 
 fn state(e: &NotifyEngine, event: &TradeEvent) -> (u32, NotifyState) {
-    let n = e.core().notification(&event.id()).unwrap();
+    let n = e.core().notification(&eid(&event)).unwrap();
     (n.attempts, n.state)
 }
 
@@ -160,7 +165,7 @@ fn attempts_are_called_when_due_in_event_id_order_and_once_at_a_time() {
             (tick(150), vec![]),
         ],
     );
-    assert!(e.is_calling(&a.id()) && e.is_calling(&b.id()));
+    assert!(e.is_calling(&eid(&a)) && e.is_calling(&eid(&b)));
 }
 
 #[test]
@@ -184,7 +189,7 @@ fn an_acknowledged_attempt_ends_the_notification() {
         ],
     );
     assert_eq!(state(&e, &a), (1, NotifyState::Acknowledged { attempt: 1 }));
-    assert!(!e.is_calling(&a.id()));
+    assert!(!e.is_calling(&eid(&a)));
 }
 
 #[test]
@@ -287,7 +292,7 @@ fn a_restarted_notifier_resumes_from_its_log_and_calls_what_was_on_its_way() {
     assert_eq!(first.step(tick(due)), vec![call(&a, 2)]);
     // The second life: nothing is on its way; attempt 2 is still due and called again.
     let mut second = NotifyEngine::recover(SIMULATION_NOTIFY_SCHEDULE_MS, &log);
-    assert!(!second.is_calling(&a.id()));
+    assert!(!second.is_calling(&eid(&a)));
     run(
         &mut second,
         vec![

@@ -5,6 +5,7 @@
 //! It is outside the platform: it keeps what it received in memory and is never crashed.
 
 use super::types::MerchantNotifyCall;
+use crate::ids::EventId;
 use crate::node::NodeEnv;
 use crate::topology::Topology;
 use crate::trade::{TradeCall, TradeCommand, TradeId, TradeReply, TradeStatus};
@@ -33,7 +34,7 @@ pub struct MerchantConfig {
 /// One acknowledged callback, with the trade's status as the query API answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callback {
-    pub event: String,
+    pub event: EventId,
     pub trade: TradeId,
     pub notified: TradeStatus,
     pub queried: Option<TradeStatus>,

@@ -1,6 +1,6 @@
 //! Merchant-notification vocabulary: the retry schedule and the callback RPC.
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, EventId};
 use crate::trade::{TradeId, TradeStatus};
 use crate::transport::Rpc;
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ pub const MAX_ATTEMPTS: u32 = ATTEMPTS_MAX;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MerchantNotifyCall {
     /// The id of the trade event being notified: the merchant's idempotency key.
-    pub event: String,
+    pub event: EventId,
     pub trade: TradeId,
     pub merchant: AccountId,
     pub status: TradeStatus,

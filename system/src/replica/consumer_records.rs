@@ -13,7 +13,7 @@
 //! entry. Under [`Bug::ConsumerNoDedup`] the table is ignored and every delivery appends.
 
 use crate::bugs::{Bug, Bugs};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, EventId};
 use crate::money::Amount;
 use crate::trade::{TradeEvent, TradeEventKind, TradeId};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ pub const GROUP: &str = "consumer-records";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumptionEntry {
     /// The id of the event it was made from.
-    pub event: String,
+    pub event: EventId,
     pub trade: TradeId,
     pub buyer: AccountId,
     pub merchant: AccountId,
@@ -40,7 +40,7 @@ pub struct ConsumptionEntry {
 pub enum ConsumerRecordsRecord {
     /// Event `event` consumed: its dedup row, and its entry if it makes one.
     Consumed {
-        event: String,
+        event: EventId,
         entry: Option<ConsumptionEntry>,
     },
 }
@@ -49,7 +49,7 @@ pub enum ConsumerRecordsRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecordsCore {
     /// Event id -> how many times it was applied (1, unless a planted bug double-applies).
-    consumed: BTreeMap<String, u32>,
+    consumed: BTreeMap<EventId, u32>,
     /// Every entry, in the order it was written.
     entries: Vec<ConsumptionEntry>,
     bugs: Bugs,
@@ -76,7 +76,7 @@ impl ConsumerRecordsCore {
     /// What consuming `event` writes; `None` if it was already consumed (a duplicate delivery,
     /// to skip and acknowledge). Under [`Bug::ConsumerNoDedup`] never `None`.
     pub fn decide(&self, event: &TradeEvent) -> Option<ConsumerRecordsRecord> {
-        let id = event.id();
+        let id = EventId::from(event.id());
         if !self.bugs.is(Bug::ConsumerNoDedup) && self.consumed.contains_key(&id) {
             return None;
         }
@@ -104,7 +104,7 @@ impl ConsumerRecordsCore {
     }
 
     /// Every consumed event id with how many times it was applied.
-    pub fn consumed(&self) -> &BTreeMap<String, u32> {
+    pub fn consumed(&self) -> &BTreeMap<EventId, u32> {
         &self.consumed
     }
 
@@ -116,7 +116,7 @@ impl ConsumerRecordsCore {
 
 /// The entry an event makes: paid and refunded events name their buyer; a closed trade (or an
 /// event somehow without a payer or refund) makes none.
-fn entry_of(event: &TradeEvent, id: &str) -> Option<ConsumptionEntry> {
+fn entry_of(event: &TradeEvent, id: &EventId) -> Option<ConsumptionEntry> {
     let buyer = event.payer?;
     let amount = match event.kind {
         TradeEventKind::Paid => event.amount,
@@ -124,7 +124,7 @@ fn entry_of(event: &TradeEvent, id: &str) -> Option<ConsumptionEntry> {
         TradeEventKind::Closed => return None,
     };
     Some(ConsumptionEntry {
-        event: id.to_string(),
+        event: id.clone(),
         trade: event.trade,
         buyer,
         merchant: event.merchant,

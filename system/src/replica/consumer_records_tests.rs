@@ -1,6 +1,7 @@
 //! Unit tests of the consumer-record DB: entries, dedup, recovery and the planted bug.
 
 use super::*;
+use crate::ids::EventId;
 use crate::trade::TradeStatus;
 use rust_decimal::Decimal;
 
@@ -70,7 +71,7 @@ fn consume(c: &mut ConsumerRecordsCore, event: &TradeEvent) -> bool {
 
 fn entry(event: &TradeEvent, fen: i64) -> ConsumptionEntry {
     ConsumptionEntry {
-        event: event.id(),
+        event: EventId::from(event.id()),
         trade: event.trade,
         buyer: BUYER,
         merchant: MERCHANT,
@@ -131,7 +132,7 @@ fn a_duplicate_delivery_is_skipped() {
     assert!(consume(&mut c, &closed()));
     assert!(!consume(&mut c, &closed()));
     assert_eq!(c.entries(), &[entry(&paid(), 1_000)]);
-    assert_eq!(c.consumed().get("T0-1:v1:paid"), Some(&1));
+    assert_eq!(c.consumed().get(&EventId::from("T0-1:v1:paid")), Some(&1));
 }
 
 #[test]
@@ -140,7 +141,7 @@ fn without_dedup_a_duplicate_delivery_adds_a_second_entry() {
     assert!(consume(&mut c, &paid()));
     assert!(consume(&mut c, &paid()));
     assert_eq!(c.entries(), &[entry(&paid(), 1_000), entry(&paid(), 1_000)]);
-    assert_eq!(c.consumed().get("T0-1:v1:paid"), Some(&2));
+    assert_eq!(c.consumed().get(&EventId::from("T0-1:v1:paid")), Some(&2));
 }
 
 #[test]

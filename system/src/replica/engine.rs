@@ -13,6 +13,7 @@ use super::consumer_records::{self, ConsumerRecordsCore, ConsumerRecordsRecord};
 use super::merchant_query::{self, MerchantQueryCore, MerchantQueryRecord};
 use crate::broker::Delivery;
 use crate::bugs::Bugs;
+use crate::ids::EventId;
 use crate::probes::names;
 use crate::trade::TradeEvent;
 use serde::de::DeserializeOwned;
@@ -32,7 +33,7 @@ pub trait Projection: Send + 'static {
     fn is_stale(record: &Self::Record) -> bool;
     fn apply(&mut self, record: Self::Record);
     /// Event ids consumed so far (the dedup table).
-    fn consumed(&self) -> &BTreeMap<String, u32>;
+    fn consumed(&self) -> &BTreeMap<EventId, u32>;
 }
 
 impl Projection for ConsumerRecordsCore {
@@ -50,7 +51,7 @@ impl Projection for ConsumerRecordsCore {
     fn apply(&mut self, record: Self::Record) {
         ConsumerRecordsCore::apply(self, record)
     }
-    fn consumed(&self) -> &BTreeMap<String, u32> {
+    fn consumed(&self) -> &BTreeMap<EventId, u32> {
         ConsumerRecordsCore::consumed(self)
     }
 }
@@ -70,7 +71,7 @@ impl Projection for MerchantQueryCore {
     fn apply(&mut self, record: Self::Record) {
         MerchantQueryCore::apply(self, record)
     }
-    fn consumed(&self) -> &BTreeMap<String, u32> {
+    fn consumed(&self) -> &BTreeMap<EventId, u32> {
         MerchantQueryCore::consumed(self)
     }
 }
@@ -94,7 +95,7 @@ pub struct ReplicaEngine<P> {
     projection: P,
     /// Events consumed before this start: meeting one again is a replay of messages whose
     /// offset the previous life had not committed.
-    before: BTreeSet<String>,
+    before: BTreeSet<EventId>,
 }
 
 impl<P: Projection> ReplicaEngine<P> {
@@ -129,7 +130,7 @@ impl<P: Projection> ReplicaEngine<P> {
             }
             None => {
                 out.push(ReplicaOutput::Probe(names::CONSUMER_DUPLICATE_SKIPPED));
-                if self.before.contains(&event.id()) {
+                if self.before.contains(&EventId::from(event.id())) {
                     out.push(ReplicaOutput::Probe(names::CONSUMER_REPLAYED_AFTER_RESTART));
                 }
             }

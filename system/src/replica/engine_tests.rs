@@ -1,6 +1,11 @@
 //! Table tests of the replica engine: (projection state, delivery, busy) → outputs and state.
 
 use super::*;
+use crate::ids::EventId;
+
+fn eid(event: &TradeEvent) -> EventId {
+    EventId::from(event.id())
+}
 use crate::broker::{Message, MessageId};
 use crate::bugs::Bug;
 use crate::ids::AccountId;
@@ -60,9 +65,9 @@ type Merchants = ReplicaEngine<MerchantQueryCore>;
 
 fn consumed(event: &TradeEvent) -> ConsumerRecordsRecord {
     ConsumerRecordsRecord::Consumed {
-        event: event.id(),
+        event: eid(&event),
         entry: Some(ConsumptionEntry {
-            event: event.id(),
+            event: eid(&event),
             trade: TRADE,
             buyer: AccountId(9),
             merchant: AccountId(5),
@@ -83,7 +88,7 @@ fn a_new_event_is_applied_appended_and_synced_before_it_is_done() {
     let mut expected = vec![ReplicaOutput::Append(consumed(&paid()))];
     expected.extend(done());
     assert_eq!(out, expected);
-    assert_eq!(e.projection().consumed().get(&paid().id()), Some(&1));
+    assert_eq!(e.projection().consumed().get(&eid(&paid())), Some(&1));
     assert_eq!(e.projection().entries().len(), 1);
 }
 
@@ -145,7 +150,7 @@ fn under_the_planted_consumer_no_dedup_a_redelivery_appends_again() {
     e.deliver(&delivery(&paid(), 1), false);
     let out = e.deliver(&delivery(&paid(), 2), false);
     assert_eq!(out[0], ReplicaOutput::Append(consumed(&paid())));
-    assert_eq!(e.projection().consumed().get(&paid().id()), Some(&2));
+    assert_eq!(e.projection().consumed().get(&eid(&paid())), Some(&2));
     assert_eq!(e.projection().entries().len(), 2);
 }
 
@@ -155,7 +160,7 @@ fn an_old_event_arriving_late_is_recorded_stale_and_leaves_the_row() {
     e.deliver(&delivery(&refunded(), 1), false);
     let out = e.deliver(&delivery(&paid(), 2), false);
     let stale = MerchantQueryRecord::Stale {
-        event: paid().id(),
+        event: eid(&paid()),
         version: 1,
         row_version: 2,
     };

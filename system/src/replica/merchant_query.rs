@@ -10,7 +10,7 @@
 //! Under [`Bug::ReplicaNoVersion`] the version check is skipped and any event overwrites.
 
 use crate::bugs::{Bug, Bugs};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, EventId};
 use crate::trade::{TradeEvent, TradeId, TradeStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -68,11 +68,11 @@ pub const GROUP: &str = "merchant-query";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MerchantQueryRecord {
     /// Event `event` consumed and its row written.
-    Applied { event: String, row: MerchantRow },
+    Applied { event: EventId, row: MerchantRow },
     /// Event `event` (of `version`) consumed but not written: the row was already at
     /// `row_version`.
     Stale {
-        event: String,
+        event: EventId,
         version: u32,
         row_version: u32,
     },
@@ -83,7 +83,7 @@ pub enum MerchantQueryRecord {
 pub struct MerchantQueryCore {
     rows: BTreeMap<TradeId, MerchantRow>,
     /// Event id -> how many times it was applied (always 1: the dedup is never skipped).
-    consumed: BTreeMap<String, u32>,
+    consumed: BTreeMap<EventId, u32>,
     /// Every row written, in order.
     history: Vec<MerchantRow>,
     bugs: Bugs,
@@ -112,7 +112,7 @@ impl MerchantQueryCore {
     /// than the trade's row is [`MerchantQueryRecord::Stale`], unless [`Bug::ReplicaNoVersion`]
     /// is planted, which always applies.
     pub fn decide(&self, event: &TradeEvent) -> Option<MerchantQueryRecord> {
-        let id = event.id();
+        let id = EventId::from(event.id());
         if self.consumed.contains_key(&id) {
             return None;
         }
@@ -180,7 +180,7 @@ impl MerchantQueryCore {
     }
 
     /// Every consumed event id with how many times it was applied.
-    pub fn consumed(&self) -> &BTreeMap<String, u32> {
+    pub fn consumed(&self) -> &BTreeMap<EventId, u32> {
         &self.consumed
     }
 }

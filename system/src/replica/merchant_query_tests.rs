@@ -1,6 +1,7 @@
 //! Unit tests of the merchant-query DB: versions, staleness, recovery and the planted bug.
 
 use super::*;
+use crate::ids::EventId;
 use crate::money::Amount;
 use crate::trade::TradeEventKind;
 
@@ -97,7 +98,7 @@ fn an_older_version_after_a_newer_one_is_stale_and_changes_nothing() {
     );
     assert_eq!(c.rows(), before.rows());
     assert_eq!(c.history(), before.history());
-    assert_eq!(c.consumed().get("T0-1:v1:paid"), Some(&1));
+    assert_eq!(c.consumed().get(&EventId::from("T0-1:v1:paid")), Some(&1));
     // A second refund racing for the same version is stale too.
     let rival = refunded(T1, 2, "R9", 100, 100);
     assert!(matches!(
@@ -156,7 +157,7 @@ fn an_applied_row_that_regresses_is_asserted() {
     let mut c = MerchantQueryCore::new(Bugs::none());
     consume(&mut c, &refunded(T1, 2, "R1", 300, 300)).unwrap();
     c.apply(MerchantQueryRecord::Applied {
-        event: paid(T1).id(),
+        event: EventId::from(paid(T1).id()),
         row: MerchantRow::of(&paid(T1)),
     });
 }
