@@ -53,7 +53,7 @@ fn delivered(event: &TradeEvent, now_ms: u64) -> NotifyInput {
 
 fn scheduled(event: &TradeEvent, due_ms: u64) -> NotifyRecord {
     NotifyRecord::Scheduled {
-        event: eid(&event),
+        event: eid(event),
         trade: event.trade,
         merchant: event.merchant,
         status: event.status,
@@ -64,7 +64,7 @@ fn scheduled(event: &TradeEvent, due_ms: u64) -> NotifyRecord {
 
 fn call(event: &TradeEvent, attempt: u32) -> NotifyOutput {
     NotifyOutput::Call(MerchantNotifyCall {
-        event: eid(&event),
+        event: eid(event),
         trade: event.trade,
         merchant: event.merchant,
         status: event.status,
@@ -79,7 +79,7 @@ fn tick(now_ms: u64) -> NotifyInput {
 
 fn answered(event: &TradeEvent, attempt: u32, acked: bool, now_ms: u64) -> NotifyInput {
     NotifyInput::Answered {
-        event: eid(&event),
+        event: eid(event),
         attempt,
         acked,
         now_ms,
@@ -88,7 +88,7 @@ fn answered(event: &TradeEvent, attempt: u32, acked: bool, now_ms: u64) -> Notif
 
 fn attempted(event: &TradeEvent, attempt: u32, acked: bool, next: Option<u64>) -> NotifyRecord {
     NotifyRecord::Attempted {
-        event: eid(&event),
+        event: eid(event),
         attempt,
         acked,
         next_due_ms: next,
@@ -96,7 +96,7 @@ fn attempted(event: &TradeEvent, attempt: u32, acked: bool, next: Option<u64>) -
 }
 
 fn ended(event: &TradeEvent) -> NotifyInput {
-    NotifyInput::CallEnded { event: eid(&event) }
+    NotifyInput::CallEnded { event: eid(event) }
 }
 
 fn engine() -> NotifyEngine {
@@ -111,7 +111,7 @@ fn run(e: &mut NotifyEngine, rows: Vec<(NotifyInput, Vec<NotifyOutput>)>) {
 }
 
 fn state(e: &NotifyEngine, event: &TradeEvent) -> (u32, NotifyState) {
-    let n = e.core().notification(&eid(&event)).unwrap();
+    let n = e.core().notification(&eid(event)).unwrap();
     (n.attempts, n.state)
 }
 

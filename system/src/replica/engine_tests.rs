@@ -65,9 +65,9 @@ type Merchants = ReplicaEngine<MerchantQueryCore>;
 
 fn consumed(event: &TradeEvent) -> ConsumerRecordsRecord {
     ConsumerRecordsRecord::Consumed {
-        event: eid(&event),
+        event: eid(event),
         entry: Some(ConsumptionEntry {
-            event: eid(&event),
+            event: eid(event),
             trade: TRADE,
             buyer: AccountId(9),
             merchant: AccountId(5),
