@@ -11,6 +11,11 @@
 //! must therefore be idempotent. The planted `offset-before-processing` commits a batch's end
 //! before processing it, so a crash in between loses the batch instead.
 //!
+//! Every decision above is the [`ConsumerEngine`]'s (`consumer_engine.rs`, with its table
+//! tests); this file is the thin async runtime that performs the engine's outputs (broker
+//! calls, the handler, the idle pause, the buggify window, the commit timer) and feeds their
+//! results back.
+//!
 //! RocketMQ rebalances a group's queues over its live consumers through the broker's
 //! heartbeats. paylab's broker keeps no membership, so the split is static: [`run`] consumes
 //! every queue of the topic (one consumer per clustering group, or a broadcast consumer), and

@@ -29,5 +29,6 @@ pub mod types;
 
 pub use self::core::{BrokerCore, BrokerDecision, BrokerRecord};
 pub use consumer::{ConsumerConfig, Handler};
+pub use consumer_engine::ConsumerEngine;
 pub use node::{BrokerNode, BrokerNodeConfig, FlushPolicy};
 pub use types::*;
