@@ -305,14 +305,19 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
     }
 }
 
+/// A replica's dedup table with its typed event ids as the observation's strings.
+fn ids(consumed: &BTreeMap<paylab_system::EventId, u32>) -> BTreeMap<String, u32> {
+    consumed.iter().map(|(e, n)| (e.to_string(), *n)).collect()
+}
+
 /// The consumer-record replica: its dedup table and its rows.
 pub fn consumer_records(core: &ConsumerRecordsCore, out: &mut inv::MessageSnapshot) {
-    group(out, "consumer-records").consumed = core.consumed().clone();
+    group(out, "consumer-records").consumed = ids(core.consumed());
     out.consumer_records = core
         .entries()
         .iter()
         .map(|e| inv::ConsumptionRecord {
-            event: e.event.clone(),
+            event: e.event.to_string(),
             trade: e.trade.to_string(),
             buyer: e.buyer.0,
             merchant: e.merchant.0,
@@ -335,7 +340,7 @@ fn merchant_row(r: &replica::MerchantRow) -> inv::MerchantRow {
 
 /// The merchant-query replica: its dedup table, its rows and every write in order.
 pub fn merchant_query(core: &MerchantQueryCore, out: &mut inv::MessageSnapshot) {
-    group(out, "merchant-query").consumed = core.consumed().clone();
+    group(out, "merchant-query").consumed = ids(core.consumed());
     out.merchant_rows = core
         .rows()
         .values()
@@ -348,16 +353,16 @@ pub fn merchant_query(core: &MerchantQueryCore, out: &mut inv::MessageSnapshot) 
 pub fn notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
     let mut consumed = BTreeMap::new();
     for n in core.notifications() {
-        consumed.insert(n.event.clone(), 1);
+        consumed.insert(n.event.to_string(), 1);
         let status = match n.state {
             NotifyState::Pending { .. } => inv::NotificationStatus::Pending,
             NotifyState::Acknowledged { .. } => inv::NotificationStatus::Acknowledged,
             NotifyState::Exhausted => inv::NotificationStatus::Exhausted,
         };
         out.notifications.insert(
-            n.event.clone(),
+            n.event.to_string(),
             inv::NotificationState {
-                event: n.event.clone(),
+                event: n.event.to_string(),
                 status,
                 attempts: n.attempts,
                 max_attempts: MAX_ATTEMPTS,
@@ -372,7 +377,7 @@ pub fn callbacks(received: &[Callback], out: &mut inv::MessageSnapshot) {
     out.callbacks = received
         .iter()
         .map(|c| inv::CallbackState {
-            event: c.event.clone(),
+            event: c.event.to_string(),
             trade: c.trade.to_string(),
             notified: trade_status(c.notified),
             queried: c.queried.map(trade_status),

@@ -1,9 +1,9 @@
 //! The broker node shell and the consumer runtime inside the simulator: what a flush policy
 //! promises across a power loss, check-backs that settle a half message, and consumers that
 //! process every message once per group in key order, replay after a crash, retry failures
-//! and dead-letter what always fails.
+//! and dead-letter what always fails. Every test runs on fixed seeds ([`SEEDS`]).
 
-use madsim::runtime::{Handle, NodeHandle};
+use madsim::runtime::{Handle, NodeHandle, Runtime};
 use paylab_system::broker::consumer::{self, ConsumerConfig};
 use paylab_system::broker::{
     queue_of, BrokerCall, BrokerCommand, BrokerConfig, BrokerError, BrokerNode, BrokerNodeConfig,
@@ -25,6 +25,32 @@ const BROKER: &str = "10.5.0.1:9000";
 const PRODUCER: &str = "10.5.0.2:9001";
 const TOPIC: &str = "events";
 const QUEUES: u32 = 4;
+
+/// The seeds every test here runs on: fixed, so a failure replays exactly, and several, because
+/// the simulated network's latencies (and so every interleaving) come from the seed.
+const SEEDS: [u64; 4] = [1, 7, 42, 1_337];
+
+/// Runs `test` in a fresh simulation for each of [`SEEDS`], each on an OS thread of its own (a
+/// second runtime on one thread would inherit its thread-locals), named after its seed so that
+/// a failure says which seed broke.
+fn on_fixed_seeds<F, Fut>(test: F)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    for seed in SEEDS {
+        let test = test.clone();
+        std::thread::Builder::new()
+            .name(format!("seed-{seed}"))
+            .spawn(move || {
+                let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+                runtime.block_on(test());
+            })
+            .expect("spawn a simulation thread")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    }
+}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("valid address")
@@ -233,14 +259,18 @@ async fn an_acknowledged_send_survives_a_power_loss(flush: FlushPolicy) {
     }
 }
 
-#[madsim::test]
-async fn an_acknowledged_send_survives_a_power_loss_under_group_commit() {
-    an_acknowledged_send_survives_a_power_loss(FlushPolicy::GroupCommit).await
+#[test]
+fn an_acknowledged_send_survives_a_power_loss_under_group_commit() {
+    on_fixed_seeds(|| async {
+        an_acknowledged_send_survives_a_power_loss(FlushPolicy::GroupCommit).await
+    });
 }
 
-#[madsim::test]
-async fn an_acknowledged_send_survives_a_power_loss_under_sync_each_write() {
-    an_acknowledged_send_survives_a_power_loss(FlushPolicy::SyncEachWrite).await
+#[test]
+fn an_acknowledged_send_survives_a_power_loss_under_sync_each_write() {
+    on_fixed_seeds(|| async {
+        an_acknowledged_send_survives_a_power_loss(FlushPolicy::SyncEachWrite).await
+    });
 }
 
 async fn concurrent_sends_acknowledged_before_a_crash_are_durable(flush: FlushPolicy) {
@@ -303,47 +333,53 @@ async fn concurrent_sends_acknowledged_before_a_crash_are_durable(flush: FlushPo
     }
 }
 
-#[madsim::test]
-async fn concurrent_sends_acknowledged_before_a_crash_are_durable_under_group_commit() {
-    concurrent_sends_acknowledged_before_a_crash_are_durable(FlushPolicy::GroupCommit).await
+#[test]
+fn concurrent_sends_acknowledged_before_a_crash_are_durable_under_group_commit() {
+    on_fixed_seeds(|| async {
+        concurrent_sends_acknowledged_before_a_crash_are_durable(FlushPolicy::GroupCommit).await
+    });
 }
 
-#[madsim::test]
-async fn concurrent_sends_acknowledged_before_a_crash_are_durable_under_sync_each_write() {
-    concurrent_sends_acknowledged_before_a_crash_are_durable(FlushPolicy::SyncEachWrite).await
+#[test]
+fn concurrent_sends_acknowledged_before_a_crash_are_durable_under_sync_each_write() {
+    on_fixed_seeds(|| async {
+        concurrent_sends_acknowledged_before_a_crash_are_durable(FlushPolicy::SyncEachWrite).await
+    });
 }
 
-#[madsim::test]
-async fn under_async_flush_an_acknowledged_send_can_be_lost() {
-    let flush = FlushPolicy::Async {
-        interval_ms: 10_000,
-    };
-    let broker = Broker::start(broker_config(flush), &Probes::new());
-    madsim::time::sleep(Duration::from_millis(10)).await;
-    on_client(|t| async move {
-        let sent = call(&t, send("k1", "p", "m1")).await;
-        assert!(matches!(sent, Ok(BrokerReply::Sent { .. })), "{sent:?}");
-    })
-    .await;
-    assert_eq!(broker.node().read(stored_ids).len(), 1, "acknowledged");
-    broker.crash();
-    let durable = BrokerNode::durable_state(&broker.env, &broker.config);
-    assert!(
-        stored_ids(&durable).is_empty(),
-        "the acknowledged m1 is gone"
-    );
-    broker.restart();
-    madsim::time::sleep(Duration::from_millis(20)).await;
-    let node = broker.node();
-    assert!(node.read(stored_ids).is_empty());
-    assert_eq!(
-        node.read(|c| c
-            .topics()
-            .map(|(t, q)| (t.to_string(), q))
-            .collect::<Vec<_>>()),
-        vec![(TOPIC.to_string(), QUEUES)],
-        "configured topics exist again (created synchronously at start)"
-    );
+#[test]
+fn under_async_flush_an_acknowledged_send_can_be_lost() {
+    on_fixed_seeds(|| async {
+        let flush = FlushPolicy::Async {
+            interval_ms: 10_000,
+        };
+        let broker = Broker::start(broker_config(flush), &Probes::new());
+        madsim::time::sleep(Duration::from_millis(10)).await;
+        on_client(|t| async move {
+            let sent = call(&t, send("k1", "p", "m1")).await;
+            assert!(matches!(sent, Ok(BrokerReply::Sent { .. })), "{sent:?}");
+        })
+        .await;
+        assert_eq!(broker.node().read(stored_ids).len(), 1, "acknowledged");
+        broker.crash();
+        let durable = BrokerNode::durable_state(&broker.env, &broker.config);
+        assert!(
+            stored_ids(&durable).is_empty(),
+            "the acknowledged m1 is gone"
+        );
+        broker.restart();
+        madsim::time::sleep(Duration::from_millis(20)).await;
+        let node = broker.node();
+        assert!(node.read(stored_ids).is_empty());
+        assert_eq!(
+            node.read(|c| c
+                .topics()
+                .map(|(t, q)| (t.to_string(), q))
+                .collect::<Vec<_>>()),
+            vec![(TOPIC.to_string(), QUEUES)],
+            "configured topics exist again (created synchronously at start)"
+        );
+    });
 }
 
 /// A producer that answers check-backs by the half's payload and records every check.
@@ -373,94 +409,96 @@ fn fake_producer(checks: Arc<Mutex<Vec<(String, u32)>>>) -> NodeHandle {
     node
 }
 
-#[madsim::test]
-async fn undecided_halves_are_checked_back_then_committed_rolled_back_or_discarded() {
-    let probes = Probes::new();
-    let config = BrokerNodeConfig {
-        broker: BrokerConfig::simulation(),
-        ..broker_config(FlushPolicy::GroupCommit)
-    };
-    let broker = Broker::start(config, &probes);
-    let checks = Arc::default();
-    let _producer = fake_producer(Arc::clone(&checks));
-    madsim::time::sleep(Duration::from_millis(10)).await;
-    let halves = on_client(|t| async move {
-        let mut halves = Vec::new();
-        for payload in ["commit", "rollback", "unknown"] {
-            let half = BrokerCommand::SendHalf {
-                topic: TOPIC.into(),
-                key: format!("key-{payload}"),
-                payload: payload.into(),
-                producer_msg_id: format!("tx-{payload}"),
-                producer_group: "pg".into(),
-            };
-            match call(&t, half).await {
-                Ok(BrokerReply::HalfSent { half }) => halves.push(half),
-                other => panic!("{other:?}"),
+#[test]
+fn undecided_halves_are_checked_back_then_committed_rolled_back_or_discarded() {
+    on_fixed_seeds(|| async {
+        let probes = Probes::new();
+        let config = BrokerNodeConfig {
+            broker: BrokerConfig::simulation(),
+            ..broker_config(FlushPolicy::GroupCommit)
+        };
+        let broker = Broker::start(config, &probes);
+        let checks = Arc::default();
+        let _producer = fake_producer(Arc::clone(&checks));
+        madsim::time::sleep(Duration::from_millis(10)).await;
+        let halves = on_client(|t| async move {
+            let mut halves = Vec::new();
+            for payload in ["commit", "rollback", "unknown"] {
+                let half = BrokerCommand::SendHalf {
+                    topic: TOPIC.into(),
+                    key: format!("key-{payload}"),
+                    payload: payload.into(),
+                    producer_msg_id: format!("tx-{payload}"),
+                    producer_group: "pg".into(),
+                };
+                match call(&t, half).await {
+                    Ok(BrokerReply::HalfSent { half }) => halves.push(half),
+                    other => panic!("{other:?}"),
+                }
             }
+            halves
+        })
+        .await;
+        assert_eq!(halves, vec![HalfId(0), HalfId(1), HalfId(2)]);
+        let state = |h: HalfId| broker.node().read(|c| c.half(h).unwrap().state.clone());
+        // First checks are due 600 ms after the store.
+        madsim::time::sleep(Duration::from_millis(400)).await;
+        assert!(lock(&checks).is_empty(), "no check before it is due");
+        assert_eq!(state(HalfId(0)), HalfState::Pending);
+        madsim::time::sleep(Duration::from_millis(500)).await;
+        let committed = match state(HalfId(0)) {
+            HalfState::Committed(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let message = broker
+            .node()
+            .read(|c| c.message(&committed).cloned().unwrap());
+        assert_eq!(
+            (message.payload.as_str(), message.from_half),
+            ("commit", Some(HalfId(0)))
+        );
+        assert_eq!(state(HalfId(1)), HalfState::RolledBack);
+        assert_eq!(state(HalfId(2)), HalfState::Pending);
+        assert_eq!(probes.count(names::BROKER_HALF_COMMITTED_BY_CHECK), 1);
+        assert_eq!(probes.count(names::BROKER_HALF_ROLLED_BACK_BY_CHECK), 1);
+        // Five checks one second apart, then the discard a second after the last.
+        madsim::time::sleep(Duration::from_millis(5_000)).await;
+        assert_eq!(state(HalfId(2)), HalfState::Discarded);
+        assert_eq!(
+            broker.node().read(|c| c.discarded_halves().to_vec()),
+            [HalfId(2)]
+        );
+        assert_eq!(probes.count(names::BROKER_HALF_DISCARDED), 1);
+        assert_eq!(probes.count(names::BROKER_CHECK_SENT), 7);
+        let mut by_payload: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (payload, check) in lock(&checks).iter() {
+            by_payload.entry(payload.clone()).or_default().push(*check);
         }
-        halves
-    })
-    .await;
-    assert_eq!(halves, vec![HalfId(0), HalfId(1), HalfId(2)]);
-    let state = |h: HalfId| broker.node().read(|c| c.half(h).unwrap().state.clone());
-    // First checks are due 600 ms after the store.
-    madsim::time::sleep(Duration::from_millis(400)).await;
-    assert!(lock(&checks).is_empty(), "no check before it is due");
-    assert_eq!(state(HalfId(0)), HalfState::Pending);
-    madsim::time::sleep(Duration::from_millis(500)).await;
-    let committed = match state(HalfId(0)) {
-        HalfState::Committed(id) => id,
-        other => panic!("{other:?}"),
-    };
-    let message = broker
-        .node()
-        .read(|c| c.message(&committed).cloned().unwrap());
-    assert_eq!(
-        (message.payload.as_str(), message.from_half),
-        ("commit", Some(HalfId(0)))
-    );
-    assert_eq!(state(HalfId(1)), HalfState::RolledBack);
-    assert_eq!(state(HalfId(2)), HalfState::Pending);
-    assert_eq!(probes.count(names::BROKER_HALF_COMMITTED_BY_CHECK), 1);
-    assert_eq!(probes.count(names::BROKER_HALF_ROLLED_BACK_BY_CHECK), 1);
-    // Five checks one second apart, then the discard a second after the last.
-    madsim::time::sleep(Duration::from_millis(5_000)).await;
-    assert_eq!(state(HalfId(2)), HalfState::Discarded);
-    assert_eq!(
-        broker.node().read(|c| c.discarded_halves().to_vec()),
-        [HalfId(2)]
-    );
-    assert_eq!(probes.count(names::BROKER_HALF_DISCARDED), 1);
-    assert_eq!(probes.count(names::BROKER_CHECK_SENT), 7);
-    let mut by_payload: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for (payload, check) in lock(&checks).iter() {
-        by_payload.entry(payload.clone()).or_default().push(*check);
-    }
-    let expected: BTreeMap<String, Vec<u32>> = [
-        ("commit".to_string(), vec![1]),
-        ("rollback".to_string(), vec![1]),
-        ("unknown".to_string(), vec![1, 2, 3, 4, 5]),
-    ]
-    .into();
-    assert_eq!(by_payload, expected);
-    assert_eq!(broker.node().pending(), Vec::<String>::new());
-    // The decisions are durable: a restart recovers them, and sends no more checks.
-    broker.crash();
-    broker.restart();
-    madsim::time::sleep(Duration::from_millis(500)).await;
-    let states: Vec<HalfState> = broker
-        .node()
-        .read(|c| c.halves().iter().map(|h| h.state.clone()).collect());
-    assert_eq!(
-        states,
-        vec![
-            HalfState::Committed(committed),
-            HalfState::RolledBack,
-            HalfState::Discarded
+        let expected: BTreeMap<String, Vec<u32>> = [
+            ("commit".to_string(), vec![1]),
+            ("rollback".to_string(), vec![1]),
+            ("unknown".to_string(), vec![1, 2, 3, 4, 5]),
         ]
-    );
-    assert_eq!(lock(&checks).len(), 7);
+        .into();
+        assert_eq!(by_payload, expected);
+        assert_eq!(broker.node().pending(), Vec::<String>::new());
+        // The decisions are durable: a restart recovers them, and sends no more checks.
+        broker.crash();
+        broker.restart();
+        madsim::time::sleep(Duration::from_millis(500)).await;
+        let states: Vec<HalfState> = broker
+            .node()
+            .read(|c| c.halves().iter().map(|h| h.state.clone()).collect());
+        assert_eq!(
+            states,
+            vec![
+                HalfState::Committed(committed),
+                HalfState::RolledBack,
+                HalfState::Discarded
+            ]
+        );
+        assert_eq!(lock(&checks).len(), 7);
+    });
 }
 
 /// What the consumers saw: (group, payload, attempt), in processing order.
@@ -557,176 +595,184 @@ fn assert_key_order(payloads: &[String]) {
     }
 }
 
-#[madsim::test]
-async fn each_group_processes_every_message_once_in_key_order() {
-    let probes = Probes::new();
-    let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &probes);
-    let seen: Seen = Arc::default();
-    let interval = Duration::from_millis(500);
-    let buggify = Buggify::default();
-    for (i, group) in ["g1", "g2"].into_iter().enumerate() {
-        start_consumer(
-            i as u32,
-            group,
+#[test]
+fn each_group_processes_every_message_once_in_key_order() {
+    on_fixed_seeds(|| async {
+        let probes = Probes::new();
+        let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &probes);
+        let seen: Seen = Arc::default();
+        let interval = Duration::from_millis(500);
+        let buggify = Buggify::default();
+        for (i, group) in ["g1", "g2"].into_iter().enumerate() {
+            start_consumer(
+                i as u32,
+                group,
+                interval,
+                &seen,
+                &probes,
+                Bugs::none(),
+                &buggify,
+            );
+        }
+        madsim::time::sleep(Duration::from_millis(50)).await;
+        let sent = produce("ok", 0, 60).await;
+        let pending = broker.settle(Duration::from_secs(10)).await;
+        assert!(pending.is_empty(), "{pending:?}");
+        for group in ["g1", "g2"] {
+            let got = processed(&seen, group);
+            let mut sorted = got.clone();
+            sorted.sort();
+            let mut expected = sent.clone();
+            expected.sort();
+            assert_eq!(sorted, expected, "{group}: every message exactly once");
+            assert_key_order(&got);
+        }
+    });
+}
+
+#[test]
+fn a_group_is_reported_behind_until_it_commits() {
+    on_fixed_seeds(|| async {
+        let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
+        madsim::time::sleep(Duration::from_millis(10)).await;
+        on_client(|t| async move {
+            let subscribe = BrokerCommand::Subscribe {
+                group: "g".into(),
+                topic: TOPIC.into(),
+                mode: ConsumeMode::Clustering,
+            };
+            call(&t, subscribe).await.unwrap();
+            call(&t, send("k1", "p", "m1")).await.unwrap();
+        })
+        .await;
+        let q = queue_of("k1", QUEUES);
+        assert_eq!(
+            broker.node().pending(),
+            vec![format!(
+                "group g behind on {TOPIC}:{q} (committed 0 of end 1)"
+            )]
+        );
+    });
+}
+
+#[test]
+fn a_restarted_consumer_replays_from_its_committed_offset() {
+    on_fixed_seeds(|| async {
+        let probes = Probes::new();
+        let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &probes);
+        let seen: Seen = Arc::default();
+        // Commits every 2 s, from the consumer's start.
+        let interval = Duration::from_millis(2_000);
+        let consumer = start_consumer(
+            0,
+            "g",
             interval,
             &seen,
             &probes,
             Bugs::none(),
-            &buggify,
+            &Buggify::default(),
         );
-    }
-    madsim::time::sleep(Duration::from_millis(50)).await;
-    let sent = produce("ok", 0, 60).await;
-    let pending = broker.settle(Duration::from_secs(10)).await;
-    assert!(pending.is_empty(), "{pending:?}");
-    for group in ["g1", "g2"] {
-        let got = processed(&seen, group);
-        let mut sorted = got.clone();
-        sorted.sort();
-        let mut expected = sent.clone();
-        expected.sort();
-        assert_eq!(sorted, expected, "{group}: every message exactly once");
-        assert_key_order(&got);
-    }
-}
-
-#[madsim::test]
-async fn a_group_is_reported_behind_until_it_commits() {
-    let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
-    madsim::time::sleep(Duration::from_millis(10)).await;
-    on_client(|t| async move {
-        let subscribe = BrokerCommand::Subscribe {
-            group: "g".into(),
-            topic: TOPIC.into(),
-            mode: ConsumeMode::Clustering,
-        };
-        call(&t, subscribe).await.unwrap();
-        call(&t, send("k1", "p", "m1")).await.unwrap();
-    })
-    .await;
-    let q = queue_of("k1", QUEUES);
-    assert_eq!(
-        broker.node().pending(),
-        vec![format!(
-            "group g behind on {TOPIC}:{q} (committed 0 of end 1)"
-        )]
-    );
-}
-
-#[madsim::test]
-async fn a_restarted_consumer_replays_from_its_committed_offset() {
-    let probes = Probes::new();
-    let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &probes);
-    let seen: Seen = Arc::default();
-    // Commits every 2 s, from the consumer's start.
-    let interval = Duration::from_millis(2_000);
-    let consumer = start_consumer(
-        0,
-        "g",
-        interval,
-        &seen,
-        &probes,
-        Bugs::none(),
-        &Buggify::default(),
-    );
-    madsim::time::sleep(Duration::from_millis(50)).await;
-    let first = produce("ok", 0, 16).await;
-    // Processed and committed at 2 s.
-    madsim::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(processed(&seen, "g").len(), 16);
-    let second = produce("ok", 16, 16).await;
-    madsim::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        processed(&seen, "g").len(),
-        32,
-        "processed, not yet committed"
-    );
-    // The consumer "crashes" before its next commit (at 4 s) and starts over.
-    Handle::current().kill(consumer.id());
-    Handle::current().restart(consumer.id());
-    let pending = broker.settle(Duration::from_secs(10)).await;
-    assert!(pending.is_empty(), "{pending:?}");
-    let got = processed(&seen, "g");
-    let count = |p: &String| got.iter().filter(|g| *g == p).count();
-    assert!(
-        first.iter().all(|p| count(p) == 1),
-        "committed: not replayed"
-    );
-    assert!(
-        second.iter().all(|p| count(p) == 2),
-        "uncommitted: replayed once"
-    );
-    // Each incarnation processed its part in key order.
-    assert_key_order(&got[..32]);
-    assert_key_order(&got[32..]);
-}
-
-#[madsim::test]
-async fn failed_deliveries_are_retried_and_dead_lettered_when_they_always_fail() {
-    let probes = Probes::new();
-    let retry = RetryPolicy {
-        delays_ms: [20; RETRY_LEVELS],
-        retries_max: 3,
-    };
-    let config = BrokerNodeConfig {
-        broker: BrokerConfig {
-            retry,
-            ..BrokerConfig::simulation()
-        },
-        ..broker_config(FlushPolicy::GroupCommit)
-    };
-    let broker = Broker::start(config, &probes);
-    let seen: Seen = Arc::default();
-    start_consumer(
-        0,
-        "g",
-        Duration::from_millis(200),
-        &seen,
-        &probes,
-        Bugs::none(),
-        &Buggify::default(),
-    );
-    madsim::time::sleep(Duration::from_millis(50)).await;
-    on_client(|t| async move {
-        for (key, payload) in [
-            ("k1", "ok:k1:0"),
-            ("k2", "once:k2:1"),
-            ("k3", "always:k3:2"),
-        ] {
-            call(&t, send(key, payload, payload)).await.unwrap();
-        }
-    })
-    .await;
-    let pending = broker.settle(Duration::from_secs(10)).await;
-    assert!(pending.is_empty(), "{pending:?}");
-    let attempts = |payload: &str| -> Vec<u32> {
-        lock(&seen)
-            .iter()
-            .filter(|(_, p, _)| p == payload)
-            .map(|(_, _, a)| *a)
-            .collect()
-    };
-    assert_eq!(attempts("ok:k1:0"), vec![1]);
-    assert_eq!(attempts("once:k2:1"), vec![1, 2]);
-    assert_eq!(attempts("always:k3:2"), vec![1, 2, 3, 4]);
-    let node = broker.node();
-    let letters = node.read(|c| c.dead_letters("g").to_vec());
-    assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].attempts, 4);
-    let retries: BTreeMap<String, RetryState> = node.read(|c| {
-        c.retry_queue("g")
-            .map(|(id, s)| (c.message(id).unwrap().payload.clone(), s.clone()))
-            .collect()
+        madsim::time::sleep(Duration::from_millis(50)).await;
+        let first = produce("ok", 0, 16).await;
+        // Processed and committed at 2 s.
+        madsim::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(processed(&seen, "g").len(), 16);
+        let second = produce("ok", 16, 16).await;
+        madsim::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            processed(&seen, "g").len(),
+            32,
+            "processed, not yet committed"
+        );
+        // The consumer "crashes" before its next commit (at 4 s) and starts over.
+        Handle::current().kill(consumer.id());
+        Handle::current().restart(consumer.id());
+        let pending = broker.settle(Duration::from_secs(10)).await;
+        assert!(pending.is_empty(), "{pending:?}");
+        let got = processed(&seen, "g");
+        let count = |p: &String| got.iter().filter(|g| *g == p).count();
+        assert!(
+            first.iter().all(|p| count(p) == 1),
+            "committed: not replayed"
+        );
+        assert!(
+            second.iter().all(|p| count(p) == 2),
+            "uncommitted: replayed once"
+        );
+        // Each incarnation processed its part in key order.
+        assert_key_order(&got[..32]);
+        assert_key_order(&got[32..]);
     });
-    assert_eq!(retries["once:k2:1"], RetryState::Acked { attempt: 2 });
-    assert_eq!(
-        retries["always:k3:2"],
-        RetryState::DeadLettered { attempts: 4 }
-    );
-    assert_eq!(probes.count(names::CONSUMER_PROCESSING_FAILED), 5);
-    assert_eq!(probes.count(names::CONSUMER_RETRY_DELIVERED), 4);
-    assert_eq!(probes.count(names::BROKER_RETRY_SCHEDULED), 4);
-    assert_eq!(probes.count(names::BROKER_DEAD_LETTERED), 1);
+}
+
+#[test]
+fn failed_deliveries_are_retried_and_dead_lettered_when_they_always_fail() {
+    on_fixed_seeds(|| async {
+        let probes = Probes::new();
+        let retry = RetryPolicy {
+            delays_ms: [20; RETRY_LEVELS],
+            retries_max: 3,
+        };
+        let config = BrokerNodeConfig {
+            broker: BrokerConfig {
+                retry,
+                ..BrokerConfig::simulation()
+            },
+            ..broker_config(FlushPolicy::GroupCommit)
+        };
+        let broker = Broker::start(config, &probes);
+        let seen: Seen = Arc::default();
+        start_consumer(
+            0,
+            "g",
+            Duration::from_millis(200),
+            &seen,
+            &probes,
+            Bugs::none(),
+            &Buggify::default(),
+        );
+        madsim::time::sleep(Duration::from_millis(50)).await;
+        on_client(|t| async move {
+            for (key, payload) in [
+                ("k1", "ok:k1:0"),
+                ("k2", "once:k2:1"),
+                ("k3", "always:k3:2"),
+            ] {
+                call(&t, send(key, payload, payload)).await.unwrap();
+            }
+        })
+        .await;
+        let pending = broker.settle(Duration::from_secs(10)).await;
+        assert!(pending.is_empty(), "{pending:?}");
+        let attempts = |payload: &str| -> Vec<u32> {
+            lock(&seen)
+                .iter()
+                .filter(|(_, p, _)| p == payload)
+                .map(|(_, _, a)| *a)
+                .collect()
+        };
+        assert_eq!(attempts("ok:k1:0"), vec![1]);
+        assert_eq!(attempts("once:k2:1"), vec![1, 2]);
+        assert_eq!(attempts("always:k3:2"), vec![1, 2, 3, 4]);
+        let node = broker.node();
+        let letters = node.read(|c| c.dead_letters("g").to_vec());
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].attempts, 4);
+        let retries: BTreeMap<String, RetryState> = node.read(|c| {
+            c.retry_queue("g")
+                .map(|(id, s)| (c.message(id).unwrap().payload.clone(), s.clone()))
+                .collect()
+        });
+        assert_eq!(retries["once:k2:1"], RetryState::Acked { attempt: 2 });
+        assert_eq!(
+            retries["always:k3:2"],
+            RetryState::DeadLettered { attempts: 4 }
+        );
+        assert_eq!(probes.count(names::CONSUMER_PROCESSING_FAILED), 5);
+        assert_eq!(probes.count(names::CONSUMER_RETRY_DELIVERED), 4);
+        assert_eq!(probes.count(names::BROKER_RETRY_SCHEDULED), 4);
+        assert_eq!(probes.count(names::BROKER_DEAD_LETTERED), 1);
+    });
 }
 
 /// A consumer crashes inside the widened window between processing a batch and making its
@@ -772,19 +818,23 @@ async fn crash_in_the_consume_window(bugs: Bugs) -> Vec<(bool, usize)> {
     sent.iter().map(|p| (queue(p) == first, times(p))).collect()
 }
 
-#[madsim::test]
-async fn a_crash_between_processing_and_commit_replays_the_batch() {
-    let counts = crash_in_the_consume_window(Bugs::none()).await;
-    for (in_the_batch, times) in counts {
-        assert_eq!(times, if in_the_batch { 2 } else { 1 });
-    }
+#[test]
+fn a_crash_between_processing_and_commit_replays_the_batch() {
+    on_fixed_seeds(|| async {
+        let counts = crash_in_the_consume_window(Bugs::none()).await;
+        for (in_the_batch, times) in counts {
+            assert_eq!(times, if in_the_batch { 2 } else { 1 });
+        }
+    });
 }
 
-#[madsim::test]
-async fn under_the_planted_offset_before_processing_a_crash_loses_the_batch() {
-    let bug = Bugs::planted(Bug::OffsetBeforeProcessing);
-    let counts = crash_in_the_consume_window(bug).await;
-    for (in_the_batch, times) in counts {
-        assert_eq!(times, if in_the_batch { 0 } else { 1 });
-    }
+#[test]
+fn under_the_planted_offset_before_processing_a_crash_loses_the_batch() {
+    on_fixed_seeds(|| async {
+        let bug = Bugs::planted(Bug::OffsetBeforeProcessing);
+        let counts = crash_in_the_consume_window(bug).await;
+        for (in_the_batch, times) in counts {
+            assert_eq!(times, if in_the_batch { 0 } else { 1 });
+        }
+    });
 }

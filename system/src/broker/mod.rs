@@ -8,8 +8,10 @@
 //! - [`node`]: the broker node shell: commit log with a flush policy (sync each write, group
 //!   commit, or RocketMQ's unsafe async flush), the served [`BrokerCall`], the check-back
 //!   timer, recovery at start.
-//! - [`consumer`]: the consumer runtime (a push consumer over pulls): in-order processing per
-//!   queue, periodic offset commits after processing, nacks to the retry queue, retry polling.
+//! - [`consumer_engine`]: the consumer's protocol engine (a push consumer over pulls): in-order
+//!   processing per queue, offset commits only of processed positions, nacks to the retry
+//!   queue, retry polling; pure state and `step`.
+//! - [`consumer`]: the consumer runtime that performs the engine's outputs.
 //!
 //! Producers send plain messages (idempotent by producer message id; the key picks the queue,
 //! so one key's messages are consumed in order) or half messages (RocketMQ's transactional
@@ -20,11 +22,13 @@
 //! last retry, parked in the group's dead-letter queue.
 
 pub mod consumer;
+pub mod consumer_engine;
 pub mod core;
 pub mod node;
 pub mod types;
 
 pub use self::core::{BrokerCore, BrokerDecision, BrokerRecord};
 pub use consumer::{ConsumerConfig, Handler};
+pub use consumer_engine::ConsumerEngine;
 pub use node::{BrokerNode, BrokerNodeConfig, FlushPolicy};
 pub use types::*;

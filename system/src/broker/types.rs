@@ -7,33 +7,33 @@ use std::fmt;
 
 /// The longest topic, group, consumer, producer group or producer message id, in bytes
 /// (RocketMQ's topic limit is 127 characters).
-pub const MAX_NAME_BYTES: usize = 127;
+pub const NAME_BYTES_MAX: usize = 127;
 
 /// The longest message key, in bytes.
-pub const MAX_KEY_BYTES: usize = 256;
+pub const KEY_BYTES_MAX: usize = 256;
 
 /// The longest message payload, in bytes. RocketMQ allows 4 MiB; the platform's events are
 /// small, so a larger payload here means a bug in a producer.
-pub const MAX_PAYLOAD_BYTES: usize = 4_096;
+pub const PAYLOAD_BYTES_MAX: usize = 4_096;
 
 /// The most queues one topic may have.
-pub const MAX_QUEUES_PER_TOPIC: u32 = 64;
+pub const QUEUES_PER_TOPIC_MAX: u32 = 64;
 
 /// The most topics one broker may hold.
-pub const MAX_TOPICS: usize = 256;
+pub const TOPICS_MAX: usize = 256;
 
 /// The most consumer groups one broker may hold.
-pub const MAX_GROUPS: usize = 256;
+pub const GROUPS_MAX: usize = 256;
 
 /// The most messages one queue may hold (the simulated commit log is never truncated).
-pub const MAX_MESSAGES_PER_QUEUE: u64 = 1 << 20;
+pub const MESSAGES_PER_QUEUE_MAX: u64 = 1 << 20;
 
 /// The most half messages that may wait for a decision at once.
-pub const MAX_PENDING_HALVES: usize = 65_536;
+pub const PENDING_HALVES_MAX: usize = 65_536;
 
 /// The most messages one pull (or one retry pull) may return; RocketMQ's `pullBatchSize`
 /// default.
-pub const MAX_PULL_BATCH: u32 = 32;
+pub const PULL_BATCH_MAX: u32 = 32;
 
 /// The number of retry delay levels (RocketMQ's levels 3 to 18).
 pub const RETRY_LEVELS: usize = 16;
@@ -427,9 +427,9 @@ pub enum BrokerReply {
 /// A refusal. Refusals are not recorded: a refused command changed nothing and may be retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum BrokerError {
-    #[error("{kind} '{name}' must have 1 to {MAX_NAME_BYTES} bytes (topics and groups only [A-Za-z0-9_-])")]
+    #[error("{kind} '{name}' must have 1 to {NAME_BYTES_MAX} bytes (topics and groups only [A-Za-z0-9_-])")]
     InvalidName { kind: String, name: String },
-    #[error("a topic has 1 to {MAX_QUEUES_PER_TOPIC} queues, not {0}")]
+    #[error("a topic has 1 to {QUEUES_PER_TOPIC_MAX} queues, not {0}")]
     QueueCount(u32),
     #[error("topic {topic} exists with {existing} queues, not {requested}")]
     TopicQueuesMismatch {
@@ -437,23 +437,23 @@ pub enum BrokerError {
         existing: u32,
         requested: u32,
     },
-    #[error("the broker holds at most {MAX_TOPICS} topics")]
+    #[error("the broker holds at most {TOPICS_MAX} topics")]
     TooManyTopics,
-    #[error("the broker holds at most {MAX_GROUPS} consumer groups")]
+    #[error("the broker holds at most {GROUPS_MAX} consumer groups")]
     TooManyGroups,
     #[error("topic {0} does not exist")]
     UnknownTopic(String),
     #[error("topic {topic} has no queue {queue}")]
     UnknownQueue { topic: String, queue: u32 },
-    #[error("queue {queue} of topic {topic} is full ({MAX_MESSAGES_PER_QUEUE} messages)")]
+    #[error("queue {queue} of topic {topic} is full ({MESSAGES_PER_QUEUE_MAX} messages)")]
     QueueFull { topic: String, queue: u32 },
-    #[error("a key has at most {MAX_KEY_BYTES} bytes, not {0}")]
+    #[error("a key has at most {KEY_BYTES_MAX} bytes, not {0}")]
     KeyTooLong(usize),
-    #[error("a payload has at most {MAX_PAYLOAD_BYTES} bytes, not {0}")]
+    #[error("a payload has at most {PAYLOAD_BYTES_MAX} bytes, not {0}")]
     PayloadTooLarge(usize),
     #[error("producer message id {0} was already used for another message")]
     ProducerMsgIdReused(String),
-    #[error("{MAX_PENDING_HALVES} half messages are already waiting for a decision")]
+    #[error("{PENDING_HALVES_MAX} half messages are already waiting for a decision")]
     TooManyPendingHalves,
     #[error("half message {0} does not exist")]
     UnknownHalf(HalfId),
@@ -471,7 +471,7 @@ pub enum BrokerError {
     UnknownGroup(String),
     #[error("offset {offset} is beyond the end {end} of the queue")]
     OffsetBeyondEnd { offset: u64, end: u64 },
-    #[error("a pull returns 1 to {MAX_PULL_BATCH} messages, not {0}")]
+    #[error("a pull returns 1 to {PULL_BATCH_MAX} messages, not {0}")]
     BatchSize(u32),
     #[error("message {0} does not exist")]
     UnknownMessage(MessageId),

@@ -5,13 +5,21 @@
 //! It is outside the platform: it keeps what it received in memory and is never crashed.
 
 use super::types::MerchantNotifyCall;
+use crate::ids::EventId;
 use crate::node::NodeEnv;
 use crate::topology::Topology;
 use crate::trade::{TradeCall, TradeCommand, TradeId, TradeReply, TradeStatus};
 use crate::transport::Transport;
-use madsim::rand::Rng;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The purpose of the endpoint's random stream: which callbacks fail or answer late.
+const DRAW_STREAM: &str = "merchant-callbacks";
+
+/// How long the endpoint waits for the trade query API.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// How the endpoint misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,7 +34,7 @@ pub struct MerchantConfig {
 /// One acknowledged callback, with the trade's status as the query API answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callback {
-    pub event: String,
+    pub event: EventId,
     pub trade: TradeId,
     pub notified: TradeStatus,
     pub queried: Option<TradeStatus>,
@@ -46,14 +54,21 @@ impl MerchantEndpoint {
     ) -> std::io::Result<MerchantEndpoint> {
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
         let received: Arc<Mutex<Vec<Callback>>> = Arc::default();
+        // The endpoint's own stream: its fail and slow draws never shift with other nodes'
+        // randomness (it is never restarted, so one stream serves its whole life).
+        let draws: Arc<Mutex<ChaCha8Rng>> = Arc::new(Mutex::new(env.rng(DRAW_STREAM)));
         {
             let (received, caller) = (received.clone(), transport.clone());
             transport.serve(move |call: MerchantNotifyCall| {
-                let (received, caller, topology) =
-                    (received.clone(), caller.clone(), topology.clone());
+                let (received, caller, topology, draws) = (
+                    received.clone(),
+                    caller.clone(),
+                    topology.clone(),
+                    draws.clone(),
+                );
                 async move {
                     let (fail, slow) = {
-                        let mut rng = madsim::rand::thread_rng();
+                        let mut rng = draws.lock().unwrap_or_else(|p| p.into_inner());
                         (
                             rng.gen_bool(config.fail_rate),
                             rng.gen_bool(config.slow_rate),
@@ -67,11 +82,7 @@ impl MerchantEndpoint {
                     }
                     let query = TradeCall(TradeCommand::Query { trade: call.trade });
                     let answer = caller
-                        .call(
-                            topology.trade(call.trade.shard),
-                            query,
-                            Duration::from_millis(300),
-                        )
+                        .call(topology.trade(call.trade.shard), query, QUERY_TIMEOUT)
                         .await;
                     let queried = match answer {
                         Ok(Ok(TradeReply::Trade(trade))) => Some(trade.status),

@@ -8,6 +8,8 @@
 //!   notification per event id, due attempts, acknowledged / retried / exhausted; every due
 //!   time is written into its record, so recovery never consults the schedule.
 //!
+//! - [`engine`]: the notifier's protocol engine: deliveries scheduled durably, due attempts
+//!   called once at a time, results recorded; pure, with table tests.
 //! - [`node`]: the notifier node shell: consumes trade events as the `notify` group, calls
 //!   merchants back on the schedule, resumes after a crash.
 //! - [`merchant`]: the simulated merchant endpoint, which fails or answers late at random and
@@ -17,11 +19,13 @@
 //! merchant deduplicates by the event id each call carries.
 
 pub mod core;
+pub mod engine;
 pub mod merchant;
 pub mod node;
 pub mod types;
 
 pub use self::core::{Notification, NotifyCore, NotifyRecord, NotifyState};
+pub use engine::{NotifyEngine, NotifyInput, NotifyOutput};
 pub use merchant::{Callback, MerchantConfig, MerchantEndpoint};
-pub use node::{NotifyConfig, NotifyNode};
+pub use node::{NotifyConfig, NotifyNode, GROUP, LOG_FILE};
 pub use types::*;

@@ -1,19 +1,20 @@
 //! The notification node shell (最大努力通知): consumes trade events as the `notify` group,
 //! schedules one merchant callback per event durably, and calls the merchant's endpoint on the
 //! schedule until it answers "success" or the schedule is exhausted (recorded as given up).
-//! After a crash the schedule resumes from the node's log.
+//! After a crash the schedule resumes from the node's log. The decisions are the
+//! [`NotifyEngine`]'s (see `engine.rs`); this shell reads the clock, appends and syncs, calls
+//! the merchant and feeds the answers back.
 
 use super::core::{NotifyCore, NotifyRecord};
-use super::types::{MerchantNotifyCall, MAX_ATTEMPTS};
+use super::engine::{NotifyEngine, NotifyInput, NotifyOutput};
+use super::types::MerchantNotifyCall;
 use crate::broker::consumer::{self, Handler};
 use crate::broker::Delivery;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::replica::node::trade_events_consumer;
-use crate::trade::TradeEvent;
 use crate::transport::Transport;
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::Duration;
 /// The log file of the notification node.
 pub const LOG_FILE: &str = "notify.log";
 
-/// The consumer group of the notification node.
+/// The consumer group of the notification node: the one place its name is spelled.
 pub const GROUP: &str = "notify";
 
 /// How long a callback waits for the merchant.
@@ -48,86 +49,73 @@ pub struct NotifyNode {
     shell: Arc<Shell>,
 }
 
+/// The notifier's I/O: what performs the engine's outputs.
 struct Shell {
-    core: Mutex<NotifyCore>,
+    engine: Mutex<NotifyEngine>,
     log: DurableLog<NotifyRecord>,
     env: NodeEnv,
     config: NotifyConfig,
     transport: Transport,
-    /// Callbacks on their way (memory only).
-    calling: Mutex<BTreeSet<String>>,
 }
 
 impl Shell {
-    fn core(&self) -> MutexGuard<'_, NotifyCore> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    fn engine(&self) -> MutexGuard<'_, NotifyEngine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn calling(&self) -> MutexGuard<'_, BTreeSet<String>> {
-        self.calling.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Schedules the event's notification (once per event id), durably.
-    async fn consume(&self, delivery: Delivery) -> Result<(), String> {
-        let event = TradeEvent::decode(&delivery.message.payload)?;
-        let now_ms = self.env.clock.now_ms();
-        {
-            let mut core = self.core();
-            match core.decide_schedule(&event, now_ms) {
-                Some(record) => {
-                    self.log.append(&record);
-                    core.apply(record);
-                }
-                None => self.env.probes.hit(names::CONSUMER_DUPLICATE_SKIPPED),
+    /// Steps the engine and appends its records under the lock, so that no reader sees a
+    /// record applied but not written; returns the outputs still to perform.
+    fn step(&self, input: NotifyInput) -> Vec<NotifyOutput> {
+        let mut engine = self.engine();
+        let outputs = engine.step(input);
+        for output in &outputs {
+            if let NotifyOutput::Append(record) = output {
+                self.log.append(record);
             }
         }
-        self.log.sync().await;
-        Ok(())
+        outputs
     }
 
-    /// Makes attempt `attempt` of `event`'s callback and records its result.
-    async fn call(self: Arc<Self>, event: String, attempt: u32) {
-        let Some(n) = self.core().notification(&event).cloned() else {
-            self.calling().remove(&event);
-            return;
-        };
-        let call = MerchantNotifyCall {
-            event: event.clone(),
-            trade: n.trade,
-            merchant: n.merchant,
-            status: n.status,
-            version: n.version,
-            attempt,
-        };
+    /// Performs probes and syncs; returns the delivery's result if the outputs carry one.
+    async fn perform(&self, outputs: Vec<NotifyOutput>) -> Option<Result<(), String>> {
+        for output in outputs {
+            match output {
+                NotifyOutput::Probe(name) => self.env.probes.hit(name),
+                NotifyOutput::Append(_) => {}
+                NotifyOutput::Sync => self.log.sync().await,
+                NotifyOutput::Done(result) => return Some(result),
+                NotifyOutput::Call(_) => panic!("only a tick calls merchants"),
+            }
+        }
+        None
+    }
+
+    /// Schedules the event's notification, durably.
+    async fn consume(self: &Arc<Self>, delivery: Delivery) -> Result<(), String> {
+        let now_ms = self.env.clock.now_ms();
+        let outputs = self.step(NotifyInput::Delivered { delivery, now_ms });
+        self.perform(outputs)
+            .await
+            .expect("a delivery always ends with Done")
+    }
+
+    /// Makes one callback, records its result, and lets the event be called again.
+    async fn call(self: Arc<Self>, call: MerchantNotifyCall) {
+        let (event, attempt) = (call.event.clone(), call.attempt);
         let answer = self
             .transport
             .call(self.config.merchant, call, CALLBACK_TIMEOUT)
             .await;
         let acked = matches!(answer, Ok(Ok(())));
         let now_ms = self.env.clock.now_ms();
-        {
-            let mut core = self.core();
-            if let Some(record) = core.decide_result(&event, attempt, acked, now_ms) {
-                let probe = match (&record, acked) {
-                    (_, true) => names::NOTIFY_ACKED,
-                    (
-                        NotifyRecord::Attempted {
-                            next_due_ms: None, ..
-                        },
-                        false,
-                    ) => names::NOTIFY_EXHAUSTED,
-                    _ => names::NOTIFY_RETRIED,
-                };
-                self.env.probes.hit(probe);
-                if probe == names::NOTIFY_EXHAUSTED {
-                    tracing::warn!(%event, attempts = MAX_ATTEMPTS, "merchant notification given up");
-                }
-                self.log.append(&record);
-                core.apply(record);
-            }
-        }
-        self.log.sync().await;
-        self.calling().remove(&event);
+        let outputs = self.step(NotifyInput::Answered {
+            event: event.clone(),
+            attempt,
+            acked,
+            now_ms,
+        });
+        self.perform(outputs).await;
+        self.step(NotifyInput::CallEnded { event });
     }
 }
 
@@ -142,12 +130,11 @@ impl NotifyNode {
         }
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
         let shell = Arc::new(Shell {
-            core: Mutex::new(NotifyCore::recover(config.schedule, &records)),
+            engine: Mutex::new(NotifyEngine::recover(config.schedule, &records)),
             log,
             env: env.clone(),
             config,
             transport: transport.clone(),
-            calling: Mutex::default(),
         });
         let handler: Handler = {
             let shell = shell.clone();
@@ -165,7 +152,7 @@ impl NotifyNode {
 
     /// Reads the live schedule (the harness's god's-eye view).
     pub fn read<T>(&self, f: impl FnOnce(&NotifyCore) -> T) -> T {
-        f(&self.shell.core())
+        f(self.shell.engine().core())
     }
 
     /// What a notification node that is down would recover from its disk.
@@ -176,15 +163,16 @@ impl NotifyNode {
     }
 }
 
-/// Starts every due callback that is not already on its way.
+/// Every tick, starts the callbacks the engine finds due.
 async fn callbacks(shell: Arc<Shell>) {
     loop {
         madsim::time::sleep(TICK).await;
-        let due = shell.core().due(shell.env.clock.now_ms());
-        for (event, attempt) in due {
-            if shell.calling().insert(event.clone()) {
-                madsim::task::spawn(shell.clone().call(event, attempt));
-            }
+        let now_ms = shell.env.clock.now_ms();
+        for output in shell.step(NotifyInput::Tick { now_ms }) {
+            let NotifyOutput::Call(call) = output else {
+                panic!("a tick only calls merchants: {output:?}");
+            };
+            madsim::task::spawn(shell.clone().call(call));
         }
     }
 }

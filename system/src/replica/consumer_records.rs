@@ -13,17 +13,20 @@
 //! entry. Under [`Bug::ConsumerNoDedup`] the table is ignored and every delivery appends.
 
 use crate::bugs::{Bug, Bugs};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, EventId};
 use crate::money::Amount;
 use crate::trade::{TradeEvent, TradeEventKind, TradeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The consumer group of the consumer-record DB (also its node's and its log's name).
+pub const GROUP: &str = "consumer-records";
+
 /// One line of a buyer's consumption records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumptionEntry {
     /// The id of the event it was made from.
-    pub event: String,
+    pub event: EventId,
     pub trade: TradeId,
     pub buyer: AccountId,
     pub merchant: AccountId,
@@ -37,7 +40,7 @@ pub struct ConsumptionEntry {
 pub enum ConsumerRecordsRecord {
     /// Event `event` consumed: its dedup row, and its entry if it makes one.
     Consumed {
-        event: String,
+        event: EventId,
         entry: Option<ConsumptionEntry>,
     },
 }
@@ -46,7 +49,7 @@ pub enum ConsumerRecordsRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecordsCore {
     /// Event id -> how many times it was applied (1, unless a planted bug double-applies).
-    consumed: BTreeMap<String, u32>,
+    consumed: BTreeMap<EventId, u32>,
     /// Every entry, in the order it was written.
     entries: Vec<ConsumptionEntry>,
     bugs: Bugs,
@@ -73,7 +76,7 @@ impl ConsumerRecordsCore {
     /// What consuming `event` writes; `None` if it was already consumed (a duplicate delivery,
     /// to skip and acknowledge). Under [`Bug::ConsumerNoDedup`] never `None`.
     pub fn decide(&self, event: &TradeEvent) -> Option<ConsumerRecordsRecord> {
-        let id = event.id();
+        let id = EventId::from(event.id());
         if !self.bugs.is(Bug::ConsumerNoDedup) && self.consumed.contains_key(&id) {
             return None;
         }
@@ -81,7 +84,8 @@ impl ConsumerRecordsCore {
         Some(ConsumerRecordsRecord::Consumed { event: id, entry })
     }
 
-    /// Applies one durable record. Without a planted bug, an event applied twice is asserted.
+    /// Applies one durable record. An event applied twice is asserted, unless
+    /// [`Bug::ConsumerNoDedup`] is planted, whose effect that is.
     pub fn apply(&mut self, record: ConsumerRecordsRecord) {
         match record {
             ConsumerRecordsRecord::Consumed { event, entry } => {
@@ -90,7 +94,8 @@ impl ConsumerRecordsCore {
                 }
                 let times = self.consumed.entry(event.clone()).or_insert(0);
                 *times += 1;
-                if self.bugs.get().is_none() {
+                // Only the planted bug that skips the dedup may apply an event twice.
+                if !self.bugs.is(Bug::ConsumerNoDedup) {
                     assert!(*times == 1, "event {event} consumed {times} times");
                 }
                 self.entries.extend(entry);
@@ -99,7 +104,7 @@ impl ConsumerRecordsCore {
     }
 
     /// Every consumed event id with how many times it was applied.
-    pub fn consumed(&self) -> &BTreeMap<String, u32> {
+    pub fn consumed(&self) -> &BTreeMap<EventId, u32> {
         &self.consumed
     }
 
@@ -111,7 +116,7 @@ impl ConsumerRecordsCore {
 
 /// The entry an event makes: paid and refunded events name their buyer; a closed trade (or an
 /// event somehow without a payer or refund) makes none.
-fn entry_of(event: &TradeEvent, id: &str) -> Option<ConsumptionEntry> {
+fn entry_of(event: &TradeEvent, id: &EventId) -> Option<ConsumptionEntry> {
     let buyer = event.payer?;
     let amount = match event.kind {
         TradeEventKind::Paid => event.amount,
@@ -119,7 +124,7 @@ fn entry_of(event: &TradeEvent, id: &str) -> Option<ConsumptionEntry> {
         TradeEventKind::Closed => return None,
     };
     Some(ConsumptionEntry {
-        event: id.to_string(),
+        event: id.clone(),
         trade: event.trade,
         buyer,
         merchant: event.merchant,
@@ -129,190 +134,5 @@ fn entry_of(event: &TradeEvent, id: &str) -> Option<ConsumptionEntry> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trade::TradeStatus;
-    use rust_decimal::Decimal;
-
-    const MERCHANT: AccountId = AccountId(5);
-    const BUYER: AccountId = AccountId(9);
-    const TRADE: TradeId = TradeId { shard: 0, seq: 1 };
-
-    fn amt(fen: i64) -> Amount {
-        Amount::from_fen(fen).unwrap()
-    }
-
-    fn paid() -> TradeEvent {
-        TradeEvent {
-            trade: TRADE,
-            version: 1,
-            kind: TradeEventKind::Paid,
-            status: TradeStatus::Paid,
-            merchant: MERCHANT,
-            payer: Some(BUYER),
-            amount: amt(1_000),
-            paid: Decimal::new(1_000, 2),
-            refunded: Decimal::new(0, 2),
-            refund: None,
-        }
-    }
-
-    fn refunded(version: u32, no: &str, fen: i64, total_fen: i64) -> TradeEvent {
-        TradeEvent {
-            version,
-            kind: TradeEventKind::Refunded,
-            status: if total_fen == 1_000 {
-                TradeStatus::Refunded
-            } else {
-                TradeStatus::PartiallyRefunded
-            },
-            refunded: Decimal::new(total_fen, 2),
-            refund: Some((no.into(), amt(fen))),
-            ..paid()
-        }
-    }
-
-    fn closed() -> TradeEvent {
-        TradeEvent {
-            trade: TradeId { shard: 0, seq: 2 },
-            version: 1,
-            kind: TradeEventKind::Closed,
-            status: TradeStatus::Closed,
-            merchant: MERCHANT,
-            payer: None,
-            amount: amt(500),
-            paid: Decimal::new(0, 2),
-            refunded: Decimal::new(0, 2),
-            refund: None,
-        }
-    }
-
-    /// Decides and applies like the shell does; true if the delivery wrote a record.
-    fn consume(c: &mut ConsumerRecordsCore, event: &TradeEvent) -> bool {
-        match c.decide(event) {
-            Some(record) => {
-                c.apply(record);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn entry(event: &TradeEvent, fen: i64) -> ConsumptionEntry {
-        ConsumptionEntry {
-            event: event.id(),
-            trade: event.trade,
-            buyer: BUYER,
-            merchant: MERCHANT,
-            amount: amt(fen),
-            kind: event.kind,
-        }
-    }
-
-    #[test]
-    fn paid_and_refunded_events_make_entries_and_closed_ones_do_not() {
-        let mut c = ConsumerRecordsCore::new(Bugs::none());
-        let r1 = refunded(2, "R1", 300, 300);
-        let r2 = refunded(3, "R2", 700, 1_000);
-        for e in [paid(), r1.clone(), r2.clone(), closed()] {
-            assert!(consume(&mut c, &e));
-        }
-        assert_eq!(
-            c.entries(),
-            &[entry(&paid(), 1_000), entry(&r1, 300), entry(&r2, 700)]
-        );
-        let consumed: Vec<_> = c.consumed().iter().map(|(e, n)| (e.as_str(), *n)).collect();
-        assert_eq!(
-            consumed,
-            vec![
-                ("T0-1:v1:paid", 1),
-                ("T0-1:v2:refunded:R1", 1),
-                ("T0-1:v3:refunded:R2", 1),
-                ("T0-2:v1:closed", 1),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_paid_event_without_a_payer_is_consumed_without_an_entry() {
-        let mut c = ConsumerRecordsCore::new(Bugs::none());
-        let odd = TradeEvent {
-            payer: None,
-            ..paid()
-        };
-        assert_eq!(
-            c.decide(&odd),
-            Some(ConsumerRecordsRecord::Consumed {
-                event: "T0-1:v1:paid".into(),
-                entry: None,
-            })
-        );
-        assert!(consume(&mut c, &odd));
-        assert!(c.entries().is_empty());
-        assert_eq!(c.consumed().len(), 1);
-    }
-
-    #[test]
-    fn a_duplicate_delivery_is_skipped() {
-        let mut c = ConsumerRecordsCore::new(Bugs::none());
-        assert!(consume(&mut c, &paid()));
-        assert_eq!(c.decide(&paid()), None);
-        assert!(!consume(&mut c, &paid()));
-        assert!(consume(&mut c, &closed()));
-        assert!(!consume(&mut c, &closed()));
-        assert_eq!(c.entries(), &[entry(&paid(), 1_000)]);
-        assert_eq!(c.consumed().get("T0-1:v1:paid"), Some(&1));
-    }
-
-    #[test]
-    fn without_dedup_a_duplicate_delivery_adds_a_second_entry() {
-        let mut c = ConsumerRecordsCore::new(Bugs::planted(Bug::ConsumerNoDedup));
-        assert!(consume(&mut c, &paid()));
-        assert!(consume(&mut c, &paid()));
-        assert_eq!(c.entries(), &[entry(&paid(), 1_000), entry(&paid(), 1_000)]);
-        assert_eq!(c.consumed().get("T0-1:v1:paid"), Some(&2));
-    }
-
-    #[test]
-    #[should_panic(expected = "event T0-1:v1:paid consumed 2 times")]
-    fn an_event_applied_twice_is_asserted() {
-        let mut c = ConsumerRecordsCore::new(Bugs::none());
-        let record = c.decide(&paid()).unwrap();
-        c.apply(record.clone());
-        c.apply(record);
-    }
-
-    #[test]
-    fn recovery_from_the_log_rebuilds_the_same_db() {
-        for bugs in [Bugs::none(), Bugs::planted(Bug::ConsumerNoDedup)] {
-            let mut c = ConsumerRecordsCore::new(bugs);
-            let mut log = Vec::new();
-            let deliveries = [
-                paid(),
-                paid(),
-                closed(),
-                refunded(2, "R1", 300, 300),
-                closed(),
-                refunded(2, "R1", 300, 300),
-            ];
-            for e in &deliveries {
-                if let Some(record) = c.decide(e) {
-                    log.push(record.clone());
-                    c.apply(record);
-                }
-            }
-            let bytes: Vec<Vec<u8>> = log.iter().map(|r| bincode::serialize(r).unwrap()).collect();
-            let decoded: Vec<ConsumerRecordsRecord> = bytes
-                .iter()
-                .map(|b| bincode::deserialize(b).unwrap())
-                .collect();
-            assert_eq!(decoded, log);
-            let r = ConsumerRecordsCore::recover(bugs, &decoded);
-            assert_eq!(r.entries(), c.entries());
-            assert_eq!(r.consumed(), c.consumed());
-            assert_eq!(r, c);
-            // The dedup table is rebuilt: a redelivery after recovery is still skipped.
-            assert_eq!(r.decide(&paid()).is_none(), bugs == Bugs::none());
-        }
-    }
-}
+#[path = "consumer_records_tests.rs"]
+mod tests;

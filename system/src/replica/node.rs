@@ -1,85 +1,26 @@
 //! The replica node shell: one consumer group of the trade-events topic feeding one projection
 //! (the consumer-record DB or the merchant-query DB) kept in the node's own durable log.
 //!
-//! A delivery is processed idempotently: the projection decides (a duplicate event id is
-//! skipped, a stale version recorded as stale), the record is written and made durable, and
-//! only then does the consumer runtime count the message as processed, so an offset never
-//! covers an event the replica could lose. Processing sometimes fails on purpose (a busy
-//! database): the broker redelivers the event later from the group's retry queue, out of order
-//! with the trade's newer events, which is what the versions are for.
+//! The decisions are the [`ReplicaEngine`]'s (see `engine.rs`): a duplicate is skipped, a stale
+//! version recorded as stale, and a delivery reported done only once its record is durable, so
+//! an offset never covers an event the replica could lose. This shell draws which deliveries
+//! fail on purpose (a busy database) from the node's own random stream, appends and syncs the
+//! engine's records, and reports the result to the consumer runtime.
 
-use super::consumer_records::{ConsumerRecordsCore, ConsumerRecordsRecord};
-use super::merchant_query::{MerchantQueryCore, MerchantQueryRecord};
+pub use super::engine::Projection;
+use super::engine::{ReplicaEngine, ReplicaOutput};
 use crate::broker::consumer::{self, ConsumerConfig, Handler};
 use crate::broker::{ConsumeMode, Delivery};
-use crate::bugs::Bugs;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
-use crate::trade::{TradeEvent, TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC};
+use crate::trade::{TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC};
 use crate::transport::Transport;
-use madsim::rand::Rng;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-/// A projection of trade events that a replica node keeps.
-pub trait Projection: Send + 'static {
-    type Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
-    /// The consumer group (also the node's name and its log's).
-    const GROUP: &'static str;
-    fn recover(bugs: Bugs, records: &[Self::Record]) -> Self;
-    /// `None`: the event was already consumed.
-    fn decide(&self, event: &TradeEvent) -> Option<Self::Record>;
-    /// Whether a decided record leaves the projection as it was (a stale version).
-    fn is_stale(record: &Self::Record) -> bool;
-    fn apply(&mut self, record: Self::Record);
-    /// Event ids consumed so far (the dedup table).
-    fn consumed(&self) -> &BTreeMap<String, u32>;
-}
-
-impl Projection for ConsumerRecordsCore {
-    type Record = ConsumerRecordsRecord;
-    const GROUP: &'static str = "consumer-records";
-    fn recover(bugs: Bugs, records: &[Self::Record]) -> Self {
-        ConsumerRecordsCore::recover(bugs, records)
-    }
-    fn decide(&self, event: &TradeEvent) -> Option<Self::Record> {
-        ConsumerRecordsCore::decide(self, event)
-    }
-    fn is_stale(_: &Self::Record) -> bool {
-        false
-    }
-    fn apply(&mut self, record: Self::Record) {
-        ConsumerRecordsCore::apply(self, record)
-    }
-    fn consumed(&self) -> &BTreeMap<String, u32> {
-        ConsumerRecordsCore::consumed(self)
-    }
-}
-
-impl Projection for MerchantQueryCore {
-    type Record = MerchantQueryRecord;
-    const GROUP: &'static str = "merchant-query";
-    fn recover(bugs: Bugs, records: &[Self::Record]) -> Self {
-        MerchantQueryCore::recover(bugs, records)
-    }
-    fn decide(&self, event: &TradeEvent) -> Option<Self::Record> {
-        MerchantQueryCore::decide(self, event)
-    }
-    fn is_stale(record: &Self::Record) -> bool {
-        matches!(record, MerchantQueryRecord::Stale { .. })
-    }
-    fn apply(&mut self, record: Self::Record) {
-        MerchantQueryCore::apply(self, record)
-    }
-    fn consumed(&self) -> &BTreeMap<String, u32> {
-        MerchantQueryCore::consumed(self)
-    }
-}
 
 /// How every consumer of the trade-events topic runs: one clustering group member taking
 /// every queue, batches of 16, offsets committed every `commit_interval`.
@@ -116,23 +57,36 @@ pub struct ReplicaConfig {
 
 /// A running replica node, as the harness holds it.
 pub struct ReplicaNode<P> {
-    core: Arc<Mutex<P>>,
+    engine: Arc<Mutex<ReplicaEngine<P>>>,
 }
 
 impl<P> Clone for ReplicaNode<P> {
     fn clone(&self) -> Self {
         ReplicaNode {
-            core: self.core.clone(),
+            engine: self.engine.clone(),
         }
     }
 }
 
-fn lock<P>(core: &Mutex<P>) -> MutexGuard<'_, P> {
-    core.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn log_file<P: Projection>() -> String {
     format!("{}.log", P::GROUP)
+}
+
+/// The purpose of the replica's random stream: which deliveries find its database busy.
+const FAILURE_STREAM: &str = "replica-failures";
+
+/// What the consumer runtime's handler shares: the engine and the I/O it performs for it.
+struct Runtime<P: Projection> {
+    engine: Arc<Mutex<ReplicaEngine<P>>>,
+    log: DurableLog<P::Record>,
+    env: NodeEnv,
+    failure_rate: f64,
+    /// This incarnation's failure draws (see [`ReplicaNode::start`]).
+    failures: Mutex<ChaCha8Rng>,
 }
 
 impl<P: Projection> ReplicaNode<P> {
@@ -144,29 +98,31 @@ impl<P: Projection> ReplicaNode<P> {
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
         }
-        let core = P::recover(env.bugs, &records);
-        // Events consumed before this start: meeting one again is a replay of messages whose
-        // offset the previous life had not committed.
-        let before: Arc<BTreeSet<String>> = Arc::new(core.consumed().keys().cloned().collect());
-        let core = Arc::new(Mutex::new(core));
+        let engine = Arc::new(Mutex::new(ReplicaEngine::<P>::recover(env.bugs, &records)));
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
-        let handler: Handler = {
-            let (core, env) = (core.clone(), env.clone());
-            Arc::new(move |delivery: Delivery| {
-                let (core, log, env, before) =
-                    (core.clone(), log.clone(), env.clone(), before.clone());
-                Box::pin(async move { process(&core, &log, &env, &before, config, delivery).await })
-            })
-        };
+        // One stream per incarnation: the recovered log's length tells a restart's draws from
+        // the previous life's, so a replay does not meet the same failures again.
+        let failures = env.rng_with(FAILURE_STREAM, records.len() as u64);
+        let runtime = Arc::new(Runtime {
+            engine: engine.clone(),
+            log,
+            env: env.clone(),
+            failure_rate: config.failure_rate,
+            failures: Mutex::new(failures),
+        });
+        let handler: Handler = Arc::new(move |delivery: Delivery| {
+            let runtime = runtime.clone();
+            Box::pin(async move { runtime.process(delivery).await })
+        });
         let consumer =
             trade_events_consumer(P::GROUP, &env.name, config.broker, config.commit_interval);
         madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
-        Ok(ReplicaNode { core })
+        Ok(ReplicaNode { engine })
     }
 
     /// Reads the live projection (the harness's god's-eye view).
     pub fn read<T>(&self, f: impl FnOnce(&P) -> T) -> T {
-        f(&lock(&self.core))
+        f(lock(&self.engine).projection())
     }
 
     /// What a replica whose node is down would recover from its disk.
@@ -177,40 +133,31 @@ impl<P: Projection> ReplicaNode<P> {
     }
 }
 
-/// Processes one delivery; `Ok` only once its effect (or its being a duplicate) is durable.
-async fn process<P: Projection>(
-    core: &Mutex<P>,
-    log: &DurableLog<P::Record>,
-    env: &NodeEnv,
-    before: &BTreeSet<String>,
-    config: ReplicaConfig,
-    delivery: Delivery,
-) -> Result<(), String> {
-    let event = TradeEvent::decode(&delivery.message.payload)?;
-    if config.failure_rate > 0.0 && madsim::rand::thread_rng().gen_bool(config.failure_rate) {
-        return Err(format!("{} busy", P::GROUP));
-    }
-    let duplicate = {
-        let mut core = lock(core);
-        match core.decide(&event) {
-            None => true,
-            Some(record) => {
-                if P::is_stale(&record) {
-                    env.probes.hit(names::CONSUMER_STALE_VERSION_SKIPPED);
+impl<P: Projection> Runtime<P> {
+    /// Processes one delivery: draws whether the database is busy, lets the engine decide,
+    /// and performs its outputs; `Ok` only once the effect (or the duplicate) is durable.
+    async fn process(&self, delivery: Delivery) -> Result<(), String> {
+        let busy = self.failure_rate > 0.0 && lock(&self.failures).gen_bool(self.failure_rate);
+        let outputs = {
+            let mut engine = lock(&self.engine);
+            let outputs = engine.deliver(&delivery, busy);
+            // Appended under the lock, so that no reader sees the record applied but not
+            // written.
+            for output in &outputs {
+                if let ReplicaOutput::Append(record) = output {
+                    self.log.append(record);
                 }
-                log.append(&record);
-                core.apply(record);
-                false
+            }
+            outputs
+        };
+        for output in outputs {
+            match output {
+                ReplicaOutput::Probe(name) => self.env.probes.hit(name),
+                ReplicaOutput::Append(_) => {}
+                ReplicaOutput::Sync => self.log.sync().await,
+                ReplicaOutput::Done(result) => return result,
             }
         }
-    };
-    if duplicate {
-        env.probes.hit(names::CONSUMER_DUPLICATE_SKIPPED);
-        if before.contains(&event.id()) {
-            env.probes.hit(names::CONSUMER_REPLAYED_AFTER_RESTART);
-        }
+        panic!("a delivery always ends with Done")
     }
-    // A duplicate's first processing may still be on its way to the disk.
-    log.sync().await;
-    Ok(())
 }
