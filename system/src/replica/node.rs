@@ -158,8 +158,12 @@ impl<P: Projection> ReplicaNode<P> {
                 Box::pin(async move { process(&core, &log, &env, &before, config, delivery).await })
             })
         };
-        let consumer =
-            trade_events_consumer(P::GROUP, &env.name, config.broker, config.commit_interval);
+        let consumer = trade_events_consumer(
+            P::GROUP,
+            &env.name.to_string(),
+            config.broker,
+            config.commit_interval,
+        );
         madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
         Ok(ReplicaNode { core })
     }
