@@ -182,7 +182,11 @@ fn message_layer(obs: &Observation) -> Vec<Unfinished> {
             event: n.event.clone(),
             attempts: n.attempts,
         });
-    halves.chain(lag).chain(retries).chain(notifications).collect()
+    halves
+        .chain(lag)
+        .chain(retries)
+        .chain(notifications)
+        .collect()
 }
 
 /// The unfinished items plus the work the drain also waits for but does not judge: outbox

@@ -93,7 +93,10 @@ fn the_message_layer_in_flight_is_unfinished() {
         "group notify behind on trade-events:2 (committed 4 of end 5)"
     );
     assert!(matches!(items[2], Unfinished::Retry { attempt: 1, .. }));
-    assert!(matches!(items[3], Unfinished::Notification { attempts: 2, .. }));
+    assert!(matches!(
+        items[3],
+        Unfinished::Notification { attempts: 2, .. }
+    ));
 }
 
 #[test]

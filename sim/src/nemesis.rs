@@ -102,7 +102,7 @@ impl Nemesis {
                 }
                 self.trace.record(TraceEvent::Crash {
                     at_ms: now_ms(),
-                    node: node.clone(),
+                    node: node.to_string(),
                     lost_bytes: lost.lost_bytes,
                     torn_bytes: lost.torn_bytes,
                 });
@@ -110,7 +110,7 @@ impl Nemesis {
                 cluster.restart(node);
                 self.trace.record(TraceEvent::Restart {
                     at_ms: now_ms(),
-                    node: node.clone(),
+                    node: node.to_string(),
                 });
                 return;
             }

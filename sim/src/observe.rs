@@ -2,11 +2,11 @@
 //! vocabulary.
 
 use paylab_invariants as inv;
-use paylab_system::broker::BrokerCore;
+use paylab_system::broker::{BrokerCore, ConsumeMode, HalfState, OffsetKey, RetryState};
 use paylab_system::ledger::{self, LedgerCore, TccAction};
-use paylab_system::notify::{Callback, NotifyCore, NotifyState, MAX_ATTEMPTS};
+use paylab_system::notify::{self, Callback, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
-use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore};
+use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore, Projection};
 use paylab_system::tcc::ActivityStatus;
 use paylab_system::trade::{self, TradeCore};
 use std::collections::BTreeMap;
@@ -227,9 +227,6 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
 
 // ---- The message layer -------------------------------------------------------------------
 
-/// The consumer groups of the trade-events topic in a run with messages.
-pub const GROUPS: &[&str] = &["consumer-records", "merchant-query", "notify"];
-
 fn event_kind(k: trade::TradeEventKind) -> inv::EventKind {
     match k {
         trade::TradeEventKind::Paid => inv::EventKind::Paid,
@@ -265,10 +262,9 @@ pub fn trade_events(core: &TradeCore, out: &mut inv::MessageSnapshot) {
 }
 
 /// What the broker published on the trade-events topic, and every group's dead letters.
+/// (Each consumer's own reading names its group; the broker adds the dead letters of every
+/// group that subscribed.)
 pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
-    for name in GROUPS {
-        group(out, name);
-    }
     for q in 0..trade::TRADE_EVENTS_QUEUES {
         for m in core.queue(trade::TRADE_EVENTS_TOPIC, q).unwrap_or(&[]) {
             let id = match trade::TradeEvent::decode(&m.payload) {
@@ -291,7 +287,8 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             .map_or_else(|| half.to_string(), |e| e.id());
         *out.discarded.entry(id).or_default() += 1;
     }
-    for name in GROUPS {
+    let names: Vec<String> = core.groups().map(|(name, _)| name.to_string()).collect();
+    for name in &names {
         let ids: Vec<String> = core
             .dead_letters(name)
             .iter()
@@ -307,7 +304,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
 
 /// The consumer-record replica: its dedup table and its rows.
 pub fn consumer_records(core: &ConsumerRecordsCore, out: &mut inv::MessageSnapshot) {
-    group(out, "consumer-records").consumed = core.consumed().clone();
+    group(out, ConsumerRecordsCore::GROUP).consumed = core.consumed().clone();
     out.consumer_records = core
         .entries()
         .iter()
@@ -335,7 +332,7 @@ fn merchant_row(r: &replica::MerchantRow) -> inv::MerchantRow {
 
 /// The merchant-query replica: its dedup table, its rows and every write in order.
 pub fn merchant_query(core: &MerchantQueryCore, out: &mut inv::MessageSnapshot) {
-    group(out, "merchant-query").consumed = core.consumed().clone();
+    group(out, MerchantQueryCore::GROUP).consumed = core.consumed().clone();
     out.merchant_rows = core
         .rows()
         .values()
@@ -364,7 +361,7 @@ pub fn notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
             },
         );
     }
-    group(out, "notify").consumed = consumed;
+    group(out, notify::node::GROUP).consumed = consumed;
 }
 
 /// The callbacks the merchant endpoint acknowledged.
@@ -378,4 +375,82 @@ pub fn callbacks(received: &[Callback], out: &mut inv::MessageSnapshot) {
             queried: c.queried.map(trade_status),
         })
         .collect();
+}
+
+// ---- Work in flight, for liveness --------------------------------------------------------
+
+/// The orders of one payment node, ended or not.
+pub fn orders(node: &str, view: &PaymentView) -> Vec<inv::OrderState> {
+    view.orders
+        .iter()
+        .map(|o| inv::OrderState {
+            node: node.to_string(),
+            key: o.key.clone(),
+            xid: o.xid.clone(),
+            trade: o.trade.to_string(),
+            ended: o.outcome.is_some(),
+        })
+        .collect()
+}
+
+/// The outbox rows (mode 1) a trade shard has not had acknowledged.
+pub fn unsent(node: &str, core: &TradeCore) -> Vec<inv::UnsentRow> {
+    core.unsent()
+        .map(|e| inv::UnsentRow {
+            node: node.to_string(),
+            event: e.id(),
+        })
+        .collect()
+}
+
+/// The broker's work in flight: undecided halves, scheduled redeliveries, and every queue a
+/// clustering group has not committed to its end.
+pub fn broker_progress(core: &BrokerCore, out: &mut inv::Progress) {
+    out.halves.extend(
+        core.halves()
+            .iter()
+            .filter(|h| h.state == HalfState::Pending)
+            .map(|h| inv::HalfPending {
+                half: h.id.to_string(),
+                topic: h.topic.clone(),
+            }),
+    );
+    for (group, g) in core.groups() {
+        out.retries.extend(
+            core.retry_queue(group)
+                .filter_map(|(id, state)| match state {
+                    RetryState::Scheduled { attempt, .. } => Some(inv::RetryScheduled {
+                        message: id.to_string(),
+                        group: group.to_string(),
+                        attempt: *attempt,
+                    }),
+                    _ => None,
+                }),
+        );
+        if g.mode != ConsumeMode::Clustering {
+            continue;
+        }
+        for topic in &g.topics {
+            let mut queue = 0;
+            while let Some(messages) = core.queue(topic, queue) {
+                let key = OffsetKey {
+                    group: group.to_string(),
+                    consumer: None,
+                    topic: topic.clone(),
+                    queue,
+                };
+                let (committed, end) = (core.committed_offset(&key), messages.len() as u64);
+                if committed < end {
+                    out.lag.push(inv::QueueLag {
+                        group: group.to_string(),
+                        topic: topic.clone(),
+                        queue,
+                        committed,
+                        end,
+                    });
+                }
+                queue += 1;
+            }
+        }
+    }
 }

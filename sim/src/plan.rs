@@ -11,7 +11,9 @@
 //! simulated time, so a saved plan still lands mid-load after the code changed speed.
 
 use crate::config::RunConfig;
+use crate::services;
 use paylab_system::buggify::Point;
+use paylab_system::node::NodeName;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -122,24 +124,24 @@ pub enum Fault {
     /// Kill the node and cut its power (unsynced writes lost; with `torn_keep`, that fraction
     /// of the unsynced tail survives as a torn write); restart it `down_ms` later.
     Crash {
-        node: String,
+        node: NodeName,
         down_ms: u64,
         torn_keep: Option<f64>,
     },
     /// Freeze every task of the node for `for_ms` (a long GC pause, a stuck VM).
-    Pause { node: String, for_ms: u64 },
+    Pause { node: NodeName, for_ms: u64 },
     /// Cut every link between `side` and `other`, both ways, for `for_ms`. Isolating a node,
     /// a random split, one clogged link and a bridge (a node left in neither list talks to
     /// both) are all this.
     Partition {
-        side: Vec<String>,
-        other: Vec<String>,
+        side: Vec<NodeName>,
+        other: Vec<NodeName>,
         for_ms: u64,
     },
     /// Drop everything `from` sends to `to` (but not the way back), for `for_ms`.
     OneWay {
-        from: String,
-        to: String,
+        from: NodeName,
+        to: NodeName,
         for_ms: u64,
     },
     /// Lose each datagram with probability `rate`, for `for_ms`.
@@ -161,11 +163,11 @@ pub enum Fault {
         for_ms: u64,
     },
     /// Move the node's clock by `by_ms` (forward or back).
-    ClockJump { node: String, by_ms: i64 },
+    ClockJump { node: NodeName, by_ms: i64 },
     /// Every fsync on the node takes `fsync_ms`, for `for_ms`: unsynced writes linger, so a
     /// crash is far likelier to lose some.
     SlowDisk {
-        node: String,
+        node: NodeName,
         fsync_ms: u64,
         for_ms: u64,
     },
@@ -191,15 +193,13 @@ impl Fault {
     }
 
     /// Every node the fault names.
-    fn nodes(&self) -> Vec<&str> {
+    fn nodes(&self) -> Vec<&NodeName> {
         match self {
             Fault::Crash { node, .. }
             | Fault::Pause { node, .. }
             | Fault::ClockJump { node, .. }
             | Fault::SlowDisk { node, .. } => vec![node],
-            Fault::Partition { side, other, .. } => {
-                side.iter().chain(other).map(String::as_str).collect()
-            }
+            Fault::Partition { side, other, .. } => side.iter().chain(other).collect(),
             Fault::OneWay { from, to, .. } => vec![from, to],
             _ => Vec::new(),
         }
@@ -322,8 +322,8 @@ impl fmt::Display for Fault {
             } => write!(
                 f,
                 "partition [{}] | [{}] for {for_ms}ms",
-                side.join(","),
-                other.join(",")
+                join(side),
+                join(other)
             ),
             Fault::OneWay { from, to, for_ms } => write!(f, "one-way {from}->{to} for {for_ms}ms"),
             Fault::Loss { rate, for_ms } => write!(f, "loss {:.1}% for {for_ms}ms", rate * 100.0),
@@ -356,6 +356,12 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Node names, comma-separated.
+fn join(nodes: &[NodeName]) -> String {
+    let names: Vec<String> = nodes.iter().map(NodeName::to_string).collect();
+    names.join(",")
+}
+
 /// One fault, applied once `after_ops` client operations have completed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultEvent {
@@ -379,10 +385,12 @@ pub enum PlanError {
     Read { path: String, reason: String },
     #[error("the plan {path} is not a valid fault plan: {reason}")]
     Parse { path: String, reason: String },
-    #[error(
-        "the plan's event {index} names node '{node}', which this configuration does not have"
-    )]
-    UnknownNode { index: usize, node: String },
+    #[error("the plan's event {index} names node '{node}', which this configuration does not have (its nodes: {known})")]
+    UnknownNode {
+        index: usize,
+        node: NodeName,
+        known: String,
+    },
     #[error("the plan's event {index} is out of bounds: {reason}")]
     OutOfBounds { index: usize, reason: String },
 }
@@ -437,7 +445,7 @@ impl FaultPlan {
         }
         // A crash is most telling while a disk is slow (writes linger unsynced): usually one
         // crash lands on a slow disk's node shortly after its slowness began.
-        let slow: Vec<(u64, String)> = events
+        let slow: Vec<(u64, NodeName)> = events
             .iter()
             .filter_map(|e| match &e.fault {
                 Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
@@ -446,7 +454,7 @@ impl FaultPlan {
             .collect();
         // Likewise a buggify window exists to be crashed in: usually a crash lands on
         // a node that runs the widened window, just after it opened.
-        let windows: Vec<(u64, Vec<String>)> = events
+        let windows: Vec<(u64, Vec<NodeName>)> = events
             .iter()
             .filter_map(|e| match &e.fault {
                 Fault::Buggify { point, .. } => {
@@ -456,7 +464,7 @@ impl FaultPlan {
                 _ => None,
             })
             .collect();
-        let mut targets: Vec<(u64, Vec<String>)> = slow
+        let mut targets: Vec<(u64, Vec<NodeName>)> = slow
             .first()
             .map(|(at, node)| (*at, vec![node.clone()]))
             .into_iter()
@@ -520,15 +528,11 @@ impl FaultPlan {
     pub fn validate(&self, config: &RunConfig) -> Result<(), PlanError> {
         let nodes = config.server_nodes();
         for (index, event) in self.events.iter().enumerate() {
-            if let Some(node) = event
-                .fault
-                .nodes()
-                .into_iter()
-                .find(|n| !nodes.iter().any(|m| m == n))
-            {
+            if let Some(node) = event.fault.nodes().into_iter().find(|n| !nodes.contains(n)) {
                 return Err(PlanError::UnknownNode {
                     index,
-                    node: node.to_string(),
+                    node: node.clone(),
+                    known: join(&nodes),
                 });
             }
             event
@@ -540,20 +544,17 @@ impl FaultPlan {
     }
 }
 
-/// The nodes that run the code behind buggify point `point`.
-fn point_nodes(point: Point, nodes: &[String]) -> Vec<String> {
-    let runs = |n: &str| match point {
-        Point::CommitToPhaseTwo | Point::OutcomeToTrade | Point::OrderToTrade => {
-            n.starts_with("payment-")
-        }
-        Point::CommitToMessage | Point::HalfToLocal => n.starts_with("trade-"),
-        Point::ConsumeToOffset => matches!(n, "consumer-records" | "merchant-query" | "notify"),
-    };
-    nodes.iter().filter(|n| runs(n)).cloned().collect()
+/// The nodes that run the code behind buggify point `point` (their kind lists the point).
+fn point_nodes(point: Point, nodes: &[NodeName]) -> Vec<NodeName> {
+    nodes
+        .iter()
+        .filter(|n| services::runs_point(n, point))
+        .cloned()
+        .collect()
 }
 
 /// One fault of `kind` with random targets and intensity.
-fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
+fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
     let node = |rng: &mut ChaCha8Rng| nodes.choose(rng).expect("a run has nodes").clone();
     let for_ms = |rng: &mut ChaCha8Rng| rng.gen_range(200..=3_000);
     match kind {
@@ -718,20 +719,20 @@ mod tests {
             events: vec![FaultEvent {
                 after_ops: 1,
                 fault: Fault::Crash {
-                    node: node.into(),
+                    node: node.parse().expect("a node name"),
                     down_ms,
                     torn_keep: None,
                 },
             }],
         };
         assert!(matches!(
-            crash("ledger-99", 10).validate(&config),
+            crash("ledger/99", 10).validate(&config),
             Err(PlanError::UnknownNode { .. })
         ));
         assert!(matches!(
-            crash("ledger-0", 60_000).validate(&config),
+            crash("ledger/0", 60_000).validate(&config),
             Err(PlanError::OutOfBounds { .. })
         ));
-        assert!(crash("ledger-0", 10).validate(&config).is_ok());
+        assert!(crash("ledger/0", 10).validate(&config).is_ok());
     }
 }
