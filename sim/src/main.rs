@@ -342,6 +342,18 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         }
     }
     let calibration = calibration.expect("at least one round");
+    print_bench(&calibration, &transfers, &payments, &messages, msg_size);
+    ExitCode::SUCCESS
+}
+
+/// Prints the bench's figures, each as a ratio to the calibration.
+fn print_bench(
+    calibration: &bench::Figure,
+    transfers: &Option<bench::Figure>,
+    payments: &Option<(bench::Figure, f64)>,
+    messages: &Option<(bench::Figure, f64)>,
+    msg_size: BenchSize,
+) {
     let line = |f: &bench::Figure| {
         say!(
             "{:<48} {:>12.0} /s  ({} in {:.3}s)",
@@ -351,7 +363,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
             f.wall_s
         )
     };
-    line(&calibration);
+    line(calibration);
     if let Some(transfers) = &transfers {
         line(transfers);
         let ratio = calibration.per_sec() / transfers.per_sec();
@@ -375,5 +387,4 @@ fn bench_command(args: BenchArgs) -> ExitCode {
             bench::BENCH_CONSUMERS
         );
     }
-    ExitCode::SUCCESS
 }

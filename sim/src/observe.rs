@@ -36,9 +36,49 @@ fn fence(s: ledger::FenceState) -> inv::FenceState {
     }
 }
 
-/// A god's-eye snapshot of one ledger shard. A TCC debit reservation shows as a freeze, a
-/// prepared credit as a prepared entry, both keyed `tcc:{xid}:{branch}`.
+/// A god's-eye snapshot of one ledger shard.
 pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
+    let (freezes, prepared) = reservations(core);
+    inv::ShardSnapshot {
+        shard: core.shard().0,
+        accounts: core
+            .accounts()
+            .map(|a| inv::AccountState {
+                account: a.id.0,
+                subject: subject(a.subject),
+                available: a.available,
+                frozen: a.frozen,
+            })
+            .collect(),
+        freezes,
+        vouchers: core.vouchers().iter().map(voucher).collect(),
+        journal: core
+            .journal()
+            .iter()
+            .map(|e| inv::JournalEntry {
+                seq: e.seq,
+                voucher: e.voucher.to_string(),
+                account: e.account.0,
+                side: side(e.side),
+                amount: e.amount.value(),
+            })
+            .collect(),
+        prepared,
+        fences: core
+            .fences()
+            .rows()
+            .map(|(k, s)| inv::FenceRow {
+                xid: k.xid.clone(),
+                branch: k.branch,
+                state: fence(s),
+            })
+            .collect(),
+    }
+}
+
+/// A shard's reservations: its freezes, and its TCC holds. A TCC debit reservation shows as a
+/// freeze, a prepared credit as a prepared entry, both keyed `tcc:{xid}:{branch}`.
+fn reservations(core: &LedgerCore) -> (Vec<inv::FreezeState>, Vec<inv::FreezeState>) {
     let mut freezes: Vec<inv::FreezeState> = core
         .freezes()
         .map(|f| inv::FreezeState {
@@ -61,58 +101,24 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
             TccAction::Credit { .. } => prepared.push(hold),
         }
     }
-    inv::ShardSnapshot {
-        shard: core.shard().0,
-        accounts: core
-            .accounts()
-            .map(|a| inv::AccountState {
-                account: a.id.0,
-                subject: subject(a.subject),
-                available: a.available,
-                frozen: a.frozen,
-            })
-            .collect(),
-        freezes,
-        vouchers: core
-            .vouchers()
+    (freezes, prepared)
+}
+
+fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
+    inv::VoucherRecord {
+        voucher: v.id.to_string(),
+        request: v.request.to_string(),
+        currency: paylab_system::money::CURRENCY.to_string(),
+        legs: v
+            .legs
             .iter()
-            .map(|v| inv::VoucherRecord {
-                voucher: v.id.to_string(),
-                request: v.request.to_string(),
-                currency: paylab_system::money::CURRENCY.to_string(),
-                legs: v
-                    .legs
-                    .iter()
-                    .map(|l| inv::Leg {
-                        account: l.account.0,
-                        side: side(l.side),
-                        amount: l.amount.value(),
-                    })
-                    .collect(),
-                xid: v.xid.clone(),
+            .map(|l| inv::Leg {
+                account: l.account.0,
+                side: side(l.side),
+                amount: l.amount.value(),
             })
             .collect(),
-        journal: core
-            .journal()
-            .iter()
-            .map(|e| inv::JournalEntry {
-                seq: e.seq,
-                voucher: e.voucher.to_string(),
-                account: e.account.0,
-                side: side(e.side),
-                amount: e.amount.value(),
-            })
-            .collect(),
-        prepared,
-        fences: core
-            .fences()
-            .rows()
-            .map(|(k, s)| inv::FenceRow {
-                xid: k.xid.clone(),
-                branch: k.branch,
-                state: fence(s),
-            })
-            .collect(),
+        xid: v.xid.clone(),
     }
 }
 

@@ -26,10 +26,10 @@ use std::str::FromStr;
 const PLAN_STREAM: u64 = 0x5041_594c_4142_504c; // "PAYLABPL"
 
 /// Bounds every fault respects, so that healing always has something to recover from.
-pub const DURATION_MAX_MS: u64 = 5_000;
-pub const CLOCK_JUMP_MAX_MS: i64 = 10_000;
-pub const FSYNC_SLOW_MAX_MS: u64 = 200;
-pub const LATENCY_MAX_MS: u64 = 1_000;
+pub const DURATION_MS_MAX: u64 = 5_000;
+pub const CLOCK_JUMP_MS_MAX: i64 = 10_000;
+pub const FSYNC_SLOW_MS_MAX: u64 = 200;
+pub const LATENCY_MS_MAX: u64 = 1_000;
 
 /// The kinds of fault a plan can contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -207,34 +207,11 @@ impl Fault {
 
     /// Why the fault is out of bounds, if it is.
     fn check_bounds(&self) -> Result<(), String> {
-        let duration = |ms: u64, what: &str| {
-            if ms > DURATION_MAX_MS {
-                Err(format!("{what} {ms} ms exceeds {DURATION_MAX_MS} ms"))
-            } else {
-                Ok(())
-            }
-        };
-        let rate = |r: f64| {
-            if (0.0..=0.5).contains(&r) {
-                Ok(())
-            } else {
-                Err(format!("rate {r} is outside 0..=0.5"))
-            }
-        };
-        let range = |min: u64, max: u64| {
-            if min <= max && max <= LATENCY_MAX_MS {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{min}..{max} ms is not a range within 0..={LATENCY_MAX_MS} ms"
-                ))
-            }
-        };
         match self {
             Fault::Crash {
                 down_ms, torn_keep, ..
             } => {
-                duration(*down_ms, "downtime")?;
+                bound_duration(*down_ms, "downtime")?;
                 match torn_keep {
                     Some(k) if !(0.0..=1.0).contains(k) => {
                         Err(format!("torn_keep {k} is outside 0..=1"))
@@ -244,7 +221,7 @@ impl Fault {
             }
             Fault::Pause { for_ms, .. }
             | Fault::OneWay { for_ms, .. }
-            | Fault::Buggify { for_ms, .. } => duration(*for_ms, "duration"),
+            | Fault::Buggify { for_ms, .. } => bound_duration(*for_ms, "duration"),
             Fault::Partition {
                 side,
                 other,
@@ -253,19 +230,19 @@ impl Fault {
                 if side.is_empty() || other.is_empty() {
                     return Err("a partition needs a node on each side".into());
                 }
-                duration(*for_ms, "duration")
+                bound_duration(*for_ms, "duration")
             }
             Fault::Loss { rate: r, for_ms } | Fault::Duplicate { rate: r, for_ms } => {
-                rate(*r)?;
-                duration(*for_ms, "duration")
+                bound_rate(*r)?;
+                bound_duration(*for_ms, "duration")
             }
             Fault::Latency {
                 min_ms,
                 max_ms,
                 for_ms,
             } => {
-                range(*min_ms, *max_ms)?;
-                duration(*for_ms, "duration")
+                bound_latency(*min_ms, *max_ms)?;
+                bound_duration(*for_ms, "duration")
             }
             Fault::Delay {
                 rate: r,
@@ -273,32 +250,60 @@ impl Fault {
                 max_ms,
                 for_ms,
             } => {
-                rate(*r)?;
-                if min_ms > max_ms || *max_ms > DURATION_MAX_MS {
+                bound_rate(*r)?;
+                if min_ms > max_ms || *max_ms > DURATION_MS_MAX {
                     return Err(format!("delay {min_ms}..{max_ms} ms is out of bounds"));
                 }
-                duration(*for_ms, "duration")
+                bound_duration(*for_ms, "duration")
             }
-            Fault::ClockJump { by_ms, .. } => {
-                if by_ms.abs() > CLOCK_JUMP_MAX_MS {
-                    Err(format!(
-                        "clock jump {by_ms} ms exceeds ±{CLOCK_JUMP_MAX_MS} ms"
-                    ))
-                } else {
-                    Ok(())
-                }
-            }
+            Fault::ClockJump { by_ms, .. } => bound_clock_jump(*by_ms),
             Fault::SlowDisk {
                 fsync_ms, for_ms, ..
             } => {
-                if *fsync_ms > FSYNC_SLOW_MAX_MS {
+                if *fsync_ms > FSYNC_SLOW_MS_MAX {
                     return Err(format!(
-                        "fsync {fsync_ms} ms exceeds {FSYNC_SLOW_MAX_MS} ms"
+                        "fsync {fsync_ms} ms exceeds {FSYNC_SLOW_MS_MAX} ms"
                     ));
                 }
-                duration(*for_ms, "duration")
+                bound_duration(*for_ms, "duration")
             }
         }
+    }
+}
+
+fn bound_duration(ms: u64, what: &str) -> Result<(), String> {
+    if ms > DURATION_MS_MAX {
+        Err(format!("{what} {ms} ms exceeds {DURATION_MS_MAX} ms"))
+    } else {
+        Ok(())
+    }
+}
+
+fn bound_rate(r: f64) -> Result<(), String> {
+    if (0.0..=0.5).contains(&r) {
+        Ok(())
+    } else {
+        Err(format!("rate {r} is outside 0..=0.5"))
+    }
+}
+
+fn bound_latency(min: u64, max: u64) -> Result<(), String> {
+    if min <= max && max <= LATENCY_MS_MAX {
+        Ok(())
+    } else {
+        Err(format!(
+            "{min}..{max} ms is not a range within 0..={LATENCY_MS_MAX} ms"
+        ))
+    }
+}
+
+fn bound_clock_jump(by_ms: i64) -> Result<(), String> {
+    if by_ms.abs() > CLOCK_JUMP_MS_MAX {
+        Err(format!(
+            "clock jump {by_ms} ms exceeds ±{CLOCK_JUMP_MS_MAX} ms"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -409,25 +414,7 @@ impl FaultPlan {
     /// listed kinds (an empty list means no faults).
     pub fn generate(config: &RunConfig) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ PLAN_STREAM);
-        let kinds: Vec<FaultKind> = match &config.faults {
-            Some(list) => list
-                .iter()
-                .copied()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            None => {
-                let mut picked: Vec<FaultKind> = FaultKind::ALL
-                    .iter()
-                    .copied()
-                    .filter(|_| rng.gen_bool(0.5))
-                    .collect();
-                if picked.is_empty() {
-                    picked.push(*FaultKind::ALL.choose(&mut rng).expect("kinds exist"));
-                }
-                picked
-            }
-        };
+        let kinds = draw_kinds(config, &mut rng);
         let nodes = config.server_nodes();
         let total = config.total_ops();
         let mut events = Vec::new();
@@ -443,52 +430,7 @@ impl FaultPlan {
                 events.push(FaultEvent { after_ops, fault });
             }
         }
-        // A crash is most telling while a disk is slow (writes linger unsynced): usually one
-        // crash lands on a slow disk's node shortly after its slowness began.
-        let slow: Vec<(u64, NodeName)> = events
-            .iter()
-            .filter_map(|e| match &e.fault {
-                Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
-                _ => None,
-            })
-            .collect();
-        // Likewise a buggify window exists to be crashed in: usually a crash lands on
-        // a node that runs the widened window, just after it opened.
-        let windows: Vec<(u64, Vec<NodeName>)> = events
-            .iter()
-            .filter_map(|e| match &e.fault {
-                Fault::Buggify { point, .. } => {
-                    let runs = point_nodes(*point, &nodes);
-                    (!runs.is_empty()).then_some((e.after_ops, runs))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut targets: Vec<(u64, Vec<NodeName>)> = slow
-            .first()
-            .map(|(at, node)| (*at, vec![node.clone()]))
-            .into_iter()
-            .chain(windows)
-            .collect();
-        let mut crashes = events
-            .iter_mut()
-            .filter(|e| matches!(e.fault, Fault::Crash { .. }));
-        for (after_ops, candidates) in targets.drain(..) {
-            if !rng.gen_bool(0.75) {
-                continue;
-            }
-            let Some(crash) = crashes.next() else {
-                break;
-            };
-            if let Fault::Crash { node: target, .. } = &mut crash.fault {
-                *target = candidates
-                    .choose(&mut rng)
-                    .expect("candidates exist")
-                    .clone();
-            }
-            // A few operations in, so that work is inside the window when the node dies.
-            crash.after_ops = after_ops + rng.gen_range(2..=6);
-        }
+        correlate_crashes(&mut events, &nodes, &mut rng);
         events.sort_by_key(|e| e.after_ops);
         FaultPlan { kinds, events }
     }
@@ -544,6 +486,76 @@ impl FaultPlan {
     }
 }
 
+/// The kinds a plan enables: exactly the configured ones, or (swarm testing) a random
+/// non-empty subset of every kind.
+fn draw_kinds(config: &RunConfig, rng: &mut ChaCha8Rng) -> Vec<FaultKind> {
+    match &config.faults {
+        Some(list) => list
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        None => {
+            let mut picked: Vec<FaultKind> = FaultKind::ALL
+                .iter()
+                .copied()
+                .filter(|_| rng.gen_bool(0.5))
+                .collect();
+            if picked.is_empty() {
+                picked.push(*FaultKind::ALL.choose(rng).expect("kinds exist"));
+            }
+            picked
+        }
+    }
+}
+
+/// Moves crashes to where they are most telling. A crash is most telling while a disk is slow
+/// (writes linger unsynced): usually one crash lands on a slow disk's node shortly after its
+/// slowness began. Likewise a buggify window exists to be crashed in: usually a crash lands on
+/// a node that runs the widened window, just after it opened.
+fn correlate_crashes(events: &mut [FaultEvent], nodes: &[NodeName], rng: &mut ChaCha8Rng) {
+    let slow: Vec<(u64, NodeName)> = events
+        .iter()
+        .filter_map(|e| match &e.fault {
+            Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
+            _ => None,
+        })
+        .collect();
+    let windows: Vec<(u64, Vec<NodeName>)> = events
+        .iter()
+        .filter_map(|e| match &e.fault {
+            Fault::Buggify { point, .. } => {
+                let runs = point_nodes(*point, nodes);
+                (!runs.is_empty()).then_some((e.after_ops, runs))
+            }
+            _ => None,
+        })
+        .collect();
+    let targets: Vec<(u64, Vec<NodeName>)> = slow
+        .first()
+        .map(|(at, node)| (*at, vec![node.clone()]))
+        .into_iter()
+        .chain(windows)
+        .collect();
+    let mut crashes = events
+        .iter_mut()
+        .filter(|e| matches!(e.fault, Fault::Crash { .. }));
+    for (after_ops, candidates) in targets {
+        if !rng.gen_bool(0.75) {
+            continue;
+        }
+        let Some(crash) = crashes.next() else {
+            break;
+        };
+        if let Fault::Crash { node: target, .. } = &mut crash.fault {
+            *target = candidates.choose(rng).expect("candidates exist").clone();
+        }
+        // A few operations in, so that work is inside the window when the node dies.
+        crash.after_ops = after_ops + rng.gen_range(2..=6);
+    }
+}
+
 /// The nodes that run the code behind buggify point `point` (their kind lists the point).
 fn point_nodes(point: Point, nodes: &[NodeName]) -> Vec<NodeName> {
     nodes
@@ -567,47 +579,8 @@ fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
             node: node(rng),
             for_ms: rng.gen_range(100..=2_000),
         },
-        FaultKind::Partition => {
-            let mut shuffled = nodes.to_vec();
-            shuffled.shuffle(rng);
-            let (side, other) = match rng.gen_range(0..4) {
-                // Isolate one node from all the others.
-                0 => (vec![shuffled[0].clone()], shuffled[1..].to_vec()),
-                // A random split.
-                1 => {
-                    let cut = rng.gen_range(1..shuffled.len());
-                    (shuffled[..cut].to_vec(), shuffled[cut..].to_vec())
-                }
-                // One clogged link between two nodes, both ways.
-                2 => (vec![shuffled[0].clone()], vec![shuffled[1].clone()]),
-                // A bridge: the first node stays connected to both halves.
-                _ => {
-                    let rest = &shuffled[1..];
-                    let cut = rng.gen_range(1..rest.len());
-                    (rest[..cut].to_vec(), rest[cut..].to_vec())
-                }
-            };
-            Fault::Partition {
-                side,
-                other,
-                for_ms: for_ms(rng),
-            }
-        }
-        FaultKind::OneWay => {
-            let from = node(rng);
-            let to = nodes
-                .iter()
-                .filter(|n| **n != from)
-                .collect::<Vec<_>>()
-                .choose(rng)
-                .map(|n| (*n).clone())
-                .unwrap_or_else(|| from.clone());
-            Fault::OneWay {
-                from,
-                to,
-                for_ms: for_ms(rng),
-            }
-        }
+        FaultKind::Partition => draw_partition(nodes, rng),
+        FaultKind::OneWay => draw_one_way(nodes, rng),
         FaultKind::Loss => Fault::Loss {
             rate: [0.005, 0.01, 0.02, 0.05][rng.gen_range(0..4)],
             for_ms: for_ms(rng),
@@ -632,17 +605,62 @@ fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
         },
         FaultKind::ClockJump => Fault::ClockJump {
             node: node(rng),
-            by_ms: rng.gen_range(-CLOCK_JUMP_MAX_MS / 2..=CLOCK_JUMP_MAX_MS / 2),
+            by_ms: rng.gen_range(-CLOCK_JUMP_MS_MAX / 2..=CLOCK_JUMP_MS_MAX / 2),
         },
         FaultKind::SlowDisk => Fault::SlowDisk {
             node: node(rng),
-            fsync_ms: rng.gen_range(20..=FSYNC_SLOW_MAX_MS),
+            fsync_ms: rng.gen_range(20..=FSYNC_SLOW_MS_MAX),
             for_ms: for_ms(rng),
         },
         FaultKind::Buggify => Fault::Buggify {
             point: *Point::ALL.choose(rng).expect("points exist"),
             for_ms: for_ms(rng),
         },
+    }
+}
+
+/// A partition: one node isolated, a random split, one clogged link, or a bridge.
+fn draw_partition(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
+    let mut shuffled = nodes.to_vec();
+    shuffled.shuffle(rng);
+    let (side, other) = match rng.gen_range(0..4) {
+        // Isolate one node from all the others.
+        0 => (vec![shuffled[0].clone()], shuffled[1..].to_vec()),
+        // A random split.
+        1 => {
+            let cut = rng.gen_range(1..shuffled.len());
+            (shuffled[..cut].to_vec(), shuffled[cut..].to_vec())
+        }
+        // One clogged link between two nodes, both ways.
+        2 => (vec![shuffled[0].clone()], vec![shuffled[1].clone()]),
+        // A bridge: the first node stays connected to both halves.
+        _ => {
+            let rest = &shuffled[1..];
+            let cut = rng.gen_range(1..rest.len());
+            (rest[..cut].to_vec(), rest[cut..].to_vec())
+        }
+    };
+    Fault::Partition {
+        side,
+        other,
+        for_ms: rng.gen_range(200..=3_000),
+    }
+}
+
+/// Everything one node sends to another dropped, one way.
+fn draw_one_way(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
+    let from = nodes.choose(rng).expect("a run has nodes").clone();
+    let to = nodes
+        .iter()
+        .filter(|n| **n != from)
+        .collect::<Vec<_>>()
+        .choose(rng)
+        .map(|n| (*n).clone())
+        .unwrap_or_else(|| from.clone());
+    Fault::OneWay {
+        from,
+        to,
+        for_ms: rng.gen_range(200..=3_000),
     }
 }
 
