@@ -174,3 +174,6 @@ pub fn addr(net: u8, index: u32, port: u16) -> SocketAddr {
 pub fn client_addr(client: u32) -> SocketAddr {
     addr(2, client, 7100)
 }
+
+#[cfg(test)]
+mod tests;
