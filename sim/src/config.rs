@@ -51,10 +51,15 @@ pub struct RunConfig {
     #[serde(default = "default_messages")]
     #[arg(skip = default_messages())]
     pub messages: Option<MessageMode>,
-    /// How trade events reach the broker: outbox (mode 1), txmsg (mode 2, half messages) or
-    /// off (no message layer). Default: outbox, or the mode a planted message bug lives in.
+    /// `--messages`: how trade events reach the broker: outbox (mode 1), txmsg (mode 2, half
+    /// messages) or off (no message layer). Default: outbox, or the mode a planted message bug
+    /// lives in. Folded into `messages` by [`RunConfig::resolve`].
     #[serde(skip)]
-    #[arg(long = "messages", value_name = "MODE")]
+    #[arg(
+        long = "messages",
+        value_name = "MODE",
+        help = "How trade events reach the broker: outbox (mode 1), txmsg (mode 2, half messages) or off (no message layer). Default: outbox, or the mode a planted message bug lives in"
+    )]
     pub messages_flag: Option<MessagesFlag>,
     /// When the broker fsyncs relative to acknowledging: sync (one fsync per write), group
     /// (group commit, the default) or async / async:<ms> (RocketMQ's ASYNC_FLUSH every 500 ms:
@@ -66,14 +71,17 @@ pub struct RunConfig {
     #[arg(long)]
     pub bug: Option<Bug>,
     /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
-    /// exactly those, and an empty list is a run without faults. On the command line: only
-    /// these fault kinds, comma-separated (crash, pause, partition, one-way, loss, latency,
-    /// duplicate, delay, clock-jump, slow-disk, buggify).
-    #[arg(long, value_delimiter = ',', conflicts_with = "no_faults")]
+    /// exactly those (`--faults`), and an empty list is a run without faults (`--no-faults`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "no_faults",
+        help = "Only these fault kinds, comma-separated (crash, pause, partition, one-way, loss, latency, duplicate, delay, clock-jump, slow-disk, buggify)"
+    )]
     pub faults: Option<Vec<FaultKind>>,
-    /// Run without any fault (resolved into an empty `faults` list).
+    /// `--no-faults`, folded into an empty `faults` list by [`RunConfig::resolve`].
     #[serde(skip)]
-    #[arg(long)]
+    #[arg(long, help = "Run without any fault")]
     pub no_faults: bool,
     /// Simulated cost of one fsync on every node.
     #[arg(long, default_value_t = 1)]

@@ -477,7 +477,7 @@ fn start_consumer(
     bugs: Bugs,
     buggify: &Buggify,
 ) -> NodeHandle {
-    let mut env = env(&format!("consumer-{index}"), consumer_addr(index), probes);
+    let mut env = env(&format!("consumer/{index}"), consumer_addr(index), probes);
     env.bugs = bugs;
     env.buggify = buggify.clone();
     let config = ConsumerConfig {
