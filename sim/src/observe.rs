@@ -4,7 +4,7 @@
 use paylab_invariants as inv;
 use paylab_system::broker::{BrokerCore, ConsumeMode, HalfState, OffsetKey, RetryState};
 use paylab_system::ledger::{self, LedgerCore, TccAction};
-use paylab_system::notify::{self, Callback, NotifyCore, NotifyState, MAX_ATTEMPTS};
+use paylab_system::notify::{self, Callback, Notification, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
 use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore, Projection};
 use paylab_system::tcc::ActivityStatus;
@@ -143,39 +143,53 @@ fn attempt(s: &trade::AttemptStatus) -> inv::AttemptStatus {
 
 /// Every trade of one trade shard.
 pub fn trades(core: &TradeCore) -> Vec<inv::TradeState> {
+    core.trades().map(trade).collect()
+}
+
+/// The trades of one trade shard with a pay or a refund still pending: all that liveness
+/// reads of them, without converting the (many) trades at rest on every drain poll.
+pub fn trades_in_flight(core: &TradeCore) -> Vec<inv::TradeState> {
     core.trades()
-        .map(|t| inv::TradeState {
-            trade: t.id.to_string(),
-            merchant: t.merchant.0,
-            out_trade_no: t.out_trade_no.clone(),
-            amount: t.amount.value(),
-            paid: t.paid,
-            refunded: t.refunded,
-            refunding: t.refunding,
-            status: trade_status(t.status),
-            status_history: t.history.iter().copied().map(trade_status).collect(),
-            pays: t
-                .pays
-                .iter()
-                .map(|p| inv::PayAttempt {
-                    key: p.key.clone(),
-                    xid: p.xid.clone(),
-                    payer: p.payer.0,
-                    status: attempt(&p.status),
-                })
-                .collect(),
-            refunds: t
-                .refunds
-                .iter()
-                .map(|r| inv::RefundState {
-                    out_request_no: r.out_request_no.clone(),
-                    xid: r.xid.clone(),
-                    amount: r.amount.value(),
-                    status: attempt(&r.status),
-                })
-                .collect(),
+        .filter(|t| {
+            t.pays.iter().any(|p| p.status.is_pending())
+                || t.refunds.iter().any(|r| r.status.is_pending())
         })
+        .map(trade)
         .collect()
+}
+
+fn trade(t: &trade::Trade) -> inv::TradeState {
+    inv::TradeState {
+        trade: t.id.to_string(),
+        merchant: t.merchant.0,
+        out_trade_no: t.out_trade_no.clone(),
+        amount: t.amount.value(),
+        paid: t.paid,
+        refunded: t.refunded,
+        refunding: t.refunding,
+        status: trade_status(t.status),
+        status_history: t.history.iter().copied().map(trade_status).collect(),
+        pays: t
+            .pays
+            .iter()
+            .map(|p| inv::PayAttempt {
+                key: p.key.clone(),
+                xid: p.xid.clone(),
+                payer: p.payer.0,
+                status: attempt(&p.status),
+            })
+            .collect(),
+        refunds: t
+            .refunds
+            .iter()
+            .map(|r| inv::RefundState {
+                out_request_no: r.out_request_no.clone(),
+                xid: r.xid.clone(),
+                amount: r.amount.value(),
+                status: attempt(&r.status),
+            })
+            .collect(),
+    }
 }
 
 fn activity_status(s: ActivityStatus) -> inv::ActivityStatus {
@@ -352,22 +366,32 @@ pub fn notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
     let mut consumed = BTreeMap::new();
     for n in core.notifications() {
         consumed.insert(n.event.clone(), 1);
-        let status = match n.state {
-            NotifyState::Pending { .. } => inv::NotificationStatus::Pending,
-            NotifyState::Acknowledged { .. } => inv::NotificationStatus::Acknowledged,
-            NotifyState::Exhausted => inv::NotificationStatus::Exhausted,
-        };
-        out.notifications.insert(
-            n.event.clone(),
-            inv::NotificationState {
-                event: n.event.clone(),
-                status,
-                attempts: n.attempts,
-                max_attempts: MAX_ATTEMPTS,
-            },
-        );
+        out.notifications.insert(n.event.clone(), notification(n));
     }
     group(out, notify::node::GROUP).consumed = consumed;
+}
+
+/// The notifications with attempts still to make: all that liveness reads of the notifier.
+pub fn pending_notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
+    for n in core.notifications() {
+        if matches!(n.state, NotifyState::Pending { .. }) {
+            out.notifications.insert(n.event.clone(), notification(n));
+        }
+    }
+}
+
+fn notification(n: &Notification) -> inv::NotificationState {
+    let status = match n.state {
+        NotifyState::Pending { .. } => inv::NotificationStatus::Pending,
+        NotifyState::Acknowledged { .. } => inv::NotificationStatus::Acknowledged,
+        NotifyState::Exhausted => inv::NotificationStatus::Exhausted,
+    };
+    inv::NotificationState {
+        event: n.event.clone(),
+        status,
+        attempts: n.attempts,
+        max_attempts: MAX_ATTEMPTS,
+    }
 }
 
 /// The callbacks the merchant endpoint acknowledged.

@@ -67,8 +67,12 @@ impl NodeService for NotifyConfig {
 impl LiveService for NotifyNode {
     /// The notifications are read for liveness too (a pending one is unfinished work).
     fn observe(&self, _env: &NodeEnv, scope: Scope, obs: &mut Observation) {
-        if scope != Scope::Instant {
-            self.read(|core| observe::notifications(core, &mut obs.messages));
+        match scope {
+            Scope::Instant => {}
+            Scope::Progress => {
+                self.read(|core| observe::pending_notifications(core, &mut obs.messages))
+            }
+            Scope::Rest => self.read(|core| observe::notifications(core, &mut obs.messages)),
         }
     }
 }

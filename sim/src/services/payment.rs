@@ -54,9 +54,32 @@ struct PaymentService {
     topology: Topology,
 }
 
-/// A payment node's activities and, for liveness, its orders.
+/// A payment node's activities and, for liveness, its orders. A drain poll
+/// ([`Scope::Progress`]) converts only the unfinished ones: all that liveness reads.
 fn read(env: &NodeEnv, view: &PaymentView, scope: Scope, obs: &mut Observation) {
     let name = env.name.to_string();
+    if scope == Scope::Progress {
+        let unfinished = PaymentView {
+            orders: view
+                .orders
+                .iter()
+                .filter(|o| o.outcome.is_none())
+                .cloned()
+                .collect(),
+            activities: view
+                .activities
+                .iter()
+                .filter(|a| !a.status.is_terminal())
+                .cloned()
+                .collect(),
+        };
+        obs.activities
+            .extend(observe::activities(&name, &unfinished));
+        obs.progress
+            .orders
+            .extend(observe::orders(&name, &unfinished));
+        return;
+    }
     obs.activities.extend(observe::activities(&name, view));
     if scope.progress() {
         obs.progress.orders.extend(observe::orders(&name, view));

@@ -50,7 +50,11 @@ impl ServiceKind for Trade {
 /// A trade shard's trades and, as the scope asks, the events it committed and the outbox rows
 /// it has not sent: one read (a down node's log is replayed once).
 fn read(env: &NodeEnv, core: &TradeCore, scope: Scope, obs: &mut Observation) {
-    obs.trades.extend(observe::trades(core));
+    if scope == Scope::Progress {
+        obs.trades.extend(observe::trades_in_flight(core));
+    } else {
+        obs.trades.extend(observe::trades(core));
+    }
     if scope.messages() {
         observe::trade_events(core, &mut obs.messages);
     }
