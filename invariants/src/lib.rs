@@ -19,6 +19,9 @@
 //!   ones say nothing about a run without a message layer.
 //!
 //! [`check_all`] runs both, for a snapshot taken at rest.
+//!
+//! Liveness ([`liveness`]) is not a violation but a list of what is still unfinished; the
+//! harness drains until it is empty and fails the run on liveness if it never is.
 
 pub mod atomicity;
 pub mod conservation;
@@ -26,6 +29,7 @@ pub mod derivation;
 pub mod exactly_once;
 pub mod idempotency;
 mod index;
+pub mod liveness;
 pub mod message_completeness;
 mod money;
 pub mod non_negativity;
@@ -42,6 +46,7 @@ pub mod voucher_balance;
 #[cfg(test)]
 mod testkit;
 
+pub use liveness::Unfinished;
 pub use observation::*;
 pub use violation::{Invariant, Violation};
 

@@ -370,6 +370,9 @@ pub struct Observation {
     pub history: Vec<Operation>,
     /// The message layer: trade events, their consumers, replicas and notifications.
     pub messages: MessageSnapshot,
+    /// Work still in flight, for the liveness checker ([`crate::liveness`]).
+    #[serde(default)]
+    pub progress: Progress,
 }
 
 /// What a trade event says happened.
@@ -498,4 +501,65 @@ pub struct MessageSnapshot {
     pub notifications: BTreeMap<String, NotificationState>,
     /// Callbacks the merchant endpoint acknowledged, in arrival order.
     pub callbacks: Vec<CallbackState>,
+}
+
+// ---- Progress: what is still unfinished or settling (for liveness) -----------------------
+
+/// One payment order (a pay or a refund request the payment node took on) and whether it has
+/// ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderState {
+    /// The payment node that owns it, e.g. `payment/1`.
+    pub node: String,
+    pub key: String,
+    pub xid: String,
+    pub trade: String,
+    /// Whether the order reached its outcome.
+    pub ended: bool,
+}
+
+/// A half message (mode 2) the broker holds undecided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HalfPending {
+    pub half: String,
+    pub topic: String,
+}
+
+/// A redelivery the broker has scheduled for a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryScheduled {
+    pub message: String,
+    pub group: String,
+    pub attempt: u32,
+}
+
+/// A queue a clustering consumer group has not committed to its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueLag {
+    pub group: String,
+    pub topic: String,
+    pub queue: u32,
+    pub committed: u64,
+    pub end: u64,
+}
+
+/// An outbox row (mode 1) its trade node has not yet had acknowledged by the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsentRow {
+    /// The trade node that holds it, e.g. `trade/0`.
+    pub node: String,
+    pub event: String,
+}
+
+/// The work in flight that no other part of the observation shows: the liveness checker reads
+/// it together with the activities, the trades' attempts and the notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Serving nodes that are down at the instant of the observation.
+    pub down: Vec<String>,
+    pub orders: Vec<OrderState>,
+    pub halves: Vec<HalfPending>,
+    pub retries: Vec<RetryScheduled>,
+    pub lag: Vec<QueueLag>,
+    pub unsent: Vec<UnsentRow>,
 }

@@ -395,6 +395,7 @@ pub fn valid() -> Observation {
             ),
         ],
         messages: crate::observation::MessageSnapshot::default(),
+        progress: crate::observation::Progress::default(),
     }
 }
 

@@ -122,7 +122,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
         |size| async move {
             let handle = madsim::runtime::Handle::current();
             let env = NodeEnv {
-                name: "ledger-0".into(),
+                name: crate::services::ledger::ROLE.at(0),
                 addr: ledger_addr(0),
                 disk: Disk::new(),
                 clock: Default::default(),
@@ -141,7 +141,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
             let env2 = env.clone();
             handle
                 .create_node()
-                .name("ledger-0")
+                .name("ledger/0")
                 .ip(env.addr.ip())
                 .build()
                 .spawn(async move {
@@ -254,7 +254,7 @@ pub fn payments(size: BenchSize) -> (Figure, f64) {
 /// A fault-free node environment with a fresh disk, counting into `probes`.
 fn bench_env(name: &str, addr: std::net::SocketAddr, probes: &Probes) -> NodeEnv {
     NodeEnv {
-        name: name.into(),
+        name: name.parse().expect("a node name"),
         addr,
         disk: Disk::new(),
         clock: Default::default(),
@@ -299,14 +299,14 @@ pub fn messages(size: BenchSize) -> (Figure, f64) {
             };
             serve_forever(
                 &handle,
-                bench_env("broker", broker_addr(), &probes),
+                bench_env("broker/0", broker_addr(), &probes),
                 move |env| async move { BrokerNode::start(&env, broker).await.map(|_| ()) },
             );
             let consumed = Arc::new(AtomicU64::new(0));
             let all_consumed = Arc::new(tokio::sync::Notify::new());
             for i in 0..BENCH_CONSUMERS {
                 let env = bench_env(
-                    &format!("consumer-{i}"),
+                    &format!("consumer/{i}"),
                     client_addr(size.clients + i),
                     &probes,
                 );
@@ -390,7 +390,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         };
         serve_forever(
             handle,
-            env(&format!("ledger-{s}"), ledger_addr(s)),
+            env(&format!("ledger/{s}"), ledger_addr(s)),
             move |env| async move { LedgerNode::start(&env, ledger).await.map(|_| ()) },
         );
     }
@@ -403,7 +403,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
     };
     serve_forever(
         handle,
-        env("trade-0", trade_addr(0)),
+        env("trade/0", trade_addr(0)),
         move |env| async move { TradeNode::start(&env, trade).await.map(|_| ()) },
     );
     let payment = PaymentConfig {
@@ -413,7 +413,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
     };
     serve_forever(
         handle,
-        env("payment-0", payment_addr(0)),
+        env("payment/0", payment_addr(0)),
         move |env| async move {
             PaymentNode::start(&env, payment, topology)
                 .await

@@ -3,6 +3,7 @@
 use crate::plan::FaultKind;
 use paylab_system::broker::FlushPolicy;
 use paylab_system::bugs::Bug;
+use paylab_system::node::NodeName;
 use paylab_system::strategy::StrategyKind;
 use paylab_system::trade::MessageMode;
 use serde::{Deserialize, Serialize};
@@ -15,45 +16,95 @@ pub const OPS_MAX: u32 = 100_000;
 pub const TRADE_SHARDS_MAX: u32 = 16;
 pub const PAYMENT_NODES_MAX: u32 = 16;
 
-/// The serving nodes of the message layer (the merchant's endpoint is outside the platform
-/// and not among them).
-pub const MESSAGE_NODES: &[&str] = &["broker", "consumer-records", "merchant-query", "notify"];
-
-/// The configuration of one run. Everything else (faults, workload choices) comes from the seed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The configuration of one run, and the `paylab run` flags that set it: every default is
+/// written once, here. Everything else (faults, workload choices) comes from the seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct RunConfig {
+    /// The seed: every choice of the run derives from it.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Ledger shards, one node each.
+    /// Number of ledger shards (one node each).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(SHARDS_MAX)))]
     pub shards: u32,
-    /// Client nodes running the workload concurrently.
+    /// Number of concurrent client nodes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(CLIENTS_MAX)))]
     pub clients: u32,
-    /// Business operations each client performs after opening and funding its accounts
-    /// (trade flows, transfers).
+    /// Business steps per client (trade flows and transfers), after opening and funding its
+    /// accounts.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=i64::from(OPS_MAX)))]
     pub ops: u32,
-    /// Trade service shards, one node each.
+    /// Number of trade shards (one node each).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(TRADE_SHARDS_MAX)))]
     pub trade_shards: u32,
-    /// Payment nodes (business-activity managers).
+    /// Number of payment nodes (business-activity managers).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(PAYMENT_NODES_MAX)))]
     pub payment_nodes: u32,
-    /// How cross-shard money movements are made atomic.
+    /// The consistency strategy for cross-shard money movements.
+    #[arg(long, default_value_t = StrategyKind::Tcc)]
     pub strategy: StrategyKind,
     /// A trade unpaid this long after creation is closed by its trade node.
+    #[arg(long, default_value_t = 3_000)]
     pub close_after_ms: u64,
     /// How trade events reach the broker; `None` runs without the message layer (no broker,
-    /// replicas or notifications).
+    /// replicas or notifications). On the command line: `--messages`, resolved by
+    /// [`RunConfig::resolve`].
     #[serde(default = "default_messages")]
+    #[arg(skip = default_messages())]
     pub messages: Option<MessageMode>,
-    /// When the broker makes a write durable relative to acknowledging it.
+    /// `--messages`: how trade events reach the broker: outbox (mode 1), txmsg (mode 2, half
+    /// messages) or off (no message layer). Default: outbox, or the mode a planted message bug
+    /// lives in. Folded into `messages` by [`RunConfig::resolve`].
+    #[serde(skip)]
+    #[arg(
+        long = "messages",
+        value_name = "MODE",
+        help = "How trade events reach the broker: outbox (mode 1), txmsg (mode 2, half messages) or off (no message layer). Default: outbox, or the mode a planted message bug lives in"
+    )]
+    pub messages_flag: Option<MessagesFlag>,
+    /// When the broker fsyncs relative to acknowledging: sync (one fsync per write), group
+    /// (group commit, the default) or async / async:<ms> (RocketMQ's ASYNC_FLUSH every 500 ms:
+    /// acknowledged writes can be lost in a crash — unsafe by design).
     #[serde(default)]
+    #[arg(long, default_value = "group")]
     pub broker_flush: FlushPolicy,
-    /// The planted bug, if any.
+    /// Plant a bug from the catalogue (see `paylab bugs`).
+    #[arg(long)]
     pub bug: Option<Bug>,
     /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
     /// exactly those (`--faults`), and an empty list is a run without faults (`--no-faults`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "no_faults",
+        help = "Only these fault kinds, comma-separated (crash, pause, partition, one-way, loss, latency, duplicate, delay, clock-jump, slow-disk, buggify)"
+    )]
     pub faults: Option<Vec<FaultKind>>,
-    /// Simulated cost of one fsync on a ledger node.
+    /// `--no-faults`, folded into an empty `faults` list by [`RunConfig::resolve`].
+    #[serde(skip)]
+    #[arg(long, help = "Run without any fault")]
+    pub no_faults: bool,
+    /// Simulated cost of one fsync on every node.
+    #[arg(long, default_value_t = 1)]
     pub fsync_latency_ms: u64,
     /// God's-eye snapshots are taken and checked this often during the faulted phase.
+    #[arg(long, default_value_t = 200)]
     pub snapshot_interval_ms: u64,
+}
+
+/// `--messages`: a mode, or no message layer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessagesFlag {
+    Outbox,
+    Txmsg,
+    Off,
+}
+
+/// The flags of a run alone, for parsing a configuration outside the binary.
+#[derive(clap::Parser)]
+#[command(name = "paylab run", no_binary_name = true)]
+struct RunFlags {
+    #[command(flatten)]
+    config: RunConfig,
 }
 
 /// Why a configuration is refused.
@@ -98,24 +149,88 @@ pub fn bug_needs_messages(bug: Bug) -> bool {
 }
 
 impl RunConfig {
-    /// The default run for a seed.
+    /// The default run for a seed: the flags' defaults.
     pub fn new(seed: u64) -> Self {
         RunConfig {
             seed,
-            shards: 4,
-            clients: 4,
-            ops: 100,
-            trade_shards: 2,
-            payment_nodes: 2,
-            strategy: StrategyKind::Tcc,
-            close_after_ms: 3_000,
-            messages: Some(MessageMode::Outbox),
-            broker_flush: FlushPolicy::GroupCommit,
-            bug: None,
-            faults: None,
-            fsync_latency_ms: 1,
-            snapshot_interval_ms: 200,
+            ..RunConfig::from_args::<&str>(&[]).expect("the defaults parse")
         }
+    }
+
+    /// Parses `paylab run` flags (without the `run`) into a resolved configuration. Not
+    /// validated: see [`RunConfig::validate`].
+    pub fn from_args<S: AsRef<str>>(args: &[S]) -> Result<Self, clap::Error> {
+        use clap::Parser;
+        let flags = RunFlags::try_parse_from(args.iter().map(|a| a.as_ref()))?;
+        Ok(flags.config.resolve())
+    }
+
+    /// Folds the flags that only exist on the command line into the configuration:
+    /// `--messages` (absent: outbox, or the mode the planted bug lives in) and `--no-faults`.
+    pub fn resolve(mut self) -> Self {
+        if let Some(flag) = self.messages_flag.take() {
+            self.messages = match flag {
+                MessagesFlag::Outbox => Some(MessageMode::Outbox),
+                MessagesFlag::Txmsg => Some(MessageMode::Txmsg),
+                MessagesFlag::Off => None,
+            };
+        } else if let Some(mode) = self.bug.and_then(mode_of_bug) {
+            self.messages = Some(mode);
+        }
+        if std::mem::take(&mut self.no_faults) {
+            self.faults = Some(Vec::new());
+        }
+        self
+    }
+
+    /// Every flag with its value, in `--help` order (`--faults` and `--no-faults` as one).
+    fn flags(&self) -> Vec<(&'static str, Option<String>)> {
+        let faults = self.faults.as_ref().map(|kinds| {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            names.join(",")
+        });
+        vec![
+            ("seed", Some(self.seed.to_string())),
+            ("shards", Some(self.shards.to_string())),
+            ("clients", Some(self.clients.to_string())),
+            ("ops", Some(self.ops.to_string())),
+            ("trade-shards", Some(self.trade_shards.to_string())),
+            ("payment-nodes", Some(self.payment_nodes.to_string())),
+            ("strategy", Some(self.strategy.to_string())),
+            ("close-after-ms", Some(self.close_after_ms.to_string())),
+            (
+                "messages",
+                Some(self.messages.map_or("off", |m| m.name()).to_string()),
+            ),
+            ("broker-flush", Some(self.broker_flush.to_string())),
+            ("bug", self.bug.map(|b| b.name().to_string())),
+            ("faults", faults),
+            ("fsync-latency-ms", Some(self.fsync_latency_ms.to_string())),
+            (
+                "snapshot-interval-ms",
+                Some(self.snapshot_interval_ms.to_string()),
+            ),
+        ]
+    }
+
+    /// The `paylab run` flags that make exactly this configuration: every flag whose value
+    /// differs from its default, and always the seed and the message mode (whose default
+    /// depends on the planted bug, so a reader need not know the rule).
+    pub fn to_args(&self) -> Vec<String> {
+        let defaults = RunConfig::new(self.seed).flags();
+        let mut out = Vec::new();
+        for ((flag, value), (_, default)) in self.flags().into_iter().zip(defaults) {
+            let always = matches!(flag, "seed" | "messages");
+            match value {
+                Some(v) if flag == "faults" && v.is_empty() => out.push("--no-faults".into()),
+                Some(v) if always || Some(&v) != default.as_ref() => {
+                    out.push(format!("--{flag}"));
+                    out.push(v);
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -156,20 +271,8 @@ impl RunConfig {
     }
 
     /// The names of every serving node (what a fault plan may name), in start order.
-    pub fn server_nodes(&self) -> Vec<String> {
-        let ledgers = (0..self.shards).map(|s| format!("ledger-{s}"));
-        let trades = (0..self.trade_shards).map(|s| format!("trade-{s}"));
-        let payments = (0..self.payment_nodes).map(|p| format!("payment-{p}"));
-        let messages = self
-            .messages
-            .map(|_| MESSAGE_NODES.iter().map(|n| n.to_string()))
-            .into_iter()
-            .flatten();
-        ledgers
-            .chain(trades)
-            .chain(payments)
-            .chain(messages)
-            .collect()
+    pub fn server_nodes(&self) -> Vec<NodeName> {
+        crate::services::fault_targets(self)
     }
 
     /// Accounts each client opens: two per shard, so every shard has a transfer pair.
@@ -179,20 +282,79 @@ impl RunConfig {
 }
 
 impl fmt::Display for RunConfig {
+    /// Every setting but the seed, as `flag=value`, from the same list as [`RunConfig::to_args`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "strategy={} messages={} broker-flush={} shards={} trade-shards={} payment-nodes={} clients={} ops={} bug={} fsync={}ms",
-            self.strategy,
-            self.messages.map_or("off", |m| m.name()),
-            self.broker_flush,
-            self.shards,
-            self.trade_shards,
-            self.payment_nodes,
-            self.clients,
-            self.ops,
-            self.bug.map_or("none", |b| b.name()),
-            self.fsync_latency_ms
-        )
+        let shown: Vec<String> = self
+            .flags()
+            .into_iter()
+            .filter(|(flag, _)| *flag != "seed")
+            .map(|(flag, value)| match value {
+                Some(v) if v.is_empty() => format!("{flag}=none"),
+                Some(v) => format!("{flag}={v}"),
+                None if flag == "faults" => format!("{flag}=swarm"),
+                None => format!("{flag}=none"),
+            })
+            .collect();
+        f.write_str(&shown.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses the arguments a configuration emits.
+    fn round_trip(config: &RunConfig) -> RunConfig {
+        RunConfig::from_args(&config.to_args()).expect("to_args parses")
+    }
+
+    #[test]
+    fn the_default_emits_only_the_seed_and_the_mode_and_parses_back() {
+        let config = RunConfig::new(9);
+        assert_eq!(config.to_args(), ["--seed", "9", "--messages", "outbox"]);
+        assert_eq!(round_trip(&config), config);
+    }
+
+    #[test]
+    fn every_changed_setting_survives_the_round_trip() {
+        let changed = [
+            RunConfig {
+                shards: 7,
+                clients: 3,
+                ops: 12,
+                trade_shards: 3,
+                payment_nodes: 1,
+                close_after_ms: 900,
+                fsync_latency_ms: 4,
+                snapshot_interval_ms: 50,
+                ..RunConfig::new(1)
+            },
+            RunConfig {
+                bug: Some(Bug::CheckbackFromMemory),
+                messages: Some(MessageMode::Txmsg),
+                faults: Some(vec![FaultKind::Crash, FaultKind::Buggify]),
+                ..RunConfig::new(2)
+            },
+            RunConfig {
+                messages: None,
+                broker_flush: FlushPolicy::Async { interval_ms: 500 },
+                faults: Some(Vec::new()),
+                ..RunConfig::new(3)
+            },
+        ];
+        for config in changed {
+            assert_eq!(round_trip(&config), config, "{:?}", config.to_args());
+        }
+    }
+
+    #[test]
+    fn a_message_bug_defaults_to_its_mode_and_an_explicit_mode_wins() {
+        let bug = RunConfig::from_args(&["--bug", "checkback-from-memory"]).unwrap();
+        assert_eq!(bug.messages, Some(MessageMode::Txmsg));
+        let off = RunConfig::from_args(&["--messages", "off"]).unwrap();
+        assert_eq!(off.messages, None);
+        let quiet = RunConfig::from_args(&["--no-faults"]).unwrap();
+        assert_eq!(quiet.faults, Some(Vec::new()));
+        assert!(RunConfig::from_args(&["--no-faults", "--faults", "crash"]).is_err());
     }
 }

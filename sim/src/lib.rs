@@ -4,7 +4,8 @@
 //! - [`config`]: a run's validated configuration.
 //! - [`plan`]: the fault plan as data, drawn from the seed by swarm testing on its own stream.
 //! - [`nemesis`]: executes a fault plan against the cluster.
-//! - [`cluster`]: the topology, node lifecycles (crash, restart), god's-eye snapshots.
+//! - [`services`]: the service registry, one kind of node per file, all in one list.
+//! - [`cluster`]: the registry's nodes, their lifecycles (crash, restart), god's-eye reads.
 //! - [`workload`]: the clients and their operations.
 //! - [`history`]: what the clients asked and what they were told.
 //! - [`observe`]: platform state → the checkers' observation.
@@ -22,6 +23,7 @@ pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod services;
 pub mod trace;
 pub mod workload;
 

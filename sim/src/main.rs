@@ -2,14 +2,10 @@
 
 use clap::{Parser, Subcommand};
 use paylab_sim::bench::{self, BenchSize};
-use paylab_sim::config::{CLIENTS_MAX, OPS_MAX, PAYMENT_NODES_MAX, SHARDS_MAX, TRADE_SHARDS_MAX};
-use paylab_sim::plan::{FaultKind, FaultPlan};
+use paylab_sim::plan::FaultPlan;
 use paylab_sim::report;
 use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
-use paylab_system::broker::FlushPolicy;
 use paylab_system::bugs::Bug;
-use paylab_system::strategy::StrategyKind;
-use paylab_system::trade::MessageMode;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -48,51 +44,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The seed: every choice of the run derives from it.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Number of ledger shards (one node each).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(SHARDS_MAX)))]
-    shards: u32,
-    /// Number of trade shards (one node each).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(TRADE_SHARDS_MAX)))]
-    trade_shards: u32,
-    /// Number of payment nodes (business-activity managers).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(PAYMENT_NODES_MAX)))]
-    payment_nodes: u32,
-    /// The consistency strategy for cross-shard money movements.
-    #[arg(long, default_value_t = StrategyKind::Tcc)]
-    strategy: StrategyKind,
-    /// How trade events reach the broker: outbox (mode 1), txmsg (mode 2, half messages) or
-    /// off (no message layer). Default: outbox, or the mode a planted message bug lives in.
-    #[arg(long)]
-    messages: Option<MessagesArg>,
-    /// When the broker fsyncs relative to acknowledging: sync (one fsync per write), group
-    /// (group commit, the default) or async / async:<ms> (RocketMQ's ASYNC_FLUSH every 500 ms:
-    /// acknowledged writes can be lost in a crash — unsafe by design).
-    #[arg(long, default_value = "group")]
-    broker_flush: FlushPolicy,
-    /// Number of concurrent client nodes.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(CLIENTS_MAX)))]
-    clients: u32,
-    /// Business steps per client (trade flows and transfers), after opening and funding its
-    /// accounts.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=i64::from(OPS_MAX)))]
-    ops: u32,
-    /// Plant a bug from the catalogue (see `paylab bugs`).
-    #[arg(long)]
-    bug: Option<Bug>,
+    /// The run's configuration: every flag of it, with its default, is in `RunConfig`.
+    #[command(flatten)]
+    config: RunConfig,
     /// Run this saved fault plan (JSON, or TOML if the name ends in .toml) instead of the
     /// seed's own; the workload still comes from the seed.
     #[arg(long, conflicts_with_all = ["faults", "no_faults"])]
     plan: Option<PathBuf>,
-    /// Only these fault kinds, comma-separated (crash, pause, partition, one-way, loss,
-    /// latency, duplicate, delay, clock-jump, slow-disk, buggify).
-    #[arg(long, value_delimiter = ',', conflicts_with = "no_faults")]
-    faults: Option<Vec<FaultKind>>,
-    /// Run without any fault.
-    #[arg(long)]
-    no_faults: bool,
     /// Write the run's fault plan (JSON) to this file before running.
     #[arg(long)]
     save_plan: Option<PathBuf>,
@@ -105,14 +63,6 @@ struct RunArgs {
     /// Print the full report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
-}
-
-/// `--messages`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum MessagesArg {
-    Outbox,
-    Txmsg,
-    Off,
 }
 
 #[derive(clap::Args)]
@@ -196,33 +146,7 @@ fn run_command(args: RunArgs) -> ExitCode {
             )
             .init();
     }
-    let faults = if args.no_faults {
-        Some(Vec::new())
-    } else {
-        args.faults
-    };
-    let messages = match args.messages {
-        Some(MessagesArg::Off) => None,
-        Some(MessagesArg::Outbox) => Some(MessageMode::Outbox),
-        Some(MessagesArg::Txmsg) => Some(MessageMode::Txmsg),
-        None => args
-            .bug
-            .and_then(paylab_sim::config::mode_of_bug)
-            .or(Some(MessageMode::Outbox)),
-    };
-    let config = RunConfig {
-        messages,
-        broker_flush: args.broker_flush,
-        shards: args.shards,
-        trade_shards: args.trade_shards,
-        payment_nodes: args.payment_nodes,
-        strategy: args.strategy,
-        clients: args.clients,
-        ops: args.ops,
-        bug: args.bug,
-        faults,
-        ..RunConfig::new(args.seed)
-    };
+    let config = args.config.clone().resolve();
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -356,6 +280,7 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         Verdict::Pass => say!("verdict: PASS"),
         Verdict::Violation => say!("verdict: VIOLATION\nrepro: {repro}"),
         Verdict::Liveness(stuck) => {
+            // The typed unfinished items, rendered one per line.
             for s in stuck.iter().take(20) {
                 say!("pending: {s}");
             }
@@ -417,6 +342,18 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         }
     }
     let calibration = calibration.expect("at least one round");
+    print_bench(&calibration, &transfers, &payments, &messages, msg_size);
+    ExitCode::SUCCESS
+}
+
+/// Prints the bench's figures, each as a ratio to the calibration.
+fn print_bench(
+    calibration: &bench::Figure,
+    transfers: &Option<bench::Figure>,
+    payments: &Option<(bench::Figure, f64)>,
+    messages: &Option<(bench::Figure, f64)>,
+    msg_size: BenchSize,
+) {
     let line = |f: &bench::Figure| {
         say!(
             "{:<48} {:>12.0} /s  ({} in {:.3}s)",
@@ -426,7 +363,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
             f.wall_s
         )
     };
-    line(&calibration);
+    line(calibration);
     if let Some(transfers) = &transfers {
         line(transfers);
         let ratio = calibration.per_sec() / transfers.per_sec();
@@ -450,5 +387,4 @@ fn bench_command(args: BenchArgs) -> ExitCode {
             bench::BENCH_CONSUMERS
         );
     }
-    ExitCode::SUCCESS
 }

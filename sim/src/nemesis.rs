@@ -12,6 +12,7 @@ use crate::plan::{Fault, FaultEvent, FaultKind, FaultPlan};
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::now_ms;
 use madsim::net::NetSim;
+use paylab_system::node::NodeName;
 use paylab_system::probes::names;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -75,44 +76,39 @@ impl Nemesis {
         }
     }
 
+    /// Waits for the event's moment, applies its fault, and records its end (a crash and a
+    /// clock jump have no end of their own: a restart, or nothing, undoes them).
     async fn execute(&self, event: FaultEvent) {
         while (self.history.completed() as u64) < event.after_ops
             && !self.workload_done.load(Ordering::SeqCst)
         {
             madsim::time::sleep(POLL).await;
         }
-        let cluster = &self.cluster;
-        cluster.probes.hit(event.fault.kind().probe());
+        self.cluster.probes.hit(event.fault.kind().probe());
         self.trace.record(TraceEvent::Fault {
             at_ms: now_ms(),
             fault: event.fault.to_string(),
         });
-        match &event.fault {
+        if self.apply(&event.fault).await {
+            self.trace.record(TraceEvent::FaultEnd {
+                at_ms: now_ms(),
+                fault: event.fault.to_string(),
+            });
+        }
+    }
+
+    /// Applies one fault for its duration and undoes it; returns whether it had a window to
+    /// close.
+    async fn apply(&self, fault: &Fault) -> bool {
+        let cluster = &self.cluster;
+        match fault {
             Fault::Crash {
                 node,
                 down_ms,
                 torn_keep,
             } => {
-                let lost = cluster.crash(node, *torn_keep);
-                if lost.lost_bytes > 0 {
-                    cluster.probes.hit(names::POWER_LOSS_DROPPED);
-                }
-                if lost.torn_bytes > 0 {
-                    cluster.probes.hit(names::TORN_TAIL);
-                }
-                self.trace.record(TraceEvent::Crash {
-                    at_ms: now_ms(),
-                    node: node.clone(),
-                    lost_bytes: lost.lost_bytes,
-                    torn_bytes: lost.torn_bytes,
-                });
-                sleep_ms(*down_ms).await;
-                cluster.restart(node);
-                self.trace.record(TraceEvent::Restart {
-                    at_ms: now_ms(),
-                    node: node.clone(),
-                });
-                return;
+                self.crash(node, *down_ms, *torn_keep).await;
+                return false;
             }
             Fault::Pause { node, for_ms } => {
                 cluster.pause(node);
@@ -143,7 +139,7 @@ impl Nemesis {
             }
             Fault::ClockJump { node, by_ms } => {
                 cluster.jump_clock(node, *by_ms);
-                return;
+                return false;
             }
             Fault::SlowDisk {
                 node,
@@ -168,9 +164,31 @@ impl Nemesis {
                 self.close_window(id);
             }
         }
-        self.trace.record(TraceEvent::FaultEnd {
+        true
+    }
+
+    /// Crashes a node (its power cut, so unsynced writes may be lost or torn) and restarts it
+    /// `down_ms` later.
+    async fn crash(&self, node: &NodeName, down_ms: u64, torn_keep: Option<f64>) {
+        let cluster = &self.cluster;
+        let lost = cluster.crash(node, torn_keep);
+        if lost.lost_bytes > 0 {
+            cluster.probes.hit(names::POWER_LOSS_DROPPED);
+        }
+        if lost.torn_bytes > 0 {
+            cluster.probes.hit(names::TORN_TAIL);
+        }
+        self.trace.record(TraceEvent::Crash {
             at_ms: now_ms(),
-            fault: event.fault.to_string(),
+            node: node.to_string(),
+            lost_bytes: lost.lost_bytes,
+            torn_bytes: lost.torn_bytes,
+        });
+        sleep_ms(down_ms).await;
+        cluster.restart(node);
+        self.trace.record(TraceEvent::Restart {
+            at_ms: now_ms(),
+            node: node.to_string(),
         });
     }
 

@@ -2,11 +2,11 @@
 //! vocabulary.
 
 use paylab_invariants as inv;
-use paylab_system::broker::BrokerCore;
+use paylab_system::broker::{BrokerCore, ConsumeMode, HalfState, OffsetKey, RetryState};
 use paylab_system::ledger::{self, LedgerCore, TccAction};
-use paylab_system::notify::{Callback, NotifyCore, NotifyState, MAX_ATTEMPTS};
+use paylab_system::notify::{self, Callback, Notification, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
-use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore};
+use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore, Projection};
 use paylab_system::tcc::ActivityStatus;
 use paylab_system::trade::{self, TradeCore};
 use std::collections::BTreeMap;
@@ -36,31 +36,9 @@ fn fence(s: ledger::FenceState) -> inv::FenceState {
     }
 }
 
-/// A god's-eye snapshot of one ledger shard. A TCC debit reservation shows as a freeze, a
-/// prepared credit as a prepared entry, both keyed `tcc:{xid}:{branch}`.
+/// A god's-eye snapshot of one ledger shard.
 pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
-    let mut freezes: Vec<inv::FreezeState> = core
-        .freezes()
-        .map(|f| inv::FreezeState {
-            key: f.key.clone(),
-            account: f.account.0,
-            amount: f.amount.value(),
-            xid: None,
-        })
-        .collect();
-    let mut prepared = Vec::new();
-    for (branch, action) in core.holds() {
-        let hold = inv::FreezeState {
-            key: format!("tcc:{}:{}", branch.xid, branch.branch),
-            account: action.account().0,
-            amount: action.amount().value(),
-            xid: Some(branch.xid.to_string()),
-        };
-        match action {
-            TccAction::Debit { .. } => freezes.push(hold),
-            TccAction::Credit { .. } => prepared.push(hold),
-        }
-    }
+    let (freezes, prepared) = reservations(core);
     inv::ShardSnapshot {
         shard: core.shard().0,
         accounts: core
@@ -73,25 +51,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
             })
             .collect(),
         freezes,
-        vouchers: core
-            .vouchers()
-            .iter()
-            .map(|v| inv::VoucherRecord {
-                voucher: v.id.to_string(),
-                request: v.request.to_string(),
-                currency: paylab_system::money::CURRENCY.to_string(),
-                legs: v
-                    .legs
-                    .iter()
-                    .map(|l| inv::Leg {
-                        account: l.account.0,
-                        side: side(l.side),
-                        amount: l.amount.value(),
-                    })
-                    .collect(),
-                xid: v.xid.as_ref().map(|x| x.to_string()),
-            })
-            .collect(),
+        vouchers: core.vouchers().iter().map(voucher).collect(),
         journal: core
             .journal()
             .iter()
@@ -116,6 +76,52 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
     }
 }
 
+/// A shard's reservations: its freezes, and its TCC holds. A TCC debit reservation shows as a
+/// freeze, a prepared credit as a prepared entry, both keyed `tcc:{xid}:{branch}`.
+fn reservations(core: &LedgerCore) -> (Vec<inv::FreezeState>, Vec<inv::FreezeState>) {
+    let mut freezes: Vec<inv::FreezeState> = core
+        .freezes()
+        .map(|f| inv::FreezeState {
+            key: f.key.clone(),
+            account: f.account.0,
+            amount: f.amount.value(),
+            xid: None,
+        })
+        .collect();
+    let mut prepared = Vec::new();
+    for (branch, action) in core.holds() {
+        let hold = inv::FreezeState {
+            key: format!("tcc:{}:{}", branch.xid, branch.branch),
+            account: action.account().0,
+            amount: action.amount().value(),
+            xid: Some(branch.xid.to_string()),
+        };
+        match action {
+            TccAction::Debit { .. } => freezes.push(hold),
+            TccAction::Credit { .. } => prepared.push(hold),
+        }
+    }
+    (freezes, prepared)
+}
+
+fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
+    inv::VoucherRecord {
+        voucher: v.id.to_string(),
+        request: v.request.to_string(),
+        currency: paylab_system::money::CURRENCY.to_string(),
+        legs: v
+            .legs
+            .iter()
+            .map(|l| inv::Leg {
+                account: l.account.0,
+                side: side(l.side),
+                amount: l.amount.value(),
+            })
+            .collect(),
+        xid: v.xid.as_ref().map(|x| x.to_string()),
+    }
+}
+
 fn trade_status(s: trade::TradeStatus) -> inv::TradeStatus {
     match s {
         trade::TradeStatus::WaitPay => inv::TradeStatus::WaitPay,
@@ -137,39 +143,53 @@ fn attempt(s: &trade::AttemptStatus) -> inv::AttemptStatus {
 
 /// Every trade of one trade shard.
 pub fn trades(core: &TradeCore) -> Vec<inv::TradeState> {
+    core.trades().map(trade).collect()
+}
+
+/// The trades of one trade shard with a pay or a refund still pending: all that liveness
+/// reads of them, without converting the (many) trades at rest on every drain poll.
+pub fn trades_in_flight(core: &TradeCore) -> Vec<inv::TradeState> {
     core.trades()
-        .map(|t| inv::TradeState {
-            trade: t.id.to_string(),
-            merchant: t.merchant.0,
-            out_trade_no: t.out_trade_no.clone(),
-            amount: t.amount.value(),
-            paid: t.paid,
-            refunded: t.refunded,
-            refunding: t.refunding,
-            status: trade_status(t.status),
-            status_history: t.history.iter().copied().map(trade_status).collect(),
-            pays: t
-                .pays
-                .iter()
-                .map(|p| inv::PayAttempt {
-                    key: p.key.clone(),
-                    xid: p.xid.clone(),
-                    payer: p.payer.0,
-                    status: attempt(&p.status),
-                })
-                .collect(),
-            refunds: t
-                .refunds
-                .iter()
-                .map(|r| inv::RefundState {
-                    out_request_no: r.out_request_no.clone(),
-                    xid: r.xid.clone(),
-                    amount: r.amount.value(),
-                    status: attempt(&r.status),
-                })
-                .collect(),
+        .filter(|t| {
+            t.pays.iter().any(|p| p.status.is_pending())
+                || t.refunds.iter().any(|r| r.status.is_pending())
         })
+        .map(trade)
         .collect()
+}
+
+fn trade(t: &trade::Trade) -> inv::TradeState {
+    inv::TradeState {
+        trade: t.id.to_string(),
+        merchant: t.merchant.0,
+        out_trade_no: t.out_trade_no.clone(),
+        amount: t.amount.value(),
+        paid: t.paid,
+        refunded: t.refunded,
+        refunding: t.refunding,
+        status: trade_status(t.status),
+        status_history: t.history.iter().copied().map(trade_status).collect(),
+        pays: t
+            .pays
+            .iter()
+            .map(|p| inv::PayAttempt {
+                key: p.key.clone(),
+                xid: p.xid.clone(),
+                payer: p.payer.0,
+                status: attempt(&p.status),
+            })
+            .collect(),
+        refunds: t
+            .refunds
+            .iter()
+            .map(|r| inv::RefundState {
+                out_request_no: r.out_request_no.clone(),
+                xid: r.xid.clone(),
+                amount: r.amount.value(),
+                status: attempt(&r.status),
+            })
+            .collect(),
+    }
 }
 
 fn activity_status(s: ActivityStatus) -> inv::ActivityStatus {
@@ -227,9 +247,6 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
 
 // ---- The message layer -------------------------------------------------------------------
 
-/// The consumer groups of the trade-events topic in a run with messages.
-pub const GROUPS: &[&str] = &["consumer-records", "merchant-query", "notify"];
-
 fn event_kind(k: trade::TradeEventKind) -> inv::EventKind {
     match k {
         trade::TradeEventKind::Paid => inv::EventKind::Paid,
@@ -265,10 +282,9 @@ pub fn trade_events(core: &TradeCore, out: &mut inv::MessageSnapshot) {
 }
 
 /// What the broker published on the trade-events topic, and every group's dead letters.
+/// (Each consumer's own reading names its group; the broker adds the dead letters of every
+/// group that subscribed.)
 pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
-    for name in GROUPS {
-        group(out, name);
-    }
     for q in 0..trade::TRADE_EVENTS_QUEUES {
         for m in core.queue(trade::TRADE_EVENTS_TOPIC, q).unwrap_or(&[]) {
             let id = match trade::TradeEvent::decode(&m.payload) {
@@ -291,7 +307,8 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             .map_or_else(|| half.to_string(), |e| e.id());
         *out.discarded.entry(id).or_default() += 1;
     }
-    for name in GROUPS {
+    let names: Vec<String> = core.groups().map(|(name, _)| name.to_string()).collect();
+    for name in &names {
         let ids: Vec<String> = core
             .dead_letters(name)
             .iter()
@@ -312,7 +329,7 @@ fn ids(consumed: &BTreeMap<paylab_system::EventId, u32>) -> BTreeMap<String, u32
 
 /// The consumer-record replica: its dedup table and its rows.
 pub fn consumer_records(core: &ConsumerRecordsCore, out: &mut inv::MessageSnapshot) {
-    group(out, "consumer-records").consumed = ids(core.consumed());
+    group(out, ConsumerRecordsCore::GROUP).consumed = ids(core.consumed());
     out.consumer_records = core
         .entries()
         .iter()
@@ -340,7 +357,7 @@ fn merchant_row(r: &replica::MerchantRow) -> inv::MerchantRow {
 
 /// The merchant-query replica: its dedup table, its rows and every write in order.
 pub fn merchant_query(core: &MerchantQueryCore, out: &mut inv::MessageSnapshot) {
-    group(out, "merchant-query").consumed = ids(core.consumed());
+    group(out, MerchantQueryCore::GROUP).consumed = ids(core.consumed());
     out.merchant_rows = core
         .rows()
         .values()
@@ -354,22 +371,34 @@ pub fn notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
     let mut consumed = BTreeMap::new();
     for n in core.notifications() {
         consumed.insert(n.event.to_string(), 1);
-        let status = match n.state {
-            NotifyState::Pending { .. } => inv::NotificationStatus::Pending,
-            NotifyState::Acknowledged { .. } => inv::NotificationStatus::Acknowledged,
-            NotifyState::Exhausted => inv::NotificationStatus::Exhausted,
-        };
-        out.notifications.insert(
-            n.event.to_string(),
-            inv::NotificationState {
-                event: n.event.to_string(),
-                status,
-                attempts: n.attempts,
-                max_attempts: MAX_ATTEMPTS,
-            },
-        );
+        out.notifications
+            .insert(n.event.to_string(), notification(n));
     }
-    group(out, "notify").consumed = consumed;
+    group(out, notify::node::GROUP).consumed = consumed;
+}
+
+/// The notifications with attempts still to make: all that liveness reads of the notifier.
+pub fn pending_notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
+    for n in core.notifications() {
+        if matches!(n.state, NotifyState::Pending { .. }) {
+            out.notifications
+                .insert(n.event.to_string(), notification(n));
+        }
+    }
+}
+
+fn notification(n: &Notification) -> inv::NotificationState {
+    let status = match n.state {
+        NotifyState::Pending { .. } => inv::NotificationStatus::Pending,
+        NotifyState::Acknowledged { .. } => inv::NotificationStatus::Acknowledged,
+        NotifyState::Exhausted => inv::NotificationStatus::Exhausted,
+    };
+    inv::NotificationState {
+        event: n.event.to_string(),
+        status,
+        attempts: n.attempts,
+        max_attempts: MAX_ATTEMPTS,
+    }
 }
 
 /// The callbacks the merchant endpoint acknowledged.
@@ -383,4 +412,82 @@ pub fn callbacks(received: &[Callback], out: &mut inv::MessageSnapshot) {
             queried: c.queried.map(trade_status),
         })
         .collect();
+}
+
+// ---- Work in flight, for liveness --------------------------------------------------------
+
+/// The orders of one payment node, ended or not.
+pub fn orders(node: &str, view: &PaymentView) -> Vec<inv::OrderState> {
+    view.orders
+        .iter()
+        .map(|o| inv::OrderState {
+            node: node.to_string(),
+            key: o.key.to_string(),
+            xid: o.xid.to_string(),
+            trade: o.trade.to_string(),
+            ended: o.outcome.is_some(),
+        })
+        .collect()
+}
+
+/// The outbox rows (mode 1) a trade shard has not had acknowledged.
+pub fn unsent(node: &str, core: &TradeCore) -> Vec<inv::UnsentRow> {
+    core.unsent()
+        .map(|e| inv::UnsentRow {
+            node: node.to_string(),
+            event: e.id(),
+        })
+        .collect()
+}
+
+/// The broker's work in flight: undecided halves, scheduled redeliveries, and every queue a
+/// clustering group has not committed to its end.
+pub fn broker_progress(core: &BrokerCore, out: &mut inv::Progress) {
+    out.halves.extend(
+        core.halves()
+            .iter()
+            .filter(|h| h.state == HalfState::Pending)
+            .map(|h| inv::HalfPending {
+                half: h.id.to_string(),
+                topic: h.topic.clone(),
+            }),
+    );
+    for (group, g) in core.groups() {
+        out.retries.extend(
+            core.retry_queue(group)
+                .filter_map(|(id, state)| match state {
+                    RetryState::Scheduled { attempt, .. } => Some(inv::RetryScheduled {
+                        message: id.to_string(),
+                        group: group.to_string(),
+                        attempt: *attempt,
+                    }),
+                    _ => None,
+                }),
+        );
+        if g.mode != ConsumeMode::Clustering {
+            continue;
+        }
+        for topic in &g.topics {
+            let mut queue = 0;
+            while let Some(messages) = core.queue(topic, queue) {
+                let key = OffsetKey {
+                    group: group.to_string(),
+                    consumer: None,
+                    topic: topic.clone(),
+                    queue,
+                };
+                let (committed, end) = (core.committed_offset(&key), messages.len() as u64);
+                if committed < end {
+                    out.lag.push(inv::QueueLag {
+                        group: group.to_string(),
+                        topic: topic.clone(),
+                        queue,
+                        committed,
+                        end,
+                    });
+                }
+                queue += 1;
+            }
+        }
+    }
 }

@@ -11,7 +11,9 @@
 //! simulated time, so a saved plan still lands mid-load after the code changed speed.
 
 use crate::config::RunConfig;
+use crate::services;
 use paylab_system::buggify::Point;
+use paylab_system::node::NodeName;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,10 +26,10 @@ use std::str::FromStr;
 const PLAN_STREAM: u64 = 0x5041_594c_4142_504c; // "PAYLABPL"
 
 /// Bounds every fault respects, so that healing always has something to recover from.
-pub const DURATION_MAX_MS: u64 = 5_000;
-pub const CLOCK_JUMP_MAX_MS: i64 = 10_000;
-pub const FSYNC_SLOW_MAX_MS: u64 = 200;
-pub const LATENCY_MAX_MS: u64 = 1_000;
+pub const DURATION_MS_MAX: u64 = 5_000;
+pub const CLOCK_JUMP_MS_MAX: i64 = 10_000;
+pub const FSYNC_SLOW_MS_MAX: u64 = 200;
+pub const LATENCY_MS_MAX: u64 = 1_000;
 
 /// The kinds of fault a plan can contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -122,24 +124,24 @@ pub enum Fault {
     /// Kill the node and cut its power (unsynced writes lost; with `torn_keep`, that fraction
     /// of the unsynced tail survives as a torn write); restart it `down_ms` later.
     Crash {
-        node: String,
+        node: NodeName,
         down_ms: u64,
         torn_keep: Option<f64>,
     },
     /// Freeze every task of the node for `for_ms` (a long GC pause, a stuck VM).
-    Pause { node: String, for_ms: u64 },
+    Pause { node: NodeName, for_ms: u64 },
     /// Cut every link between `side` and `other`, both ways, for `for_ms`. Isolating a node,
     /// a random split, one clogged link and a bridge (a node left in neither list talks to
     /// both) are all this.
     Partition {
-        side: Vec<String>,
-        other: Vec<String>,
+        side: Vec<NodeName>,
+        other: Vec<NodeName>,
         for_ms: u64,
     },
     /// Drop everything `from` sends to `to` (but not the way back), for `for_ms`.
     OneWay {
-        from: String,
-        to: String,
+        from: NodeName,
+        to: NodeName,
         for_ms: u64,
     },
     /// Lose each datagram with probability `rate`, for `for_ms`.
@@ -161,11 +163,11 @@ pub enum Fault {
         for_ms: u64,
     },
     /// Move the node's clock by `by_ms` (forward or back).
-    ClockJump { node: String, by_ms: i64 },
+    ClockJump { node: NodeName, by_ms: i64 },
     /// Every fsync on the node takes `fsync_ms`, for `for_ms`: unsynced writes linger, so a
     /// crash is far likelier to lose some.
     SlowDisk {
-        node: String,
+        node: NodeName,
         fsync_ms: u64,
         for_ms: u64,
     },
@@ -191,15 +193,13 @@ impl Fault {
     }
 
     /// Every node the fault names.
-    fn nodes(&self) -> Vec<&str> {
+    fn nodes(&self) -> Vec<&NodeName> {
         match self {
             Fault::Crash { node, .. }
             | Fault::Pause { node, .. }
             | Fault::ClockJump { node, .. }
             | Fault::SlowDisk { node, .. } => vec![node],
-            Fault::Partition { side, other, .. } => {
-                side.iter().chain(other).map(String::as_str).collect()
-            }
+            Fault::Partition { side, other, .. } => side.iter().chain(other).collect(),
             Fault::OneWay { from, to, .. } => vec![from, to],
             _ => Vec::new(),
         }
@@ -207,34 +207,11 @@ impl Fault {
 
     /// Why the fault is out of bounds, if it is.
     fn check_bounds(&self) -> Result<(), String> {
-        let duration = |ms: u64, what: &str| {
-            if ms > DURATION_MAX_MS {
-                Err(format!("{what} {ms} ms exceeds {DURATION_MAX_MS} ms"))
-            } else {
-                Ok(())
-            }
-        };
-        let rate = |r: f64| {
-            if (0.0..=0.5).contains(&r) {
-                Ok(())
-            } else {
-                Err(format!("rate {r} is outside 0..=0.5"))
-            }
-        };
-        let range = |min: u64, max: u64| {
-            if min <= max && max <= LATENCY_MAX_MS {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{min}..{max} ms is not a range within 0..={LATENCY_MAX_MS} ms"
-                ))
-            }
-        };
         match self {
             Fault::Crash {
                 down_ms, torn_keep, ..
             } => {
-                duration(*down_ms, "downtime")?;
+                bound_duration(*down_ms, "downtime")?;
                 match torn_keep {
                     Some(k) if !(0.0..=1.0).contains(k) => {
                         Err(format!("torn_keep {k} is outside 0..=1"))
@@ -244,7 +221,7 @@ impl Fault {
             }
             Fault::Pause { for_ms, .. }
             | Fault::OneWay { for_ms, .. }
-            | Fault::Buggify { for_ms, .. } => duration(*for_ms, "duration"),
+            | Fault::Buggify { for_ms, .. } => bound_duration(*for_ms, "duration"),
             Fault::Partition {
                 side,
                 other,
@@ -253,19 +230,19 @@ impl Fault {
                 if side.is_empty() || other.is_empty() {
                     return Err("a partition needs a node on each side".into());
                 }
-                duration(*for_ms, "duration")
+                bound_duration(*for_ms, "duration")
             }
             Fault::Loss { rate: r, for_ms } | Fault::Duplicate { rate: r, for_ms } => {
-                rate(*r)?;
-                duration(*for_ms, "duration")
+                bound_rate(*r)?;
+                bound_duration(*for_ms, "duration")
             }
             Fault::Latency {
                 min_ms,
                 max_ms,
                 for_ms,
             } => {
-                range(*min_ms, *max_ms)?;
-                duration(*for_ms, "duration")
+                bound_latency(*min_ms, *max_ms)?;
+                bound_duration(*for_ms, "duration")
             }
             Fault::Delay {
                 rate: r,
@@ -273,32 +250,60 @@ impl Fault {
                 max_ms,
                 for_ms,
             } => {
-                rate(*r)?;
-                if min_ms > max_ms || *max_ms > DURATION_MAX_MS {
+                bound_rate(*r)?;
+                if min_ms > max_ms || *max_ms > DURATION_MS_MAX {
                     return Err(format!("delay {min_ms}..{max_ms} ms is out of bounds"));
                 }
-                duration(*for_ms, "duration")
+                bound_duration(*for_ms, "duration")
             }
-            Fault::ClockJump { by_ms, .. } => {
-                if by_ms.abs() > CLOCK_JUMP_MAX_MS {
-                    Err(format!(
-                        "clock jump {by_ms} ms exceeds ±{CLOCK_JUMP_MAX_MS} ms"
-                    ))
-                } else {
-                    Ok(())
-                }
-            }
+            Fault::ClockJump { by_ms, .. } => bound_clock_jump(*by_ms),
             Fault::SlowDisk {
                 fsync_ms, for_ms, ..
             } => {
-                if *fsync_ms > FSYNC_SLOW_MAX_MS {
+                if *fsync_ms > FSYNC_SLOW_MS_MAX {
                     return Err(format!(
-                        "fsync {fsync_ms} ms exceeds {FSYNC_SLOW_MAX_MS} ms"
+                        "fsync {fsync_ms} ms exceeds {FSYNC_SLOW_MS_MAX} ms"
                     ));
                 }
-                duration(*for_ms, "duration")
+                bound_duration(*for_ms, "duration")
             }
         }
+    }
+}
+
+fn bound_duration(ms: u64, what: &str) -> Result<(), String> {
+    if ms > DURATION_MS_MAX {
+        Err(format!("{what} {ms} ms exceeds {DURATION_MS_MAX} ms"))
+    } else {
+        Ok(())
+    }
+}
+
+fn bound_rate(r: f64) -> Result<(), String> {
+    if (0.0..=0.5).contains(&r) {
+        Ok(())
+    } else {
+        Err(format!("rate {r} is outside 0..=0.5"))
+    }
+}
+
+fn bound_latency(min: u64, max: u64) -> Result<(), String> {
+    if min <= max && max <= LATENCY_MS_MAX {
+        Ok(())
+    } else {
+        Err(format!(
+            "{min}..{max} ms is not a range within 0..={LATENCY_MS_MAX} ms"
+        ))
+    }
+}
+
+fn bound_clock_jump(by_ms: i64) -> Result<(), String> {
+    if by_ms.abs() > CLOCK_JUMP_MS_MAX {
+        Err(format!(
+            "clock jump {by_ms} ms exceeds ±{CLOCK_JUMP_MS_MAX} ms"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -322,8 +327,8 @@ impl fmt::Display for Fault {
             } => write!(
                 f,
                 "partition [{}] | [{}] for {for_ms}ms",
-                side.join(","),
-                other.join(",")
+                join(side),
+                join(other)
             ),
             Fault::OneWay { from, to, for_ms } => write!(f, "one-way {from}->{to} for {for_ms}ms"),
             Fault::Loss { rate, for_ms } => write!(f, "loss {:.1}% for {for_ms}ms", rate * 100.0),
@@ -356,6 +361,12 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Node names, comma-separated.
+fn join(nodes: &[NodeName]) -> String {
+    let names: Vec<String> = nodes.iter().map(NodeName::to_string).collect();
+    names.join(",")
+}
+
 /// One fault, applied once `after_ops` client operations have completed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultEvent {
@@ -379,10 +390,12 @@ pub enum PlanError {
     Read { path: String, reason: String },
     #[error("the plan {path} is not a valid fault plan: {reason}")]
     Parse { path: String, reason: String },
-    #[error(
-        "the plan's event {index} names node '{node}', which this configuration does not have"
-    )]
-    UnknownNode { index: usize, node: String },
+    #[error("the plan's event {index} names node '{node}', which this configuration does not have (its nodes: {known})")]
+    UnknownNode {
+        index: usize,
+        node: NodeName,
+        known: String,
+    },
     #[error("the plan's event {index} is out of bounds: {reason}")]
     OutOfBounds { index: usize, reason: String },
 }
@@ -401,25 +414,7 @@ impl FaultPlan {
     /// listed kinds (an empty list means no faults).
     pub fn generate(config: &RunConfig) -> FaultPlan {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ PLAN_STREAM);
-        let kinds: Vec<FaultKind> = match &config.faults {
-            Some(list) => list
-                .iter()
-                .copied()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            None => {
-                let mut picked: Vec<FaultKind> = FaultKind::ALL
-                    .iter()
-                    .copied()
-                    .filter(|_| rng.gen_bool(0.5))
-                    .collect();
-                if picked.is_empty() {
-                    picked.push(*FaultKind::ALL.choose(&mut rng).expect("kinds exist"));
-                }
-                picked
-            }
-        };
+        let kinds = draw_kinds(config, &mut rng);
         let nodes = config.server_nodes();
         let total = config.total_ops();
         let mut events = Vec::new();
@@ -435,52 +430,7 @@ impl FaultPlan {
                 events.push(FaultEvent { after_ops, fault });
             }
         }
-        // A crash is most telling while a disk is slow (writes linger unsynced): usually one
-        // crash lands on a slow disk's node shortly after its slowness began.
-        let slow: Vec<(u64, String)> = events
-            .iter()
-            .filter_map(|e| match &e.fault {
-                Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
-                _ => None,
-            })
-            .collect();
-        // Likewise a buggify window exists to be crashed in: usually a crash lands on
-        // a node that runs the widened window, just after it opened.
-        let windows: Vec<(u64, Vec<String>)> = events
-            .iter()
-            .filter_map(|e| match &e.fault {
-                Fault::Buggify { point, .. } => {
-                    let runs = point_nodes(*point, &nodes);
-                    (!runs.is_empty()).then_some((e.after_ops, runs))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut targets: Vec<(u64, Vec<String>)> = slow
-            .first()
-            .map(|(at, node)| (*at, vec![node.clone()]))
-            .into_iter()
-            .chain(windows)
-            .collect();
-        let mut crashes = events
-            .iter_mut()
-            .filter(|e| matches!(e.fault, Fault::Crash { .. }));
-        for (after_ops, candidates) in targets.drain(..) {
-            if !rng.gen_bool(0.75) {
-                continue;
-            }
-            let Some(crash) = crashes.next() else {
-                break;
-            };
-            if let Fault::Crash { node: target, .. } = &mut crash.fault {
-                *target = candidates
-                    .choose(&mut rng)
-                    .expect("candidates exist")
-                    .clone();
-            }
-            // A few operations in, so that work is inside the window when the node dies.
-            crash.after_ops = after_ops + rng.gen_range(2..=6);
-        }
+        correlate_crashes(&mut events, &nodes, &mut rng);
         events.sort_by_key(|e| e.after_ops);
         FaultPlan { kinds, events }
     }
@@ -520,15 +470,11 @@ impl FaultPlan {
     pub fn validate(&self, config: &RunConfig) -> Result<(), PlanError> {
         let nodes = config.server_nodes();
         for (index, event) in self.events.iter().enumerate() {
-            if let Some(node) = event
-                .fault
-                .nodes()
-                .into_iter()
-                .find(|n| !nodes.iter().any(|m| m == n))
-            {
+            if let Some(node) = event.fault.nodes().into_iter().find(|n| !nodes.contains(n)) {
                 return Err(PlanError::UnknownNode {
                     index,
-                    node: node.to_string(),
+                    node: node.clone(),
+                    known: join(&nodes),
                 });
             }
             event
@@ -540,20 +486,87 @@ impl FaultPlan {
     }
 }
 
-/// The nodes that run the code behind buggify point `point`.
-fn point_nodes(point: Point, nodes: &[String]) -> Vec<String> {
-    let runs = |n: &str| match point {
-        Point::CommitToPhaseTwo | Point::OutcomeToTrade | Point::OrderToTrade => {
-            n.starts_with("payment-")
+/// The kinds a plan enables: exactly the configured ones, or (swarm testing) a random
+/// non-empty subset of every kind.
+fn draw_kinds(config: &RunConfig, rng: &mut ChaCha8Rng) -> Vec<FaultKind> {
+    match &config.faults {
+        Some(list) => list
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        None => {
+            let mut picked: Vec<FaultKind> = FaultKind::ALL
+                .iter()
+                .copied()
+                .filter(|_| rng.gen_bool(0.5))
+                .collect();
+            if picked.is_empty() {
+                picked.push(*FaultKind::ALL.choose(rng).expect("kinds exist"));
+            }
+            picked
         }
-        Point::CommitToMessage | Point::HalfToLocal => n.starts_with("trade-"),
-        Point::ConsumeToOffset => matches!(n, "consumer-records" | "merchant-query" | "notify"),
-    };
-    nodes.iter().filter(|n| runs(n)).cloned().collect()
+    }
+}
+
+/// Moves crashes to where they are most telling. A crash is most telling while a disk is slow
+/// (writes linger unsynced): usually one crash lands on a slow disk's node shortly after its
+/// slowness began. Likewise a buggify window exists to be crashed in: usually a crash lands on
+/// a node that runs the widened window, just after it opened.
+fn correlate_crashes(events: &mut [FaultEvent], nodes: &[NodeName], rng: &mut ChaCha8Rng) {
+    let slow: Vec<(u64, NodeName)> = events
+        .iter()
+        .filter_map(|e| match &e.fault {
+            Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
+            _ => None,
+        })
+        .collect();
+    let windows: Vec<(u64, Vec<NodeName>)> = events
+        .iter()
+        .filter_map(|e| match &e.fault {
+            Fault::Buggify { point, .. } => {
+                let runs = point_nodes(*point, nodes);
+                (!runs.is_empty()).then_some((e.after_ops, runs))
+            }
+            _ => None,
+        })
+        .collect();
+    let targets: Vec<(u64, Vec<NodeName>)> = slow
+        .first()
+        .map(|(at, node)| (*at, vec![node.clone()]))
+        .into_iter()
+        .chain(windows)
+        .collect();
+    let mut crashes = events
+        .iter_mut()
+        .filter(|e| matches!(e.fault, Fault::Crash { .. }));
+    for (after_ops, candidates) in targets {
+        if !rng.gen_bool(0.75) {
+            continue;
+        }
+        let Some(crash) = crashes.next() else {
+            break;
+        };
+        if let Fault::Crash { node: target, .. } = &mut crash.fault {
+            *target = candidates.choose(rng).expect("candidates exist").clone();
+        }
+        // A few operations in, so that work is inside the window when the node dies.
+        crash.after_ops = after_ops + rng.gen_range(2..=6);
+    }
+}
+
+/// The nodes that run the code behind buggify point `point` (their kind lists the point).
+fn point_nodes(point: Point, nodes: &[NodeName]) -> Vec<NodeName> {
+    nodes
+        .iter()
+        .filter(|n| services::runs_point(n, point))
+        .cloned()
+        .collect()
 }
 
 /// One fault of `kind` with random targets and intensity.
-fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
+fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
     let node = |rng: &mut ChaCha8Rng| nodes.choose(rng).expect("a run has nodes").clone();
     let for_ms = |rng: &mut ChaCha8Rng| rng.gen_range(200..=3_000);
     match kind {
@@ -566,47 +579,8 @@ fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
             node: node(rng),
             for_ms: rng.gen_range(100..=2_000),
         },
-        FaultKind::Partition => {
-            let mut shuffled = nodes.to_vec();
-            shuffled.shuffle(rng);
-            let (side, other) = match rng.gen_range(0..4) {
-                // Isolate one node from all the others.
-                0 => (vec![shuffled[0].clone()], shuffled[1..].to_vec()),
-                // A random split.
-                1 => {
-                    let cut = rng.gen_range(1..shuffled.len());
-                    (shuffled[..cut].to_vec(), shuffled[cut..].to_vec())
-                }
-                // One clogged link between two nodes, both ways.
-                2 => (vec![shuffled[0].clone()], vec![shuffled[1].clone()]),
-                // A bridge: the first node stays connected to both halves.
-                _ => {
-                    let rest = &shuffled[1..];
-                    let cut = rng.gen_range(1..rest.len());
-                    (rest[..cut].to_vec(), rest[cut..].to_vec())
-                }
-            };
-            Fault::Partition {
-                side,
-                other,
-                for_ms: for_ms(rng),
-            }
-        }
-        FaultKind::OneWay => {
-            let from = node(rng);
-            let to = nodes
-                .iter()
-                .filter(|n| **n != from)
-                .collect::<Vec<_>>()
-                .choose(rng)
-                .map(|n| (*n).clone())
-                .unwrap_or_else(|| from.clone());
-            Fault::OneWay {
-                from,
-                to,
-                for_ms: for_ms(rng),
-            }
-        }
+        FaultKind::Partition => draw_partition(nodes, rng),
+        FaultKind::OneWay => draw_one_way(nodes, rng),
         FaultKind::Loss => Fault::Loss {
             rate: [0.005, 0.01, 0.02, 0.05][rng.gen_range(0..4)],
             for_ms: for_ms(rng),
@@ -631,17 +605,62 @@ fn draw(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
         },
         FaultKind::ClockJump => Fault::ClockJump {
             node: node(rng),
-            by_ms: rng.gen_range(-CLOCK_JUMP_MAX_MS / 2..=CLOCK_JUMP_MAX_MS / 2),
+            by_ms: rng.gen_range(-CLOCK_JUMP_MS_MAX / 2..=CLOCK_JUMP_MS_MAX / 2),
         },
         FaultKind::SlowDisk => Fault::SlowDisk {
             node: node(rng),
-            fsync_ms: rng.gen_range(20..=FSYNC_SLOW_MAX_MS),
+            fsync_ms: rng.gen_range(20..=FSYNC_SLOW_MS_MAX),
             for_ms: for_ms(rng),
         },
         FaultKind::Buggify => Fault::Buggify {
             point: *Point::ALL.choose(rng).expect("points exist"),
             for_ms: for_ms(rng),
         },
+    }
+}
+
+/// A partition: one node isolated, a random split, one clogged link, or a bridge.
+fn draw_partition(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
+    let mut shuffled = nodes.to_vec();
+    shuffled.shuffle(rng);
+    let (side, other) = match rng.gen_range(0..4) {
+        // Isolate one node from all the others.
+        0 => (vec![shuffled[0].clone()], shuffled[1..].to_vec()),
+        // A random split.
+        1 => {
+            let cut = rng.gen_range(1..shuffled.len());
+            (shuffled[..cut].to_vec(), shuffled[cut..].to_vec())
+        }
+        // One clogged link between two nodes, both ways.
+        2 => (vec![shuffled[0].clone()], vec![shuffled[1].clone()]),
+        // A bridge: the first node stays connected to both halves.
+        _ => {
+            let rest = &shuffled[1..];
+            let cut = rng.gen_range(1..rest.len());
+            (rest[..cut].to_vec(), rest[cut..].to_vec())
+        }
+    };
+    Fault::Partition {
+        side,
+        other,
+        for_ms: rng.gen_range(200..=3_000),
+    }
+}
+
+/// Everything one node sends to another dropped, one way.
+fn draw_one_way(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
+    let from = nodes.choose(rng).expect("a run has nodes").clone();
+    let to = nodes
+        .iter()
+        .filter(|n| **n != from)
+        .collect::<Vec<_>>()
+        .choose(rng)
+        .map(|n| (*n).clone())
+        .unwrap_or_else(|| from.clone());
+    Fault::OneWay {
+        from,
+        to,
+        for_ms: rng.gen_range(200..=3_000),
     }
 }
 
@@ -718,20 +737,20 @@ mod tests {
             events: vec![FaultEvent {
                 after_ops: 1,
                 fault: Fault::Crash {
-                    node: node.into(),
+                    node: node.parse().expect("a node name"),
                     down_ms,
                     torn_keep: None,
                 },
             }],
         };
         assert!(matches!(
-            crash("ledger-99", 10).validate(&config),
+            crash("ledger/99", 10).validate(&config),
             Err(PlanError::UnknownNode { .. })
         ));
         assert!(matches!(
-            crash("ledger-0", 60_000).validate(&config),
+            crash("ledger/0", 60_000).validate(&config),
             Err(PlanError::OutOfBounds { .. })
         ));
-        assert!(crash("ledger-0", 10).validate(&config).is_ok());
+        assert!(crash("ledger/0", 10).validate(&config).is_ok());
     }
 }

@@ -6,11 +6,12 @@ use crate::config::RunConfig;
 use crate::history::History;
 use crate::nemesis::Nemesis;
 use crate::plan::FaultPlan;
+use crate::services::{self, Scope};
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::{now_ms, run_client, ClientContext};
-use madsim::runtime::Handle;
+use madsim::runtime::{Handle, NodeHandle};
+use paylab_invariants::liveness::{self, Unfinished};
 use paylab_invariants::{check_all, check_always, Observation, Operation, Outcome, Violation};
-use paylab_system::broker::FlushPolicy;
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,8 @@ pub enum Verdict {
     Pass,
     /// A safety invariant broke (exit 1).
     Violation,
-    /// The platform did not converge after healing (exit 3); what stayed pending.
+    /// The platform did not converge after healing (exit 3): what stayed unfinished, one
+    /// rendered [`Unfinished`] item each.
     Liveness(Vec<String>),
     /// Platform code panicked (exit 4); the message says where.
     Crash(String),
@@ -101,33 +103,12 @@ impl RunReport {
         self.probes.get(name).copied().unwrap_or(0)
     }
 
-    /// The command that replays this run exactly.
+    /// The command that replays this run exactly, from its configuration's own flags.
     pub fn repro(&self) -> String {
-        let c = &self.config;
-        let mut cmd = format!(
-            "cargo run --release -- run --seed {} --strategy {} --shards {} --trade-shards {} \
-             --payment-nodes {} --clients {} --ops {}",
-            c.seed, c.strategy, c.shards, c.trade_shards, c.payment_nodes, c.clients, c.ops
-        );
-        cmd.push_str(&format!(
-            " --messages {}",
-            c.messages.map_or("off", |m| m.name())
-        ));
-        if c.broker_flush != FlushPolicy::default() {
-            cmd.push_str(&format!(" --broker-flush {}", c.broker_flush));
-        }
-        if let Some(bug) = c.bug {
-            cmd.push_str(&format!(" --bug {bug}"));
-        }
-        match &c.faults {
-            None => {}
-            Some(kinds) if kinds.is_empty() => cmd.push_str(" --no-faults"),
-            Some(kinds) => {
-                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-                cmd.push_str(&format!(" --faults {}", names.join(",")));
-            }
-        }
-        cmd
+        format!(
+            "cargo run --release -- run {}",
+            self.config.to_args().join(" ")
+        )
     }
 }
 
@@ -139,11 +120,16 @@ pub fn run(config: RunConfig) -> RunReport {
 }
 
 /// Runs one simulation with an exact fault plan (a saved one, or the seed's own).
+///
+/// The run's evidence (history, probes, trace) is created here, outside the simulation
+/// thread, so that a panic inside it still leaves a failure report with what led up to it.
 pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
-    let (cfg, pln) = (config.clone(), plan.clone());
+    let evidence = Evidence::default();
+    let (cfg, pln, ev) = (config.clone(), plan.clone(), evidence.clone());
+    let started = Instant::now();
     let joined = std::thread::Builder::new()
         .name(format!("paylab-seed-{}", config.seed))
-        .spawn(move || simulate(cfg, pln))
+        .spawn(move || simulate(cfg, pln, ev))
         .expect("spawn the simulation thread")
         .join();
     match joined {
@@ -154,73 +140,80 @@ pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
+            let history = evidence.history.operations();
             RunReport {
                 config,
                 plan,
                 verdict: Verdict::Crash(message),
-                ops: OpCounts::default(),
+                ops: count(&history),
                 violations: Vec::new(),
                 snapshots_checked: 0,
-                probes: BTreeMap::new(),
+                probes: evidence.probes.snapshot(),
                 sim_ms: 0,
-                wall_ms: 0,
-                trace_hash: 0,
-                trace_events: 0,
-                history_excerpt: Vec::new(),
-                trace_tail: Vec::new(),
+                wall_ms: started.elapsed().as_millis() as u64,
+                trace_hash: evidence.trace.hash(),
+                trace_events: evidence.trace.len(),
+                history_excerpt: excerpt(&history, &[]),
+                trace_tail: evidence.trace.tail(TRACE_TAIL),
             }
         }
     }
 }
 
-/// What the harness returns from inside the runtime.
-struct Outcomes {
-    /// What stayed pending past the drain horizon (empty if the platform converged).
-    stuck: Vec<String>,
-    history: Vec<Operation>,
-    ops: OpCounts,
-    violations: Vec<Violation>,
-    snapshots_checked: u32,
-    probes: BTreeMap<String, u64>,
-    sim_ms: u64,
+/// The handles a run records its evidence into; `Send`, so they outlive a panicking
+/// simulation thread.
+#[derive(Clone, Default)]
+struct Evidence {
+    history: History,
+    probes: Probes,
     trace: Trace,
 }
 
-fn simulate(config: RunConfig, plan: FaultPlan) -> RunReport {
+/// What the harness returns from inside the runtime.
+struct Outcomes {
+    /// What stayed unfinished past the drain horizon (empty if the platform converged).
+    stuck: Vec<Unfinished>,
+    violations: Vec<Violation>,
+    snapshots_checked: u32,
+    sim_ms: u64,
+}
+
+fn simulate(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> RunReport {
     let mut runtime =
         madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
     runtime.set_time_limit(SIM_TIME_LIMIT);
     // Wall time is read outside the runtime: inside it, time is simulated.
     let started = Instant::now();
-    let out = runtime.block_on(harness(config.clone(), plan.clone()));
+    let out = runtime.block_on(harness(config.clone(), plan.clone(), evidence.clone()));
     let wall_ms = started.elapsed().as_millis() as u64;
     let verdict = if !out.violations.is_empty() {
         Verdict::Violation
     } else if !out.stuck.is_empty() {
-        Verdict::Liveness(out.stuck)
+        Verdict::Liveness(out.stuck.iter().map(Unfinished::to_string).collect())
     } else {
         Verdict::Pass
     };
+    let history = evidence.history.operations();
     let (history_excerpt, trace_tail) = if verdict == Verdict::Pass {
         (Vec::new(), Vec::new())
     } else {
         (
-            excerpt(&out.history, &out.violations),
-            out.trace.tail(TRACE_TAIL),
+            excerpt(&history, &out.violations),
+            evidence.trace.tail(TRACE_TAIL),
         )
     };
     RunReport {
         config,
         plan,
         verdict,
-        ops: out.ops,
+        ops: count(&history),
         violations: out.violations,
         snapshots_checked: out.snapshots_checked,
-        probes: out.probes,
+        probes: evidence.probes.snapshot(),
         sim_ms: out.sim_ms,
         wall_ms,
-        trace_hash: out.trace.hash(),
-        trace_events: out.trace.len(),
+        trace_hash: evidence.trace.hash(),
+        trace_events: evidence.trace.len(),
         history_excerpt,
         trace_tail,
     }
@@ -258,14 +251,10 @@ impl Checker {
     /// the platform is at rest, those that hold only then.
     fn check(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
         let at_ms = now_ms();
-        let snap = cluster.snapshot(at_rest);
         let obs = Observation {
             at_ms,
-            shards: snap.shards,
-            trades: snap.trades,
-            activities: snap.activities,
             history: history.operations(),
-            messages: snap.messages,
+            ..cluster.observe(if at_rest { Scope::Rest } else { Scope::Instant })
         };
         let found = if at_rest {
             check_all(&obs)
@@ -290,12 +279,14 @@ impl Checker {
     }
 }
 
-async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
+async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outcomes {
     let handle = Handle::current();
-    let probes = Probes::new();
+    let Evidence {
+        history,
+        probes,
+        trace,
+    } = evidence;
     let faults = NetFaults::new();
-    let trace = Trace::new();
-    let history = History::new();
     let cluster = Arc::new(Cluster::start(&config, probes.clone(), faults.clone()));
     cluster.wait_ready().await;
     plan.validate(&config)
@@ -304,31 +295,10 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
         config: config.clone(),
         history: history.clone(),
         trace: trace.clone(),
-        faults: faults.clone(),
-        probes: probes.clone(),
+        faults,
+        probes,
     };
-    let client_nodes: Vec<_> = (0..config.clients)
-        .map(|c| {
-            handle
-                .create_node()
-                .name(format!("client-{c}"))
-                .ip(client_addr(c).ip())
-                .build()
-        })
-        .collect();
-    let done = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = client_nodes
-        .iter()
-        .enumerate()
-        .map(|(c, node)| node.spawn(run_client(c as u32, ctx.clone())))
-        .collect();
-    let done_flag = done.clone();
-    madsim::task::spawn(async move {
-        for c in clients {
-            c.await.expect("client task finishes");
-        }
-        done_flag.store(true, Ordering::SeqCst);
-    });
+    let (client_nodes, done) = start_clients(&handle, &ctx);
     let nemesis = Nemesis::new(
         cluster.clone(),
         history.clone(),
@@ -354,7 +324,6 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     let stuck = drain(&cluster).await;
     checker.check(&cluster, &history, &trace, stuck.is_empty());
 
-    let ops = count(&history);
     let sim_ms = now_ms();
     cluster.kill_all();
     for node in &client_nodes {
@@ -362,31 +331,57 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     }
     Outcomes {
         stuck,
-        history: history.operations(),
-        ops,
         snapshots_checked: checker.snapshots,
         violations: checker.into_violations(),
-        probes: probes.snapshot(),
         sim_ms,
-        trace,
     }
 }
 
-/// Waits until nothing is pending on any node, up to the horizon; returns what still is.
-async fn drain(cluster: &Cluster) -> Vec<String> {
+/// Starts one node per client, each running its share of the workload; the flag is set once
+/// every client has finished.
+fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<AtomicBool>) {
+    let client_nodes: Vec<_> = (0..ctx.config.clients)
+        .map(|c| {
+            handle
+                .create_node()
+                .name(services::CLIENT.at(c))
+                .ip(client_addr(c).ip())
+                .build()
+        })
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = client_nodes
+        .iter()
+        .enumerate()
+        .map(|(c, node)| node.spawn(run_client(c as u32, ctx.clone())))
+        .collect();
+    let done_flag = done.clone();
+    madsim::task::spawn(async move {
+        for c in clients {
+            c.await.expect("client task finishes");
+        }
+        done_flag.store(true, Ordering::SeqCst);
+    });
+    (client_nodes, done)
+}
+
+/// Waits until nothing is unfinished and nothing is settling (an unsent outbox row gives a
+/// resender its chance), up to the horizon; returns what is still unfinished then. Settling
+/// work left at the horizon is not a liveness failure: the at-rest checks judge it.
+async fn drain(cluster: &Cluster) -> Vec<Unfinished> {
     let deadline = now_ms() + DRAIN_HORIZON.as_millis() as u64;
     loop {
-        let pending = cluster.pending();
-        if pending.is_empty() || now_ms() >= deadline {
-            return pending;
+        let obs = cluster.observe(Scope::Progress);
+        if liveness::settling(&obs).is_empty() || now_ms() >= deadline {
+            return liveness::unfinished(&obs);
         }
         madsim::time::sleep(DRAIN_POLL).await;
     }
 }
 
-fn count(history: &History) -> OpCounts {
+fn count(history: &[Operation]) -> OpCounts {
     let mut c = OpCounts::default();
-    for op in history.operations() {
+    for op in history {
         match op.outcome {
             Outcome::Ok => c.ok += 1,
             Outcome::Fail(_) => c.fail += 1,

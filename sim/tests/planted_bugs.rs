@@ -125,7 +125,7 @@ fn manager_no_recovery_is_caught_by_liveness() {
     assert!(
         stuck
             .iter()
-            .any(|s| s.contains("payment-") && (s.contains("order") || s.contains("activity"))),
+            .any(|s| s.contains("payment/") && (s.contains("order") || s.contains("activity"))),
         "names the stuck work: {stuck:?}"
     );
 }

@@ -79,7 +79,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn env(name: &str, addr: SocketAddr, probes: &Probes) -> NodeEnv {
     NodeEnv {
-        name: name.into(),
+        name: name.parse().expect("a node name"),
         addr,
         disk: Disk::new(),
         clock: Default::default(),
@@ -110,7 +110,7 @@ struct Broker {
 
 impl Broker {
     fn start(config: BrokerNodeConfig, probes: &Probes) -> Broker {
-        let env = env("broker", addr(BROKER), probes);
+        let env = env("broker/0", addr(BROKER), probes);
         let live = Arc::new(Mutex::new(None));
         let (e, c, l) = (env.clone(), config.clone(), live.clone());
         let node = Handle::current()
@@ -515,7 +515,7 @@ fn start_consumer(
     bugs: Bugs,
     buggify: &Buggify,
 ) -> NodeHandle {
-    let mut env = env(&format!("consumer-{index}"), consumer_addr(index), probes);
+    let mut env = env(&format!("consumer/{index}"), consumer_addr(index), probes);
     env.bugs = bugs;
     env.buggify = buggify.clone();
     let config = ConsumerConfig {

@@ -143,8 +143,12 @@ impl NotifyNode {
                 Box::pin(async move { shell.consume(delivery).await })
             })
         };
-        let consumer =
-            trade_events_consumer(GROUP, &env.name, config.broker, config.commit_interval);
+        let consumer = trade_events_consumer(
+            GROUP,
+            &env.name.to_string(),
+            config.broker,
+            config.commit_interval,
+        );
         madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
         madsim::task::spawn(callbacks(shell.clone()));
         Ok(NotifyNode { shell })

@@ -114,8 +114,12 @@ impl<P: Projection> ReplicaNode<P> {
             let runtime = runtime.clone();
             Box::pin(async move { runtime.process(delivery).await })
         });
-        let consumer =
-            trade_events_consumer(P::GROUP, &env.name, config.broker, config.commit_interval);
+        let consumer = trade_events_consumer(
+            P::GROUP,
+            &env.name.to_string(),
+            config.broker,
+            config.commit_interval,
+        );
         madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
         Ok(ReplicaNode { engine })
     }
