@@ -171,7 +171,7 @@ impl Cluster {
         }
         for s in 0..config.trade_shards {
             let role = Role::Trade(TradeConfig {
-                shard: s,
+                shard: paylab_system::TradeShardId(s),
                 fsync_latency,
                 close_after_ms: config.close_after_ms,
                 sweep_interval: Duration::from_millis(100),
@@ -472,7 +472,12 @@ fn message_roles(
         fsync_latency,
         topics: vec![(TRADE_EVENTS_TOPIC.to_string(), TRADE_EVENTS_QUEUES)],
         producers: (0..config.trade_shards)
-            .map(|s| (producer_group(s), trade_addr(s)))
+            .map(|s| {
+                (
+                    producer_group(paylab_system::TradeShardId(s)),
+                    trade_addr(s),
+                )
+            })
             .collect(),
         check_tick: Duration::from_millis(50),
     };

@@ -240,7 +240,7 @@ fn event_kind(k: trade::TradeEventKind) -> inv::EventKind {
 
 fn event_state(e: &trade::TradeEvent) -> inv::EventState {
     inv::EventState {
-        id: e.id(),
+        id: e.id().to_string(),
         trade: e.trade.to_string(),
         version: e.version,
         kind: event_kind(e.kind),
@@ -260,7 +260,7 @@ fn group<'a>(out: &'a mut inv::MessageSnapshot, name: &str) -> &'a mut inv::Grou
 /// The events a trade shard committed.
 pub fn trade_events(core: &TradeCore, out: &mut inv::MessageSnapshot) {
     for (id, e) in core.events() {
-        out.committed.insert(id.clone(), event_state(e));
+        out.committed.insert(id.to_string(), event_state(e));
     }
 }
 
@@ -273,7 +273,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
         for m in core.queue(trade::TRADE_EVENTS_TOPIC, q).unwrap_or(&[]) {
             let id = match trade::TradeEvent::decode(&m.payload) {
                 Ok(e) => {
-                    let id = e.id();
+                    let id = e.id().to_string();
                     out.seen
                         .entry(id.clone())
                         .or_insert_with(|| event_state(&e));
@@ -288,7 +288,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
         let id = core
             .half(half)
             .and_then(|h| trade::TradeEvent::decode(&h.payload).ok())
-            .map_or_else(|| half.to_string(), |e| e.id());
+            .map_or_else(|| half.to_string(), |e| e.id().to_string());
         *out.discarded.entry(id).or_default() += 1;
     }
     for name in GROUPS {
@@ -298,7 +298,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             .map(|d| {
                 core.message(&d.message)
                     .and_then(|m| trade::TradeEvent::decode(&m.payload).ok())
-                    .map_or_else(|| d.message.to_string(), |e| e.id())
+                    .map_or_else(|| d.message.to_string(), |e| e.id().to_string())
             })
             .collect();
         group(out, name).dead_lettered.extend(ids);

@@ -180,7 +180,9 @@ impl HalfMsg {
         let Some(t) = self.txs.remove(&tx) else {
             return Vec::new();
         };
-        let half = t.half.expect("a local transaction runs once its half is stored");
+        let half = t
+            .half
+            .expect("a local transaction runs once its half is stored");
         self.durable.insert(t.message.id.clone(), t.message.payload);
         self.remember(t.producer_msg_id, true);
         self.finish_running(&t.message.id);
@@ -199,7 +201,9 @@ impl HalfMsg {
         let Some(t) = self.txs.remove(&tx) else {
             return Vec::new();
         };
-        let half = t.half.expect("a local transaction runs once its half is stored");
+        let half = t
+            .half
+            .expect("a local transaction runs once its half is stored");
         self.remember(t.producer_msg_id, false);
         self.finish_running(&t.message.id);
         let mut out = vec![HalfOutput::End {

@@ -26,7 +26,11 @@ enum Out {
 fn short(o: &OutboxOutput) -> (String, Origin, bool) {
     match o {
         OutboxOutput::Send { message, origin } => {
-            assert_eq!(*message, msg(message.id.as_str()), "a row is sent as appended");
+            assert_eq!(
+                *message,
+                msg(message.id.as_str()),
+                "a row is sent as appended"
+            );
             (message.id.to_string(), *origin, true)
         }
         OutboxOutput::MarkSent { id, origin } => (id.to_string(), *origin, false),
@@ -67,7 +71,11 @@ fn run(case: &Case) {
         assert_eq!(got, want, "case '{}', step {i} ({input:?})", case.name);
     }
     let unsent: Vec<String> = engine.unsent().map(|id| id.to_string()).collect();
-    assert_eq!(unsent, case.unsent, "case '{}': rows left unsent", case.name);
+    assert_eq!(
+        unsent, case.unsent,
+        "case '{}': rows left unsent",
+        case.name
+    );
 }
 
 use Origin::{Relay, Resend, ResendAfterRestart};

@@ -73,7 +73,7 @@ impl ConsumerRecordsCore {
     /// What consuming `event` writes; `None` if it was already consumed (a duplicate delivery,
     /// to skip and acknowledge). Under [`Bug::ConsumerNoDedup`] never `None`.
     pub fn decide(&self, event: &TradeEvent) -> Option<ConsumerRecordsRecord> {
-        let id = event.id();
+        let id = event.id().to_string();
         if !self.bugs.is(Bug::ConsumerNoDedup) && self.consumed.contains_key(&id) {
             return None;
         }
@@ -200,7 +200,7 @@ mod tests {
 
     fn entry(event: &TradeEvent, fen: i64) -> ConsumptionEntry {
         ConsumptionEntry {
-            event: event.id(),
+            event: event.id().to_string(),
             trade: event.trade,
             buyer: BUYER,
             merchant: MERCHANT,

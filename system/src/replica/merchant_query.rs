@@ -109,7 +109,7 @@ impl MerchantQueryCore {
     /// than the trade's row is [`MerchantQueryRecord::Stale`], unless [`Bug::ReplicaNoVersion`]
     /// is planted, which always applies.
     pub fn decide(&self, event: &TradeEvent) -> Option<MerchantQueryRecord> {
-        let id = event.id();
+        let id = event.id().to_string();
         if self.consumed.contains_key(&id) {
             return None;
         }
@@ -340,7 +340,7 @@ mod tests {
         let mut c = MerchantQueryCore::new(Bugs::none());
         consume(&mut c, &refunded(T1, 2, "R1", 300, 300)).unwrap();
         c.apply(MerchantQueryRecord::Applied {
-            event: paid(T1).id(),
+            event: paid(T1).id().to_string(),
             row: MerchantRow::of(&paid(T1)),
         });
     }

@@ -206,7 +206,7 @@ async fn process<P: Projection>(
     };
     if duplicate {
         env.probes.hit(names::CONSUMER_DUPLICATE_SKIPPED);
-        if before.contains(&event.id()) {
+        if before.contains(event.id().as_str()) {
             env.probes.hit(names::CONSUMER_REPLAYED_AFTER_RESTART);
         }
     }

@@ -1,6 +1,6 @@
 //! The trade service's vocabulary: trade ids, statuses, pay attempts, refunds, the RPC.
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, TradeShardId};
 use crate::money::Amount;
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
@@ -14,6 +14,13 @@ pub struct TradeId {
     pub seq: u64,
 }
 
+impl TradeId {
+    /// The trade shard that owns this trade.
+    pub fn shard_id(&self) -> TradeShardId {
+        TradeShardId(self.shard)
+    }
+}
+
 impl fmt::Display for TradeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "T{}-{}", self.shard, self.seq)
@@ -23,7 +30,7 @@ impl fmt::Display for TradeId {
 /// The trade shard that owns (merchant, out_trade_no): a retried create always lands on the
 /// same shard, which is what makes the pair unique. FNV-1a, so the choice never depends on the
 /// process (std's hasher is randomly keyed).
-pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32) -> u32 {
+pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32) -> TradeShardId {
     assert!(trade_shards > 0, "at least one trade shard");
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in merchant
@@ -35,7 +42,7 @@ pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    (hash % u64::from(trade_shards)) as u32
+    TradeShardId((hash % u64::from(trade_shards)) as u32)
 }
 
 /// A trade's status (交易状态).
@@ -206,7 +213,7 @@ pub enum TradeError {
     #[error("trade {0} does not exist")]
     UnknownTrade(TradeId),
     #[error("trade {trade} belongs to another trade shard than {shard}")]
-    WrongShard { trade: TradeId, shard: u32 },
+    WrongShard { trade: TradeId, shard: TradeShardId },
     #[error("out_trade_no {0} was already used for another amount")]
     OutTradeNoReused(String),
     #[error("trade {trade} cannot be paid in status {status:?}")]
