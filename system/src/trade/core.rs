@@ -628,8 +628,8 @@ impl TradeCore {
                 outcome,
             } => self.apply_refund_ended(trade, out_request_no, xid, amount, outcome),
             TradeRecord::Closed { trade } => {
-                let legal = self.legal();
-                move_to(self.trade_mut(trade), TradeStatus::Closed, legal);
+                let asserted = self.transitions_asserted();
+                move_to(self.trade_mut(trade), TradeStatus::Closed, asserted);
                 Ok(TradeReply::Ended)
             }
             TradeRecord::OutboxSent { .. } => Ok(TradeReply::Ended),
@@ -638,7 +638,7 @@ impl TradeCore {
 
     /// Whether status moves are asserted against their legal edges: always, unless the planted
     /// bug needs an illegal one to reach the checker.
-    fn legal(&self) -> bool {
+    fn transitions_asserted(&self) -> bool {
         !self.bugs.relaxes(Check::TradeTransitions)
     }
 
@@ -690,7 +690,7 @@ impl TradeCore {
         xid: String,
         payer: AccountId,
     ) -> Outcome {
-        let legal = self.legal();
+        let asserted = self.transitions_asserted();
         let t = self.trade_mut(trade);
         // One pay at a time: a second BeginPay must have been refused.
         assert_eq!(
@@ -704,7 +704,7 @@ impl TradeCore {
             payer,
             status: AttemptStatus::Pending,
         });
-        move_to(t, TradeStatus::Paying, legal);
+        move_to(t, TradeStatus::Paying, asserted);
         Ok(TradeReply::PayBegun {
             amount: t.amount,
             merchant: t.merchant,
@@ -719,7 +719,7 @@ impl TradeCore {
         payer: AccountId,
         outcome: Result<(), String>,
     ) -> Outcome {
-        let legal = self.legal();
+        let asserted = self.transitions_asserted();
         let t = self.trade_mut(trade);
         let Some(attempt) = t.pays.iter_mut().find(|p| p.key == key) else {
             // Ended before it began here: pinned as failed, so a late BeginPay of this key is
@@ -742,11 +742,11 @@ impl TradeCore {
                 attempt.status = AttemptStatus::Succeeded;
                 assert_eq!(t.status, TradeStatus::Paying, "{trade} paid twice");
                 t.paid = t.amount.value();
-                move_to(t, TradeStatus::Paid, legal);
+                move_to(t, TradeStatus::Paid, asserted);
             }
             Err(reason) => {
                 attempt.status = AttemptStatus::Failed(reason);
-                move_to(t, TradeStatus::WaitPay, legal);
+                move_to(t, TradeStatus::WaitPay, asserted);
             }
         }
         Ok(TradeReply::Ended)
@@ -783,7 +783,7 @@ impl TradeCore {
         amount: Amount,
         outcome: Result<(), String>,
     ) -> Outcome {
-        let legal = self.legal();
+        let asserted = self.transitions_asserted();
         let reopens = self.bugs.is(Bug::TradeRefundedReopens);
         let t = self.trade_mut(trade);
         let known = t
@@ -797,7 +797,7 @@ impl TradeCore {
                 t.refunds
                     .push(refund_tombstone(out_request_no, xid, amount, outcome));
             }
-            move_to(t, TradeStatus::PartiallyRefunded, legal);
+            move_to(t, TradeStatus::PartiallyRefunded, asserted);
             return Ok(TradeReply::Ended);
         }
         let Some(i) = known else {
@@ -821,7 +821,7 @@ impl TradeCore {
                 } else {
                     TradeStatus::PartiallyRefunded
                 };
-                move_to(t, next, legal);
+                move_to(t, next, asserted);
             }
             Err(reason) => refund.status = AttemptStatus::Failed(reason),
         }
@@ -850,13 +850,13 @@ fn refund_tombstone(
 }
 
 /// Moves a trade to `next` (a no-op if it is already there), asserting the edge is legal
-/// unless `legal` is off (a planted bug that needs an illegal edge).
-fn move_to(trade: &mut Trade, next: TradeStatus, legal: bool) {
+/// unless `asserted` is off (a planted bug that needs an illegal edge).
+fn move_to(trade: &mut Trade, next: TradeStatus, asserted: bool) {
     if trade.status == next {
         return;
     }
     assert!(
-        !legal || trade.status.can_become(next),
+        !asserted || trade.status.can_become(next),
         "illegal trade transition {:?} -> {next:?} on {}",
         trade.status,
         trade.id

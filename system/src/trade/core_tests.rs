@@ -820,3 +820,97 @@ fn c_log_of_created(c: &TradeCore, t: TradeId) -> Vec<TradeRecord> {
         created_ms: trade.created_ms,
     }]
 }
+
+/// A shard (with `bugs` planted) holding trade T3-1 of 100.00, paid and fully refunded by r1.
+fn refunded_trade(bugs: Bugs) -> (TradeCore, TradeId, Vec<TradeRecord>) {
+    let mut c = TradeCore::new(SHARD, bugs);
+    let mut log = Vec::new();
+    run_logged(&mut c, create("o1", 10_000), &mut log).unwrap();
+    let t = id(1);
+    for cmd in [
+        begin_pay(t, "k1", "x1", PAYER),
+        end_pay(t, "k1", "x1", PAYER, Ok(())),
+        begin_refund(t, "r1", "y1", 10_000),
+        end_refund(t, "r1", "y1", 10_000, Ok(())),
+    ] {
+        run_logged(&mut c, cmd, &mut log).unwrap();
+    }
+    assert_eq!(c.trade(t).unwrap().status, TradeStatus::Refunded);
+    (c, t, log)
+}
+
+#[test]
+fn late_or_repeated_refund_ends_leave_a_refunded_trade_refunded() {
+    let (mut c, t, _) = refunded_trade(Bugs::none());
+    let ends = [
+        end_refund(t, "r1", "y1", 10_000, Ok(())),
+        end_refund(t, "r1", "y1", 10_000, Err("late".into())),
+        end_refund(t, "r9", "y9", 500, Err("never began".into())),
+    ];
+    for end in ends {
+        assert_eq!(run(&mut c, end, 0), Ok(TradeReply::Ended));
+        assert_eq!(c.trade(t).unwrap().status, TradeStatus::Refunded);
+    }
+    use TradeStatus::*;
+    let history = &c.trade(t).unwrap().history;
+    assert_eq!(history, &[WaitPay, Paying, Paid, Refunded]);
+}
+
+#[test]
+fn planted_trade_refunded_reopens_moves_refunded_back_and_records_it() {
+    use TradeStatus::*;
+    for end in [
+        end_refund(id(1), "r1", "y1", 10_000, Ok(())),
+        end_refund(id(1), "r9", "y9", 500, Err("never began".into())),
+    ] {
+        let (mut c, t, mut log) = refunded_trade(Bugs::planted(Bug::TradeRefundedReopens));
+        assert_eq!(run_logged(&mut c, end, &mut log), Ok(TradeReply::Ended));
+        let trade = c.trade(t).unwrap();
+        assert_eq!(trade.status, PartiallyRefunded);
+        assert_eq!(
+            trade.history,
+            [WaitPay, Paying, Paid, Refunded, PartiallyRefunded]
+        );
+        assert_eq!((trade.refunded, trade.refunding), (d(10_000), d(0)));
+        assert_eq!(c.events().len(), 2, "reopening publishes nothing");
+        // The log replays to the same illegal history: recovery relaxes the same check.
+        let r = TradeCore::recover(SHARD, Bugs::planted(Bug::TradeRefundedReopens), &log);
+        assert_eq!(r.trade(t).unwrap().history, trade.history);
+    }
+}
+
+#[test]
+#[should_panic(expected = "illegal trade transition Refunded -> PartiallyRefunded on T3-1")]
+fn the_reopening_edge_is_asserted_unless_relaxed() {
+    let (c, t, _) = refunded_trade(Bugs::none());
+    let mut trade = c.trade(t).unwrap().clone();
+    move_to(&mut trade, TradeStatus::PartiallyRefunded, false);
+    assert_eq!(trade.status, TradeStatus::PartiallyRefunded, "relaxed, it moves");
+    move_to(&mut trade, TradeStatus::Refunded, true);
+    move_to(&mut trade, TradeStatus::PartiallyRefunded, true);
+}
+
+#[test]
+#[should_panic(expected = "refund r1 ended twice")]
+fn a_repeated_end_in_the_log_is_asserted_by_a_shard_without_the_bug() {
+    let (_, t, mut log) = refunded_trade(Bugs::planted(Bug::TradeRefundedReopens));
+    let mut buggy = TradeCore::recover(SHARD, Bugs::planted(Bug::TradeRefundedReopens), &log);
+    run_logged(&mut buggy, end_refund(t, "r1", "y1", 10_000, Ok(())), &mut log).unwrap();
+    let _ = TradeCore::recover(SHARD, Bugs::none(), &log);
+}
+
+#[test]
+#[should_panic(expected = "refund bound broken on T3-1")]
+fn another_planted_bug_does_not_relax_the_refund_bound() {
+    // Two refunds decided before either is applied, with a bug planted that needs only the
+    // transitions relaxed: the bound assertion still fires.
+    let (mut c, t) = paid_trade(10_000);
+    c.bugs = Bugs::planted(Bug::TradeRefundedReopens);
+    let first = c.decide(&begin_refund(t, "r1", "y1", 6_000), 0);
+    let second = c.decide(&begin_refund(t, "r2", "y2", 6_000), 0);
+    for decision in [first, second] {
+        if let TradeDecision::Write(record) = decision {
+            let _ = c.apply(record);
+        }
+    }
+}
