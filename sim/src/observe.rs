@@ -152,8 +152,8 @@ pub fn trades(core: &TradeCore) -> Vec<inv::TradeState> {
                 .pays
                 .iter()
                 .map(|p| inv::PayAttempt {
-                    key: p.key.clone(),
-                    xid: p.xid.clone(),
+                    key: p.key.to_string(),
+                    xid: p.xid.to_string(),
                     payer: p.payer.0,
                     status: attempt(&p.status),
                 })
@@ -162,8 +162,8 @@ pub fn trades(core: &TradeCore) -> Vec<inv::TradeState> {
                 .refunds
                 .iter()
                 .map(|r| inv::RefundState {
-                    out_request_no: r.out_request_no.clone(),
-                    xid: r.xid.clone(),
+                    out_request_no: r.out_request_no.to_string(),
+                    xid: r.xid.to_string(),
                     amount: r.amount.value(),
                     status: attempt(&r.status),
                 })

@@ -301,14 +301,14 @@ impl PaymentNode {
         let begin = match order.kind {
             OrderKind::Pay { payer } => TradeCommand::BeginPay {
                 trade: order.trade,
-                key: order.key.clone(),
-                xid: order.xid.clone(),
+                key: order.key.clone().into(),
+                xid: order.xid.clone().into(),
                 payer,
             },
             OrderKind::Refund { amount } => TradeCommand::BeginRefund {
                 trade: order.trade,
-                out_request_no: order.key.clone(),
-                xid: order.xid.clone(),
+                out_request_no: order.key.clone().into(),
+                xid: order.xid.clone().into(),
                 amount,
             },
         };
@@ -357,15 +357,15 @@ impl PaymentNode {
         let end = match order.kind {
             OrderKind::Pay { payer } => TradeCommand::EndPay {
                 trade: order.trade,
-                key: order.key.clone(),
-                xid: order.xid.clone(),
+                key: order.key.clone().into(),
+                xid: order.xid.clone().into(),
                 payer,
                 outcome: outcome.clone(),
             },
             OrderKind::Refund { amount } => TradeCommand::EndRefund {
                 trade: order.trade,
-                out_request_no: order.key.clone(),
-                xid: order.xid.clone(),
+                out_request_no: order.key.clone().into(),
+                xid: order.xid.clone().into(),
                 amount,
                 outcome: outcome.clone(),
             },

@@ -8,7 +8,7 @@
 use super::events::{MessageMode, TradeEvent, TradeEventKind};
 use super::types::*;
 use crate::bugs::{Bug, Bugs, Check};
-use crate::ids::{AccountId, EventId, TradeShardId};
+use crate::ids::{AccountId, EventId, IdemKey, TradeShardId, Xid};
 use crate::money::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -26,42 +26,42 @@ pub enum TradeRecord {
     },
     PayBegun {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
     },
     /// A BeginPay refused (e.g. the trade was closed), pinned to its key.
     PayRefused {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
         reason: String,
     },
     PayEnded {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
         outcome: Result<(), String>,
     },
     RefundBegun {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
     },
     RefundRefused {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
         reason: String,
     },
     RefundEnded {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
         outcome: Result<(), String>,
     },
@@ -152,87 +152,63 @@ impl TradeCore {
     /// The event applying `record` would publish, if any: the same computation `apply` uses,
     /// so a producer can announce an event (a half message) before committing it.
     pub fn event_of(&self, record: &TradeRecord) -> Option<TradeEvent> {
-        let (trade, kind, status, payer, paid, refunded, refund) = match record {
+        match record {
             TradeRecord::PayEnded {
                 trade,
                 key,
                 outcome: Ok(()),
                 ..
-            } => {
-                let t = self.trade(*trade)?;
-                let attempt = t.pays.iter().find(|p| &p.key == key)?;
-                if !attempt.status.is_pending() || t.status != TradeStatus::Paying {
-                    return None;
-                }
-                let paid = t.amount.value();
-                (
-                    t,
-                    TradeEventKind::Paid,
-                    TradeStatus::Paid,
-                    Some(attempt.payer),
-                    paid,
-                    t.refunded,
-                    None,
-                )
-            }
+            } => self.paid_event(*trade, key),
             TradeRecord::RefundEnded {
                 trade,
                 out_request_no,
                 outcome: Ok(()),
                 ..
-            } => {
-                let t = self.trade(*trade)?;
-                let r = t
-                    .refunds
-                    .iter()
-                    .find(|r| &r.out_request_no == out_request_no)?;
-                if !r.status.is_pending() {
-                    return None;
-                }
-                let refunded = t.refunded + r.amount.value();
-                let status = if refunded >= t.paid {
-                    TradeStatus::Refunded
-                } else {
-                    TradeStatus::PartiallyRefunded
-                };
-                (
-                    t,
-                    TradeEventKind::Refunded,
-                    status,
-                    t.payer(),
-                    t.paid,
-                    refunded,
-                    Some((r.out_request_no.clone(), r.amount)),
-                )
-            }
+            } => self.refunded_event(*trade, out_request_no),
             TradeRecord::Closed { trade } => {
                 let t = self.trade(*trade)?;
-                if t.status != TradeStatus::WaitPay {
-                    return None;
-                }
-                (
-                    t,
-                    TradeEventKind::Closed,
-                    TradeStatus::Closed,
-                    None,
-                    t.paid,
-                    t.refunded,
-                    None,
-                )
+                (t.status == TradeStatus::WaitPay)
+                    .then(|| next_event(t, TradeEventKind::Closed, TradeStatus::Closed))
             }
-            _ => return None,
+            _ => None,
+        }
+    }
+
+    /// The event of pay `key` succeeding, if it is the pending pay of a paying trade.
+    fn paid_event(&self, trade: TradeId, key: &IdemKey) -> Option<TradeEvent> {
+        let t = self.trade(trade)?;
+        let attempt = t.pays.iter().find(|p| &p.key == key)?;
+        if !attempt.status.is_pending() || t.status != TradeStatus::Paying {
+            return None;
+        }
+        Some(TradeEvent {
+            payer: Some(attempt.payer),
+            paid: t.amount.value(),
+            ..next_event(t, TradeEventKind::Paid, TradeStatus::Paid)
+        })
+    }
+
+    /// The event of refund `out_request_no` succeeding, if it is pending.
+    fn refunded_event(&self, trade: TradeId, out_request_no: &IdemKey) -> Option<TradeEvent> {
+        let t = self.trade(trade)?;
+        let r = t
+            .refunds
+            .iter()
+            .find(|r| &r.out_request_no == out_request_no)?;
+        if !r.status.is_pending() {
+            return None;
+        }
+        let refunded = t.refunded + r.amount.value();
+        let status = if refunded >= t.paid {
+            TradeStatus::Refunded
+        } else {
+            TradeStatus::PartiallyRefunded
         };
         Some(TradeEvent {
-            trade: trade.id,
-            version: trade.version + 1,
-            kind,
-            status,
-            merchant: trade.merchant,
-            payer,
-            amount: trade.amount,
-            paid,
+            payer: t.payer(),
             refunded,
-            refund,
+            refund: Some((r.out_request_no.to_string(), r.amount)),
+            ..next_event(t, TradeEventKind::Refunded, status)
         })
     }
 
@@ -365,14 +341,14 @@ impl TradeCore {
     fn decide_begin_pay(
         &self,
         id: TradeId,
-        key: &str,
-        xid: &str,
+        key: &IdemKey,
+        xid: &Xid,
         payer: AccountId,
     ) -> Result<TradeDecision, TradeError> {
         let trade = self.find(id)?;
-        if let Some(attempt) = trade.pays.iter().find(|p| p.key == key) {
-            if attempt.xid != xid {
-                return Err(TradeError::KeyReused(key.to_string()));
+        if let Some(attempt) = trade.pays.iter().find(|p| &p.key == key) {
+            if &attempt.xid != xid {
+                return Err(TradeError::KeyReused(key.clone()));
             }
             return Ok(TradeDecision::Reply(Ok(match attempt.status {
                 AttemptStatus::Pending => TradeReply::PayBegun {
@@ -382,7 +358,7 @@ impl TradeCore {
                 ref settled => TradeReply::Settled(settled.clone()),
             })));
         }
-        let (trade, key, xid) = (id, key.to_string(), xid.to_string());
+        let (trade, key, xid) = (id, key.clone(), xid.clone());
         Ok(TradeDecision::Write(match self.trades[&id.seq].status {
             TradeStatus::WaitPay => TradeRecord::PayBegun {
                 trade,
@@ -403,19 +379,19 @@ impl TradeCore {
     fn decide_end_pay(
         &self,
         id: TradeId,
-        key: &str,
-        xid: &str,
+        key: &IdemKey,
+        xid: &Xid,
         payer: AccountId,
         outcome: &Result<(), String>,
     ) -> Result<TradeDecision, TradeError> {
         let trade = self.find(id)?;
-        match trade.pays.iter().find(|p| p.key == key) {
-            Some(a) if a.xid != xid => Err(TradeError::KeyReused(key.to_string())),
+        match trade.pays.iter().find(|p| &p.key == key) {
+            Some(a) if &a.xid != xid => Err(TradeError::KeyReused(key.clone())),
             Some(a) if !a.status.is_pending() => Ok(TradeDecision::Reply(Ok(TradeReply::Ended))),
             _ => Ok(TradeDecision::Write(TradeRecord::PayEnded {
                 trade: id,
-                key: key.to_string(),
-                xid: xid.to_string(),
+                key: key.clone(),
+                xid: xid.clone(),
                 payer,
                 outcome: outcome.clone(),
             })),
@@ -426,18 +402,18 @@ impl TradeCore {
     pub fn decide_begin_refund(
         &self,
         id: TradeId,
-        out_request_no: &str,
-        xid: &str,
+        out_request_no: &IdemKey,
+        xid: &Xid,
         amount: Amount,
     ) -> Result<TradeDecision, TradeError> {
         let trade = self.find(id)?;
         if let Some(refund) = trade
             .refunds
             .iter()
-            .find(|r| r.out_request_no == out_request_no)
+            .find(|r| &r.out_request_no == out_request_no)
         {
-            if refund.xid != xid {
-                return Err(TradeError::KeyReused(out_request_no.to_string()));
+            if &refund.xid != xid {
+                return Err(TradeError::KeyReused(out_request_no.clone()));
             }
             return Ok(TradeDecision::Reply(Ok(match refund.status {
                 AttemptStatus::Pending => TradeReply::RefundBegun {
@@ -466,7 +442,7 @@ impl TradeCore {
         } else {
             None
         };
-        let (trade, out_request_no, xid) = (id, out_request_no.to_string(), xid.to_string());
+        let (trade, out_request_no, xid) = (id, out_request_no.clone(), xid.clone());
         Ok(TradeDecision::Write(match refusal {
             None => TradeRecord::RefundBegun {
                 trade,
@@ -493,8 +469,8 @@ impl TradeCore {
     fn decide_end_refund(
         &self,
         id: TradeId,
-        out_request_no: &str,
-        xid: &str,
+        out_request_no: &IdemKey,
+        xid: &Xid,
         amount: Amount,
         outcome: &Result<(), String>,
     ) -> Result<TradeDecision, TradeError> {
@@ -502,16 +478,16 @@ impl TradeCore {
         match trade
             .refunds
             .iter()
-            .find(|r| r.out_request_no == out_request_no)
+            .find(|r| &r.out_request_no == out_request_no)
         {
-            Some(r) if r.xid != xid => Err(TradeError::KeyReused(out_request_no.to_string())),
+            Some(r) if &r.xid != xid => Err(TradeError::KeyReused(out_request_no.clone())),
             Some(r) if !r.status.is_pending() && !self.reopens(trade) => {
                 Ok(TradeDecision::Reply(Ok(TradeReply::Ended)))
             }
             _ => Ok(TradeDecision::Write(TradeRecord::RefundEnded {
                 trade: id,
-                out_request_no: out_request_no.to_string(),
-                xid: xid.to_string(),
+                out_request_no: out_request_no.clone(),
+                xid: xid.clone(),
                 amount,
                 outcome: outcome.clone(),
             })),
@@ -569,6 +545,24 @@ impl TradeCore {
                 amount,
                 created_ms,
             } => self.apply_created(id, merchant, out_trade_no, amount, created_ms),
+            TradeRecord::PayBegun { .. }
+            | TradeRecord::PayRefused { .. }
+            | TradeRecord::PayEnded { .. } => self.apply_pay(record),
+            TradeRecord::RefundBegun { .. }
+            | TradeRecord::RefundRefused { .. }
+            | TradeRecord::RefundEnded { .. } => self.apply_refund(record),
+            TradeRecord::Closed { trade } => {
+                let asserted = self.transitions_asserted();
+                move_to(self.trade_mut(trade), TradeStatus::Closed, asserted);
+                Ok(TradeReply::Ended)
+            }
+            TradeRecord::OutboxSent { .. } => Ok(TradeReply::Ended),
+        }
+    }
+
+    /// Applies a record about a pay attempt.
+    fn apply_pay(&mut self, record: TradeRecord) -> Outcome {
+        match record {
             TradeRecord::PayBegun {
                 trade,
                 key,
@@ -583,12 +577,13 @@ impl TradeCore {
                 reason,
             } => {
                 let status = AttemptStatus::Failed(reason);
-                self.trade_mut(trade).pays.push(PayAttempt {
+                let attempt = PayAttempt {
                     key,
                     xid,
                     payer,
                     status: status.clone(),
-                });
+                };
+                self.trade_mut(trade).pays.push(attempt);
                 Ok(TradeReply::Settled(status))
             }
             TradeRecord::PayEnded {
@@ -598,6 +593,13 @@ impl TradeCore {
                 payer,
                 outcome,
             } => self.apply_pay_ended(trade, key, xid, payer, outcome),
+            other => unreachable!("not a pay record: {other:?}"),
+        }
+    }
+
+    /// Applies a record about a refund.
+    fn apply_refund(&mut self, record: TradeRecord) -> Outcome {
+        match record {
             TradeRecord::RefundBegun {
                 trade,
                 out_request_no,
@@ -612,12 +614,13 @@ impl TradeCore {
                 reason,
             } => {
                 let status = AttemptStatus::Failed(reason);
-                self.trade_mut(trade).refunds.push(Refund {
+                let refund = Refund {
                     out_request_no,
                     xid,
                     amount,
                     status: status.clone(),
-                });
+                };
+                self.trade_mut(trade).refunds.push(refund);
                 Ok(TradeReply::Settled(status))
             }
             TradeRecord::RefundEnded {
@@ -627,12 +630,7 @@ impl TradeCore {
                 amount,
                 outcome,
             } => self.apply_refund_ended(trade, out_request_no, xid, amount, outcome),
-            TradeRecord::Closed { trade } => {
-                let asserted = self.transitions_asserted();
-                move_to(self.trade_mut(trade), TradeStatus::Closed, asserted);
-                Ok(TradeReply::Ended)
-            }
-            TradeRecord::OutboxSent { .. } => Ok(TradeReply::Ended),
+            other => unreachable!("not a refund record: {other:?}"),
         }
     }
 
@@ -686,8 +684,8 @@ impl TradeCore {
     fn apply_pay_begun(
         &mut self,
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
     ) -> Outcome {
         let asserted = self.transitions_asserted();
@@ -714,8 +712,8 @@ impl TradeCore {
     fn apply_pay_ended(
         &mut self,
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
         outcome: Result<(), String>,
     ) -> Outcome {
@@ -755,8 +753,8 @@ impl TradeCore {
     fn apply_refund_begun(
         &mut self,
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
     ) -> Outcome {
         let t = self.trade_mut(trade);
@@ -778,8 +776,8 @@ impl TradeCore {
     fn apply_refund_ended(
         &mut self,
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
         outcome: Result<(), String>,
     ) -> Outcome {
@@ -830,11 +828,28 @@ impl TradeCore {
     }
 }
 
+/// Trade `t`'s next event, of `kind`, moving it to `status`, with its amounts as they are now
+/// and no payer (the callers fill in what the change moves).
+fn next_event(t: &Trade, kind: TradeEventKind, status: TradeStatus) -> TradeEvent {
+    TradeEvent {
+        trade: t.id,
+        version: t.version + 1,
+        kind,
+        status,
+        merchant: t.merchant,
+        payer: None,
+        amount: t.amount,
+        paid: t.paid,
+        refunded: t.refunded,
+        refund: None,
+    }
+}
+
 /// A refund ended before it began here: pinned as failed, so a late BeginRefund of it is
 /// refused (anti-hanging).
 fn refund_tombstone(
-    out_request_no: String,
-    xid: String,
+    out_request_no: IdemKey,
+    xid: Xid,
     amount: Amount,
     outcome: Result<(), String>,
 ) -> Refund {

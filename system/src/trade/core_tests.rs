@@ -348,7 +348,7 @@ fn end_pay_for_an_unknown_key_leaves_a_tombstone_that_refuses_a_late_begin_pay()
     let reason = "a success was reported for a pay that never began";
     let trade = c.trade(t).unwrap();
     assert_eq!(trade.status, TradeStatus::WaitPay);
-    assert_eq!(trade.pays[0].key, "k9");
+    assert_eq!(trade.pays[0].key.as_str(), "k9");
     assert_eq!(trade.pays[0].status, AttemptStatus::Failed(reason.into()));
     assert_eq!(
         run(&mut c, begin_pay(t, "k9", "x9", PAYER), 0),
@@ -885,7 +885,11 @@ fn the_reopening_edge_is_asserted_unless_relaxed() {
     let (c, t, _) = refunded_trade(Bugs::none());
     let mut trade = c.trade(t).unwrap().clone();
     move_to(&mut trade, TradeStatus::PartiallyRefunded, false);
-    assert_eq!(trade.status, TradeStatus::PartiallyRefunded, "relaxed, it moves");
+    assert_eq!(
+        trade.status,
+        TradeStatus::PartiallyRefunded,
+        "relaxed, it moves"
+    );
     move_to(&mut trade, TradeStatus::Refunded, true);
     move_to(&mut trade, TradeStatus::PartiallyRefunded, true);
 }
@@ -895,7 +899,12 @@ fn the_reopening_edge_is_asserted_unless_relaxed() {
 fn a_repeated_end_in_the_log_is_asserted_by_a_shard_without_the_bug() {
     let (_, t, mut log) = refunded_trade(Bugs::planted(Bug::TradeRefundedReopens));
     let mut buggy = TradeCore::recover(SHARD, Bugs::planted(Bug::TradeRefundedReopens), &log);
-    run_logged(&mut buggy, end_refund(t, "r1", "y1", 10_000, Ok(())), &mut log).unwrap();
+    run_logged(
+        &mut buggy,
+        end_refund(t, "r1", "y1", 10_000, Ok(())),
+        &mut log,
+    )
+    .unwrap();
     let _ = TradeCore::recover(SHARD, Bugs::none(), &log);
 }
 

@@ -1,6 +1,6 @@
 //! The trade service's vocabulary: trade ids, statuses, pay attempts, refunds, the RPC.
 
-use crate::ids::{AccountId, TradeShardId};
+use crate::ids::{AccountId, IdemKey, TradeShardId, Xid};
 use crate::money::Amount;
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
@@ -91,9 +91,9 @@ impl AttemptStatus {
 /// One attempt to pay a trade, under the buyer's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayAttempt {
-    pub key: String,
+    pub key: IdemKey,
     /// The activity (global transaction) that moves the money.
-    pub xid: String,
+    pub xid: Xid,
     pub payer: AccountId,
     pub status: AttemptStatus,
 }
@@ -101,8 +101,8 @@ pub struct PayAttempt {
 /// One refund of a trade, unique by `out_request_no`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
-    pub out_request_no: String,
-    pub xid: String,
+    pub out_request_no: IdemKey,
+    pub xid: Xid,
     pub amount: Amount,
     pub status: AttemptStatus,
 }
@@ -152,31 +152,31 @@ pub enum TradeCommand {
     /// a refusal is recorded against the key too, so it never flips.
     BeginPay {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
     },
     /// Ends the pay attempt `key`: PAYING -> PAID on success, back to WAIT_PAY on failure. An
     /// unknown key is recorded as failed, so a late BeginPay of it is refused (anti-hanging).
     EndPay {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
         outcome: Result<(), String>,
     },
     /// Starts a refund: checks refunded + refunding + amount <= paid and reserves it.
     BeginRefund {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
     },
     /// Ends a refund; an unknown out_request_no is recorded as failed (anti-hanging).
     EndRefund {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
         outcome: Result<(), String>,
     },
@@ -229,7 +229,7 @@ pub enum TradeError {
         refunding: String,
     },
     #[error("key {0} was already used with another activity")]
-    KeyReused(String),
+    KeyReused(IdemKey),
     /// The change could not be made now (mode 2: the broker did not store its half message);
     /// nothing was written, and the caller should retry.
     #[error("unavailable: {0}")]
