@@ -260,3 +260,63 @@ impl Rpc for TradeCall {
     type Response = Result<TradeReply, TradeError>;
     const TAG: u64 = 0x5452_4144_0001;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refusal::RefusalCode as C;
+
+    #[test]
+    fn every_refusal_has_its_own_code() {
+        let t = TradeId { shard: 1, seq: 2 };
+        let cases = [
+            (TradeError::UnknownTrade(t), C::UnknownTrade),
+            (
+                TradeError::WrongShard {
+                    trade: t,
+                    shard: TradeShardId(0),
+                },
+                C::WrongShard,
+            ),
+            (TradeError::OutTradeNoReused("o1".into()), C::KeyReused),
+            (TradeError::KeyReused("k1".into()), C::KeyReused),
+            (
+                TradeError::NotPayable {
+                    trade: t,
+                    status: TradeStatus::Closed,
+                },
+                C::NotPayable,
+            ),
+            (
+                TradeError::NotRefundable {
+                    trade: t,
+                    status: TradeStatus::WaitPay,
+                },
+                C::NotRefundable,
+            ),
+            (
+                TradeError::RefundExceeds {
+                    trade: t,
+                    amount: "1".into(),
+                    paid: "0".into(),
+                    refunded: "0".into(),
+                    refunding: "0".into(),
+                },
+                C::RefundExceeds,
+            ),
+            (TradeError::Unavailable("broker".into()), C::Unavailable),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_trade_shard_is_chosen_by_merchant_and_out_trade_no_alone() {
+        let s = trade_shard_of(AccountId(7), "o1", 4);
+        assert_eq!(s, trade_shard_of(AccountId(7), "o1", 4));
+        assert!(s.0 < 4);
+        assert_eq!(trade_shard_of(AccountId(7), "o1", 1), TradeShardId(0));
+        assert_eq!(TradeId { shard: 3, seq: 1 }.shard_id(), TradeShardId(3));
+    }
+}
