@@ -395,7 +395,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         );
     }
     let trade = TradeConfig {
-        shard: 0,
+        shard: paylab_system::TradeShardId(0),
         fsync_latency,
         close_after_ms: u64::MAX / 2,
         sweep_interval: Duration::from_secs(3_600),

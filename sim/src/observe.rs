@@ -173,8 +173,8 @@ fn trade(t: &trade::Trade) -> inv::TradeState {
             .pays
             .iter()
             .map(|p| inv::PayAttempt {
-                key: p.key.clone(),
-                xid: p.xid.clone(),
+                key: p.key.to_string(),
+                xid: p.xid.to_string(),
                 payer: p.payer.0,
                 status: attempt(&p.status),
             })
@@ -183,8 +183,8 @@ fn trade(t: &trade::Trade) -> inv::TradeState {
             .refunds
             .iter()
             .map(|r| inv::RefundState {
-                out_request_no: r.out_request_no.clone(),
-                xid: r.xid.clone(),
+                out_request_no: r.out_request_no.to_string(),
+                xid: r.xid.to_string(),
                 amount: r.amount.value(),
                 status: attempt(&r.status),
             })
@@ -257,7 +257,7 @@ fn event_kind(k: trade::TradeEventKind) -> inv::EventKind {
 
 fn event_state(e: &trade::TradeEvent) -> inv::EventState {
     inv::EventState {
-        id: e.id(),
+        id: e.id().to_string(),
         trade: e.trade.to_string(),
         version: e.version,
         kind: event_kind(e.kind),
@@ -277,7 +277,7 @@ fn group<'a>(out: &'a mut inv::MessageSnapshot, name: &str) -> &'a mut inv::Grou
 /// The events a trade shard committed.
 pub fn trade_events(core: &TradeCore, out: &mut inv::MessageSnapshot) {
     for (id, e) in core.events() {
-        out.committed.insert(id.clone(), event_state(e));
+        out.committed.insert(id.to_string(), event_state(e));
     }
 }
 
@@ -289,7 +289,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
         for m in core.queue(trade::TRADE_EVENTS_TOPIC, q).unwrap_or(&[]) {
             let id = match trade::TradeEvent::decode(&m.payload) {
                 Ok(e) => {
-                    let id = e.id();
+                    let id = e.id().to_string();
                     out.seen
                         .entry(id.clone())
                         .or_insert_with(|| event_state(&e));
@@ -304,7 +304,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
         let id = core
             .half(half)
             .and_then(|h| trade::TradeEvent::decode(&h.payload).ok())
-            .map_or_else(|| half.to_string(), |e| e.id());
+            .map_or_else(|| half.to_string(), |e| e.id().to_string());
         *out.discarded.entry(id).or_default() += 1;
     }
     let names: Vec<String> = core.groups().map(|(name, _)| name.to_string()).collect();
@@ -315,7 +315,7 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             .map(|d| {
                 core.message(&d.message)
                     .and_then(|m| trade::TradeEvent::decode(&m.payload).ok())
-                    .map_or_else(|| d.message.to_string(), |e| e.id())
+                    .map_or_else(|| d.message.to_string(), |e| e.id().to_string())
             })
             .collect();
         group(out, name).dead_lettered.extend(ids);
@@ -435,7 +435,7 @@ pub fn unsent(node: &str, core: &TradeCore) -> Vec<inv::UnsentRow> {
     core.unsent()
         .map(|e| inv::UnsentRow {
             node: node.to_string(),
-            event: e.id(),
+            event: e.id().to_string(),
         })
         .collect()
 }

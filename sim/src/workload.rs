@@ -340,7 +340,11 @@ impl Caller {
         };
         let retried = self
             .transport
-            .call_with_retry(trade_addr(shard), TradeCall(create), RetryPolicy::default())
+            .call_with_retry(
+                trade_addr(shard.0),
+                TradeCall(create),
+                RetryPolicy::default(),
+            )
             .await;
         let (outcome, trade) = match retried.result {
             Ok(Ok(TradeReply::Created { trade, .. })) => (Outcome::Ok, Some(trade)),

@@ -11,6 +11,8 @@
 //! - [`clock`]: per-node clocks that the harness can skew.
 //! - [`node`]: what the harness hands every node (`NodeEnv`).
 //! - [`refusal`]: typed refusal codes every service's errors map onto.
+//! - [`producer`]: the outbox and half-message producers, as protocol engines any service
+//!   hosts.
 //! - [`probes`]: coverage counters; [`bugs`]: the planted-bug catalogue and its switch;
 //!   [`buggify`]: points where the harness widens critical windows.
 //!
@@ -31,6 +33,7 @@ pub mod node;
 pub mod notify;
 pub mod payment;
 pub mod probes;
+pub mod producer;
 pub mod refusal;
 pub mod replica;
 pub mod strategy;

@@ -56,7 +56,12 @@ impl ServiceKind for Broker {
             fsync_latency: run.fsync_latency(),
             topics: vec![(TRADE_EVENTS_TOPIC.to_string(), TRADE_EVENTS_QUEUES)],
             producers: (0..run.config.trade_shards)
-                .map(|s| (producer_group(s), trade::addr_of(s)))
+                .map(|s| {
+                    (
+                        producer_group(paylab_system::TradeShardId(s)),
+                        trade::addr_of(s),
+                    )
+                })
                 .collect(),
             check_tick: Duration::from_millis(50),
         })

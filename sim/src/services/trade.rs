@@ -35,7 +35,7 @@ impl ServiceKind for Trade {
     }
     fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {
         Arc::new(TradeConfig {
-            shard: index,
+            shard: paylab_system::TradeShardId(index),
             fsync_latency: run.fsync_latency(),
             close_after_ms: run.config.close_after_ms,
             sweep_interval: Duration::from_millis(100),

@@ -107,7 +107,7 @@ impl NotifyCore {
     /// A new notification for `event`, its first attempt due at `now_ms`; `None` if the event
     /// is already known (a duplicate delivery).
     pub fn decide_schedule(&self, event: &TradeEvent, now_ms: u64) -> Option<NotifyRecord> {
-        let id = EventId::from(event.id());
+        let id = event.id();
         if self.notifications.contains_key(&id) {
             return None;
         }

@@ -41,7 +41,7 @@ fn delivered(event: &TradeEvent, now_ms: u64) -> NotifyInput {
                 },
                 key: event.key(),
                 payload: event.encode(),
-                producer_msg_id: event.id(),
+                producer_msg_id: event.id().to_string(),
                 stored_ms: 0,
                 from_half: None,
             },

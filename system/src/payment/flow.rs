@@ -244,14 +244,14 @@ impl OrderFlow {
         match o.kind {
             OrderKind::Pay { payer } => TradeCommand::BeginPay {
                 trade: o.trade,
-                key: o.key.to_string(),
-                xid: o.xid.to_string(),
+                key: o.key.clone(),
+                xid: o.xid.clone(),
                 payer,
             },
             OrderKind::Refund { amount } => TradeCommand::BeginRefund {
                 trade: o.trade,
-                out_request_no: o.key.to_string(),
-                xid: o.xid.to_string(),
+                out_request_no: o.key.clone(),
+                xid: o.xid.clone(),
                 amount,
             },
         }
@@ -263,15 +263,15 @@ impl OrderFlow {
         match o.kind {
             OrderKind::Pay { payer } => TradeCommand::EndPay {
                 trade: o.trade,
-                key: o.key.to_string(),
-                xid: o.xid.to_string(),
+                key: o.key.clone(),
+                xid: o.xid.clone(),
                 payer,
                 outcome,
             },
             OrderKind::Refund { amount } => TradeCommand::EndRefund {
                 trade: o.trade,
-                out_request_no: o.key.to_string(),
-                xid: o.xid.to_string(),
+                out_request_no: o.key.clone(),
+                xid: o.xid.clone(),
                 amount,
                 outcome,
             },

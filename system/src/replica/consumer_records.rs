@@ -76,7 +76,7 @@ impl ConsumerRecordsCore {
     /// What consuming `event` writes; `None` if it was already consumed (a duplicate delivery,
     /// to skip and acknowledge). Under [`Bug::ConsumerNoDedup`] never `None`.
     pub fn decide(&self, event: &TradeEvent) -> Option<ConsumerRecordsRecord> {
-        let id = EventId::from(event.id());
+        let id = event.id();
         if !self.bugs.is(Bug::ConsumerNoDedup) && self.consumed.contains_key(&id) {
             return None;
         }

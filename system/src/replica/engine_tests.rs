@@ -52,7 +52,7 @@ fn delivery(event: &TradeEvent, attempt: u32) -> Delivery {
             },
             key: event.key(),
             payload: event.encode(),
-            producer_msg_id: event.id(),
+            producer_msg_id: event.id().to_string(),
             stored_ms: 0,
             from_half: None,
         },

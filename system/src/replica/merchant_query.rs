@@ -112,7 +112,7 @@ impl MerchantQueryCore {
     /// than the trade's row is [`MerchantQueryRecord::Stale`], unless [`Bug::ReplicaNoVersion`]
     /// is planted, which always applies.
     pub fn decide(&self, event: &TradeEvent) -> Option<MerchantQueryRecord> {
-        let id = EventId::from(event.id());
+        let id = event.id();
         if self.consumed.contains_key(&id) {
             return None;
         }

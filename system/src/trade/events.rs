@@ -3,8 +3,9 @@
 //! node hands events to the broker.
 
 use super::types::{TradeId, TradeStatus};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, EventId, TradeShardId};
 use crate::money::Amount;
+use crate::producer::Message;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -61,11 +62,11 @@ pub struct TradeEvent {
 impl TradeEvent {
     /// The event's business id, unique across the platform: consumers deduplicate by it.
     /// A refund's id names the refund, so two refunds racing for one version never share an id.
-    pub fn id(&self) -> String {
-        match &self.refund {
+    pub fn id(&self) -> EventId {
+        EventId(match &self.refund {
             Some((no, _)) => format!("{}:v{}:{}:{no}", self.trade, self.version, self.kind.name()),
             None => format!("{}:v{}:{}", self.trade, self.version, self.kind.name()),
-        }
+        })
     }
 
     /// The message key: the trade, so one trade's events share a queue.
@@ -78,19 +79,28 @@ impl TradeEvent {
         serde_json::to_string(self).expect("a trade event always serializes")
     }
 
+    /// The event as a producer publishes it (mode 1's outbox row, mode 2's half message).
+    pub fn message(&self) -> Message {
+        Message {
+            id: self.id(),
+            key: self.key(),
+            payload: self.encode(),
+        }
+    }
+
     pub fn decode(payload: &str) -> Result<TradeEvent, String> {
         serde_json::from_str(payload).map_err(|e| format!("not a trade event: {e}"))
     }
 }
 
 /// The producer group of trade shard `shard`: who the broker asks on a check-back.
-pub fn producer_group(shard: u32) -> String {
-    format!("trade-{shard}")
+pub fn producer_group(shard: TradeShardId) -> String {
+    format!("trade-{}", shard.0)
 }
 
 /// The trade shard of a producer group, if it is one.
-pub fn shard_of_producer_group(group: &str) -> Option<u32> {
-    group.strip_prefix("trade-")?.parse().ok()
+pub fn shard_of_producer_group(group: &str) -> Option<TradeShardId> {
+    group.strip_prefix("trade-")?.parse().ok().map(TradeShardId)
 }
 
 /// How a trade node hands its events to the broker.
@@ -159,9 +169,10 @@ mod tests {
 
     #[test]
     fn ids_name_trade_version_kind_and_refund() {
-        assert_eq!(event(None).id(), "T1-7:v2:paid");
+        assert_eq!(event(None).id().as_str(), "T1-7:v2:paid");
         let r = event(Some(("R1".into(), Amount::from_fen(100).unwrap())));
-        assert_eq!(r.id(), "T1-7:v2:refunded:R1");
+        assert_eq!(r.id().as_str(), "T1-7:v2:refunded:R1");
+        assert_eq!(r.message().id, r.id());
         assert_eq!(r.key(), "T1-7");
     }
 
@@ -176,7 +187,8 @@ mod tests {
     fn modes_and_producer_groups_parse() {
         assert_eq!("txmsg".parse::<MessageMode>().unwrap(), MessageMode::Txmsg);
         assert!("kafka".parse::<MessageMode>().is_err());
-        assert_eq!(shard_of_producer_group(&producer_group(3)), Some(3));
+        let three = TradeShardId(3);
+        assert_eq!(shard_of_producer_group(&producer_group(three)), Some(three));
         assert_eq!(shard_of_producer_group("payments"), None);
     }
 }

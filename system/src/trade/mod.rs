@@ -5,8 +5,10 @@
 //! - [`events`]: the events a committed trade change publishes (paid, refunded, closed), their
 //!   ids and versions, and the two message modes (outbox, half messages).
 //! - [`node`]: the node shell: RPC, durable log, recovery, the timer that closes unpaid trades.
-//! - `outbox` (mode 1): the relay and the resender of the local message table.
-//! - `txmsg` (mode 2): changes made under half messages, and the check-back answers.
+//! - `outbox` (mode 1): the runtime of the [`crate::producer::outbox`] engine (relay,
+//!   resender) on the trade node.
+//! - `txmsg` (mode 2): the runtime of the [`crate::producer::halfmsg`] engine: changes made
+//!   under half messages, and the check-back answers.
 //!
 //! A trade is unique per (merchant, out_trade_no) because the pair decides its shard. It is
 //! paid by at most one pay attempt at a time (WAIT_PAY → PAYING), and every pay key and refund

@@ -4,14 +4,17 @@
 
 use super::core::{TradeCore, TradeDecision, TradeRecord};
 use super::events::{MessageMode, TradeEvent};
-use super::outbox::Outbox;
-use super::txmsg::Txmsg;
+use super::outbox;
+use super::txmsg;
 use super::types::{TradeCall, TradeCommand, TradeError, TradeId, TradeReply};
 use crate::broker::CheckBackCall;
 use crate::bugs::Bug;
+use crate::ids::{EventId, TradeShardId};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
+use crate::producer::halfmsg::{HalfMsg, TxId};
+use crate::producer::outbox::Outbox;
 use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +24,7 @@ use std::time::Duration;
 pub const LOG_FILE: &str = "trade.log";
 
 /// How long the planted check-then-act bug waits between its check and its write.
-const CHECK_THEN_ACT_GAP: Duration = Duration::from_millis(5);
+const CHECK_THEN_ACT_DELAY: Duration = Duration::from_millis(5);
 
 /// Where and how a trade node publishes its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub struct TradeMessaging {
 /// How a trade node is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TradeConfig {
-    pub shard: u32,
+    pub shard: TradeShardId,
     pub fsync_latency: Duration,
     /// A trade still unpaid this long after creation (by the node's clock) is closed.
     pub close_after_ms: u64,
@@ -56,8 +59,12 @@ pub(super) struct Shell {
     pub(super) env: NodeEnv,
     pub(super) config: TradeConfig,
     pub(super) transport: Transport,
-    pub(super) outbox: Outbox,
-    pub(super) txmsg: Txmsg,
+    /// Mode 1's engine (idle in other modes).
+    outbox: Mutex<Outbox>,
+    /// Mode 2's engine (idle in other modes).
+    halfmsg: Mutex<HalfMsg>,
+    /// Numbers the changes published under half messages.
+    next_tx: Mutex<u64>,
 }
 
 impl Shell {
@@ -65,25 +72,43 @@ impl Shell {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(super) fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn halfmsg(&self) -> MutexGuard<'_, HalfMsg> {
+        self.halfmsg.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn next_tx(&self) -> TxId {
+        let mut next = self.next_tx.lock().unwrap_or_else(|p| p.into_inner());
+        *next += 1;
+        TxId(*next)
+    }
+
     fn mode(&self) -> Option<MessageMode> {
         self.config.messages.map(|m| m.mode)
     }
 
     /// Writes and applies `record` (under the caller's lock); returns its reply and the event
-    /// it published.
+    /// it published. In mode 1 the event's row is now in the table, not yet durable.
     pub(super) fn write(
         &self,
         core: &mut TradeCore,
         record: TradeRecord,
     ) -> (Result<TradeReply, TradeError>, Option<TradeEvent>) {
         self.log.append(&record);
-        core.apply_publishing(record)
+        let (reply, event) = core.apply_publishing(record);
+        if let (Some(event), Some(MessageMode::Outbox)) = (&event, self.mode()) {
+            outbox::appended(self, event);
+        }
+        (reply, event)
     }
 
-    /// After a change is durable: hands its event to the broker (mode 1's relay).
+    /// After a change is durable: in mode 1, its row may now be relayed.
     fn published(self: &Arc<Self>, event: Option<TradeEvent>) {
         if let (Some(event), Some(MessageMode::Outbox)) = (event, self.mode()) {
-            Outbox::relay(self.clone(), event);
+            outbox::durable(self, &event);
         }
     }
 
@@ -130,13 +155,13 @@ impl Shell {
         let (reply, event) = match next {
             Next::Done(reply, event) => (reply, event),
             Next::Deferred(record) => {
-                madsim::time::sleep(CHECK_THEN_ACT_GAP).await;
+                madsim::time::sleep(CHECK_THEN_ACT_DELAY).await;
                 let mut core = self.core();
                 self.write(&mut core, record)
             }
             Next::Half(record) => {
                 let clock = self.env.clock.clone();
-                return Txmsg::write_with_half(&self, record, move |core: &TradeCore| {
+                return txmsg::write_with_half(&self, record, move |core: &TradeCore| {
                     core.decide(&command, clock.now_ms())
                 })
                 .await;
@@ -158,7 +183,7 @@ impl Shell {
             let Some(record) = self.core().decide_close(id) else {
                 return;
             };
-            Txmsg::write_with_half(self, record, decide).await.is_ok()
+            txmsg::write_with_half(self, record, decide).await.is_ok()
         } else {
             let written = {
                 let mut core = self.core();
@@ -193,16 +218,18 @@ impl TradeNode {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
         }
         tracing::info!(
-            shard = config.shard,
+            shard = config.shard.0,
             records = report.records,
             "trade recovered"
         );
         let mode = config.messages.map(|m| m.mode);
         let core = TradeCore::recover_with_messages(config.shard, env.bugs, mode, &records);
         let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let unsent: Vec<TradeEvent> = core.unsent().cloned().collect();
         let shell = Arc::new(Shell {
-            outbox: Outbox::recovered(&core),
-            txmsg: Txmsg::recovered(&core),
+            outbox: Mutex::new(outbox::recovered(env.bugs, &unsent)),
+            halfmsg: Mutex::new(txmsg::recovered(env, &core, report.records)),
+            next_tx: Mutex::new(0),
             core: Mutex::new(core),
             log,
             env: env.clone(),
@@ -214,17 +241,17 @@ impl TradeNode {
             transport.serve(move |TradeCall(command)| shell.clone().handle(command));
         }
         match mode {
-            Some(MessageMode::Outbox) if !env.bugs.is(Bug::OutboxNoResender) => {
-                madsim::task::spawn(Outbox::resend_unsent(shell.clone()));
+            Some(MessageMode::Outbox) => {
+                madsim::task::spawn(outbox::resend_unsent(shell.clone()));
             }
             Some(MessageMode::Txmsg) => {
                 let shell = shell.clone();
                 transport.serve(move |check: CheckBackCall| {
                     let shell = shell.clone();
-                    async move { Txmsg::answer_check(&shell, &check) }
+                    async move { txmsg::answer_check(&shell, &check) }
                 });
             }
-            _ => {}
+            None => {}
         }
         madsim::task::spawn(close_unpaid(shell.clone()));
         Ok(TradeNode { shell })
@@ -240,22 +267,18 @@ impl TradeNode {
     /// row whose relay failed: that row is lost, not pending, and message completeness says
     /// so.)
     pub fn pending(&self) -> Vec<String> {
-        let core = self.shell.core();
-        let mut out = core.pending();
-        let resends = self.shell.env.bugs.get() != Some(Bug::OutboxNoResender);
-        if resends && self.shell.mode() == Some(MessageMode::Outbox) {
-            out.extend(
-                core.unsent()
-                    .map(|e| format!("outbox row {} unsent", e.id())),
-            );
+        let mut out = self.shell.core().pending();
+        if self.shell.mode() == Some(MessageMode::Outbox) {
+            let outbox = self.shell.outbox();
+            out.extend(outbox.pending().map(|id| format!("outbox row {id} unsent")));
         }
         out
     }
 
     /// Ids of the events the node knows to be durable (mode 2's check-back answers from
     /// these).
-    pub fn durable_events(&self) -> Vec<String> {
-        self.shell.txmsg.durable_ids()
+    pub fn durable_events(&self) -> Vec<EventId> {
+        self.shell.halfmsg().durable_ids().cloned().collect()
     }
 
     /// What a trade shard whose node is down would recover from its disk.

@@ -1,16 +1,8 @@
-//! Mode 2, transactional (half) messages, RocketMQ style: the trade node stores the event as a
-//! half message, runs its local transaction (the trade change), then commits the half, or
-//! rolls it back when the change did not happen. The commit or rollback goes one way, as in
-//! RocketMQ's `endTransactionOneway`: if it is lost, or the node crashes before sending it, the
-//! broker checks back, and the node answers from its durable state:
-//!
-//! - the event is durable (and is the one the half carries) → COMMIT;
-//! - its local transaction is still running in this process → UNKNOWN (ask again);
-//! - otherwise the local transaction never committed → ROLLBACK.
-//!
-//! The planted `checkback-from-memory` answers from a map of this process's decisions instead
-//! (a restart empties it); `checkback-defaults-commit` answers COMMIT whenever the event is not
-//! durable.
+//! Mode 2's runtime: the trade node hosting the [`producer::halfmsg`](crate::producer::halfmsg)
+//! engine. It performs what the engine decides (store a half, run the local transaction, end
+//! the half one way, answer a check-back) and feeds the results back; the local transaction is
+//! the trade change, judged again once its half is stored because the trade may have moved
+//! meanwhile.
 
 use super::core::{TradeCore, TradeDecision, TradeRecord};
 use super::events::{producer_group, TradeEvent, TRADE_EVENTS_TOPIC};
@@ -18,11 +10,13 @@ use super::node::Shell;
 use super::types::{TradeError, TradeReply};
 use crate::broker::{BrokerCall, BrokerCommand, BrokerReply, CheckAnswer, CheckBackCall, HalfId};
 use crate::buggify::Point;
-use crate::bugs::Bug;
+use crate::node::NodeEnv;
 use crate::probes::names;
+use crate::producer::halfmsg::{HalfMsg, HalfOutput, TxOutcome};
+use crate::producer::Message;
 use crate::transport::RetryPolicy;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use rand::Rng;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a half message is sent: a few quick attempts, then the change is refused as
@@ -37,200 +31,167 @@ const HALF_POLICY: RetryPolicy = RetryPolicy {
 /// How long the one-way commit or rollback is given.
 const END_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// A change re-judged after its half message was stored gives another event at most this many
-/// times before the node gives up (the caller retries).
-const ATTEMPTS_MAX: u32 = 3;
-
-#[derive(Default)]
-struct State {
-    /// Events known durable: recovered from the log, or whose own fsync completed.
-    durable: BTreeSet<String>,
-    /// Events whose half message is stored and whose local transaction is still running.
-    running: BTreeMap<String, u32>,
-    /// The planted bug's memory: producer message id → committed locally?
-    memory: BTreeMap<String, bool>,
+/// The engine of a node that recovered `core`. The incarnation (which makes producer message
+/// ids unique across restarts) is drawn from the node's own stream, mixed with the recovered
+/// record count and the node's clock at start, which differ between two starts of one node.
+pub(super) fn recovered(env: &NodeEnv, core: &TradeCore, records: usize) -> HalfMsg {
+    let extra = (records as u64) << 32 ^ env.clock.now_ms();
+    let incarnation = env.rng_with("txmsg.incarnation", extra).gen::<u64>() >> 16;
+    HalfMsg::recovered(
+        env.bugs,
+        incarnation,
+        core.events().values().map(TradeEvent::message),
+    )
 }
 
-/// Mode 2's bookkeeping. Only `durable` matters to a correct check-back, and it is rebuilt
-/// from the log on every start.
-pub(super) struct Txmsg {
-    state: Mutex<State>,
-    /// Events recovered at start: committing one on a check-back means the node crashed
-    /// between the local commit and the message commit.
-    recovered: BTreeSet<String>,
-    /// Makes producer message ids unique per half message, across restarts.
-    incarnation: u64,
-    next: Mutex<u64>,
+/// What running the local transaction came to.
+enum Local {
+    /// The change that publishes the half's event was written (and must be synced).
+    Committed(Result<TradeReply, TradeError>),
+    /// The change now publishes another event: try it under a new half.
+    Moved(TradeEvent),
+    /// The change publishes nothing now; this is its answer (synced before it is given).
+    Answered(Result<TradeReply, TradeError>),
 }
 
-impl Txmsg {
-    pub(super) fn recovered(core: &TradeCore) -> Txmsg {
-        let durable: BTreeSet<String> = core.events().keys().cloned().collect();
-        Txmsg {
-            recovered: durable.clone(),
-            state: Mutex::new(State {
-                durable,
-                ..State::default()
-            }),
-            incarnation: madsim::rand::random::<u64>() >> 16,
-            next: Mutex::new(0),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) fn durable_ids(&self) -> Vec<String> {
-        self.state().durable.iter().cloned().collect()
-    }
-
-    fn producer_msg_id(&self, event: &TradeEvent) -> String {
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        *next += 1;
-        format!("{}#{:x}-{}", event.id(), self.incarnation, *next)
-    }
-
-    /// Makes the change `record` (which publishes an event) under a half message. `redecide`
-    /// judges the command again once the half is stored: the trade may have moved meanwhile,
-    /// and then the half is rolled back and the new judgement carried out.
-    pub(super) async fn write_with_half(
-        shell: &Arc<Shell>,
-        record: TradeRecord,
-        redecide: impl Fn(&TradeCore) -> TradeDecision,
-    ) -> Result<TradeReply, TradeError> {
-        let mut event = shell
-            .core()
-            .event_of(&record)
-            .expect("only changes that publish come here");
-        for _ in 0..ATTEMPTS_MAX {
-            let id = event.id();
-            let producer_msg_id = shell.txmsg.producer_msg_id(&event);
-            // Running from before the half is sent: the broker may store it and check back
-            // before its reply reaches us.
-            *shell.txmsg.state().running.entry(id.clone()).or_default() += 1;
-            let half = match send_half(shell, &event, &producer_msg_id).await {
-                Ok(half) => half,
-                Err(e) => {
-                    finish_running(&mut shell.txmsg.state(), &id);
-                    return Err(e);
-                }
-            };
-            let env = &shell.env;
-            env.buggify.window(Point::HalfToLocal, &env.probes).await;
-            let (reply, next) = {
-                let mut core = shell.core();
-                match redecide(&core) {
-                    TradeDecision::Write(r) if core.event_of(&r).as_ref() == Some(&event) => {
-                        (Some(shell.write(&mut core, r).0), None)
+/// Makes the change `record` (which publishes an event) under a half message. `redecide`
+/// judges the command again once the half is stored.
+pub(super) async fn write_with_half(
+    shell: &Arc<Shell>,
+    record: TradeRecord,
+    redecide: impl Fn(&TradeCore) -> TradeDecision,
+) -> Result<TradeReply, TradeError> {
+    let mut event = shell
+        .core()
+        .event_of(&record)
+        .expect("only changes that publish come here");
+    let tx = shell.next_tx();
+    let mut reply = None;
+    let mut refusal = None;
+    let mut queue = shell.halfmsg().begin(tx, event.message());
+    while !queue.is_empty() {
+        let mut next = Vec::new();
+        for output in queue {
+            match output {
+                HalfOutput::SendHalf {
+                    producer_msg_id,
+                    message,
+                    ..
+                } => next.extend(match send_half(shell, message, producer_msg_id).await {
+                    Ok(half) => shell.halfmsg().half_stored(tx, half),
+                    Err(e) => {
+                        refusal = Some(e);
+                        shell.halfmsg().half_failed(tx)
                     }
-                    TradeDecision::Write(r) => match core.event_of(&r) {
-                        Some(other) => (None, Some(Err(other))),
-                        None => (None, Some(Ok(shell.write(&mut core, r).0))),
-                    },
-                    TradeDecision::Reply(reply) => (None, Some(Ok(reply))),
+                }),
+                HalfOutput::RunLocal { .. } => {
+                    let env = &shell.env;
+                    env.buggify.window(Point::HalfToLocal, &env.probes).await;
+                    let local = run_local(shell, &event, &redecide);
+                    next.extend(match local {
+                        Local::Committed(r) => {
+                            shell.log.sync().await;
+                            reply = Some(r);
+                            shell.halfmsg().local_committed(tx)
+                        }
+                        Local::Moved(other) => {
+                            let message = other.message();
+                            event = other;
+                            shell.halfmsg().local_aborted(tx, Some(message))
+                        }
+                        Local::Answered(r) => {
+                            reply = Some(r);
+                            shell.halfmsg().local_aborted(tx, None)
+                        }
+                    });
                 }
-            };
-            if let Some(reply) = reply {
-                shell.log.sync().await;
-                {
-                    let mut state = shell.txmsg.state();
-                    state.durable.insert(id.clone());
-                    state.memory.insert(producer_msg_id, true);
-                    finish_running(&mut state, &id);
+                HalfOutput::End { half, commit } => end_transaction(shell, half, commit).await,
+                HalfOutput::Finish { outcome, .. } => {
+                    return finish(shell, outcome, reply.take(), refusal.take()).await;
                 }
-                env.buggify
-                    .window(Point::CommitToMessage, &env.probes)
-                    .await;
-                end_transaction(shell, half, true);
-                return reply;
-            }
-            // The local transaction did not happen: roll the half back.
-            {
-                let mut state = shell.txmsg.state();
-                state.memory.insert(producer_msg_id, false);
-                finish_running(&mut state, &id);
-            }
-            env.probes.hit(names::TXMSG_LOCAL_ABORTED);
-            end_transaction(shell, half, false);
-            match next.expect("an aborted attempt has a next step") {
-                Ok(reply) => {
-                    shell.log.sync().await;
-                    return reply;
-                }
-                Err(other) => event = other,
+                HalfOutput::Answer { .. } => unreachable!("a change's steps are never answers"),
             }
         }
-        Err(TradeError::Unavailable(
-            "the trade kept changing under its half messages".into(),
-        ))
+        queue = next;
     }
+    unreachable!("the engine finishes every change it begins")
+}
 
-    /// Answers the broker's check-back about a half message.
-    pub(super) fn answer_check(shell: &Shell, check: &CheckBackCall) -> CheckAnswer {
-        let answer = Self::judge(shell, check);
-        let probe = match answer {
-            CheckAnswer::Commit => names::TXMSG_CHECK_COMMIT,
-            CheckAnswer::Rollback => names::TXMSG_CHECK_ROLLBACK,
-            CheckAnswer::Unknown => names::TXMSG_CHECK_UNKNOWN,
-        };
-        shell.env.probes.hit(probe);
-        answer
-    }
-
-    fn judge(shell: &Shell, check: &CheckBackCall) -> CheckAnswer {
-        let bugs = shell.env.bugs;
-        let state = shell.txmsg.state();
-        if bugs.is(Bug::CheckbackFromMemory) {
-            return match state.memory.get(&check.producer_msg_id) {
-                Some(true) => CheckAnswer::Commit,
-                Some(false) => CheckAnswer::Rollback,
-                None => CheckAnswer::Unknown,
-            };
+/// Judges the change again under the core's lock and writes what it now comes to.
+fn run_local(
+    shell: &Shell,
+    event: &TradeEvent,
+    redecide: &impl Fn(&TradeCore) -> TradeDecision,
+) -> Local {
+    let mut core = shell.core();
+    match redecide(&core) {
+        TradeDecision::Write(r) if core.event_of(&r).as_ref() == Some(event) => {
+            Local::Committed(shell.write(&mut core, r).0)
         }
-        let Ok(event) = TradeEvent::decode(&check.payload) else {
-            return CheckAnswer::Rollback;
-        };
-        let id = event.id();
-        let durable = state.durable.contains(&id)
-            && shell.core().event(&id) == Some(&event)
-            && event.trade.shard == shell.config.shard;
-        if durable {
-            if shell.txmsg.recovered.contains(&id) {
-                shell.env.probes.hit(names::TXMSG_COMMITTED_AFTER_RESTART);
-            }
-            CheckAnswer::Commit
-        } else if bugs.is(Bug::CheckbackDefaultsCommit) {
-            CheckAnswer::Commit
-        } else if state.running.contains_key(&id) {
-            CheckAnswer::Unknown
-        } else {
-            CheckAnswer::Rollback
-        }
+        TradeDecision::Write(r) => match core.event_of(&r) {
+            Some(other) => Local::Moved(other),
+            None => Local::Answered(shell.write(&mut core, r).0),
+        },
+        TradeDecision::Reply(reply) => Local::Answered(reply),
     }
 }
 
-fn finish_running(state: &mut State, id: &str) {
-    if let Some(n) = state.running.get_mut(id) {
-        *n -= 1;
-        if *n == 0 {
-            state.running.remove(id);
+async fn finish(
+    shell: &Shell,
+    outcome: TxOutcome,
+    reply: Option<Result<TradeReply, TradeError>>,
+    refusal: Option<TradeError>,
+) -> Result<TradeReply, TradeError> {
+    match outcome {
+        TxOutcome::Committed => reply.expect("a committed change has its reply"),
+        TxOutcome::Aborted => {
+            shell.log.sync().await;
+            reply.expect("an aborted change has its answer")
         }
+        TxOutcome::HalfNotStored => Err(refusal.expect("a half not stored has its refusal")),
+        TxOutcome::GaveUp => Err(TradeError::Unavailable(
+            "the trade kept changing under its half messages".into(),
+        )),
     }
+}
+
+/// Answers the broker's check-back about a half message.
+pub(super) fn answer_check(shell: &Shell, check: &CheckBackCall) -> CheckAnswer {
+    let id = TradeEvent::decode(&check.payload).ok().map(|e| e.id());
+    let out = shell
+        .halfmsg()
+        .check_back(&check.producer_msg_id, id.as_ref(), &check.payload);
+    let [HalfOutput::Answer {
+        answer,
+        after_restart,
+    }] = out[..]
+    else {
+        unreachable!("a check-back has one answer");
+    };
+    let probes = &shell.env.probes;
+    if after_restart {
+        probes.hit(names::TXMSG_COMMITTED_AFTER_RESTART);
+    }
+    probes.hit(match answer {
+        CheckAnswer::Commit => names::TXMSG_CHECK_COMMIT,
+        CheckAnswer::Rollback => names::TXMSG_CHECK_ROLLBACK,
+        CheckAnswer::Unknown => names::TXMSG_CHECK_UNKNOWN,
+    });
+    answer
 }
 
 /// Stores the event as a half message.
 async fn send_half(
     shell: &Shell,
-    event: &TradeEvent,
-    producer_msg_id: &str,
+    message: Message,
+    producer_msg_id: String,
 ) -> Result<HalfId, TradeError> {
     let broker = shell.config.messages.expect("mode 2 has a broker").broker;
     let command = BrokerCommand::SendHalf {
         topic: TRADE_EVENTS_TOPIC.to_string(),
-        key: event.key(),
-        payload: event.encode(),
-        producer_msg_id: producer_msg_id.to_string(),
+        key: message.key,
+        payload: message.payload,
+        producer_msg_id,
         producer_group: producer_group(shell.config.shard),
     };
     let answer = shell
@@ -256,8 +217,17 @@ async fn send_half(
 }
 
 /// The commit or rollback, one way: nobody waits for it, and a lost one is settled by a
-/// check-back.
-fn end_transaction(shell: &Shell, half: HalfId, commit: bool) {
+/// check-back. A commit first passes the buggify window between the local commit and the
+/// message commit.
+async fn end_transaction(shell: &Shell, half: HalfId, commit: bool) {
+    let env = &shell.env;
+    if commit {
+        env.buggify
+            .window(Point::CommitToMessage, &env.probes)
+            .await;
+    } else {
+        env.probes.hit(names::TXMSG_LOCAL_ABORTED);
+    }
     let broker = shell.config.messages.expect("mode 2 has a broker").broker;
     let transport = shell.transport.clone();
     madsim::task::spawn(async move {

@@ -1,6 +1,6 @@
 //! The trade service's vocabulary: trade ids, statuses, pay attempts, refunds, the RPC.
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, IdemKey, TradeShardId, Xid};
 use crate::money::Amount;
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
@@ -14,6 +14,13 @@ pub struct TradeId {
     pub seq: u64,
 }
 
+impl TradeId {
+    /// The trade shard that owns this trade.
+    pub fn shard_id(&self) -> TradeShardId {
+        TradeShardId(self.shard)
+    }
+}
+
 impl fmt::Display for TradeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "T{}-{}", self.shard, self.seq)
@@ -23,7 +30,7 @@ impl fmt::Display for TradeId {
 /// The trade shard that owns (merchant, out_trade_no): a retried create always lands on the
 /// same shard, which is what makes the pair unique. FNV-1a, so the choice never depends on the
 /// process (std's hasher is randomly keyed).
-pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32) -> u32 {
+pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32) -> TradeShardId {
     assert!(trade_shards > 0, "at least one trade shard");
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in merchant
@@ -35,7 +42,7 @@ pub fn trade_shard_of(merchant: AccountId, out_trade_no: &str, trade_shards: u32
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    (hash % u64::from(trade_shards)) as u32
+    TradeShardId((hash % u64::from(trade_shards)) as u32)
 }
 
 /// A trade's status (交易状态).
@@ -84,9 +91,9 @@ impl AttemptStatus {
 /// One attempt to pay a trade, under the buyer's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayAttempt {
-    pub key: String,
+    pub key: IdemKey,
     /// The activity (global transaction) that moves the money.
-    pub xid: String,
+    pub xid: Xid,
     pub payer: AccountId,
     pub status: AttemptStatus,
 }
@@ -94,8 +101,8 @@ pub struct PayAttempt {
 /// One refund of a trade, unique by `out_request_no`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
-    pub out_request_no: String,
-    pub xid: String,
+    pub out_request_no: IdemKey,
+    pub xid: Xid,
     pub amount: Amount,
     pub status: AttemptStatus,
 }
@@ -145,31 +152,31 @@ pub enum TradeCommand {
     /// a refusal is recorded against the key too, so it never flips.
     BeginPay {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
     },
     /// Ends the pay attempt `key`: PAYING -> PAID on success, back to WAIT_PAY on failure. An
     /// unknown key is recorded as failed, so a late BeginPay of it is refused (anti-hanging).
     EndPay {
         trade: TradeId,
-        key: String,
-        xid: String,
+        key: IdemKey,
+        xid: Xid,
         payer: AccountId,
         outcome: Result<(), String>,
     },
     /// Starts a refund: checks refunded + refunding + amount <= paid and reserves it.
     BeginRefund {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
     },
     /// Ends a refund; an unknown out_request_no is recorded as failed (anti-hanging).
     EndRefund {
         trade: TradeId,
-        out_request_no: String,
-        xid: String,
+        out_request_no: IdemKey,
+        xid: Xid,
         amount: Amount,
         outcome: Result<(), String>,
     },
@@ -206,7 +213,7 @@ pub enum TradeError {
     #[error("trade {0} does not exist")]
     UnknownTrade(TradeId),
     #[error("trade {trade} belongs to another trade shard than {shard}")]
-    WrongShard { trade: TradeId, shard: u32 },
+    WrongShard { trade: TradeId, shard: TradeShardId },
     #[error("out_trade_no {0} was already used for another amount")]
     OutTradeNoReused(String),
     #[error("trade {trade} cannot be paid in status {status:?}")]
@@ -222,7 +229,7 @@ pub enum TradeError {
         refunding: String,
     },
     #[error("key {0} was already used with another activity")]
-    KeyReused(String),
+    KeyReused(IdemKey),
     /// The change could not be made now (mode 2: the broker did not store its half message);
     /// nothing was written, and the caller should retry.
     #[error("unavailable: {0}")]
@@ -252,4 +259,64 @@ pub struct TradeCall(pub TradeCommand);
 impl Rpc for TradeCall {
     type Response = Result<TradeReply, TradeError>;
     const TAG: u64 = 0x5452_4144_0001;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refusal::RefusalCode as C;
+
+    #[test]
+    fn every_refusal_has_its_own_code() {
+        let t = TradeId { shard: 1, seq: 2 };
+        let cases = [
+            (TradeError::UnknownTrade(t), C::UnknownTrade),
+            (
+                TradeError::WrongShard {
+                    trade: t,
+                    shard: TradeShardId(0),
+                },
+                C::WrongShard,
+            ),
+            (TradeError::OutTradeNoReused("o1".into()), C::KeyReused),
+            (TradeError::KeyReused("k1".into()), C::KeyReused),
+            (
+                TradeError::NotPayable {
+                    trade: t,
+                    status: TradeStatus::Closed,
+                },
+                C::NotPayable,
+            ),
+            (
+                TradeError::NotRefundable {
+                    trade: t,
+                    status: TradeStatus::WaitPay,
+                },
+                C::NotRefundable,
+            ),
+            (
+                TradeError::RefundExceeds {
+                    trade: t,
+                    amount: "1".into(),
+                    paid: "0".into(),
+                    refunded: "0".into(),
+                    refunding: "0".into(),
+                },
+                C::RefundExceeds,
+            ),
+            (TradeError::Unavailable("broker".into()), C::Unavailable),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_trade_shard_is_chosen_by_merchant_and_out_trade_no_alone() {
+        let s = trade_shard_of(AccountId(7), "o1", 4);
+        assert_eq!(s, trade_shard_of(AccountId(7), "o1", 4));
+        assert!(s.0 < 4);
+        assert_eq!(trade_shard_of(AccountId(7), "o1", 1), TradeShardId(0));
+        assert_eq!(TradeId { shard: 3, seq: 1 }.shard_id(), TradeShardId(3));
+    }
 }
