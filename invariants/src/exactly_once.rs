@@ -81,7 +81,7 @@ fn vouchers_by_request(obs: &Observation) -> BTreeMap<&str, Vec<Found<'_>>> {
 fn allowed(outcome: &Outcome) -> (usize, usize, &'static str) {
     match outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
-        Outcome::Fail(_) => (0, 0, "none"),
+        Outcome::Fail { .. } => (0, 0, "none"),
         Outcome::Unknown => (0, 1, "at most 1"),
     }
 }
@@ -259,7 +259,10 @@ mod tests {
         assert!(v
             .message
             .contains("request c1-3 posted 1 voucher but must post none"));
-        assert_eq!(ev(v, "outcome"), "fail: insufficient funds");
+        assert_eq!(
+            ev(v, "outcome"),
+            "fail: insufficient-funds: acct-3 has 50.00, 500.00 needed"
+        );
         assert_eq!(ev(v, "voucher_ids"), "v0-3");
     }
 

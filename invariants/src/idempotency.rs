@@ -3,9 +3,11 @@
 //! Checked always: every rule holds at each instant, since an operation still in flight is
 //! unknown and an activity only counts once its commit decision is logged.
 //!
-//! (a) An outcome once returned never flips: every definite reply to one request is the same,
-//! and the outcome the client recorded is that reply. A platform that does not pin the outcome
-//! of a retry can answer "fail" and then "ok" to the same pay key.
+//! (a) An outcome once returned never flips: every definite reply to one request is the same
+//! answer (ok, or a refusal with the same code; the detail text is for people and may be
+//! worded differently), and the outcome the client recorded is that answer. A platform that
+//! does not pin the outcome of a retry can answer "fail" and then "ok" to the same pay key, or
+//! refuse it first for one reason and then for another.
 //! (b) One effect per key: at most one activity per (kind, key) has decided to commit, and at
 //! most one payment of a trade has: a fresh idempotency key on each retry pays twice.
 //! (c) The reply matches the effect: a payment or refund answered ok has exactly one activity
@@ -71,7 +73,7 @@ fn about_op(op: &Operation, message: String) -> Violation {
 fn flipped_reply(op: &Operation) -> Option<Violation> {
     let mut replies = definite(op);
     let first = replies.next()?;
-    let flipped = replies.find(|r| *r != first)?;
+    let flipped = replies.find(|r| !r.same_answer(first))?;
     let msg = format!(
         "request {} was answered {first} and later {flipped}: its outcome flipped",
         op.request
@@ -86,7 +88,7 @@ fn flipped_reply(op: &Operation) -> Option<Violation> {
 /// (a) A definite outcome must be the reply the platform gave first.
 fn outcome_not_reply(op: &Operation) -> Option<Violation> {
     let first = definite(op).next()?;
-    if op.outcome == Outcome::Unknown || op.outcome == *first {
+    if op.outcome == Outcome::Unknown || op.outcome.same_answer(first) {
         return None;
     }
     let msg = format!(
@@ -169,7 +171,7 @@ fn reply_matches_effect(op: &Operation, obs: &Observation) -> Option<Violation> 
     let committed = under_key.iter().filter(|a| decided_commit(a)).count();
     let (min, max, rule) = match op.outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
-        Outcome::Fail(_) => (0, 0, "none"),
+        Outcome::Fail { .. } => (0, 0, "none"),
         Outcome::Unknown => (0, 1, "at most 1"),
     };
     if (min..=max).contains(&committed) {
@@ -251,26 +253,57 @@ mod tests {
     fn flipped_reply_fails() {
         let mut obs = valid();
         let pay = &mut obs.history[9];
-        pay.replies = vec![Outcome::Ok, Outcome::Fail("no such trade".to_string())];
+        pay.replies = vec![Outcome::Ok, Outcome::fail("unknown-trade", "no trade T0-1")];
         let v = &single(check(&obs), Invariant::Idempotency);
         assert!(v
             .message
-            .contains("answered ok and later fail: no such trade"));
+            .contains("answered ok and later fail: unknown-trade: no trade T0-1"));
         assert_eq!(ev(v, "request"), "c1-p1");
         assert_eq!(ev(v, "trade"), "T0-1");
-        assert_eq!(ev(v, "replies"), "ok,fail: no such trade");
+        assert_eq!(ev(v, "replies"), "ok,fail: unknown-trade: no trade T0-1");
+    }
+
+    #[test]
+    fn a_refusal_reworded_under_the_same_code_is_the_same_answer() {
+        let mut obs = valid();
+        // c1-p2 failed; a re-ask is refused for the same reason, worded differently.
+        let pay = &mut obs.history[11];
+        let first = pay.replies[0].clone();
+        let code = first.code().expect("c1-p2 failed").to_string();
+        pay.replies.push(Outcome::fail(code, "said another way"));
+        assert!(check(&obs).is_empty());
+    }
+
+    #[test]
+    fn a_refusal_repeated_with_another_code_flips() {
+        let mut obs = valid();
+        let pay = &mut obs.history[11];
+        pay.replies.push(Outcome::fail("unavailable", "try later"));
+        let v = &single(check(&obs), Invariant::Idempotency);
+        assert!(v.message.contains("its outcome flipped"), "{v}");
+        assert_eq!(ev(v, "request"), "c1-p2");
+        assert_eq!(ev(v, "flipped"), "fail: unavailable: try later");
     }
 
     #[test]
     fn outcome_other_than_first_reply_fails() {
         let mut obs = valid();
-        obs.history[1].replies = vec![Outcome::Fail("shard busy".to_string())];
+        obs.history[1].replies = vec![Outcome::fail("unavailable", "shard busy")];
         let v = &single(check(&obs), Invariant::Idempotency);
         assert_eq!(
             v.message,
-            "request c1-1 is recorded as ok but was first answered fail: shard busy"
+            "request c1-1 is recorded as ok but was first answered fail: unavailable: shard busy"
         );
-        assert_eq!(ev(v, "first"), "fail: shard busy");
+        assert_eq!(ev(v, "first"), "fail: unavailable: shard busy");
+    }
+
+    #[test]
+    fn outcome_refused_for_another_reason_than_its_first_reply_fails() {
+        let mut obs = valid();
+        let pay = &mut obs.history[11];
+        pay.outcome = Outcome::fail("not-payable", "the trade is closed");
+        let v = &single(check(&obs), Invariant::Idempotency);
+        assert!(v.message.contains("is recorded as fail: not-payable"), "{v}");
     }
 
     #[test]

@@ -323,16 +323,51 @@ impl fmt::Display for OpKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Ok,
-    Fail(String),
+    /// A definite refusal. `code` is the platform's stable refusal code (kebab-case, e.g.
+    /// `insufficient-funds`): the answer a checker compares. `detail` is the sentence for
+    /// people (amounts, ids); a repeat may word it differently, so no checker compares it.
+    Fail {
+        code: String,
+        detail: String,
+    },
     Unknown,
 }
 
-/// Short forms ("ok", "fail: reason", "unknown") used in violation messages and evidence.
+impl Outcome {
+    /// A refusal with its code and its detail.
+    pub fn fail(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Outcome::Fail {
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The refusal code of a failure, `None` for ok and unknown.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Outcome::Fail { code, .. } => Some(code),
+            Outcome::Ok | Outcome::Unknown => None,
+        }
+    }
+
+    /// Whether two outcomes give the same answer: both ok, both unknown, or both refused with
+    /// the same code. Details are never compared: they are for people.
+    pub fn same_answer(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Outcome::Ok, Outcome::Ok) | (Outcome::Unknown, Outcome::Unknown) => true,
+            (Outcome::Fail { code: a, .. }, Outcome::Fail { code: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Short forms ("ok", "fail: code: detail", "unknown") used in violation messages and
+/// evidence; the detail is shown so that a person can read why.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Ok => f.write_str("ok"),
-            Outcome::Fail(reason) => write!(f, "fail: {reason}"),
+            Outcome::Fail { code, detail } => write!(f, "fail: {code}: {detail}"),
             Outcome::Unknown => f.write_str("unknown"),
         }
     }

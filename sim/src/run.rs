@@ -389,7 +389,7 @@ fn count(history: &History) -> OpCounts {
     for op in history.operations() {
         match op.outcome {
             Outcome::Ok => c.ok += 1,
-            Outcome::Fail(_) => c.fail += 1,
+            Outcome::Fail { .. } => c.fail += 1,
             Outcome::Unknown => c.unknown += 1,
         }
     }
