@@ -102,7 +102,7 @@ fn reachable(from: TradeStatus) -> BTreeSet<TradeStatus> {
     let mut todo = vec![from];
     while let Some(s) = todo.pop() {
         for next in ALL {
-            if s.can_become(next) && seen.insert(next) {
+            if crate::transitions::trade_can_become(s, next) && seen.insert(next) {
                 todo.push(next);
             }
         }

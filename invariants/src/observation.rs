@@ -132,7 +132,8 @@ pub struct ShardSnapshot {
     pub fences: Vec<FenceRow>,
 }
 
-/// A trade's status (交易状态).
+/// A trade's status (交易状态). Its legal moves are the checker's own table,
+/// [`crate::transitions::TRADE_EDGES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TradeStatus {
     WaitPay,
@@ -141,24 +142,6 @@ pub enum TradeStatus {
     PartiallyRefunded,
     Refunded,
     Closed,
-}
-
-impl TradeStatus {
-    /// The legal edges of a trade: WAIT_PAY -> PAYING -> PAID -> PARTIALLY_REFUNDED / REFUNDED,
-    /// PAYING -> WAIT_PAY when the payment failed, WAIT_PAY -> CLOSED when unpaid too long.
-    pub fn can_become(self, next: TradeStatus) -> bool {
-        use TradeStatus::*;
-        matches!(
-            (self, next),
-            (WaitPay, Paying)
-                | (WaitPay, Closed)
-                | (Paying, WaitPay)
-                | (Paying, Paid)
-                | (Paid, PartiallyRefunded)
-                | (Paid, Refunded)
-                | (PartiallyRefunded, Refunded)
-        )
-    }
 }
 
 /// Where a pay attempt or a refund of a trade stands.
@@ -214,7 +197,8 @@ pub enum ActivityKind {
     Refund,
 }
 
-/// An activity's status in its manager's log.
+/// An activity's status in its manager's log. Its legal moves:
+/// [`crate::transitions::ACTIVITY_EDGES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ActivityStatus {
     /// Begun; branches being tried; no decision yet.
@@ -237,20 +221,6 @@ impl ActivityStatus {
         )
     }
 
-    /// The legal edges: Trying -> Committing -> Committed, Trying -> RollingBack -> RolledBack,
-    /// and a phase two that some branch refused ends Heuristic.
-    pub fn can_become(self, next: ActivityStatus) -> bool {
-        use ActivityStatus::*;
-        matches!(
-            (self, next),
-            (Trying, Committing)
-                | (Trying, RollingBack)
-                | (Committing, Committed)
-                | (RollingBack, RolledBack)
-                | (Committing, Heuristic)
-                | (RollingBack, Heuristic)
-        )
-    }
 }
 
 /// One leg of an activity's money movement: branch `branch`, on `shard`, debits or credits
