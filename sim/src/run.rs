@@ -294,7 +294,7 @@ async fn harness(config: RunConfig, plan: FaultPlan) -> Outcomes {
     let handle = Handle::current();
     let probes = Probes::new();
     let faults = NetFaults::new();
-    let trace = Trace::new();
+    let trace = Trace::new(&probes);
     let history = History::new();
     let cluster = Arc::new(Cluster::start(&config, probes.clone(), faults.clone()));
     cluster.wait_ready().await;

@@ -115,7 +115,7 @@ fn a_paused_node_answers_only_after_it_resumes() {
 fn a_slow_disk_makes_a_sync_take_its_latency_and_power_loss_drops_only_unsynced_writes() {
     Runtime::new().block_on(async {
         let disk = Disk::new();
-        let log = DurableLog::<u32>::open(disk.clone(), "t.log", Duration::from_millis(1));
+        let log = DurableLog::<u32>::on_disk(disk.clone(), "t.log", Duration::from_millis(1));
         log.append(&1);
         let started = madsim::time::Instant::now();
         log.sync().await;

@@ -227,7 +227,7 @@ impl BrokerNode {
     /// from the node's `init`, so it runs again after every restart, from the disk alone.
     pub async fn start(env: &NodeEnv, config: BrokerNodeConfig) -> std::io::Result<BrokerNode> {
         let log =
-            DurableLog::<BrokerRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+            DurableLog::<BrokerRecord>::open(&env, LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.records > 0 {
             env.probes.hit(names::BROKER_RECOVERED);
@@ -242,7 +242,7 @@ impl BrokerNode {
             "broker recovered"
         );
         let core = BrokerCore::recover(config.broker, &records);
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(&env).await?;
         let shell = Arc::new(Shell {
             core: Mutex::new(core),
             log,
@@ -292,7 +292,7 @@ impl BrokerNode {
     /// not missing for long.)
     pub fn durable_state(env: &NodeEnv, config: &BrokerNodeConfig) -> BrokerCore {
         let log =
-            DurableLog::<BrokerRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+            DurableLog::<BrokerRecord>::open(&env, LOG_FILE, config.fsync_latency);
         BrokerCore::recover(config.broker, &log.read_durable())
     }
 
