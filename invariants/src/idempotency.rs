@@ -303,7 +303,10 @@ mod tests {
         let pay = &mut obs.history[11];
         pay.outcome = Outcome::fail("not-payable", "the trade is closed");
         let v = &single(check(&obs), Invariant::Idempotency);
-        assert!(v.message.contains("is recorded as fail: not-payable"), "{v}");
+        assert!(
+            v.message.contains("is recorded as fail: not-payable"),
+            "{v}"
+        );
     }
 
     #[test]

@@ -220,7 +220,6 @@ impl ActivityStatus {
             ActivityStatus::Committed | ActivityStatus::RolledBack | ActivityStatus::Heuristic
         )
     }
-
 }
 
 /// One leg of an activity's money movement: branch `branch`, on `shard`, debits or credits

@@ -327,8 +327,7 @@ pub fn messages(size: BenchSize) -> (Figure, f64) {
                 );
                 let queues = consumer::allocate(BENCH_QUEUES, BENCH_CONSUMERS, i);
                 serve_forever(&handle, env, move |env| async move {
-                    let t =
-                        Transport::for_node(&env).await?;
+                    let t = Transport::for_node(&env).await?;
                     madsim::task::spawn(consumer::run_on(env, t, config, queues, handler));
                     Ok(())
                 });

@@ -182,7 +182,10 @@ fn trade_refunded_reopens_is_caught_by_legal_transitions() {
         "seed {}: {v}",
         report.config.seed
     );
-    let trade = v.evidence.get("trade").expect("the violation names its trade");
+    let trade = v
+        .evidence
+        .get("trade")
+        .expect("the violation names its trade");
     assert!(v.message.contains(trade.as_str()), "{v}");
 }
 

@@ -246,8 +246,16 @@ mod tests {
         let a = origin_key(&["ledger/0", "ledger.log"]);
         let b = origin_key(&["ledger/1", "ledger.log"]);
         assert_eq!(digest(&[(a, 1), (b, 2)]), digest(&[(a, 1), (b, 2)]));
-        assert_ne!(digest(&[(a, 1), (b, 2)]), digest(&[(a, 1), (b, 3)]), "content");
-        assert_ne!(digest(&[(a, 1), (b, 2)]), digest(&[(b, 2), (a, 1)]), "order");
+        assert_ne!(
+            digest(&[(a, 1), (b, 2)]),
+            digest(&[(a, 1), (b, 3)]),
+            "content"
+        );
+        assert_ne!(
+            digest(&[(a, 1), (b, 2)]),
+            digest(&[(b, 2), (a, 1)]),
+            "order"
+        );
         assert_ne!(digest(&[(a, 1)]), digest(&[(b, 1)]), "origin");
         assert_ne!(digest(&[]), digest(&[(a, 1)]), "one more event");
     }

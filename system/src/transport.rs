@@ -166,7 +166,8 @@ impl Transport {
         faults: NetFaults,
         probes: Probes,
     ) -> io::Result<Self> {
-        let stream = |purpose, extra| ChaCha8Rng::seed_from_u64(stream_seed(seed, name, purpose, extra));
+        let stream =
+            |purpose, extra| ChaCha8Rng::seed_from_u64(stream_seed(seed, name, purpose, extra));
         let streams = Streams {
             faults: stream(FAULT_STREAM, 0),
             tags: stream(TAG_STREAM, bind_instant()),

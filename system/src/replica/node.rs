@@ -138,8 +138,7 @@ fn log_file<P: Projection>() -> String {
 impl<P: Projection> ReplicaNode<P> {
     /// Recovers the projection from its log and starts consuming.
     pub async fn start(env: &NodeEnv, config: ReplicaConfig) -> std::io::Result<Self> {
-        let log =
-            DurableLog::<P::Record>::open(&env, log_file::<P>(), config.fsync_latency);
+        let log = DurableLog::<P::Record>::open(&env, log_file::<P>(), config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
@@ -171,8 +170,7 @@ impl<P: Projection> ReplicaNode<P> {
 
     /// What a replica whose node is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: ReplicaConfig) -> P {
-        let log =
-            DurableLog::<P::Record>::open(&env, log_file::<P>(), config.fsync_latency);
+        let log = DurableLog::<P::Record>::open(&env, log_file::<P>(), config.fsync_latency);
         P::recover(env.bugs, &log.read_durable())
     }
 }

@@ -60,6 +60,11 @@ impl Outbox {
         loop {
             madsim::time::sleep(RESEND_INTERVAL).await;
             let unsent: Vec<TradeEvent> = shell.core().unsent().cloned().collect();
+            // The rows were read from memory, where a change is applied before its record is
+            // durable: wait for their records to be synced, or a crash could lose a change
+            // whose event is already out (found by seed 124 once the transport drew from its
+            // own stream).
+            shell.log.sync().await;
             for event in unsent {
                 if send(&shell, &event).await {
                     shell.env.probes.hit(names::OUTBOX_RESENT);
