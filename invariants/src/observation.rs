@@ -69,7 +69,7 @@ pub struct FreezeState {
     pub xid: Option<String>,
 }
 
-/// The state of a TCC fence row (Seata's rules, see PLATFORM.md).
+/// The state of a TCC fence row (Seata's rules, see `docs/DOMAIN.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FenceState {
     Tried,
