@@ -93,7 +93,7 @@ struct Client {
 
 /// Runs client `id` to the end of its workload.
 pub async fn run_client(id: u32, ctx: ClientContext) {
-    let name = format!("client/{id}");
+    let name = format!("client-{id}");
     let (faults, probes) = (ctx.faults.clone(), ctx.probes.clone());
     let transport = Transport::bind(client_addr(id), &name, ctx.config.seed, faults, probes)
         .await

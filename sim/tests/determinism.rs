@@ -70,7 +70,7 @@ fn env(name: &str, addr: SocketAddr, probes: &Probes) -> NodeEnv {
 /// records the same single event whatever the records say.
 fn hash_after_records(records: &[u64]) -> u64 {
     let probes = Probes::new();
-    let node = env("ledger/0", SocketAddr::from(([10, 7, 0, 1], 1)), &probes);
+    let node = env("ledger-0", SocketAddr::from(([10, 7, 0, 1], 1)), &probes);
     let log = DurableLog::<u64>::open(&node, "ledger.log", Duration::ZERO);
     for r in records {
         log.append(r);
@@ -88,7 +88,7 @@ fn a_durable_record_of_other_content_changes_the_trace_hash_and_the_same_one_doe
     assert_ne!(same, hash_after_records(&[1, 2]), "one record fewer");
     // The same records in another node's log are other platform events.
     let probes = Probes::new();
-    let other = env("ledger/1", SocketAddr::from(([10, 7, 0, 2], 1)), &probes);
+    let other = env("ledger-1", SocketAddr::from(([10, 7, 0, 2], 1)), &probes);
     let log = DurableLog::<u64>::open(&other, "ledger.log", Duration::ZERO);
     for r in [1, 2, 3] {
         log.append(&r);
@@ -114,7 +114,7 @@ fn hash_after_reply(answer: u64) -> u64 {
         let probes = Probes::new();
         let trace = Trace::new(&probes);
         let server_addr = SocketAddr::from(([10, 7, 1, 1], 1));
-        let server = env("trade/0", server_addr, &probes);
+        let server = env("trade-0", server_addr, &probes);
         let node = Handle::current().create_node().ip(server_addr.ip()).build();
         node.spawn(async move {
             let t = Transport::for_node(&server).await.expect("bind");
@@ -127,7 +127,7 @@ fn hash_after_reply(answer: u64) -> u64 {
         let answered = client
             .spawn(async move {
                 madsim::time::sleep(Duration::from_millis(1)).await;
-                let t = Transport::bind(client_addr, "client/0", 5, NetFaults::new(), p)
+                let t = Transport::bind(client_addr, "client-0", 5, NetFaults::new(), p)
                     .await
                     .expect("bind");
                 t.call(server_addr, Ask, Duration::from_secs(1))

@@ -44,7 +44,7 @@ impl MerchantEndpoint {
         config: MerchantConfig,
         topology: Topology,
     ) -> std::io::Result<MerchantEndpoint> {
-        let transport = Transport::for_node(&env).await?;
+        let transport = Transport::for_node(env).await?;
         let received: Arc<Mutex<Vec<Callback>>> = Arc::default();
         {
             let (received, caller) = (received.clone(), transport.clone());

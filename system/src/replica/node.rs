@@ -138,7 +138,7 @@ fn log_file<P: Projection>() -> String {
 impl<P: Projection> ReplicaNode<P> {
     /// Recovers the projection from its log and starts consuming.
     pub async fn start(env: &NodeEnv, config: ReplicaConfig) -> std::io::Result<Self> {
-        let log = DurableLog::<P::Record>::open(&env, log_file::<P>(), config.fsync_latency);
+        let log = DurableLog::<P::Record>::open(env, log_file::<P>(), config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
@@ -148,7 +148,7 @@ impl<P: Projection> ReplicaNode<P> {
         // offset the previous life had not committed.
         let before: Arc<BTreeSet<String>> = Arc::new(core.consumed().keys().cloned().collect());
         let core = Arc::new(Mutex::new(core));
-        let transport = Transport::for_node(&env).await?;
+        let transport = Transport::for_node(env).await?;
         let handler: Handler = {
             let (core, env) = (core.clone(), env.clone());
             Arc::new(move |delivery: Delivery| {
@@ -170,7 +170,7 @@ impl<P: Projection> ReplicaNode<P> {
 
     /// What a replica whose node is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: ReplicaConfig) -> P {
-        let log = DurableLog::<P::Record>::open(&env, log_file::<P>(), config.fsync_latency);
+        let log = DurableLog::<P::Record>::open(env, log_file::<P>(), config.fsync_latency);
         P::recover(env.bugs, &log.read_durable())
     }
 }
