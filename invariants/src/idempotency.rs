@@ -3,9 +3,11 @@
 //! Checked always: every rule holds at each instant, since an operation still in flight is
 //! unknown and an activity only counts once its commit decision is logged.
 //!
-//! (a) An outcome once returned never flips: every definite reply to one request is the same,
-//! and the outcome the client recorded is that reply. A platform that does not pin the outcome
-//! of a retry can answer "fail" and then "ok" to the same pay key.
+//! (a) An outcome once returned never flips: every definite reply to one request is the same
+//! answer (ok, or a refusal with the same code; the detail text is for people and may be
+//! worded differently), and the outcome the client recorded is that answer. A platform that
+//! does not pin the outcome of a retry can answer "fail" and then "ok" to the same pay key, or
+//! refuse it first for one reason and then for another.
 //! (b) One effect per key: at most one activity per (kind, key) has decided to commit, and at
 //! most one payment of a trade has: a fresh idempotency key on each retry pays twice.
 //! (c) The reply matches the effect: a payment or refund answered ok has exactly one activity
@@ -71,7 +73,7 @@ fn about_op(op: &Operation, message: String) -> Violation {
 fn flipped_reply(op: &Operation) -> Option<Violation> {
     let mut replies = definite(op);
     let first = replies.next()?;
-    let flipped = replies.find(|r| *r != first)?;
+    let flipped = replies.find(|r| !r.same_answer(first))?;
     let msg = format!(
         "request {} was answered {first} and later {flipped}: its outcome flipped",
         op.request
@@ -86,7 +88,7 @@ fn flipped_reply(op: &Operation) -> Option<Violation> {
 /// (a) A definite outcome must be the reply the platform gave first.
 fn outcome_not_reply(op: &Operation) -> Option<Violation> {
     let first = definite(op).next()?;
-    if op.outcome == Outcome::Unknown || op.outcome == *first {
+    if op.outcome == Outcome::Unknown || op.outcome.same_answer(first) {
         return None;
     }
     let msg = format!(
@@ -169,7 +171,7 @@ fn reply_matches_effect(op: &Operation, obs: &Observation) -> Option<Violation> 
     let committed = under_key.iter().filter(|a| decided_commit(a)).count();
     let (min, max, rule) = match op.outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
-        Outcome::Fail(_) => (0, 0, "none"),
+        Outcome::Fail { .. } => (0, 0, "none"),
         Outcome::Unknown => (0, 1, "at most 1"),
     };
     if (min..=max).contains(&committed) {
@@ -223,145 +225,5 @@ fn one_trade_per_out_trade_no(obs: &Observation) -> Vec<Violation> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testkit::{activity, ev, movement_legs, single, trade_op, valid};
-    use rust_decimal_macros::dec;
-    use ActivityStatus::*;
-
-    fn committed(xid: &str, kind: ActivityKind, key: &str, trade: &str) -> ActivityState {
-        let legs = movement_legs((0, 2), (1, 12), dec!(1));
-        activity(
-            xid,
-            kind,
-            key,
-            trade,
-            &[Trying, Committing, Committed],
-            legs,
-        )
-    }
-
-    #[test]
-    fn valid_observation_passes() {
-        // The valid run re-asked c1-p1 and got ok twice; its failed payment rolled back.
-        assert!(check(&valid()).is_empty());
-    }
-
-    #[test]
-    fn flipped_reply_fails() {
-        let mut obs = valid();
-        let pay = &mut obs.history[9];
-        pay.replies = vec![Outcome::Ok, Outcome::Fail("no such trade".to_string())];
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert!(v
-            .message
-            .contains("answered ok and later fail: no such trade"));
-        assert_eq!(ev(v, "request"), "c1-p1");
-        assert_eq!(ev(v, "trade"), "T0-1");
-        assert_eq!(ev(v, "replies"), "ok,fail: no such trade");
-    }
-
-    #[test]
-    fn outcome_other_than_first_reply_fails() {
-        let mut obs = valid();
-        obs.history[1].replies = vec![Outcome::Fail("shard busy".to_string())];
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert_eq!(
-            v.message,
-            "request c1-1 is recorded as ok but was first answered fail: shard busy"
-        );
-        assert_eq!(ev(v, "first"), "fail: shard busy");
-    }
-
-    #[test]
-    fn same_key_committed_twice_fails() {
-        let mut obs = valid();
-        // Two refund activities under one out_request_no that no client sent.
-        let key = "c3-r1";
-        obs.activities
-            .push(committed("x0.7", ActivityKind::Refund, key, "T0-1"));
-        obs.activities
-            .push(committed("x0.8", ActivityKind::Refund, key, "T0-1"));
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert!(v
-            .message
-            .contains("2 Refund activities committed under key c3-r1"));
-        assert_eq!(ev(v, "key"), "c3-r1");
-        assert_eq!(ev(v, "xids"), "x0.7:Committed,x0.8:Committed");
-        assert_eq!(ev(v, "trade"), "T0-1");
-    }
-
-    #[test]
-    fn trade_paid_under_two_keys_fails() {
-        let mut obs = valid();
-        // A retry under a fresh key paid T0-1 again.
-        obs.activities
-            .push(committed("x0.7", ActivityKind::Pay, "c1-p9", "T0-1"));
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert!(v
-            .message
-            .contains("trade T0-1 has 2 payment activities committed"));
-        assert_eq!(ev(v, "xids"), "x0.1:Committed,x0.7:Committed");
-        assert_eq!(ev(v, "keys"), "c1-p1,c1-p9");
-    }
-
-    #[test]
-    fn ok_without_committed_activity_fails() {
-        let mut obs = valid();
-        let refund = &mut obs.activities[1];
-        refund.status = RolledBack;
-        refund.status_history = vec![Trying, RollingBack, RolledBack];
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert_eq!(
-            v.message,
-            "refund c1-r1 has 0 activities committed but must have exactly 1 (outcome ok)"
-        );
-        assert_eq!(ev(v, "xids"), "x0.2:RolledBack");
-        assert_eq!(ev(v, "committed"), "0");
-    }
-
-    #[test]
-    fn fail_with_committed_activity_fails() {
-        let mut obs = valid();
-        obs.activities[2].status = Committed;
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert!(v
-            .message
-            .contains("pay c1-p2 has 1 activity committed but must have none"));
-        assert_eq!(ev(v, "request"), "c1-p2");
-        assert_eq!(ev(v, "xids"), "x0.3:Committed");
-    }
-
-    #[test]
-    fn unknown_with_one_committed_passes_and_with_two_fails() {
-        let mut obs = valid();
-        let pay = trade_op("c1-p3", OpKind::Pay, "T0-2", dec!(30), Outcome::Unknown);
-        obs.history.push(pay);
-        obs.activities
-            .push(committed("x0.7", ActivityKind::Pay, "c1-p3", "T0-2"));
-        assert!(check(&obs).is_empty());
-        obs.activities
-            .push(committed("x0.8", ActivityKind::Pay, "c1-p3", "T0-2"));
-        let found = check(&obs);
-        // The same double effect breaks the per-key, per-trade and per-operation rules.
-        assert_eq!(found.len(), 3, "{found:#?}");
-        let v = found
-            .iter()
-            .find(|v| v.message.contains("at most 1"))
-            .unwrap();
-        assert_eq!(ev(v, "request"), "c1-p3");
-        assert_eq!(ev(v, "xids"), "x0.7:Committed,x0.8:Committed");
-    }
-
-    #[test]
-    fn trade_created_twice_fails() {
-        let mut obs = valid();
-        let mut again = obs.trades[1].clone();
-        again.trade = "T0-9".to_string();
-        obs.trades.push(again);
-        let v = &single(check(&obs), Invariant::Idempotency);
-        assert_eq!(ev(v, "out_trade_no"), "o-2");
-        assert_eq!(ev(v, "trade"), "T0-2,T0-9");
-        assert_eq!(ev(v, "merchant"), "12");
-    }
-}
+#[path = "idempotency/tests.rs"]
+mod tests;

@@ -1,8 +1,8 @@
 //! paylab's invariants: pure functions from an [`Observation`] to [`Violation`]s.
 //!
-//! One file per invariant family (numbered as in PLATFORM.md). No simulator, no clock, no I/O:
-//! every checker can be (and is) unit-tested on hand-built observations, with at least one case
-//! that passes and one that fails.
+//! One file per invariant family (numbered as in `docs/DOMAIN.md`). No simulator, no clock, no
+//! I/O: every checker can be (and is) unit-tested on hand-built observations, with at least one
+//! case that passes and one that fails; the tests live in a sibling `<family>/tests.rs`.
 //!
 //! Two families, by when they hold:
 //!

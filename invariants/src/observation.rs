@@ -69,7 +69,7 @@ pub struct FreezeState {
     pub xid: Option<String>,
 }
 
-/// The state of a TCC fence row (Seata's rules, see PLATFORM.md).
+/// The state of a TCC fence row (Seata's rules, see `docs/DOMAIN.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FenceState {
     Tried,
@@ -132,7 +132,8 @@ pub struct ShardSnapshot {
     pub fences: Vec<FenceRow>,
 }
 
-/// A trade's status (交易状态).
+/// A trade's status (交易状态). Its legal moves are the checker's own table,
+/// [`crate::transitions::TRADE_EDGES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TradeStatus {
     WaitPay,
@@ -141,24 +142,6 @@ pub enum TradeStatus {
     PartiallyRefunded,
     Refunded,
     Closed,
-}
-
-impl TradeStatus {
-    /// The legal edges of a trade: WAIT_PAY -> PAYING -> PAID -> PARTIALLY_REFUNDED / REFUNDED,
-    /// PAYING -> WAIT_PAY when the payment failed, WAIT_PAY -> CLOSED when unpaid too long.
-    pub fn can_become(self, next: TradeStatus) -> bool {
-        use TradeStatus::*;
-        matches!(
-            (self, next),
-            (WaitPay, Paying)
-                | (WaitPay, Closed)
-                | (Paying, WaitPay)
-                | (Paying, Paid)
-                | (Paid, PartiallyRefunded)
-                | (Paid, Refunded)
-                | (PartiallyRefunded, Refunded)
-        )
-    }
 }
 
 /// Where a pay attempt or a refund of a trade stands.
@@ -214,7 +197,8 @@ pub enum ActivityKind {
     Refund,
 }
 
-/// An activity's status in its manager's log.
+/// An activity's status in its manager's log. Its legal moves:
+/// [`crate::transitions::ACTIVITY_EDGES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ActivityStatus {
     /// Begun; branches being tried; no decision yet.
@@ -234,21 +218,6 @@ impl ActivityStatus {
         matches!(
             self,
             ActivityStatus::Committed | ActivityStatus::RolledBack | ActivityStatus::Heuristic
-        )
-    }
-
-    /// The legal edges: Trying -> Committing -> Committed, Trying -> RollingBack -> RolledBack,
-    /// and a phase two that some branch refused ends Heuristic.
-    pub fn can_become(self, next: ActivityStatus) -> bool {
-        use ActivityStatus::*;
-        matches!(
-            (self, next),
-            (Trying, Committing)
-                | (Trying, RollingBack)
-                | (Committing, Committed)
-                | (RollingBack, RolledBack)
-                | (Committing, Heuristic)
-                | (RollingBack, Heuristic)
         )
     }
 }
@@ -323,16 +292,51 @@ impl fmt::Display for OpKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Ok,
-    Fail(String),
+    /// A definite refusal. `code` is the platform's stable refusal code (kebab-case, e.g.
+    /// `insufficient-funds`): the answer a checker compares. `detail` is the sentence for
+    /// people (amounts, ids); a repeat may word it differently, so no checker compares it.
+    Fail {
+        code: String,
+        detail: String,
+    },
     Unknown,
 }
 
-/// Short forms ("ok", "fail: reason", "unknown") used in violation messages and evidence.
+impl Outcome {
+    /// A refusal with its code and its detail.
+    pub fn fail(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Outcome::Fail {
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The refusal code of a failure, `None` for ok and unknown.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Outcome::Fail { code, .. } => Some(code),
+            Outcome::Ok | Outcome::Unknown => None,
+        }
+    }
+
+    /// Whether two outcomes give the same answer: both ok, both unknown, or both refused with
+    /// the same code. Details are never compared: they are for people.
+    pub fn same_answer(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Outcome::Ok, Outcome::Ok) | (Outcome::Unknown, Outcome::Unknown) => true,
+            (Outcome::Fail { code: a, .. }, Outcome::Fail { code: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Short forms ("ok", "fail: code: detail", "unknown") used in violation messages and
+/// evidence; the detail is shown so that a person can read why.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Ok => f.write_str("ok"),
-            Outcome::Fail(reason) => write!(f, "fail: {reason}"),
+            Outcome::Fail { code, detail } => write!(f, "fail: {code}: {detail}"),
             Outcome::Unknown => f.write_str("unknown"),
         }
     }

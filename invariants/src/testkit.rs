@@ -378,7 +378,7 @@ pub fn valid() -> Observation {
                 "c1-3",
                 OpKind::Transfer,
                 Some(dec!(500)),
-                Outcome::Fail("insufficient funds".to_string()),
+                Outcome::fail("insufficient-funds", "acct-3 has 50.00, 500.00 needed"),
             ),
             op("c2-2", OpKind::Transfer, Some(dec!(10)), Outcome::Unknown),
             trade_op("c2-t1", OpKind::CreateTrade, "T0-1", dec!(20), Outcome::Ok),
@@ -391,7 +391,7 @@ pub fn valid() -> Observation {
                 OpKind::Pay,
                 "T0-3",
                 dec!(8),
-                Outcome::Fail("payment failed".to_string()),
+                Outcome::fail("aborted", "a branch refused its Try"),
             ),
         ],
         messages: crate::observation::MessageSnapshot::default(),
@@ -623,7 +623,7 @@ mod tests {
         obs.history[9].replies.push(crate::Outcome::Unknown);
         obs.history[9]
             .replies
-            .push(crate::Outcome::Fail("late".to_string()));
+            .push(crate::Outcome::fail("unavailable", "late"));
         let always = crate::check_always(&obs);
         let quiescent = crate::check_quiescent(&obs);
         assert_eq!(always.len(), 1, "{always:#?}");

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The invariants paylab checks (numbering follows PLATFORM.md).
+/// The invariants paylab checks (numbering follows `docs/DOMAIN.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Invariant {
     /// 1. Σ debit legs = Σ credit legs, amounts > 0, one currency, at least two legs.

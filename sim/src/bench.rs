@@ -166,7 +166,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
 }
 
 async fn transfer_client(c: u32, transfers: u32, faults: NetFaults) {
-    let t = Transport::bind(client_addr(c), faults, Probes::new())
+    let t = Transport::bind(client_addr(c), "bench-client", 0, faults, Probes::new())
         .await
         .expect("bind client");
     let timeout = Duration::from_secs(1);
@@ -327,8 +327,7 @@ pub fn messages(size: BenchSize) -> (Figure, f64) {
                 );
                 let queues = consumer::allocate(BENCH_QUEUES, BENCH_CONSUMERS, i);
                 serve_forever(&handle, env, move |env| async move {
-                    let t =
-                        Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+                    let t = Transport::for_node(&env).await?;
                     madsim::task::spawn(consumer::run_on(env, t, config, queues, handler));
                     Ok(())
                 });
@@ -353,7 +352,7 @@ pub fn messages(size: BenchSize) -> (Figure, f64) {
 
 /// One producer: `count` sends in a row, each acknowledged (durable) before the next.
 async fn publish(c: u32, count: u32, probes: Probes) {
-    let t = Transport::bind(client_addr(c), NetFaults::new(), probes)
+    let t = Transport::bind(client_addr(c), "bench-client", 0, NetFaults::new(), probes)
         .await
         .expect("bind producer");
     for i in 0..count {
@@ -444,7 +443,7 @@ const BENCH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Opens and funds a buyer (shard 0) and opens a merchant (shard 1), then creates the trades
 /// the client will pay.
 async fn pay_setup(c: u32, payments: u32, probes: Probes) -> (Transport, AccountId, Vec<TradeId>) {
-    let t = Transport::bind(client_addr(c), NetFaults::new(), probes)
+    let t = Transport::bind(client_addr(c), "bench-client", 0, NetFaults::new(), probes)
         .await
         .expect("bind client");
     // Accounts past the world and transit ids: the buyer on shard 0, the merchant on shard 1.

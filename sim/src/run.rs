@@ -124,7 +124,12 @@ pub fn run(config: RunConfig) -> RunReport {
 /// The run's evidence (history, probes, trace) is created here, outside the simulation
 /// thread, so that a panic inside it still leaves a failure report with what led up to it.
 pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
-    let evidence = Evidence::default();
+    let probes = Probes::new();
+    let evidence = Evidence {
+        history: History::new(),
+        trace: Trace::new(&probes),
+        probes,
+    };
     let (cfg, pln, ev) = (config.clone(), plan.clone(), evidence.clone());
     let started = Instant::now();
     let joined = std::thread::Builder::new()
@@ -162,7 +167,7 @@ pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
 
 /// The handles a run records its evidence into; `Send`, so they outlive a panicking
 /// simulation thread.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Evidence {
     history: History,
     probes: Probes,
@@ -384,7 +389,7 @@ fn count(history: &[Operation]) -> OpCounts {
     for op in history {
         match op.outcome {
             Outcome::Ok => c.ok += 1,
-            Outcome::Fail(_) => c.fail += 1,
+            Outcome::Fail { .. } => c.fail += 1,
             Outcome::Unknown => c.unknown += 1,
         }
     }

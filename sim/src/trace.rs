@@ -1,10 +1,14 @@
 //! The run's event log and its trace hash.
 //!
 //! Every observable step (operation invoked and completed, node crashed and restarted, snapshot
-//! checked) is recorded with its simulated time; the FNV-1a hash of the whole log is the run's
-//! fingerprint. Two processes running the same seed must print the same hash: that is the
+//! checked) is recorded with its simulated time. The run's fingerprint, the trace hash, is the
+//! FNV-1a hash of the whole log followed by the platform digest of the run's [`Probes`] (every
+//! durable record a node appended and every RPC reply a node sent, see
+//! `paylab_system::probes`): platform-internal nondeterminism that moves no client's timing
+//! still changes it. Two processes running the same seed must print the same hash: that is the
 //! determinism guarantee, and a test checks it.
 
+use paylab_system::probes::Probes;
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -50,15 +54,21 @@ pub enum TraceEvent {
     },
 }
 
-/// A cloneable handle to the run's event log.
-#[derive(Debug, Default, Clone)]
+/// A cloneable handle to the run's event log, and to the run's probes whose platform digest
+/// its hash covers.
+#[derive(Debug, Clone)]
 pub struct Trace {
     events: Arc<Mutex<Vec<TraceEvent>>>,
+    probes: Probes,
 }
 
 impl Trace {
-    pub fn new() -> Self {
-        Self::default()
+    /// The event log of the run whose platform events `probes` digests.
+    pub fn new(probes: &Probes) -> Self {
+        Trace {
+            events: Arc::default(),
+            probes: probes.clone(),
+        }
     }
 
     pub fn record(&self, event: TraceEvent) {
@@ -69,13 +79,20 @@ impl Trace {
             .push(event);
     }
 
-    /// FNV-1a over every event in order.
+    /// FNV-1a over every event in order, then over the platform digest and its event count.
     pub fn hash(&self) -> u64 {
         let mut h = fnv::FnvHasher::default();
         for e in self.events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             e.hash(&mut h);
         }
+        self.probes.platform_digest().hash(&mut h);
+        self.probes.platform_events().hash(&mut h);
         h.finish()
+    }
+
+    /// The platform digest the hash covers (see the module comment).
+    pub fn platform_digest(&self) -> u64 {
+        self.probes.platform_digest()
     }
 
     pub fn len(&self) -> usize {

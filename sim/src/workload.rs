@@ -35,6 +35,10 @@ const PAYMENT_TIMEOUT: Duration = Duration::from_millis(1_000);
 const PAYMENT_BACKOFF: Duration = Duration::from_millis(50);
 const PAYMENT_BACKOFF_MAX: Duration = Duration::from_millis(1_000);
 
+/// The code a client records when the platform answers with a reply of the wrong kind: not a
+/// platform refusal, so none of [`paylab_system::RefusalCode`]'s names.
+const UNEXPECTED_REPLY: &str = "unexpected-reply";
+
 /// Milliseconds of simulated time since the run started.
 pub fn now_ms() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_millis() as u64
@@ -89,7 +93,9 @@ struct Client {
 
 /// Runs client `id` to the end of its workload.
 pub async fn run_client(id: u32, ctx: ClientContext) {
-    let transport = Transport::bind(client_addr(id), ctx.faults.clone(), ctx.probes.clone())
+    let name = format!("client-{id}");
+    let (faults, probes) = (ctx.faults.clone(), ctx.probes.clone());
+    let transport = Transport::bind(client_addr(id), &name, ctx.config.seed, faults, probes)
         .await
         .expect("client binds its address");
     let seed = ctx.config.seed ^ WORKLOAD_STREAM ^ (u64::from(id) << 32);
@@ -317,7 +323,7 @@ impl Caller {
             .await;
         let outcome = match retried.result {
             Ok(Ok(_)) => Outcome::Ok,
-            Ok(Err(refusal)) => Outcome::Fail(refusal.to_string()),
+            Ok(Err(refusal)) => Outcome::fail(refusal.code().name(), refusal.to_string()),
             Err(_) => Outcome::Unknown,
         };
         self.complete(op, request, &outcome, retried.attempts);
@@ -348,8 +354,14 @@ impl Caller {
             .await;
         let (outcome, trade) = match retried.result {
             Ok(Ok(TradeReply::Created { trade, .. })) => (Outcome::Ok, Some(trade)),
-            Ok(Ok(other)) => (Outcome::Fail(format!("unexpected reply {other:?}")), None),
-            Ok(Err(refusal)) => (Outcome::Fail(refusal.to_string()), None),
+            Ok(Ok(other)) => {
+                let detail = format!("unexpected reply {other:?}");
+                (Outcome::fail(UNEXPECTED_REPLY, detail), None)
+            }
+            Ok(Err(refusal)) => {
+                let outcome = Outcome::fail(refusal.code().name(), refusal.to_string());
+                (outcome, None)
+            }
             Err(_) => (Outcome::Unknown, None),
         };
         self.complete(op, out_trade_no, &outcome, retried.attempts);
@@ -373,7 +385,8 @@ impl Caller {
             {
                 Ok(Ok(_)) => return (Outcome::Ok, attempt),
                 Ok(Err(PaymentError::Refused(refusal))) => {
-                    return (Outcome::Fail(refusal.to_string()), attempt)
+                    let outcome = Outcome::fail(refusal.code.name(), refusal.detail);
+                    return (outcome, attempt);
                 }
                 Ok(Err(PaymentError::InProgress)) | Err(_) => {
                     self.ctx.probes.hit(names::CLIENT_RETRY);

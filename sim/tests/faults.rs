@@ -2,7 +2,8 @@
 //! calls within it succeed, a one-way cut drops one direction only, a paused node answers only
 //! once resumed, a slow disk makes a sync take its latency, a power loss drops an unsynced
 //! write and keeps a synced one. (Duplicates and clock skew: `transport.rs`.) And a saved plan
-//! replays to the same trace hash; a swarm of seeds fires every fault kind.
+//! replays to the same trace hash, which no other plan reaches; a swarm of seeds fires every
+//! fault kind.
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
@@ -24,6 +25,13 @@ impl Rpc for Ping {
     const TAG: u64 = 0x7e58;
 }
 
+/// Every simulation of this file runs on this fixed seed, never a wall-clock one.
+const SEED: u64 = 0x7e58;
+
+fn runtime() -> Runtime {
+    Runtime::with_seed_and_config(SEED, madsim::Config::default())
+}
+
 fn addr(last: u8) -> SocketAddr {
     SocketAddr::from(([10, 9, 1, last], 1))
 }
@@ -32,7 +40,8 @@ fn addr(last: u8) -> SocketAddr {
 fn server(last: u8) -> NodeHandle {
     let node = Handle::current().create_node().ip(addr(last).ip()).build();
     node.spawn(async move {
-        let t = Transport::bind(addr(last), NetFaults::new(), Probes::new())
+        let name = format!("server/{last}");
+        let t = Transport::bind(addr(last), &name, SEED, NetFaults::new(), Probes::new())
             .await
             .expect("bind");
         t.serve(|_: Ping| async {});
@@ -46,6 +55,8 @@ async fn ping(from: &NodeHandle, from_last: u8, to: u8) -> Result<(), RpcError> 
     from.spawn(async move {
         let t = Transport::bind(
             SocketAddr::from(([10, 9, 1, from_last], 2)),
+            "pinger",
+            SEED,
             NetFaults::new(),
             Probes::new(),
         )
@@ -59,7 +70,7 @@ async fn ping(from: &NodeHandle, from_last: u8, to: u8) -> Result<(), RpcError> 
 
 #[test]
 fn a_partition_cuts_calls_across_it_and_not_within_it() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let (a, b, c) = (server(1), server(2), server(3));
         madsim::time::sleep(Duration::from_millis(1)).await;
         // {a, c} | {b}
@@ -87,7 +98,7 @@ fn a_partition_cuts_calls_across_it_and_not_within_it() {
 
 #[test]
 fn a_one_way_cut_drops_one_direction_only() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let (a, b) = (server(1), server(2));
         madsim::time::sleep(Duration::from_millis(1)).await;
         NetSim::current().clog_link(a.id(), b.id());
@@ -101,7 +112,7 @@ fn a_one_way_cut_drops_one_direction_only() {
 
 #[test]
 fn a_paused_node_answers_only_after_it_resumes() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let (a, b) = (server(1), server(2));
         madsim::time::sleep(Duration::from_millis(1)).await;
         Handle::current().pause(b.id());
@@ -113,9 +124,9 @@ fn a_paused_node_answers_only_after_it_resumes() {
 
 #[test]
 fn a_slow_disk_makes_a_sync_take_its_latency_and_power_loss_drops_only_unsynced_writes() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let disk = Disk::new();
-        let log = DurableLog::<u32>::open(disk.clone(), "t.log", Duration::from_millis(1));
+        let log = DurableLog::<u32>::on_disk(disk.clone(), "t.log", Duration::from_millis(1));
         log.append(&1);
         let started = madsim::time::Instant::now();
         log.sync().await;
@@ -137,16 +148,42 @@ fn a_slow_disk_makes_a_sync_take_its_latency_and_power_loss_drops_only_unsynced_
     });
 }
 
+/// A saved plan replays to the original run's trace hash, and that equality means something:
+/// the same seed without the plan, or with another plan, hashes differently, and every fault
+/// of the replayed plan fired its probe. (Were the plan ignored, the replay would be the
+/// fault-free run, and the first inequality would catch it.)
 #[test]
-fn a_saved_plan_replays_to_the_same_trace_hash() {
+fn a_saved_plan_replays_to_the_same_trace_hash_and_no_other_plan_does() {
     let config = RunConfig::new(21);
     let plan = FaultPlan::generate(&config);
+    assert!(plan.events.len() > 1, "seed 21 plans faults: {plan:?}");
     let saved = serde_json::to_string(&plan).expect("a plan serializes");
     let first = run(config.clone());
     let loaded: FaultPlan = serde_json::from_str(&saved).expect("a saved plan loads");
-    let again = run_with_plan(config, loaded);
+    assert_eq!(loaded, plan);
+    let again = run_with_plan(config.clone(), loaded);
     assert_eq!(first.trace_hash, again.trace_hash);
     assert_eq!(first.verdict, again.verdict);
+    assert_eq!(first.probes, again.probes);
+    for event in &plan.events {
+        let probe = event.fault.kind().probe();
+        assert!(again.probe(probe) > 0, "the replay never fired {probe}");
+    }
+    let ignored = run(RunConfig {
+        faults: Some(Vec::new()),
+        ..config.clone()
+    });
+    assert_ne!(
+        ignored.trace_hash, first.trace_hash,
+        "a run without the plan must not hash like one with it"
+    );
+    let mut other = plan.clone();
+    other.events.remove(0);
+    let other = run_with_plan(config, other);
+    assert_ne!(
+        other.trace_hash, first.trace_hash,
+        "a run with one fault fewer must not hash like the original"
+    );
 }
 
 #[test]

@@ -163,6 +163,32 @@ fn offset_before_processing_is_caught_by_message_completeness() {
     caught_naming(Bug::OffsetBeforeProcessing, "event");
 }
 
+/// A late failed refund end moves a fully refunded trade back to partially refunded: the
+/// trade's status history walks the edge REFUNDED -> PARTIALLY_REFUNDED, which the legal
+/// transitions' own table (written from the domain, not from the platform) does not have.
+#[test]
+fn trade_refunded_reopens_is_caught_by_legal_transitions() {
+    let bug = Bug::TradeRefundedReopens;
+    let report = first_caught(bug);
+    assert!(report.repro().contains(&format!("--bug {bug}")));
+    let v = report
+        .violations
+        .iter()
+        .find(|v| v.invariant.name() == bug.caught_by())
+        .expect("first_caught found one");
+    assert_eq!(
+        v.evidence.get("edge").map(String::as_str),
+        Some("Refunded -> PartiallyRefunded"),
+        "seed {}: {v}",
+        report.config.seed
+    );
+    let trade = v
+        .evidence
+        .get("trade")
+        .expect("the violation names its trade");
+    assert!(v.message.contains(trade.as_str()), "{v}");
+}
+
 /// The merchant-query replica without versions: an old event redelivered from the retry queue
 /// after a newer one rolls the row back.
 #[test]

@@ -22,6 +22,13 @@ impl Rpc for Count {
 const SERVER: &str = "10.9.0.1:1";
 const CLIENT: &str = "10.9.0.2:1";
 
+/// Every simulation of this file runs on this fixed seed, never a wall-clock one.
+const SEED: u64 = 0x7e57;
+
+fn runtime() -> Runtime {
+    Runtime::with_seed_and_config(SEED, madsim::Config::default())
+}
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("valid address")
 }
@@ -35,7 +42,7 @@ fn counting_server(faults: &NetFaults) -> (Arc<AtomicU32>, madsim::runtime::Node
         .ip(addr(SERVER).ip())
         .build();
     node.spawn(async move {
-        let t = Transport::bind(addr(SERVER), faults, Probes::new())
+        let t = Transport::bind(addr(SERVER), "server", 1, faults, Probes::new())
             .await
             .expect("bind");
         t.serve(move |_: Count| {
@@ -49,7 +56,7 @@ fn counting_server(faults: &NetFaults) -> (Arc<AtomicU32>, madsim::runtime::Node
 
 #[test]
 fn a_duplicated_request_is_delivered_twice() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let faults = NetFaults::new();
         let probes = Probes::new();
         let (seen, _server) = counting_server(&faults);
@@ -62,7 +69,7 @@ fn a_duplicated_request_is_delivered_twice() {
         client
             .spawn(async move {
                 madsim::time::sleep(Duration::from_millis(1)).await;
-                let t = Transport::bind(addr(CLIENT), faults, p)
+                let t = Transport::bind(addr(CLIENT), "client", 1, faults, p)
                     .await
                     .expect("bind");
                 t.call(addr(SERVER), Count, Duration::from_secs(1))
@@ -79,7 +86,7 @@ fn a_duplicated_request_is_delivered_twice() {
 
 #[test]
 fn a_call_to_a_killed_node_times_out_as_unknown() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let faults = NetFaults::new();
         let (seen, server) = counting_server(&faults);
         madsim::time::sleep(Duration::from_millis(1)).await;
@@ -90,7 +97,7 @@ fn a_call_to_a_killed_node_times_out_as_unknown() {
             .build();
         let result = client
             .spawn(async move {
-                let t = Transport::bind(addr(CLIENT), faults, Probes::new())
+                let t = Transport::bind(addr(CLIENT), "client", 1, faults, Probes::new())
                     .await
                     .expect("bind");
                 t.call(addr(SERVER), Count, Duration::from_millis(300))
@@ -105,7 +112,7 @@ fn a_call_to_a_killed_node_times_out_as_unknown() {
 
 #[test]
 fn a_skewed_clock_moves_on_its_own_node_only() {
-    Runtime::new().block_on(async {
+    runtime().block_on(async {
         let (skewed, honest) = (NodeClock::new(), NodeClock::new());
         madsim::time::sleep(Duration::from_millis(1_000)).await;
         skewed.jump_ms(5_000);

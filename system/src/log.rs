@@ -3,8 +3,14 @@
 //! Frame: `len: u32 LE | crc32(payload): u32 LE | payload (bincode)`. Replay stops at the first
 //! frame that is short or fails its checksum (a torn tail after a power loss) and truncates the
 //! file there, so the next append starts on a clean boundary.
+//!
+//! A node's log ([`DurableLog::open`]) folds every append (node, file, the record's checksum
+//! and length) into the run's platform digest in its [`Probes`], so the trace hash covers what
+//! the platform wrote, not only what its clients saw.
 
 use crate::disk::Disk;
+use crate::node::NodeEnv;
+use crate::probes::{origin_key, Probes};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
@@ -30,6 +36,9 @@ pub struct DurableLog<R> {
     fsync_latency: Duration,
     /// Group commit: at most one fsync in flight; callers that arrive meanwhile wait for it.
     group: Arc<GroupCommit>,
+    /// Where appends are folded into the platform digest: the run's probes and the
+    /// [`origin_key`] of (node, file). `None` for a bare disk outside any node.
+    digest: Option<(Probes, u64)>,
     _records: PhantomData<fn() -> R>,
 }
 
@@ -40,13 +49,27 @@ struct GroupCommit {
 }
 
 impl<R: Serialize + DeserializeOwned> DurableLog<R> {
-    /// Opens the log named `file` on `disk`; `fsync_latency` is the simulated cost of a sync.
-    pub fn open(disk: Disk, file: impl Into<String>, fsync_latency: Duration) -> Self {
+    /// Opens a node's log named `file` on the node's disk; `fsync_latency` is the simulated
+    /// cost of a sync. Every append is folded into the run's platform digest under the node's
+    /// name and the file.
+    pub fn open(env: &NodeEnv, file: impl Into<String>, fsync_latency: Duration) -> Self {
+        let file = file.into();
+        let origin = origin_key(&[&env.name.to_string(), &file]);
+        DurableLog {
+            digest: Some((env.probes.clone(), origin)),
+            ..Self::on_disk(env.disk.clone(), file, fsync_latency)
+        }
+    }
+
+    /// Opens the log named `file` on a bare disk, outside any node: its appends are in no
+    /// run's platform digest. For tests of the log and the disk themselves.
+    pub fn on_disk(disk: Disk, file: impl Into<String>, fsync_latency: Duration) -> Self {
         DurableLog {
             disk,
             file: file.into(),
             fsync_latency,
             group: Arc::default(),
+            digest: None,
             _records: PhantomData,
         }
     }
@@ -95,6 +118,10 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         let crc = crc32fast::hash(&frame[HEADER..]);
         frame[0..4].copy_from_slice(&len.to_le_bytes());
         frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        if let Some((probes, origin)) = &self.digest {
+            // The checksum already is a hash of the record's bytes: folding it costs nothing.
+            probes.digest_record(*origin, u64::from(crc), u64::from(len));
+        }
         self.disk.append(&self.file, &frame);
     }
 
@@ -172,7 +199,7 @@ mod tests {
     use super::*;
 
     fn log(disk: &Disk) -> DurableLog<(u32, String)> {
-        DurableLog::open(disk.clone(), "t.log", Duration::ZERO)
+        DurableLog::on_disk(disk.clone(), "t.log", Duration::ZERO)
     }
 
     #[test]

@@ -2,17 +2,109 @@
 //!
 //! A scenario test asserts its probe fired, so it proves it reached its corner rather than
 //! merely not breaking. Each simulation owns its own [`Probes`] (no global state).
+//!
+//! The same handle carries the run's platform digest ([`Probes::platform_digest`]): a running
+//! fold of every durable record any node appends and every RPC reply any node sends. The
+//! harness folds it into the trace hash, so platform-internal nondeterminism that moves no
+//! client's timing (a record written with other content, a reply worded otherwise) still
+//! changes the run's fingerprint. It lives here because every node already holds its run's
+//! probes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A cloneable handle to one run's probe counters.
+/// A cloneable handle to one run's probe counters and platform digest.
 #[derive(Debug, Default, Clone)]
 pub struct Probes {
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
     /// RPC sends (every attempt), kept apart from the probes: it is on the hot path.
     rpc_calls: Arc<AtomicU64>,
+    digest: Arc<PlatformDigest>,
+}
+
+/// The running fold of the platform's own events: an FNV-1a style fold of fixed-size words,
+/// with no allocation per event. A simulation is one thread, so a load and a store in order
+/// are enough; the order of the events is the simulation's, hence deterministic.
+#[derive(Debug)]
+struct PlatformDigest {
+    state: AtomicU64,
+    events: AtomicU64,
+}
+
+impl Default for PlatformDigest {
+    fn default() -> Self {
+        PlatformDigest {
+            state: AtomicU64::new(FNV_OFFSET),
+            events: AtomicU64::new(0),
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// What kind of platform event a word of the digest stands for.
+const KIND_RECORD: u64 = 1;
+const KIND_REPLY: u64 = 2;
+
+impl PlatformDigest {
+    fn fold(&self, words: [u64; 4]) {
+        let mut h = self.state.load(Ordering::Relaxed);
+        for w in words {
+            for b in w.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(FNV_PRIME);
+            }
+        }
+        self.state.store(h, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// FNV-1a over some strings, each followed by a separator: the stable key of an event's
+/// origin (a node's name and a file, or a node's name alone), computed once per log or
+/// transport and reused for every event.
+pub fn origin_key(parts: &[&str]) -> u64 {
+    let mut h = FNV_OFFSET;
+    for part in parts {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(FNV_PRIME);
+        }
+    }
+    h
+}
+
+/// An `io::Write` that hashes what is written into it (FNV-1a) and keeps nothing: serialize a
+/// value into it to hash its bytes without allocating them.
+#[derive(Debug)]
+pub struct HashWriter(u64);
+
+impl Default for HashWriter {
+    fn default() -> Self {
+        HashWriter(FNV_OFFSET)
+    }
+}
+
+impl HashWriter {
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for b in buf {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Probes {
@@ -34,6 +126,28 @@ impl Probes {
     /// RPC sends so far.
     pub fn rpc_calls(&self) -> u64 {
         self.rpc_calls.load(Ordering::Relaxed)
+    }
+
+    /// Folds one durable record into the platform digest: `origin` is the [`origin_key`] of
+    /// (node, file), `content` a hash of the record's bytes, `len` their length.
+    pub fn digest_record(&self, origin: u64, content: u64, len: u64) {
+        self.digest.fold([KIND_RECORD, origin, content, len]);
+    }
+
+    /// Folds one RPC reply into the platform digest: `origin` is the [`origin_key`] of the
+    /// replying node, `tag` the RPC's tag, `content` a hash of the reply's bytes.
+    pub fn digest_reply(&self, origin: u64, tag: u64, content: u64) {
+        self.digest.fold([KIND_REPLY, origin, tag, content]);
+    }
+
+    /// The fold of every platform event so far (records appended, replies sent), in order.
+    pub fn platform_digest(&self) -> u64 {
+        self.digest.state.load(Ordering::Relaxed)
+    }
+
+    /// How many platform events the digest has folded.
+    pub fn platform_events(&self) -> u64 {
+        self.digest.events.load(Ordering::Relaxed)
     }
 
     pub fn count(&self, name: &str) -> u64 {
@@ -113,4 +227,61 @@ pub mod names {
     pub const NOTIFY_EXHAUSTED: &str = "notify.schedule-exhausted";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn the_digest_depends_on_every_event_its_content_and_its_order() {
+        let digest = |events: &[(u64, u64)]| {
+            let p = Probes::new();
+            for (origin, content) in events {
+                p.digest_record(*origin, *content, 8);
+            }
+            p.platform_digest()
+        };
+        let a = origin_key(&["ledger/0", "ledger.log"]);
+        let b = origin_key(&["ledger/1", "ledger.log"]);
+        assert_eq!(digest(&[(a, 1), (b, 2)]), digest(&[(a, 1), (b, 2)]));
+        assert_ne!(
+            digest(&[(a, 1), (b, 2)]),
+            digest(&[(a, 1), (b, 3)]),
+            "content"
+        );
+        assert_ne!(
+            digest(&[(a, 1), (b, 2)]),
+            digest(&[(b, 2), (a, 1)]),
+            "order"
+        );
+        assert_ne!(digest(&[(a, 1)]), digest(&[(b, 1)]), "origin");
+        assert_ne!(digest(&[]), digest(&[(a, 1)]), "one more event");
+    }
+
+    #[test]
+    fn a_record_and_a_reply_of_the_same_words_differ_and_clones_share_the_digest() {
+        let p = Probes::new();
+        let q = p.clone();
+        q.digest_record(1, 2, 3);
+        assert_eq!(p.platform_events(), 1);
+        let r = Probes::new();
+        r.digest_reply(1, 2, 3);
+        assert_ne!(p.platform_digest(), r.platform_digest());
+    }
+
+    #[test]
+    fn origin_keys_keep_their_parts_apart_and_the_hash_writer_hashes_bytes() {
+        assert_ne!(origin_key(&["ab", "c"]), origin_key(&["a", "bc"]));
+        let mut w = HashWriter::default();
+        w.write_all(b"abc").unwrap();
+        let mut v = HashWriter::default();
+        v.write_all(b"ab").unwrap();
+        v.write_all(b"c").unwrap();
+        assert_eq!(w.finish(), v.finish());
+        let mut x = HashWriter::default();
+        x.write_all(b"abd").unwrap();
+        assert_ne!(w.finish(), x.finish());
+    }
 }

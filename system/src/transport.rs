@@ -6,10 +6,18 @@
 //! ([`NetFaults`]); both fire on the sending side so they compose with madsim's own faults.
 //! Every call has a timeout: a call that times out returns [`RpcError::Timeout`], which callers
 //! must read as "unknown", never as "not applied".
+//!
+//! Every random draw (a request's transport fault, the start of the reply tags) comes from the
+//! node's own streams (`transport.faults`, `transport.tags`, see [`NodeEnv::rng`]), created once
+//! per transport: one more RPC elsewhere never shifts them. Every reply a node sends is folded
+//! into the run's platform digest ([`Probes::digest_reply`]).
 
-use crate::probes::{names, Probes};
+use crate::node::{stream_seed, NodeEnv};
+use crate::probes::{names, origin_key, HashWriter, Probes};
 use madsim::net::Endpoint;
-use madsim::rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
 use std::fmt::Debug;
 use std::future::Future;
 use std::io;
@@ -20,8 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A request type and its response. `TAG` must be unique across the platform.
+/// The response is serializable so that the reply's bytes can be hashed into the run's
+/// platform digest.
 pub trait Rpc: Send + Sync + Clone + Debug + 'static {
-    type Response: Send + Sync + Debug + 'static;
+    type Response: Send + Sync + Debug + Serialize + 'static;
     const TAG: u64;
 }
 
@@ -75,18 +85,36 @@ impl NetFaults {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Draws this request's fate: (deliver twice?, delay before sending).
-    fn draw(&self) -> (bool, Option<Duration>) {
+    /// Draws this request's fate from the sender's own stream: (deliver twice?, delay before
+    /// sending). Nothing is drawn while no transport fault is on.
+    fn draw(&self, rng: &mut impl Rng) -> (bool, Option<Duration>) {
         let s = self.lock().clone();
         if s.duplicate_rate == 0.0 && s.delay_rate == 0.0 {
             return (false, None);
         }
-        let mut rng = madsim::rand::thread_rng();
         let dup = s.duplicate_rate > 0.0 && rng.gen_bool(s.duplicate_rate);
         let delay = (s.delay_rate > 0.0 && rng.gen_bool(s.delay_rate) && !s.delay.is_empty())
             .then(|| rng.gen_range(s.delay.clone()));
         (dup, delay)
     }
+}
+
+/// The purposes of a transport's two streams (see [`NodeEnv::rng`]).
+const FAULT_STREAM: &str = "transport.faults";
+const TAG_STREAM: &str = "transport.tags";
+
+/// Simulated nanoseconds since the simulation started: what tells two incarnations of one node
+/// apart when their transports are bound.
+fn bind_instant() -> u64 {
+    let elapsed = madsim::time::TimeHandle::current().elapsed();
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A hash of a reply's bytes (bincode), computed without allocating them.
+fn reply_hash<T: Serialize>(reply: &T) -> u64 {
+    let mut w = HashWriter::default();
+    bincode::serialize_into(&mut w, reply).expect("replies always serialize");
+    w.finish()
 }
 
 /// A request on the wire: where to send the reply, and the request itself.
@@ -103,18 +131,65 @@ pub struct Transport {
     /// reuses a tag a late reply to its previous life might still carry.
     next_tag: Arc<AtomicU64>,
     faults: NetFaults,
+    /// The stream this transport draws its requests' transport faults from.
+    fault_rng: Arc<Mutex<ChaCha8Rng>>,
     probes: Probes,
+    /// The [`origin_key`] of this transport's node, for the replies it folds into the digest.
+    origin: u64,
+}
+
+/// The random streams of one transport.
+struct Streams {
+    faults: ChaCha8Rng,
+    tags: ChaCha8Rng,
 }
 
 impl Transport {
-    /// Binds the node's endpoint at `addr`.
-    pub async fn bind(addr: SocketAddr, faults: NetFaults, probes: Probes) -> io::Result<Self> {
+    /// Binds a node's endpoint at its address, with its run's transport faults and probes,
+    /// drawing from the node's own streams. The tag stream mixes in the simulated time of the
+    /// bind, so a restarted node (bound later) starts its tags elsewhere than its previous life.
+    pub async fn for_node(env: &NodeEnv) -> io::Result<Self> {
+        let streams = Streams {
+            faults: env.rng(FAULT_STREAM),
+            tags: env.rng_with(TAG_STREAM, bind_instant()),
+        };
+        let (faults, probes) = (env.faults.clone(), env.probes.clone());
+        Self::bind_with(env.addr, &env.name.to_string(), streams, faults, probes).await
+    }
+
+    /// Binds an endpoint that is not a platform node (a client, a test's caller), named `name`,
+    /// with streams derived from (`seed`, `name`, purpose) exactly as a node's are.
+    pub async fn bind(
+        addr: SocketAddr,
+        name: &str,
+        seed: u64,
+        faults: NetFaults,
+        probes: Probes,
+    ) -> io::Result<Self> {
+        let stream =
+            |purpose, extra| ChaCha8Rng::seed_from_u64(stream_seed(seed, name, purpose, extra));
+        let streams = Streams {
+            faults: stream(FAULT_STREAM, 0),
+            tags: stream(TAG_STREAM, bind_instant()),
+        };
+        Self::bind_with(addr, name, streams, faults, probes).await
+    }
+
+    async fn bind_with(
+        addr: SocketAddr,
+        name: &str,
+        mut streams: Streams,
+        faults: NetFaults,
+        probes: Probes,
+    ) -> io::Result<Self> {
         let endpoint = Endpoint::bind(addr).await?;
         Ok(Transport {
             endpoint,
-            next_tag: Arc::new(AtomicU64::new(madsim::rand::random::<u64>() >> 1)),
+            next_tag: Arc::new(AtomicU64::new(streams.tags.gen::<u64>() >> 1)),
             faults,
+            fault_rng: Arc::new(Mutex::new(streams.faults)),
             probes,
+            origin: origin_key(&[name]),
         })
     }
 
@@ -134,6 +209,7 @@ impl Transport {
     {
         let endpoint = self.endpoint.clone();
         let handler = Arc::new(handler);
+        let (probes, origin) = (self.probes.clone(), self.origin);
         madsim::task::spawn(async move {
             loop {
                 let Ok((payload, from)) = endpoint.recv_from_raw(R::TAG).await else {
@@ -146,8 +222,10 @@ impl Transport {
                 let Envelope { reply_tag, request } = *envelope;
                 let handler = handler.clone();
                 let endpoint = endpoint.clone();
+                let probes = probes.clone();
                 madsim::task::spawn(async move {
                     let response = handler(request).await;
+                    probes.digest_reply(origin, R::TAG, reply_hash(&response));
                     // A failed reply is indistinguishable from a lost one; the caller times out.
                     let _ = endpoint
                         .send_to_raw(from, reply_tag, Box::new(response))
@@ -167,7 +245,10 @@ impl Transport {
         let reply_tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         self.probes.rpc_call();
         let exchange = async {
-            let (duplicate, delay) = self.faults.draw();
+            let (duplicate, delay) = {
+                let mut rng = self.fault_rng.lock().unwrap_or_else(|p| p.into_inner());
+                self.faults.draw(&mut *rng)
+            };
             if duplicate {
                 self.probes.hit(names::DUPLICATE_DELIVERED);
                 self.send(dst, reply_tag, request.clone()).await?;

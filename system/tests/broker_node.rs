@@ -178,7 +178,7 @@ where
     let node = Handle::current().create_node().ip(a.ip()).build();
     let result = node
         .spawn(async move {
-            let t = Transport::bind(a, NetFaults::new(), Probes::new())
+            let t = Transport::bind(a, "caller", 0, NetFaults::new(), Probes::new())
                 .await
                 .expect("bind client");
             f(t).await
@@ -285,7 +285,7 @@ async fn concurrent_sends_acknowledged_before_a_crash_are_durable(flush: FlushPo
         let a = next_client_addr();
         let client = Handle::current().create_node().ip(a.ip()).build();
         client.spawn(async move {
-            let t = Transport::bind(a, NetFaults::new(), Probes::new())
+            let t = Transport::bind(a, "caller", 0, NetFaults::new(), Probes::new())
                 .await
                 .expect("bind");
             for s in 0..senders {
@@ -390,7 +390,7 @@ fn fake_producer(checks: Arc<Mutex<Vec<(String, u32)>>>) -> NodeHandle {
         .ip(addr(PRODUCER).ip())
         .build();
     node.spawn(async move {
-        let t = Transport::bind(addr(PRODUCER), NetFaults::new(), Probes::new())
+        let t = Transport::bind(addr(PRODUCER), "caller", 0, NetFaults::new(), Probes::new())
             .await
             .expect("bind producer");
         t.serve(move |check: CheckBackCall| {
@@ -548,9 +548,7 @@ fn start_consumer(
         .init(move || {
             let (env, config, handler) = (env.clone(), config.clone(), handler.clone());
             async move {
-                let t = Transport::bind(env.addr, env.faults.clone(), env.probes.clone())
-                    .await
-                    .expect("bind consumer");
+                let t = Transport::for_node(&env).await.expect("bind consumer");
                 consumer::run(env, t, config, handler).await
             }
         })

@@ -50,8 +50,7 @@ impl LedgerNode {
     /// Recovers the shard from its log and starts serving. Called from the node's `init`, so
     /// it runs again after every restart, each time from the disk alone.
     pub async fn start(env: &NodeEnv, config: LedgerConfig) -> std::io::Result<LedgerNode> {
-        let log =
-            DurableLog::<LedgerRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::LEDGER_TORN_TAIL_CUT);
@@ -67,7 +66,7 @@ impl LedgerNode {
             env.bugs,
             &records,
         )));
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(env).await?;
         let node = LedgerNode { core: core.clone() };
         let (clock, bugs, probes) = (env.clock.clone(), env.bugs, env.probes.clone());
         transport.serve(move |LedgerCall(command)| {
@@ -111,8 +110,7 @@ impl LedgerNode {
 
     /// What a shard whose node is down would recover: its durable records, folded.
     pub fn durable_state(env: &NodeEnv, config: LedgerConfig) -> LedgerCore {
-        let log =
-            DurableLog::<LedgerRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency);
         LedgerCore::recover(config.shard, config.shards, env.bugs, &log.read_durable())
     }
 }

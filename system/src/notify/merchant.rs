@@ -52,7 +52,7 @@ impl MerchantEndpoint {
         config: MerchantConfig,
         topology: Topology,
     ) -> std::io::Result<MerchantEndpoint> {
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(env).await?;
         let received: Arc<Mutex<Vec<Callback>>> = Arc::default();
         // The endpoint's own stream: its fail and slow draws never shift with other nodes'
         // randomness (it is never restarted, so one stream serves its whole life).

@@ -122,13 +122,12 @@ impl Shell {
 impl NotifyNode {
     /// Recovers the schedule from the log, resumes it and starts consuming.
     pub async fn start(env: &NodeEnv, config: NotifyConfig) -> std::io::Result<NotifyNode> {
-        let log =
-            DurableLog::<NotifyRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<NotifyRecord>::open(env, LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
         }
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(env).await?;
         let shell = Arc::new(Shell {
             engine: Mutex::new(NotifyEngine::recover(config.schedule, &records)),
             log,
@@ -161,8 +160,7 @@ impl NotifyNode {
 
     /// What a notification node that is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: NotifyConfig) -> NotifyCore {
-        let log =
-            DurableLog::<NotifyRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<NotifyRecord>::open(env, LOG_FILE, config.fsync_latency);
         NotifyCore::recover(config.schedule, &log.read_durable())
     }
 }

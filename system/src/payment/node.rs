@@ -87,7 +87,7 @@ impl PaymentNode {
         config: PaymentConfig,
         topology: Topology,
     ) -> std::io::Result<PaymentNode> {
-        let log = DurableLog::<OrderRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<OrderRecord>::open(env, LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.records > 0 {
             env.probes.hit(names::PAYMENT_RECOVERED);
@@ -95,7 +95,7 @@ impl PaymentNode {
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
         }
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(env).await?;
         let coordinator = Coordinator::open(
             config.strategy,
             env,
@@ -142,7 +142,7 @@ impl PaymentNode {
 
     /// What a payment node that is down would recover from its disk.
     pub fn durable_view(env: &NodeEnv, config: PaymentConfig) -> PaymentView {
-        let log = DurableLog::<OrderRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<OrderRecord>::open(env, LOG_FILE, config.fsync_latency);
         let book = OrderBook::recover(config.index, &log.read_durable());
         PaymentView {
             orders: book.orders().cloned().collect(),

@@ -92,14 +92,13 @@ struct Runtime<P: Projection> {
 impl<P: Projection> ReplicaNode<P> {
     /// Recovers the projection from its log and starts consuming.
     pub async fn start(env: &NodeEnv, config: ReplicaConfig) -> std::io::Result<Self> {
-        let log =
-            DurableLog::<P::Record>::open(env.disk.clone(), log_file::<P>(), config.fsync_latency);
+        let log = DurableLog::<P::Record>::open(env, log_file::<P>(), config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
         }
         let engine = Arc::new(Mutex::new(ReplicaEngine::<P>::recover(env.bugs, &records)));
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(env).await?;
         // One stream per incarnation: the recovered log's length tells a restart's draws from
         // the previous life's, so a replay does not meet the same failures again.
         let failures = env.rng_with(FAILURE_STREAM, records.len() as u64);
@@ -131,8 +130,7 @@ impl<P: Projection> ReplicaNode<P> {
 
     /// What a replica whose node is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: ReplicaConfig) -> P {
-        let log =
-            DurableLog::<P::Record>::open(env.disk.clone(), log_file::<P>(), config.fsync_latency);
+        let log = DurableLog::<P::Record>::open(env, log_file::<P>(), config.fsync_latency);
         P::recover(env.bugs, &log.read_durable())
     }
 }

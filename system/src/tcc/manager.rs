@@ -81,7 +81,7 @@ impl TccManager {
         topology: Topology,
         config: TccConfig,
     ) -> Self {
-        let log = DurableLog::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::open(env, LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
             env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
@@ -101,7 +101,7 @@ impl TccManager {
 
     /// What the activity log on a down node's disk holds durably.
     pub fn durable_activities(env: &NodeEnv) -> Vec<Activity> {
-        let log = DurableLog::<ActivityRecord>::open(env.disk.clone(), LOG_FILE, Duration::ZERO);
+        let log = DurableLog::<ActivityRecord>::open(env, LOG_FILE, Duration::ZERO);
         ActivityLog::recover(&log.read_durable())
             .activities()
             .cloned()

@@ -209,7 +209,7 @@ impl TradeNode {
     /// Recovers the shard from its log, starts serving, the closing timer and, with messages
     /// on, the outbox resender or the check-back handler.
     pub async fn start(env: &NodeEnv, config: TradeConfig) -> std::io::Result<TradeNode> {
-        let log = DurableLog::<TradeRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<TradeRecord>::open(env, LOG_FILE, config.fsync_latency);
         let (records, report) = log.replay();
         if report.records > 0 {
             env.probes.hit(names::TRADE_RECOVERED);
@@ -224,7 +224,7 @@ impl TradeNode {
         );
         let mode = config.messages.map(|m| m.mode);
         let core = TradeCore::recover_with_messages(config.shard, env.bugs, mode, &records);
-        let transport = Transport::bind(env.addr, env.faults.clone(), env.probes.clone()).await?;
+        let transport = Transport::for_node(env).await?;
         let unsent: Vec<TradeEvent> = core.unsent().cloned().collect();
         let shell = Arc::new(Shell {
             outbox: Mutex::new(outbox::recovered(env.bugs, &unsent)),
@@ -283,7 +283,7 @@ impl TradeNode {
 
     /// What a trade shard whose node is down would recover from its disk.
     pub fn durable_state(env: &NodeEnv, config: TradeConfig) -> TradeCore {
-        let log = DurableLog::<TradeRecord>::open(env.disk.clone(), LOG_FILE, config.fsync_latency);
+        let log = DurableLog::<TradeRecord>::open(env, LOG_FILE, config.fsync_latency);
         TradeCore::recover_with_messages(
             config.shard,
             env.bugs,
