@@ -71,7 +71,7 @@ fn consume(c: &mut ConsumerRecordsCore, event: &TradeEvent) -> bool {
 
 fn entry(event: &TradeEvent, fen: i64) -> ConsumptionEntry {
     ConsumptionEntry {
-        event: EventId::from(event.id()),
+        event: event.id(),
         trade: event.trade,
         buyer: BUYER,
         merchant: MERCHANT,

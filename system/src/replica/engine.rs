@@ -130,7 +130,7 @@ impl<P: Projection> ReplicaEngine<P> {
             }
             None => {
                 out.push(ReplicaOutput::Probe(names::CONSUMER_DUPLICATE_SKIPPED));
-                if self.before.contains(&EventId::from(event.id())) {
+                if self.before.contains(&event.id()) {
                     out.push(ReplicaOutput::Probe(names::CONSUMER_REPLAYED_AFTER_RESTART));
                 }
             }

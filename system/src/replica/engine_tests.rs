@@ -4,7 +4,7 @@ use super::*;
 use crate::ids::EventId;
 
 fn eid(event: &TradeEvent) -> EventId {
-    EventId::from(event.id())
+    event.id()
 }
 use crate::broker::{Message, MessageId};
 use crate::bugs::Bug;

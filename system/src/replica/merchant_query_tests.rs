@@ -157,7 +157,7 @@ fn an_applied_row_that_regresses_is_asserted() {
     let mut c = MerchantQueryCore::new(Bugs::none());
     consume(&mut c, &refunded(T1, 2, "R1", 300, 300)).unwrap();
     c.apply(MerchantQueryRecord::Applied {
-        event: EventId::from(paid(T1).id()),
+        event: paid(T1).id(),
         row: MerchantRow::of(&paid(T1)),
     });
 }
