@@ -19,8 +19,8 @@
 //! that was begun is finished and its outcome told to the trade; one never begun starts at 2.
 //!
 //! Refusals keep their code end to end: a branch's insufficient funds is the order's
-//! `insufficient-funds`. The trade RPC still carries outcomes as text, so an outcome crosses it
-//! as `"code: detail"` ([`outcome_for_trade`]) and comes back parsed ([`refusal_from_trade`]).
+//! `insufficient-funds`, and the trade pins a key to the same `Refusal` it is told (or to its
+//! own refusal, with the trade's code).
 
 use super::orders::{Order, OrderBook, OrderDecision, OrderKind, OrderRecord};
 use super::types::{payment_node_for, PaymentCommand, PaymentError, PaymentReceipt};
@@ -259,7 +259,7 @@ impl OrderFlow {
 
     fn end_command(&self, outcome: &Result<(), Refusal>) -> TradeCommand {
         let o = &self.order;
-        let outcome = outcome_for_trade(outcome);
+        let outcome = outcome.clone();
         match o.kind {
             OrderKind::Pay { payer } => TradeCommand::EndPay {
                 trade: o.trade,
@@ -293,7 +293,7 @@ impl OrderFlow {
             (BeginAnswer::Reply(TradeReply::Settled(status)), _) => {
                 let outcome = match status {
                     AttemptStatus::Succeeded => Ok(()),
-                    AttemptStatus::Failed(text) => Err(refusal_from_trade(kind, &text)),
+                    AttemptStatus::Failed(refusal) => Err(refusal),
                     AttemptStatus::Pending => Err(aborted("the trade answered pending")),
                 };
                 return self.settle(outcome, false);
@@ -372,29 +372,6 @@ pub fn into_result(outcome: MovementOutcome) -> Result<(), Refusal> {
         MovementOutcome::Aborted(refusal) => Err(refusal),
         MovementOutcome::Heuristic(why) => Err(aborted(&format!("heuristic outcome: {why}"))),
     }
-}
-
-/// An order's outcome as the trade RPC carries it: a refusal as `"code: detail"`.
-pub fn outcome_for_trade(outcome: &Result<(), Refusal>) -> Result<(), String> {
-    outcome.as_ref().map(|_| ()).map_err(Refusal::to_string)
-}
-
-/// A failure the trade settled a key with, as a refusal. One this node reported through an end
-/// comes back as `"code: detail"`; otherwise the trade refused the begin itself, in its own
-/// words, and the code follows from what it refused (until the trade keeps a `Refusal` in
-/// `AttemptStatus::Failed`).
-pub fn refusal_from_trade(kind: OrderKind, text: &str) -> Refusal {
-    if let Some((name, detail)) = text.split_once(": ") {
-        if let Some(code) = RefusalCode::ALL.iter().find(|c| c.name() == name) {
-            return Refusal::new(*code, detail);
-        }
-    }
-    let code = match kind {
-        OrderKind::Pay { .. } => RefusalCode::NotPayable,
-        OrderKind::Refund { .. } if text.starts_with("refund of") => RefusalCode::RefundExceeds,
-        OrderKind::Refund { .. } => RefusalCode::NotRefundable,
-    };
-    Refusal::new(code, text)
 }
 
 #[cfg(test)]

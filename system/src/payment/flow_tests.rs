@@ -47,7 +47,7 @@ fn begin_pay() -> TradeCommand {
     }
 }
 
-fn end_pay(outcome: Result<(), String>) -> TradeCommand {
+fn end_pay(outcome: Result<(), Refusal>) -> TradeCommand {
     TradeCommand::EndPay {
         trade: trade(),
         key: "k1".into(),
@@ -103,9 +103,11 @@ fn up_to_move() -> Vec<Step> {
 
 /// The outcome known: the window, the trade told, the order finished.
 fn tell_and_finish(outcome: Result<(), Refusal>) -> Vec<Step> {
-    let wire = outcome_for_trade(&outcome);
     vec![
-        (I::WindowPassed, vec![O::EndAtTrade(end_pay(wire))]),
+        (
+            I::WindowPassed,
+            vec![O::EndAtTrade(end_pay(outcome.clone()))],
+        ),
         (I::EndAnswered(EndAnswer::Ended), finished("k1", outcome)),
     ]
 }
@@ -222,7 +224,10 @@ fn cases() -> Vec<Case> {
                 (I::WindowPassed, vec![O::BeginAtTrade(begin_pay())]),
                 (
                     I::BeginAnswered(BeginAnswer::Reply(TradeReply::Settled(
-                        AttemptStatus::Failed(not_payable.to_string()),
+                        AttemptStatus::Failed(Refusal::new(
+                            RefusalCode::NotPayable,
+                            not_payable.to_string(),
+                        )),
                     ))),
                     settle_window(),
                 ),
@@ -246,7 +251,7 @@ fn cases() -> Vec<Case> {
                 (I::WindowPassed, vec![O::BeginAtTrade(begin_pay())]),
                 (
                     I::BeginAnswered(BeginAnswer::Reply(TradeReply::Settled(
-                        AttemptStatus::Failed(no_funds().to_string()),
+                        AttemptStatus::Failed(no_funds()),
                     ))),
                     settle_window(),
                 ),
@@ -394,52 +399,6 @@ fn an_answer_the_flow_does_not_wait_for_is_asserted() {
     let mut flow = OrderFlow::new(pay_order());
     flow.step(FlowInput::Start);
     flow.step(FlowInput::Moved(MovementOutcome::Committed));
-}
-
-#[test]
-fn refusals_cross_the_trade_rpc_with_their_code() {
-    for code in RefusalCode::ALL {
-        let r = Refusal::new(*code, "a detail: with a colon");
-        let wire = outcome_for_trade(&Err(r.clone()));
-        let back = refusal_from_trade(pay_order().kind, &wire.unwrap_err());
-        assert_eq!(back, r, "{code}");
-    }
-    assert_eq!(outcome_for_trade(&Ok(())), Ok(()));
-}
-
-#[test]
-fn the_trades_own_refusals_get_their_codes() {
-    let t = trade();
-    let pay = pay_order().kind;
-    let refund = refund_order().kind;
-    let exceeds = TradeError::RefundExceeds {
-        trade: t,
-        amount: "1.00".into(),
-        paid: "1.00".into(),
-        refunded: "1.00".into(),
-        refunding: "0".into(),
-    };
-    let table = [
-        (
-            pay,
-            TradeError::NotPayable {
-                trade: t,
-                status: TradeStatus::Closed,
-            },
-        ),
-        (refund, exceeds),
-        (
-            refund,
-            TradeError::NotRefundable {
-                trade: t,
-                status: TradeStatus::WaitPay,
-            },
-        ),
-    ];
-    for (kind, error) in table {
-        let got = refusal_from_trade(kind, &error.to_string());
-        assert_eq!(got.code, error.code(), "{error}");
-    }
 }
 
 // ---- Admission ----

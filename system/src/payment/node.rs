@@ -150,24 +150,6 @@ impl PaymentNode {
         }
     }
 
-    /// Orders and movements still unfinished on this node.
-    pub fn pending(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .orders()
-            .unfinished()
-            .into_iter()
-            .map(|o| format!("order {} ({})", o.key, o.xid))
-            .collect();
-        out.extend(
-            self.inner
-                .coordinator
-                .unfinished()
-                .into_iter()
-                .map(|xid| format!("activity {xid}")),
-        );
-        out
-    }
-
     async fn handle(&self, command: PaymentCommand) -> Result<PaymentReceipt, PaymentError> {
         let nodes = self.inner.topology.payments.len() as u32;
         let admitted = {

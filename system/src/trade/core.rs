@@ -10,6 +10,7 @@ use super::types::*;
 use crate::bugs::{Bug, Bugs, Check};
 use crate::ids::{AccountId, EventId, IdemKey, TradeShardId, Xid};
 use crate::money::Amount;
+use crate::refusal::{Refusal, RefusalCode};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,14 +37,14 @@ pub enum TradeRecord {
         key: IdemKey,
         xid: Xid,
         payer: AccountId,
-        reason: String,
+        reason: Refusal,
     },
     PayEnded {
         trade: TradeId,
         key: IdemKey,
         xid: Xid,
         payer: AccountId,
-        outcome: Result<(), String>,
+        outcome: Result<(), Refusal>,
     },
     RefundBegun {
         trade: TradeId,
@@ -56,14 +57,14 @@ pub enum TradeRecord {
         out_request_no: IdemKey,
         xid: Xid,
         amount: Amount,
-        reason: String,
+        reason: Refusal,
     },
     RefundEnded {
         trade: TradeId,
         out_request_no: IdemKey,
         xid: Xid,
         amount: Amount,
-        outcome: Result<(), String>,
+        outcome: Result<(), Refusal>,
     },
     /// Unpaid past its timeout.
     Closed { trade: TradeId },
@@ -371,7 +372,7 @@ impl TradeCore {
                 key,
                 xid,
                 payer,
-                reason: TradeError::NotPayable { trade, status }.to_string(),
+                reason: pinned(&TradeError::NotPayable { trade, status }),
             },
         }))
     }
@@ -382,7 +383,7 @@ impl TradeCore {
         key: &IdemKey,
         xid: &Xid,
         payer: AccountId,
-        outcome: &Result<(), String>,
+        outcome: &Result<(), Refusal>,
     ) -> Result<TradeDecision, TradeError> {
         let trade = self.find(id)?;
         match trade.pays.iter().find(|p| &p.key == key) {
@@ -455,7 +456,7 @@ impl TradeCore {
                 out_request_no,
                 xid,
                 amount,
-                reason: e.to_string(),
+                reason: pinned(&e),
             },
         }))
     }
@@ -472,7 +473,7 @@ impl TradeCore {
         out_request_no: &IdemKey,
         xid: &Xid,
         amount: Amount,
-        outcome: &Result<(), String>,
+        outcome: &Result<(), Refusal>,
     ) -> Result<TradeDecision, TradeError> {
         let trade = self.find(id)?;
         match trade
@@ -715,7 +716,7 @@ impl TradeCore {
         key: IdemKey,
         xid: Xid,
         payer: AccountId,
-        outcome: Result<(), String>,
+        outcome: Result<(), Refusal>,
     ) -> Outcome {
         let asserted = self.transitions_asserted();
         let t = self.trade_mut(trade);
@@ -723,7 +724,10 @@ impl TradeCore {
             // Ended before it began here: pinned as failed, so a late BeginPay of this key is
             // refused instead of leaving the trade PAYING for ever.
             let reason = match outcome {
-                Ok(()) => "a success was reported for a pay that never began".into(),
+                Ok(()) => Refusal::new(
+                    RefusalCode::Invalid,
+                    "a success was reported for a pay that never began",
+                ),
                 Err(reason) => reason,
             };
             t.pays.push(PayAttempt {
@@ -779,7 +783,7 @@ impl TradeCore {
         out_request_no: IdemKey,
         xid: Xid,
         amount: Amount,
-        outcome: Result<(), String>,
+        outcome: Result<(), Refusal>,
     ) -> Outcome {
         let asserted = self.transitions_asserted();
         let reopens = self.bugs.is(Bug::TradeRefundedReopens);
@@ -851,11 +855,14 @@ fn refund_tombstone(
     out_request_no: IdemKey,
     xid: Xid,
     amount: Amount,
-    outcome: Result<(), String>,
+    outcome: Result<(), Refusal>,
 ) -> Refund {
-    let reason = outcome
-        .err()
-        .unwrap_or_else(|| "a success was reported for a refund that never began".into());
+    let reason = outcome.err().unwrap_or_else(|| {
+        Refusal::new(
+            RefusalCode::Invalid,
+            "a success was reported for a refund that never began",
+        )
+    });
     Refund {
         out_request_no,
         xid,
@@ -878,6 +885,11 @@ fn move_to(trade: &mut Trade, next: TradeStatus, asserted: bool) {
     );
     trade.status = next;
     trade.history.push(next);
+}
+
+/// A trade refusal as the durable reason a key is pinned to: its code and its words.
+fn pinned(e: &TradeError) -> Refusal {
+    Refusal::new(e.code(), e.to_string())
 }
 
 #[cfg(test)]

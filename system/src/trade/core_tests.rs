@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::bugs::Bug;
+use crate::refusal::{Refusal, RefusalCode};
 
 const SHARD: TradeShardId = TradeShardId(3);
 const MERCHANT: AccountId = AccountId(5);
@@ -72,7 +73,7 @@ fn end_pay(
         key: key.into(),
         xid: xid.into(),
         payer,
-        outcome,
+        outcome: outcome.map_err(|detail| aborted(&detail)),
     }
 }
 
@@ -97,12 +98,31 @@ fn end_refund(
         out_request_no: no.into(),
         xid: xid.into(),
         amount: amt(fen),
-        outcome,
+        outcome: outcome.map_err(|detail| aborted(&detail)),
     }
 }
 
+/// The refusal a payment node reports when its movement aborted (the code the tests tell).
+fn aborted(detail: &str) -> Refusal {
+    Refusal::new(RefusalCode::Aborted, detail)
+}
+
+/// The answer to a begin of a key already pinned to a failure with `reason` (by the trade
+/// itself: a tombstone of an end that never began).
 fn failed(reason: &str) -> Outcome {
-    Ok(TradeReply::Settled(AttemptStatus::Failed(reason.into())))
+    failed_with(RefusalCode::Invalid, reason)
+}
+
+/// The answer to a begin of a key the trade refused itself, with the refusal's code.
+fn failed_with(code: RefusalCode, reason: &str) -> Outcome {
+    Ok(TradeReply::Settled(AttemptStatus::Failed(Refusal::new(
+        code, reason,
+    ))))
+}
+
+/// The answer to a begin of a key pinned to the failure a payment node reported.
+fn failed_as_told(reason: &str) -> Outcome {
+    Ok(TradeReply::Settled(AttemptStatus::Failed(aborted(reason))))
 }
 
 /// Creates trade `out_trade_no` at `now_ms` and returns its id.
@@ -230,7 +250,10 @@ fn a_second_key_while_paying_is_refused_and_the_refusal_never_flips() {
     let mut c = TradeCore::new(SHARD, Bugs::none());
     let t = created(&mut c, "o1", 10_000, 0);
     run(&mut c, begin_pay(t, "k1", "x1", PAYER), 0).unwrap();
-    let refused = failed("trade T3-1 cannot be paid in status Paying");
+    let refused = failed_with(
+        RefusalCode::NotPayable,
+        "trade T3-1 cannot be paid in status Paying",
+    );
     assert_eq!(
         run(&mut c, begin_pay(t, "k2", "x2", OTHER_PAYER), 0),
         refused
@@ -299,12 +322,12 @@ fn end_pay_err_returns_the_trade_to_wait_pay_and_pins_the_failure() {
     );
     assert_eq!(
         trade.pays[0].status,
-        AttemptStatus::Failed("declined".into())
+        AttemptStatus::Failed(aborted("declined"))
     );
     assert_eq!((trade.paid, trade.payer()), (d(0), None));
     assert_eq!(
         run(&mut c, begin_pay(t, "k1", "x1", PAYER), 0),
-        failed("declined")
+        failed_as_told("declined")
     );
 }
 
@@ -349,7 +372,10 @@ fn end_pay_for_an_unknown_key_leaves_a_tombstone_that_refuses_a_late_begin_pay()
     let trade = c.trade(t).unwrap();
     assert_eq!(trade.status, TradeStatus::WaitPay);
     assert_eq!(trade.pays[0].key.as_str(), "k9");
-    assert_eq!(trade.pays[0].status, AttemptStatus::Failed(reason.into()));
+    assert_eq!(
+        trade.pays[0].status,
+        AttemptStatus::Failed(Refusal::new(RefusalCode::Invalid, reason))
+    );
     assert_eq!(
         run(&mut c, begin_pay(t, "k9", "x9", PAYER), 0),
         failed(reason)
@@ -362,7 +388,10 @@ fn end_pay_for_an_unknown_key_leaves_a_tombstone_that_refuses_a_late_begin_pay()
 fn refunding_an_unpaid_trade_is_refused_and_pinned() {
     let mut c = TradeCore::new(SHARD, Bugs::none());
     let t = created(&mut c, "o1", 10_000, 0);
-    let refused = failed("trade T3-1 cannot be refunded in status WaitPay");
+    let refused = failed_with(
+        RefusalCode::NotRefundable,
+        "trade T3-1 cannot be refunded in status WaitPay",
+    );
     assert_eq!(run(&mut c, begin_refund(t, "r1", "y1", 100), 0), refused);
     assert_eq!(c.trade(t).unwrap().refunding, d(0));
     // Paid now, but the answer under r1 stays the same.
@@ -405,7 +434,8 @@ fn partial_refunds_move_paid_to_partially_refunded_then_refunded() {
 fn a_refund_beyond_what_is_left_is_refused_and_the_refusal_never_flips() {
     let (mut c, t) = paid_trade(10_000);
     run(&mut c, begin_refund(t, "r1", "y1", 3_000), 0).unwrap();
-    let refused = failed(
+    let refused = failed_with(
+        RefusalCode::RefundExceeds,
         "refund of 80.00 exceeds what is left of trade T3-1: \
          paid 100.00, refunded 0, refunding 30.00",
     );
@@ -507,7 +537,7 @@ fn a_failed_refund_releases_its_reservation_once() {
     assert_eq!(trade.status, TradeStatus::Paid);
     assert_eq!(
         trade.refunds[0].status,
-        AttemptStatus::Failed("bank said no".into())
+        AttemptStatus::Failed(aborted("bank said no"))
     );
     assert_eq!(
         c.decide(&end_refund(t, "r1", "y1", 4_000, Ok(())), 0),
@@ -570,7 +600,10 @@ fn a_closed_trade_refuses_begin_pay_and_pins_the_refusal() {
     let t = created(&mut c, "o1", 100, 0);
     let close = c.decide_close(t).unwrap();
     c.apply(close).unwrap();
-    let refused = failed("trade T3-1 cannot be paid in status Closed");
+    let refused = failed_with(
+        RefusalCode::NotPayable,
+        "trade T3-1 cannot be paid in status Closed",
+    );
     assert_eq!(run(&mut c, begin_pay(t, "k1", "x1", PAYER), 0), refused);
     assert_eq!(run(&mut c, begin_pay(t, "k1", "x1", PAYER), 0), refused);
     let trade = c.trade(t).unwrap();

@@ -262,19 +262,6 @@ impl TradeNode {
         f(&self.shell.core())
     }
 
-    /// What the node still has to do: pays and refunds not ended and, where a resender will
-    /// send them, outbox rows not yet acknowledged. (A node without a resender never sends a
-    /// row whose relay failed: that row is lost, not pending, and message completeness says
-    /// so.)
-    pub fn pending(&self) -> Vec<String> {
-        let mut out = self.shell.core().pending();
-        if self.shell.mode() == Some(MessageMode::Outbox) {
-            let outbox = self.shell.outbox();
-            out.extend(outbox.pending().map(|id| format!("outbox row {id} unsent")));
-        }
-        out
-    }
-
     /// Ids of the events the node knows to be durable (mode 2's check-back answers from
     /// these).
     pub fn durable_events(&self) -> Vec<EventId> {

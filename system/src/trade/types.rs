@@ -2,6 +2,7 @@
 
 use crate::ids::{AccountId, IdemKey, TradeShardId, Xid};
 use crate::money::Amount;
+use crate::refusal::Refusal;
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,7 @@ impl TradeStatus {
 pub enum AttemptStatus {
     Pending,
     Succeeded,
-    Failed(String),
+    Failed(Refusal),
 }
 
 impl AttemptStatus {
@@ -163,7 +164,7 @@ pub enum TradeCommand {
         key: IdemKey,
         xid: Xid,
         payer: AccountId,
-        outcome: Result<(), String>,
+        outcome: Result<(), Refusal>,
     },
     /// Starts a refund: checks refunded + refunding + amount <= paid and reserves it.
     BeginRefund {
@@ -178,7 +179,7 @@ pub enum TradeCommand {
         out_request_no: IdemKey,
         xid: Xid,
         amount: Amount,
-        outcome: Result<(), String>,
+        outcome: Result<(), Refusal>,
     },
     /// Reads a trade.
     Query { trade: TradeId },
