@@ -263,3 +263,31 @@ fn async_flush_loses_acknowledged_messages_and_completeness_catches_it() {
         assert_eq!(safe.verdict, Verdict::Pass, "seed {seed} under {policy}");
     }
 }
+
+/// A run that panics (here: madsim's simulated-time limit, reached because every fsync takes a
+/// simulated minute) is a CRASH verdict that still carries the evidence a developer needs: the
+/// probes that fired, the operations up to the panic and the trace's tail.
+#[test]
+fn a_crash_verdict_keeps_its_probes_history_and_trace() {
+    let config = RunConfig {
+        fsync_latency_ms: 60_000,
+        faults: Some(Vec::new()),
+        ..RunConfig::new(1)
+    };
+    let report = run(config);
+    assert!(
+        matches!(&report.verdict, Verdict::Crash(why) if why.contains("time limit")),
+        "{:?}",
+        report.verdict
+    );
+    assert!(!report.probes.is_empty(), "the probes survive the panic");
+    assert!(
+        !report.history_excerpt.is_empty(),
+        "the operations survive the panic"
+    );
+    assert!(
+        !report.trace_tail.is_empty(),
+        "the trace survives the panic"
+    );
+    assert!(report.trace_events > 0);
+}
