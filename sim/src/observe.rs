@@ -2,7 +2,7 @@
 //! vocabulary.
 
 use paylab_invariants as inv;
-use paylab_system::broker::{BrokerCore, ConsumeMode, HalfState, OffsetKey, RetryState};
+use paylab_system::broker::{BrokerCore, HalfState, RetryState};
 use paylab_system::ledger::{self, LedgerCore, TccAction};
 use paylab_system::notify::{self, Callback, Notification, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
@@ -452,7 +452,7 @@ pub fn broker_progress(core: &BrokerCore, out: &mut inv::Progress) {
                 topic: h.topic.clone(),
             }),
     );
-    for (group, g) in core.groups() {
+    for (group, _) in core.groups() {
         out.retries.extend(
             core.retry_queue(group)
                 .filter_map(|(id, state)| match state {
@@ -464,30 +464,13 @@ pub fn broker_progress(core: &BrokerCore, out: &mut inv::Progress) {
                     _ => None,
                 }),
         );
-        if g.mode != ConsumeMode::Clustering {
-            continue;
-        }
-        for topic in &g.topics {
-            let mut queue = 0;
-            while let Some(messages) = core.queue(topic, queue) {
-                let key = OffsetKey {
-                    group: group.to_string(),
-                    consumer: None,
-                    topic: topic.clone(),
-                    queue,
-                };
-                let (committed, end) = (core.committed_offset(&key), messages.len() as u64);
-                if committed < end {
-                    out.lag.push(inv::QueueLag {
-                        group: group.to_string(),
-                        topic: topic.clone(),
-                        queue,
-                        committed,
-                        end,
-                    });
-                }
-                queue += 1;
-            }
-        }
     }
+    out.lag
+        .extend(core.lag().into_iter().map(|l| inv::QueueLag {
+            group: l.group,
+            topic: l.topic,
+            queue: l.queue,
+            committed: l.committed,
+            end: l.end,
+        }));
 }

@@ -192,6 +192,41 @@ impl BrokerCore {
 
     /// The offset committed under `key`; a queue nobody committed on starts at 0 (RocketMQ's
     /// CONSUME_FROM_FIRST_OFFSET, so that a new group misses no event).
+    /// Every queue a clustering group subscribes to and has not committed to its end:
+    /// (group, topic, queue, committed offset, end offset). Broadcast groups keep an offset
+    /// per consumer and are never behind as a group.
+    pub fn lag(&self) -> Vec<QueueLag> {
+        let mut out = Vec::new();
+        for (group, g) in self.groups() {
+            if g.mode != ConsumeMode::Clustering {
+                continue;
+            }
+            for topic in &g.topics {
+                let mut queue = 0;
+                while let Some(messages) = self.queue(topic, queue) {
+                    let key = OffsetKey {
+                        group: group.to_string(),
+                        consumer: None,
+                        topic: topic.clone(),
+                        queue,
+                    };
+                    let (committed, end) = (self.committed_offset(&key), messages.len() as u64);
+                    if committed < end {
+                        out.push(QueueLag {
+                            group: group.to_string(),
+                            topic: topic.clone(),
+                            queue,
+                            committed,
+                            end,
+                        });
+                    }
+                    queue += 1;
+                }
+            }
+        }
+        out
+    }
+
     pub fn committed_offset(&self, key: &OffsetKey) -> u64 {
         self.offsets.get(key).copied().unwrap_or(0)
     }
@@ -1147,6 +1182,16 @@ fn check_batch(max: u32) -> Result<(), BrokerError> {
         true => Ok(()),
         false => Err(BrokerError::BatchSize(max)),
     }
+}
+
+/// A clustering group behind on one queue ([`BrokerCore::lag`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLag {
+    pub group: String,
+    pub topic: String,
+    pub queue: u32,
+    pub committed: u64,
+    pub end: u64,
 }
 
 #[cfg(test)]

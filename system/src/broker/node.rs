@@ -9,7 +9,7 @@
 use super::core::{BrokerCore, BrokerDecision, BrokerRecord};
 use super::types::{
     BrokerCall, BrokerCommand, BrokerConfig, BrokerError, BrokerReply, CheckAnswer, CheckBackCall,
-    ConsumeMode, HalfMessage, OffsetKey,
+    HalfMessage,
 };
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -308,31 +308,15 @@ impl BrokerNode {
 /// "group G behind on topic:q (committed c of end e)" for every queue a clustering group
 /// subscribes to and has not committed to its end.
 fn groups_behind(core: &BrokerCore) -> Vec<String> {
-    let mut out = Vec::new();
-    for (group, g) in core.groups() {
-        if g.mode != ConsumeMode::Clustering {
-            continue;
-        }
-        for topic in &g.topics {
-            let mut queue = 0;
-            while let Some(messages) = core.queue(topic, queue) {
-                let key = OffsetKey {
-                    group: group.to_string(),
-                    consumer: None,
-                    topic: topic.clone(),
-                    queue,
-                };
-                let (committed, end) = (core.committed_offset(&key), messages.len() as u64);
-                if committed < end {
-                    out.push(format!(
-                        "group {group} behind on {topic}:{queue} (committed {committed} of end {end})"
-                    ));
-                }
-                queue += 1;
-            }
-        }
-    }
-    out
+    core.lag()
+        .into_iter()
+        .map(|l| {
+            format!(
+                "group {} behind on {}:{} (committed {} of end {})",
+                l.group, l.topic, l.queue, l.committed, l.end
+            )
+        })
+        .collect()
 }
 
 /// The check-back timer: every tick, records a check (or the discard) for each due half under
@@ -435,6 +419,7 @@ async fn flush_in_background(shell: Arc<Shell>, interval: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::ConsumeMode;
 
     #[test]
     fn flush_policies_parse_and_print() {
