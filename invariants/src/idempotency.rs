@@ -28,8 +28,9 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     }
     out.extend(one_effect_per_key(obs));
     out.extend(one_payment_per_trade(obs));
+    let by_key = activities_by_key(obs);
     for op in &obs.history {
-        out.extend(reply_matches_effect(op, obs));
+        out.extend(reply_matches_effect(op, &by_key));
     }
     out.extend(one_trade_per_out_trade_no(obs));
     out
@@ -160,14 +161,25 @@ fn one_payment_per_trade(obs: &Observation) -> Vec<Violation> {
         .collect()
 }
 
+/// The activities under each (kind, key), in observation order: one pass, so that checking every
+/// operation against its key's activities costs a lookup each, not a scan of all activities.
+type ByKey<'a> = BTreeMap<(ActivityKind, &'a str), Vec<&'a ActivityState>>;
+
+fn activities_by_key(obs: &Observation) -> ByKey<'_> {
+    let mut by_key: ByKey<'_> = BTreeMap::new();
+    for a in &obs.activities {
+        by_key.entry((a.kind, a.key.as_str())).or_default().push(a);
+    }
+    by_key
+}
+
 /// (c) A payment's or refund's outcome promises how many of its activities commit.
-fn reply_matches_effect(op: &Operation, obs: &Observation) -> Option<Violation> {
+fn reply_matches_effect(op: &Operation, by_key: &ByKey<'_>) -> Option<Violation> {
     let kind = activity_kind(op.kind)?;
-    let under_key: Vec<&ActivityState> = obs
-        .activities
-        .iter()
-        .filter(|a| a.kind == kind && a.key == op.request)
-        .collect();
+    let under_key: Vec<&ActivityState> = by_key
+        .get(&(kind, op.request.as_str()))
+        .cloned()
+        .unwrap_or_default();
     let committed = under_key.iter().filter(|a| decided_commit(a)).count();
     let (min, max, rule) = match op.outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
