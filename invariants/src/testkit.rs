@@ -516,7 +516,7 @@ pub fn messages_valid() -> MessageSnapshot {
         .map(|(id, n)| (id.to_string(), n))
         .collect();
     let consumed: BTreeMap<String, u32> = events.iter().map(|e| (e.id.clone(), 1)).collect();
-    let groups = ["consumer-records", "merchant-query", "notifier"]
+    let groups = ["consumer-records", "merchant-query", "notify"]
         .into_iter()
         .map(|name| {
             let group = GroupState {

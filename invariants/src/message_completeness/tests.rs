@@ -21,7 +21,7 @@ fn disabled_snapshot_with_garbage_says_nothing() {
     m.enabled = false;
     m.committed.clear();
     m.published.insert(ABORTED.to_string(), 1);
-    let g = m.groups.get_mut("notifier").unwrap();
+    let g = m.groups.get_mut("notify").unwrap();
     g.consumed.clear();
     g.dead_lettered.push(PAID.to_string());
     assert!(check(&obs).is_empty());
@@ -38,7 +38,7 @@ fn committed_event_not_consumed_by_a_group_fails() {
     let found = check(&obs);
     assert_eq!(found.len(), 3, "{found:#?}");
     let groups: Vec<&str> = found.iter().map(|v| ev(v, "group")).collect();
-    assert_eq!(groups, ["consumer-records", "merchant-query", "notifier"]);
+    assert_eq!(groups, ["consumer-records", "merchant-query", "notify"]);
     let v = &found[1];
     assert_eq!(v.invariant, Invariant::MessageCompleteness);
     assert_eq!(
@@ -84,15 +84,15 @@ fn published_event_one_group_missed_fails() {
 fn dead_lettered_event_fails_once_per_group() {
     let mut obs = valid_with_messages();
     // The notifier gave up on the close event and parked it, twice, without consuming it.
-    let g = obs.messages.groups.get_mut("notifier").unwrap();
+    let g = obs.messages.groups.get_mut("notify").unwrap();
     g.consumed.remove(CLOSED);
     g.dead_lettered = vec![CLOSED.to_string(), CLOSED.to_string()];
     let v = &single(check(&obs), Invariant::MessageCompleteness);
     assert_eq!(
         v.message,
-        format!("event {CLOSED} was dead-lettered by group notifier")
+        format!("event {CLOSED} was dead-lettered by group notify")
     );
-    assert_eq!(ev(v, "group"), "notifier");
+    assert_eq!(ev(v, "group"), "notify");
     assert_eq!(ev(v, "trade"), "T0-2");
     assert_eq!(ev(v, "dead_lettered"), "2");
     assert_eq!(ev(v, "consumed"), "0");
@@ -149,7 +149,7 @@ fn published_event_of_aborted_transaction_fails_for_the_topic() {
 #[test]
 fn dead_lettered_uncommitted_event_fails() {
     let mut obs = valid_with_messages();
-    let g = obs.messages.groups.get_mut("notifier").unwrap();
+    let g = obs.messages.groups.get_mut("notify").unwrap();
     g.dead_lettered.push(ABORTED.to_string());
     let v = &single(check(&obs), Invariant::MessageCompleteness);
     assert!(v.message.ends_with("no trade shard committed it"));
