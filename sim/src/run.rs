@@ -145,22 +145,9 @@ pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
-            let history = evidence.history.operations();
-            RunReport {
-                config,
-                plan,
-                verdict: Verdict::Crash(message),
-                ops: count(&history),
-                violations: Vec::new(),
-                snapshots_checked: 0,
-                probes: evidence.probes.snapshot(),
-                sim_ms: 0,
-                wall_ms: started.elapsed().as_millis() as u64,
-                trace_hash: evidence.trace.hash(),
-                trace_events: evidence.trace.len(),
-                history_excerpt: excerpt(&history, &[]),
-                trace_tail: evidence.trace.tail(TRACE_TAIL),
-            }
+            let wall_ms = started.elapsed().as_millis() as u64;
+            let out = Outcomes::default();
+            evidence.report(config, plan, Verdict::Crash(message), out, wall_ms)
         }
     }
 }
@@ -174,7 +161,46 @@ struct Evidence {
     trace: Trace,
 }
 
-/// What the harness returns from inside the runtime.
+impl Evidence {
+    /// The run's report: the verdict, what the harness found, and the evidence (a failure
+    /// keeps the operations it names and the trace's tail; a pass keeps neither).
+    fn report(
+        &self,
+        config: RunConfig,
+        plan: FaultPlan,
+        verdict: Verdict,
+        out: Outcomes,
+        wall_ms: u64,
+    ) -> RunReport {
+        let history = self.history.operations();
+        let (history_excerpt, trace_tail) = if verdict == Verdict::Pass {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                excerpt(&history, &out.violations),
+                self.trace.tail(TRACE_TAIL),
+            )
+        };
+        RunReport {
+            config,
+            plan,
+            verdict,
+            ops: count(&history),
+            violations: out.violations,
+            snapshots_checked: out.snapshots_checked,
+            probes: self.probes.snapshot(),
+            sim_ms: out.sim_ms,
+            wall_ms,
+            trace_hash: self.trace.hash(),
+            trace_events: self.trace.len(),
+            history_excerpt,
+            trace_tail,
+        }
+    }
+}
+
+/// What the harness returns from inside the runtime (nothing, for a run that panicked).
+#[derive(Default)]
 struct Outcomes {
     /// What stayed unfinished past the drain horizon (empty if the platform converged).
     stuck: Vec<Unfinished>,
@@ -198,30 +224,7 @@ fn simulate(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> RunReport
     } else {
         Verdict::Pass
     };
-    let history = evidence.history.operations();
-    let (history_excerpt, trace_tail) = if verdict == Verdict::Pass {
-        (Vec::new(), Vec::new())
-    } else {
-        (
-            excerpt(&history, &out.violations),
-            evidence.trace.tail(TRACE_TAIL),
-        )
-    };
-    RunReport {
-        config,
-        plan,
-        verdict,
-        ops: count(&history),
-        violations: out.violations,
-        snapshots_checked: out.snapshots_checked,
-        probes: evidence.probes.snapshot(),
-        sim_ms: out.sim_ms,
-        wall_ms,
-        trace_hash: evidence.trace.hash(),
-        trace_events: evidence.trace.len(),
-        history_excerpt,
-        trace_tail,
-    }
+    evidence.report(config, plan, verdict, out, wall_ms)
 }
 
 /// The operations a failure report keeps: those whose request or trade a violation names,
