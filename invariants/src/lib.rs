@@ -25,9 +25,11 @@
 
 pub mod atomicity;
 pub mod conservation;
+pub mod delta;
 pub mod derivation;
 pub mod exactly_once;
 pub mod idempotency;
+pub mod incremental;
 mod index;
 pub mod liveness;
 pub mod message_completeness;
@@ -42,10 +44,13 @@ pub mod trade_ledger;
 pub mod transitions;
 pub mod violation;
 pub mod voucher_balance;
+pub mod world;
 
 #[cfg(test)]
 mod testkit;
 
+pub use delta::{Changes, Delta, OpChange, ShardDelta};
+pub use incremental::IncrementalChecker;
 pub use liveness::Unfinished;
 pub use observation::*;
 pub use violation::{Invariant, Violation};
