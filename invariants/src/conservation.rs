@@ -15,6 +15,11 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
         .iter()
         .map(|s| (s.shard, shard_total(s)))
         .collect();
+    verdict(subtotals)
+}
+
+/// The verdict on a platform whose shards' balances sum to `subtotals` (`None`: overflowed).
+pub(crate) fn verdict(subtotals: Vec<(u32, Option<Decimal>)>) -> Vec<Violation> {
     let total = subtotals
         .iter()
         .try_fold(Decimal::ZERO, |acc, (_, t)| acc.checked_add((*t)?));
@@ -27,7 +32,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     );
     let mut violation = Violation::new(Invariant::Conservation, msg)
         .with("total", show(total))
-        .with("shards", obs.shards.len());
+        .with("shards", subtotals.len());
     for (n, subtotal) in subtotals {
         violation = violation.with(&format!("shard_{n}"), show(subtotal));
     }
@@ -35,7 +40,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
 }
 
 /// Σ (available + frozen) over one shard's accounts, or `None` on overflow.
-fn shard_total(shard: &ShardSnapshot) -> Option<Decimal> {
+pub(crate) fn shard_total(shard: &ShardSnapshot) -> Option<Decimal> {
     let balances: Option<Vec<Decimal>> = shard.accounts.iter().map(balance).collect();
     checked_sum(balances?)
 }

@@ -5,12 +5,15 @@
 //! then money moved without an accountable reason, even if the totals still balance.
 
 use crate::money::{balance, same, show, signed};
-use crate::{Invariant, Observation, ShardSnapshot, Side, Violation, VoucherRecord};
+use crate::{
+    AccountState, FreezeState, Invariant, JournalEntry, Observation, ShardSnapshot, Side,
+    Violation, VoucherRecord,
+};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One posting as both a voucher leg and a journal entry describe it: (account, side, amount).
-type Posting = (u64, Side, Decimal);
+pub(crate) type Posting = (u64, Side, Decimal);
 
 /// Checks each shard on its own, since vouchers and journals never span shards.
 pub fn check(obs: &Observation) -> Vec<Violation> {
@@ -36,18 +39,19 @@ fn orphan_entries(shard: &ShardSnapshot) -> Vec<Violation> {
         .journal
         .iter()
         .filter(|e| !vouchers.contains(e.voucher.as_str()));
-    orphans
-        .map(|e| {
-            let msg = format!(
-                "journal entry {} on shard {} references voucher {}, which the shard does not hold",
-                e.seq, shard.shard, e.voucher
-            );
-            violation(msg, shard.shard)
-                .with("seq", e.seq)
-                .with("voucher", &e.voucher)
-                .with("account", e.account)
-        })
-        .collect()
+    orphans.map(|e| orphan(shard.shard, e)).collect()
+}
+
+/// Journal entry `e` of shard `shard`, whose voucher the shard does not hold.
+pub(crate) fn orphan(shard: u32, e: &JournalEntry) -> Violation {
+    let msg = format!(
+        "journal entry {} on shard {shard} references voucher {}, which the shard does not hold",
+        e.seq, e.voucher
+    );
+    violation(msg, shard)
+        .with("seq", e.seq)
+        .with("voucher", &e.voucher)
+        .with("account", e.account)
 }
 
 /// (e) Entries and freezes must name accounts that exist, or their money has no owner.
@@ -56,27 +60,33 @@ fn unknown_accounts(shard: &ShardSnapshot) -> Vec<Violation> {
     let n = shard.shard;
     let entries = shard.journal.iter().filter(|e| !known.contains(&e.account));
     let freezes = shard.freezes.iter().filter(|f| !known.contains(&f.account));
-    let from_entries = entries.map(|e| {
-        let msg = format!(
-            "journal entry {} names account {}, which does not exist on shard {n}",
-            e.seq, e.account
-        );
-        violation(msg, n)
-            .with("seq", e.seq)
-            .with("voucher", &e.voucher)
-            .with("account", e.account)
-    });
-    let from_freezes = freezes.map(|f| {
-        let msg = format!(
-            "freeze {} names account {}, which does not exist on shard {n}",
-            f.key, f.account
-        );
-        violation(msg, n)
-            .with("freeze", &f.key)
-            .with("account", f.account)
-            .with("amount", f.amount)
-    });
+    let from_entries = entries.map(|e| unknown_entry(n, e));
+    let from_freezes = freezes.map(|f| unknown_freeze(n, f));
     from_entries.chain(from_freezes).collect()
+}
+
+/// Journal entry `e` of shard `n`, whose account the shard does not hold.
+pub(crate) fn unknown_entry(n: u32, e: &JournalEntry) -> Violation {
+    let msg = format!(
+        "journal entry {} names account {}, which does not exist on shard {n}",
+        e.seq, e.account
+    );
+    violation(msg, n)
+        .with("seq", e.seq)
+        .with("voucher", &e.voucher)
+        .with("account", e.account)
+}
+
+/// Freeze `f` of shard `n`, whose account the shard does not hold.
+pub(crate) fn unknown_freeze(n: u32, f: &FreezeState) -> Violation {
+    let msg = format!(
+        "freeze {} names account {}, which does not exist on shard {n}",
+        f.key, f.account
+    );
+    violation(msg, n)
+        .with("freeze", &f.key)
+        .with("account", f.account)
+        .with("amount", f.amount)
 }
 
 /// (b) Each voucher's legs and its journal entries must be the same multiset of postings:
@@ -89,14 +99,21 @@ fn legs_match_entries(shard: &ShardSnapshot) -> Vec<Violation> {
     }
     let mut out = Vec::new();
     for v in &shard.vouchers {
-        let mut entries = applied.get(v.voucher.as_str()).cloned().unwrap_or_default();
-        entries.sort();
-        let legs = sorted_legs(v);
-        if legs != entries {
-            out.push(mismatch(shard.shard, v, &legs, &entries));
-        }
+        let entries = applied.get(v.voucher.as_str()).cloned().unwrap_or_default();
+        out.extend(legs_mismatch(shard.shard, v, entries));
     }
     out
+}
+
+/// Voucher `v` of shard `shard` against the postings its journal entries made.
+pub(crate) fn legs_mismatch(
+    shard: u32,
+    v: &VoucherRecord,
+    mut entries: Vec<Posting>,
+) -> Option<Violation> {
+    entries.sort();
+    let legs = sorted_legs(v);
+    (legs != entries).then(|| mismatch(shard, v, &legs, &entries))
 }
 
 fn sorted_legs(v: &VoucherRecord) -> Vec<Posting> {
@@ -146,24 +163,38 @@ fn balances_match_journal(shard: &ShardSnapshot) -> Vec<Violation> {
             .get(&a.account)
             .copied()
             .unwrap_or(Some(Decimal::ZERO));
-        let actual = balance(a);
-        if !same(expected, actual) {
-            let msg = format!(
-                "account {} on shard {} holds {} but its journal folds to {}",
-                a.account,
-                shard.shard,
-                show(actual),
-                show(expected)
-            );
-            out.push(with_amounts(
-                violation(msg, shard.shard),
-                a.account,
-                expected,
-                actual,
-            ));
-        }
+        out.extend(balance_mismatch(shard.shard, a, expected));
     }
     out
+}
+
+/// Account `a` of shard `shard` against what its journal folds to.
+pub(crate) fn balance_mismatch(
+    shard: u32,
+    a: &AccountState,
+    expected: Option<Decimal>,
+) -> Option<Violation> {
+    let actual = balance(a);
+    if same(expected, actual) {
+        return None;
+    }
+    let msg = format!(
+        "account {} on shard {shard} holds {} but its journal folds to {}",
+        a.account,
+        show(actual),
+        show(expected)
+    );
+    Some(with_amounts(
+        violation(msg, shard),
+        a.account,
+        expected,
+        actual,
+    ))
+}
+
+/// Whether account `a`'s balance is what its journal folds to (no message built).
+pub(crate) fn balance_agrees(a: &AccountState, expected: Option<Decimal>) -> bool {
+    same(expected, balance(a))
 }
 
 /// (d) What an account has frozen must be exactly what its active freezes reserve.
@@ -179,24 +210,33 @@ fn frozen_matches_freezes(shard: &ShardSnapshot) -> Vec<Violation> {
             .get(&a.account)
             .copied()
             .unwrap_or(Some(Decimal::ZERO));
-        let actual = Some(a.frozen);
-        if !same(expected, actual) {
-            let msg = format!(
-                "account {} on shard {} has frozen {} but its freezes reserve {}",
-                a.account,
-                shard.shard,
-                a.frozen,
-                show(expected)
-            );
-            out.push(with_amounts(
-                violation(msg, shard.shard),
-                a.account,
-                expected,
-                actual,
-            ));
-        }
+        out.extend(frozen_mismatch(shard.shard, a, expected));
     }
     out
+}
+
+/// Account `a` of shard `shard` against what its freezes reserve.
+pub(crate) fn frozen_mismatch(
+    shard: u32,
+    a: &AccountState,
+    expected: Option<Decimal>,
+) -> Option<Violation> {
+    let actual = Some(a.frozen);
+    if same(expected, actual) {
+        return None;
+    }
+    let msg = format!(
+        "account {} on shard {shard} has frozen {} but its freezes reserve {}",
+        a.account,
+        a.frozen,
+        show(expected)
+    );
+    Some(with_amounts(
+        violation(msg, shard),
+        a.account,
+        expected,
+        actual,
+    ))
 }
 
 fn with_amounts(

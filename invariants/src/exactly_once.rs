@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const SYSTEM_PREFIX: &str = "sys:";
 
 /// A voucher together with the shard holding it.
-type Found<'a> = (u32, &'a VoucherRecord);
+pub(crate) type Found<'a> = (u32, &'a VoucherRecord);
 
 pub fn check(obs: &Observation) -> Vec<Violation> {
     let by_request = vouchers_by_request(obs);
@@ -28,8 +28,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
         let found = by_request
             .get(op.request.as_str())
             .map_or(&[][..], Vec::as_slice);
-        out.extend(count_violation(op, found));
-        out.extend(amount_violation(op, found));
+        check_op(op, found, &mut out);
     }
     out.extend(phantoms(obs, &by_request));
     out.extend(branches_posted_twice(obs));
@@ -51,15 +50,27 @@ fn branches_posted_twice(obs: &Observation) -> Vec<Violation> {
     }
     by_request
         .into_iter()
-        .filter(|(_, found)| found.len() > 1)
-        .map(|((xid, request), found)| {
-            let msg = format!(
-                "branch post {request} of activity {xid} posted {} but may post at most 1",
-                plural(found.len())
-            );
-            evidence(Violation::new(Invariant::ExactlyOnce, msg), request, &found).with("xid", xid)
-        })
+        .filter_map(|((xid, request), found)| branch_twice(xid, request, &found))
         .collect()
+}
+
+/// Branch post `request` of activity `xid`, which posted the vouchers `found`.
+pub(crate) fn branch_twice(xid: &str, request: &str, found: &[Found<'_>]) -> Option<Violation> {
+    if found.len() <= 1 {
+        return None;
+    }
+    let msg = format!(
+        "branch post {request} of activity {xid} posted {} but may post at most 1",
+        plural(found.len())
+    );
+    let v = evidence(Violation::new(Invariant::ExactlyOnce, msg), request, found);
+    Some(v.with("xid", xid))
+}
+
+/// The rules for one voucher-posting operation, whose request posted the vouchers `found`.
+pub(crate) fn check_op(op: &Operation, found: &[Found<'_>], out: &mut Vec<Violation>) {
+    out.extend(count_violation(op, found));
+    out.extend(amount_violation(op, found));
 }
 
 /// Vouchers grouped by request id across all shards, since a retry may land anywhere; the
@@ -124,19 +135,24 @@ fn amount_violation(op: &Operation, found: &[Found<'_>]) -> Option<Violation> {
 /// Vouchers whose request no client ever sent, grouped per request id.
 fn phantoms(obs: &Observation, by_request: &BTreeMap<&str, Vec<Found<'_>>>) -> Vec<Violation> {
     let asked: BTreeSet<&str> = obs.history.iter().map(|op| op.request.as_str()).collect();
-    let unasked = by_request
+    by_request
         .iter()
-        .filter(|(r, _)| !r.starts_with(SYSTEM_PREFIX) && !asked.contains(*r));
-    unasked
-        .map(|(request, found)| {
-            let msg = format!(
-                "request {request} posted {} but appears in no client operation (phantom effect)",
-                plural(found.len())
-            );
-            evidence(Violation::new(Invariant::ExactlyOnce, msg), request, found)
-                .with("outcome", "none")
-        })
+        .filter_map(|(request, found)| phantom(request, asked.contains(request), found))
         .collect()
+}
+
+/// Request `request`, which posted the (outside any activity) vouchers `found`, and which
+/// some client operation asked for or not.
+pub(crate) fn phantom(request: &str, asked: bool, found: &[Found<'_>]) -> Option<Violation> {
+    if asked || found.is_empty() || request.starts_with(SYSTEM_PREFIX) {
+        return None;
+    }
+    let msg = format!(
+        "request {request} posted {} but appears in no client operation (phantom effect)",
+        plural(found.len())
+    );
+    let v = evidence(Violation::new(Invariant::ExactlyOnce, msg), request, found);
+    Some(v.with("outcome", "none"))
 }
 
 /// A violation about one operation, with what was found for its request.

@@ -23,21 +23,23 @@ use std::collections::BTreeMap;
 pub fn check(obs: &Observation) -> Vec<Violation> {
     let mut out = Vec::new();
     for op in &obs.history {
-        out.extend(flipped_reply(op));
-        out.extend(outcome_not_reply(op));
+        check_replies(op, &mut out);
     }
     out.extend(one_effect_per_key(obs));
     out.extend(one_payment_per_trade(obs));
     let by_key = activities_by_key(obs);
     for op in &obs.history {
-        out.extend(reply_matches_effect(op, &by_key));
+        let under_key = activity_kind(op.kind)
+            .and_then(|kind| by_key.get(&(kind, op.request.as_str())))
+            .map_or(&[][..], Vec::as_slice);
+        out.extend(reply_matches_effect(op, under_key));
     }
     out.extend(one_trade_per_out_trade_no(obs));
     out
 }
 
 /// Whether an activity has decided to commit: from then on its effect is the key's effect.
-fn decided_commit(a: &ActivityState) -> bool {
+pub(crate) fn decided_commit(a: &ActivityState) -> bool {
     matches!(
         a.status,
         ActivityStatus::Committing | ActivityStatus::Committed
@@ -45,7 +47,7 @@ fn decided_commit(a: &ActivityState) -> bool {
 }
 
 /// The activity kind that carries out an operation kind, if any does.
-fn activity_kind(kind: OpKind) -> Option<ActivityKind> {
+pub(crate) fn activity_kind(kind: OpKind) -> Option<ActivityKind> {
     match kind {
         OpKind::Pay => Some(ActivityKind::Pay),
         OpKind::Refund => Some(ActivityKind::Refund),
@@ -71,6 +73,12 @@ fn about_op(op: &Operation, message: String) -> Violation {
 }
 
 /// (a) The first later reply that differs from the first one.
+/// The rules on one operation's replies: they never flip, and the outcome is the first.
+pub(crate) fn check_replies(op: &Operation, out: &mut Vec<Violation>) {
+    out.extend(flipped_reply(op));
+    out.extend(outcome_not_reply(op));
+}
+
 fn flipped_reply(op: &Operation) -> Option<Violation> {
     let mut replies = definite(op);
     let first = replies.next()?;
@@ -127,16 +135,26 @@ fn one_effect_per_key(obs: &Observation) -> Vec<Violation> {
     for a in obs.activities.iter().filter(|a| decided_commit(a)) {
         by_key.entry((a.kind, a.key.as_str())).or_default().push(a);
     }
-    let twice = by_key.into_iter().filter(|(_, list)| list.len() > 1);
-    twice
-        .map(|((kind, key), list)| {
-            let msg = format!(
-                "{} {kind:?} activities committed under key {key}; a key has one effect",
-                list.len()
-            );
-            about_activities(msg, &list).with("key", key)
-        })
+    by_key
+        .into_iter()
+        .filter_map(|((kind, key), list)| effect_twice(kind, key, &list))
         .collect()
+}
+
+/// The activities of `kind` under `key` that decided to commit.
+pub(crate) fn effect_twice(
+    kind: ActivityKind,
+    key: &str,
+    committed: &[&ActivityState],
+) -> Option<Violation> {
+    if committed.len() <= 1 {
+        return None;
+    }
+    let msg = format!(
+        "{} {kind:?} activities committed under key {key}; a key has one effect",
+        committed.len()
+    );
+    Some(about_activities(msg, committed).with("key", key))
 }
 
 /// (b) A trade is paid once: at most one payment activity of it decides to commit.
@@ -149,16 +167,22 @@ fn one_payment_per_trade(obs: &Observation) -> Vec<Violation> {
     for a in payments.filter(|a| decided_commit(a)) {
         by_trade.entry(a.trade.as_str()).or_default().push(a);
     }
-    let twice = by_trade.into_iter().filter(|(_, list)| list.len() > 1);
-    twice
-        .map(|(trade, list)| {
-            let msg = format!(
-                "trade {trade} has {} payment activities committed; a trade is paid once",
-                list.len()
-            );
-            about_activities(msg, &list)
-        })
+    by_trade
+        .into_iter()
+        .filter_map(|(trade, list)| paid_twice(trade, &list))
         .collect()
+}
+
+/// The payment activities of `trade` that decided to commit.
+pub(crate) fn paid_twice(trade: &str, committed: &[&ActivityState]) -> Option<Violation> {
+    if committed.len() <= 1 {
+        return None;
+    }
+    let msg = format!(
+        "trade {trade} has {} payment activities committed; a trade is paid once",
+        committed.len()
+    );
+    Some(about_activities(msg, committed))
 }
 
 /// The activities under each (kind, key), in observation order: one pass, so that checking every
@@ -174,12 +198,12 @@ fn activities_by_key(obs: &Observation) -> ByKey<'_> {
 }
 
 /// (c) A payment's or refund's outcome promises how many of its activities commit.
-fn reply_matches_effect(op: &Operation, by_key: &ByKey<'_>) -> Option<Violation> {
-    let kind = activity_kind(op.kind)?;
-    let under_key: Vec<&ActivityState> = by_key
-        .get(&(kind, op.request.as_str()))
-        .cloned()
-        .unwrap_or_default();
+/// Operation `op` against the activities under its key (of its kind).
+pub(crate) fn reply_matches_effect(
+    op: &Operation,
+    under_key: &[&ActivityState],
+) -> Option<Violation> {
+    activity_kind(op.kind)?;
     let committed = under_key.iter().filter(|a| decided_commit(a)).count();
     let (min, max, rule) = match op.outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
@@ -198,7 +222,7 @@ fn reply_matches_effect(op: &Operation, by_key: &ByKey<'_>) -> Option<Violation>
     );
     let violation = about_op(op, msg)
         .with("committed", committed)
-        .with("xids", xids(&under_key));
+        .with("xids", xids(under_key));
     Some(violation)
 }
 
@@ -219,21 +243,28 @@ fn one_trade_per_out_trade_no(obs: &Observation) -> Vec<Violation> {
             .or_default()
             .push(t);
     }
-    let twice = by_no.into_iter().filter(|(_, list)| list.len() > 1);
-    twice
-        .map(|((merchant, no), list)| {
-            let ids: Vec<&str> = list.iter().map(|t| t.trade.as_str()).collect();
-            let msg = format!(
-                "merchant {merchant} has {} trades under out_trade_no {no}: {}",
-                list.len(),
-                ids.join(",")
-            );
-            Violation::new(Invariant::Idempotency, msg)
-                .with("merchant", merchant)
-                .with("out_trade_no", no)
-                .with("trade", ids.join(","))
-        })
+    by_no
+        .into_iter()
+        .filter_map(|((merchant, no), list)| trades_twice(merchant, no, &list))
         .collect()
+}
+
+/// The trades of `merchant` under `out_trade_no`.
+pub(crate) fn trades_twice(merchant: u64, no: &str, list: &[&TradeState]) -> Option<Violation> {
+    if list.len() <= 1 {
+        return None;
+    }
+    let ids: Vec<&str> = list.iter().map(|t| t.trade.as_str()).collect();
+    let msg = format!(
+        "merchant {merchant} has {} trades under out_trade_no {no}: {}",
+        list.len(),
+        ids.join(",")
+    );
+    let v = Violation::new(Invariant::Idempotency, msg)
+        .with("merchant", merchant)
+        .with("out_trade_no", no)
+        .with("trade", ids.join(","));
+    Some(v)
 }
 
 #[cfg(test)]

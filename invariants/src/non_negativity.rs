@@ -19,7 +19,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     out
 }
 
-fn check_account(shard: u32, a: &AccountState, out: &mut Vec<Violation>) {
+pub(crate) fn check_account(shard: u32, a: &AccountState, out: &mut Vec<Violation>) {
     if a.frozen < Decimal::ZERO {
         let msg = format!(
             "account {} on shard {shard} has frozen {} < 0",

@@ -16,12 +16,17 @@ use rust_decimal::Decimal;
 pub fn check(obs: &Observation) -> Vec<Violation> {
     let mut out = Vec::new();
     for t in &obs.trades {
-        out.extend(non_positive_refunds(t));
-        out.extend(total_matches(t, AttemptStatus::Succeeded));
-        out.extend(total_matches(t, AttemptStatus::Pending));
-        out.extend(bound(t));
+        check_trade(t, &mut out);
     }
     out
+}
+
+/// The rules for one trade.
+pub(crate) fn check_trade(t: &TradeState, out: &mut Vec<Violation>) {
+    out.extend(non_positive_refunds(t));
+    out.extend(total_matches(t, AttemptStatus::Succeeded));
+    out.extend(total_matches(t, AttemptStatus::Pending));
+    out.extend(bound(t));
 }
 
 /// A violation about trade `t`, carrying its amounts and its refunds.

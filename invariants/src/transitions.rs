@@ -20,7 +20,9 @@
 //! RollingBack; phase two answered by every branch ends it Committed or RolledBack, and a phase
 //! two some branch refused ends it Heuristic. The three ends are terminal.
 
-use crate::{ActivityStatus, Invariant, Observation, TradeStatus, Violation};
+use crate::{
+    ActivityState, ActivityStatus, Invariant, Observation, TradeState, TradeStatus, Violation,
+};
 use std::fmt::Debug;
 
 /// The legal moves of a trade (see the module comment).
@@ -63,25 +65,35 @@ pub fn activity_can_become(from: ActivityStatus, to: ActivityStatus) -> bool {
 pub fn check(obs: &Observation) -> Vec<Violation> {
     let mut out = Vec::new();
     for t in &obs.trades {
-        let machine = Machine {
-            what: "trade",
-            id: &t.trade,
-            start: TradeStatus::WaitPay,
-            can_become: trade_can_become,
-        };
-        out.extend(machine.check(&t.status_history, t.status));
+        check_trade(t, &mut out);
     }
     for a in &obs.activities {
-        let machine = Machine {
-            what: "activity",
-            id: &a.xid,
-            start: ActivityStatus::Trying,
-            can_become: activity_can_become,
-        };
-        let found = machine.check(&a.status_history, a.status);
-        out.extend(found.into_iter().map(|v| v.with("trade", &a.trade)));
+        check_activity(a, &mut out);
     }
     out
+}
+
+/// The walk of one trade's status history.
+pub(crate) fn check_trade(t: &TradeState, out: &mut Vec<Violation>) {
+    let machine = Machine {
+        what: "trade",
+        id: &t.trade,
+        start: TradeStatus::WaitPay,
+        can_become: trade_can_become,
+    };
+    out.extend(machine.check(&t.status_history, t.status));
+}
+
+/// The walk of one activity's status history.
+pub(crate) fn check_activity(a: &ActivityState, out: &mut Vec<Violation>) {
+    let machine = Machine {
+        what: "activity",
+        id: &a.xid,
+        start: ActivityStatus::Trying,
+        can_become: activity_can_become,
+    };
+    let found = machine.check(&a.status_history, a.status);
+    out.extend(found.into_iter().map(|v| v.with("trade", &a.trade)));
 }
 
 /// One instance of a state machine: what it is, its id, and its graph.

@@ -30,7 +30,7 @@ fn about(shard: u32, v: &VoucherRecord, message: String) -> Violation {
         .with("legs", v.legs.len())
 }
 
-fn check_voucher(shard: u32, v: &VoucherRecord, out: &mut Vec<Violation>) {
+pub(crate) fn check_voucher(shard: u32, v: &VoucherRecord, out: &mut Vec<Violation>) {
     if v.legs.len() < 2 {
         let msg = format!(
             "voucher {} has {} leg(s); a movement needs at least 2",
