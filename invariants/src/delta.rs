@@ -117,8 +117,10 @@ pub struct Delta {
     pub trades: Changes<String, TradeState>,
     /// By xid.
     pub activities: Changes<String, ActivityState>,
-    /// Operations that are new or changed; the history only grows.
+    /// Operations that are new or changed.
     pub history: Vec<OpChange>,
+    /// The length of the history after this delta (a longer one is cut to it).
+    pub history_len: u64,
 }
 
 impl Delta {
@@ -129,8 +131,11 @@ impl Delta {
         let mut shards: Vec<ShardDelta> = new
             .shards
             .iter()
-            .map(|s| ShardDelta::between(s.shard, old_shards.get(&s.shard).copied(), s))
-            .filter(|d| !d.is_empty())
+            .map(|s| (old_shards.get(&s.shard).copied(), s))
+            .map(|(old, s)| (old.is_none(), ShardDelta::between(s.shard, old, s)))
+            // A shard that appears is named even when empty: the checks count shards.
+            .filter(|(new, d)| *new || !d.is_empty())
+            .map(|(_, d)| d)
             .collect();
         let kept: std::collections::BTreeSet<u32> = new.shards.iter().map(|s| s.shard).collect();
         for (n, s) in old_shards.iter().filter(|(n, _)| !kept.contains(n)) {
@@ -155,6 +160,7 @@ impl Delta {
                 &keyed_activities(&new.activities),
             ),
             history,
+            history_len: new.history.len() as u64,
         }
     }
 
@@ -164,6 +170,15 @@ impl Delta {
             && self.trades.is_empty()
             && self.activities.is_empty()
             && self.history.is_empty()
+    }
+
+    /// An empty delta: nothing changed, with the history of length `history_len`.
+    pub fn unchanged(at_ms: u64, history_len: u64) -> Self {
+        Delta {
+            at_ms,
+            history_len,
+            ..Delta::default()
+        }
     }
 }
 

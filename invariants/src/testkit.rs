@@ -589,6 +589,15 @@ pub fn single(mut found: Vec<Violation>, invariant: Invariant) -> Violation {
     only
 }
 
+/// A family's batch check of `obs`, after asserting that the incremental checker agrees with
+/// the batch checkers on `obs` reached from nothing and from [`valid`]: every failing case of
+/// the always-families' unit tests goes through here.
+pub fn agreeing(check: fn(&Observation) -> Vec<Violation>, obs: &Observation) -> Vec<Violation> {
+    crate::incremental::tests::assert_agrees(&[obs.clone()]);
+    crate::incremental::tests::assert_agrees(&[valid(), obs.clone()]);
+    check(obs)
+}
+
 /// One piece of evidence, or "" when it is missing, so that assertions show what was there.
 pub fn ev<'a>(v: &'a Violation, key: &str) -> &'a str {
     v.evidence.get(key).map_or("", String::as_str)

@@ -1,20 +1,33 @@
 //! The incremental checker's copy of the platform: every entity the always-invariants read,
-//! keyed, kept current by applying one [`Delta`] per snapshot.
+//! keyed, with the indexes their rules look things up by, kept current by applying one
+//! [`Delta`] per snapshot. Applying a delta also says which keys it touched ([`Dirty`]): the
+//! only ones whose rules can have changed their verdict.
 
-use crate::delta::{Changes, Delta, ShardDelta};
+use crate::delta::{Delta, OpChange, ShardDelta};
+use crate::money::{balance, signed};
 use crate::{
-    AccountState, ActivityState, FreezeState, JournalEntry, Observation, Operation, ShardSnapshot,
-    TradeState, VoucherRecord,
+    AccountState, ActivityKind, ActivityState, FreezeState, JournalEntry, Observation, Operation,
+    ShardSnapshot, TradeState, VoucherRecord,
 };
-use std::collections::BTreeMap;
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One ledger shard, keyed.
+/// One ledger shard, keyed, with its indexes and running sums.
 #[derive(Debug, Clone, Default)]
 pub struct ShardWorld {
     pub accounts: BTreeMap<u64, AccountState>,
     pub vouchers: BTreeMap<String, VoucherRecord>,
     pub journal: BTreeMap<u64, JournalEntry>,
     pub freezes: BTreeMap<String, FreezeState>,
+    pub(crate) entries_by_voucher: BTreeMap<String, BTreeSet<u64>>,
+    pub(crate) entries_by_account: BTreeMap<u64, BTreeSet<u64>>,
+    pub(crate) freezes_by_account: BTreeMap<u64, BTreeSet<String>>,
+    /// Each account's journal, folded (`None`: overflowed); absent means no entry.
+    pub(crate) folds: BTreeMap<u64, Option<Decimal>>,
+    /// Accounts whose fold a removed entry left stale.
+    stale: BTreeSet<u64>,
+    /// Σ of every account's balance, kept as accounts change (`None`: recompute).
+    pub(crate) subtotal: Option<Decimal>,
 }
 
 /// Everything the always-invariants read, as of the last applied delta.
@@ -24,72 +37,421 @@ pub struct World {
     pub shards: BTreeMap<u32, ShardWorld>,
     pub trades: BTreeMap<String, TradeState>,
     pub activities: BTreeMap<String, ActivityState>,
-    /// By position; an index past the end grows it.
+    /// By position.
     pub history: Vec<Operation>,
+    pub(crate) ops_by_request: BTreeMap<String, BTreeSet<usize>>,
+    /// Vouchers outside any activity, by request: (shard, voucher id).
+    pub(crate) plain_by_request: BTreeMap<String, BTreeSet<(u32, String)>>,
+    /// Branch vouchers, by (xid, request).
+    pub(crate) branch_posts: BTreeMap<(String, String), BTreeSet<(u32, String)>>,
+    /// Every activity under its (kind, business key), by xid.
+    pub(crate) by_key: BTreeMap<(ActivityKind, String), BTreeSet<String>>,
+    /// Payment activities by trade.
+    pub(crate) pays_by_trade: BTreeMap<String, BTreeSet<String>>,
+    /// Trades by (merchant, out_trade_no).
+    pub(crate) trades_by_no: BTreeMap<(u64, String), BTreeSet<String>>,
+}
+
+/// The keys one delta touched: the rules about them must be judged again.
+#[derive(Debug, Default)]
+pub struct Dirty {
+    /// Accounts whose state, journal or freezes changed.
+    pub accounts: BTreeSet<(u32, u64)>,
+    /// Accounts that appeared or disappeared: their entries and freezes name them.
+    pub born_or_gone: BTreeSet<(u32, u64)>,
+    /// Vouchers that changed, or whose journal entries did.
+    pub vouchers: BTreeSet<(u32, String)>,
+    /// Vouchers that appeared or disappeared: their entries reference them.
+    pub voucher_presence: BTreeSet<(u32, String)>,
+    pub entries: BTreeSet<(u32, u64)>,
+    pub freezes: BTreeSet<(u32, String)>,
+    /// Whether any balance changed.
+    pub conservation: bool,
+    /// Requests whose plain vouchers or operations changed.
+    pub requests: BTreeSet<String>,
+    pub branches: BTreeSet<(String, String)>,
+    pub ops: BTreeSet<usize>,
+    pub trades: BTreeSet<String>,
+    pub out_nos: BTreeSet<(u64, String)>,
+    pub activities: BTreeSet<String>,
+    pub keys: BTreeSet<(ActivityKind, String)>,
+    pub pay_trades: BTreeSet<String>,
 }
 
 impl World {
-    /// Applies one delta.
-    pub fn apply(&mut self, delta: &Delta) {
+    /// Applies one delta (removals before upserts) and says what it touched.
+    pub fn apply(&mut self, delta: &Delta) -> Dirty {
+        let mut dirty = Dirty::default();
         self.at_ms = delta.at_ms;
         for d in &delta.shards {
-            self.apply_shard(d);
+            self.apply_shard(d, &mut dirty);
         }
-        apply(&mut self.trades, &delta.trades, |t| t.trade.clone());
-        apply(&mut self.activities, &delta.activities, |a| a.xid.clone());
+        for id in &delta.trades.removed {
+            self.remove_trade(id, &mut dirty);
+        }
+        for t in &delta.trades.upserts {
+            self.remove_trade(&t.trade, &mut dirty);
+            self.insert_trade(t.clone(), &mut dirty);
+        }
+        for xid in &delta.activities.removed {
+            self.remove_activity(xid, &mut dirty);
+        }
+        for a in &delta.activities.upserts {
+            self.remove_activity(&a.xid, &mut dirty);
+            self.insert_activity(a.clone(), &mut dirty);
+        }
         for c in &delta.history {
-            let i = c.index as usize;
-            if i >= self.history.len() {
-                self.history.resize(i + 1, c.op.clone());
+            self.apply_op(c, &mut dirty);
+        }
+        self.cut_history(delta.history_len as usize, &mut dirty);
+        dirty
+    }
+
+    fn apply_shard(&mut self, d: &ShardDelta, dirty: &mut Dirty) {
+        let n = d.shard;
+        let mut shard = self.shards.remove(&n).unwrap_or_default();
+        for k in &d.accounts.removed {
+            shard.set_account(n, *k, None, dirty);
+        }
+        for a in &d.accounts.upserts {
+            shard.set_account(n, a.account, Some(a.clone()), dirty);
+        }
+        for k in &d.vouchers.removed {
+            let old = shard.set_voucher(n, k, None, dirty);
+            self.unindex_voucher(n, old.as_ref(), dirty);
+        }
+        for v in &d.vouchers.upserts {
+            let old = shard.set_voucher(n, &v.voucher, Some(v.clone()), dirty);
+            self.unindex_voucher(n, old.as_ref(), dirty);
+            self.index_voucher(n, v, dirty);
+        }
+        for k in &d.journal.removed {
+            shard.set_entry(n, *k, None, dirty);
+        }
+        for e in &d.journal.upserts {
+            shard.set_entry(n, e.seq, Some(e.clone()), dirty);
+        }
+        for k in &d.freezes.removed {
+            shard.set_freeze(n, k, None, dirty);
+        }
+        for f in &d.freezes.upserts {
+            shard.set_freeze(n, &f.key, Some(f.clone()), dirty);
+        }
+        shard.settle();
+        self.shards.insert(n, shard);
+    }
+
+    fn index_voucher(&mut self, n: u32, v: &VoucherRecord, dirty: &mut Dirty) {
+        let at = (n, v.voucher.clone());
+        match &v.xid {
+            None => {
+                dirty.requests.insert(v.request.clone());
+                let set = self.plain_by_request.entry(v.request.clone()).or_default();
+                set.insert(at);
             }
-            self.history[i] = c.op.clone();
+            Some(xid) => {
+                let branch = (xid.clone(), v.request.clone());
+                dirty.branches.insert(branch.clone());
+                self.branch_posts.entry(branch).or_default().insert(at);
+            }
         }
     }
 
-    fn apply_shard(&mut self, d: &ShardDelta) {
-        let s = self.shards.entry(d.shard).or_default();
-        apply(&mut s.accounts, &d.accounts, |a| a.account);
-        apply(&mut s.vouchers, &d.vouchers, |v| v.voucher.clone());
-        apply(&mut s.journal, &d.journal, |e| e.seq);
-        apply(&mut s.freezes, &d.freezes, |f| f.key.clone());
+    fn unindex_voucher(&mut self, n: u32, old: Option<&VoucherRecord>, dirty: &mut Dirty) {
+        let Some(v) = old else { return };
+        let at = (n, v.voucher.clone());
+        match &v.xid {
+            None => {
+                dirty.requests.insert(v.request.clone());
+                remove_from(&mut self.plain_by_request, &v.request, &at);
+            }
+            Some(xid) => {
+                let branch = (xid.clone(), v.request.clone());
+                dirty.branches.insert(branch.clone());
+                remove_from(&mut self.branch_posts, &branch, &at);
+            }
+        }
+    }
+
+    fn remove_trade(&mut self, id: &str, dirty: &mut Dirty) {
+        dirty.trades.insert(id.to_string());
+        if let Some(t) = self.trades.remove(id) {
+            let no = (t.merchant, t.out_trade_no.clone());
+            remove_from(&mut self.trades_by_no, &no, &t.trade);
+            dirty.out_nos.insert(no);
+        }
+    }
+
+    fn insert_trade(&mut self, t: TradeState, dirty: &mut Dirty) {
+        let no = (t.merchant, t.out_trade_no.clone());
+        self.trades_by_no
+            .entry(no.clone())
+            .or_default()
+            .insert(t.trade.clone());
+        dirty.out_nos.insert(no);
+        dirty.trades.insert(t.trade.clone());
+        self.trades.insert(t.trade.clone(), t);
+    }
+
+    fn remove_activity(&mut self, xid: &str, dirty: &mut Dirty) {
+        dirty.activities.insert(xid.to_string());
+        if let Some(a) = self.activities.remove(xid) {
+            let key = (a.kind, a.key.clone());
+            remove_from(&mut self.by_key, &key, &a.xid);
+            dirty.keys.insert(key);
+            if a.kind == ActivityKind::Pay {
+                remove_from(&mut self.pays_by_trade, &a.trade, &a.xid);
+                dirty.pay_trades.insert(a.trade);
+            }
+        }
+    }
+
+    fn insert_activity(&mut self, a: ActivityState, dirty: &mut Dirty) {
+        let key = (a.kind, a.key.clone());
+        self.by_key
+            .entry(key.clone())
+            .or_default()
+            .insert(a.xid.clone());
+        dirty.keys.insert(key);
+        if a.kind == ActivityKind::Pay {
+            let set = self.pays_by_trade.entry(a.trade.clone()).or_default();
+            set.insert(a.xid.clone());
+            dirty.pay_trades.insert(a.trade.clone());
+        }
+        dirty.activities.insert(a.xid.clone());
+        self.activities.insert(a.xid.clone(), a);
+    }
+
+    fn apply_op(&mut self, c: &OpChange, dirty: &mut Dirty) {
+        let i = c.index as usize;
+        if i >= self.history.len() {
+            self.history.resize(i + 1, c.op.clone());
+        } else {
+            let old = &self.history[i].request;
+            dirty.requests.insert(old.clone());
+            remove_from(&mut self.ops_by_request, &old.clone(), &i);
+        }
+        self.history[i] = c.op.clone();
+        let request = c.op.request.clone();
+        self.ops_by_request
+            .entry(request.clone())
+            .or_default()
+            .insert(i);
+        dirty.requests.insert(request);
+        dirty.ops.insert(i);
+    }
+
+    fn cut_history(&mut self, len: usize, dirty: &mut Dirty) {
+        while self.history.len() > len {
+            let i = self.history.len() - 1;
+            let op = self.history.pop().expect("longer than len");
+            remove_from(&mut self.ops_by_request, &op.request, &i);
+            dirty.requests.insert(op.request);
+            dirty.ops.remove(&i);
+        }
     }
 
     /// The whole world as an observation (shards, trades and activities in key order).
     pub fn observation(&self) -> Observation {
         Observation {
             at_ms: self.at_ms,
-            shards: self
-                .shards
-                .iter()
-                .map(|(n, s)| ShardSnapshot {
-                    shard: *n,
-                    accounts: s.accounts.values().cloned().collect(),
-                    freezes: s.freezes.values().cloned().collect(),
-                    vouchers: s.vouchers.values().cloned().collect(),
-                    journal: s.journal.values().cloned().collect(),
-                    ..ShardSnapshot::default()
-                })
-                .collect(),
+            shards: self.shards.iter().map(|(n, s)| s.snapshot(*n)).collect(),
             trades: self.trades.values().cloned().collect(),
             activities: self.activities.values().cloned().collect(),
             history: self.history.clone(),
             ..Observation::default()
         }
     }
+
+    /// Operations under `request`, by position.
+    pub(crate) fn ops_of(&self, request: &str) -> impl Iterator<Item = usize> + '_ {
+        self.ops_by_request
+            .get(request)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// Whether any operation asked for `request`.
+    pub(crate) fn asked(&self, request: &str) -> bool {
+        self.ops_by_request
+            .get(request)
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// The vouchers at `at` (shard, voucher id), with their shard.
+    pub(crate) fn vouchers_at<'a>(
+        &'a self,
+        at: Option<&'a BTreeSet<(u32, String)>>,
+    ) -> Vec<(u32, &'a VoucherRecord)> {
+        let one = |(n, id): &(u32, String)| Some((*n, self.shards.get(n)?.vouchers.get(id)?));
+        at.into_iter().flatten().filter_map(one).collect()
+    }
+
+    /// The activities with the given xids.
+    pub(crate) fn activities_in<'a>(
+        &'a self,
+        xids: Option<&'a BTreeSet<String>>,
+    ) -> Vec<&'a ActivityState> {
+        let one = |x: &String| self.activities.get(x);
+        xids.into_iter().flatten().filter_map(one).collect()
+    }
 }
 
-/// Applies `changes` to `map`: removals first, then upserts.
-pub fn apply<K: Ord, V: Clone>(
-    map: &mut BTreeMap<K, V>,
-    changes: &Changes<K, V>,
-    key: impl Fn(&V) -> K,
-) where
-    K: Clone,
-{
-    for k in &changes.removed {
-        map.remove(k);
+impl ShardWorld {
+    fn set_account(&mut self, n: u32, id: u64, new: Option<AccountState>, dirty: &mut Dirty) {
+        let old = match &new {
+            Some(a) => self.accounts.insert(id, a.clone()),
+            None => self.accounts.remove(&id),
+        };
+        if old.is_none() != new.is_none() {
+            dirty.born_or_gone.insert((n, id));
+        }
+        if old == new {
+            return;
+        }
+        let delta = |a: &Option<AccountState>| a.as_ref().map_or(Some(Decimal::ZERO), balance);
+        self.subtotal = match (self.subtotal, delta(&old), delta(&new)) {
+            (Some(s), Some(o), Some(v)) => s.checked_sub(o).and_then(|s| s.checked_add(v)),
+            _ => None,
+        };
+        dirty.accounts.insert((n, id));
+        dirty.conservation = true;
     }
-    for v in &changes.upserts {
-        map.insert(key(v), v.clone());
+
+    fn set_voucher(
+        &mut self,
+        n: u32,
+        id: &str,
+        new: Option<VoucherRecord>,
+        dirty: &mut Dirty,
+    ) -> Option<VoucherRecord> {
+        let old = match new {
+            Some(v) => self.vouchers.insert(id.to_string(), v),
+            None => self.vouchers.remove(id),
+        };
+        if old.is_some() != self.vouchers.contains_key(id) {
+            dirty.voucher_presence.insert((n, id.to_string()));
+        }
+        dirty.vouchers.insert((n, id.to_string()));
+        old
+    }
+
+    fn set_entry(&mut self, n: u32, seq: u64, new: Option<JournalEntry>, dirty: &mut Dirty) {
+        if let Some(old) = self.journal.remove(&seq) {
+            remove_from(&mut self.entries_by_voucher, &old.voucher, &seq);
+            remove_from(&mut self.entries_by_account, &old.account, &seq);
+            // A fold cannot take an entry back exactly (overflow, scale): refold it.
+            self.folds.insert(old.account, None);
+            self.stale.insert(old.account);
+            dirty.accounts.insert((n, old.account));
+            dirty.vouchers.insert((n, old.voucher));
+        }
+        dirty.entries.insert((n, seq));
+        let Some(e) = new else { return };
+        let by_voucher = self
+            .entries_by_voucher
+            .entry(e.voucher.clone())
+            .or_default();
+        by_voucher.insert(seq);
+        self.entries_by_account
+            .entry(e.account)
+            .or_default()
+            .insert(seq);
+        let fold = self.folds.entry(e.account).or_insert(Some(Decimal::ZERO));
+        *fold = fold.and_then(|f| f.checked_add(signed(e.side, e.amount)));
+        dirty.accounts.insert((n, e.account));
+        dirty.vouchers.insert((n, e.voucher.clone()));
+        self.journal.insert(seq, e);
+    }
+
+    fn set_freeze(&mut self, n: u32, key: &str, new: Option<FreezeState>, dirty: &mut Dirty) {
+        if let Some(old) = self.freezes.remove(key) {
+            remove_from(&mut self.freezes_by_account, &old.account, &old.key);
+            dirty.accounts.insert((n, old.account));
+        }
+        dirty.freezes.insert((n, key.to_string()));
+        let Some(f) = new else { return };
+        let set = self.freezes_by_account.entry(f.account).or_default();
+        set.insert(f.key.clone());
+        dirty.accounts.insert((n, f.account));
+        self.freezes.insert(key.to_string(), f);
+    }
+
+    /// Recomputes what a removal left stale: refolds touched accounts, and the subtotal.
+    fn settle(&mut self) {
+        for a in std::mem::take(&mut self.stale) {
+            if self.entries_by_account.contains_key(&a) {
+                let fold = self.fold_exactly(a);
+                self.folds.insert(a, fold);
+            } else {
+                self.folds.remove(&a);
+            }
+        }
+        if self.subtotal.is_none() {
+            self.subtotal = crate::conservation::shard_total(&self.snapshot_accounts());
+        }
+    }
+
+    /// Account `a`'s journal folded in sequence order, as the batch check does.
+    pub(crate) fn fold_exactly(&self, a: u64) -> Option<Decimal> {
+        let seqs = self.entries_by_account.get(&a).into_iter().flatten();
+        seqs.filter_map(|s| self.journal.get(s))
+            .try_fold(Decimal::ZERO, |f, e| {
+                f.checked_add(signed(e.side, e.amount))
+            })
+    }
+
+    /// Account `a`'s journal folded (the running fold; zero without entries).
+    pub(crate) fn fold(&self, a: u64) -> Option<Decimal> {
+        self.folds.get(&a).copied().unwrap_or(Some(Decimal::ZERO))
+    }
+
+    /// What account `a`'s freezes reserve, summed in key order as the batch check does.
+    pub(crate) fn reserved(&self, a: u64) -> Option<Decimal> {
+        let keys = self.freezes_by_account.get(&a).into_iter().flatten();
+        keys.filter_map(|k| self.freezes.get(k))
+            .try_fold(Decimal::ZERO, |s, f| s.checked_add(f.amount))
+    }
+
+    /// The postings of voucher `id`'s journal entries.
+    pub(crate) fn postings(&self, id: &str) -> Vec<crate::derivation::Posting> {
+        let seqs = self.entries_by_voucher.get(id).into_iter().flatten();
+        seqs.filter_map(|s| self.journal.get(s))
+            .map(|e| (e.account, e.side, e.amount))
+            .collect()
+    }
+
+    fn snapshot_accounts(&self) -> ShardSnapshot {
+        ShardSnapshot {
+            accounts: self.accounts.values().cloned().collect(),
+            ..ShardSnapshot::default()
+        }
+    }
+
+    /// This shard as a snapshot (its lists in key order).
+    pub fn snapshot(&self, n: u32) -> ShardSnapshot {
+        ShardSnapshot {
+            shard: n,
+            accounts: self.accounts.values().cloned().collect(),
+            freezes: self.freezes.values().cloned().collect(),
+            vouchers: self.vouchers.values().cloned().collect(),
+            journal: self.journal.values().cloned().collect(),
+            ..ShardSnapshot::default()
+        }
+    }
+}
+
+fn remove_from<K, V, Q>(index: &mut BTreeMap<K, BTreeSet<V>>, key: &Q, value: &V)
+where
+    K: Ord + std::borrow::Borrow<Q>,
+    V: Ord,
+    Q: Ord + ?Sized,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(value);
+        if set.is_empty() {
+            index.remove(key);
+        }
     }
 }

@@ -1,4 +1,9 @@
 use super::*;
+
+/// The batch check, once the incremental checker is shown to agree on `obs`.
+fn check(obs: &Observation) -> Vec<Violation> {
+    crate::testkit::agreeing(super::check, obs)
+}
 use crate::testkit::{account, entries, ev, freeze, single, valid, voucher};
 use crate::{JournalEntry, Subject};
 use rust_decimal_macros::dec;

@@ -1,5 +1,10 @@
 use super::*;
 
+/// The batch check, once the incremental checker is shown to agree on `obs`.
+fn check(obs: &Observation) -> Vec<Violation> {
+    crate::testkit::agreeing(super::check, obs)
+}
+
 #[test]
 fn a_branch_posted_twice_fails_and_names_the_activity() {
     let mut obs = valid();
