@@ -593,7 +593,7 @@ pub fn single(mut found: Vec<Violation>, invariant: Invariant) -> Violation {
 /// the batch checkers on `obs` reached from nothing and from [`valid`]: every failing case of
 /// the always-families' unit tests goes through here.
 pub fn agreeing(check: fn(&Observation) -> Vec<Violation>, obs: &Observation) -> Vec<Violation> {
-    crate::incremental::tests::assert_agrees(&[obs.clone()]);
+    crate::incremental::tests::assert_agrees(std::slice::from_ref(obs));
     crate::incremental::tests::assert_agrees(&[valid(), obs.clone()]);
     check(obs)
 }
