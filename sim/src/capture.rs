@@ -169,6 +169,24 @@ pub struct CaptureStats {
     pub verified: u32,
     /// Whole reads after a crash or a restart.
     pub resyncs: u64,
+    /// Entries the deltas removed (only a whole read after a crash that lost unsynced writes
+    /// removes any).
+    pub removed: u64,
+}
+
+/// How many entries a delta removes.
+pub fn removals(delta: &Delta) -> u64 {
+    let shards: usize = delta
+        .shards
+        .iter()
+        .map(|d| {
+            d.accounts.removed.len()
+                + d.vouchers.removed.len()
+                + d.journal.removed.len()
+                + d.freezes.removed.len()
+        })
+        .sum();
+    (shards + delta.trades.removed.len() + delta.activities.removed.len()) as u64
 }
 
 /// Checks one snapshot's `delta` against a whole read of the cluster at the same instant:

@@ -305,6 +305,7 @@ impl Checker {
             let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
             stats.verified += 1;
             stats.resyncs = self.capture.resyncs();
+            stats.removed += capture::removals(&delta);
         }
         let vouchers = self
             .incremental
