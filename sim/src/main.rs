@@ -267,9 +267,10 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
     );
     say!(
         "converged: {}",
-        r.converge_ms.map_or("never (within the drain horizon)".to_string(), |ms| {
-            format!("{ms} ms (simulated) after the heal")
-        })
+        r.converge_ms
+            .map_or("never (within the drain horizon)".to_string(), |ms| {
+                format!("{ms} ms (simulated) after the heal")
+            })
     );
     say!(
         "trace hash: {:016x} ({} events)",

@@ -2,8 +2,8 @@
 //! vocabulary.
 
 use paylab_invariants as inv;
-use paylab_system::broker::{BrokerCore, HalfState, RetryState};
 use paylab_invariants::delta::{Changes, ShardDelta};
+use paylab_system::broker::{BrokerCore, HalfState, RetryState};
 use paylab_system::ledger::{self, BranchKey, LedgerChanges, LedgerCore, TccAction};
 use paylab_system::notify::{self, Callback, Notification, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};

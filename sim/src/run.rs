@@ -292,7 +292,10 @@ impl Checker {
     /// Checks one periodic snapshot incrementally: the capture's delta (what changed on every
     /// node since the previous snapshot) against the invariants that hold at every instant.
     fn step(&mut self, cluster: &Cluster, history: &History, trace: &Trace) {
-        let before = self.verify.as_ref().map(|_| self.incremental.world().observation());
+        let before = self
+            .verify
+            .as_ref()
+            .map(|_| self.incremental.world().observation());
         let delta = self
             .capture
             .snapshot(cluster, history, self.incremental.world());

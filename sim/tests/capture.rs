@@ -42,9 +42,16 @@ fn a_crash_that_loses_writes_is_resynced_into_the_world() {
     let found = (1..=12).find_map(|seed| {
         let faults = [FaultKind::Crash, FaultKind::SlowDisk];
         let (report, stats) = run_verifying_capture(crash_run(seed, &faults));
-        assert_eq!(report.verdict, Verdict::Pass, "seed {seed}: {:?}", report.verdict);
+        assert_eq!(
+            report.verdict,
+            Verdict::Pass,
+            "seed {seed}: {:?}",
+            report.verdict
+        );
         (stats.resyncs > 0 && stats.removed > 0).then_some(seed)
     });
-    assert!(found.is_some(), "no seed in 1..=12 lost a visible write in a crash");
+    assert!(
+        found.is_some(),
+        "no seed in 1..=12 lost a visible write in a crash"
+    );
 }
-

@@ -1,9 +1,9 @@
 //! Ledger shards: one node per shard, each the owner of its accounts.
 
 use super::{addr, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind};
+use crate::capture;
 use crate::config::RunConfig;
 use crate::observe;
-use crate::capture;
 use paylab_invariants::world::World;
 use paylab_invariants::{Delta, Observation};
 use paylab_system::ledger::{LedgerConfig, LedgerNode};

@@ -1,9 +1,9 @@
 //! Payment nodes: the business-activity managers that carry out pays and refunds.
 
 use super::{addr, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind};
+use crate::capture;
 use crate::config::RunConfig;
 use crate::observe;
-use crate::capture;
 use paylab_invariants::world::World;
 use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Point;
@@ -112,7 +112,11 @@ impl NodeService for PaymentService {
 
 impl LiveService for PaymentNode {
     fn observe(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
-        read(env, &self.view(), scope, obs);
+        let view = match scope {
+            Scope::Progress => self.unfinished_view(),
+            Scope::Instant | Scope::Rest => self.view(),
+        };
+        read(env, &view, scope, obs);
     }
     fn changes(&self, env: &NodeEnv, out: &mut Delta) {
         let changed = self.changes();

@@ -1,9 +1,9 @@
 //! Trade shards: one node per shard, each the owner of its trades and their events.
 
 use super::{addr, broker, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind};
+use crate::capture;
 use crate::config::RunConfig;
 use crate::observe;
-use crate::capture;
 use paylab_invariants::world::World;
 use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Point;

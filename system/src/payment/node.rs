@@ -140,6 +140,15 @@ impl PaymentNode {
         }
     }
 
+    /// The orders and activities not yet ended (what the harness's drain polls), without
+    /// copying the ended ones.
+    pub fn unfinished_view(&self) -> PaymentView {
+        PaymentView {
+            orders: self.orders().unfinished(),
+            activities: self.inner.coordinator.unfinished_activities(),
+        }
+    }
+
     /// The activities changed since the last such read, with their orders (the harness's
     /// incremental capture).
     pub fn changes(&self) -> PaymentView {

@@ -120,6 +120,16 @@ impl TccManager {
         self.lock().log().unfinished()
     }
 
+    /// The activities not yet ended (what the harness's drain polls), without copying the rest.
+    pub fn unfinished_activities(&self) -> Vec<Activity> {
+        self.lock()
+            .log()
+            .activities()
+            .filter(|a| !a.status.is_terminal())
+            .cloned()
+            .collect()
+    }
+
     /// The activities changed since the last call (the harness's incremental capture).
     pub fn take_changed(&self) -> Vec<Activity> {
         self.lock()

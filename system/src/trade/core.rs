@@ -229,7 +229,10 @@ impl TradeCore {
     /// afresh: the harness's incremental capture. Changes nothing the platform reads.
     pub fn take_changed(&mut self) -> Vec<&Trade> {
         let changed = std::mem::take(&mut self.changed);
-        changed.iter().filter_map(|seq| self.trades.get(seq)).collect()
+        changed
+            .iter()
+            .filter_map(|seq| self.trades.get(seq))
+            .collect()
     }
 
     pub fn trade(&self, id: TradeId) -> Option<&Trade> {
