@@ -212,7 +212,7 @@ pub fn verify(
             delta.at_ms
         ));
     }
-    if &keyed(after) != &keyed(&whole) {
+    if keyed(after) != keyed(&whole) {
         return Err(format!(
             "at {} ms the world built from deltas differs from a whole read",
             delta.at_ms
