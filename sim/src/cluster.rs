@@ -7,7 +7,8 @@ use crate::config::RunConfig;
 use crate::services::{self, LiveService, NodeService, RunContext, Scope};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
-use paylab_invariants::Observation;
+use paylab_invariants::world::World;
+use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;
@@ -15,6 +16,7 @@ use paylab_system::disk::{Disk, PowerLossReport};
 use paylab_system::node::{NodeEnv, NodeName};
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +37,48 @@ struct Slot {
     service: Arc<dyn NodeService>,
     /// `None` while the node is down.
     live: Live,
+    /// How many times the node has booted (its incarnation while it is up).
+    boots: Arc<AtomicU64>,
+}
+
+/// One serving node as the capture ([`crate::capture`]) reads it, at this instant.
+pub struct NodeRead<'a> {
+    slot: &'a Slot,
+    live: Option<Arc<dyn LiveService>>,
+}
+
+impl NodeRead<'_> {
+    pub fn name(&self) -> &NodeName {
+        &self.slot.env.name
+    }
+
+    /// The node's incarnation (a new one after every boot), `None` while it is down.
+    pub fn incarnation(&self) -> Option<u64> {
+        self.live
+            .as_ref()
+            .map(|_| self.slot.boots.load(Ordering::SeqCst))
+    }
+
+    /// Adds what changed on the running node since its last read (nothing if it is down).
+    pub fn changes(&self, out: &mut Delta) {
+        if let Some(live) = &self.live {
+            live.changes(&self.slot.env, out);
+        }
+    }
+
+    /// Reads the node whole (a down node through its durable log) and adds what turns the
+    /// checker's `world` into it; the next [`NodeRead::changes`] continues from this read.
+    pub fn resync(&self, world: &World, out: &mut Delta) {
+        let mut whole = Observation::default();
+        match &self.live {
+            Some(live) => live.resync(&self.slot.env, &mut whole),
+            None => self
+                .slot
+                .service
+                .observe_durable(&self.slot.env, Scope::Instant, &mut whole),
+        }
+        self.slot.service.diff(&self.slot.env, &whole, world, out);
+    }
 }
 
 /// The whole simulated platform of a run.
@@ -76,12 +120,14 @@ impl Cluster {
                 };
                 let service = kind.node(&run, name.index);
                 let live: Live = Arc::default();
-                let node = spawn(&handle, env.clone(), service.clone(), live.clone());
+                let boots = Arc::new(AtomicU64::new(0));
+                let node = spawn(&handle, env.clone(), service.clone(), (&live, &boots));
                 Slot {
                     node,
                     env,
                     service,
                     live,
+                    boots,
                 }
             })
             .collect();
@@ -205,6 +251,17 @@ impl Cluster {
         obs
     }
 
+    /// Every serving node, in start order, as the capture reads it at this instant.
+    pub fn reads(&self) -> Vec<NodeRead<'_>> {
+        self.slots
+            .iter()
+            .map(|slot| NodeRead {
+                slot,
+                live: lock(&slot.live).clone(),
+            })
+            .collect()
+    }
+
     /// Kills every node, so no task outlives the runtime.
     pub fn kill_all(&self) {
         for s in &self.slots {
@@ -218,16 +275,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn spawn(handle: &Handle, env: NodeEnv, service: Arc<dyn NodeService>, live: Live) -> NodeHandle {
+fn spawn(
+    handle: &Handle,
+    env: NodeEnv,
+    service: Arc<dyn NodeService>,
+    (live, boots): (&Live, &Arc<AtomicU64>),
+) -> NodeHandle {
     let ip = env.addr.ip();
+    let (live, boots) = (live.clone(), boots.clone());
     handle
         .create_node()
         .name(env.name.clone())
         .ip(ip)
         .init(move || {
             let (env, service, live) = (env.clone(), service.clone(), live.clone());
+            let boots = boots.clone();
             async move {
                 let running = service.start(&env).await;
+                boots.fetch_add(1, Ordering::SeqCst);
                 *lock(&live) = Some(running);
                 // A node whose init task returns is considered exited by madsim, which would
                 // stop its serving tasks: the init task lives as long as the node.

@@ -3,17 +3,33 @@
 //! Operations still in flight are visible too, as `Unknown`, so that a snapshot taken mid-run
 //! can be judged against everything a client had asked for by then.
 
+use paylab_invariants::delta::OpChange;
 use paylab_invariants::{OpKind, Operation, Outcome};
 use rust_decimal::Decimal;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A cloneable handle to the run's history, shared by every client.
 #[derive(Debug, Default, Clone)]
 pub struct History {
-    ops: Arc<Mutex<Vec<Entry>>>,
+    ops: Arc<Mutex<Ops>>,
     /// Completed operations, kept apart so the nemesis can watch progress cheaply.
     completed: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Default)]
+struct Ops {
+    entries: Vec<Entry>,
+    /// Positions invoked, completed or re-asked since the last [`History::take_changes`].
+    changed: BTreeSet<usize>,
+}
+
+impl Ops {
+    fn touch(&mut self, i: usize) -> &mut Entry {
+        self.changed.insert(i);
+        &mut self.entries[i]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -31,7 +47,7 @@ impl History {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ops> {
         self.ops.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -46,7 +62,9 @@ impl History {
         now_ms: u64,
     ) -> OpHandle {
         let mut ops = self.lock();
-        ops.push(Entry {
+        let i = ops.entries.len();
+        ops.changed.insert(i);
+        ops.entries.push(Entry {
             op: Operation {
                 client,
                 request: request.to_string(),
@@ -61,13 +79,13 @@ impl History {
             },
             done: false,
         });
-        OpHandle(ops.len() - 1)
+        OpHandle(i)
     }
 
     /// Records how the operation ended, after `attempts` sends.
     pub fn complete(&self, handle: OpHandle, outcome: Outcome, attempts: u32, now_ms: u64) {
         let mut ops = self.lock();
-        let e = &mut ops[handle.0];
+        let e = ops.touch(handle.0);
         assert!(!e.done, "operation {} completed twice", e.op.request);
         if outcome != Outcome::Unknown {
             e.op.replies.push(outcome.clone());
@@ -85,12 +103,26 @@ impl History {
             reply != Outcome::Unknown,
             "only definite replies are recorded"
         );
-        self.lock()[handle.0].op.replies.push(reply);
+        self.lock().touch(handle.0).op.replies.push(reply);
     }
 
     /// Every operation so far; those in flight appear as `Unknown`.
     pub fn operations(&self) -> Vec<Operation> {
-        self.lock().iter().map(|e| e.op.clone()).collect()
+        self.lock().entries.iter().map(|e| e.op.clone()).collect()
+    }
+
+    /// The operations invoked, completed or re-asked since the last call, by position (the
+    /// periodic check's share of the history, instead of a copy of all of it).
+    pub fn take_changes(&self) -> Vec<OpChange> {
+        let mut ops = self.lock();
+        let changed = std::mem::take(&mut ops.changed);
+        changed
+            .into_iter()
+            .map(|i| OpChange {
+                index: i as u64,
+                op: ops.entries[i].op.clone(),
+            })
+            .collect()
     }
 
     /// How many operations have completed so far.
@@ -99,6 +131,6 @@ impl History {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.lock().iter().filter(|e| !e.done).count()
+        self.lock().entries.iter().filter(|e| !e.done).count()
     }
 }

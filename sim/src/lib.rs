@@ -15,6 +15,7 @@
 //! - [`bench`]: throughput against a calibration run in the same process.
 
 pub mod bench;
+pub mod capture;
 pub mod cluster;
 pub mod config;
 pub mod history;

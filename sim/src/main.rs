@@ -266,6 +266,13 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         r.wall_ms as f64 / 1000.0
     );
     say!(
+        "converged: {}",
+        r.converge_ms
+            .map_or("never (within the drain horizon)".to_string(), |ms| {
+                format!("{ms} ms (simulated) after the heal")
+            })
+    );
+    say!(
         "trace hash: {:016x} ({} events)",
         r.trace_hash,
         r.trace_events

@@ -2,8 +2,9 @@
 //! vocabulary.
 
 use paylab_invariants as inv;
+use paylab_invariants::delta::{Changes, ShardDelta};
 use paylab_system::broker::{BrokerCore, HalfState, RetryState};
-use paylab_system::ledger::{self, LedgerCore, TccAction};
+use paylab_system::ledger::{self, BranchKey, LedgerChanges, LedgerCore, TccAction};
 use paylab_system::notify::{self, Callback, Notification, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
 use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore, Projection};
@@ -36,33 +37,57 @@ fn fence(s: ledger::FenceState) -> inv::FenceState {
     }
 }
 
+fn account(a: &ledger::Account) -> inv::AccountState {
+    inv::AccountState {
+        account: a.id.0,
+        subject: subject(a.subject),
+        available: a.available,
+        frozen: a.frozen,
+    }
+}
+
+fn journal_entry(e: &ledger::JournalEntry) -> inv::JournalEntry {
+    inv::JournalEntry {
+        seq: e.seq,
+        voucher: e.voucher.to_string(),
+        account: e.account.0,
+        side: side(e.side),
+        amount: e.amount.value(),
+    }
+}
+
+fn freeze(f: &ledger::Freeze) -> inv::FreezeState {
+    inv::FreezeState {
+        key: f.key.clone(),
+        account: f.account.0,
+        amount: f.amount.value(),
+        xid: None,
+    }
+}
+
+/// A TCC reservation as a freeze-shaped entry, keyed `tcc:{xid}:{branch}`.
+fn hold(branch: &BranchKey, action: &TccAction) -> inv::FreezeState {
+    inv::FreezeState {
+        key: hold_key(branch),
+        account: action.account().0,
+        amount: action.amount().value(),
+        xid: Some(branch.xid.to_string()),
+    }
+}
+
+fn hold_key(branch: &BranchKey) -> String {
+    format!("tcc:{}:{}", branch.xid, branch.branch)
+}
+
 /// A god's-eye snapshot of one ledger shard.
 pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
     let (freezes, prepared) = reservations(core);
     inv::ShardSnapshot {
         shard: core.shard().0,
-        accounts: core
-            .accounts()
-            .map(|a| inv::AccountState {
-                account: a.id.0,
-                subject: subject(a.subject),
-                available: a.available,
-                frozen: a.frozen,
-            })
-            .collect(),
+        accounts: core.accounts().map(account).collect(),
         freezes,
         vouchers: core.vouchers().iter().map(voucher).collect(),
-        journal: core
-            .journal()
-            .iter()
-            .map(|e| inv::JournalEntry {
-                seq: e.seq,
-                voucher: e.voucher.to_string(),
-                account: e.account.0,
-                side: side(e.side),
-                amount: e.amount.value(),
-            })
-            .collect(),
+        journal: core.journal().iter().map(journal_entry).collect(),
         prepared,
         fences: core
             .fences()
@@ -79,29 +104,64 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
 /// A shard's reservations: its freezes, and its TCC holds. A TCC debit reservation shows as a
 /// freeze, a prepared credit as a prepared entry, both keyed `tcc:{xid}:{branch}`.
 fn reservations(core: &LedgerCore) -> (Vec<inv::FreezeState>, Vec<inv::FreezeState>) {
-    let mut freezes: Vec<inv::FreezeState> = core
-        .freezes()
-        .map(|f| inv::FreezeState {
-            key: f.key.clone(),
-            account: f.account.0,
-            amount: f.amount.value(),
-            xid: None,
-        })
-        .collect();
+    let mut freezes: Vec<inv::FreezeState> = core.freezes().map(freeze).collect();
     let mut prepared = Vec::new();
     for (branch, action) in core.holds() {
-        let hold = inv::FreezeState {
-            key: format!("tcc:{}:{}", branch.xid, branch.branch),
-            account: action.account().0,
-            amount: action.amount().value(),
-            xid: Some(branch.xid.to_string()),
-        };
+        let hold = hold(branch, action);
         match action {
             TccAction::Debit { .. } => freezes.push(hold),
             TccAction::Credit { .. } => prepared.push(hold),
         }
     }
     (freezes, prepared)
+}
+
+/// What changed on one ledger shard, from the keys its core says it touched: O(changes).
+/// Prepared credits and fence rows are not part of a delta (the always-invariants do not read
+/// them).
+pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
+    let mut freezes = Changes::default();
+    for key in &changes.freezes {
+        match core.freeze(key) {
+            Some(f) => freezes.upserts.push(freeze(f)),
+            None => freezes.removed.push(key.clone()),
+        }
+    }
+    for branch in &changes.holds {
+        match (core.hold(branch), core.branch(branch)) {
+            (Some(action @ TccAction::Debit { .. }), _) => {
+                freezes.upserts.push(hold(branch, action))
+            }
+            (None, Some(TccAction::Debit { .. })) => freezes.removed.push(hold_key(branch)),
+            _ => {}
+        }
+    }
+    ShardDelta {
+        shard: core.shard().0,
+        accounts: Changes {
+            upserts: changes
+                .accounts
+                .iter()
+                .filter_map(|id| core.account(*id).map(account))
+                .collect(),
+            removed: Vec::new(),
+        },
+        vouchers: Changes {
+            upserts: core.vouchers()[changes.vouchers_from..]
+                .iter()
+                .map(voucher)
+                .collect(),
+            removed: Vec::new(),
+        },
+        journal: Changes {
+            upserts: core.journal()[changes.journal_from..]
+                .iter()
+                .map(journal_entry)
+                .collect(),
+            removed: Vec::new(),
+        },
+        freezes,
+    }
 }
 
 fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
@@ -158,7 +218,8 @@ pub fn trades_in_flight(core: &TradeCore) -> Vec<inv::TradeState> {
         .collect()
 }
 
-fn trade(t: &trade::Trade) -> inv::TradeState {
+/// One trade in the checkers' vocabulary.
+pub fn trade(t: &trade::Trade) -> inv::TradeState {
     inv::TradeState {
         trade: t.id.to_string(),
         merchant: t.merchant.0,

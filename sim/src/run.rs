@@ -1,6 +1,7 @@
 //! One run: a fresh OS thread, a fresh madsim runtime, the faulted phase (load + fault plan,
 //! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
 
+use crate::capture::{self, Capture, CaptureStats};
 use crate::cluster::{client_addr, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
@@ -11,13 +12,15 @@ use crate::trace::{Trace, TraceEvent};
 use crate::workload::{now_ms, run_client, ClientContext};
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::liveness::{self, Unfinished};
-use paylab_invariants::{check_all, check_always, Observation, Operation, Outcome, Violation};
+use paylab_invariants::{
+    check_all, check_always, IncrementalChecker, Observation, Operation, Outcome, Violation,
+};
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A run that takes longer than this in simulated time is stuck: the runtime panics.
@@ -82,6 +85,9 @@ pub struct RunReport {
     pub snapshots_checked: u32,
     pub probes: BTreeMap<String, u64>,
     pub sim_ms: u64,
+    /// Simulated milliseconds from the heal to the end of the drain, when everything in
+    /// flight finished (`None`: it never converged within the horizon).
+    pub converge_ms: Option<u64>,
     pub wall_ms: u64,
     pub trace_hash: u64,
     pub trace_events: usize,
@@ -124,11 +130,31 @@ pub fn run(config: RunConfig) -> RunReport {
 /// The run's evidence (history, probes, trace) is created here, outside the simulation
 /// thread, so that a panic inside it still leaves a failure report with what led up to it.
 pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
+    run_inner(config, plan, None)
+}
+
+/// Runs one simulation of the seed's own plan, comparing at every periodic snapshot the
+/// capture's delta and the world built from the deltas with a whole read of the cluster (a
+/// mismatch panics: a `Crash` verdict that says where). For the tests that prove the capture.
+pub fn run_verifying_capture(config: RunConfig) -> (RunReport, CaptureStats) {
+    let plan = FaultPlan::generate(&config);
+    let stats = Arc::new(Mutex::new(CaptureStats::default()));
+    let report = run_inner(config, plan, Some(stats.clone()));
+    let stats = *stats.lock().unwrap_or_else(|p| p.into_inner());
+    (report, stats)
+}
+
+fn run_inner(
+    config: RunConfig,
+    plan: FaultPlan,
+    verify: Option<Arc<Mutex<CaptureStats>>>,
+) -> RunReport {
     let probes = Probes::new();
     let evidence = Evidence {
         history: History::new(),
         trace: Trace::new(&probes),
         probes,
+        verify,
     };
     let (cfg, pln, ev) = (config.clone(), plan.clone(), evidence.clone());
     let started = Instant::now();
@@ -159,6 +185,8 @@ struct Evidence {
     history: History,
     probes: Probes,
     trace: Trace,
+    /// Set for a run that verifies its capture: what the verification found.
+    verify: Option<Arc<Mutex<CaptureStats>>>,
 }
 
 impl Evidence {
@@ -190,6 +218,7 @@ impl Evidence {
             snapshots_checked: out.snapshots_checked,
             probes: self.probes.snapshot(),
             sim_ms: out.sim_ms,
+            converge_ms: out.converge_ms,
             wall_ms,
             trace_hash: self.trace.hash(),
             trace_events: self.trace.len(),
@@ -207,6 +236,7 @@ struct Outcomes {
     violations: Vec<Violation>,
     snapshots_checked: u32,
     sim_ms: u64,
+    converge_ms: Option<u64>,
 }
 
 fn simulate(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> RunReport {
@@ -252,12 +282,47 @@ fn excerpt(history: &[Operation], violations: &[Violation]) -> Vec<Operation> {
 struct Checker {
     seen: BTreeMap<String, Violation>,
     snapshots: u32,
+    capture: Capture,
+    incremental: IncrementalChecker,
+    /// Set for a run that verifies its capture.
+    verify: Option<Arc<Mutex<CaptureStats>>>,
 }
 
 impl Checker {
-    /// Checks one god's-eye snapshot: the invariants that hold at every instant, plus, once
-    /// the platform is at rest, those that hold only then.
-    fn check(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
+    /// Checks one periodic snapshot incrementally: the capture's delta (what changed on every
+    /// node since the previous snapshot) against the invariants that hold at every instant.
+    fn step(&mut self, cluster: &Cluster, history: &History, trace: &Trace) {
+        let before = self
+            .verify
+            .as_ref()
+            .map(|_| self.incremental.world().observation());
+        let delta = self
+            .capture
+            .snapshot(cluster, history, self.incremental.world());
+        let found = self.incremental.step(&delta);
+        if let (Some(stats), Some(before)) = (&self.verify, before) {
+            let after = self.incremental.world().observation();
+            if let Err(e) = capture::verify(&before, &delta, &after, cluster, history) {
+                panic!("{e}");
+            }
+            let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.verified += 1;
+            stats.resyncs = self.capture.resyncs();
+            stats.removed += capture::removals(&delta);
+        }
+        let vouchers = self
+            .incremental
+            .world()
+            .shards
+            .values()
+            .map(|s| s.vouchers.len())
+            .sum();
+        self.record(trace, delta.at_ms, vouchers, found);
+    }
+
+    /// The final check, once per run and whole: the invariants that hold at every instant,
+    /// plus, once the platform is at rest, those that hold only then.
+    fn last(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
         let at_ms = now_ms();
         let obs = Observation {
             at_ms,
@@ -269,9 +334,14 @@ impl Checker {
         } else {
             check_always(&obs)
         };
+        let vouchers = obs.shards.iter().map(|s| s.vouchers.len()).sum();
+        self.record(trace, at_ms, vouchers, found);
+    }
+
+    fn record(&mut self, trace: &Trace, at_ms: u64, vouchers: usize, found: Vec<Violation>) {
         trace.record(TraceEvent::Snapshot {
             at_ms,
-            vouchers: obs.shards.iter().map(|s| s.vouchers.len()).sum(),
+            vouchers,
             violations: found.len(),
         });
         self.snapshots += 1;
@@ -293,6 +363,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         history,
         probes,
         trace,
+        verify,
     } = evidence;
     let faults = NetFaults::new();
     let cluster = Arc::new(Cluster::start(&config, probes.clone(), faults.clone()));
@@ -317,20 +388,24 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         let (nemesis, plan) = (nemesis.clone(), plan.clone());
         madsim::task::spawn(async move { nemesis.run(&plan).await })
     };
-    let mut checker = Checker::default();
+    let mut checker = Checker {
+        verify,
+        ..Checker::default()
+    };
     while !done.load(Ordering::SeqCst) {
         madsim::time::sleep(Duration::from_millis(config.snapshot_interval_ms)).await;
-        checker.check(&cluster, &history, &trace, false);
+        checker.step(&cluster, &history, &trace);
     }
     faulted.await.expect("the nemesis finishes");
 
     // Healed phase: every fault removed, every node up, everything in flight finished within
     // the horizon; then the final check, including the invariants that hold only at rest.
+    let healed_ms = now_ms();
     nemesis.heal();
     cluster.wait_ready().await;
     trace.record(TraceEvent::Healed { at_ms: now_ms() });
-    let stuck = drain(&cluster).await;
-    checker.check(&cluster, &history, &trace, stuck.is_empty());
+    let (stuck, settled_ms) = drain(&cluster).await;
+    checker.last(&cluster, &history, &trace, stuck.is_empty());
 
     let sim_ms = now_ms();
     cluster.kill_all();
@@ -338,6 +413,9 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         handle.kill(node.id());
     }
     Outcomes {
+        converge_ms: settled_ms
+            .filter(|_| stuck.is_empty())
+            .map(|at| at - healed_ms),
         stuck,
         snapshots_checked: checker.snapshots,
         violations: checker.into_violations(),
@@ -374,14 +452,16 @@ fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<
 }
 
 /// Waits until nothing is unfinished and nothing is settling (an unsent outbox row gives a
-/// resender its chance), up to the horizon; returns what is still unfinished then. Settling
-/// work left at the horizon is not a liveness failure: the at-rest checks judge it.
-async fn drain(cluster: &Cluster) -> Vec<Unfinished> {
+/// resender its chance), up to the horizon; returns what is still unfinished then, and when
+/// everything had settled (`None` if it never did). Settling work left at the horizon is not a
+/// liveness failure: the at-rest checks judge it.
+async fn drain(cluster: &Cluster) -> (Vec<Unfinished>, Option<u64>) {
     let deadline = now_ms() + DRAIN_HORIZON.as_millis() as u64;
     loop {
         let obs = cluster.observe(Scope::Progress);
-        if liveness::settling(&obs).is_empty() || now_ms() >= deadline {
-            return liveness::unfinished(&obs);
+        let settled = liveness::settling(&obs).is_empty();
+        if settled || now_ms() >= deadline {
+            return (liveness::unfinished(&obs), settled.then(now_ms));
         }
         madsim::time::sleep(DRAIN_POLL).await;
     }

@@ -131,6 +131,27 @@ impl Coordinator {
         }
     }
 
+    /// The activities not yet ended, for the god's-eye view of work in flight.
+    pub fn unfinished_activities(&self) -> Vec<Activity> {
+        match self {
+            Coordinator::Tcc(m) => m.unfinished_activities(),
+        }
+    }
+
+    /// The activities changed since the last call (the harness's incremental capture).
+    pub fn take_changed(&self) -> Vec<Activity> {
+        match self {
+            Coordinator::Tcc(m) => m.take_changed(),
+        }
+    }
+
+    /// Every activity, forgetting the changes so far.
+    pub fn resync(&self) -> Vec<Activity> {
+        match self {
+            Coordinator::Tcc(m) => m.resync(),
+        }
+    }
+
     /// What a down node's disk holds durably for this strategy.
     pub fn durable_activities(kind: StrategyKind, env: &NodeEnv) -> Vec<Activity> {
         match kind {

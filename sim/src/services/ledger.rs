@@ -1,9 +1,11 @@
 //! Ledger shards: one node per shard, each the owner of its accounts.
 
 use super::{addr, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind};
+use crate::capture;
 use crate::config::RunConfig;
 use crate::observe;
-use paylab_invariants::Observation;
+use paylab_invariants::world::World;
+use paylab_invariants::{Delta, Observation};
 use paylab_system::ledger::{LedgerConfig, LedgerNode};
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::ShardId;
@@ -53,6 +55,11 @@ impl NodeService for LedgerConfig {
             obs.shards.push(observe::shard_snapshot(&core));
         }
     }
+    fn diff(&self, _env: &NodeEnv, whole: &Observation, world: &World, out: &mut Delta) {
+        for s in &whole.shards {
+            capture::shard_diff(s, world.shards.get(&s.shard), out);
+        }
+    }
 }
 
 impl LiveService for LedgerNode {
@@ -60,5 +67,15 @@ impl LiveService for LedgerNode {
         if scope != Scope::Progress {
             obs.shards.push(self.read(observe::shard_snapshot));
         }
+    }
+    fn changes(&self, _env: &NodeEnv, out: &mut Delta) {
+        let delta = self.read_changes(observe::shard_delta);
+        if !delta.is_empty() {
+            out.shards.push(delta);
+        }
+    }
+    fn resync(&self, _env: &NodeEnv, obs: &mut Observation) {
+        obs.shards
+            .push(self.read_changes(|core, _| observe::shard_snapshot(core)));
     }
 }

@@ -18,7 +18,8 @@ pub mod replica;
 pub mod trade;
 
 use crate::config::RunConfig;
-use paylab_invariants::Observation;
+use paylab_invariants::world::World;
+use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Point;
 use paylab_system::disk::PowerLossReport;
 use paylab_system::node::{NodeEnv, NodeName, Role};
@@ -119,12 +120,23 @@ pub trait NodeService: Send + Sync {
     fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation);
     /// What losing power means for this kind beyond the disk itself (a coverage probe, say).
     fn on_crash(&self, _lost: &PowerLossReport, _probes: &Probes) {}
+    /// Adds to `out` what turns the part of the checker's `world` this node holds into
+    /// `whole`, a whole [`Scope::Instant`] read of it (the capture's resync after a crash or a
+    /// restart). Kinds the always-invariants do not read have nothing to add.
+    fn diff(&self, _env: &NodeEnv, _whole: &Observation, _world: &World, _out: &mut Delta) {}
 }
 
 /// A running service, published by its node's init.
 pub trait LiveService: Send + Sync {
     /// Reads the running node's state (the harness's god's-eye view).
     fn observe(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation);
+    /// Adds to `out` what the always-invariants read that changed since the last `changes` or
+    /// `resync`, in time proportional to the changes (the periodic capture).
+    fn changes(&self, _env: &NodeEnv, _out: &mut Delta) {}
+    /// A whole [`Scope::Instant`] read that the next `changes` continues from.
+    fn resync(&self, env: &NodeEnv, obs: &mut Observation) {
+        self.observe(env, Scope::Instant, obs)
+    }
 }
 
 /// The kind whose nodes have `role`.

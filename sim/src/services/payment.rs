@@ -1,9 +1,11 @@
 //! Payment nodes: the business-activity managers that carry out pays and refunds.
 
 use super::{addr, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind};
+use crate::capture;
 use crate::config::RunConfig;
 use crate::observe;
-use paylab_invariants::Observation;
+use paylab_invariants::world::World;
+use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Point;
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::payment::{PaymentConfig, PaymentNode, PaymentView};
@@ -103,10 +105,26 @@ impl NodeService for PaymentService {
             obs,
         );
     }
+    fn diff(&self, env: &NodeEnv, whole: &Observation, world: &World, out: &mut Delta) {
+        capture::activities_diff(&env.name.to_string(), &whole.activities, world, out);
+    }
 }
 
 impl LiveService for PaymentNode {
     fn observe(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
-        read(env, &self.view(), scope, obs);
+        let view = match scope {
+            Scope::Progress => self.unfinished_view(),
+            Scope::Instant | Scope::Rest => self.view(),
+        };
+        read(env, &view, scope, obs);
+    }
+    fn changes(&self, env: &NodeEnv, out: &mut Delta) {
+        let changed = self.changes();
+        out.activities
+            .upserts
+            .extend(observe::activities(&env.name.to_string(), &changed));
+    }
+    fn resync(&self, env: &NodeEnv, obs: &mut Observation) {
+        read(env, &PaymentNode::resync(self), Scope::Instant, obs);
     }
 }

@@ -1,9 +1,11 @@
 //! Trade shards: one node per shard, each the owner of its trades and their events.
 
 use super::{addr, broker, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind};
+use crate::capture;
 use crate::config::RunConfig;
 use crate::observe;
-use paylab_invariants::Observation;
+use paylab_invariants::world::World;
+use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Point;
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::trade::{TradeConfig, TradeCore, TradeMessaging, TradeNode};
@@ -77,10 +79,23 @@ impl NodeService for TradeConfig {
     fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
         read(env, &TradeNode::durable_state(env, *self), scope, obs);
     }
+    fn diff(&self, _env: &NodeEnv, whole: &Observation, world: &World, out: &mut Delta) {
+        capture::trades_diff(self.shard.0, &whole.trades, world, out);
+    }
 }
 
 impl LiveService for TradeNode {
     fn observe(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
         self.read(|core| read(env, core, scope, obs));
+    }
+    fn changes(&self, _env: &NodeEnv, out: &mut Delta) {
+        self.read_changed(|changed| {
+            out.trades
+                .upserts
+                .extend(changed.into_iter().map(observe::trade))
+        });
+    }
+    fn resync(&self, env: &NodeEnv, obs: &mut Observation) {
+        self.read_resync(|core| read(env, core, Scope::Instant, obs));
     }
 }

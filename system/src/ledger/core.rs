@@ -6,6 +6,7 @@
 //! same `apply` rebuilds the state from the log after a crash. So the log is the truth and the
 //! in-memory state is its fold.
 
+use super::changes::LedgerChanges;
 use super::fence::{BranchKey, FenceDecision, FenceState, Fences};
 use super::types::*;
 use crate::bugs::{Bug, Bugs, Check};
@@ -97,6 +98,8 @@ pub struct LedgerCore {
     /// ([`Bugs::relaxes`]), so that a checker (not an assertion) has to catch it; every other
     /// assertion stays on.
     bugs: Bugs,
+    /// What changed since the harness's observer last took it (never read by the platform).
+    changes: LedgerChanges,
 }
 
 impl LedgerCore {
@@ -129,6 +132,7 @@ impl LedgerCore {
             branches: BTreeMap::new(),
             holds: BTreeMap::new(),
             bugs,
+            changes: LedgerChanges::default(),
         }
     }
 
@@ -166,6 +170,24 @@ impl LedgerCore {
     /// Reservations of TCC branches tried and not yet confirmed or cancelled.
     pub fn holds(&self) -> impl Iterator<Item = (&BranchKey, &TccAction)> {
         self.holds.iter()
+    }
+    /// The reservation of one TCC branch, if it is held.
+    pub fn hold(&self, branch: &BranchKey) -> Option<&TccAction> {
+        self.holds.get(branch)
+    }
+    /// What TCC branch `branch` does here, if it was ever tried.
+    pub fn branch(&self, branch: &BranchKey) -> Option<&TccAction> {
+        self.branches.get(branch)
+    }
+    pub fn freeze(&self, key: &str) -> Option<&Freeze> {
+        self.freezes.get(key)
+    }
+
+    /// What changed since the last call (or since the shard was built), and starts afresh: the
+    /// harness's incremental capture. Changes nothing the platform reads.
+    pub fn take_changes(&mut self) -> LedgerChanges {
+        let next = LedgerChanges::at(self.vouchers.len(), self.journal.len());
+        std::mem::replace(&mut self.changes, next)
     }
 
     /// Decides what `command` means against the current state.
@@ -447,10 +469,13 @@ impl LedgerCore {
         };
         let previous = self.accounts.insert(account, opened);
         assert!(previous.is_none(), "{account} opened twice");
+        self.changes.accounts.insert(account);
         Ok(LedgerReply::Opened)
     }
 
     fn apply_frozen(&mut self, key: String, account: AccountId, amount: Amount) -> Outcome {
+        self.changes.freezes.insert(key.clone());
+        self.changes.accounts.insert(account);
         let a = self
             .accounts
             .get_mut(&account)
@@ -471,6 +496,8 @@ impl LedgerCore {
 
     fn apply_unfrozen(&mut self, key: &str) -> Outcome {
         let f = self.freezes.remove(key).expect("unfrozen key exists");
+        self.changes.freezes.insert(key.to_string());
+        self.changes.accounts.insert(f.account);
         let a = self
             .accounts
             .get_mut(&f.account)
@@ -500,6 +527,7 @@ impl LedgerCore {
             );
         }
         self.branches.insert(branch.clone(), action);
+        self.changes.holds.insert(branch.clone());
         self.holds.insert(branch, action);
         Ok(LedgerReply::Tried)
     }
@@ -508,6 +536,7 @@ impl LedgerCore {
     fn apply_confirmed(&mut self, branch: BranchKey, voucher: Voucher) -> Outcome {
         self.write_fence(branch.clone(), FenceState::Committed);
         if let Some(action) = self.holds.remove(&branch) {
+            self.changes.holds.insert(branch.clone());
             self.release(action);
         }
         self.apply_post(voucher).map(|_| LedgerReply::Confirmed)
@@ -518,6 +547,7 @@ impl LedgerCore {
         let repeat = self.fences.get(&branch) == Some(FenceState::RolledBack);
         self.write_fence(branch.clone(), FenceState::RolledBack);
         let held = self.holds.remove(&branch);
+        self.changes.holds.insert(branch.clone());
         // A repeat only reaches here through the planted bug: it releases again.
         if let Some(action) = held.or_else(|| repeat.then(|| self.branches[&branch])) {
             self.release(action);
@@ -525,7 +555,9 @@ impl LedgerCore {
         Ok(LedgerReply::Cancelled)
     }
 
+    /// An account about to change (so also one the observer will read again).
     fn account_mut(&mut self, id: AccountId) -> &mut Account {
+        self.changes.accounts.insert(id);
         self.accounts
             .get_mut(&id)
             .unwrap_or_else(|| panic!("{id} exists"))
@@ -566,6 +598,7 @@ impl LedgerCore {
             "vouchers are applied in sequence"
         );
         for leg in &voucher.legs {
+            self.changes.accounts.insert(leg.account);
             let a = self
                 .accounts
                 .get_mut(&leg.account)

@@ -5,11 +5,13 @@
 //! - [`fence`]: the TCC fence rules per (xid, branch), to be written with each branch's effect.
 //! - [`node`]: the node shell: RPC, durable log, recovery after a crash.
 
+pub mod changes;
 pub mod core;
 pub mod fence;
 pub mod node;
 pub mod types;
 
+pub use self::changes::LedgerChanges;
 pub use self::core::{Decision, LedgerCore, LedgerRecord};
 pub use fence::{BranchKey, FenceRefusal, FenceState};
 pub use node::{LedgerConfig, LedgerNode};

@@ -1,6 +1,7 @@
 //! The ledger node shell: serves [`LedgerCall`]s, makes every change durable before replying,
 //! and rebuilds its core from the log when (re)started.
 
+use super::changes::LedgerChanges;
 use super::core::{Decision, LedgerCore, LedgerRecord};
 use super::fence::FenceRefusal;
 use super::types::{LedgerCall, LedgerCommand, LedgerError};
@@ -106,6 +107,14 @@ impl LedgerNode {
     /// Reads the live state under the lock (the harness's god's-eye view).
     pub fn read<T>(&self, f: impl FnOnce(&LedgerCore) -> T) -> T {
         f(&self.core.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Reads the live state together with what changed since the last such read, under one
+    /// lock, and starts the next round of changes (the harness's incremental capture).
+    pub fn read_changes<T>(&self, f: impl FnOnce(&LedgerCore, &LedgerChanges) -> T) -> T {
+        let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = core.take_changes();
+        f(&core, &changes)
     }
 
     /// What a shard whose node is down would recover: its durable records, folded.

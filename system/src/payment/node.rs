@@ -140,6 +140,36 @@ impl PaymentNode {
         }
     }
 
+    /// The orders and activities not yet ended (what the harness's drain polls), without
+    /// copying the ended ones.
+    pub fn unfinished_view(&self) -> PaymentView {
+        PaymentView {
+            orders: self.orders().unfinished(),
+            activities: self.inner.coordinator.unfinished_activities(),
+        }
+    }
+
+    /// The activities changed since the last such read, with their orders (the harness's
+    /// incremental capture).
+    pub fn changes(&self) -> PaymentView {
+        let activities = self.inner.coordinator.take_changed();
+        let book = self.orders();
+        let orders = activities
+            .iter()
+            .filter_map(|a| book.by_xid(&a.xid).cloned())
+            .collect();
+        PaymentView { orders, activities }
+    }
+
+    /// [`PaymentNode::view`], forgetting the changes so far: a whole read that the next
+    /// [`PaymentNode::changes`] continues from.
+    pub fn resync(&self) -> PaymentView {
+        PaymentView {
+            orders: self.orders().orders().cloned().collect(),
+            activities: self.inner.coordinator.resync(),
+        }
+    }
+
     /// What a payment node that is down would recover from its disk.
     pub fn durable_view(env: &NodeEnv, config: PaymentConfig) -> PaymentView {
         let log = DurableLog::<OrderRecord>::open(env, LOG_FILE, config.fsync_latency);

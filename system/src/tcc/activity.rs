@@ -8,7 +8,7 @@ use crate::ids::{ShardId, Xid};
 use crate::ledger::TccAction;
 use crate::refusal::Refusal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An activity's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -93,6 +93,9 @@ pub enum ActivityRecord {
 #[derive(Debug, Clone, Default)]
 pub struct ActivityLog {
     activities: BTreeMap<Xid, Activity>,
+    /// Activities changed since the harness's observer last took them (never read by the
+    /// platform).
+    changed: BTreeSet<Xid>,
 }
 
 impl ActivityLog {
@@ -121,7 +124,23 @@ impl ActivityLog {
             .collect()
     }
 
+    /// The activities changed since the last call (or since the log was built), and starts
+    /// afresh: the harness's incremental capture. Changes nothing the platform reads.
+    pub fn take_changed(&mut self) -> Vec<&Activity> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .iter()
+            .filter_map(|xid| self.activities.get(xid))
+            .collect()
+    }
+
     pub fn apply(&mut self, record: ActivityRecord) {
+        let xid = match &record {
+            ActivityRecord::Begun { xid, .. }
+            | ActivityRecord::Decided { xid, .. }
+            | ActivityRecord::Ended { xid, .. } => xid.clone(),
+        };
+        self.changed.insert(xid);
         match record {
             ActivityRecord::Begun { xid, branches } => {
                 assert!(!branches.is_empty(), "activity {xid} has no branch");

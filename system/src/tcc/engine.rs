@@ -152,6 +152,11 @@ impl TccEngine {
         &self.log
     }
 
+    /// The activity log, for the harness's incremental capture to take its changes.
+    pub fn log_mut(&mut self) -> &mut ActivityLog {
+        &mut self.log
+    }
+
     /// Whether an activity is being driven right now.
     pub fn is_running(&self, xid: &Xid) -> bool {
         self.runs.contains_key(xid)

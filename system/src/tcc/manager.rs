@@ -120,6 +120,34 @@ impl TccManager {
         self.lock().log().unfinished()
     }
 
+    /// The activities not yet ended (what the harness's drain polls), without copying the rest.
+    pub fn unfinished_activities(&self) -> Vec<Activity> {
+        self.lock()
+            .log()
+            .activities()
+            .filter(|a| !a.status.is_terminal())
+            .cloned()
+            .collect()
+    }
+
+    /// The activities changed since the last call (the harness's incremental capture).
+    pub fn take_changed(&self) -> Vec<Activity> {
+        self.lock()
+            .log_mut()
+            .take_changed()
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Every activity, forgetting the changes so far (a whole read the next
+    /// [`TccManager::take_changed`] continues from).
+    pub fn resync(&self) -> Vec<Activity> {
+        let mut engine = self.lock();
+        engine.log_mut().take_changed();
+        engine.log().activities().cloned().collect()
+    }
+
     /// Runs one activity from Begun to Ended.
     pub async fn execute(&self, movement: Movement) -> MovementOutcome {
         let shards = self.topology.ledger_shards();

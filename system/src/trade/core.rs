@@ -94,6 +94,9 @@ pub struct TradeCore {
     unsent: BTreeSet<EventId>,
     messages: Option<MessageMode>,
     bugs: Bugs,
+    /// Trades (by sequence) changed since the harness's observer last took them (never read
+    /// by the platform).
+    changed: BTreeSet<u64>,
 }
 
 impl TradeCore {
@@ -106,6 +109,7 @@ impl TradeCore {
             unsent: BTreeSet::new(),
             messages: None,
             bugs,
+            changed: BTreeSet::new(),
         }
     }
 
@@ -219,6 +223,16 @@ impl TradeCore {
 
     pub fn trades(&self) -> impl Iterator<Item = &Trade> {
         self.trades.values()
+    }
+
+    /// The trades changed since the last call (or since the shard was built), and starts
+    /// afresh: the harness's incremental capture. Changes nothing the platform reads.
+    pub fn take_changed(&mut self) -> Vec<&Trade> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .iter()
+            .filter_map(|seq| self.trades.get(seq))
+            .collect()
     }
 
     pub fn trade(&self, id: TradeId) -> Option<&Trade> {
@@ -495,7 +509,9 @@ impl TradeCore {
         }
     }
 
+    /// A trade about to change (so also one the observer will read again).
     fn trade_mut(&mut self, id: TradeId) -> &mut Trade {
+        self.changed.insert(id.seq);
         self.trades
             .get_mut(&id.seq)
             .unwrap_or_else(|| panic!("trade {id} exists"))
@@ -661,6 +677,7 @@ impl TradeCore {
         assert_eq!(id.seq, self.trades.len() as u64 + 1, "trades in sequence");
         self.by_out_trade_no
             .insert((merchant, out_trade_no.clone()), id);
+        self.changed.insert(id.seq);
         self.trades.insert(
             id.seq,
             Trade {

@@ -6,7 +6,7 @@ use super::core::{TradeCore, TradeDecision, TradeRecord};
 use super::events::{MessageMode, TradeEvent};
 use super::outbox;
 use super::txmsg;
-use super::types::{TradeCall, TradeCommand, TradeError, TradeId, TradeReply};
+use super::types::{Trade, TradeCall, TradeCommand, TradeError, TradeId, TradeReply};
 use crate::broker::CheckBackCall;
 use crate::bugs::Bug;
 use crate::ids::{EventId, TradeShardId};
@@ -260,6 +260,21 @@ impl TradeNode {
     /// Reads the live state (the harness's god's-eye view).
     pub fn read<T>(&self, f: impl FnOnce(&TradeCore) -> T) -> T {
         f(&self.shell.core())
+    }
+
+    /// Reads the trades changed since the last such read, under one lock, and starts the next
+    /// round of changes (the harness's incremental capture).
+    pub fn read_changed<T>(&self, f: impl FnOnce(Vec<&Trade>) -> T) -> T {
+        let mut core = self.shell.core();
+        f(core.take_changed())
+    }
+
+    /// Reads the live state and forgets the changes so far, under one lock: a whole read that
+    /// the next [`TradeNode::read_changed`] continues from.
+    pub fn read_resync<T>(&self, f: impl FnOnce(&TradeCore) -> T) -> T {
+        let mut core = self.shell.core();
+        core.take_changed();
+        f(&core)
     }
 
     /// Ids of the events the node knows to be durable (mode 2's check-back answers from

@@ -1,0 +1,246 @@
+//! The periodic capture: one [`Delta`] per god's-eye snapshot, in time proportional to what
+//! changed, instead of a whole observation rebuilt from every node's whole state.
+//!
+//! Every node is read at the same simulated instant (the capture runs without yielding). A
+//! running node reports what it changed since its last read (its cores keep the touched keys;
+//! vouchers and journal are read from a position). A node read whole instead, and diffed
+//! against what the checker's world holds for it:
+//!
+//! - the first time the capture sees it;
+//! - once per down period: a down node is read through its durable log, exactly what it will
+//!   recover (a crash can lose unsynced vouchers, journal entries, trades or activities);
+//! - once per new incarnation: a restarted node rebuilt its live state from its log.
+//!
+//! Crashes are rare, so a whole read per crash and per restart keeps the capture linear.
+
+use crate::cluster::Cluster;
+use crate::history::History;
+use crate::services::Scope;
+use crate::workload::now_ms;
+use paylab_invariants::delta::{
+    keyed_accounts, keyed_activities, keyed_freezes, keyed_journal, keyed_trades, keyed_vouchers,
+};
+use paylab_invariants::world::{ShardWorld, World};
+use paylab_invariants::{
+    ActivityState, Changes, Delta, Observation, ShardDelta, ShardSnapshot, TradeState,
+};
+use std::collections::BTreeMap;
+
+/// What the capture last read of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Incarnation `k`, running: its next read is its changes.
+    Live(u64),
+    /// Down, read once through its durable log.
+    Down,
+}
+
+/// The harness's side of the incremental check: one delta per snapshot.
+#[derive(Debug, Default)]
+pub struct Capture {
+    /// Per node, in start order; `None` until first read.
+    seen: Vec<Option<Seen>>,
+    /// Whole reads of a node after a crash or a restart (first sightings not counted).
+    resyncs: u64,
+}
+
+impl Capture {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What changed since the previous snapshot, read from every node at this instant, as a
+    /// delta against `world` (the checker's copy, as of the previous delta): only entries
+    /// whose value differs from the world's, in key order.
+    pub fn snapshot(&mut self, cluster: &Cluster, history: &History, world: &World) -> Delta {
+        let reads = cluster.reads();
+        self.seen.resize(reads.len(), None);
+        let mut delta = Delta {
+            at_ms: now_ms(),
+            history: history.take_changes(),
+            ..Delta::default()
+        };
+        for (node, seen) in reads.iter().zip(self.seen.iter_mut()) {
+            let now = node.incarnation().map_or(Seen::Down, Seen::Live);
+            match *seen {
+                Some(Seen::Live(k)) if now == Seen::Live(k) => node.changes(&mut delta),
+                Some(Seen::Down) if now == Seen::Down => {}
+                before => {
+                    self.resyncs += u64::from(before.is_some());
+                    node.resync(world, &mut delta);
+                }
+            }
+            *seen = Some(now);
+        }
+        settle(&mut delta, world);
+        delta
+    }
+
+    /// How many times a node was read whole after a crash or a restart.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+}
+
+/// Keeps only real changes against `world` (an upsert of the value the world already holds,
+/// or a removal of a key it does not hold, is dropped) and puts each list in key order.
+fn settle(delta: &mut Delta, world: &World) {
+    for d in &mut delta.shards {
+        let ws = world.shards.get(&d.shard);
+        settle_changes(&mut d.accounts, ws.map(|w| &w.accounts), |a| a.account);
+        settle_changes(&mut d.vouchers, ws.map(|w| &w.vouchers), |v| {
+            v.voucher.clone()
+        });
+        settle_changes(&mut d.journal, ws.map(|w| &w.journal), |e| e.seq);
+        settle_changes(&mut d.freezes, ws.map(|w| &w.freezes), |f| f.key.clone());
+    }
+    delta.shards.retain(|d| !d.is_empty());
+    delta.shards.sort_by_key(|d| d.shard);
+    settle_changes(&mut delta.trades, Some(&world.trades), |t| t.trade.clone());
+    settle_changes(&mut delta.activities, Some(&world.activities), |a| {
+        a.xid.clone()
+    });
+    delta.history.sort_by_key(|c| c.index);
+}
+
+fn settle_changes<K: Ord + Clone, V: PartialEq>(
+    changes: &mut Changes<K, V>,
+    world: Option<&BTreeMap<K, V>>,
+    key: impl Fn(&V) -> K,
+) {
+    let held = |k: &K| world.and_then(|w| w.get(k));
+    changes.upserts.retain(|v| held(&key(v)) != Some(v));
+    changes.upserts.sort_by_key(|v| key(v));
+    changes.removed.retain(|k| held(k).is_some());
+    changes.removed.sort();
+    changes.removed.dedup();
+}
+
+// ---- Whole reads diffed against the world (the kinds' `NodeService::diff`) -----------------
+
+/// Adds what turns the world's copy of a shard into `whole`.
+pub fn shard_diff(whole: &ShardSnapshot, world: Option<&ShardWorld>, out: &mut Delta) {
+    let empty = ShardWorld::default();
+    let old = world.unwrap_or(&empty);
+    let d = ShardDelta {
+        shard: whole.shard,
+        accounts: Changes::between(&old.accounts, &keyed_accounts(whole)),
+        vouchers: Changes::between(&old.vouchers, &keyed_vouchers(whole)),
+        journal: Changes::between(&old.journal, &keyed_journal(whole)),
+        freezes: Changes::between(&old.freezes, &keyed_freezes(whole)),
+    };
+    if !d.is_empty() {
+        out.shards.push(d);
+    }
+}
+
+/// Adds what turns the world's trades of trade shard `shard` (those whose id names it) into
+/// `whole`.
+pub fn trades_diff(shard: u32, whole: &[TradeState], world: &World, out: &mut Delta) {
+    let prefix = format!("T{shard}-");
+    let old: BTreeMap<String, TradeState> = world
+        .trades
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, t)| (k.clone(), t.clone()))
+        .collect();
+    out.trades
+        .extend(Changes::between(&old, &keyed_trades(whole)));
+}
+
+/// Adds what turns the world's activities of payment node `node` into `whole`.
+pub fn activities_diff(node: &str, whole: &[ActivityState], world: &World, out: &mut Delta) {
+    let old: BTreeMap<String, ActivityState> = world
+        .activities
+        .iter()
+        .filter(|(_, a)| a.node == node)
+        .map(|(k, a)| (k.clone(), a.clone()))
+        .collect();
+    out.activities
+        .extend(Changes::between(&old, &keyed_activities(whole)));
+}
+
+// ---- Verification (tests): the capture against a whole read --------------------------------
+
+/// What a verified run found, for the tests that prove the capture.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Snapshots whose delta and resulting world were compared with a whole read.
+    pub verified: u32,
+    /// Whole reads after a crash or a restart.
+    pub resyncs: u64,
+    /// Entries the deltas removed (only a whole read after a crash that lost unsynced writes
+    /// removes any).
+    pub removed: u64,
+}
+
+/// How many entries a delta removes.
+pub fn removals(delta: &Delta) -> u64 {
+    let shards: usize = delta
+        .shards
+        .iter()
+        .map(|d| {
+            d.accounts.removed.len()
+                + d.vouchers.removed.len()
+                + d.journal.removed.len()
+                + d.freezes.removed.len()
+        })
+        .sum();
+    (shards + delta.trades.removed.len() + delta.activities.removed.len()) as u64
+}
+
+/// Checks one snapshot's `delta` against a whole read of the cluster at the same instant:
+/// it must be exactly what turns the world before it (`before`) into that read, and the world
+/// after it (`after`) must equal that read. `Err` says where they part.
+pub fn verify(
+    before: &Observation,
+    delta: &Delta,
+    after: &Observation,
+    cluster: &Cluster,
+    history: &History,
+) -> Result<(), String> {
+    let whole = Observation {
+        at_ms: delta.at_ms,
+        history: history.operations(),
+        ..cluster.observe(Scope::Instant)
+    };
+    let expected = Delta::between(before, &whole);
+    if &expected != delta {
+        return Err(format!(
+            "at {} ms the capture's delta differs from a whole read's:\n captured {delta:?}\n \
+             expected {expected:?}",
+            delta.at_ms
+        ));
+    }
+    if keyed(after) != keyed(&whole) {
+        return Err(format!(
+            "at {} ms the world built from deltas differs from a whole read",
+            delta.at_ms
+        ));
+    }
+    Ok(())
+}
+
+/// An observation's always-invariant part, every list in key order (as a world holds it).
+fn keyed(obs: &Observation) -> Observation {
+    let shards = obs
+        .shards
+        .iter()
+        .map(|s| ShardSnapshot {
+            shard: s.shard,
+            accounts: keyed_accounts(s).into_values().collect(),
+            freezes: keyed_freezes(s).into_values().collect(),
+            vouchers: keyed_vouchers(s).into_values().collect(),
+            journal: keyed_journal(s).into_values().collect(),
+            ..ShardSnapshot::default()
+        })
+        .collect();
+    Observation {
+        at_ms: obs.at_ms,
+        shards,
+        trades: keyed_trades(&obs.trades).into_values().collect(),
+        activities: keyed_activities(&obs.activities).into_values().collect(),
+        history: obs.history.clone(),
+        ..Observation::default()
+    }
+}
