@@ -58,6 +58,7 @@ impl Capture {
         let mut delta = Delta {
             at_ms: now_ms(),
             history: history.take_changes(),
+            history_len: history.len() as u64,
             ..Delta::default()
         };
         for (node, seen) in reads.iter().zip(self.seen.iter_mut()) {

@@ -125,6 +125,16 @@ impl History {
             .collect()
     }
 
+    /// How many operations have been invoked so far.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no operation has been invoked yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// How many operations have completed so far.
     pub fn completed(&self) -> usize {
         self.completed.load(Ordering::Relaxed)
