@@ -4,6 +4,12 @@
 //! the calibration (raw madsim RPC round trips per wall second, same number of concurrent
 //! clients): "one transfer costs X raw round trips" holds across machines where "N per second"
 //! does not.
+//!
+//! Two parts are not ratios but whole runs: [`scale`] (is a run's cost linear in its length?)
+//! and [`peak`] (the Double-11 peak scenario's wall time and memory).
+
+pub mod peak;
+pub mod scale;
 
 use crate::cluster::{broker_addr, client_addr, ledger_addr, payment_addr, topology, trade_addr};
 use crate::config::RunConfig;
@@ -23,8 +29,8 @@ use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeId, TradeN
 use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// One measured figure.
@@ -502,17 +508,18 @@ async fn pay_all(t: Transport, buyer: AccountId, trades: Vec<TradeId>) {
     }
 }
 
-/// Marks the timed part of a bench body; read by a watcher thread outside the simulation,
-/// since inside it every clock is simulated.
-#[derive(Clone, Default)]
-pub struct Stopwatch(Arc<AtomicU8>);
+/// Marks the timed part of a bench body for a watcher thread outside the simulation, since
+/// inside it every clock is simulated. The watcher blocks until told, so it takes no CPU from
+/// the simulation while it waits.
+#[derive(Clone)]
+pub struct Stopwatch(mpsc::Sender<()>);
 
 impl Stopwatch {
     pub fn start(&self) {
-        self.0.store(1, Ordering::SeqCst);
+        let _ = self.0.send(());
     }
     pub fn stop(&self) {
-        self.0.store(2, Ordering::SeqCst);
+        let _ = self.0.send(());
     }
 }
 
@@ -522,24 +529,14 @@ where
     F: FnOnce(BenchSize, Stopwatch) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let stopwatch = Stopwatch::default();
-    let phase = stopwatch.0.clone();
+    let (tx, rx) = mpsc::channel();
     let watcher = std::thread::spawn(move || {
-        let mut started = None;
-        loop {
-            match phase.load(Ordering::SeqCst) {
-                0 => {}
-                1 => {
-                    started.get_or_insert_with(Instant::now);
-                }
-                _ => {
-                    let start = started.expect("the stopwatch started before it stopped");
-                    return start.elapsed().as_secs_f64();
-                }
-            }
-            std::thread::sleep(Duration::from_micros(20));
-        }
+        rx.recv().expect("the stopwatch starts");
+        let started = Instant::now();
+        rx.recv().expect("the stopwatch stops after it started");
+        started.elapsed().as_secs_f64()
     });
+    let stopwatch = Stopwatch(tx);
     std::thread::spawn(move || {
         let runtime = Runtime::with_seed_and_config(1, madsim::Config::default());
         runtime.block_on(body(size, stopwatch));
