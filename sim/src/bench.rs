@@ -30,7 +30,7 @@ use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One measured figure.
@@ -509,17 +509,27 @@ async fn pay_all(t: Transport, buyer: AccountId, trades: Vec<TradeId>) {
 }
 
 /// Marks the timed part of a bench body for a watcher thread outside the simulation, since
-/// inside it every clock is simulated. The watcher blocks until told, so it takes no CPU from
-/// the simulation while it waits.
+/// inside it every clock is simulated. Each mark waits until the watcher has read the wall
+/// clock (a rendezvous, so no wake-up delay of the watcher is timed), and the watcher blocks
+/// between marks, taking no CPU from the simulation.
 #[derive(Clone)]
-pub struct Stopwatch(mpsc::Sender<()>);
+pub struct Stopwatch {
+    mark: mpsc::SyncSender<()>,
+    read: Arc<Mutex<mpsc::Receiver<()>>>,
+}
 
 impl Stopwatch {
     pub fn start(&self) {
-        let _ = self.0.send(());
+        self.mark_and_wait();
     }
     pub fn stop(&self) {
-        let _ = self.0.send(());
+        self.mark_and_wait();
+    }
+    fn mark_and_wait(&self) {
+        if self.mark.send(()).is_ok() {
+            let read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = read.recv();
+        }
     }
 }
 
@@ -529,14 +539,21 @@ where
     F: FnOnce(BenchSize, Stopwatch) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let (tx, rx) = mpsc::channel();
+    let (mark, marks) = mpsc::sync_channel(0);
+    let (was_read, read) = mpsc::sync_channel(0);
     let watcher = std::thread::spawn(move || {
-        rx.recv().expect("the stopwatch starts");
+        marks.recv().expect("the stopwatch starts");
         let started = Instant::now();
-        rx.recv().expect("the stopwatch stops after it started");
-        started.elapsed().as_secs_f64()
+        was_read.send(()).expect("the bench waits for the start");
+        marks.recv().expect("the stopwatch stops after it started");
+        let elapsed = started.elapsed().as_secs_f64();
+        let _ = was_read.send(());
+        elapsed
     });
-    let stopwatch = Stopwatch(tx);
+    let stopwatch = Stopwatch {
+        mark,
+        read: Arc::new(Mutex::new(read)),
+    };
     std::thread::spawn(move || {
         let runtime = Runtime::with_seed_and_config(1, madsim::Config::default());
         runtime.block_on(body(size, stopwatch));

@@ -320,7 +320,11 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         let lines = bench::scale::render(&bench::scale::measure(&scale_ops));
         lines.iter().for_each(|l| say!("{l}"));
     }
-    let ratios = [BenchPart::Transfers, BenchPart::Payments, BenchPart::Messages];
+    let ratios = [
+        BenchPart::Transfers,
+        BenchPart::Payments,
+        BenchPart::Messages,
+    ];
     if !ratios.into_iter().any(part) {
         return ExitCode::SUCCESS;
     }

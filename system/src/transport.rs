@@ -210,7 +210,6 @@ impl Transport {
         Fut: Future<Output = R::Response> + Send + 'static,
     {
         let endpoint = self.endpoint.clone();
-        let handler = Arc::new(handler);
         let (probes, origin) = (self.probes.clone(), self.origin);
         madsim::task::spawn(async move {
             loop {
@@ -222,11 +221,13 @@ impl Transport {
                     continue;
                 };
                 let Envelope { reply_tag, request } = *envelope;
-                let handler = handler.clone();
+                // Boxed: a handler's future is kilobytes (a whole protocol flow), and a task's
+                // future is copied by value on its way into the executor, every request.
+                let work = Box::pin(handler(request));
                 let endpoint = endpoint.clone();
                 let probes = probes.clone();
                 madsim::task::spawn(async move {
-                    let response = handler(request).await;
+                    let response = work.await;
                     probes.digest_reply(origin, R::TAG, reply_hash(&response));
                     // A failed reply is indistinguishable from a lost one; the caller times out.
                     let _ = endpoint

@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(parse_ops("100, 400").unwrap(), vec![100, 400]);
         for bad in ["", "0", "100,x", "100,,200", "-5", "100001"] {
             let e = parse_ops(bad).unwrap_err();
-            assert!(e.contains(SCALE_OPS_ENV) && !e.contains('\n'), "{bad:?}: {e}");
+            assert!(
+                e.contains(SCALE_OPS_ENV) && !e.contains('\n'),
+                "{bad:?}: {e}"
+            );
         }
     }
 }
