@@ -4,6 +4,12 @@
 //! the calibration (raw madsim RPC round trips per wall second, same number of concurrent
 //! clients): "one transfer costs X raw round trips" holds across machines where "N per second"
 //! does not.
+//!
+//! Two parts are not ratios but whole runs: [`scale`] (is a run's cost linear in its length?)
+//! and [`peak`] (the Double-11 peak scenario's wall time and memory).
+
+pub mod peak;
+pub mod scale;
 
 use crate::cluster::{broker_addr, client_addr, ledger_addr, payment_addr, topology, trade_addr};
 use crate::config::RunConfig;
@@ -23,8 +29,8 @@ use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeId, TradeN
 use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One measured figure.
@@ -502,17 +508,28 @@ async fn pay_all(t: Transport, buyer: AccountId, trades: Vec<TradeId>) {
     }
 }
 
-/// Marks the timed part of a bench body; read by a watcher thread outside the simulation,
-/// since inside it every clock is simulated.
-#[derive(Clone, Default)]
-pub struct Stopwatch(Arc<AtomicU8>);
+/// Marks the timed part of a bench body for a watcher thread outside the simulation, since
+/// inside it every clock is simulated. Each mark waits until the watcher has read the wall
+/// clock (a rendezvous, so no wake-up delay of the watcher is timed), and the watcher blocks
+/// between marks, taking no CPU from the simulation.
+#[derive(Clone)]
+pub struct Stopwatch {
+    mark: mpsc::SyncSender<()>,
+    read: Arc<Mutex<mpsc::Receiver<()>>>,
+}
 
 impl Stopwatch {
     pub fn start(&self) {
-        self.0.store(1, Ordering::SeqCst);
+        self.mark_and_wait();
     }
     pub fn stop(&self) {
-        self.0.store(2, Ordering::SeqCst);
+        self.mark_and_wait();
+    }
+    fn mark_and_wait(&self) {
+        if self.mark.send(()).is_ok() {
+            let read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = read.recv();
+        }
     }
 }
 
@@ -522,24 +539,21 @@ where
     F: FnOnce(BenchSize, Stopwatch) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let stopwatch = Stopwatch::default();
-    let phase = stopwatch.0.clone();
+    let (mark, marks) = mpsc::sync_channel(0);
+    let (was_read, read) = mpsc::sync_channel(0);
     let watcher = std::thread::spawn(move || {
-        let mut started = None;
-        loop {
-            match phase.load(Ordering::SeqCst) {
-                0 => {}
-                1 => {
-                    started.get_or_insert_with(Instant::now);
-                }
-                _ => {
-                    let start = started.expect("the stopwatch started before it stopped");
-                    return start.elapsed().as_secs_f64();
-                }
-            }
-            std::thread::sleep(Duration::from_micros(20));
-        }
+        marks.recv().expect("the stopwatch starts");
+        let started = Instant::now();
+        was_read.send(()).expect("the bench waits for the start");
+        marks.recv().expect("the stopwatch stops after it started");
+        let elapsed = started.elapsed().as_secs_f64();
+        let _ = was_read.send(());
+        elapsed
     });
+    let stopwatch = Stopwatch {
+        mark,
+        read: Arc::new(Mutex::new(read)),
+    };
     std::thread::spawn(move || {
         let runtime = Runtime::with_seed_and_config(1, madsim::Config::default());
         runtime.block_on(body(size, stopwatch));

@@ -82,8 +82,8 @@ struct BenchArgs {
     /// Measure each figure this many times (interleaved) and keep the best.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
-    /// Only these parts, comma-separated (transfers, payments, messages); the calibration
-    /// always runs, since every figure is a ratio to it.
+    /// Only these parts, comma-separated (transfers, payments, messages, scale, peak); the
+    /// calibration runs with any of the first three, since their figures are ratios to it.
     #[arg(
         long,
         value_delimiter = ',',
@@ -101,6 +101,11 @@ enum BenchPart {
     Payments,
     /// Messages published to the broker and consumed by a consumer group.
     Messages,
+    /// The default run at 100, 1,000 and 10,000 operations per client: wall per 1,000
+    /// operations and its linearity (`PAYLAB_BENCH_SCALE_OPS=100,400` to try other lengths).
+    Scale,
+    /// The peak-2015 scenario: wall seconds, payments per wall second, peak RSS.
+    Peak,
 }
 
 fn main() -> ExitCode {
@@ -305,12 +310,36 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         clients: args.clients,
         per_client: args.per_client,
     };
+    let part = |p: BenchPart| args.parts.contains(&p);
+    // Whole runs, once each, before the ratio parts (whose rounds they would not change).
+    let scale_ops = match bench::scale::scale_ops() {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if part(BenchPart::Peak) {
+        let lines = bench::peak::render(&bench::peak::measure());
+        lines.iter().for_each(|l| say!("{l}"));
+    }
+    if part(BenchPart::Scale) {
+        let lines = bench::scale::render(&bench::scale::measure(&scale_ops));
+        lines.iter().for_each(|l| say!("{l}"));
+    }
+    let ratios = [
+        BenchPart::Transfers,
+        BenchPart::Payments,
+        BenchPart::Messages,
+    ];
+    if !ratios.into_iter().any(part) {
+        return ExitCode::SUCCESS;
+    }
     say!(
         "paylab bench: {} clients x {} operations each",
         size.clients,
         size.per_client
     );
-    let part = |p: BenchPart| args.parts.contains(&p);
     // Payments are slower: a fifth of the operations keeps the bench's time in check.
     let pay_size = BenchSize {
         clients: size.clients,

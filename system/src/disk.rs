@@ -42,6 +42,9 @@ struct DiskState {
     slow_fsync: Option<Duration>,
 }
 
+/// What [`Disk::append_with`] reserves before a write: more than most log records take.
+const RECORD_ROOM: usize = 256;
+
 /// A cloneable handle to one node's disk.
 #[derive(Debug, Default, Clone)]
 pub struct Disk {
@@ -75,13 +78,29 @@ impl Disk {
         });
     }
 
+    /// Appends what `write` puts at the end of the file's unsynced bytes (creating the file),
+    /// in place: no buffer of the caller's own. `write` must only append to the vector.
+    pub fn append_with<T>(&self, file: &str, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        self.with(|s| {
+            s.stats.appends += 1;
+            let f = match s.files.get_mut(file) {
+                Some(f) => f,
+                None => s.files.entry(file.to_string()).or_default(),
+            };
+            // Room for a typical record, so that serializing into it rarely reallocates.
+            f.unsynced.reserve(RECORD_ROOM);
+            write(&mut f.unsynced)
+        })
+    }
+
     /// Makes everything appended to `file` so far durable.
     pub fn sync(&self, file: &str) {
         self.with(|s| {
             s.stats.syncs += 1;
             if let Some(f) = s.files.get_mut(file) {
-                let pending = std::mem::take(&mut f.unsynced);
-                f.synced.extend_from_slice(&pending);
+                // Cleared, not taken: the next appends reuse its allocation.
+                f.synced.extend_from_slice(&f.unsynced);
+                f.unsynced.clear();
             }
         });
     }

@@ -108,21 +108,24 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         records
     }
 
-    /// Appends one record (not yet durable).
+    /// Appends one record (not yet durable), serialized straight into the file's unsynced
+    /// bytes behind a header that is filled in afterwards.
     pub fn append(&self, record: &R) {
-        // Serialize straight into the frame behind a header that is filled in afterwards.
-        let mut frame = Vec::with_capacity(256);
-        frame.resize(HEADER, 0);
-        bincode::serialize_into(&mut frame, record).expect("log records always serialize");
-        let len = u32::try_from(frame.len() - HEADER).expect("a log record is under 4 GiB");
-        let crc = crc32fast::hash(&frame[HEADER..]);
-        frame[0..4].copy_from_slice(&len.to_le_bytes());
-        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        let (crc, len) = self.disk.append_with(&self.file, |bytes| {
+            let start = bytes.len();
+            bytes.resize(start + HEADER, 0);
+            bincode::serialize_into(&mut *bytes, record).expect("log records always serialize");
+            let payload = &bytes[start + HEADER..];
+            let len = u32::try_from(payload.len()).expect("a log record is under 4 GiB");
+            let crc = crc32fast::hash(payload);
+            bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            bytes[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+            (crc, len)
+        });
         if let Some((probes, origin)) = &self.digest {
             // The checksum already is a hash of the record's bytes: folding it costs nothing.
             probes.digest_record(*origin, u64::from(crc), u64::from(len));
         }
-        self.disk.append(&self.file, &frame);
     }
 
     /// Waits until everything appended so far is durable. Costs one simulated fsync when there

@@ -194,6 +194,9 @@ pub mod names {
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
     pub const PAYMENT_FORWARDED: &str = "payment.forwarded-to-owner";
     pub const PAYMENT_REPLAYED_OUTCOME: &str = "payment.replayed-outcome";
+    /// A pay order finished paid (what `paylab bench --parts peak` counts as payments; an
+    /// order redone after a crash lost its unsynced end counts again).
+    pub const PAYMENT_PAID: &str = "payment.paid";
     pub const BROKER_RECOVERED: &str = "broker.recovered-from-log";
     /// A broker restart found fewer records than it had written: unsynced writes were lost.
     pub const BROKER_LOST_UNSYNCED: &str = "broker.lost-unsynced-writes";

@@ -23,8 +23,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// A request type and its response. `TAG` must be unique across the platform.
@@ -208,7 +210,6 @@ impl Transport {
         Fut: Future<Output = R::Response> + Send + 'static,
     {
         let endpoint = self.endpoint.clone();
-        let handler = Arc::new(handler);
         let (probes, origin) = (self.probes.clone(), self.origin);
         madsim::task::spawn(async move {
             loop {
@@ -220,11 +221,13 @@ impl Transport {
                     continue;
                 };
                 let Envelope { reply_tag, request } = *envelope;
-                let handler = handler.clone();
+                // Boxed: a handler's future is kilobytes (a whole protocol flow), and a task's
+                // future is copied by value on its way into the executor, every request.
+                let work = Box::pin(handler(request));
                 let endpoint = endpoint.clone();
                 let probes = probes.clone();
                 madsim::task::spawn(async move {
-                    let response = handler(request).await;
+                    let response = work.await;
                     probes.digest_reply(origin, R::TAG, reply_hash(&response));
                     // A failed reply is indistinguishable from a lost one; the caller times out.
                     let _ = endpoint
@@ -275,9 +278,9 @@ impl Transport {
                 .downcast::<R::Response>()
                 .expect("a reply tag is only ever used for its request's response type"))
         };
-        match madsim::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => {
+        match within(timeout, exchange).await {
+            Some(result) => result,
+            None => {
                 self.probes.hit(names::RPC_TIMEOUT);
                 Err(RpcError::Timeout(timeout))
             }
@@ -295,6 +298,35 @@ impl Transport {
             .await
             .map_err(|e| RpcError::Io(e.to_string()))
     }
+}
+
+/// `future`'s output, or `None` if `limit` (simulated) passes first; the future is polled
+/// first, so one that is ready at the deadline wins, as with `madsim::time::timeout`.
+///
+/// Unlike `madsim::time::timeout`, whose sleep adds a timer every time it is polled while
+/// pending (madsim's timer queue cannot cancel one, so each stays queued, holding the task,
+/// until its deadline), this registers one timer per call: again only if the task's waker
+/// changed. The deadline is read from the clock on every other poll.
+pub async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut deadline = madsim::time::sleep(limit);
+    let mut armed: Option<Waker> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if deadline.is_elapsed() {
+            return Poll::Ready(None);
+        }
+        if !armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if Pin::new(&mut deadline).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            armed = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// How a caller retries a call whose outcome is unknown.

@@ -10,7 +10,7 @@ use super::flow::{
     admit, receipt, resumptions, Admission, BeginAnswer, EndAnswer, FlowInput, FlowOutput,
     OrderFlow, Resumption,
 };
-use super::orders::{Order, OrderBook, OrderRecord};
+use super::orders::{Order, OrderBook, OrderKind, OrderRecord};
 use super::types::{PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -269,7 +269,12 @@ impl PaymentNode {
                         self.inner.log.append(&record);
                         book.apply(record);
                     }
-                    FlowOutput::Finish(outcome) => return outcome,
+                    FlowOutput::Finish(outcome) => {
+                        if outcome.is_ok() && matches!(flow.order().kind, OrderKind::Pay { .. }) {
+                            self.inner.env.probes.hit(names::PAYMENT_PAID);
+                        }
+                        return outcome;
+                    }
                     FlowOutput::TradeRefusedEnd(refusal) => {
                         let xid = &flow.order().xid;
                         tracing::warn!(%xid, %refusal, "the trade refused the end of an order");
