@@ -556,6 +556,42 @@ mod tests {
     }
 
     #[test]
+    fn open_loop_flags_and_the_scenario_survive_the_round_trip() {
+        let open =
+            RunConfig::from_args(&["--rate", "250", "--duration", "1.5", "--users", "40"]).unwrap();
+        assert_eq!(open.duration_ms, Some(1_500));
+        assert_eq!(
+            open.merchants,
+            Some(DEFAULT_MERCHANTS),
+            "defaults filled in"
+        );
+        let peak = RunConfig::from_args(&["--scenario", "peak-2015", "--seed", "4"]).unwrap();
+        assert_eq!(peak.duration_ms, Some(60_000));
+        assert_eq!(
+            peak.to_args(),
+            [
+                "--seed",
+                "4",
+                "--scenario",
+                "peak-2015",
+                "--messages",
+                "outbox"
+            ]
+        );
+        let short =
+            RunConfig::from_args(&["--scenario", "peak-2015", "--duration", "0.25"]).unwrap();
+        let lean = RunConfig {
+            merchants: Some(7),
+            ..RunConfig::from_args(&["--rate", "9"]).unwrap()
+        };
+        for config in [open, peak, short, lean] {
+            assert_eq!(round_trip(&config), config, "{:?}", config.to_args());
+            config.validate().expect("valid");
+        }
+        assert!(!RunConfig::new(1).to_string().contains("rate="));
+    }
+
+    #[test]
     fn a_message_bug_defaults_to_its_mode_and_an_explicit_mode_wins() {
         let bug = RunConfig::from_args(&["--bug", "checkback-from-memory"]).unwrap();
         assert_eq!(bug.messages, Some(MessageMode::Txmsg));

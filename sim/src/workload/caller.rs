@@ -26,6 +26,7 @@ const UNEXPECTED_REPLY: &str = "unexpected-reply";
 
 /// Coverage probes of the workload's own corners.
 pub const TOP_UP: &str = "workload.top-up";
+pub const SHORT_PAY: &str = "workload.short-pay-unchecked";
 pub const WITHDRAWAL: &str = "workload.withdrawal";
 
 /// Sends requests and records them; shared by a client's concurrent operations.
@@ -150,11 +151,16 @@ impl Caller {
     }
 
     /// Tops `account` up from its shard's world account if the estimate says it cannot spend
-    /// `spend` (the buyer's card, in a platform without clearing).
+    /// `spend` (the buyer's card, in a platform without clearing); one short buyer in
+    /// [`super::money::SHORT_PAYS_UNCHECKED`] pays anyway and is refused.
     pub async fn ensure_funds(&self, request: &str, account: AccountId, spend: Amount) {
         let Some(top_up) = self.ctx.balances.top_up_needed(account, fen(spend)) else {
             return;
         };
+        if super::money::pays_without_looking(request) {
+            self.ctx.probes.hit(SHORT_PAY);
+            return;
+        }
         self.ctx.probes.hit(TOP_UP);
         let world = AccountId::world(account.shard(self.ctx.config.shards));
         self.post(OpKind::Fund, request, world, account, amount_of(top_up))

@@ -24,6 +24,19 @@ pub const WITHDRAW_ABOVE_FEN: i64 = 2_000_000;
 /// What a merchant keeps after a withdrawal (5,000 yuan): the float its refunds come from.
 pub const MERCHANT_KEEP_FEN: i64 = 500_000;
 
+/// One short buyer in this many pays without looking at its balance (no top-up), so that
+/// refused payments (a TCC Try refused, its activity rolled back) stay part of every run.
+pub const SHORT_PAYS_UNCHECKED: u64 = 4;
+
+/// Whether the short buyer of `request` pays without topping up first: a hash of the request
+/// id, so the choice draws nothing from any stream and the same request always decides alike.
+pub fn pays_without_looking(request: &str) -> bool {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(request.as_bytes());
+    h.finish() % SHORT_PAYS_UNCHECKED == 0
+}
+
 /// The clients' estimates of the balances they touch, in fen.
 #[derive(Debug, Clone, Default)]
 pub struct Balances(Arc<Mutex<BTreeMap<AccountId, i64>>>);
