@@ -15,6 +15,19 @@ pub const CLIENTS_MAX: u32 = 256;
 pub const OPS_MAX: u32 = 100_000;
 pub const TRADE_SHARDS_MAX: u32 = 16;
 pub const PAYMENT_NODES_MAX: u32 = 16;
+/// Open-loop limits. A user costs its client a few hundred bytes and the platform an account
+/// row, a journal and the vouchers of its payments: two million is what this testbed's memory
+/// budget (8 GiB for the `peak-2015` scenario) allows.
+pub const RATE_MAX: u32 = 200_000;
+pub const DURATION_MAX_S: u64 = 3_600;
+pub const USERS_MAX: u32 = 2_000_000;
+pub const MERCHANTS_MAX: u32 = 100_000;
+/// At most this many arrivals (`--rate` × `--duration`) in one run.
+pub const ARRIVALS_MAX: u64 = 10_000_000;
+/// What `--rate` alone implies.
+pub const DEFAULT_DURATION_MS: u64 = 10_000;
+pub const DEFAULT_USERS: u32 = 10_000;
+pub const DEFAULT_MERCHANTS: u32 = 100;
 
 /// The configuration of one run, and the `paylab run` flags that set it: every default is
 /// written once, here. Everything else (faults, workload choices) comes from the seed.
@@ -33,6 +46,33 @@ pub struct RunConfig {
     /// accounts.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=i64::from(OPS_MAX)))]
     pub ops: u32,
+    /// A named scenario that sets the topology and the load it implies. `peak-2015`: Alipay's
+    /// 11.11 2015 peak, 85,900 payments per simulated second for 60 simulated seconds, a
+    /// million users, 10,000 merchants, 64 ledger shards, 16 trade shards, 16 payment nodes
+    /// and 64 client nodes, under the swarm fault plan; `--duration` scales it down.
+    #[serde(default)]
+    #[arg(long, conflicts_with_all = ["shards", "clients", "ops", "trade_shards", "payment_nodes", "rate", "users", "merchants"])]
+    pub scenario: Option<Scenario>,
+    /// Open-loop load: payments per simulated second, Poisson arrivals spread over the client
+    /// nodes, each arrival one business flow in its own task (instead of `--ops` closed-loop
+    /// steps per client).
+    #[serde(default)]
+    #[arg(long, conflicts_with = "ops", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(RATE_MAX)))]
+    pub rate: Option<u32>,
+    /// With `--rate`: simulated seconds of arrivals (decimals allowed; default 10, at most
+    /// 3600).
+    #[serde(default)]
+    #[arg(long = "duration", value_name = "SECONDS", allow_hyphen_values = true, value_parser = parse_duration_ms)]
+    pub duration_ms: Option<u64>,
+    /// With `--rate`: users (buyers), each account opened and funded by its first payment
+    /// (default 10,000, at most 2,000,000).
+    #[serde(default)]
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(USERS_MAX)))]
+    pub users: Option<u32>,
+    /// With `--rate`: merchants, opened at the start (default 100, at most 100,000).
+    #[serde(default)]
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(MERCHANTS_MAX)))]
+    pub merchants: Option<u32>,
     /// Number of trade shards (one node each).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(TRADE_SHARDS_MAX)))]
     pub trade_shards: u32,
@@ -91,6 +131,88 @@ pub struct RunConfig {
     pub snapshot_interval_ms: u64,
 }
 
+/// A named scenario (`--scenario`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Scenario {
+    /// Alipay's 11.11 2015 peak: 85,900 payments per second for one minute.
+    #[value(name = "peak-2015")]
+    #[serde(rename = "peak-2015")]
+    Peak2015,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Peak2015 => "peak-2015",
+        }
+    }
+
+    /// Sets the flags the scenario implies; a `--duration` already given is kept.
+    fn apply(self, c: &mut RunConfig) {
+        match self {
+            Scenario::Peak2015 => {
+                c.shards = SHARDS_MAX;
+                c.trade_shards = TRADE_SHARDS_MAX;
+                c.payment_nodes = PAYMENT_NODES_MAX;
+                c.clients = 64;
+                c.rate = Some(85_900);
+                c.duration_ms.get_or_insert(60_000);
+                c.users = Some(1_000_000);
+                c.merchants = Some(10_000);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The open-loop load of a run (`--rate`), every default filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenLoop {
+    /// Payments (arrivals) per simulated second, over all client nodes.
+    pub rate: u32,
+    pub duration_ms: u64,
+    pub users: u32,
+    pub merchants: u32,
+}
+
+impl OpenLoop {
+    /// The expected number of arrivals (business flows of every kind, not only payments).
+    pub fn arrivals(&self) -> u64 {
+        crate::openloop::expected_arrivals(self)
+    }
+}
+
+/// `--duration SECONDS`: a positive number of simulated seconds, at most [`DURATION_MAX_S`],
+/// kept in milliseconds.
+fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| "not a number of simulated seconds".to_string())?;
+    if !secs.is_finite() || secs < 0.001 {
+        return Err("the duration must be at least 0.001 simulated seconds".to_string());
+    }
+    if secs > DURATION_MAX_S as f64 {
+        return Err(format!(
+            "the duration must be at most {DURATION_MAX_S} simulated seconds"
+        ));
+    }
+    Ok((secs * 1_000.0).round() as u64)
+}
+
+/// Milliseconds as the seconds `--duration` reads back.
+fn seconds(ms: u64) -> String {
+    if ms % 1_000 == 0 {
+        (ms / 1_000).to_string()
+    } else {
+        format!("{}.{:03}", ms / 1_000, ms % 1_000)
+    }
+}
+
 /// `--messages`: a mode, or no message layer at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MessagesFlag {
@@ -124,6 +246,20 @@ pub enum ConfigError {
     BugNeedsMode { bug: Bug, needs: MessageMode },
     #[error("bug {0} lives in the message layer; run it with messages on")]
     BugNeedsMessages(Bug),
+    #[error("{0} only applies to an open-loop run; give --rate too")]
+    NeedsRate(&'static str),
+    #[error("--rate {rate} for {seconds} simulated seconds asks for {arrivals} business flows; at most {ARRIVALS_MAX}")]
+    TooManyArrivals {
+        rate: u32,
+        seconds: String,
+        arrivals: u64,
+    },
+    #[error("--{flag} must be at least --clients ({clients}): every client node serves its own share; got {got}")]
+    FewerThanClients {
+        flag: &'static str,
+        clients: u32,
+        got: u32,
+    },
 }
 
 fn default_messages() -> Option<MessageMode> {
@@ -180,7 +316,25 @@ impl RunConfig {
         if std::mem::take(&mut self.no_faults) {
             self.faults = Some(Vec::new());
         }
+        if let Some(scenario) = self.scenario {
+            scenario.apply(&mut self);
+        }
+        if self.rate.is_some() {
+            self.duration_ms.get_or_insert(DEFAULT_DURATION_MS);
+            self.users.get_or_insert(DEFAULT_USERS);
+            self.merchants.get_or_insert(DEFAULT_MERCHANTS);
+        }
         self
+    }
+
+    /// The open-loop load, if the run has a `--rate` (defaults filled in).
+    pub fn open_loop(&self) -> Option<OpenLoop> {
+        self.rate.map(|rate| OpenLoop {
+            rate,
+            duration_ms: self.duration_ms.unwrap_or(DEFAULT_DURATION_MS),
+            users: self.users.unwrap_or(DEFAULT_USERS),
+            merchants: self.merchants.unwrap_or(DEFAULT_MERCHANTS),
+        })
     }
 
     /// Every flag with its value, in `--help` order (`--faults` and `--no-faults` as one).
@@ -194,6 +348,11 @@ impl RunConfig {
             ("shards", Some(self.shards.to_string())),
             ("clients", Some(self.clients.to_string())),
             ("ops", Some(self.ops.to_string())),
+            ("scenario", self.scenario.map(|s| s.name().to_string())),
+            ("rate", self.rate.map(|r| r.to_string())),
+            ("duration", self.duration_ms.map(seconds)),
+            ("users", self.users.map(|u| u.to_string())),
+            ("merchants", self.merchants.map(|m| m.to_string())),
             ("trade-shards", Some(self.trade_shards.to_string())),
             ("payment-nodes", Some(self.payment_nodes.to_string())),
             ("strategy", Some(self.strategy.to_string())),
@@ -215,12 +374,18 @@ impl RunConfig {
 
     /// The `paylab run` flags that make exactly this configuration: every flag whose value
     /// differs from its default, and always the seed and the message mode (whose default
-    /// depends on the planted bug, so a reader need not know the rule).
+    /// depends on the planted bug, so a reader need not know the rule). With a scenario, the
+    /// defaults are the scenario's: the flags it sets are implied, not repeated.
     pub fn to_args(&self) -> Vec<String> {
-        let defaults = RunConfig::new(self.seed).flags();
+        let defaults = RunConfig {
+            scenario: self.scenario,
+            ..RunConfig::new(self.seed)
+        }
+        .resolve()
+        .flags();
         let mut out = Vec::new();
         for ((flag, value), (_, default)) in self.flags().into_iter().zip(defaults) {
-            let always = matches!(flag, "seed" | "messages");
+            let always = matches!(flag, "seed" | "messages" | "scenario");
             match value {
                 Some(v) if flag == "faults" && v.is_empty() => out.push("--no-faults".into()),
                 Some(v) if always || Some(&v) != default.as_ref() => {
@@ -249,6 +414,7 @@ impl RunConfig {
         if !(1..=PAYMENT_NODES_MAX).contains(&self.payment_nodes) {
             return Err(ConfigError::PaymentNodes(self.payment_nodes));
         }
+        self.validate_open_loop()?;
         if let Some(bug) = self.bug {
             if bug_needs_messages(bug) && self.messages.is_none() {
                 return Err(ConfigError::BugNeedsMessages(bug));
@@ -262,10 +428,46 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The open-loop flags: only with `--rate`, within the arrival budget, and with at least
+    /// one user and one merchant per client node.
+    fn validate_open_loop(&self) -> Result<(), ConfigError> {
+        let Some(open) = self.open_loop() else {
+            let lone = [
+                ("--duration", self.duration_ms.is_some()),
+                ("--users", self.users.is_some()),
+                ("--merchants", self.merchants.is_some()),
+            ];
+            return match lone.into_iter().find(|(_, set)| *set) {
+                Some((flag, _)) => Err(ConfigError::NeedsRate(flag)),
+                None => Ok(()),
+            };
+        };
+        if open.arrivals() > ARRIVALS_MAX {
+            return Err(ConfigError::TooManyArrivals {
+                rate: open.rate,
+                seconds: seconds(open.duration_ms),
+                arrivals: open.arrivals(),
+            });
+        }
+        for (flag, got) in [("users", open.users), ("merchants", open.merchants)] {
+            if got < self.clients {
+                let clients = self.clients;
+                return Err(ConfigError::FewerThanClients { flag, clients, got });
+            }
+        }
+        Ok(())
+    }
+
     /// Operations the whole workload performs at least: per client, open each account (its
     /// merchant account included), fund each user account, then one operation per business
     /// step (a trade flow counts its creation only; its payment and refunds come on top).
+    /// Open-loop: the merchants' openings, about two operations per arrival (a flow's trade
+    /// and its payment) and one per user its first payment opens.
     pub fn total_ops(&self) -> u64 {
+        if let Some(open) = self.open_loop() {
+            let arrivals = open.arrivals();
+            return u64::from(open.merchants) + 2 * arrivals + arrivals.min(u64::from(open.users));
+        }
         let setup = 2 * u64::from(self.accounts_per_client()) + 1;
         u64::from(self.clients) * (setup + u64::from(self.ops))
     }
@@ -287,7 +489,13 @@ impl fmt::Display for RunConfig {
         let shown: Vec<String> = self
             .flags()
             .into_iter()
-            .filter(|(flag, _)| *flag != "seed")
+            .filter(|(flag, value)| {
+                let open_loop = matches!(
+                    *flag,
+                    "scenario" | "rate" | "duration" | "users" | "merchants"
+                );
+                *flag != "seed" && !(open_loop && value.is_none())
+            })
             .map(|(flag, value)| match value {
                 Some(v) if v.is_empty() => format!("{flag}=none"),
                 Some(v) => format!("{flag}={v}"),
@@ -345,6 +553,42 @@ mod tests {
         for config in changed {
             assert_eq!(round_trip(&config), config, "{:?}", config.to_args());
         }
+    }
+
+    #[test]
+    fn open_loop_flags_and_the_scenario_survive_the_round_trip() {
+        let open =
+            RunConfig::from_args(&["--rate", "250", "--duration", "1.5", "--users", "40"]).unwrap();
+        assert_eq!(open.duration_ms, Some(1_500));
+        assert_eq!(
+            open.merchants,
+            Some(DEFAULT_MERCHANTS),
+            "defaults filled in"
+        );
+        let peak = RunConfig::from_args(&["--scenario", "peak-2015", "--seed", "4"]).unwrap();
+        assert_eq!(peak.duration_ms, Some(60_000));
+        assert_eq!(
+            peak.to_args(),
+            [
+                "--seed",
+                "4",
+                "--scenario",
+                "peak-2015",
+                "--messages",
+                "outbox"
+            ]
+        );
+        let short =
+            RunConfig::from_args(&["--scenario", "peak-2015", "--duration", "0.25"]).unwrap();
+        let lean = RunConfig {
+            merchants: Some(7),
+            ..RunConfig::from_args(&["--rate", "9"]).unwrap()
+        };
+        for config in [open, peak, short, lean] {
+            assert_eq!(round_trip(&config), config, "{:?}", config.to_args());
+            config.validate().expect("valid");
+        }
+        assert!(!RunConfig::new(1).to_string().contains("rate="));
     }
 
     #[test]

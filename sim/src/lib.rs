@@ -7,6 +7,8 @@
 //! - [`services`]: the service registry, one kind of node per file, all in one list.
 //! - [`cluster`]: the registry's nodes, their lifecycles (crash, restart), god's-eye reads.
 //! - [`workload`]: the clients and their operations.
+//! - [`openloop`]: open-loop load: Poisson arrivals of business flows (`--rate`).
+//! - [`summary`]: a run's failures by reason and pay latency percentiles.
 //! - [`history`]: what the clients asked and what they were told.
 //! - [`observe`]: platform state → the checkers' observation.
 //! - [`trace`]: the event log and the trace hash.
@@ -21,10 +23,12 @@ pub mod config;
 pub mod history;
 pub mod nemesis;
 pub mod observe;
+pub mod openloop;
 pub mod plan;
 pub mod report;
 pub mod run;
 pub mod services;
+pub mod summary;
 pub mod trace;
 pub mod workload;
 

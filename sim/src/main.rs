@@ -263,6 +263,7 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         r.snapshots_checked,
         r.violations.len()
     );
+    say!("{}", r.summary);
     let probes: Vec<String> = r.probes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     say!("probes: {}", probes.join(" "));
     say!(

@@ -97,6 +97,8 @@ pub struct RunReport {
     /// For failure reports: the last trace events.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trace_tail: Vec<TraceEvent>,
+    /// Failures by reason and pay latency, from the history.
+    pub summary: crate::summary::RunSummary,
 }
 
 /// How many trace events and recent operations a failure report keeps.
@@ -222,6 +224,7 @@ impl Evidence {
             wall_ms,
             trace_hash: self.trace.hash(),
             trace_events: self.trace.len(),
+            summary: crate::summary::summarize(&history),
             history_excerpt,
             trace_tail,
         }
@@ -376,6 +379,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         trace: trace.clone(),
         faults,
         probes,
+        balances: Default::default(),
     };
     let (client_nodes, done) = start_clients(&handle, &ctx);
     let nemesis = Nemesis::new(

@@ -67,6 +67,31 @@ fn bad_message_options_and_bugs_outside_their_mode_are_refused() {
 }
 
 #[test]
+fn bad_open_loop_flags_are_refused() {
+    assert_usage_error(&["run", "--rate", "0"], "--rate");
+    assert_usage_error(&["run", "--rate", "-3"], "-3");
+    assert_usage_error(&["run", "--rate", "10", "--duration", "-1"], "-1");
+    assert_usage_error(&["run", "--rate", "10", "--duration", "0"], "at least");
+    assert_usage_error(&["run", "--rate", "10", "--duration", "1e12"], "at most");
+    assert_usage_error(&["run", "--rate", "10", "--duration", "soon"], "soon");
+    assert_usage_error(&["run", "--rate", "10", "--users", "2000001"], "2000001");
+    assert_usage_error(&["run", "--rate", "10", "--ops", "5"], "--ops");
+    assert_usage_error(&["run", "--duration", "5"], "--rate");
+    assert_usage_error(&["run", "--merchants", "5"], "--rate");
+    assert_usage_error(
+        &["run", "--rate", "200000", "--duration", "3600"],
+        "at most 10000000",
+    );
+    assert_usage_error(&["run", "--rate", "10", "--users", "2"], "--clients");
+    assert_usage_error(
+        &["run", "--scenario", "peak-2015", "--shards", "4"],
+        "--shards",
+    );
+    assert_usage_error(&["run", "--scenario", "peak-2015", "--rate", "5"], "--rate");
+    assert_usage_error(&["run", "--scenario", "peak-2016"], "peak-2016");
+}
+
+#[test]
 fn the_bug_catalogue_lists_each_bug_with_its_invariant() {
     let out = paylab(&["bugs"]);
     assert_eq!(out.status.code(), Some(0));

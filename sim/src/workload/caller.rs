@@ -1,0 +1,320 @@
+//! Sending one client request, retrying it under the same idempotency key, and recording it in
+//! the history, the trace and the clients' balance estimate ([`super::money::Balances`]).
+
+use super::{now_ms, ClientContext};
+use crate::cluster::{ledger_addr, payment_addr, trade_addr};
+use crate::history::OpHandle;
+use crate::trace::TraceEvent;
+use paylab_invariants::{OpKind, Outcome};
+use paylab_system::ledger::{LedgerCall, LedgerCommand, Leg};
+use paylab_system::payment::{payment_node_for, PaymentCall, PaymentCommand, PaymentError};
+use paylab_system::probes::names;
+use paylab_system::trade::{trade_shard_of, TradeCall, TradeCommand, TradeId, TradeReply};
+use paylab_system::transport::{RetryPolicy, Transport};
+use paylab_system::{AccountId, Amount, RequestId, ShardId};
+use std::time::Duration;
+
+/// How often a client asks the payment service about one key before giving up (unknown).
+const PAYMENT_ATTEMPTS_MAX: u32 = 30;
+const PAYMENT_TIMEOUT: Duration = Duration::from_millis(1_000);
+const PAYMENT_BACKOFF: Duration = Duration::from_millis(50);
+const PAYMENT_BACKOFF_MAX: Duration = Duration::from_millis(1_000);
+
+/// The code a client records when the platform answers with a reply of the wrong kind: not a
+/// platform refusal, so none of [`paylab_system::RefusalCode`]'s names.
+const UNEXPECTED_REPLY: &str = "unexpected-reply";
+
+/// Coverage probes of the workload's own corners.
+pub const TOP_UP: &str = "workload.top-up";
+pub const SHORT_PAY: &str = "workload.short-pay-unchecked";
+pub const WITHDRAWAL: &str = "workload.withdrawal";
+
+/// Sends requests and records them; shared by a client's concurrent operations.
+#[derive(Clone)]
+pub struct Caller {
+    pub id: u32,
+    pub ctx: ClientContext,
+    pub transport: Transport,
+}
+
+/// A pay or a refund to ask: which trade, between whom, for how much.
+#[derive(Debug, Clone, Copy)]
+pub struct Movement {
+    pub trade: TradeId,
+    pub payer: AccountId,
+    pub merchant: AccountId,
+    pub amount: Amount,
+}
+
+fn fen(amount: Amount) -> i64 {
+    amount.fen()
+}
+
+fn amount_of(fen: i64) -> Amount {
+    Amount::from_fen(fen).expect("workload amounts are valid")
+}
+
+impl Caller {
+    fn invoke(
+        &self,
+        kind: OpKind,
+        request: &str,
+        amount: Option<Amount>,
+        trade: Option<String>,
+    ) -> OpHandle {
+        let ctx = &self.ctx;
+        let op = ctx.history.invoke(
+            self.id,
+            request,
+            kind,
+            amount.map(Amount::value),
+            trade,
+            now_ms(),
+        );
+        ctx.trace.record(TraceEvent::Invoke {
+            at_ms: now_ms(),
+            request: request.to_string(),
+        });
+        op
+    }
+
+    fn complete(&self, op: OpHandle, request: &str, outcome: &Outcome, attempts: u32) {
+        let ctx = &self.ctx;
+        if *outcome == Outcome::Unknown {
+            ctx.probes.hit(names::CLIENT_UNKNOWN);
+        }
+        ctx.history
+            .complete(op, outcome.clone(), attempts, now_ms());
+        ctx.trace.record(TraceEvent::Complete {
+            at_ms: now_ms(),
+            request: request.to_string(),
+            outcome: format!("{outcome:?}"),
+            attempts,
+        });
+    }
+
+    /// Sends one ledger command until it gets a reply or the retries run out, and records it.
+    pub async fn ledger(
+        &self,
+        kind: OpKind,
+        request: &str,
+        amount: Option<Amount>,
+        account: AccountId,
+        command: LedgerCommand,
+    ) -> Outcome {
+        let op = self.invoke(kind, request, amount, None);
+        let ShardId(shard) = account.shard(self.ctx.config.shards);
+        let retried = self
+            .transport
+            .call_with_retry(
+                ledger_addr(shard),
+                LedgerCall(command),
+                RetryPolicy::default(),
+            )
+            .await;
+        let outcome = match retried.result {
+            Ok(Ok(_)) => Outcome::Ok,
+            Ok(Err(refusal)) => Outcome::fail(refusal.code().name(), refusal.to_string()),
+            Err(_) => Outcome::Unknown,
+        };
+        self.complete(op, request, &outcome, retried.attempts);
+        outcome
+    }
+
+    /// Moves `amount` between two accounts of one shard with one voucher, recorded as `kind`
+    /// (a fund from the world, a transfer, a withdrawal to the world), and keeps the estimate:
+    /// the debit counts unless refused, the credit only once confirmed.
+    pub async fn post(
+        &self,
+        kind: OpKind,
+        request: &str,
+        from: AccountId,
+        to: AccountId,
+        amount: Amount,
+    ) -> Outcome {
+        let post = LedgerCommand::Post {
+            request: RequestId::new(request),
+            legs: vec![Leg::debit(from, amount), Leg::credit(to, amount)],
+        };
+        // The account the operation is about: the customer's, never the world's.
+        let about = if kind == OpKind::Fund { to } else { from };
+        let outcome = self.ledger(kind, request, Some(amount), about, post).await;
+        let balances = &self.ctx.balances;
+        if outcome != Outcome::Ok && outcome != Outcome::Unknown {
+            return outcome;
+        }
+        balances.add(from, -fen(amount));
+        if outcome == Outcome::Ok {
+            balances.add(to, fen(amount));
+        }
+        outcome
+    }
+
+    /// Tops `account` up from its shard's world account if the estimate says it cannot spend
+    /// `spend` (the buyer's card, in a platform without clearing); one short buyer in
+    /// [`super::money::SHORT_PAYS_UNCHECKED`] pays anyway and is refused.
+    pub async fn ensure_funds(&self, request: &str, account: AccountId, spend: Amount) {
+        let Some(top_up) = self.ctx.balances.top_up_needed(account, fen(spend)) else {
+            return;
+        };
+        if super::money::pays_without_looking(request) {
+            self.ctx.probes.hit(SHORT_PAY);
+            return;
+        }
+        self.ctx.probes.hit(TOP_UP);
+        let world = AccountId::world(account.shard(self.ctx.config.shards));
+        self.post(OpKind::Fund, request, world, account, amount_of(top_up))
+            .await;
+    }
+
+    /// Withdraws a merchant's takings above its float to its shard's world account (a
+    /// settlement to its bank), if the estimate says it holds enough.
+    pub async fn maybe_withdraw(&self, request: &str, merchant: AccountId) {
+        let balances = &self.ctx.balances;
+        let Some(take) = balances.take_withdrawal(merchant) else {
+            return;
+        };
+        // The reservation stands in for the debit that `post` would count.
+        balances.add(merchant, take);
+        let world = AccountId::world(merchant.shard(self.ctx.config.shards));
+        let outcome = self
+            .post(OpKind::Transfer, request, merchant, world, amount_of(take))
+            .await;
+        if outcome == Outcome::Ok {
+            self.ctx.probes.hit(WITHDRAWAL);
+        }
+    }
+
+    /// Creates a trade (idempotent by merchant + out_trade_no) and records it.
+    pub async fn create_trade(
+        &self,
+        out_trade_no: &str,
+        merchant: AccountId,
+        amount: Amount,
+    ) -> Option<TradeId> {
+        let op = self.invoke(OpKind::CreateTrade, out_trade_no, Some(amount), None);
+        let shard = trade_shard_of(merchant, out_trade_no, self.ctx.config.trade_shards);
+        let create = TradeCommand::Create {
+            merchant,
+            out_trade_no: out_trade_no.to_string(),
+            amount,
+        };
+        let retried = self
+            .transport
+            .call_with_retry(
+                trade_addr(shard.0),
+                TradeCall(create),
+                RetryPolicy::default(),
+            )
+            .await;
+        let (outcome, trade) = match retried.result {
+            Ok(Ok(TradeReply::Created { trade, .. })) => (Outcome::Ok, Some(trade)),
+            Ok(Ok(other)) => {
+                let detail = format!("unexpected reply {other:?}");
+                (Outcome::fail(UNEXPECTED_REPLY, detail), None)
+            }
+            Ok(Err(refusal)) => {
+                let outcome = Outcome::fail(refusal.code().name(), refusal.to_string());
+                (outcome, None)
+            }
+            Err(_) => (Outcome::Unknown, None),
+        };
+        self.complete(op, out_trade_no, &outcome, retried.attempts);
+        trade
+    }
+
+    /// Asks the payment service until it gives a definite answer or the attempts run out.
+    async fn ask_payment(&self, command: &PaymentCommand, key: &str) -> (Outcome, u32) {
+        // The first attempt goes to the key's owner; retries go round the other nodes, which
+        // forward to the owner (any node serves any request).
+        let nodes = self.ctx.config.payment_nodes;
+        let owner = payment_node_for(key, nodes);
+        let mut backoff = PAYMENT_BACKOFF;
+        for attempt in 1..=PAYMENT_ATTEMPTS_MAX {
+            let call = PaymentCall(command.clone());
+            let node = (owner + attempt - 1) % nodes;
+            match self
+                .transport
+                .call(payment_addr(node), call, PAYMENT_TIMEOUT)
+                .await
+            {
+                Ok(Ok(_)) => return (Outcome::Ok, attempt),
+                Ok(Err(PaymentError::Refused(refusal))) => {
+                    let outcome = Outcome::fail(refusal.code.name(), refusal.detail);
+                    return (outcome, attempt);
+                }
+                Ok(Err(PaymentError::InProgress)) | Err(_) => {
+                    self.ctx.probes.hit(names::CLIENT_RETRY);
+                    madsim::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(PAYMENT_BACKOFF_MAX);
+                }
+            }
+        }
+        (Outcome::Unknown, PAYMENT_ATTEMPTS_MAX)
+    }
+
+    /// Pays or refunds, records it, and returns the outcome and the operation.
+    async fn payment(
+        &self,
+        kind: OpKind,
+        key: &str,
+        amount: Option<Amount>,
+        trade: TradeId,
+        command: PaymentCommand,
+    ) -> (Outcome, OpHandle) {
+        let op = self.invoke(kind, key, amount, Some(trade.to_string()));
+        let (outcome, attempts) = self.ask_payment(&command, key).await;
+        self.complete(op, key, &outcome, attempts);
+        (outcome, op)
+    }
+
+    /// The buyer `m.payer` pays trade `m.trade` under `key`; returns the outcome, the
+    /// operation and the command (for a re-ask).
+    pub async fn pay(&self, key: &str, m: Movement) -> (Outcome, OpHandle, PaymentCommand) {
+        let pay = PaymentCommand::Pay {
+            trade: m.trade,
+            key: key.to_string(),
+            payer: m.payer,
+        };
+        let (outcome, op) = self
+            .payment(OpKind::Pay, key, Some(m.amount), m.trade, pay.clone())
+            .await;
+        let balances = &self.ctx.balances;
+        if matches!(outcome, Outcome::Ok | Outcome::Unknown) {
+            balances.add(m.payer, -fen(m.amount));
+        }
+        if outcome == Outcome::Ok {
+            balances.add(m.merchant, fen(m.amount));
+        }
+        (outcome, op, pay)
+    }
+
+    /// Refunds `m.amount` of trade `m.trade` under `out_request_no`, its merchant's side
+    /// reserved in the estimate while it is asked.
+    pub async fn refund(&self, out_request_no: &str, m: Movement) -> Outcome {
+        let balances = &self.ctx.balances;
+        balances.add(m.merchant, -fen(m.amount));
+        let cmd = PaymentCommand::Refund {
+            trade: m.trade,
+            out_request_no: out_request_no.to_string(),
+            amount: m.amount,
+        };
+        let (outcome, _) = self
+            .payment(OpKind::Refund, out_request_no, Some(m.amount), m.trade, cmd)
+            .await;
+        match outcome {
+            Outcome::Ok => balances.add(m.payer, fen(m.amount)),
+            Outcome::Fail { .. } => balances.add(m.merchant, fen(m.amount)),
+            Outcome::Unknown => {}
+        }
+        outcome
+    }
+
+    /// Asks the same request again after its answer: the answer must be the same.
+    pub async fn re_ask(&self, op: OpHandle, key: &str, command: PaymentCommand) {
+        let (again, _) = self.ask_payment(&command, key).await;
+        if again != Outcome::Unknown {
+            self.ctx.history.re_asked(op, again);
+        }
+    }
+}
