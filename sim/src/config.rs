@@ -206,7 +206,7 @@ fn parse_duration_ms(s: &str) -> Result<u64, String> {
 
 /// Milliseconds as the seconds `--duration` reads back.
 fn seconds(ms: u64) -> String {
-    if ms % 1_000 == 0 {
+    if ms.is_multiple_of(1_000) {
         (ms / 1_000).to_string()
     } else {
         format!("{}.{:03}", ms / 1_000, ms % 1_000)
