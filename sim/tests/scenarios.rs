@@ -14,7 +14,7 @@ use paylab_system::trade::MessageMode;
 
 /// The first run among seeds `0..SEARCH` that reaches every probe in `corner`; every run
 /// up to it must pass.
-const SEARCH: u64 = 40;
+const SEARCH: u64 = 120;
 
 fn first_run_reaching(corner: &[&str]) -> RunReport {
     first_run_in_mode_reaching(MessageMode::Outbox, corner)
