@@ -266,8 +266,10 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
     say!("{}", r.summary);
     let probes: Vec<String> = r.probes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     say!("probes: {}", probes.join(" "));
+    let rss = paylab_sim::bench::peak::peak_rss_kib()
+        .map_or("unknown".to_string(), |kib| format!("{} MiB", kib / 1024));
     say!(
-        "simulated: {:.3}s  wall: {:.3}s",
+        "simulated: {:.3}s  wall: {:.3}s  peak RSS: {rss}",
         r.sim_ms as f64 / 1000.0,
         r.wall_ms as f64 / 1000.0
     );

@@ -209,13 +209,7 @@ pub fn trades(core: &TradeCore) -> Vec<inv::TradeState> {
 /// The trades of one trade shard with a pay or a refund still pending: all that liveness
 /// reads of them, without converting the (many) trades at rest on every drain poll.
 pub fn trades_in_flight(core: &TradeCore) -> Vec<inv::TradeState> {
-    core.trades()
-        .filter(|t| {
-            t.pays.iter().any(|p| p.status.is_pending())
-                || t.refunds.iter().any(|r| r.status.is_pending())
-        })
-        .map(trade)
-        .collect()
+    core.trades_in_flight().map(trade).collect()
 }
 
 /// One trade in the checkers' vocabulary.
@@ -440,11 +434,9 @@ pub fn notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
 
 /// The notifications with attempts still to make: all that liveness reads of the notifier.
 pub fn pending_notifications(core: &NotifyCore, out: &mut inv::MessageSnapshot) {
-    for n in core.notifications() {
-        if matches!(n.state, NotifyState::Pending { .. }) {
-            out.notifications
-                .insert(n.event.to_string(), notification(n));
-        }
+    for n in core.pending_notifications() {
+        out.notifications
+            .insert(n.event.to_string(), notification(n));
     }
 }
 

@@ -16,7 +16,7 @@ use super::types::{MerchantNotifyCall, ATTEMPTS_MAX};
 use crate::ids::{AccountId, EventId};
 use crate::trade::{TradeEvent, TradeId, TradeStatus};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a notification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,9 @@ pub enum NotifyRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyCore {
     notifications: BTreeMap<EventId, Notification>,
+    /// The notifications still pending, so a tick reads only those (derived from
+    /// `notifications`; kept by `apply`).
+    pending: BTreeSet<EventId>,
     /// The waits after failed attempts 1..7.
     schedule: [u64; 7],
 }
@@ -91,6 +94,7 @@ impl NotifyCore {
     pub fn new(schedule: [u64; 7]) -> Self {
         NotifyCore {
             notifications: BTreeMap::new(),
+            pending: BTreeSet::new(),
             schedule,
         }
     }
@@ -125,8 +129,7 @@ impl NotifyCore {
     /// event-id order. A due attempt stays due until its result is recorded, so a crash of the
     /// notifier only delays it.
     pub fn due(&self, now_ms: u64) -> Vec<(EventId, u32)> {
-        self.notifications
-            .values()
+        self.pending_notifications()
             .filter_map(|n| match n.state {
                 NotifyState::Pending { next_due_ms } if next_due_ms <= now_ms => {
                     Some((n.event.clone(), n.attempts + 1))
@@ -191,6 +194,7 @@ impl NotifyCore {
                     },
                 );
                 assert!(previous.is_none(), "notification {event} scheduled twice");
+                self.pending.insert(event);
             }
             NotifyRecord::Attempted {
                 event,
@@ -220,6 +224,9 @@ impl NotifyCore {
                          followed by {next_due_ms:?}"
                     ),
                 };
+                if !matches!(n.state, NotifyState::Pending { .. }) {
+                    self.pending.remove(&event);
+                }
             }
         }
     }
@@ -233,10 +240,14 @@ impl NotifyCore {
         self.notifications.values()
     }
 
+    /// The pending notifications, in event-id order.
+    pub fn pending_notifications(&self) -> impl Iterator<Item = &Notification> {
+        self.pending.iter().map(|id| &self.notifications[id])
+    }
+
     /// What is still pending, one line each (empty at rest), for liveness reports.
     pub fn pending(&self) -> Vec<String> {
-        self.notifications
-            .values()
+        self.pending_notifications()
             .filter_map(|n| match n.state {
                 NotifyState::Pending { next_due_ms } => Some(format!(
                     "notification {}: attempt {} due at {next_due_ms}ms",

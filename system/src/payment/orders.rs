@@ -9,7 +9,7 @@ use crate::money::Amount;
 use crate::refusal::Refusal;
 use crate::trade::TradeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What an order does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +59,9 @@ pub struct OrderBook {
     node: u32,
     orders: BTreeMap<IdemKey, Order>,
     by_xid: BTreeMap<Xid, IdemKey>,
+    /// Orders created and not finished, so progress reads touch only those (derived from
+    /// `orders`; kept by `apply`).
+    open: BTreeSet<IdemKey>,
 }
 
 impl OrderBook {
@@ -67,6 +70,7 @@ impl OrderBook {
             node,
             orders: BTreeMap::new(),
             by_xid: BTreeMap::new(),
+            open: BTreeSet::new(),
         };
         for r in records {
             book.apply(r.clone());
@@ -89,11 +93,7 @@ impl OrderBook {
 
     /// Orders created and not finished, in key order.
     pub fn unfinished(&self) -> Vec<Order> {
-        self.orders
-            .values()
-            .filter(|o| o.outcome.is_none())
-            .cloned()
-            .collect()
+        self.open.iter().map(|key| self.orders[key].clone()).collect()
     }
 
     /// Decides what a request for `key` means. The activity id is this node's next one: unique
@@ -121,6 +121,7 @@ impl OrderBook {
             } => {
                 assert!(!self.by_xid.contains_key(&xid), "activity id {xid} reused");
                 self.by_xid.insert(xid.clone(), key.clone());
+                self.open.insert(key.clone());
                 let previous = self.orders.insert(
                     key.clone(),
                     Order {
@@ -148,6 +149,7 @@ impl OrderBook {
                     ),
                     None => order.outcome = Some(outcome),
                 }
+                self.open.remove(&key);
             }
         }
     }

@@ -96,6 +96,9 @@ pub struct ActivityLog {
     /// Activities changed since the harness's observer last took them (never read by the
     /// platform).
     changed: BTreeSet<Xid>,
+    /// Activities not yet ended, so progress reads touch only those (derived from
+    /// `activities`; kept by `apply`).
+    open: BTreeSet<Xid>,
 }
 
 impl ActivityLog {
@@ -117,11 +120,12 @@ impl ActivityLog {
 
     /// Activities not yet ended, in xid order.
     pub fn unfinished(&self) -> Vec<Xid> {
-        self.activities
-            .values()
-            .filter(|a| !a.status.is_terminal())
-            .map(|a| a.xid.clone())
-            .collect()
+        self.open.iter().cloned().collect()
+    }
+
+    /// The activities not yet ended, in xid order.
+    pub fn open_activities(&self) -> impl Iterator<Item = &Activity> {
+        self.open.iter().map(|xid| &self.activities[xid])
     }
 
     /// The activities changed since the last call (or since the log was built), and starts
@@ -140,7 +144,16 @@ impl ActivityLog {
             | ActivityRecord::Decided { xid, .. }
             | ActivityRecord::Ended { xid, .. } => xid.clone(),
         };
-        self.changed.insert(xid);
+        self.changed.insert(xid.clone());
+        self.apply_change(record);
+        if self.activities[&xid].status.is_terminal() {
+            self.open.remove(&xid);
+        } else {
+            self.open.insert(xid);
+        }
+    }
+
+    fn apply_change(&mut self, record: ActivityRecord) {
         match record {
             ActivityRecord::Begun { xid, branches } => {
                 assert!(!branches.is_empty(), "activity {xid} has no branch");

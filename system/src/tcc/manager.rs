@@ -124,8 +124,7 @@ impl TccManager {
     pub fn unfinished_activities(&self) -> Vec<Activity> {
         self.lock()
             .log()
-            .activities()
-            .filter(|a| !a.status.is_terminal())
+            .open_activities()
             .cloned()
             .collect()
     }

@@ -72,6 +72,23 @@ pub enum TradeRecord {
     OutboxSent { events: Vec<EventId> },
 }
 
+impl TradeRecord {
+    /// The trade this record changes (`None` for outbox bookkeeping).
+    pub fn trade(&self) -> Option<TradeId> {
+        match self {
+            TradeRecord::Created { id, .. } => Some(*id),
+            TradeRecord::PayBegun { trade, .. }
+            | TradeRecord::PayRefused { trade, .. }
+            | TradeRecord::PayEnded { trade, .. }
+            | TradeRecord::RefundBegun { trade, .. }
+            | TradeRecord::RefundRefused { trade, .. }
+            | TradeRecord::RefundEnded { trade, .. }
+            | TradeRecord::Closed { trade } => Some(*trade),
+            TradeRecord::OutboxSent { .. } => None,
+        }
+    }
+}
+
 /// What the shell must do with a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TradeDecision {
@@ -97,6 +114,12 @@ pub struct TradeCore {
     /// Trades (by sequence) changed since the harness's observer last took them (never read
     /// by the platform).
     changed: BTreeSet<u64>,
+    /// Trades (by sequence) waiting for payment, so the close-by-timeout tick reads only those
+    /// (derived from `trades`; kept by `apply`).
+    waiting: BTreeSet<u64>,
+    /// Trades (by sequence) with a pay or a refund not ended, so progress reads touch only
+    /// those (derived from `trades`; kept by `apply`).
+    in_flight: BTreeSet<u64>,
 }
 
 impl TradeCore {
@@ -110,6 +133,8 @@ impl TradeCore {
             messages: None,
             bugs,
             changed: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
         }
     }
 
@@ -243,9 +268,9 @@ impl TradeCore {
 
     /// Trades still waiting for payment whose timeout has passed at `now_ms`.
     pub fn expired(&self, now_ms: u64, close_after_ms: u64) -> Vec<TradeId> {
-        self.trades
-            .values()
-            .filter(|t| t.status == TradeStatus::WaitPay)
+        self.waiting
+            .iter()
+            .map(|seq| &self.trades[seq])
             .filter(|t| t.created_ms.saturating_add(close_after_ms) <= now_ms)
             .map(|t| t.id)
             .collect()
@@ -260,7 +285,7 @@ impl TradeCore {
     /// Whether anything on this shard is still in flight (a pay or a refund not ended).
     pub fn pending(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for t in self.trades.values() {
+        for t in self.trades_in_flight() {
             for p in t.pays.iter().filter(|p| p.status.is_pending()) {
                 out.push(format!("{} pay {} ({})", t.id, p.key, p.xid));
             }
@@ -533,7 +558,11 @@ impl TradeCore {
             return (Ok(TradeReply::Ended), None);
         }
         let event = self.event_of(&record);
+        let touched = record.trade();
         let reply = self.apply_change(record);
+        if let Some(id) = touched {
+            self.note_indexes(id);
+        }
         if let Some(event) = &event {
             let t = self.trade_mut(event.trade);
             assert_eq!(
@@ -551,6 +580,27 @@ impl TradeCore {
             assert!(previous.is_none(), "event {id} committed twice");
         }
         (reply, event)
+    }
+
+    /// Keeps `waiting` and `in_flight` in step with trade `id`.
+    fn note_indexes(&mut self, id: TradeId) {
+        let Some(t) = self.trades.get(&id.seq) else {
+            return;
+        };
+        let set = |on: bool, index: &mut BTreeSet<u64>| {
+            if on {
+                index.insert(id.seq);
+            } else {
+                index.remove(&id.seq);
+            }
+        };
+        set(t.status == TradeStatus::WaitPay, &mut self.waiting);
+        set(t.in_flight(), &mut self.in_flight);
+    }
+
+    /// The trades with a pay or a refund not ended, in sequence order.
+    pub fn trades_in_flight(&self) -> impl Iterator<Item = &Trade> {
+        self.in_flight.iter().map(|seq| &self.trades[seq])
     }
 
     fn apply_change(&mut self, record: TradeRecord) -> Outcome {

@@ -130,6 +130,12 @@ pub struct Trade {
 }
 
 impl Trade {
+    /// Whether a pay or a refund of this trade has begun and not ended.
+    pub fn in_flight(&self) -> bool {
+        self.pays.iter().any(|p| p.status.is_pending())
+            || self.refunds.iter().any(|r| r.status.is_pending())
+    }
+
     /// The buyer who paid, once the trade is paid.
     pub fn payer(&self) -> Option<AccountId> {
         self.pays
