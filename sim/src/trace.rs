@@ -11,7 +11,8 @@
 use paylab_system::probes::Probes;
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One event of the run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -56,35 +57,64 @@ pub enum TraceEvent {
 
 /// A cloneable handle to the run's event log, and to the run's probes whose platform digest
 /// its hash covers.
+/// How many of the latest events a trace keeps for failure reports; older ones live on only in
+/// the running hash, so a trace's memory does not grow with the run.
+pub const TRACE_KEPT: usize = 1_000;
+
 #[derive(Debug, Clone)]
 pub struct Trace {
-    events: Arc<Mutex<Vec<TraceEvent>>>,
+    log: Arc<Mutex<Log>>,
     probes: Probes,
+}
+
+/// The running FNV-1a state over every event so far, their number, and the latest
+/// [`TRACE_KEPT`].
+#[derive(Debug)]
+struct Log {
+    hash: u64,
+    len: usize,
+    latest: VecDeque<TraceEvent>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            hash: fnv::FnvHasher::default().finish(),
+            len: 0,
+            latest: VecDeque::new(),
+        }
+    }
 }
 
 impl Trace {
     /// The event log of the run whose platform events `probes` digests.
     pub fn new(probes: &Probes) -> Self {
         Trace {
-            events: Arc::default(),
+            log: Arc::default(),
             probes: probes.clone(),
         }
     }
 
     pub fn record(&self, event: TraceEvent) {
         tracing::debug!(?event, "trace");
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+        let mut log = self.log();
+        let mut h = fnv::FnvHasher::with_key(log.hash);
+        event.hash(&mut h);
+        log.hash = h.finish();
+        log.len += 1;
+        if log.latest.len() == TRACE_KEPT {
+            log.latest.pop_front();
+        }
+        log.latest.push_back(event);
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// FNV-1a over every event in order, then over the platform digest and its event count.
     pub fn hash(&self) -> u64 {
-        let mut h = fnv::FnvHasher::default();
-        for e in self.events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            e.hash(&mut h);
-        }
+        let mut h = fnv::FnvHasher::with_key(self.log().hash);
         self.probes.platform_digest().hash(&mut h);
         self.probes.platform_events().hash(&mut h);
         h.finish()
@@ -96,16 +126,17 @@ impl Trace {
     }
 
     pub fn len(&self) -> usize {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.log().len
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The last `n` events, oldest first (for failure reports).
+    /// The last `n` events (at most [`TRACE_KEPT`]), oldest first (for failure reports).
     pub fn tail(&self, n: usize) -> Vec<TraceEvent> {
-        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        events[events.len().saturating_sub(n)..].to_vec()
+        let log = self.log();
+        let skip = log.latest.len().saturating_sub(n);
+        log.latest.iter().skip(skip).cloned().collect()
     }
 }
