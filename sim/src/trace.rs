@@ -10,8 +10,8 @@
 
 use paylab_system::probes::Probes;
 use serde::Serialize;
-use std::hash::{Hash, Hasher};
 use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One event of the run.

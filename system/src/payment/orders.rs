@@ -93,7 +93,10 @@ impl OrderBook {
 
     /// Orders created and not finished, in key order.
     pub fn unfinished(&self) -> Vec<Order> {
-        self.open.iter().map(|key| self.orders[key].clone()).collect()
+        self.open
+            .iter()
+            .map(|key| self.orders[key].clone())
+            .collect()
     }
 
     /// Decides what a request for `key` means. The activity id is this node's next one: unique

@@ -122,11 +122,7 @@ impl TccManager {
 
     /// The activities not yet ended (what the harness's drain polls), without copying the rest.
     pub fn unfinished_activities(&self) -> Vec<Activity> {
-        self.lock()
-            .log()
-            .open_activities()
-            .cloned()
-            .collect()
+        self.lock().log().open_activities().cloned().collect()
     }
 
     /// The activities changed since the last call (the harness's incremental capture).
