@@ -33,4 +33,4 @@ pub mod trace;
 pub mod workload;
 
 pub use config::RunConfig;
-pub use run::{run, run_with_plan, RunReport, Verdict};
+pub use run::{run, run_recorded, run_with_plan, RecordedRun, RunReport, Verdict};

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 /// mimalloc instead of the system allocator: a run allocates and frees small objects by the
 /// million (messages, records, futures), and glibc's malloc was about a sixth of its time.
 /// Allocation addresses reach no decision of the simulation, so the trace hash is the same.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -132,7 +132,27 @@ pub fn run(config: RunConfig) -> RunReport {
 /// The run's evidence (history, probes, trace) is created here, outside the simulation
 /// thread, so that a panic inside it still leaves a failure report with what led up to it.
 pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
-    run_inner(config, plan, None)
+    run_inner(config, plan, None).0
+}
+
+/// A run with everything a timeline of it needs: the report, every operation of the history,
+/// and every fault, crash, restart and heal event (for failure explorers and shrinkers, which
+/// re-run a report's exact configuration and plan to get them).
+#[derive(Debug, Clone)]
+pub struct RecordedRun {
+    pub report: RunReport,
+    pub history: Vec<Operation>,
+    pub faults: Vec<TraceEvent>,
+}
+
+/// Runs one simulation with an exact fault plan and keeps its whole history and fault events.
+pub fn run_recorded(config: RunConfig, plan: FaultPlan) -> RecordedRun {
+    let (report, evidence) = run_inner(config, plan, None);
+    RecordedRun {
+        report,
+        history: evidence.history.operations(),
+        faults: evidence.trace.fault_events(),
+    }
 }
 
 /// Runs one simulation of the seed's own plan, comparing at every periodic snapshot the
@@ -141,7 +161,7 @@ pub fn run_with_plan(config: RunConfig, plan: FaultPlan) -> RunReport {
 pub fn run_verifying_capture(config: RunConfig) -> (RunReport, CaptureStats) {
     let plan = FaultPlan::generate(&config);
     let stats = Arc::new(Mutex::new(CaptureStats::default()));
-    let report = run_inner(config, plan, Some(stats.clone()));
+    let (report, _) = run_inner(config, plan, Some(stats.clone()));
     let stats = *stats.lock().unwrap_or_else(|p| p.into_inner());
     (report, stats)
 }
@@ -150,7 +170,7 @@ fn run_inner(
     config: RunConfig,
     plan: FaultPlan,
     verify: Option<Arc<Mutex<CaptureStats>>>,
-) -> RunReport {
+) -> (RunReport, Evidence) {
     let probes = Probes::new();
     let evidence = Evidence {
         history: History::new(),
@@ -165,7 +185,7 @@ fn run_inner(
         .spawn(move || simulate(cfg, pln, ev))
         .expect("spawn the simulation thread")
         .join();
-    match joined {
+    let report = match joined {
         Ok(report) => report,
         Err(panic) => {
             let message = panic
@@ -177,7 +197,8 @@ fn run_inner(
             let out = Outcomes::default();
             evidence.report(config, plan, Verdict::Crash(message), out, wall_ms)
         }
-    }
+    };
+    (report, evidence)
 }
 
 /// The handles a run records its evidence into; `Send`, so they outlive a panicking

@@ -55,12 +55,26 @@ pub enum TraceEvent {
     },
 }
 
-/// A cloneable handle to the run's event log, and to the run's probes whose platform digest
-/// its hash covers.
+impl TraceEvent {
+    /// Whether the event is a fault starting or ending, a crash, a restart or the heal.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            TraceEvent::Crash { .. }
+                | TraceEvent::Restart { .. }
+                | TraceEvent::Healed { .. }
+                | TraceEvent::Fault { .. }
+                | TraceEvent::FaultEnd { .. }
+        )
+    }
+}
+
 /// How many of the latest events a trace keeps for failure reports; older ones live on only in
 /// the running hash, so a trace's memory does not grow with the run.
 pub const TRACE_KEPT: usize = 1_000;
 
+/// A cloneable handle to the run's event log, and to the run's probes whose platform digest
+/// its hash covers.
 #[derive(Debug, Clone)]
 pub struct Trace {
     log: Arc<Mutex<Log>>,
@@ -74,6 +88,9 @@ struct Log {
     hash: u64,
     len: usize,
     latest: VecDeque<TraceEvent>,
+    /// Every fault, crash, restart and heal event of the run (few: a plan bounds them), for
+    /// timelines that need the whole run's faults and not only the latest events.
+    faults: Vec<TraceEvent>,
 }
 
 impl Default for Log {
@@ -82,6 +99,7 @@ impl Default for Log {
             hash: fnv::FnvHasher::default().finish(),
             len: 0,
             latest: VecDeque::new(),
+            faults: Vec::new(),
         }
     }
 }
@@ -102,6 +120,9 @@ impl Trace {
         event.hash(&mut h);
         log.hash = h.finish();
         log.len += 1;
+        if event.is_fault() {
+            log.faults.push(event.clone());
+        }
         if log.latest.len() == TRACE_KEPT {
             log.latest.pop_front();
         }
@@ -131,6 +152,11 @@ impl Trace {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every fault, crash, restart and heal event of the run, oldest first.
+    pub fn fault_events(&self) -> Vec<TraceEvent> {
+        self.log().faults.clone()
     }
 
     /// The last `n` events (at most [`TRACE_KEPT`]), oldest first (for failure reports).
