@@ -321,7 +321,7 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         per_client: args.per_client,
     };
     let part = |p: BenchPart| args.parts.contains(&p);
-    // Whole runs, once each, before the ratio parts (whose rounds they would not change).
+    // Whole runs before the ratio parts, whose rounds they would not change.
     let scale_ops = match bench::scale::scale_ops() {
         Ok(ops) => ops,
         Err(e) => {
@@ -334,7 +334,8 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         lines.iter().for_each(|l| say!("{l}"));
     }
     if part(BenchPart::Scale) {
-        let lines = bench::scale::render(&bench::scale::measure(&scale_ops));
+        let points = bench::scale::measure(&scale_ops, args.rounds);
+        let lines = bench::scale::render(&points, args.rounds);
         lines.iter().for_each(|l| say!("{l}"));
     }
     let ratios = [
