@@ -14,12 +14,14 @@
 //! - [`trace`]: the event log and the trace hash.
 //! - [`report`]: failure reports (JSON) and reading them back for replay.
 //! - [`run`]: one run on a fresh thread: phases, checks, verdict.
+//! - [`detection`]: how often each planted bug is caught over a range of seeds.
 //! - [`bench`]: throughput against a calibration run in the same process.
 
 pub mod bench;
 pub mod capture;
 pub mod cluster;
 pub mod config;
+pub mod detection;
 pub mod history;
 pub mod nemesis;
 pub mod observe;

@@ -43,8 +43,9 @@ enum Command {
     Run(RunArgs),
     /// Re-run a failure report's exact configuration and fault plan and confirm its verdict.
     Replay(ReplayArgs),
-    /// List the planted bugs, what each breaks and which invariant must catch it.
-    Bugs,
+    /// List the planted bugs, what each breaks and which invariant must catch it; with
+    /// `--measure`, run them over a range of seeds and count how often each is caught.
+    Bugs(BugsArgs),
     /// Measure throughput against a raw madsim RPC calibration in the same process.
     Bench(BenchArgs),
 }
@@ -70,6 +71,27 @@ struct RunArgs {
     /// Print the full report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct BugsArgs {
+    /// Run every planted bug (each in its message mode) over `--seeds` and print, per bug, the
+    /// share of seeds failing its named invariant, the first such seed, and every invariant
+    /// that fired; then the same as the README's Markdown table.
+    #[arg(long)]
+    measure: bool,
+    /// The seeds to measure: `A..B` (B excluded) or `A..=B` (B included).
+    #[arg(long, default_value = "0..200", value_parser = paylab_sim::detection::parse_seeds, requires = "measure")]
+    seeds: std::ops::Range<u64>,
+    /// Runs at once (default: the machine's cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), requires = "measure")]
+    jobs: Option<u32>,
+    /// Only these bugs, comma-separated (default: the whole catalogue).
+    #[arg(long, value_delimiter = ',', requires = "measure")]
+    only: Vec<Bug>,
+    /// Fault kinds for every run, as `paylab run --faults` (default: each seed's swarm).
+    #[arg(long, value_delimiter = ',', requires = "measure")]
+    faults: Option<Vec<paylab_sim::plan::FaultKind>>,
 }
 
 #[derive(clap::Args)]
@@ -124,29 +146,76 @@ fn main() -> ExitCode {
                 print!("{e}");
                 return ExitCode::SUCCESS;
             }
-            // One clear sentence: clap's first line, without the usage block.
-            let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first}");
+            // `paylab` alone: the usage, on stderr, as the usage error it is.
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprint!("{e}");
+                return ExitCode::from(2);
+            }
+            eprintln!("{}", clap_sentence(&e.to_string()));
             return ExitCode::from(2);
         }
     };
     match cli.command {
         Command::Run(args) => run_command(args),
         Command::Replay(args) => replay_command(args),
-        Command::Bugs => {
-            for bug in Bug::ALL {
-                say!(
-                    "{:<28} caught by {:<14} {}",
-                    bug.name(),
-                    bug.caught_by(),
-                    bug.breaks()
-                );
-            }
-            ExitCode::SUCCESS
-        }
+        Command::Bugs(args) => bugs_command(args),
         Command::Bench(args) => bench_command(args),
     }
+}
+
+/// One clear sentence from a clap error: its message lines (a list of missing arguments
+/// included) joined on one line, without the usage block and the `--help` hint.
+fn clap_sentence(rendered: &str) -> String {
+    let sentence: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect();
+    if sentence.is_empty() {
+        "error: invalid arguments (see `paylab --help`)".to_string()
+    } else {
+        sentence.join(" ")
+    }
+}
+
+fn bugs_command(args: BugsArgs) -> ExitCode {
+    use paylab_sim::detection;
+    if !args.measure {
+        for bug in Bug::ALL {
+            say!(
+                "{:<28} caught by {:<20} {}",
+                bug.name(),
+                bug.caught_by(),
+                bug.breaks()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    let bugs = if args.only.is_empty() {
+        Bug::ALL.to_vec()
+    } else {
+        args.only
+    };
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
+    say!(
+        "paylab bugs --measure: {} bugs x seeds {}..{} ({} runs) on {jobs} jobs",
+        bugs.len(),
+        args.seeds.start,
+        args.seeds.end,
+        bugs.len() as u64 * (args.seeds.end - args.seeds.start)
+    );
+    let results = detection::measure(&bugs, args.seeds, jobs, args.faults);
+    detection::render_lines(&results)
+        .iter()
+        .for_each(|l| say!("{l}"));
+    say!("");
+    detection::render_markdown(&results)
+        .iter()
+        .for_each(|l| say!("{l}"));
+    ExitCode::SUCCESS
 }
 
 fn run_command(args: RunArgs) -> ExitCode {

@@ -162,3 +162,49 @@ fn a_failed_run_writes_a_report_that_replays_to_the_same_verdict() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bad_measure_flags_are_refused_and_missing_arguments_are_named() {
+    assert_usage_error(&["bugs", "--seeds", "0..3"], "--measure");
+    assert_usage_error(&["bugs", "--measure", "--seeds", "5..3"], "--seeds");
+    assert_usage_error(&["bugs", "--measure", "--seeds", "x"], "--seeds");
+    assert_usage_error(
+        &["bugs", "--measure", "--only", "nope"],
+        "unknown bug 'nope'",
+    );
+    assert_usage_error(&["bugs", "--measure", "--jobs", "0"], "--jobs");
+    assert_usage_error(&["replay"], "<FILE>");
+}
+
+#[test]
+fn paylab_alone_prints_its_usage_on_stderr_and_exits_2() {
+    let out = paylab(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Usage: paylab <COMMAND>"), "{stderr}");
+    assert!(stderr.contains("bugs"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn measuring_the_catalogue_prints_a_line_and_a_table_row_per_bug() {
+    let out = paylab(&[
+        "bugs",
+        "--measure",
+        "--seeds",
+        "0..=1",
+        "--only",
+        "refund-check-then-act,trade-refunded-reopens",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(4 runs)"), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| `")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(
+        rows[0].starts_with("| `refund-check-then-act` | refund-bound | 2 of 2 (100.0 %) | 0 |"),
+        "{stdout}"
+    );
+}
