@@ -24,6 +24,13 @@ pub const USERS_MAX: u32 = 2_000_000;
 pub const MERCHANTS_MAX: u32 = 100_000;
 /// At most this many arrivals (`--rate` × `--duration`) in one run.
 pub const ARRIVALS_MAX: u64 = 10_000_000;
+/// Closed-loop business steps in one run (`--clients` × `--ops`): a run keeps about 9 KiB per
+/// operation, so this bounds a run to about 9 GiB and a few minutes.
+pub const STEPS_MAX: u64 = 1_000_000;
+/// Bounds of the timing knobs.
+pub const CLOSE_AFTER_MS_MAX: u64 = 3_600_000;
+pub const FSYNC_LATENCY_MS_MAX: u64 = 1_000;
+pub const SNAPSHOT_INTERVAL_MS_MAX: u64 = 60_000;
 /// What `--rate` alone implies.
 pub const DEFAULT_DURATION_MS: u64 = 10_000;
 pub const DEFAULT_USERS: u32 = 10_000;
@@ -83,7 +90,7 @@ pub struct RunConfig {
     #[arg(long, default_value_t = StrategyKind::Tcc)]
     pub strategy: StrategyKind,
     /// A trade unpaid this long after creation is closed by its trade node.
-    #[arg(long, default_value_t = 3_000)]
+    #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(1..=CLOSE_AFTER_MS_MAX))]
     pub close_after_ms: u64,
     /// How trade events reach the broker; `None` runs without the message layer (no broker,
     /// replicas or notifications). On the command line: `--messages`, resolved by
@@ -124,10 +131,10 @@ pub struct RunConfig {
     #[arg(long, help = "Run without any fault")]
     pub no_faults: bool,
     /// Simulated cost of one fsync on every node.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=FSYNC_LATENCY_MS_MAX))]
     pub fsync_latency_ms: u64,
     /// God's-eye snapshots are taken and checked this often during the faulted phase.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=SNAPSHOT_INTERVAL_MS_MAX))]
     pub snapshot_interval_ms: u64,
 }
 
@@ -242,6 +249,15 @@ pub enum ConfigError {
     TradeShards(u32),
     #[error("--payment-nodes must be between 1 and {PAYMENT_NODES_MAX}, got {0}")]
     PaymentNodes(u32),
+    #[error("--clients {clients} x --ops {ops} is {steps} business steps; at most {STEPS_MAX} in one run")]
+    TooManySteps { clients: u32, ops: u32, steps: u64 },
+    #[error("--{flag} must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        flag: &'static str,
+        min: u64,
+        max: u64,
+        got: u64,
+    },
     #[error("bug {bug} lives in message mode {needs}; run it with --messages {needs}")]
     BugNeedsMode { bug: Bug, needs: MessageMode },
     #[error("bug {0} lives in the message layer; run it with messages on")]
@@ -414,6 +430,7 @@ impl RunConfig {
         if !(1..=PAYMENT_NODES_MAX).contains(&self.payment_nodes) {
             return Err(ConfigError::PaymentNodes(self.payment_nodes));
         }
+        self.validate_ranges()?;
         self.validate_open_loop()?;
         if let Some(bug) = self.bug {
             if bug_needs_messages(bug) && self.messages.is_none() {
@@ -423,6 +440,56 @@ impl RunConfig {
                 if needs != mode {
                     return Err(ConfigError::BugNeedsMode { bug, needs });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The knobs a hand-edited report or a library caller could set past what the flags
+    /// accept: each within the same bounds as its flag.
+    fn validate_ranges(&self) -> Result<(), ConfigError> {
+        let steps = u64::from(self.clients) * u64::from(self.ops);
+        if self.rate.is_none() && steps > STEPS_MAX {
+            let (clients, ops) = (self.clients, self.ops);
+            return Err(ConfigError::TooManySteps {
+                clients,
+                ops,
+                steps,
+            });
+        }
+        let duration = self
+            .duration_ms
+            .map(|ms| ("duration (ms)", 1, DURATION_MAX_S * 1_000, ms));
+        let checks = [
+            Some(("close-after-ms", 1, CLOSE_AFTER_MS_MAX, self.close_after_ms)),
+            Some((
+                "fsync-latency-ms",
+                0,
+                FSYNC_LATENCY_MS_MAX,
+                self.fsync_latency_ms,
+            )),
+            Some((
+                "snapshot-interval-ms",
+                1,
+                SNAPSHOT_INTERVAL_MS_MAX,
+                self.snapshot_interval_ms,
+            )),
+            self.rate
+                .map(|r| ("rate", 1, u64::from(RATE_MAX), u64::from(r))),
+            duration,
+            self.users
+                .map(|u| ("users", 1, u64::from(USERS_MAX), u64::from(u))),
+            self.merchants
+                .map(|m| ("merchants", 1, u64::from(MERCHANTS_MAX), u64::from(m))),
+        ];
+        for (flag, min, max, got) in checks.into_iter().flatten() {
+            if !(min..=max).contains(&got) {
+                return Err(ConfigError::OutOfRange {
+                    flag,
+                    min,
+                    max,
+                    got,
+                });
             }
         }
         Ok(())

@@ -16,13 +16,40 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Prints a line to stdout, ignoring a closed pipe (`paylab run | head`): the run still
-/// finishes and exits with its verdict's code instead of panicking mid-report.
+/// Prints a line to stdout. A closed pipe (`paylab run | head`) is ignored: the run still
+/// finishes and exits with its verdict's code. Any other write error (a full disk) is kept,
+/// and `main` turns it into exit code 2: output that was lost is never reported as success.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            note_write_error(e);
+        }
     }};
+}
+
+/// The first error writing to stdout that was not a closed pipe.
+static STDOUT_ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn note_write_error(e: std::io::Error) {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        let _ = STDOUT_ERROR.set(e.to_string());
+    }
+}
+
+/// The command's exit code, unless stdout lost some of its output: then exit 2, saying so.
+fn checked_exit(code: ExitCode) -> ExitCode {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().flush() {
+        note_write_error(e);
+    }
+    match STDOUT_ERROR.get() {
+        Some(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::from(2)
+        }
+        None => code,
+    }
 }
 
 /// Deterministic simulation testbed for an Alipay-style payment platform.
@@ -155,12 +182,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Run(args) => run_command(args),
         Command::Replay(args) => replay_command(args),
         Command::Bugs(args) => bugs_command(args),
         Command::Bench(args) => bench_command(args),
-    }
+    };
+    checked_exit(code)
 }
 
 /// One clear sentence from a clap error: its message lines (a list of missing arguments
@@ -218,14 +246,37 @@ fn bugs_command(args: BugsArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Simulated time, as seconds since the run started, for `--trace` lines (`-` outside a
+/// simulation).
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match madsim::time::TimeHandle::try_current() {
+            Some(time) => write!(w, "{:>10.3}s", time.elapsed().as_secs_f64()),
+            None => write!(w, "{:>11}", "-"),
+        }
+    }
+}
+
+/// `--trace`: tracing events on stderr (stdout stays the summary or the one JSON document),
+/// stamped with simulated time, coloured only on a terminal.
+fn init_trace() {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_timer(SimTime)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn run_command(args: RunArgs) -> ExitCode {
     if args.trace {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-            )
-            .init();
+        init_trace();
     }
     let config = args.config.clone().resolve();
     if let Err(e) = config.validate() {
@@ -242,6 +293,11 @@ fn run_command(args: RunArgs) -> ExitCode {
         },
         None => FaultPlan::generate(&config),
     };
+    // Where a failure would be reported is checked before the run, not found unwritable after.
+    if let Err(e) = report::check_dir(&args.report_dir) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     if let Some(path) = &args.save_plan {
         let json = serde_json::to_string_pretty(&plan).expect("a plan serializes");
         if let Err(e) = std::fs::write(path, json) {
@@ -263,13 +319,22 @@ fn run_command(args: RunArgs) -> ExitCode {
         print_summary(&report, args.plan.as_deref());
     }
     if report.verdict != Verdict::Pass {
-        match report::write(&args.report_dir, &report) {
-            Ok(path) => say!(
+        let lines = match report::write(&args.report_dir, &report) {
+            Ok(path) => format!(
                 "report: {}\nreplay: cargo run --release -- replay {}",
                 path.display(),
                 path.display()
             ),
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        // With --json, stdout holds exactly one JSON document: the rest goes to stderr.
+        if args.json {
+            eprintln!("{lines}");
+        } else {
+            say!("{lines}");
         }
     }
     ExitCode::from(report.verdict.exit_code() as u8)
@@ -311,17 +376,38 @@ fn replay_command(args: ReplayArgs) -> ExitCode {
             .map(|v| v.invariant)
             .collect::<std::collections::BTreeSet<_>>()
     };
-    let same = report.verdict.word() == saved.verdict.word()
-        && invariants(&report.violations) == invariants(&saved.violations);
-    if same {
-        say!("replay: same verdict ({})", report.verdict.word());
-        ExitCode::from(report.verdict.exit_code() as u8)
-    } else {
-        say!(
-            "replay: DIFFERENT verdict: the report says {}, the replay gives {}",
+    let mut differences = Vec::new();
+    if report.verdict.word() != saved.verdict.word() {
+        differences.push(format!(
+            "the verdict (the report says {}, the replay gives {})",
             saved.verdict.word(),
             report.verdict.word()
+        ));
+    }
+    let (was, now) = (
+        invariants(&saved.violations),
+        invariants(&report.violations),
+    );
+    if was != now {
+        differences.push(format!(
+            "the broken invariants (the report names {was:?}, the replay {now:?})"
+        ));
+    }
+    let hash = format!("{:016x}", report.trace_hash);
+    match &saved.trace_hash {
+        Some(saved_hash) if *saved_hash != hash => differences.push(format!(
+            "the trace hash (the report's is {saved_hash}, the replay's {hash}: not the same run)"
+        )),
+        _ => {}
+    }
+    if differences.is_empty() {
+        say!(
+            "replay: same verdict ({}) and trace hash {hash}",
+            report.verdict.word()
         );
+        ExitCode::from(report.verdict.exit_code() as u8)
+    } else {
+        say!("replay: DIFFERENT: {}", differences.join("; "));
         ExitCode::from(1)
     }
 }
@@ -384,7 +470,18 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
     }
 }
 
+/// Operations in one measured bench run (`--clients` × `--per-client`): about 4 GiB at most.
+const BENCH_OPS_MAX: u64 = 4_000_000;
+
 fn bench_command(args: BenchArgs) -> ExitCode {
+    let ops = u64::from(args.clients) * u64::from(args.per_client);
+    if ops > BENCH_OPS_MAX {
+        eprintln!(
+            "error: --clients {} x --per-client {} is {ops} operations per measured run; at most {BENCH_OPS_MAX}",
+            args.clients, args.per_client
+        );
+        return ExitCode::from(2);
+    }
     let size = BenchSize {
         clients: args.clients,
         per_client: args.per_client,

@@ -30,6 +30,9 @@ pub const DURATION_MS_MAX: u64 = 5_000;
 pub const CLOCK_JUMP_MS_MAX: i64 = 10_000;
 pub const FSYNC_SLOW_MS_MAX: u64 = 200;
 pub const LATENCY_MS_MAX: u64 = 1_000;
+/// Fault events in one plan: a drawn plan has at most a few dozen; a saved one may have more,
+/// but not so many that applying them is what the run spends its time on.
+pub const PLAN_EVENTS_MAX: usize = 1_000;
 
 /// The kinds of fault a plan can contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -398,6 +401,8 @@ pub enum PlanError {
     },
     #[error("the plan's event {index} is out of bounds: {reason}")]
     OutOfBounds { index: usize, reason: String },
+    #[error("the plan has {0} fault events; at most {PLAN_EVENTS_MAX}")]
+    TooManyEvents(usize),
 }
 
 impl FaultPlan {
@@ -468,6 +473,9 @@ impl FaultPlan {
 
     /// Every node the plan names exists, and every fault is within its bounds.
     pub fn validate(&self, config: &RunConfig) -> Result<(), PlanError> {
+        if self.events.len() > PLAN_EVENTS_MAX {
+            return Err(PlanError::TooManyEvents(self.events.len()));
+        }
         let nodes = config.server_nodes();
         for (index, event) in self.events.iter().enumerate() {
             if let Some(node) = event.fault.nodes().into_iter().find(|n| !nodes.contains(n)) {

@@ -36,6 +36,9 @@ pub struct SavedRun {
     pub verdict: Verdict,
     #[serde(default)]
     pub violations: Vec<Violation>,
+    /// The run's trace hash (16 hex digits), which a replay of the same run reproduces.
+    #[serde(default)]
+    pub trace_hash: Option<String>,
 }
 
 /// Why a report could not be written or read.
@@ -49,12 +52,41 @@ pub enum ReportError {
     Parse { path: String, reason: String },
 }
 
-/// The file name of a run's report: its seed, and its planted bug if any.
-pub fn file_name(config: &RunConfig) -> String {
+/// The file name of a run's report: its seed, its planted bug if any, and 8 hex digits of a
+/// hash of its whole configuration and plan, so that runs of one seed with other flags or
+/// another plan never overwrite each other's reports.
+pub fn file_name(config: &RunConfig, plan: &FaultPlan) -> String {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(config.to_args().join(" ").as_bytes());
+    h.write(
+        serde_json::to_string(plan)
+            .expect("a plan serializes")
+            .as_bytes(),
+    );
+    let tag = h.finish() as u32;
     match config.bug {
-        Some(bug) => format!("seed-{}-{bug}.json", config.seed),
-        None => format!("seed-{}.json", config.seed),
+        Some(bug) => format!("seed-{}-{bug}-{tag:08x}.json", config.seed),
+        None => format!("seed-{}-{tag:08x}.json", config.seed),
     }
+}
+
+/// Checks that a report could be written in `dir`, before a run whose failure would be
+/// reported there (an unwritable folder is found before the run, not after it), and leaves
+/// the file system as it found it: the folders it had to create for the check are removed.
+pub fn check_dir(dir: &Path) -> Result<(), ReportError> {
+    let error = |e: std::io::Error| ReportError::Write {
+        dir: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let probe = dir.join(format!(".paylab-write-check-{}", std::process::id()));
+    let written = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
+    for created in missing.iter().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::remove_dir(created);
+    }
+    written.map_err(error)
 }
 
 /// Writes the report of a failed run into `dir` and returns its path.
@@ -63,7 +95,7 @@ pub fn write(dir: &Path, report: &RunReport) -> Result<PathBuf, ReportError> {
         dir: dir.display().to_string(),
         reason: e.to_string(),
     };
-    let path = dir.join(file_name(&report.config));
+    let path = dir.join(file_name(&report.config, &report.plan));
     let failure = FailureReport {
         seed: report.config.seed,
         config: &report.config,

@@ -89,6 +89,9 @@ pub struct RunReport {
     /// flight finished (`None`: it never converged within the horizon).
     pub converge_ms: Option<u64>,
     pub wall_ms: u64,
+    /// In JSON, 16 hex digits as everywhere else (a JSON number would lose precision in
+    /// JavaScript).
+    #[serde(serialize_with = "crate::trace::serialize_hex")]
     pub trace_hash: u64,
     pub trace_events: usize,
     /// For failure reports: the operations the violations name, and the last ones.

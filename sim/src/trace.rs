@@ -69,6 +69,11 @@ impl TraceEvent {
     }
 }
 
+/// Serializes a hash as the 16 hex digits the CLI prints.
+pub fn serialize_hex<S: serde::Serializer>(hash: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{hash:016x}"))
+}
+
 /// How many of the latest events a trace keeps for failure reports; older ones live on only in
 /// the running hash, so a trace's memory does not grow with the run.
 pub const TRACE_KEPT: usize = 1_000;
@@ -114,7 +119,12 @@ impl Trace {
     }
 
     pub fn record(&self, event: TraceEvent) {
-        tracing::debug!(?event, "trace");
+        // `--trace` shows every operation, fault, crash and restart at its default level;
+        // the periodic snapshots only at debug.
+        match &event {
+            TraceEvent::Snapshot { .. } => tracing::debug!(?event, "trace"),
+            _ => tracing::info!(?event, "trace"),
+        }
         let mut log = self.log();
         let mut h = fnv::FnvHasher::with_key(log.hash);
         event.hash(&mut h);

@@ -142,7 +142,13 @@ fn a_failed_run_writes_a_report_that_replays_to_the_same_verdict() {
         stdout.contains("replay: cargo run --release -- replay"),
         "{stdout}"
     );
-    let report = dir.join("seed-0-tcc-no-fence.json");
+    let report = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .map(std::path::PathBuf::from)
+        .expect("a report line");
+    let name = report.file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with("seed-0-tcc-no-fence-"), "{name}");
     let text = std::fs::read_to_string(&report).expect("the report exists");
     for field in [
         "\"plan\"",
@@ -157,7 +163,7 @@ fn a_failed_run_writes_a_report_that_replays_to_the_same_verdict() {
     let replayed = String::from_utf8_lossy(&replay.stdout);
     assert_eq!(replay.status.code(), Some(1), "{replayed}");
     assert!(
-        replayed.contains("replay: same verdict (VIOLATION)"),
+        replayed.contains("replay: same verdict (VIOLATION) and trace hash"),
         "{replayed}"
     );
     std::fs::remove_dir_all(&dir).ok();

@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 /// One deliberate defect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Bug {
     /// The ledger forgets its idempotency check: a retried post applies again.
     LedgerRetryAppliesTwice,
@@ -236,6 +237,17 @@ mod tests {
             assert_eq!(b.name().parse::<Bug>().unwrap(), *b);
         }
         assert!("no-such-bug".parse::<Bug>().is_err());
+    }
+
+    #[test]
+    fn json_spells_each_bug_as_the_command_line_does() {
+        for b in Bug::ALL {
+            let json = serde_json::to_string(b).unwrap();
+            assert_eq!(json, format!("\"{}\"", b.name()));
+            assert_eq!(serde_json::from_str::<Bug>(&json).unwrap(), *b);
+        }
+        let tcc = crate::strategy::StrategyKind::Tcc;
+        assert_eq!(serde_json::to_string(&tcc).unwrap(), format!("\"{tcc}\""));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub enum MovementOutcome {
 
 /// The strategies a run can choose.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
     /// Try / Confirm / Cancel with a fence per (xid, branch).
     #[default]

@@ -31,6 +31,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The flush interval of `"async"` when none is given.
 pub const ASYNC_FLUSH_INTERVAL_MS: u64 = 500;
+/// The longest async flush interval `async:<ms>` accepts: a minute of simulated time.
+pub const ASYNC_FLUSH_INTERVAL_MS_MAX: u64 = 60_000;
 
 /// When the broker makes a write durable relative to acknowledging it (RocketMQ's
 /// `flushDiskType`).
@@ -89,14 +91,19 @@ impl FromStr for FlushPolicy {
             "async" => Ok(FlushPolicy::Async {
                 interval_ms: ASYNC_FLUSH_INTERVAL_MS,
             }),
-            other => other
-                .strip_prefix("async:")
-                .and_then(|ms| ms.parse::<u64>().ok())
-                .filter(|ms| *ms > 0)
-                .map(|interval_ms| FlushPolicy::Async { interval_ms })
-                .ok_or_else(|| {
-                    format!("unknown flush policy '{s}' (sync, group, async or async:<ms>)")
-                }),
+            other => match other.strip_prefix("async:") {
+                Some(ms) => ms
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (1..=ASYNC_FLUSH_INTERVAL_MS_MAX).contains(ms))
+                    .map(|interval_ms| FlushPolicy::Async { interval_ms })
+                    .ok_or_else(|| {
+                        format!("async:<ms> flushes every <ms> simulated milliseconds, between 1 and {ASYNC_FLUSH_INTERVAL_MS_MAX}; got '{ms}'")
+                    }),
+                None => Err(format!(
+                    "unknown flush policy '{s}' (sync, group, async or async:<ms>)"
+                )),
+            },
         }
     }
 }
