@@ -91,17 +91,19 @@ pub fn fired(report: &RunReport) -> BTreeSet<String> {
     }
 }
 
-/// Runs every bug of `bugs` on every seed of `seeds`, on `jobs` worker threads.
+/// Runs every bug of `bugs` on every seed of `seeds`, on `jobs` worker threads; `progress`
+/// hears (runs done, runs in all) after each run.
 pub fn measure(
     bugs: &[Bug],
     seeds: Range<u64>,
     jobs: usize,
     faults: Option<Vec<FaultKind>>,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Detection> {
     let work: Vec<(usize, u64)> = (0..bugs.len())
         .flat_map(|b| seeds.clone().map(move |s| (b, s)))
         .collect();
-    let next = AtomicUsize::new(0);
+    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let results = Mutex::new(bugs.iter().map(|&b| Detection::new(b)).collect::<Vec<_>>());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -111,6 +113,8 @@ pub fn measure(
                     let fired = fired(&report);
                     let mut results = results.lock().unwrap_or_else(|p| p.into_inner());
                     results[b].add(seed, &fired);
+                    drop(results);
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, work.len());
                 }
             });
         }

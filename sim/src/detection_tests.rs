@@ -57,8 +57,13 @@ fn a_bug_is_run_in_its_message_mode_with_the_faults_asked_for() {
 #[test]
 fn measuring_finds_a_planted_bug_and_does_not_depend_on_the_worker_count() {
     let bugs = [Bug::RefundCheckThenAct];
-    let one = measure(&bugs, 0..3, 1, None);
-    assert_eq!(one, measure(&bugs, 0..3, 2, None));
+    let heard = AtomicUsize::new(0);
+    let one = measure(&bugs, 0..3, 1, None, &|done, all| {
+        assert_eq!(all, 3);
+        heard.fetch_max(done, Ordering::Relaxed);
+    });
+    assert_eq!(heard.load(Ordering::Relaxed), 3, "every run is reported");
+    assert_eq!(one, measure(&bugs, 0..3, 2, None, &|_, _| {}));
     let d = &one[0];
     assert_eq!(d.runs, 3);
     assert!(d.named >= 1, "{d:?}");

@@ -235,7 +235,13 @@ fn bugs_command(args: BugsArgs) -> ExitCode {
         args.seeds.end,
         bugs.len() as u64 * (args.seeds.end - args.seeds.start)
     );
-    let results = detection::measure(&bugs, args.seeds, jobs, args.faults);
+    // Progress on stderr, every tenth of the runs, so stdout stays the table.
+    let progress = |done: usize, all: usize| {
+        if done % (all / 10).max(1) == 0 || done == all {
+            eprintln!("measured {done} of {all} runs");
+        }
+    };
+    let results = detection::measure(&bugs, args.seeds, jobs, args.faults, &progress);
     detection::render_lines(&results)
         .iter()
         .for_each(|l| say!("{l}"));
