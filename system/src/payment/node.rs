@@ -204,6 +204,9 @@ impl PaymentNode {
                 if replayed {
                     self.inner.env.probes.hit(names::PAYMENT_REPLAYED_OUTCOME);
                 }
+                // Nothing is acknowledged before it is durable, repeats included: the order
+                // record this answer comes from may still be in an fsync.
+                self.inner.log.sync().await;
                 return reply;
             }
             Err(Admission::Create(_)) => unreachable!("handled under the lock"),

@@ -117,6 +117,8 @@ impl Shell {
         let is_create = matches!(command, TradeCommand::Create { .. });
         let now_ms = self.env.clock.now_ms();
         enum Next {
+            /// Answered from state an earlier record made, which may not be durable yet.
+            Repeat(Result<TradeReply, TradeError>),
             Done(Result<TradeReply, TradeError>, Option<TradeEvent>),
             Half(TradeRecord),
             Deferred(TradeRecord),
@@ -128,7 +130,7 @@ impl Shell {
                     if is_create && reply.is_ok() {
                         self.env.probes.hit(names::TRADE_DUPLICATE_CREATE);
                     }
-                    return reply;
+                    Next::Repeat(reply)
                 }
                 // Mode 2: a change that publishes an event stores its half message first.
                 TradeDecision::Write(record)
@@ -153,6 +155,9 @@ impl Shell {
             }
         };
         let (reply, event) = match next {
+            // Nothing is acknowledged before it is durable, repeats included: the record this
+            // answer comes from may still be in an fsync (`system/tests/trade_node.rs`).
+            Next::Repeat(reply) => (reply, None),
             Next::Done(reply, event) => (reply, event),
             Next::Deferred(record) => {
                 madsim::time::sleep(CHECK_THEN_ACT_DELAY).await;

@@ -1,0 +1,143 @@
+//! The trade node shell in the simulator: nothing is acknowledged before it is durable, a
+//! repeat included. A repeated command is answered from the state its first sending created;
+//! while that first record's fsync is still in flight, the repeat must wait for it, or a crash
+//! right after loses a trade whose creation a client holds an acknowledgement of. Every test
+//! runs on fixed seeds.
+
+use madsim::runtime::{Handle, Runtime};
+use paylab_system::buggify::Buggify;
+use paylab_system::bugs::Bugs;
+use paylab_system::disk::Disk;
+use paylab_system::ids::{AccountId, TradeShardId};
+use paylab_system::money::Amount;
+use paylab_system::node::NodeEnv;
+use paylab_system::probes::Probes;
+use paylab_system::trade::node::LOG_FILE;
+use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeNode};
+use paylab_system::transport::{NetFaults, Transport};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const TRADE: &str = "10.6.0.1:9000";
+const CLIENT: &str = "10.6.0.2:9001";
+const SEEDS: [u64; 4] = [1, 7, 42, 1_337];
+/// Long enough that a repeat sent just after the first command lands inside its fsync.
+const FSYNC: Duration = Duration::from_millis(200);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("valid address")
+}
+
+fn on_fixed_seeds(test: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+    for seed in SEEDS {
+        std::thread::Builder::new()
+            .name(format!("seed-{seed}"))
+            .spawn(move || {
+                let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+                runtime.block_on(test());
+            })
+            .expect("spawn a simulation thread")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    }
+}
+
+fn env(disk: &Disk) -> NodeEnv {
+    NodeEnv {
+        name: "trade/0".parse().expect("a node name"),
+        addr: addr(TRADE),
+        disk: disk.clone(),
+        clock: Default::default(),
+        faults: NetFaults::new(),
+        probes: Probes::new(),
+        bugs: Bugs::none(),
+        buggify: Buggify::default(),
+        seed: 0,
+    }
+}
+
+fn start_trade(disk: &Disk) {
+    let env = env(disk);
+    let config = TradeConfig {
+        shard: TradeShardId(0),
+        fsync_latency: FSYNC,
+        close_after_ms: 3_600_000,
+        sweep_interval: Duration::from_secs(60),
+        messages: None,
+    };
+    Handle::current()
+        .create_node()
+        .name("trade")
+        .ip(env.addr.ip())
+        .init(move || {
+            let env = env.clone();
+            async move {
+                let _node = TradeNode::start(&env, config).await.expect("trade starts");
+                std::future::pending::<()>().await
+            }
+        })
+        .build();
+}
+
+fn create() -> TradeCall {
+    TradeCall(TradeCommand::Create {
+        merchant: AccountId(1_001),
+        out_trade_no: "order-1".to_string(),
+        amount: Amount::from_fen(12_345).expect("an amount"),
+    })
+}
+
+/// A duplicate Create sent while the first one's record is being fsynced is answered only
+/// once that record is durable: at the moment the repeat's answer arrives, the log has no
+/// unsynced bytes left.
+#[test]
+fn a_repeat_is_not_acknowledged_before_the_record_it_repeats_is_durable() {
+    on_fixed_seeds(|| {
+        Box::pin(async {
+            let disk = Disk::new();
+            start_trade(&disk);
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            let client = Handle::current()
+                .create_node()
+                .name("client")
+                .ip(addr(CLIENT).ip())
+                .build();
+            let disk2 = disk.clone();
+            client
+                .spawn(async move {
+                    let t = Transport::bind(
+                        addr(CLIENT),
+                        "client/0",
+                        0,
+                        NetFaults::new(),
+                        Probes::new(),
+                    )
+                    .await
+                    .expect("bind");
+                    let first = {
+                        let t = t.clone();
+                        madsim::task::spawn(async move {
+                            t.call(addr(TRADE), create(), Duration::from_secs(5)).await
+                        })
+                    };
+                    madsim::time::sleep(Duration::from_millis(20)).await;
+                    let (durable, written) = disk2.lengths(LOG_FILE);
+                    assert!(durable < written, "the first record's fsync is in flight");
+                    let repeat = t.call(addr(TRADE), create(), Duration::from_secs(5)).await;
+                    let (durable, written) = disk2.lengths(LOG_FILE);
+                    assert_eq!(
+                        durable, written,
+                        "the repeat was acknowledged with the record it repeats not yet durable"
+                    );
+                    let first = first.await.expect("the first call finishes");
+                    assert_eq!(
+                        repeat.expect("the repeat is answered"),
+                        first.expect("the first is answered"),
+                        "both sendings get the same answer"
+                    );
+                })
+                .await
+                .expect("the client finishes");
+        })
+    });
+}
