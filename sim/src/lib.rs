@@ -15,8 +15,11 @@
 //! - [`report`]: failure reports (JSON) and reading them back for replay.
 //! - [`run`]: one run on a fresh thread: phases, checks, verdict.
 //! - [`bench`]: throughput against a calibration run in the same process.
+//! - [`campaign`]: many seeds in parallel, resumable and sharded, with CI reports, and the
+//!   regression corpus.
 
 pub mod bench;
+pub mod campaign;
 pub mod capture;
 pub mod cluster;
 pub mod config;
