@@ -141,14 +141,14 @@ pub fn replay(path: &Path) -> ExitCode {
     for (l, result) in loaded.iter().zip(results) {
         let diff = result.into_inner().unwrap_or_else(|p| p.into_inner()).flatten();
         match diff {
-            None => println!("same     {}: {}", l.name, l.entry.expect),
+            None => say!("same     {}: {}", l.name, l.entry.expect),
             Some(d) => {
                 changed += 1;
-                println!("CHANGED  {}: {d}\n  repro: cargo run --release -- run {}", l.name, l.config.to_args().join(" "));
+                say!("CHANGED  {}: {d}\n  repro: cargo run --release -- run {}", l.name, l.config.to_args().join(" "));
             }
         }
     }
-    println!("replay: {} entries, {} as expected, {changed} changed", loaded.len(), loaded.len() - changed);
+    say!("replay: {} entries, {} as expected, {changed} changed", loaded.len(), loaded.len() - changed);
     ExitCode::from(if changed == 0 { 0 } else { 1 })
 }
 

@@ -56,7 +56,7 @@ pub fn execute(setup: Setup, args: &super::CampaignArgs) -> ExitCode {
     }
     print_summary(&setup.dir, &summary);
     let minutes = wall.as_secs_f64() / 60.0;
-    println!(
+    say!(
         "throughput: {ran} runs in {:.1} s with {} jobs: {:.0} runs per minute",
         wall.as_secs_f64(),
         setup.jobs,
@@ -223,7 +223,7 @@ pub fn write_reports(
 fn save_failures(corpus_dir: &Path, records: &[RunRecord]) {
     for r in records.iter().filter(|r| r.failed()) {
         match corpus::save(corpus_dir, r) {
-            Ok(path) => println!("saved: {}", path.display()),
+            Ok(path) => say!("saved: {}", path.display()),
             Err(e) => eprintln!("error: {e}"),
         }
     }
@@ -237,19 +237,26 @@ pub fn print_summary(dir: &Path, s: &summary::Summary) {
         .filter(|(_, n)| **n > 0)
         .map(|(v, n)| format!("{v} {n}"))
         .collect();
-    println!("campaign: {} runs: {}", s.runs, counts.join(", "));
+    say!("campaign: {} runs: {}", s.runs, counts.join(", "));
     for f in s.failures.iter().take(20) {
-        let broken = f.invariants.join(", ");
-        println!("FAIL seed {} {} ({broken})\n  repro: {}", f.seed, f.verdict.word(), f.repro);
+        let mut line = format!("FAIL seed {} {}", f.seed, f.verdict.word());
+        if !f.invariants.is_empty() {
+            line.push_str(&format!(" ({})", f.invariants.join(", ")));
+        }
+        if let Some(detail) = &f.detail {
+            let short: String = detail.chars().take(300).collect();
+            line.push_str(&format!(": {short}"));
+        }
+        say!("{line}\n  repro: {}", f.repro);
     }
     if s.failures.len() > 20 {
-        println!("... and {} more failing seeds (see summary.md)", s.failures.len() - 20);
+        say!("... and {} more failing seeds (see summary.md)", s.failures.len() - 20);
     }
     if !s.untested.is_empty() {
-        println!("untested (never fired): {}", s.untested.join(", "));
+        say!("untested (never fired): {}", s.untested.join(", "));
     }
     let show = |name: &str| PathBuf::from(dir).join(name).display().to_string();
-    println!(
+    say!(
         "reports: {} {} {}",
         show(summary::MD_FILE),
         show(summary::JSON_FILE),

@@ -12,6 +12,14 @@
 //! - [`merge`]: `paylab report merge`, shards into one campaign.
 //! - [`corpus`]: the regression corpus `seeds/*.toml` (`paylab replay seeds/`).
 
+/// Prints a line to stdout, ignoring a closed pipe (`paylab campaign | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod corpus;
 pub mod junit;
 pub mod manifest;
