@@ -51,25 +51,44 @@ fn load(path: &Path) -> Result<Loaded, String> {
         .map_err(|e| format!("{} is not a corpus entry: {}", path.display(), e.message()))?;
     let mut args = vec!["--seed".to_string(), entry.seed.to_string()];
     args.extend(entry.args.iter().cloned());
-    let config = RunConfig::from_args(&args)
-        .map_err(|e| format!("{}: bad flags: {}", path.display(), first_line(&e.to_string())))?;
-    config.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = RunConfig::from_args(&args).map_err(|e| {
+        format!(
+            "{}: bad flags: {}",
+            path.display(),
+            first_line(&e.to_string())
+        )
+    })?;
+    config
+        .validate()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let plan = match (&entry.plan_file, &entry.plan) {
         (Some(file), _) => {
             let file = path.parent().unwrap_or(Path::new(".")).join(file);
             FaultPlan::load(&file.display().to_string(), &config).map_err(|e| e.to_string())?
         }
         (None, Some(plan)) => {
-            plan.validate(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+            plan.validate(&config)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             plan.clone()
         }
         (None, None) => FaultPlan::generate(&config),
     };
     if super::results::CampaignVerdict::from_word(&entry.expect).is_none() {
-        return Err(format!("{}: expect = '{}' is not a verdict", path.display(), entry.expect));
+        return Err(format!(
+            "{}: expect = '{}' is not a verdict",
+            path.display(),
+            entry.expect
+        ));
     }
-    let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    Ok(Loaded { name, entry, config, plan })
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    Ok(Loaded {
+        name,
+        entry,
+        config,
+        plan,
+    })
 }
 
 fn first_line(s: &str) -> &str {
@@ -81,7 +100,8 @@ pub fn entries(path: &Path) -> Result<Vec<PathBuf>, String> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let dir = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let dir =
+        std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut files: Vec<PathBuf> = dir
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -95,19 +115,36 @@ pub fn entries(path: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// How a replayed entry differs from what it expects (`None`: as expected).
 fn difference(entry: &Entry, report: &RunReport) -> Option<String> {
-    let mut broken: Vec<&str> = report.violations.iter().map(|v| v.invariant.name()).collect();
+    let mut broken: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|v| v.invariant.name())
+        .collect();
     if matches!(report.verdict, Verdict::Liveness(_)) {
         broken.push("liveness");
     }
     if report.verdict.word() != entry.expect {
-        return Some(format!("expected {}, got {} ({})", entry.expect, report.verdict.word(), broken.join(", ")));
+        return Some(format!(
+            "expected {}, got {} ({})",
+            entry.expect,
+            report.verdict.word(),
+            broken.join(", ")
+        ));
     }
     if let Some(inv) = &entry.invariant {
         if !broken.contains(&inv.as_str()) {
-            return Some(format!("expected {inv} among the broken invariants, got {}", broken.join(", ")));
+            return Some(format!(
+                "expected {inv} among the broken invariants, got {}",
+                broken.join(", ")
+            ));
         }
     }
-    let missed: Vec<&str> = entry.probes.iter().filter(|p| report.probe(p) == 0).map(String::as_str).collect();
+    let missed: Vec<&str> = entry
+        .probes
+        .iter()
+        .filter(|p| report.probe(p) == 0)
+        .map(String::as_str)
+        .collect();
     (!missed.is_empty()).then(|| format!("probes never fired: {}", missed.join(", ")))
 }
 
@@ -133,22 +170,34 @@ pub fn replay(path: &Path) -> ExitCode {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(l) = loaded.get(i) else { break };
                 let report = run_with_plan(l.config.clone(), l.plan.clone());
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(difference(&l.entry, &report));
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(difference(&l.entry, &report));
             });
         }
     });
     let mut changed = 0;
     for (l, result) in loaded.iter().zip(results) {
-        let diff = result.into_inner().unwrap_or_else(|p| p.into_inner()).flatten();
+        let diff = result
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .flatten();
         match diff {
             None => say!("same     {}: {}", l.name, l.entry.expect),
             Some(d) => {
                 changed += 1;
-                say!("CHANGED  {}: {d}\n  repro: cargo run --release -- run {}", l.name, l.config.to_args().join(" "));
+                say!(
+                    "CHANGED  {}: {d}\n  repro: cargo run --release -- run {}",
+                    l.name,
+                    l.config.to_args().join(" ")
+                );
             }
         }
     }
-    say!("replay: {} entries, {} as expected, {changed} changed", loaded.len(), loaded.len() - changed);
+    say!(
+        "replay: {} entries, {} as expected, {changed} changed",
+        loaded.len(),
+        loaded.len() - changed
+    );
     ExitCode::from(if changed == 0 { 0 } else { 1 })
 }
 
@@ -157,9 +206,14 @@ pub fn replay(path: &Path) -> ExitCode {
 pub fn save(dir: &Path, r: &RunRecord) -> Result<PathBuf, String> {
     let word = r.verdict.word();
     if !matches!(word, "VIOLATION" | "LIVENESS" | "CRASH") {
-        return Err(format!("seed {}: a {word} verdict does not replay in one process; not saved", r.seed));
+        return Err(format!(
+            "seed {}: a {word} verdict does not replay in one process; not saved",
+            r.seed
+        ));
     }
-    let stem = crate::report::file_name(&r.config).trim_end_matches(".json").to_string();
+    let stem = crate::report::file_name(&r.config)
+        .trim_end_matches(".json")
+        .to_string();
     let path = dir.join(format!("{stem}.toml"));
     if path.exists() {
         return Err(format!("{} already exists; kept as it is", path.display()));
@@ -181,9 +235,11 @@ pub fn save(dir: &Path, r: &RunRecord) -> Result<PathBuf, String> {
     };
     let cannot = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
     std::fs::create_dir_all(dir).map_err(cannot)?;
-    let plan = serde_json::to_string_pretty(&FaultPlan::generate(&r.config)).expect("a plan serializes");
+    let plan =
+        serde_json::to_string_pretty(&FaultPlan::generate(&r.config)).expect("a plan serializes");
     super::manifest::write_atomic(&dir.join(plan_name), plan.as_bytes()).map_err(cannot)?;
-    let text = toml::to_string(&entry).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let text =
+        toml::to_string(&entry).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     super::manifest::write_atomic(&path, text.as_bytes()).map_err(cannot)?;
     Ok(path)
 }

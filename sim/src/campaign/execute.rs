@@ -60,7 +60,11 @@ pub fn execute(setup: Setup, args: &super::CampaignArgs) -> ExitCode {
         "throughput: {ran} runs in {:.1} s with {} jobs: {:.0} runs per minute",
         wall.as_secs_f64(),
         setup.jobs,
-        if minutes > 0.0 { ran as f64 / minutes } else { 0.0 }
+        if minutes > 0.0 {
+            ran as f64 / minutes
+        } else {
+            0.0
+        }
     );
     ExitCode::from(if summary.passed() { 0 } else { 1 })
 }
@@ -78,13 +82,24 @@ fn run_seeds(setup: &Setup, exe: &Path, quiet: bool) -> Result<u64, String> {
             // A resumed time campaign gets what its finished runs have not used.
             let used: u64 = setup.records.iter().map(|r| r.wall_ms).sum();
             let used_s = used / 1000 / setup.jobs as u64;
-            (None, Some(Duration::from_secs(budget_s.saturating_sub(used_s))))
+            (
+                None,
+                Some(Duration::from_secs(budget_s.saturating_sub(used_s))),
+            )
         }
     };
     let deadline = budget.map(|b| Instant::now() + b);
-    let pending = Mutex::new(m.selection.seeds(m.shard).filter(move |s| !done.contains(s)));
-    let mut log = ResultLog::open(&setup.dir)
-        .map_err(|e| format!("cannot open {}: {e}", setup.dir.join(results::FILE).display()))?;
+    let pending = Mutex::new(
+        m.selection
+            .seeds(m.shard)
+            .filter(move |s| !done.contains(s)),
+    );
+    let mut log = ResultLog::open(&setup.dir).map_err(|e| {
+        format!(
+            "cannot open {}: {e}",
+            setup.dir.join(results::FILE).display()
+        )
+    })?;
     let mut progress = Progress::new(quiet, total, budget);
     let (tx, rx) = mpsc::channel::<RunRecord>();
     let mut outcome = Ok(0);
@@ -98,7 +113,10 @@ fn run_seeds(setup: &Setup, exe: &Path, quiet: bool) -> Result<u64, String> {
                 }
                 let next = pending.lock().unwrap_or_else(|p| p.into_inner()).next();
                 let Some(seed) = next else { break };
-                if tx.send(run_seed(seed, &setup.manifest, &setup.dir, exe)).is_err() {
+                if tx
+                    .send(run_seed(seed, &setup.manifest, &setup.dir, exe))
+                    .is_err()
+                {
                     break;
                 }
             });
@@ -121,7 +139,10 @@ fn collect(
     let (mut ran, mut failed) = (0, 0);
     for record in rx {
         log.append(&record).map_err(|e| {
-            format!("cannot append to {}: {e}", setup.dir.join(results::FILE).display())
+            format!(
+                "cannot append to {}: {e}",
+                setup.dir.join(results::FILE).display()
+            )
         })?;
         ran += 1;
         if record.failed() {
@@ -141,13 +162,25 @@ fn failure_line(r: &RunRecord) -> String {
     } else {
         format!(" ({})", r.invariants.join(", "))
     };
-    format!("FAIL seed {} {}{broken}\n  repro: {}", r.seed, r.verdict.word(), r.repro)
+    format!(
+        "FAIL seed {} {}{broken}\n  repro: {}",
+        r.seed,
+        r.verdict.word(),
+        r.repro
+    )
 }
 
 /// One seed: its run, and for the determinism share a second run in another process.
 fn run_seed(seed: u64, m: &Manifest, dir: &Path, exe: &Path) -> RunRecord {
-    let base = RunConfig { seed, ..m.config.clone() };
-    let config = if m.swarm_config { seeds::swarm(&base) } else { base };
+    let base = RunConfig {
+        seed,
+        ..m.config.clone()
+    };
+    let config = if m.swarm_config {
+        seeds::swarm(&base)
+    } else {
+        base
+    };
     let plan = m.plan.then(|| dir.join(PLAN_FILE));
     let job = Job {
         exe: exe.to_path_buf(),
@@ -176,14 +209,22 @@ fn run_seed(seed: u64, m: &Manifest, dir: &Path, exe: &Path) -> RunRecord {
         record.report = Some(runner::relative(&report, dir));
     }
     if seeds::checks_determinism(seed, m.check_determinism) && !record.trace_hash.is_empty() {
-        let rerun = Job { report_dir: dir.join(RERUN_DIR), ..job }.run();
+        let rerun = Job {
+            report_dir: dir.join(RERUN_DIR),
+            ..job
+        }
+        .run();
         record.wall_ms += rerun.wall_ms;
         if rerun.trace_hash != record.trace_hash {
             record.verdict = CampaignVerdict::Nondeterminism;
             record.detail = Some(format!(
                 "trace hash {} in one process, {} in another (first verdict {}, then {})",
                 record.trace_hash,
-                if rerun.trace_hash.is_empty() { "none" } else { &rerun.trace_hash },
+                if rerun.trace_hash.is_empty() {
+                    "none"
+                } else {
+                    &rerun.trace_hash
+                },
                 first.verdict.word(),
                 rerun.verdict.word()
             ));
@@ -216,7 +257,10 @@ pub fn write_reports(
     };
     write(summary::JSON_FILE, json.as_bytes())?;
     write(summary::MD_FILE, summary.markdown().as_bytes())?;
-    write(junit::FILE, junit::render(&summary.campaign, records).as_bytes())?;
+    write(
+        junit::FILE,
+        junit::render(&summary.campaign, records).as_bytes(),
+    )?;
     Ok(summary)
 }
 
@@ -250,7 +294,10 @@ pub fn print_summary(dir: &Path, s: &summary::Summary) {
         say!("{line}\n  repro: {}", f.repro);
     }
     if s.failures.len() > 20 {
-        say!("... and {} more failing seeds (see summary.md)", s.failures.len() - 20);
+        say!(
+            "... and {} more failing seeds (see summary.md)",
+            s.failures.len() - 20
+        );
     }
     if !s.untested.is_empty() {
         say!("untested (never fired): {}", s.untested.join(", "));

@@ -59,10 +59,7 @@ impl Manifest {
         if self.plan {
             parts.push("--plan plan.json".into());
         }
-        parts.push(format!(
-            "--check-determinism {}",
-            self.check_determinism
-        ));
+        parts.push(format!("--check-determinism {}", self.check_determinism));
         parts.join(" ")
     }
 
@@ -88,9 +85,8 @@ impl Manifest {
         let path = dir.join(FILE);
         let text = std::fs::read_to_string(&path)
             .map_err(|_| format!("{} is not a paylab campaign (no {FILE})", dir.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
-            format!("{} is not a paylab campaign manifest: {e}", path.display())
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a paylab campaign manifest: {e}", path.display()))
     }
 }
 

@@ -84,11 +84,15 @@ fn write_merged(
     if out.join(manifest::FILE).exists() || out.join(results::FILE).exists() {
         return Err(format!("{} already holds a campaign", out.display()));
     }
-    let cannot = |e: std::io::Error| format!("cannot write the merged campaign in {}: {e}", out.display());
+    let cannot =
+        |e: std::io::Error| format!("cannot write the merged campaign in {}: {e}", out.display());
     std::fs::create_dir_all(out.join(FAILURES_DIR)).map_err(cannot)?;
     if m.plan {
-        std::fs::copy(dirs[0].join(manifest::PLAN_FILE), out.join(manifest::PLAN_FILE))
-            .map_err(cannot)?;
+        std::fs::copy(
+            dirs[0].join(manifest::PLAN_FILE),
+            out.join(manifest::PLAN_FILE),
+        )
+        .map_err(cannot)?;
     }
     for r in records {
         if let Some(report) = &r.report {

@@ -133,7 +133,12 @@ fn prepare(args: &CampaignArgs) -> Result<Setup, String> {
     if let Some(dir) = &args.resume {
         let manifest = Manifest::read(dir)?;
         let default = selection.is_none() && asked == defaults();
-        let same = selection.is_some_and(|s| Manifest { selection: s, ..asked.clone() } == manifest);
+        let same = selection.is_some_and(|s| {
+            Manifest {
+                selection: s,
+                ..asked.clone()
+            } == manifest
+        });
         let other_out = args.out.as_ref().is_some_and(|o| o != dir);
         if !(default || same) || other_out || args.save_failures.is_some() {
             return Err(format!(
@@ -143,19 +148,31 @@ fn prepare(args: &CampaignArgs) -> Result<Setup, String> {
             ));
         }
         let records = results::read(dir, true).map_err(|e| e.to_string())?;
-        return Ok(Setup { dir: dir.clone(), manifest, records, jobs });
+        return Ok(Setup {
+            dir: dir.clone(),
+            manifest,
+            records,
+            jobs,
+        });
     }
-    let selection = selection.ok_or("give the seeds to run: --seeds A..B, --count N or --time DURATION")?;
+    let selection =
+        selection.ok_or("give the seeds to run: --seeds A..B, --count N or --time DURATION")?;
     let manifest = Manifest { selection, ..asked };
     let plan = match &args.plan {
         Some(path) => Some(
-            FaultPlan::load(&path.display().to_string(), &manifest.config).map_err(|e| e.to_string())?,
+            FaultPlan::load(&path.display().to_string(), &manifest.config)
+                .map_err(|e| e.to_string())?,
         ),
         None => None,
     };
     let dir = args.out.clone().unwrap_or_else(default_dir);
     create(&dir, &manifest, plan.as_ref())?;
-    Ok(Setup { dir, manifest, records: Vec::new(), jobs })
+    Ok(Setup {
+        dir,
+        manifest,
+        records: Vec::new(),
+        jobs,
+    })
 }
 
 /// The manifest the flags ask for (with a placeholder selection) and the selection, if any.
@@ -163,7 +180,9 @@ fn requested(args: &CampaignArgs) -> Result<(Option<Selection>, Manifest), Strin
     let config = args.config.clone().resolve();
     config.validate().map_err(|e| e.to_string())?;
     if config.seed != 0 {
-        return Err("a campaign takes its seeds from --seeds, --count or --time, not --seed".into());
+        return Err(
+            "a campaign takes its seeds from --seeds, --count or --time, not --seed".into(),
+        );
     }
     if args.swarm_config && (config.rate.is_some() || config.scenario.is_some()) {
         return Err("--swarm-config draws closed-loop sizes; it cannot be combined with --rate or --scenario".into());
@@ -172,7 +191,9 @@ fn requested(args: &CampaignArgs) -> Result<(Option<Selection>, Manifest), Strin
     let selection = match (args.seeds, args.count, args.time) {
         (Some(range), _, _) => Some(Selection::Range(range)),
         (None, Some(n), _) => {
-            let end = from.checked_add(n).ok_or("--from plus --count passes the last seed")?;
+            let end = from
+                .checked_add(n)
+                .ok_or("--from plus --count passes the last seed")?;
             Some(Selection::Range(SeedRange { start: from, end }))
         }
         (None, None, Some(budget_s)) => Some(Selection::Time { from, budget_s }),

@@ -43,7 +43,12 @@ impl Progress {
         } else {
             Mode::Plain { last: started }
         };
-        Progress { mode, started, total, budget }
+        Progress {
+            mode,
+            started,
+            total,
+            budget,
+        }
     }
 
     /// A line about one run, above the bar.
@@ -74,11 +79,9 @@ impl Progress {
                     *last = Instant::now();
                     let of = match (self.total, self.budget) {
                         (Some(n), _) => format!("{done}/{n} runs"),
-                        (None, Some(b)) => format!(
-                            "{done} runs, {} s of {} s",
-                            elapsed.as_secs(),
-                            b.as_secs()
-                        ),
+                        (None, Some(b)) => {
+                            format!("{done} runs, {} s of {} s", elapsed.as_secs(), b.as_secs())
+                        }
                         (None, None) => format!("{done} runs"),
                     };
                     let _ = writeln!(

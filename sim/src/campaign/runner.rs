@@ -37,6 +37,7 @@ pub struct Outcome {
     /// Hex; empty when the run gave no report.
     pub trace_hash: String,
     pub sim_ms: u64,
+    /// Wall time of the whole child process, start-up included.
     pub wall_ms: u64,
 }
 
@@ -47,7 +48,6 @@ struct ChildReport {
     violations: Vec<Violation>,
     probes: BTreeMap<String, u64>,
     sim_ms: u64,
-    wall_ms: u64,
     trace_hash: u64,
 }
 
@@ -100,7 +100,10 @@ impl Job {
         let err = stderr.recv().unwrap_or_default();
         let wall_ms = started.elapsed().as_millis() as u64;
         match parse(&out) {
-            Some(report) => outcome(report),
+            Some(report) => Outcome {
+                wall_ms,
+                ..outcome(report)
+            },
             None => no_report(
                 format!(
                     "the run gave no report ({}): {}",
@@ -150,7 +153,11 @@ fn outcome(r: ChildReport) -> Outcome {
             let shown: Vec<&str> = stuck.iter().take(5).map(String::as_str).collect();
             let more = stuck.len().saturating_sub(5);
             let detail = format!("{} pending: {}", stuck.len(), shown.join("; "));
-            let detail = if more > 0 { format!("{detail}; ...") } else { detail };
+            let detail = if more > 0 {
+                format!("{detail}; ...")
+            } else {
+                detail
+            };
             (CampaignVerdict::Liveness, Some(detail))
         }
         Verdict::Crash(message) => (CampaignVerdict::Crash, Some(message)),
@@ -162,7 +169,7 @@ fn outcome(r: ChildReport) -> Outcome {
         probes: r.probes,
         trace_hash: format!("{:016x}", r.trace_hash),
         sim_ms: r.sim_ms,
-        wall_ms: r.wall_ms,
+        wall_ms: 0,
     }
 }
 

@@ -24,7 +24,9 @@ impl FromStr for SeedRange {
         let start: u64 = a.trim().parse().map_err(|_| bad())?;
         let end: u64 = b.trim().parse().map_err(|_| bad())?;
         if end <= start {
-            return Err(format!("the seed range '{s}' is empty; its end must exceed its start"));
+            return Err(format!(
+                "the seed range '{s}' is empty; its end must exceed its start"
+            ));
         }
         Ok(SeedRange { start, end })
     }

@@ -155,7 +155,12 @@ pub fn summarize(manifest: &Manifest, records: &[RunRecord]) -> Summary {
 /// Fault kinds first (in the catalogue's order), then every probe by name: the declared ones
 /// and any other a run fired.
 fn coverage(records: &[&RunRecord]) -> Vec<Coverage> {
-    let fired = |name: &str| records.iter().filter(|r| r.probes.get(name).is_some_and(|n| *n > 0)).count() as u64;
+    let fired = |name: &str| {
+        records
+            .iter()
+            .filter(|r| r.probes.get(name).is_some_and(|n| *n > 0))
+            .count() as u64
+    };
     let faults: Vec<&str> = FaultKind::ALL.iter().map(|k| k.probe()).collect();
     let mut probes: std::collections::BTreeSet<&str> = PROBES.iter().copied().collect();
     for r in records {
@@ -169,7 +174,12 @@ fn coverage(records: &[&RunRecord]) -> Vec<Coverage> {
     faults
         .iter()
         .map(|f| row(f, "fault"))
-        .chain(probes.iter().filter(|p| !faults.contains(p)).map(|p| row(p, "probe")))
+        .chain(
+            probes
+                .iter()
+                .filter(|p| !faults.contains(p))
+                .map(|p| row(p, "probe")),
+        )
         .collect()
 }
 
@@ -182,7 +192,11 @@ impl Summary {
     /// The Markdown report: counts, failures with their repro commands, coverage.
     pub fn markdown(&self) -> String {
         let mut md = format!("# paylab campaign\n\n`{}`\n\n", self.campaign);
-        md.push_str(&format!("{} runs, {:.1} s simulated.\n\n", self.runs, self.simulated_ms as f64 / 1000.0));
+        md.push_str(&format!(
+            "{} runs, {:.1} s simulated.\n\n",
+            self.runs,
+            self.simulated_ms as f64 / 1000.0
+        ));
         md.push_str("| verdict | runs |\n| --- | --- |\n");
         for (verdict, n) in &self.verdicts {
             md.push_str(&format!("| {verdict} | {n} |\n"));
@@ -192,8 +206,16 @@ impl Summary {
             md.push_str("None: every run passed.\n");
         }
         for f in &self.failures {
-            let broken = if f.invariants.is_empty() { "-".to_string() } else { f.invariants.join(", ") };
-            md.push_str(&format!("- seed {}: **{}** ({broken})", f.seed, f.verdict.word()));
+            let broken = if f.invariants.is_empty() {
+                "-".to_string()
+            } else {
+                f.invariants.join(", ")
+            };
+            md.push_str(&format!(
+                "- seed {}: **{}** ({broken})",
+                f.seed,
+                f.verdict.word()
+            ));
             if let Some(detail) = &f.detail {
                 md.push_str(&format!(": {}", detail.replace('\n', " ")));
             }
@@ -204,10 +226,18 @@ impl Summary {
         }
         md.push_str("\n## Coverage\n\n| fault kind or probe | kind | runs that fired it |\n| --- | --- | --- |\n");
         for c in &self.coverage {
-            let runs = if c.runs == 0 { "0 **untested**".to_string() } else { c.runs.to_string() };
+            let runs = if c.runs == 0 {
+                "0 **untested**".to_string()
+            } else {
+                c.runs.to_string()
+            };
             md.push_str(&format!("| `{}` | {} | {runs} |\n", c.name, c.kind));
         }
-        md.push_str(&format!("\n{} of {} never fired (untested).\n", self.untested.len(), self.coverage.len()));
+        md.push_str(&format!(
+            "\n{} of {} never fired (untested).\n",
+            self.untested.len(),
+            self.coverage.len()
+        ));
         md
     }
 }
