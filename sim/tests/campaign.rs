@@ -408,6 +408,23 @@ fn swarm_configurations_are_drawn_per_seed_and_replay_from_their_repro_line() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--time`: seeds from `--from` upward, in this shard's slice, until the budget is spent.
+#[test]
+fn a_time_budget_runs_consecutive_seeds_of_its_shard_until_it_is_spent() {
+    let dir = scratch("time");
+    let out = campaign(&dir, &["--time", "2s", "--from", "50", "--shard", "2/2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let seeds: Vec<u64> = records(&dir).iter().map(|r| r.seed).collect();
+    assert!(!seeds.is_empty());
+    let expected: Vec<u64> = (50..).filter(|s| s % 2 == 1).take(seeds.len()).collect();
+    assert_eq!(seeds, expected, "consecutive seeds of slice 2/2 from 50");
+    assert!(summary_json(&dir)["campaign"]
+        .as_str()
+        .unwrap()
+        .contains("seeds from 50"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn seed_ranges_and_shards_parse_and_slice_disjointly() {
     assert_eq!(

@@ -140,9 +140,9 @@ fn prepare(args: &CampaignArgs) -> Result<Setup, String> {
             } == manifest
         });
         let other_out = args.out.as_ref().is_some_and(|o| o != dir);
-        if !(default || same) || other_out || args.save_failures.is_some() {
+        if !(default || same) || other_out {
             return Err(format!(
-                "{} was made with other flags; resume it with --resume {} alone (plus --jobs or --quiet)",
+                "{} was made with other flags; resume it with --resume {} alone (plus --jobs, --quiet or --save-failures)",
                 dir.display(),
                 dir.display()
             ));
