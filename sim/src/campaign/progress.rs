@@ -35,8 +35,8 @@ impl Progress {
                 None => ProgressBar::new(budget.map_or(0, |b| b.as_secs())),
             };
             let template = match total {
-                Some(_) => "{bar:40} {pos}/{len} runs, {per_sec}, eta {eta} {msg}",
-                None => "{bar:40} {elapsed} of the budget {msg}",
+                Some(_) => "{bar:40} {pos}/{len} runs, eta {eta}, {msg}",
+                None => "{bar:40} {elapsed} of the budget, {msg}",
             };
             bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
             Mode::Bar(bar)
@@ -68,11 +68,17 @@ impl Progress {
         let per_s = done as f64 / elapsed.as_secs_f64().max(1e-3);
         match &mut self.mode {
             Mode::Bar(bar) => {
-                match self.total {
-                    Some(_) => bar.set_position(done),
-                    None => bar.set_position(elapsed.as_secs()),
-                }
-                bar.set_message(format!("{done} runs, {per_s:.1}/s, {failed} failed"));
+                let msg = match self.total {
+                    Some(_) => {
+                        bar.set_position(done);
+                        format!("{per_s:.1} runs/s, {failed} failed")
+                    }
+                    None => {
+                        bar.set_position(elapsed.as_secs());
+                        format!("{done} runs, {per_s:.1} runs/s, {failed} failed")
+                    }
+                };
+                bar.set_message(msg);
             }
             Mode::Plain { last } => {
                 if last.elapsed() >= PLAIN_EVERY {
