@@ -594,3 +594,41 @@ fn the_coverage_list_names_every_declared_probe() {
         .collect();
     assert_eq!(listed, declared);
 }
+
+/// A child that panicked reports a CRASH verdict, which the campaign keeps with its message;
+/// a child that dies without a report (killed by a signal, aborted) is a crash too.
+#[test]
+fn a_crashed_or_silent_child_is_recorded_as_a_crash() {
+    use paylab_sim::campaign::runner::Job;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("crash");
+    let script = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let job = |exe: PathBuf| Job {
+        exe,
+        config: RunConfig::new(3),
+        plan: None,
+        report_dir: dir.join("failures"),
+        timeout: std::time::Duration::from_secs(60),
+    };
+    let report = r#"{"verdict":{"Crash":"boom in ledger/1"},"violations":[],"probes":{"fault.crash":1},"sim_ms":5,"trace_hash":255}"#;
+    let panicked = script("panicked", &format!("echo '{report}'; exit 4"));
+    let out = job(panicked).run();
+    assert_eq!(out.verdict, CampaignVerdict::Crash);
+    assert_eq!(out.detail.as_deref(), Some("boom in ledger/1"));
+    assert_eq!(out.trace_hash, "00000000000000ff");
+    let aborted = script("aborted", "echo 'fatal runtime error' >&2; kill -ABRT $$");
+    let out = job(aborted).run();
+    assert_eq!(out.verdict, CampaignVerdict::Crash);
+    let detail = out.detail.unwrap();
+    assert!(
+        detail.contains("no report") && detail.contains("fatal runtime error"),
+        "{detail}"
+    );
+    assert!(out.trace_hash.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}
