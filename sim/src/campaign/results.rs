@@ -155,3 +155,7 @@ pub fn read(dir: &Path, repair: bool) -> Result<Vec<RunRecord>, ReadError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "results_tests.rs"]
+mod tests;
