@@ -16,8 +16,11 @@
 //! - [`run`]: one run on a fresh thread: phases, checks, verdict.
 //! - [`detection`]: how often each planted bug is caught over a range of seeds.
 //! - [`bench`]: throughput against a calibration run in the same process.
+//! - [`campaign`]: many seeds in parallel, resumable and sharded, with CI reports, and the
+//!   regression corpus.
 
 pub mod bench;
+pub mod campaign;
 pub mod capture;
 pub mod cluster;
 pub mod config;

@@ -75,6 +75,19 @@ enum Command {
     Bugs(BugsArgs),
     /// Measure throughput against a raw madsim RPC calibration in the same process.
     Bench(BenchArgs),
+    /// Run many seeds in parallel, resumably, with reports CI reads (summary.json,
+    /// summary.md, junit.xml). Exit 0 if every run passed, 1 if any failed, 2 on bad input.
+    Campaign(paylab_sim::campaign::CampaignArgs),
+    /// Work on campaign reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge the shard folders of one campaign into one folder whose summary equals that of
+    /// one campaign over every seed.
+    Merge(paylab_sim::campaign::merge::MergeArgs),
 }
 
 #[derive(clap::Args)]
@@ -123,7 +136,8 @@ struct BugsArgs {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// A failure report written by `paylab run` (under reports/failures/ by default).
+    /// A failure report written by `paylab run` (under reports/failures/ by default), or a
+    /// regression corpus: a folder of entries (`seeds/`) or one entry (`*.toml`).
     file: PathBuf,
 }
 
@@ -187,6 +201,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay_command(args),
         Command::Bugs(args) => bugs_command(args),
         Command::Bench(args) => bench_command(args),
+        Command::Campaign(args) => paylab_sim::campaign::campaign(args),
+        Command::Report(ReportCommand::Merge(args)) => paylab_sim::campaign::merge::merge(args),
     };
     checked_exit(code)
 }
@@ -347,6 +363,9 @@ fn run_command(args: RunArgs) -> ExitCode {
 }
 
 fn replay_command(args: ReplayArgs) -> ExitCode {
+    if args.file.is_dir() || args.file.extension().is_some_and(|x| x == "toml") {
+        return paylab_sim::campaign::corpus::replay(&args.file);
+    }
     let saved = match report::load(&args.file) {
         Ok(saved) => saved,
         Err(e) => {

@@ -49,6 +49,12 @@ pub enum Bug {
     /// The trade core takes a late failed refund end on a fully refunded trade as a reason to
     /// reopen it: REFUNDED goes back to PARTIALLY_REFUNDED, an edge the domain forbids.
     TradeRefundedReopens,
+    /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
+    /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
+    /// coin that depends on the process and on how often it was tossed, so one seed gives
+    /// different traces in two processes. It exists to prove that a campaign's determinism
+    /// check (`paylab campaign --check-determinism`) catches nondeterminism.
+    TestNondeterminism,
 }
 
 impl Bug {
@@ -69,6 +75,9 @@ impl Bug {
         Bug::TradeRefundedReopens,
     ];
 
+    /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
+    pub const HIDDEN: &'static [Bug] = &[Bug::TestNondeterminism];
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -86,6 +95,7 @@ impl Bug {
             Bug::OffsetBeforeProcessing => "offset-before-processing",
             Bug::ReplicaNoVersion => "replica-no-version",
             Bug::TradeRefundedReopens => "trade-refunded-reopens",
+            Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
 
@@ -126,6 +136,9 @@ impl Bug {
             Bug::TradeRefundedReopens => {
                 "a fully refunded trade moves back to partially refunded, a forbidden edge"
             }
+            Bug::TestNondeterminism => {
+                "one seed gives different traces in different processes (test-only)"
+            }
         }
     }
 
@@ -146,6 +159,7 @@ impl Bug {
             Bug::OffsetBeforeProcessing => "message-completeness",
             Bug::ReplicaNoVersion => "replicas",
             Bug::TradeRefundedReopens => "legal-transitions",
+            Bug::TestNondeterminism => "determinism-check",
         }
     }
 }
@@ -166,6 +180,7 @@ impl FromStr for Bug {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Bug::ALL
             .iter()
+            .chain(Bug::HIDDEN)
             .copied()
             .find(|b| b.name() == s)
             .ok_or_else(|| UnknownBug(s.to_string()))
@@ -216,6 +231,9 @@ impl Bugs {
         Bugs(Some(bug))
     }
     pub fn is(&self, bug: Bug) -> bool {
+        if self.0 == Some(Bug::TestNondeterminism) && bug == Bug::TccDecisionNotDurable {
+            return process_coin();
+        }
         self.0 == Some(bug)
     }
     pub fn get(&self) -> Option<Bug> {
@@ -225,6 +243,18 @@ impl Bugs {
     pub fn relaxes(&self, check: Check) -> bool {
         self.0.is_some_and(|bug| bug.relaxes().contains(&check))
     }
+}
+
+/// The coin of [`Bug::TestNondeterminism`]: the process id and the number of tosses so far in
+/// this process, mixed (splitmix64). Deliberately outside the simulation's control.
+fn process_coin() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TOSSES: AtomicU64 = AtomicU64::new(0);
+    let n = TOSSES.fetch_add(1, Ordering::Relaxed);
+    let mut z = (u64::from(std::process::id()) << 32 ^ n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) & 1 == 1
 }
 
 #[cfg(test)]
@@ -237,6 +267,10 @@ mod tests {
             assert_eq!(b.name().parse::<Bug>().unwrap(), *b);
         }
         assert!("no-such-bug".parse::<Bug>().is_err());
+        for b in Bug::HIDDEN {
+            assert_eq!(b.name().parse::<Bug>().unwrap(), *b);
+            assert!(!Bug::ALL.contains(b), "{b} is hidden from the catalogue");
+        }
     }
 
     #[test]
