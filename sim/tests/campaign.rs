@@ -615,7 +615,7 @@ fn a_crashed_or_silent_child_is_recorded_as_a_crash() {
         report_dir: dir.join("failures"),
         timeout: std::time::Duration::from_secs(60),
     };
-    let report = r#"{"verdict":{"Crash":"boom in ledger/1"},"violations":[],"probes":{"fault.crash":1},"sim_ms":5,"trace_hash":255}"#;
+    let report = r#"{"verdict":{"Crash":"boom in ledger/1"},"violations":[],"probes":{"fault.crash":1},"sim_ms":5,"trace_hash":"00000000000000ff"}"#;
     let panicked = script("panicked", &format!("echo '{report}'; exit 4"));
     let out = job(panicked).run();
     assert_eq!(out.verdict, CampaignVerdict::Crash);
