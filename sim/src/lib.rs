@@ -15,11 +15,14 @@
 //! - [`report`]: failure reports (JSON) and reading them back for replay.
 //! - [`run`]: one run on a fresh thread: phases, checks, verdict.
 //! - [`bench`]: throughput against a calibration run in the same process.
+//! - [`shrink`]: from a failing case to a smaller one that fails the same way.
+//! - [`explore`]: the failure explorer, one self-contained HTML page per failed run.
 
 pub mod bench;
 pub mod capture;
 pub mod cluster;
 pub mod config;
+pub mod explore;
 pub mod history;
 pub mod nemesis;
 pub mod observe;
@@ -28,6 +31,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod services;
+pub mod shrink;
 pub mod summary;
 pub mod trace;
 pub mod workload;

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use paylab_sim::bench::{self, BenchSize};
 use paylab_sim::plan::FaultPlan;
 use paylab_sim::report;
-use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
+use paylab_sim::{run_recorded, run_with_plan, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +47,43 @@ enum Command {
     Bugs,
     /// Measure throughput against a raw madsim RPC calibration in the same process.
     Bench(BenchArgs),
+    /// Shrink a failure report to a smaller case (fewer faults, operations, clients, nodes)
+    /// that fails with the same verdict and invariant; writes it as a new failure report.
+    Shrink(ShrinkArgs),
+    /// Pages made from reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(clap::Args)]
+struct ShrinkArgs {
+    /// A failure report written by `paylab run` (or by an earlier shrink).
+    file: PathBuf,
+    /// Wall-time budget of the search: 60s, 2m, 1500ms, or seconds.
+    #[arg(long, default_value = "60s", value_parser = paylab_sim::shrink::cli::parse_budget)]
+    budget: std::time::Duration,
+    /// Candidate runs evaluated in parallel (default: the machine's cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    /// Where the shrunk report goes (default: `shrunk/` beside the input).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The failure explorer: one self-contained HTML page (timeline, violations, repro) of a
+    /// failure report, re-run to record its whole history.
+    Html(HtmlArgs),
+}
+
+#[derive(clap::Args)]
+struct HtmlArgs {
+    /// A failure report written by `paylab run` or `paylab shrink`.
+    file: PathBuf,
+    /// The page to write (default: the report's name ending in .html).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -146,6 +183,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench(args) => bench_command(args),
+        Command::Shrink(args) => {
+            let jobs = args.jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |j| j as usize,
+            );
+            let options = paylab_sim::shrink::Options {
+                budget: args.budget,
+                jobs,
+            };
+            ExitCode::from(paylab_sim::shrink::cli::run(
+                &args.file,
+                options,
+                args.out_dir,
+            ))
+        }
+        Command::Report(ReportCommand::Html(args)) => ExitCode::from(
+            paylab_sim::explore::cli::html(&args.file, args.out.as_deref()),
+        ),
     }
 }
 
@@ -184,22 +239,28 @@ fn run_command(args: RunArgs) -> ExitCode {
         say!("paylab run seed={} {}", config.seed, config);
         say!("plan: {plan}");
     }
-    let report = run_with_plan(config, plan);
+    let recorded = run_recorded(config, plan);
+    let report = &recorded.report;
     if args.json {
         say!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report serializes")
         );
     } else {
-        print_summary(&report, args.plan.as_deref());
+        print_summary(report, args.plan.as_deref());
     }
     if report.verdict != Verdict::Pass {
-        match report::write(&args.report_dir, &report) {
-            Ok(path) => say!(
-                "report: {}\nreplay: cargo run --release -- replay {}",
-                path.display(),
-                path.display()
-            ),
+        match report::write(&args.report_dir, report) {
+            Ok(path) => {
+                say!(
+                    "report: {}\nreplay: cargo run --release -- replay {}",
+                    path.display(),
+                    path.display()
+                );
+                if let Some(html) = paylab_sim::explore::write_recorded(&path, &recorded) {
+                    say!("explorer: {}", html.display());
+                }
+            }
             Err(e) => eprintln!("error: {e}"),
         }
     }

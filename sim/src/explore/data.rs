@@ -1,0 +1,204 @@
+//! The explorer's data: a run's lanes, operations, fault windows, violations and probes, as the
+//! JSON blob the page's script draws from.
+
+use crate::plan::{Fault, FaultPlan};
+use crate::run::RecordedRun;
+use crate::services;
+use crate::trace::TraceEvent;
+use paylab_invariants::{Operation, Outcome};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A lane of the timeline: the cluster-wide faults, one per serving node, one per client.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lane {
+    pub name: String,
+    pub kind: &'static str,
+}
+
+/// A shaded window on one or more lanes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub lanes: Vec<usize>,
+    pub start: u64,
+    pub end: u64,
+    pub kind: String,
+    pub label: String,
+}
+
+/// The lanes of a run: `cluster`, then every serving node in start order, then every client.
+pub fn lanes(run: &RecordedRun) -> Vec<Lane> {
+    let config = &run.report.config;
+    let nodes = services::nodes(config).into_iter().map(|(n, _)| Lane {
+        name: n.to_string(),
+        kind: "node",
+    });
+    let clients = (0..config.clients).map(|c| Lane {
+        name: services::CLIENT.at(c).to_string(),
+        kind: "client",
+    });
+    let cluster = Lane {
+        name: "cluster".to_string(),
+        kind: "cluster",
+    };
+    std::iter::once(cluster)
+        .chain(nodes)
+        .chain(clients)
+        .collect()
+}
+
+/// Every request id, trade id, account, activity and event the violations name.
+pub fn named(run: &RecordedRun) -> BTreeSet<String> {
+    run.report
+        .violations
+        .iter()
+        .flat_map(|v| v.evidence.values().cloned())
+        .collect()
+}
+
+/// Whether a violation names the operation (its request or its trade).
+pub fn is_named(op: &Operation, named: &BTreeSet<String>) -> bool {
+    named.contains(&op.request) || op.trade.as_ref().is_some_and(|t| named.contains(t))
+}
+
+/// The operations as compact rows: `[lane, invoke, complete, outcome (0 ok, 1 fail,
+/// 2 unknown), kind, request, trade, amount, named (0/1), fail code]`.
+pub fn op_rows(run: &RecordedRun, lanes: &[Lane], named: &BTreeSet<String>) -> Vec<Value> {
+    let lane_of: BTreeMap<&str, usize> = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.as_str(), i))
+        .collect();
+    run.history
+        .iter()
+        .map(|op| {
+            let client = services::CLIENT.at(op.client).to_string();
+            let lane = lane_of.get(client.as_str()).copied().unwrap_or(0);
+            let (outcome, code) = match &op.outcome {
+                Outcome::Ok => (0, String::new()),
+                Outcome::Fail { code, .. } => (1, code.clone()),
+                Outcome::Unknown => (2, String::new()),
+            };
+            json!([
+                lane,
+                op.invoke_ms,
+                op.complete_ms.max(op.invoke_ms),
+                outcome,
+                op.kind.to_string(),
+                op.request,
+                op.trade,
+                op.amount.map(|a| a.to_string()),
+                u8::from(is_named(op, named)),
+                code
+            ])
+        })
+        .collect()
+}
+
+/// The fault windows: each crash until its node's restart, each fault from its start to its
+/// end (a clock jump is an instant), on the lanes of the nodes it names (cluster-wide faults on
+/// the `cluster` lane).
+pub fn windows(run: &RecordedRun, lanes: &[Lane]) -> Vec<Window> {
+    let lane = |name: &str| lanes.iter().position(|l| l.name == name).unwrap_or(0);
+    let end_of_run = run.report.sim_ms;
+    let mut out = Vec::new();
+    let mut open: Vec<(String, u64)> = Vec::new();
+    let mut down: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    for event in &run.faults {
+        match event {
+            TraceEvent::Crash {
+                at_ms,
+                node,
+                lost_bytes,
+                torn_bytes,
+            } => {
+                let label =
+                    format!("{node} down (lost {lost_bytes} B unsynced, {torn_bytes} B torn)");
+                down.insert(node.clone(), (*at_ms, label));
+            }
+            TraceEvent::Restart { at_ms, node } => {
+                if let Some((start, label)) = down.remove(node) {
+                    out.push(window(vec![lane(node)], start, *at_ms, "crash", label));
+                }
+            }
+            TraceEvent::Fault { at_ms, fault } => open.push((fault.clone(), *at_ms)),
+            TraceEvent::FaultEnd { at_ms, fault } => {
+                if let Some(i) = open.iter().position(|(f, _)| f == fault) {
+                    let (f, start) = open.remove(i);
+                    out.push(fault_window(&run.report.plan, &f, start, *at_ms, &lane));
+                }
+            }
+            TraceEvent::Healed { .. } | TraceEvent::Invoke { .. } => {}
+            TraceEvent::Complete { .. } | TraceEvent::Snapshot { .. } => {}
+        }
+    }
+    for (node, (start, label)) in down {
+        out.push(window(vec![lane(&node)], start, end_of_run, "crash", label));
+    }
+    for (f, start) in open {
+        // Crashes are drawn from their crash and restart; what is left is an instant.
+        if !f.starts_with("crash ") {
+            out.push(fault_window(&run.report.plan, &f, start, start, &lane));
+        }
+    }
+    out
+}
+
+fn window(lanes: Vec<usize>, start: u64, end: u64, kind: &str, label: String) -> Window {
+    Window {
+        lanes,
+        start,
+        end,
+        kind: kind.to_string(),
+        label,
+    }
+}
+
+/// The window of the plan's fault whose description is `text`.
+fn fault_window(
+    plan: &FaultPlan,
+    text: &str,
+    start: u64,
+    end: u64,
+    lane: &dyn Fn(&str) -> usize,
+) -> Window {
+    let fault = plan
+        .events
+        .iter()
+        .map(|e| &e.fault)
+        .find(|f| f.to_string() == text);
+    let (kind, nodes) = match fault {
+        Some(f) => (f.kind().name().to_string(), fault_nodes(f)),
+        None => ("fault".to_string(), Vec::new()),
+    };
+    let lanes = if nodes.is_empty() {
+        vec![0]
+    } else {
+        nodes.iter().map(|n| lane(n)).collect()
+    };
+    window(lanes, start, end, &kind, text.to_string())
+}
+
+/// The nodes a fault names, as lane names.
+fn fault_nodes(fault: &Fault) -> Vec<String> {
+    match fault {
+        Fault::Crash { node, .. }
+        | Fault::Pause { node, .. }
+        | Fault::ClockJump { node, .. }
+        | Fault::SlowDisk { node, .. } => vec![node.to_string()],
+        Fault::Partition { side, other, .. } => {
+            side.iter().chain(other).map(|n| n.to_string()).collect()
+        }
+        Fault::OneWay { from, to, .. } => vec![from.to_string(), to.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// When the run healed, if it got there.
+pub fn healed_ms(run: &RecordedRun) -> Option<u64> {
+    run.faults.iter().find_map(|e| match e {
+        TraceEvent::Healed { at_ms } => Some(*at_ms),
+        _ => None,
+    })
+}

@@ -1,0 +1,287 @@
+//! The smaller cases a shrinker tries next: each function takes the current case and returns
+//! candidates, most aggressive first, each one a single simplification of it.
+
+use crate::config::{bug_needs_messages, RunConfig};
+use crate::plan::{Fault, FaultEvent, FaultKind, FaultPlan};
+use paylab_system::node::NodeName;
+use std::collections::BTreeSet;
+
+/// One configuration and fault plan: what a run needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub config: RunConfig,
+    pub plan: FaultPlan,
+}
+
+/// A candidate and the words for it, printed when it is accepted.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub what: String,
+    pub case: Case,
+}
+
+/// Smaller values of a knob, most aggressive first: the minimum, a quarter, a half, three
+/// quarters, one less; each below `now`, at least `min`, no repeats.
+pub fn smaller(now: u32, min: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    for v in [min, now / 4, now / 2, now - now / 4, now.saturating_sub(1)] {
+        if v >= min && v < now && !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Fewer business steps per client, fewer clients, fewer ledger shards, trade shards and
+/// payment nodes (each candidate changes one knob; faults that name a node which no longer
+/// exists move to a sibling of the same role), a shorter open-loop run.
+pub fn config_knobs(case: &Case) -> Vec<Candidate> {
+    type Knob = (&'static str, fn(&mut RunConfig) -> &mut u32);
+    let knobs: [Knob; 5] = [
+        ("ops", |c| &mut c.ops),
+        ("clients", |c| &mut c.clients),
+        ("shards", |c| &mut c.shards),
+        ("trade-shards", |c| &mut c.trade_shards),
+        ("payment-nodes", |c| &mut c.payment_nodes),
+    ];
+    let open_loop = case.config.rate.is_some();
+    let mut out = Vec::new();
+    for (name, knob) in knobs {
+        if open_loop && name == "ops" {
+            continue;
+        }
+        let mut probe = case.config.clone();
+        let now = *knob(&mut probe);
+        for value in smaller(now, 1) {
+            let mut config = case.config.clone();
+            *knob(&mut config) = value;
+            if let Some(case) = refit(config, &case.plan) {
+                let what = format!("--{name} {now} -> {value}");
+                out.push(Candidate { what, case });
+            }
+        }
+    }
+    if let Some(ms) = case.config.duration_ms {
+        for value in smaller(ms.min(u64::from(u32::MAX)) as u32, 100) {
+            let mut config = case.config.clone();
+            config.duration_ms = Some(u64::from(value));
+            if let Some(case) = refit(config, &case.plan) {
+                let what = format!("--duration {ms}ms -> {value}ms");
+                out.push(Candidate { what, case });
+            }
+        }
+    }
+    out
+}
+
+/// A simpler mix: no message layer when the planted bug does not live in it.
+pub fn simpler_mix(case: &Case) -> Vec<Candidate> {
+    let config = &case.config;
+    let needs = config.bug.is_some_and(bug_needs_messages);
+    if config.messages.is_none() || needs {
+        return Vec::new();
+    }
+    let off = RunConfig {
+        messages: None,
+        ..config.clone()
+    };
+    refit(off, &case.plan)
+        .map(|case| Candidate {
+            what: "--messages off".to_string(),
+            case,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The plan refitted to `config`: every node a fault names that `config` lacks is replaced by
+/// the node of the same role at its index modulo the role's count; a fault whose role is gone
+/// entirely, or a partition left without a node on a side, is dropped. `None` if the config or
+/// the refitted plan is invalid.
+pub fn refit(config: RunConfig, plan: &FaultPlan) -> Option<Case> {
+    config.validate().ok()?;
+    let nodes = config.server_nodes();
+    let events: Vec<FaultEvent> = plan
+        .events
+        .iter()
+        .filter_map(|e| {
+            let fault = refit_fault(&e.fault, &nodes)?;
+            Some(FaultEvent {
+                after_ops: e.after_ops,
+                fault,
+            })
+        })
+        .collect();
+    let plan = with_events(plan, events);
+    plan.validate(&config).ok()?;
+    Some(Case { config, plan })
+}
+
+/// A plan with these events, its kinds narrowed to those the events use.
+pub fn with_events(plan: &FaultPlan, events: Vec<FaultEvent>) -> FaultPlan {
+    let used: BTreeSet<FaultKind> = events.iter().map(|e| e.fault.kind()).collect();
+    FaultPlan {
+        kinds: plan
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| used.contains(k))
+            .collect(),
+        events,
+    }
+}
+
+fn refit_node(node: &NodeName, nodes: &[NodeName]) -> Option<NodeName> {
+    if nodes.contains(node) {
+        return Some(node.clone());
+    }
+    let siblings: Vec<&NodeName> = nodes.iter().filter(|n| n.role == node.role).collect();
+    if siblings.is_empty() {
+        return None;
+    }
+    Some(siblings[node.index as usize % siblings.len()].clone())
+}
+
+fn refit_fault(fault: &Fault, nodes: &[NodeName]) -> Option<Fault> {
+    let mut fault = fault.clone();
+    match &mut fault {
+        Fault::Crash { node, .. }
+        | Fault::Pause { node, .. }
+        | Fault::ClockJump { node, .. }
+        | Fault::SlowDisk { node, .. } => *node = refit_node(node, nodes)?,
+        Fault::OneWay { from, to, .. } => {
+            *from = refit_node(from, nodes)?;
+            *to = refit_node(to, nodes)?;
+            if from == to {
+                return None;
+            }
+        }
+        Fault::Partition { side, other, .. } => {
+            let fit = |list: &[NodeName]| -> BTreeSet<NodeName> {
+                list.iter().filter_map(|n| refit_node(n, nodes)).collect()
+            };
+            let new_side = fit(side);
+            let new_other: BTreeSet<NodeName> = fit(other).difference(&new_side).cloned().collect();
+            if new_side.is_empty() || new_other.is_empty() {
+                return None;
+            }
+            *side = new_side.into_iter().collect();
+            *other = new_other.into_iter().collect();
+        }
+        _ => {}
+    }
+    Some(fault)
+}
+
+/// Simpler faults, one event changed per candidate: a window halved, a torn write made clean,
+/// a partition narrowed to one node a side, the fault moved later (halfway to the end of the
+/// workload).
+pub fn simpler_faults(case: &Case) -> Vec<Candidate> {
+    let total = case.config.total_ops();
+    let mut out = Vec::new();
+    for (i, event) in case.plan.events.iter().enumerate() {
+        let mut variants: Vec<(String, FaultEvent)> = simpler(&event.fault)
+            .into_iter()
+            .map(|(what, fault)| {
+                let after_ops = event.after_ops;
+                (what, FaultEvent { after_ops, fault })
+            })
+            .collect();
+        let later = event.after_ops + (total.saturating_sub(event.after_ops)) / 2;
+        if later > event.after_ops && total.saturating_sub(event.after_ops) >= 4 {
+            let moved = FaultEvent {
+                after_ops: later,
+                fault: event.fault.clone(),
+            };
+            variants.push((format!("later: after {later} ops"), moved));
+        }
+        for (what, changed) in variants {
+            let mut events = case.plan.events.clone();
+            events[i] = changed;
+            events.sort_by_key(|e| e.after_ops);
+            let plan = with_events(&case.plan, events);
+            if plan.validate(&case.config).is_ok() {
+                let what = format!("fault '{}': {what}", event.fault);
+                let config = case.config.clone();
+                out.push(Candidate {
+                    what,
+                    case: Case { config, plan },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The simpler versions of one fault.
+fn simpler(fault: &Fault) -> Vec<(String, Fault)> {
+    let mut out = Vec::new();
+    if let Some(ms) = window(fault) {
+        if ms >= 100 {
+            let mut f = fault.clone();
+            set_window(&mut f, ms / 2);
+            out.push((format!("{ms}ms -> {}ms", ms / 2), f));
+        }
+    }
+    match fault {
+        Fault::Crash {
+            node,
+            down_ms,
+            torn_keep: Some(_),
+        } => out.push((
+            "no torn write".to_string(),
+            Fault::Crash {
+                node: node.clone(),
+                down_ms: *down_ms,
+                torn_keep: None,
+            },
+        )),
+        Fault::Partition {
+            side,
+            other,
+            for_ms,
+        } if side.len() + other.len() > 2 => out.push((
+            format!("only {} | {}", side[0], other[0]),
+            Fault::Partition {
+                side: vec![side[0].clone()],
+                other: vec![other[0].clone()],
+                for_ms: *for_ms,
+            },
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// How long the fault lasts (a crash: its downtime), if it has a window.
+fn window(fault: &Fault) -> Option<u64> {
+    match fault {
+        Fault::Crash { down_ms, .. } => Some(*down_ms),
+        Fault::ClockJump { .. } => None,
+        Fault::Pause { for_ms, .. }
+        | Fault::Partition { for_ms, .. }
+        | Fault::OneWay { for_ms, .. }
+        | Fault::Loss { for_ms, .. }
+        | Fault::Latency { for_ms, .. }
+        | Fault::Duplicate { for_ms, .. }
+        | Fault::Delay { for_ms, .. }
+        | Fault::SlowDisk { for_ms, .. }
+        | Fault::Buggify { for_ms, .. } => Some(*for_ms),
+    }
+}
+
+fn set_window(fault: &mut Fault, ms: u64) {
+    match fault {
+        Fault::Crash { down_ms, .. } => *down_ms = ms,
+        Fault::ClockJump { .. } => {}
+        Fault::Pause { for_ms, .. }
+        | Fault::Partition { for_ms, .. }
+        | Fault::OneWay { for_ms, .. }
+        | Fault::Loss { for_ms, .. }
+        | Fault::Latency { for_ms, .. }
+        | Fault::Duplicate { for_ms, .. }
+        | Fault::Delay { for_ms, .. }
+        | Fault::SlowDisk { for_ms, .. }
+        | Fault::Buggify { for_ms, .. } => *for_ms = ms,
+    }
+}

@@ -1,0 +1,210 @@
+//! `paylab shrink`: from a failing run to a smaller one that fails the same way.
+//!
+//! A case is a configuration and a fault plan. The search keeps the seed (which fixes every
+//! client's stream, so fewer operations per client is a prefix of the same workload) and tries,
+//! in rounds until nothing more helps or the budget is spent: no faults at all; fewer
+//! operations, clients, shards and nodes ([`candidates::config_knobs`]); delta debugging over
+//! the fault list ([`ddmin`]); a simpler mix; simpler faults (shorter windows, clean crashes,
+//! narrower partitions, faults moved later). A candidate is accepted when its run fails with
+//! the same verdict and the same broken invariant ([`eval::Target`]). Candidates run `jobs` at
+//! a time; the first acceptable one in a fixed order wins, so the result does not depend on
+//! the number of jobs.
+
+pub mod candidates;
+pub mod cli;
+pub mod ddmin;
+pub mod eval;
+
+use crate::plan::FaultEvent;
+use crate::run::{run_with_plan, RunReport};
+use candidates::{Candidate, Case};
+use eval::{Evaluator, Target};
+use std::time::{Duration, Instant};
+
+/// How far the search may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub budget: Duration,
+    pub jobs: usize,
+}
+
+/// One accepted simplification and the size of the case after it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub what: String,
+    pub faults: usize,
+    pub ops: usize,
+    pub runs: usize,
+    pub wall: Duration,
+}
+
+/// What a search found.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    pub target: Target,
+    /// The original run (re-run: the size it started from).
+    pub original: RunReport,
+    /// The smallest failing run found (the original's if nothing smaller fails).
+    pub report: RunReport,
+    pub steps: Vec<Step>,
+    pub runs: usize,
+    pub wall: Duration,
+    /// Whether the budget ran out before the search had tried everything.
+    pub exhausted: bool,
+}
+
+/// Why a search could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShrinkError {
+    #[error("the report's run passes now (it does not reproduce): nothing to shrink")]
+    Passes,
+}
+
+/// Operations a run's history holds (ok, failed and unknown, account openings included).
+pub fn ops_of(report: &RunReport) -> usize {
+    report.ops.ok + report.ops.fail + report.ops.unknown
+}
+
+/// Shrinks `start`, which must fail; calls `on_step` for each accepted simplification.
+pub fn shrink(
+    start: Case,
+    options: Options,
+    on_step: &mut dyn FnMut(&Step),
+) -> Result<Shrunk, ShrinkError> {
+    let started = Instant::now();
+    let original = run_with_plan(start.config.clone(), start.plan.clone());
+    if original.verdict.exit_code() == 0 {
+        return Err(ShrinkError::Passes);
+    }
+    let target = Target::of(&original);
+    let mut search = Search {
+        eval: Evaluator::new(target.clone(), options.jobs, started + options.budget),
+        case: start,
+        report: original.clone(),
+        steps: Vec::new(),
+        started,
+        on_step,
+    };
+    search.eval_runs_add(1);
+    search.rounds();
+    Ok(Shrunk {
+        target,
+        original,
+        report: search.report,
+        steps: search.steps,
+        runs: search.eval.runs,
+        wall: started.elapsed(),
+        exhausted: search.eval.exhausted,
+    })
+}
+
+/// The state of one search: the smallest failing case so far and its run.
+struct Search<'a> {
+    eval: Evaluator,
+    case: Case,
+    report: RunReport,
+    steps: Vec<Step>,
+    started: Instant,
+    on_step: &'a mut dyn FnMut(&Step),
+}
+
+impl Search<'_> {
+    fn eval_runs_add(&mut self, n: usize) {
+        self.eval.runs += n;
+    }
+
+    /// Rounds of every pass until one round accepts nothing (or time is up).
+    fn rounds(&mut self) {
+        loop {
+            let before = self.steps.len();
+            self.no_faults();
+            self.greedy(candidates::config_knobs);
+            self.fault_list();
+            self.greedy(candidates::config_knobs);
+            self.greedy(candidates::simpler_mix);
+            self.greedy(candidates::simpler_faults);
+            if self.steps.len() == before || self.eval.exhausted {
+                return;
+            }
+        }
+    }
+
+    /// Accepts a candidate's run as the new smallest case.
+    fn accept(&mut self, what: String, case: Case, report: RunReport) {
+        self.case = case;
+        self.report = report;
+        let step = Step {
+            what,
+            faults: self.case.plan.events.len(),
+            ops: ops_of(&self.report),
+            runs: self.eval.runs,
+            wall: self.started.elapsed(),
+        };
+        (self.on_step)(&step);
+        self.steps.push(step);
+    }
+
+    /// Tries the case without any fault.
+    fn no_faults(&mut self) {
+        if self.case.plan.events.is_empty() {
+            return;
+        }
+        let plan = candidates::with_events(&self.case.plan, Vec::new());
+        let case = Case {
+            config: self.case.config.clone(),
+            plan,
+        };
+        if let Some((_, report)) = self.eval.first_failing(std::slice::from_ref(&case)) {
+            let what = format!("drop all {} faults", self.case.plan.events.len());
+            self.accept(what, case, report);
+        }
+    }
+
+    /// Applies `pass` again and again, accepting its first failing candidate each time, until
+    /// none fails.
+    fn greedy(&mut self, pass: fn(&Case) -> Vec<Candidate>) {
+        while !self.eval.exhausted {
+            let cands = pass(&self.case);
+            let cases: Vec<Case> = cands.iter().map(|c| c.case.clone()).collect();
+            let Some((i, report)) = self.eval.first_failing(&cases) else {
+                return;
+            };
+            let Candidate { what, case } = cands[i].clone();
+            self.accept(what, case, report);
+        }
+    }
+
+    /// Delta debugging over the fault events.
+    fn fault_list(&mut self) {
+        let events = self.case.plan.events.clone();
+        if events.len() < 2 {
+            return;
+        }
+        let config = self.case.config.clone();
+        let base = self.case.plan.clone();
+        let mut last: Option<(Vec<FaultEvent>, RunReport)> = None;
+        let eval = &mut self.eval;
+        let mut test = |batch: &[Vec<FaultEvent>]| {
+            let cases: Vec<Case> = batch
+                .iter()
+                .map(|events| Case {
+                    config: config.clone(),
+                    plan: candidates::with_events(&base, events.clone()),
+                })
+                .collect();
+            let (i, report) = eval.first_failing(&cases)?;
+            last = Some((batch[i].clone(), report));
+            Some(i)
+        };
+        let kept = ddmin::ddmin(&events, &mut test);
+        if let Some((events, report)) = last.filter(|(e, _)| *e == kept) {
+            let what = format!(
+                "keep {} of {} faults (ddmin)",
+                events.len(),
+                self.case.plan.events.len()
+            );
+            let plan = candidates::with_events(&base, events);
+            self.accept(what, Case { config, plan }, report);
+        }
+    }
+}
