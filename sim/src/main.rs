@@ -68,6 +68,9 @@ struct ShrinkArgs {
     /// Where the shrunk report goes (default: `shrunk/` beside the input).
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Keep the report's seed: never try, as a last resort, another workload stream.
+    #[arg(long)]
+    keep_seed: bool,
 }
 
 #[derive(Subcommand)]
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
             let options = paylab_sim::shrink::Options {
                 budget: args.budget,
                 jobs,
+                reseed: !args.keep_seed,
             };
             ExitCode::from(paylab_sim::shrink::cli::run(
                 &args.file,

@@ -48,12 +48,15 @@ pub fn lanes(run: &RecordedRun) -> Vec<Lane> {
         .collect()
 }
 
-/// Every request id, trade id, account, activity and event the violations name.
+/// Every request id, trade id, account, activity and event the violations name (a list of
+/// them, comma-separated, names each).
 pub fn named(run: &RecordedRun) -> BTreeSet<String> {
     run.report
         .violations
         .iter()
-        .flat_map(|v| v.evidence.values().cloned())
+        .flat_map(|v| v.evidence.values())
+        .flat_map(|value| value.split(',').map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
         .collect()
 }
 

@@ -58,15 +58,14 @@ pub fn page(run: &RecordedRun, repro: &str) -> String {
 }
 
 /// The page's fixed skeleton; the script fills it from the data.
-const BODY: &str = r#"<header><h1 id="headline"></h1><p id="subtitle"></p></header>
-<section id="what"><h2>What broke</h2><div id="explanations"></div></section>
-<section id="repro-box"><h2>Reproduce</h2><pre id="repro"></pre></section>
-<section id="timeline-box"><h2>Timeline</h2>
-<div id="controls"><button id="zoom-in">zoom in</button><button id="zoom-out">zoom out</button>
-<button id="zoom-fit">fit</button><button id="zoom-named">zoom to the named operations</button>
-<span id="legend"></span><span id="range"></span></div>
+const BODY: &str = r#"<header><h1 id="headline"></h1><p id="summary"></p><p id="subtitle"></p>
+<pre id="repro"></pre></header>
+<section id="timeline-box"><div id="controls"><b>Timeline</b><button id="zoom-in">zoom in</button>
+<button id="zoom-out">zoom out</button><button id="zoom-fit">fit</button>
+<button id="zoom-named">zoom to the named operations</button><span id="legend"></span><span id="range"></span></div>
 <div id="timeline"><div id="lane-labels"></div><div id="canvas-box"><canvas id="canvas"></canvas>
 <div id="tip" hidden></div></div></div></section>
+<section id="what"><h2>What broke</h2><div id="explanations"></div></section>
 <section id="named-box"><h2>The operations the violations name</h2><table id="named-ops"></table></section>
 <section id="faults-box"><h2>Faults</h2><table id="faults"></table></section>
 <section id="probes-box"><h2>Probes</h2><table id="probes"></table></section>

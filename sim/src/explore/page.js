@@ -30,28 +30,39 @@
   }
   function ms(t) { return (t / 1000).toFixed(3) + " s"; }
 
+  function evidence(x) {
+    return Object.keys(x.evidence).map(function (k) { return k + "=" + x.evidence[k]; }).join("  ");
+  }
+
   function header(D) {
     document.getElementById("headline").textContent = D.verdict + " - " + D.headline;
     document.querySelector("header").className = D.verdict === "PASS" ? "pass" : "fail";
+    var first = D.explanations[0];
+    document.getElementById("summary").textContent = first ?
+      first.invariant + ": " + first.message + ". " + first.rule : "";
     document.getElementById("subtitle").textContent = "seed " + D.seed + " | " + D.ops_total +
       " operations | " + D.plan.length + " faults | simulated " + ms(D.sim_ms) + " | " + D.config;
-    document.getElementById("repro").textContent = D.repro;
+    document.getElementById("repro").textContent = "repro: " + D.repro;
     var box = document.getElementById("explanations");
     if (D.bug) {
       box.appendChild(el("p", { "class": "bug" }, "Planted bug " + D.bug.name + ": " +
         D.bug.breaks + " (must be caught by " + D.bug.caught_by + ")."));
     }
-    D.explanations.forEach(function (x) {
-      var div = el("div", { "class": "violation" });
-      div.appendChild(el("h3", {}, x.invariant));
+    var groups = {};
+    D.explanations.forEach(function (x) { (groups[x.invariant] = groups[x.invariant] || []).push(x); });
+    Object.keys(groups).forEach(function (name) {
+      var list = groups[name], x = list[0];
+      var div = el("div", { "class": "violation", "data-invariant": name });
+      div.appendChild(el("h3", {}, name + (list.length > 1 ? " (" + list.length + " violations)" : "")));
       div.appendChild(el("p", { "class": "rule" }, "The rule: " + x.rule));
-      div.appendChild(el("p", {}, "What happened: " + x.message));
-      var keys = Object.keys(x.evidence);
-      if (keys.length) {
-        var ul = el("ul");
-        keys.forEach(function (k) { ul.appendChild(el("li", {}, k + " = " + x.evidence[k])); });
-        div.appendChild(el("p", {}, "Evidence:"));
-        div.appendChild(ul);
+      div.appendChild(el("p", {}, "What happened: " + x.message + "."));
+      if (Object.keys(x.evidence).length) { div.appendChild(el("p", { "class": "evidence" }, "Evidence: " + evidence(x))); }
+      if (list.length > 1) {
+        var more = el("details"), ul = el("ul");
+        more.appendChild(el("summary", {}, (list.length - 1) + " more of the same rule"));
+        list.slice(1).forEach(function (y) { ul.appendChild(el("li", {}, y.message + " | " + evidence(y))); });
+        more.appendChild(ul);
+        div.appendChild(more);
       }
       box.appendChild(div);
     });
@@ -130,7 +141,12 @@
         w.lanes.forEach(function (li) {
           var l = L.lanes[li];
           ctx.fillRect(x0, l.top, x1 - x0, l.height);
-          if (w.kind === "crash") { ctx.fillStyle = "#d7263d"; ctx.fillRect(x0, l.top, 2, l.height); ctx.fillStyle = FAULT_COLOUR.crash; }
+          if (w.kind === "crash") { ctx.fillStyle = "#d7263d"; ctx.fillRect(x0, l.top, 2, l.height); }
+          if (x1 - x0 > 36 && l.kind !== "client") {
+            ctx.fillStyle = "#1d2330"; ctx.font = "10px sans-serif";
+            ctx.fillText(w.kind, Math.max(x0, 0) + 4, l.top + l.height - 5);
+          }
+          ctx.fillStyle = FAULT_COLOUR[w.kind] || FAULT_COLOUR.fault;
         });
       });
       var named = [];

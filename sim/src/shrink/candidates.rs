@@ -173,6 +173,49 @@ fn refit_fault(fault: &Fault, nodes: &[NodeName]) -> Option<Fault> {
     Some(fault)
 }
 
+/// Each fault alone, in plan order.
+pub fn single_faults(case: &Case) -> Vec<Candidate> {
+    let events = &case.plan.events;
+    if events.len() < 2 {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .map(|e| Candidate {
+            what: format!("keep only '{}'", e.fault),
+            case: Case {
+                config: case.config.clone(),
+                plan: with_events(&case.plan, vec![e.clone()]),
+            },
+        })
+        .collect()
+}
+
+/// The case under the next `count` seeds, each in the smallest topology (one client, one node
+/// of each kind) with at most 8 business steps: another workload stream, for when the
+/// original seed's streams need more operations than that to reach the failure.
+pub fn other_seeds(case: &Case, count: u64) -> Vec<Candidate> {
+    (1..=count)
+        .filter_map(|k| {
+            let seed = case.config.seed.wrapping_add(k);
+            let config = RunConfig {
+                seed,
+                clients: 1,
+                shards: 1,
+                trade_shards: 1,
+                payment_nodes: 1,
+                ops: case.config.ops.min(8),
+                ..case.config.clone()
+            };
+            let what = format!(
+                "seed {} -> {seed} (another workload stream), one client and one node a kind",
+                case.config.seed
+            );
+            refit(config, &case.plan).map(|case| Candidate { what, case })
+        })
+        .collect()
+}
+
 /// Simpler faults, one event changed per candidate: a window halved, a torn write made clean,
 /// a partition narrowed to one node a side, the fault moved later (halfway to the end of the
 /// workload).
@@ -217,10 +260,12 @@ pub fn simpler_faults(case: &Case) -> Vec<Candidate> {
 fn simpler(fault: &Fault) -> Vec<(String, Fault)> {
     let mut out = Vec::new();
     if let Some(ms) = window(fault) {
-        if ms >= 100 {
-            let mut f = fault.clone();
-            set_window(&mut f, ms / 2);
-            out.push((format!("{ms}ms -> {}ms", ms / 2), f));
+        for shorter in [ms / 8, ms / 2] {
+            if shorter >= 10 {
+                let mut f = fault.clone();
+                set_window(&mut f, shorter);
+                out.push((format!("{ms}ms -> {shorter}ms"), f));
+            }
         }
     }
     match fault {

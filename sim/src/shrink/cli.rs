@@ -93,6 +93,12 @@ pub fn run(file: &Path, options: Options, out_dir: Option<PathBuf>) -> u8 {
             ", nothing smaller fails"
         }
     );
+    if r.config.seed != shrunk.original.config.seed {
+        println!(
+            "note: the smallest case found runs seed {} (the report's seed {} needed more operations)",
+            r.config.seed, shrunk.original.config.seed
+        );
+    }
     println!("config: {}", r.config);
     for e in &r.plan.events {
         println!("fault: after {} ops: {}", e.after_ops, e.fault);

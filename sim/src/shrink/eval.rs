@@ -57,6 +57,8 @@ pub struct Evaluator {
     pub runs: usize,
     /// Set once a batch was refused for want of time.
     pub exhausted: bool,
+    /// When set, a run matches only with fewer operations than this (and is not cached).
+    pub ops_below: Option<usize>,
     /// Whether each case already run (keyed by its JSON) failed the target.
     seen: HashMap<String, bool>,
 }
@@ -69,6 +71,7 @@ impl Evaluator {
             deadline,
             runs: 0,
             exhausted: false,
+            ops_below: None,
             seen: HashMap::new(),
         }
     }
@@ -89,8 +92,11 @@ impl Evaluator {
             self.runs += reports.len();
             let mut found = None;
             for (&i, report) in batch.iter().zip(reports) {
-                let fails = self.target.matches(&report);
-                self.seen.insert(key(&cases[i]), fails);
+                let fails = self.target.matches(&report)
+                    && self.ops_below.is_none_or(|b| super::ops_of(&report) < b);
+                if self.ops_below.is_none() {
+                    self.seen.insert(key(&cases[i]), fails);
+                }
                 if fails && found.is_none() {
                     found = Some((i, report));
                 }

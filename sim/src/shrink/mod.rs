@@ -26,7 +26,13 @@ use std::time::{Duration, Instant};
 pub struct Options {
     pub budget: Duration,
     pub jobs: usize,
+    /// Whether the search may, as a last resort, try other seeds (another workload stream)
+    /// in the smallest topology.
+    pub reseed: bool,
 }
+
+/// How many other seeds the last resort tries.
+pub const RESEEDS: u64 = 64;
 
 /// One accepted simplification and the size of the case after it.
 #[derive(Debug, Clone)]
@@ -83,9 +89,10 @@ pub fn shrink(
         report: original.clone(),
         steps: Vec::new(),
         started,
+        reseed: options.reseed,
         on_step,
     };
-    search.eval_runs_add(1);
+    search.eval.runs += 1;
     search.rounds();
     Ok(Shrunk {
         target,
@@ -105,27 +112,46 @@ struct Search<'a> {
     report: RunReport,
     steps: Vec<Step>,
     started: Instant,
+    reseed: bool,
     on_step: &'a mut dyn FnMut(&Step),
 }
 
 impl Search<'_> {
-    fn eval_runs_add(&mut self, n: usize) {
-        self.eval.runs += n;
-    }
-
     /// Rounds of every pass until one round accepts nothing (or time is up).
     fn rounds(&mut self) {
+        let mut reseeded = !self.reseed;
         loop {
             let before = self.steps.len();
             self.no_faults();
-            self.greedy(candidates::config_knobs);
+            self.greedy(candidates::single_faults);
             self.fault_list();
             self.greedy(candidates::config_knobs);
             self.greedy(candidates::simpler_mix);
             self.greedy(candidates::simpler_faults);
-            if self.steps.len() == before || self.eval.exhausted {
+            if self.eval.exhausted {
                 return;
             }
+            if self.steps.len() == before {
+                if reseeded {
+                    return;
+                }
+                reseeded = true;
+                self.other_seed();
+            }
+        }
+    }
+
+    /// The last resort, once: the same plan under another seed (another workload stream) in
+    /// the smallest topology, accepted only with strictly fewer operations.
+    fn other_seed(&mut self) {
+        let cands = candidates::other_seeds(&self.case, RESEEDS);
+        let cases: Vec<Case> = cands.iter().map(|c| c.case.clone()).collect();
+        self.eval.ops_below = Some(ops_of(&self.report));
+        let found = self.eval.first_failing(&cases);
+        self.eval.ops_below = None;
+        if let Some((i, report)) = found {
+            let Candidate { what, case } = cands[i].clone();
+            self.accept(what, case, report);
         }
     }
 
