@@ -55,23 +55,53 @@ pub fn config_knobs(case: &Case) -> Vec<Candidate> {
         for value in smaller(now, 1) {
             let mut config = case.config.clone();
             *knob(&mut config) = value;
-            if let Some(case) = refit(config, &case.plan) {
-                let what = format!("--{name} {now} -> {value}");
-                out.push(Candidate { what, case });
-            }
+            let what = format!("--{name} {now} -> {value}");
+            out.extend(refit_both(config, case, &what));
         }
     }
     if let Some(ms) = case.config.duration_ms {
         for value in smaller(ms.min(u64::from(u32::MAX)) as u32, 100) {
             let mut config = case.config.clone();
             config.duration_ms = Some(u64::from(value));
-            if let Some(case) = refit(config, &case.plan) {
-                let what = format!("--duration {ms}ms -> {value}ms");
-                out.push(Candidate { what, case });
-            }
+            let what = format!("--duration {ms}ms -> {value}ms");
+            out.extend(refit_both(config, case, &what));
         }
     }
     out
+}
+
+/// The case under a smaller `config`, twice: with every fault moved to the same fraction of
+/// the (shorter) workload, then with the faults where they were.
+fn refit_both(config: RunConfig, case: &Case, what: &str) -> Vec<Candidate> {
+    let scaled = scale_faults(&case.plan, case.config.total_ops(), config.total_ops());
+    let mut out = Vec::new();
+    if scaled != case.plan {
+        if let Some(c) = refit(config.clone(), &scaled) {
+            let what = format!("{what}, faults kept at their share of the workload");
+            out.push(Candidate { what, case: c });
+        }
+    }
+    if let Some(c) = refit(config, &case.plan) {
+        out.push(Candidate {
+            what: what.to_string(),
+            case: c,
+        });
+    }
+    out
+}
+
+/// The plan with each fault's `after_ops` scaled from a workload of `from` operations to one
+/// of `to`.
+pub fn scale_faults(plan: &FaultPlan, from: u64, to: u64) -> FaultPlan {
+    let events = plan
+        .events
+        .iter()
+        .map(|e| FaultEvent {
+            after_ops: e.after_ops.min(from) * to / from.max(1),
+            fault: e.fault.clone(),
+        })
+        .collect();
+    with_events(plan, events)
 }
 
 /// A simpler mix: no message layer when the planted bug does not live in it.
@@ -211,7 +241,8 @@ pub fn other_seeds(case: &Case, count: u64) -> Vec<Candidate> {
                 "seed {} -> {seed} (another workload stream), one client and one node a kind",
                 case.config.seed
             );
-            refit(config, &case.plan).map(|case| Candidate { what, case })
+            let plan = scale_faults(&case.plan, case.config.total_ops(), config.total_ops());
+            refit(config, &plan).map(|case| Candidate { what, case })
         })
         .collect()
 }
