@@ -12,6 +12,7 @@ use paylab_sim::{services, RunConfig};
 use paylab_system::bugs::Bug;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The browser, or `None` (after saying so) when the test may skip.
@@ -43,7 +44,14 @@ fn out_dir() -> PathBuf {
 /// Runs chromium headless on `page` with `args` and returns its stdout; kills it after two
 /// minutes (a frozen page), which fails the test.
 fn headless(browser: &str, page: &Path, args: &[&str]) -> String {
-    let profile = out_dir().join(format!("profile-{}", std::process::id()));
+    // A profile of its own (tests run in parallel) and stdout to a file (a page's DOM is
+    // larger than a pipe's buffer).
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, Ordering::SeqCst);
+    let stem = page.file_stem().and_then(|s| s.to_str()).unwrap_or("page");
+    let profile = out_dir().join(format!("profile-{}-{stem}-{n}", std::process::id()));
+    let stdout_path = profile.with_extension("out");
+    let stdout = std::fs::File::create(&stdout_path).expect("a file for chromium's output");
     let mut child = Command::new(browser)
         .args([
             "--headless",
@@ -57,7 +65,7 @@ fn headless(browser: &str, page: &Path, args: &[&str]) -> String {
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(format!("file://{}", page.display()))
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
         .expect("chromium starts");
@@ -69,8 +77,10 @@ fn headless(browser: &str, page: &Path, args: &[&str]) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().expect("chromium's output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let _ = std::fs::remove_dir_all(&profile);
+    let out = std::fs::read(&stdout_path).expect("chromium's output");
+    let _ = std::fs::remove_file(&stdout_path);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `data-NAME` attribute of the page's `#selftest` element, from the dumped DOM.
@@ -112,7 +122,7 @@ fn the_explorer_of_a_failing_seed_renders_its_lanes_and_the_named_operation() {
         .unwrap()
         .to_string();
     let page = out_dir().join("refund-check-then-act-seed-0.html");
-    std::fs::write(&page, explore::page(&run, "paylab replay FILE")).expect("the page");
+    std::fs::write(&page, explore::page(&run, &run.report.repro())).expect("the page");
 
     let dom = headless(browser, &page, &["--dump-dom"]);
     assert_eq!(selftest(&dom, "errors"), "0", "script errors on the page");
