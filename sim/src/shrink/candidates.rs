@@ -222,11 +222,14 @@ pub fn single_faults(case: &Case) -> Vec<Candidate> {
 }
 
 /// The case under the next `count` seeds, each in the smallest topology (one client, one node
-/// of each kind) with at most 8 business steps: another workload stream, for when the
-/// original seed's streams need more operations than that to reach the failure.
+/// of each kind) with at most 8, then at most 24 business steps: another workload stream, for
+/// when the original seed's streams need more operations than that to reach the failure.
 pub fn other_seeds(case: &Case, count: u64) -> Vec<Candidate> {
-    (1..=count)
-        .filter_map(|k| {
+    [8, 24]
+        .into_iter()
+        .filter(|&steps| steps == 8 || case.config.ops > 8)
+        .flat_map(|steps| (1..=count).map(move |k| (steps, k)))
+        .filter_map(|(steps, k)| {
             let seed = case.config.seed.wrapping_add(k);
             let config = RunConfig {
                 seed,
@@ -234,7 +237,7 @@ pub fn other_seeds(case: &Case, count: u64) -> Vec<Candidate> {
                 shards: 1,
                 trade_shards: 1,
                 payment_nodes: 1,
-                ops: case.config.ops.min(8),
+                ops: case.config.ops.min(steps),
                 ..case.config.clone()
             };
             let what = format!(
