@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use paylab_sim::bench::{self, BenchSize};
 use paylab_sim::plan::FaultPlan;
 use paylab_sim::report;
-use paylab_sim::{run_recorded, run_with_plan, RunConfig, RunReport, Verdict};
+use paylab_sim::{run_with_plan, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -243,8 +243,7 @@ fn run_command(args: RunArgs) -> ExitCode {
         say!("paylab run seed={} {}", config.seed, config);
         say!("plan: {plan}");
     }
-    let recorded = run_recorded(config, plan);
-    let report = &recorded.report;
+    let report = &run_with_plan(config, plan);
     if args.json {
         say!(
             "{}",
@@ -261,8 +260,9 @@ fn run_command(args: RunArgs) -> ExitCode {
                     path.display(),
                     path.display()
                 );
-                if let Some(html) = paylab_sim::explore::write_recorded(&path, &recorded) {
-                    say!("explorer: {}", html.display());
+                match paylab_sim::explore::write_next_to(&path, report) {
+                    Ok(html) => say!("explorer: {}", html.display()),
+                    Err(why) => say!("explorer: none ({why})"),
                 }
             }
             Err(e) => eprintln!("error: {e}"),

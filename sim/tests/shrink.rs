@@ -134,3 +134,34 @@ fn bad_input_is_one_sentence_and_exit_2() {
     assert_eq!(left.len(), 1, "nothing half-written beside the input");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// End to end through the binary: a failed run writes its report and its page; shrinking the
+/// report prints its steps and a `repro:` line whose report replays to the same verdict.
+#[test]
+fn a_failure_report_shrinks_to_a_report_that_replays() {
+    let dir = std::env::temp_dir().join(format!("paylab-shrink-e2e-{}", std::process::id()));
+    let dir_arg = dir.to_str().unwrap();
+    let args = ["run", "--seed", "0", "--bug", "refund-check-then-act"];
+    let out = paylab(&[&args[..], &["--report-dir", dir_arg]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let report = dir.join("seed-0-refund-check-then-act.json");
+    let page = std::fs::read_to_string(dir.join("seed-0-refund-check-then-act.html"))
+        .expect("the page is written next to the report");
+    assert!(page.contains("refund-bound") && page.contains("id=\"selftest\""));
+    assert!(!page.contains("http://") && !page.contains("https://"), "no network");
+
+    let out = paylab(&["shrink", report.to_str().unwrap(), "--jobs", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("step: "), "{stdout}");
+    assert!(stdout.contains("target: VIOLATION of refund-bound"), "{stdout}");
+    let repro = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("repro: cargo run --release -- replay "))
+        .expect("a repro line");
+    assert!(std::path::Path::new(repro).with_extension("html").exists());
+    let out = paylab(&["replay", repro]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("replay: same verdict (VIOLATION)"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -26,6 +26,14 @@ pub fn html(file: &Path, out: Option<&Path>) -> u8 {
         return 2;
     }
     let run = run_recorded(saved.config, saved.plan);
+    if run.history.len() > super::OPS_MAX {
+        eprintln!(
+            "error: the run has {} operations; a page draws at most {}",
+            run.history.len(),
+            super::OPS_MAX
+        );
+        return 2;
+    }
     if run.report.verdict.word() != saved.verdict.word() {
         eprintln!(
             "warning: the report says {}, the run now gives {}: the page shows the run as it is now",

@@ -91,26 +91,25 @@ pub fn write_atomic(path: &Path, html: &str) -> std::io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
-/// Writes the page of a recorded run next to its failure report at `report_path`; a write
-/// that fails says so on stderr (the report itself is already written).
-pub fn write_recorded(report_path: &Path, run: &RecordedRun) -> Option<PathBuf> {
+/// The most operations a page draws: beyond, the page would weigh more than a browser holds.
+pub const OPS_MAX: usize = 200_000;
+
+/// Writes the page of a recorded run next to its failure report at `report_path`.
+pub fn write_recorded(report_path: &Path, run: &RecordedRun) -> Result<PathBuf, String> {
     let repro = format!("cargo run --release -- replay {}", report_path.display());
     let path = html_path(report_path);
-    match write_atomic(&path, &page(run, &repro)) {
-        Ok(()) => Some(path),
-        Err(e) => {
-            eprintln!(
-                "error: cannot write the explorer page {}: {e}",
-                path.display()
-            );
-            None
-        }
-    }
+    write_atomic(&path, &page(run, &repro))
+        .map(|()| path.clone())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Re-runs a failed run (runs are deterministic) to record it whole, and writes its page next
-/// to its failure report.
-pub fn write_next_to(report_path: &Path, report: &crate::RunReport) -> Option<PathBuf> {
+/// to its failure report; a run of more than [`OPS_MAX`] operations gets no page.
+pub fn write_next_to(report_path: &Path, report: &crate::RunReport) -> Result<PathBuf, String> {
+    let ops = report.ops.ok + report.ops.fail + report.ops.unknown;
+    if ops > OPS_MAX {
+        return Err(format!("{ops} operations; a page draws at most {OPS_MAX}"));
+    }
     let run = run_recorded(report.config.clone(), report.plan.clone());
     write_recorded(report_path, &run)
 }

@@ -2,7 +2,7 @@
 //! writes the shrunk case as a failure report (with its explorer page) and a `repro:` line.
 
 use super::candidates::Case;
-use super::{ops_of, shrink, Options, Step};
+use super::{ops_of, shrink, Options, Shrunk, Step};
 use crate::report;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,39 +30,33 @@ pub fn parse_budget(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Prints a line, ignoring a closed pipe (`paylab shrink ... | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Runs the command; returns the exit code (0 shrunk, 2 bad input).
 pub fn run(file: &Path, options: Options, out_dir: Option<PathBuf>) -> u8 {
-    let saved = match report::load(file) {
-        Ok(saved) => saved,
+    let case = match load(file) {
+        Ok(case) => case,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let valid = saved.config.validate().map_err(|e| e.to_string());
-    if let Err(e) = valid.and_then(|()| {
-        saved
-            .plan
-            .validate(&saved.config)
-            .map_err(|e| e.to_string())
-    }) {
-        eprintln!("error: the report's run cannot be replayed: {e}");
-        return 2;
-    }
-    println!(
+    say!(
         "paylab shrink {} (seed={} {}), budget {:.0}s, {} jobs",
         file.display(),
-        saved.config.seed,
-        saved.config,
+        case.config.seed,
+        case.config,
         options.budget.as_secs_f64(),
         options.jobs
     );
-    let case = Case {
-        config: saved.config,
-        plan: saved.plan,
-    };
     let mut print = |s: &Step| {
-        println!(
+        say!(
             "step: {:<48} -> {} faults, {} operations  (run {}, {:.1}s)",
             s.what,
             s.faults,
@@ -78,45 +72,16 @@ pub fn run(file: &Path, options: Options, out_dir: Option<PathBuf>) -> u8 {
             return 2;
         }
     };
-    let r = &shrunk.report;
-    println!("target: {}", shrunk.target.describe());
-    println!(
-        "shrunk: {} faults, {} operations -> {} faults, {} operations ({} steps{})",
-        shrunk.original.plan.events.len(),
-        ops_of(&shrunk.original),
-        r.plan.events.len(),
-        ops_of(r),
-        shrunk.steps.len(),
-        if shrunk.exhausted {
-            ", budget spent"
-        } else {
-            ", nothing smaller fails"
-        }
-    );
-    if r.config.seed != shrunk.original.config.seed {
-        println!(
-            "note: the smallest case found runs seed {} (the report's seed {} needed more operations)",
-            r.config.seed, shrunk.original.config.seed
-        );
-    }
-    println!("config: {}", r.config);
-    for e in &r.plan.events {
-        println!("fault: after {} ops: {}", e.after_ops, e.fault);
-    }
-    for v in r.violations.iter().take(5) {
-        println!("violation: {v}");
-    }
-    println!(
-        "runs: {}  wall: {:.1}s",
-        shrunk.runs,
-        shrunk.wall.as_secs_f64()
-    );
+    print_result(&shrunk);
     let dir = out_dir.unwrap_or_else(|| default_dir(file));
-    match report::write(&dir, r) {
+    match report::write(&dir, &shrunk.report) {
         Ok(path) => {
-            crate::explore::write_next_to(&path, r);
-            println!("report: {}", path.display());
-            println!("repro: cargo run --release -- replay {}", path.display());
+            say!("report: {}", path.display());
+            match crate::explore::write_next_to(&path, &shrunk.report) {
+                Ok(html) => say!("explorer: {}", html.display()),
+                Err(why) => say!("explorer: none ({why})"),
+            }
+            say!("repro: cargo run --release -- replay {}", path.display());
             0
         }
         Err(e) => {
@@ -124,6 +89,62 @@ pub fn run(file: &Path, options: Options, out_dir: Option<PathBuf>) -> u8 {
             2
         }
     }
+}
+
+/// The report's case, if it is a report whose run can be replayed.
+fn load(file: &Path) -> Result<Case, String> {
+    let saved = report::load(file).map_err(|e| e.to_string())?;
+    let replayable = |e: String| format!("the report's run cannot be replayed: {e}");
+    saved
+        .config
+        .validate()
+        .map_err(|e| replayable(e.to_string()))?;
+    saved
+        .plan
+        .validate(&saved.config)
+        .map_err(|e| replayable(e.to_string()))?;
+    Ok(Case {
+        config: saved.config,
+        plan: saved.plan,
+    })
+}
+
+/// What the search found: the sizes before and after, the case, its violations, the cost.
+fn print_result(shrunk: &Shrunk) {
+    let r = &shrunk.report;
+    say!("target: {}", shrunk.target.describe());
+    let ending = if shrunk.exhausted {
+        "budget spent"
+    } else {
+        "nothing smaller fails"
+    };
+    say!(
+        "shrunk: {} faults, {} operations -> {} faults, {} operations ({} steps, {ending})",
+        shrunk.original.plan.events.len(),
+        ops_of(&shrunk.original),
+        r.plan.events.len(),
+        ops_of(r),
+        shrunk.steps.len(),
+    );
+    if r.config.seed != shrunk.original.config.seed {
+        say!(
+            "note: the smallest case found runs seed {} (the report's seed {} needed more operations)",
+            r.config.seed,
+            shrunk.original.config.seed
+        );
+    }
+    say!("config: {}", r.config);
+    for e in &r.plan.events {
+        say!("fault: after {} ops: {}", e.after_ops, e.fault);
+    }
+    for v in r.violations.iter().take(5) {
+        say!("violation: {v}");
+    }
+    say!(
+        "runs: {}  wall: {:.1}s",
+        shrunk.runs,
+        shrunk.wall.as_secs_f64()
+    );
 }
 
 /// Next to the input: its folder's `shrunk/` subfolder.

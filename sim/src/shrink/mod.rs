@@ -17,6 +17,7 @@ pub mod eval;
 
 use crate::plan::FaultEvent;
 use crate::run::{run_with_plan, RunReport};
+use crate::RunConfig;
 use candidates::{Candidate, Case};
 use eval::{Evaluator, Target};
 use std::time::{Duration, Instant};
@@ -175,10 +176,13 @@ impl Search<'_> {
         if self.case.plan.events.is_empty() {
             return;
         }
-        let plan = candidates::with_events(&self.case.plan, Vec::new());
+        // `--no-faults` in the configuration too, so that its own `repro:` flags say so.
         let case = Case {
-            config: self.case.config.clone(),
-            plan,
+            config: RunConfig {
+                faults: Some(Vec::new()),
+                ..self.case.config.clone()
+            },
+            plan: crate::plan::FaultPlan::none(),
         };
         if let Some((_, report)) = self.eval.first_failing(std::slice::from_ref(&case)) {
             let what = format!("drop all {} faults", self.case.plan.events.len());
