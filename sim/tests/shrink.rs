@@ -148,13 +148,19 @@ fn a_failure_report_shrinks_to_a_report_that_replays() {
     let page = std::fs::read_to_string(dir.join("seed-0-refund-check-then-act.html"))
         .expect("the page is written next to the report");
     assert!(page.contains("refund-bound") && page.contains("id=\"selftest\""));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no network");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no network"
+    );
 
     let out = paylab(&["shrink", report.to_str().unwrap(), "--jobs", "2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("step: "), "{stdout}");
-    assert!(stdout.contains("target: VIOLATION of refund-bound"), "{stdout}");
+    assert!(
+        stdout.contains("target: VIOLATION of refund-bound"),
+        "{stdout}"
+    );
     let repro = stdout
         .lines()
         .find_map(|l| l.strip_prefix("repro: cargo run --release -- replay "))
@@ -162,6 +168,9 @@ fn a_failure_report_shrinks_to_a_report_that_replays() {
     assert!(std::path::Path::new(repro).with_extension("html").exists());
     let out = paylab(&["replay", repro]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("replay: same verdict (VIOLATION)"), "{stdout}");
+    assert!(
+        stdout.contains("replay: same verdict (VIOLATION)"),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
