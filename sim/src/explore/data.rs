@@ -205,3 +205,22 @@ pub fn healed_ms(run: &RecordedRun) -> Option<u64> {
         _ => None,
     })
 }
+
+/// When each broken invariant was first seen (its earliest violation's snapshot), in time
+/// order: `[invariant, at_ms]`.
+pub fn seen(run: &RecordedRun) -> Vec<(String, u64)> {
+    let mut first: BTreeMap<&str, u64> = BTreeMap::new();
+    for v in &run.report.violations {
+        let Some(at) = v.evidence.get("snapshot_ms").and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let entry = first.entry(v.invariant.name()).or_insert(at);
+        *entry = (*entry).min(at);
+    }
+    let mut out: Vec<(String, u64)> = first
+        .into_iter()
+        .map(|(i, at)| (i.to_string(), at))
+        .collect();
+    out.sort_by_key(|(_, at)| *at);
+    out
+}

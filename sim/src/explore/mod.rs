@@ -40,6 +40,7 @@ pub fn page(run: &RecordedRun, repro: &str) -> String {
         "ops": data::op_rows(run, &lanes, &named),
         "windows": data::windows(run, &lanes),
         "named": named,
+        "seen": data::seen(run),
         "probes": r.probes,
     });
     // Inside a <script> element nothing may read as a tag: `<` only appears in JSON strings,

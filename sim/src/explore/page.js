@@ -106,6 +106,7 @@
     var ctx = canvas.getContext("2d");
     var end = Math.max(D.sim_ms, 1);
     D.ops.forEach(function (op) { end = Math.max(end, op[2]); });
+    end = end * 1.04 + 1;
     var view = { t0: 0, t1: end };
     var width = 0;
     function resize() {
@@ -142,9 +143,10 @@
           var l = L.lanes[li];
           ctx.fillRect(x0, l.top, x1 - x0, l.height);
           if (w.kind === "crash") { ctx.fillStyle = "#d7263d"; ctx.fillRect(x0, l.top, 2, l.height); }
-          if (x1 - x0 > 36 && l.kind !== "client") {
+          if ((x1 - x0 > 36 || w.kind === "crash") && l.kind !== "client") {
             ctx.fillStyle = "#1d2330"; ctx.font = "10px sans-serif";
-            ctx.fillText(w.kind, Math.max(x0, 0) + 4, l.top + l.height - 5);
+            var at = x1 - x0 > 36 ? Math.max(x0, 0) + 4 : x1 + 3;
+            ctx.fillText(w.kind, at, l.top + l.height - 5);
           }
           ctx.fillStyle = FAULT_COLOUR[w.kind] || FAULT_COLOUR.fault;
         });
@@ -168,6 +170,16 @@
         ctx.fillStyle = "#1d2330"; ctx.fillRect(x(D.healed_ms), AXIS, 1, L.height - AXIS);
         ctx.fillText("healed", x(D.healed_ms) + 3, AXIS + 10);
       }
+      ctx.font = "bold 10px sans-serif";
+      D.seen.forEach(function (s, i) {
+        var sx = x(s[1]);
+        ctx.fillStyle = "#d7263d";
+        for (var y = AXIS; y < L.height; y += 6) { ctx.fillRect(sx, y, 1.5, 3); }
+        var label = s[0] + " broken (seen)";
+        var w = ctx.measureText(label).width;
+        ctx.fillText(label, sx + w + 6 > width ? sx - w - 4 : sx + 4, AXIS + 22 + 11 * i);
+      });
+      ctx.font = "10px sans-serif";
       document.getElementById("range").textContent = ms(view.t0) + " - " + ms(view.t1);
     }
     function zoom(factor, at) {
@@ -273,7 +285,7 @@
   function legend() {
     var box = document.getElementById("legend");
     [["ok", OP_COLOUR[0]], ["failed", OP_COLOUR[1]], ["unknown", OP_COLOUR[2]], ["crash", "rgba(215,38,61,0.5)"],
-      ["partition", FAULT_COLOUR.partition], ["named", "#d7263d"]].forEach(function (p) {
+      ["partition", FAULT_COLOUR.partition], ["named by a violation", "#d7263d"]].forEach(function (p) {
       var s = el("span"), i = el("i");
       i.style.background = p[1]; s.appendChild(i); s.appendChild(document.createTextNode(p[0]));
       box.appendChild(s);
