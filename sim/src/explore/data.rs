@@ -224,3 +224,63 @@ pub fn seen(run: &RecordedRun) -> Vec<(String, u64)> {
     out.sort_by_key(|(_, at)| *at);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FaultEvent, FaultKind};
+    use crate::RunConfig;
+
+    fn crashed_run() -> RecordedRun {
+        let config = RunConfig {
+            shards: 1,
+            clients: 2,
+            ops: 3,
+            ..RunConfig::new(4)
+        };
+        let event = |after_ops, fault| FaultEvent { after_ops, fault };
+        let plan = FaultPlan {
+            kinds: vec![FaultKind::Crash, FaultKind::Pause],
+            events: vec![
+                event(
+                    4,
+                    Fault::Crash {
+                        node: "ledger/0".parse().unwrap(),
+                        down_ms: 300,
+                        torn_keep: None,
+                    },
+                ),
+                event(
+                    6,
+                    Fault::Pause {
+                        node: "trade/1".parse().unwrap(),
+                        for_ms: 200,
+                    },
+                ),
+            ],
+        };
+        crate::run::run_recorded(config, plan)
+    }
+
+    #[test]
+    fn lanes_and_windows_follow_the_nodes_and_the_fault_events() {
+        let run = crashed_run();
+        let lanes = lanes(&run);
+        let nodes = services::nodes(&run.report.config).len();
+        assert_eq!(lanes.len(), 1 + nodes + 2);
+        assert_eq!(lanes[0].kind, "cluster");
+        let lane = |name: &str| lanes.iter().position(|l| l.name == name).unwrap();
+        let windows = windows(&run, &lanes);
+        let crash = windows.iter().find(|w| w.kind == "crash").expect("a crash");
+        assert_eq!(crash.lanes, vec![lane("ledger/0")]);
+        assert!(crash.end > crash.start, "down until its restart");
+        let pause = windows.iter().find(|w| w.kind == "pause").expect("a pause");
+        assert_eq!(pause.lanes, vec![lane("trade/1")]);
+        assert_eq!(pause.end - pause.start, 200);
+        let rows = op_rows(&run, &lanes, &BTreeSet::new());
+        assert_eq!(rows.len(), run.history.len());
+        assert!(rows
+            .iter()
+            .all(|r| r[0].as_u64().unwrap() as usize >= 1 + nodes));
+    }
+}

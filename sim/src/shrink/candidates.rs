@@ -364,3 +364,93 @@ fn set_window(fault: &mut Fault, ms: u64) {
         | Fault::Buggify { for_ms, .. } => *for_ms = ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(s: &str) -> NodeName {
+        s.parse().expect("a node name")
+    }
+
+    fn plan(events: Vec<(u64, Fault)>) -> FaultPlan {
+        let events = events
+            .into_iter()
+            .map(|(after_ops, fault)| FaultEvent { after_ops, fault })
+            .collect();
+        with_events(
+            &FaultPlan {
+                kinds: FaultKind::ALL.to_vec(),
+                events: Vec::new(),
+            },
+            events,
+        )
+    }
+
+    #[test]
+    fn smaller_values_go_from_the_minimum_up_and_stay_below() {
+        assert_eq!(smaller(100, 1), vec![1, 25, 50, 75, 99]);
+        assert_eq!(smaller(2, 1), vec![1]);
+        assert!(smaller(1, 1).is_empty());
+    }
+
+    #[test]
+    fn a_smaller_topology_moves_faults_to_siblings_and_drops_empty_partitions() {
+        let crash = Fault::Crash {
+            node: node("ledger/3"),
+            down_ms: 100,
+            torn_keep: None,
+        };
+        let cut = Fault::Partition {
+            side: vec![node("ledger/1")],
+            other: vec![node("ledger/2")],
+            for_ms: 100,
+        };
+        let config = RunConfig {
+            shards: 1,
+            ..RunConfig::new(1)
+        };
+        let case = refit(config, &plan(vec![(5, crash), (6, cut)])).expect("valid");
+        assert_eq!(case.plan.events.len(), 1, "both sides became ledger/0");
+        assert!(
+            matches!(&case.plan.events[0].fault, Fault::Crash { node: n, .. } if *n == node("ledger/0"))
+        );
+        assert_eq!(case.plan.kinds, vec![FaultKind::Crash]);
+    }
+
+    #[test]
+    fn faults_keep_their_share_of_a_shorter_workload() {
+        let pause = Fault::Pause {
+            node: node("trade/0"),
+            for_ms: 10,
+        };
+        let scaled = scale_faults(&plan(vec![(400, pause.clone()), (900, pause)]), 800, 80);
+        let at: Vec<u64> = scaled.events.iter().map(|e| e.after_ops).collect();
+        assert_eq!(at, vec![40, 80], "past the end stays at the end");
+    }
+
+    #[test]
+    fn every_candidate_is_a_valid_smaller_case() {
+        let config = RunConfig::new(3);
+        let case = Case {
+            plan: FaultPlan::generate(&config),
+            config,
+        };
+        let all = [
+            config_knobs(&case),
+            single_faults(&case),
+            simpler_faults(&case),
+            simpler_mix(&case),
+            other_seeds(&case, 4),
+        ];
+        for c in all.iter().flatten() {
+            c.case.config.validate().expect("a valid config");
+            c.case.plan.validate(&c.case.config).expect("a valid plan");
+            assert_ne!(c.case, case, "{}", c.what);
+        }
+        assert_eq!(single_faults(&case).len(), case.plan.events.len());
+        assert!(other_seeds(&case, 4)
+            .iter()
+            .all(|c| c.case.config.clients == 1));
+    }
+}

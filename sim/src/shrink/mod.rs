@@ -158,13 +158,18 @@ impl Search<'_> {
 
     /// Accepts a candidate's run as the new smallest case.
     fn accept(&mut self, what: String, case: Case, report: RunReport) {
+        self.accept_at(what, case, report, self.eval.runs);
+    }
+
+    /// Accepts a candidate found after `runs` runs.
+    fn accept_at(&mut self, what: String, case: Case, report: RunReport, runs: usize) {
         self.case = case;
         self.report = report;
         let step = Step {
             what,
             faults: self.case.plan.events.len(),
             ops: ops_of(&self.report),
-            runs: self.eval.runs,
+            runs,
             wall: self.started.elapsed(),
         };
         (self.on_step)(&step);
@@ -212,7 +217,8 @@ impl Search<'_> {
         }
         let config = self.case.config.clone();
         let base = self.case.plan.clone();
-        let mut last: Option<(Vec<FaultEvent>, RunReport)> = None;
+        // Each list ddmin accepts, with its run: accepted in order once the search is over.
+        let mut accepted: Vec<(Vec<FaultEvent>, RunReport, usize)> = Vec::new();
         let eval = &mut self.eval;
         let mut test = |batch: &[Vec<FaultEvent>]| {
             let cases: Vec<Case> = batch
@@ -223,18 +229,22 @@ impl Search<'_> {
                 })
                 .collect();
             let (i, report) = eval.first_failing(&cases)?;
-            last = Some((batch[i].clone(), report));
+            accepted.push((batch[i].clone(), report, eval.runs));
             Some(i)
         };
-        let kept = ddmin::ddmin(&events, &mut test);
-        if let Some((events, report)) = last.filter(|(e, _)| *e == kept) {
+        ddmin::ddmin(&events, &mut test);
+        for (events, report, runs) in accepted {
             let what = format!(
-                "keep {} of {} faults (ddmin)",
+                "ddmin: keep {} of {} faults",
                 events.len(),
                 self.case.plan.events.len()
             );
             let plan = candidates::with_events(&base, events);
-            self.accept(what, Case { config, plan }, report);
+            let case = Case {
+                config: config.clone(),
+                plan,
+            };
+            self.accept_at(what, case, report, runs);
         }
     }
 }
