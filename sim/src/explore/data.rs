@@ -50,12 +50,21 @@ pub fn lanes(run: &RecordedRun) -> Vec<Lane> {
 
 /// Every request id, trade id, account, activity and event the violations name (a list of
 /// them, comma-separated, names each).
+/// A liveness verdict names its stuck work in words (`payment/0: order c0-p5 (x0.19)`): each
+/// word counts.
 pub fn named(run: &RecordedRun) -> BTreeSet<String> {
+    let stuck: &[String] = match &run.report.verdict {
+        crate::run::Verdict::Liveness(stuck) => stuck,
+        _ => &[],
+    };
+    let words = stuck.iter().flat_map(|s| s.split_whitespace());
     run.report
         .violations
         .iter()
         .flat_map(|v| v.evidence.values())
-        .flat_map(|value| value.split(',').map(|s| s.trim().to_string()))
+        .flat_map(|value| value.split(','))
+        .chain(words)
+        .map(|s| s.trim_matches(|c: char| "():, ".contains(c)).to_string())
         .filter(|s| !s.is_empty())
         .collect()
 }
