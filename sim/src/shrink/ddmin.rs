@@ -100,6 +100,24 @@ mod tests {
         assert_eq!(ddmin(&items, &mut never), items);
     }
 
+    proptest::proptest! {
+        /// Whatever the list and whichever items the failure needs, ddmin keeps exactly those
+        /// (the test is monotone here, so the 1-minimal result is the needed set), in order.
+        #[test]
+        fn keeps_exactly_what_the_failure_needs(
+            len in 1usize..40,
+            picks in proptest::collection::vec(0usize..40, 1..4),
+        ) {
+            let items: Vec<u32> = (0..len as u32).collect();
+            let mut needed: Vec<u32> = picks.iter().map(|p| (p % len) as u32).collect();
+            needed.sort_unstable();
+            needed.dedup();
+            let (found, asked) = run(&items, &needed);
+            proptest::prop_assert_eq!(found, needed);
+            proptest::prop_assert!(asked <= 4 * len * len + 4);
+        }
+    }
+
     #[test]
     fn chunks_cover_the_list_in_order() {
         let items: Vec<u32> = (0..7).collect();
