@@ -2,10 +2,11 @@
 //!
 //! A case is a configuration and a fault plan. The search keeps the seed (which fixes every
 //! client's stream, so fewer operations per client is a prefix of the same workload) and tries,
-//! in rounds until nothing more helps or the budget is spent: no faults at all; fewer
-//! operations, clients, shards and nodes ([`candidates::config_knobs`]); delta debugging over
-//! the fault list ([`ddmin`]); a simpler mix; simpler faults (shorter windows, clean crashes,
-//! narrower partitions, faults moved later). A candidate is accepted when its run fails with
+//! in rounds until nothing more helps or the budget is spent: no faults at all; each fault
+//! alone; delta debugging over the fault list ([`ddmin`]); fewer operations, clients, shards
+//! and nodes ([`candidates::config_knobs`]); a simpler mix; simpler faults (shorter windows,
+//! clean crashes, narrower partitions, faults moved later); once, as a last resort, other
+//! seeds. A second search does the same with the configuration first; the smaller result wins. A candidate is accepted when its run fails with
 //! the same verdict and the same broken invariant ([`eval::Target`]). Candidates run `jobs` at
 //! a time; the first acceptable one in a fixed order wins, so the result does not depend on
 //! the number of jobs.
@@ -72,7 +73,17 @@ pub fn ops_of(report: &RunReport) -> usize {
     report.ops.ok + report.ops.fail + report.ops.unknown
 }
 
+/// The size a search minimises: operations, and ten per fault.
+pub fn size(report: &RunReport) -> usize {
+    ops_of(report) + 10 * report.plan.events.len()
+}
+
 /// Shrinks `start`, which must fail; calls `on_step` for each accepted simplification.
+///
+/// Two searches from the start, the second only if the budget allows: faults first (drop
+/// them, then shrink the configuration), then the configuration first (with every fault still
+/// in place). Runs are chaotic in their faults, so each order reaches cases the other cannot;
+/// the smaller result ([`size`]) wins, the first on a tie.
 pub fn shrink(
     start: Case,
     options: Options,
@@ -84,36 +95,51 @@ pub fn shrink(
         return Err(ShrinkError::Passes);
     }
     let target = Target::of(&original);
-    let mut search = Search {
-        eval: Evaluator::new(target.clone(), options.jobs, started + options.budget),
-        case: start,
-        report: original.clone(),
-        steps: Vec::new(),
-        started,
-        reseed: options.reseed,
-        on_step,
-    };
-    search.eval.runs += 1;
-    search.rounds();
+    let mut eval = Evaluator::new(target.clone(), options.jobs, started + options.budget);
+    eval.runs += 1;
+    let mut best: Option<(RunReport, Vec<Step>)> = None;
+    for config_first in [false, true] {
+        if eval.exhausted {
+            break;
+        }
+        let mut search = Search {
+            eval: &mut eval,
+            case: start.clone(),
+            report: original.clone(),
+            steps: Vec::new(),
+            started,
+            reseed: options.reseed,
+            config_first,
+            on_step: &mut *on_step,
+        };
+        search.rounds();
+        let (report, steps) = (search.report, search.steps);
+        if best.as_ref().is_none_or(|(b, _)| size(&report) < size(b)) {
+            best = Some((report, steps));
+        }
+    }
+    let (report, steps) = best.expect("the first search always runs");
     Ok(Shrunk {
         target,
         original,
-        report: search.report,
-        steps: search.steps,
-        runs: search.eval.runs,
+        report,
+        steps,
+        runs: eval.runs,
         wall: started.elapsed(),
-        exhausted: search.eval.exhausted,
+        exhausted: eval.exhausted,
     })
 }
 
 /// The state of one search: the smallest failing case so far and its run.
 struct Search<'a> {
-    eval: Evaluator,
+    eval: &'a mut Evaluator,
     case: Case,
     report: RunReport,
     steps: Vec<Step>,
     started: Instant,
     reseed: bool,
+    /// The configuration's knobs before the faults in each round.
+    config_first: bool,
     on_step: &'a mut dyn FnMut(&Step),
 }
 
@@ -123,6 +149,9 @@ impl Search<'_> {
         let mut reseeded = !self.reseed;
         loop {
             let before = self.steps.len();
+            if self.config_first {
+                self.greedy(candidates::config_knobs);
+            }
             self.no_faults();
             self.greedy(candidates::single_faults);
             self.fault_list();
@@ -166,7 +195,11 @@ impl Search<'_> {
         self.case = case;
         self.report = report;
         let step = Step {
-            what,
+            what: if self.config_first {
+                format!("[config first] {what}")
+            } else {
+                what
+            },
             faults: self.case.plan.events.len(),
             ops: ops_of(&self.report),
             runs,
@@ -219,7 +252,7 @@ impl Search<'_> {
         let base = self.case.plan.clone();
         // Each list ddmin accepts, with its run: accepted in order once the search is over.
         let mut accepted: Vec<(Vec<FaultEvent>, RunReport, usize)> = Vec::new();
-        let eval = &mut self.eval;
+        let eval = &mut *self.eval;
         let mut test = |batch: &[Vec<FaultEvent>]| {
             let cases: Vec<Case> = batch
                 .iter()
