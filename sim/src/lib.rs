@@ -18,6 +18,8 @@
 //! - [`bench`]: throughput against a calibration run in the same process.
 //! - [`campaign`]: many seeds in parallel, resumable and sharded, with CI reports, and the
 //!   regression corpus.
+//! - [`shrink`]: from a failing case to a smaller one that fails the same way.
+//! - [`explore`]: the failure explorer, one self-contained HTML page per failed run.
 
 pub mod bench;
 pub mod campaign;
@@ -25,6 +27,7 @@ pub mod capture;
 pub mod cluster;
 pub mod config;
 pub mod detection;
+pub mod explore;
 pub mod history;
 pub mod nemesis;
 pub mod observe;
@@ -33,6 +36,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod services;
+pub mod shrink;
 pub mod summary;
 pub mod trace;
 pub mod workload;

@@ -78,16 +78,49 @@ enum Command {
     /// Run many seeds in parallel, resumably, with reports CI reads (summary.json,
     /// summary.md, junit.xml). Exit 0 if every run passed, 1 if any failed, 2 on bad input.
     Campaign(paylab_sim::campaign::CampaignArgs),
-    /// Work on campaign reports.
+    /// Shrink a failure report to a smaller case (fewer faults, operations, clients, nodes)
+    /// that fails with the same verdict and invariant; writes it as a new failure report.
+    Shrink(ShrinkArgs),
+    /// Pages and folders made from reports: the failure explorer, merged campaign shards.
     #[command(subcommand)]
     Report(ReportCommand),
 }
 
+#[derive(clap::Args)]
+struct ShrinkArgs {
+    /// A failure report written by `paylab run` (or by an earlier shrink).
+    file: PathBuf,
+    /// Wall-time budget of the search: 60s, 2m, 1500ms, or seconds.
+    #[arg(long, default_value = "60s", value_parser = paylab_sim::shrink::cli::parse_budget)]
+    budget: std::time::Duration,
+    /// Candidate runs evaluated in parallel (default: the machine's cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    /// Where the shrunk report goes (default: `shrunk/` beside the input).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Keep the report's seed: never try, as a last resort, another workload stream.
+    #[arg(long)]
+    keep_seed: bool,
+}
+
 #[derive(Subcommand)]
 enum ReportCommand {
+    /// The failure explorer: one self-contained HTML page (timeline, violations, repro) of a
+    /// failure report, re-run to record its whole history.
+    Html(HtmlArgs),
     /// Merge the shard folders of one campaign into one folder whose summary equals that of
     /// one campaign over every seed.
     Merge(paylab_sim::campaign::merge::MergeArgs),
+}
+
+#[derive(clap::Args)]
+struct HtmlArgs {
+    /// A failure report written by `paylab run` or `paylab shrink`.
+    file: PathBuf,
+    /// The page to write (default: the report's name ending in .html).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -203,6 +236,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_command(args),
         Command::Campaign(args) => paylab_sim::campaign::campaign(args),
         Command::Report(ReportCommand::Merge(args)) => paylab_sim::campaign::merge::merge(args),
+        Command::Shrink(args) => shrink_command(args),
+        Command::Report(ReportCommand::Html(args)) => ExitCode::from(
+            paylab_sim::explore::cli::html(&args.file, args.out.as_deref()),
+        ),
     };
     checked_exit(code)
 }
@@ -220,6 +257,23 @@ fn clap_sentence(rendered: &str) -> String {
     } else {
         sentence.join(" ")
     }
+}
+
+fn shrink_command(args: ShrinkArgs) -> ExitCode {
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
+    let options = paylab_sim::shrink::Options {
+        budget: args.budget,
+        jobs,
+        reseed: !args.keep_seed,
+    };
+    ExitCode::from(paylab_sim::shrink::cli::run(
+        &args.file,
+        options,
+        args.out_dir,
+    ))
 }
 
 fn bugs_command(args: BugsArgs) -> ExitCode {
@@ -253,7 +307,7 @@ fn bugs_command(args: BugsArgs) -> ExitCode {
     );
     // Progress on stderr, every tenth of the runs, so stdout stays the table.
     let progress = |done: usize, all: usize| {
-        if done % (all / 10).max(1) == 0 || done == all {
+        if done.is_multiple_of((all / 10).max(1)) || done == all {
             eprintln!("measured {done} of {all} runs");
         }
     };
@@ -331,22 +385,29 @@ fn run_command(args: RunArgs) -> ExitCode {
         say!("paylab run seed={} {}", config.seed, config);
         say!("plan: {plan}");
     }
-    let report = run_with_plan(config, plan);
+    let report = &run_with_plan(config, plan);
     if args.json {
         say!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report serializes")
         );
     } else {
-        print_summary(&report, args.plan.as_deref());
+        print_summary(report, args.plan.as_deref());
     }
     if report.verdict != Verdict::Pass {
-        let lines = match report::write(&args.report_dir, &report) {
-            Ok(path) => format!(
-                "report: {}\nreplay: cargo run --release -- replay {}",
-                path.display(),
-                path.display()
-            ),
+        let lines = match report::write(&args.report_dir, report) {
+            Ok(path) => {
+                let mut lines = format!(
+                    "report: {}\nreplay: cargo run --release -- replay {}",
+                    path.display(),
+                    path.display()
+                );
+                match paylab_sim::explore::write_next_to(&path, report) {
+                    Ok(html) => lines += &format!("\nexplorer: {}", html.display()),
+                    Err(why) => lines += &format!("\nexplorer: none ({why})"),
+                }
+                lines
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
