@@ -106,6 +106,10 @@ fn runs_of_one_seed_with_other_flags_keep_their_own_reports() {
     }
     let reports = std::fs::read_dir(cwd.join("reports/failures"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+        })
         .count();
     assert_eq!(reports, 2, "two configurations, two reports");
     std::fs::remove_dir_all(&cwd).ok();
@@ -115,9 +119,21 @@ fn runs_of_one_seed_with_other_flags_keep_their_own_reports() {
 fn edited_report(cwd: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
     let out = paylab_in(
         cwd,
-        &["run", "--seed", "0", "--bug", "tcc-no-fence", "--ops", "20"],
+        &[
+            "run",
+            "--seed",
+            "0",
+            "--bug",
+            "refund-check-then-act",
+            "--ops",
+            "20",
+        ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refund-check-then-act fails every seed"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = stdout
         .lines()
