@@ -78,7 +78,7 @@ fn shrunk_cases_of_five_families_still_fail_their_invariant() {
     for (bug, seed) in [
         (Bug::TccDecisionNotDurable, 1),
         (Bug::ManagerNoRecovery, 1),
-        (Bug::OffsetBeforeProcessing, 3),
+        (Bug::OffsetBeforeProcessing, 26),
         (Bug::ReplicaNoVersion, 0),
         (Bug::LedgerRetryAppliesTwice, 2),
     ] {
@@ -147,8 +147,15 @@ fn a_failure_report_shrinks_to_a_report_that_replays() {
     let args = ["run", "--seed", "0", "--bug", "refund-check-then-act"];
     let out = paylab(&[&args[..], &["--report-dir", dir_arg]].concat());
     assert_eq!(out.status.code(), Some(1));
-    let report = dir.join("seed-0-refund-check-then-act.json");
-    let page = std::fs::read_to_string(dir.join("seed-0-refund-check-then-act.html"))
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let report = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .map(std::path::PathBuf::from)
+        .expect("a report line");
+    let name = report.file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with("seed-0-refund-check-then-act-"), "{name}");
+    let page = std::fs::read_to_string(report.with_extension("html"))
         .expect("the page is written next to the report");
     assert!(page.contains("refund-bound") && page.contains("id=\"selftest\""));
     assert!(
