@@ -297,6 +297,18 @@ fn report_html_of_a_campaign_folder_writes_its_page_or_refuses_in_one_sentence()
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&std::fs::read(&other).unwrap()).contains("campaign-data"));
     std::fs::remove_file(&other).ok();
+    std::fs::remove_file(&page).unwrap();
+    let out = paylab(&["campaign", "--resume", d, "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read(&page).expect("--resume writes it"), written);
+    let merged = campaign_dir("cli-merged");
+    let out = paylab(&["report", "merge", d, "--out", merged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        merged.join("summary.html").is_file(),
+        "report merge writes it"
+    );
+    std::fs::remove_dir_all(&merged).ok();
 
     let empty = campaign_dir("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -361,5 +373,14 @@ fn a_ten_thousand_seed_campaign_page_renders() {
         selftest(&dom, "failures"),
         summary.failures.len().to_string()
     );
+    let shot = out_dir().join("campaign-ten-thousand.png");
+    let _ = std::fs::remove_file(&shot);
+    let window = "--window-size=1400,900";
+    headless(
+        browser,
+        &page,
+        &[&format!("--screenshot={}", shot.display()), window],
+    );
+    assert!(shot.exists(), "a screenshot at {}", shot.display());
     std::fs::remove_dir_all(&dir).ok();
 }
