@@ -107,7 +107,8 @@ struct ShrinkArgs {
 #[derive(Subcommand)]
 enum ReportCommand {
     /// The failure explorer: one self-contained HTML page (timeline, violations, repro) of a
-    /// failure report, re-run to record its whole history.
+    /// failure report, re-run to record its whole history; or, given a campaign folder, the
+    /// campaign page (verdicts, failing seeds, coverage, a cell per seed).
     Html(HtmlArgs),
     /// Merge the shard folders of one campaign into one folder whose summary equals that of
     /// one campaign over every seed.
@@ -116,9 +117,10 @@ enum ReportCommand {
 
 #[derive(clap::Args)]
 struct HtmlArgs {
-    /// A failure report written by `paylab run` or `paylab shrink`.
+    /// A failure report written by `paylab run` or `paylab shrink`, or a campaign folder.
     file: PathBuf,
-    /// The page to write (default: the report's name ending in .html).
+    /// The page to write (default: the report's name ending in .html; for a campaign folder,
+    /// its summary.html).
     #[arg(long)]
     out: Option<PathBuf>,
 }

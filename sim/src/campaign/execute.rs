@@ -251,7 +251,8 @@ pub fn repro(config: &RunConfig, plan: Option<&Path>) -> String {
     cmd
 }
 
-/// Writes `summary.json`, `summary.md` and `junit.xml` into `dir`, each atomically.
+/// Writes `summary.json`, `summary.md`, `junit.xml` and the campaign page `summary.html` into
+/// `dir`, each atomically.
 pub fn write_reports(
     dir: &Path,
     manifest: &Manifest,
@@ -269,6 +270,7 @@ pub fn write_reports(
         junit::FILE,
         junit::render(&summary.campaign, records).as_bytes(),
     )?;
+    crate::explore::campaign::write(dir, &summary, records)?;
     Ok(summary)
 }
 
@@ -312,8 +314,9 @@ pub fn print_summary(dir: &Path, s: &summary::Summary) {
     }
     let show = |name: &str| PathBuf::from(dir).join(name).display().to_string();
     say!(
-        "reports: {} {} {}",
+        "reports: {} {} {} {}",
         show(summary::MD_FILE),
+        show(crate::explore::campaign::HTML_FILE),
         show(summary::JSON_FILE),
         show(junit::FILE)
     );

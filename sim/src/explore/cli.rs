@@ -1,6 +1,7 @@
-//! `paylab report html REPORT [--out FILE]`.
+//! `paylab report html REPORT [--out FILE]`, and `paylab report html DIR [--out FILE]` for
+//! a campaign folder (its page, `DIR/summary.html` unless `--out` says otherwise).
 
-use super::{html_path, page, write_atomic};
+use super::{campaign, html_path, page, write_atomic};
 use crate::report;
 use crate::run::run_recorded;
 use std::path::Path;
@@ -8,6 +9,9 @@ use std::path::Path;
 /// Re-runs the report's case, writes its page; returns the exit code (0 written, 2 bad input
 /// or an unwritable page).
 pub fn html(file: &Path, out: Option<&Path>) -> u8 {
+    if file.is_dir() {
+        return campaign_html(file, out);
+    }
     let saved = match report::load(file) {
         Ok(saved) => saved,
         Err(e) => {
@@ -51,6 +55,36 @@ pub fn html(file: &Path, out: Option<&Path>) -> u8 {
                 run.history.len(),
                 run.faults.len(),
                 run.report.verdict.word()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the page {}: {e}", path.display());
+            2
+        }
+    }
+}
+
+/// The campaign page of the folder `dir`; returns the exit code (0 written, 2 not a campaign,
+/// unreadable or unwritable). Nothing is written on an error.
+fn campaign_html(dir: &Path, out: Option<&Path>) -> u8 {
+    let (summary, records) = match campaign::load(dir) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let path = out.map_or_else(|| dir.join(campaign::HTML_FILE), Path::to_path_buf);
+    let base = campaign::link_base(dir, &path);
+    match write_atomic(&path, &campaign::page(&summary, &records, dir, &base)) {
+        Ok(()) => {
+            println!(
+                "campaign page: {} ({} runs, {} failing, {} untested)",
+                path.display(),
+                summary.runs,
+                summary.failures.len(),
+                summary.untested.len()
             );
             0
         }

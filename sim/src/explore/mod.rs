@@ -7,7 +7,10 @@
 //! the operations the violations name highlighted), lists the named operations and the probes,
 //! and gives the exact repro command. A canvas with zoom and pan keeps 10,000 operations
 //! readable.
+//!
+//! [`campaign`] makes the campaign page with the same shell, stylesheet and self-test.
 
+pub mod campaign;
 pub mod cli;
 pub mod data;
 mod words;
@@ -43,18 +46,31 @@ pub fn page(run: &RecordedRun, repro: &str) -> String {
         "seen": data::seen(run),
         "probes": r.probes,
     });
+    let title = format!("paylab seed {}: {}", r.config.seed, words::headline(r));
+    shell(&title, BODY, "run-data", &blob, JS)
+}
+
+/// The HTML shell every page shares: the title, the shared stylesheet, the page's fixed
+/// skeleton `body`, its data as JSON in a `<script type="application/json" id=data_id>`, and
+/// its script `js`.
+pub(crate) fn shell(
+    title: &str,
+    body: &str,
+    data_id: &str,
+    data: &serde_json::Value,
+    js: &str,
+) -> String {
     // Inside a <script> element nothing may read as a tag: `<` only appears in JSON strings,
     // where its escape means the same.
-    let blob = serde_json::to_string(&blob)
+    let blob = serde_json::to_string(data)
         .expect("the page data serializes")
         .replace('<', "\\u003c");
-    let title = format!("paylab seed {}: {}", r.config.seed, words::headline(r));
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{title}</title><style>{CSS}</style></head>\n<body>\n{BODY}\n\
-         <script type=\"application/json\" id=\"run-data\">{blob}</script>\n\
-         <script>{JS}</script>\n</body></html>\n",
-        title = escape(&title),
+         <title>{title}</title><style>{CSS}</style></head>\n<body>\n{body}\n\
+         <script type=\"application/json\" id=\"{data_id}\">{blob}</script>\n\
+         <script>{js}</script>\n</body></html>\n",
+        title = escape(title),
     )
 }
 
@@ -88,8 +104,11 @@ pub fn html_path(report: &Path) -> PathBuf {
 /// Writes `html` to `path` whole or not at all (a temporary file, then a rename).
 pub fn write_atomic(path: &Path, html: &str) -> std::io::Result<()> {
     let partial = path.with_extension("html.partial");
-    std::fs::write(&partial, html)?;
-    std::fs::rename(&partial, path)
+    let written = std::fs::write(&partial, html).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
 }
 
 /// The most operations a page draws: beyond, the page would weigh more than a browser holds.
