@@ -266,6 +266,19 @@ fn three_shards_merged_equal_one_campaign_over_the_same_seeds() {
         std::fs::read_to_string(single.join("summary.md")).unwrap()
     );
     assert_eq!(records(&merged).len(), 30);
+    // Every failure report comes with its explorer page, as in a campaign that never split.
+    let failures: Vec<PathBuf> = std::fs::read_dir(merged.join("failures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert!(!failures.is_empty(), "tcc-no-fence fails some of 30 seeds");
+    for report in failures {
+        assert!(
+            report.with_extension("html").is_file(),
+            "{report:?} has its page"
+        );
+    }
     let again = paylab(&[
         "report",
         "merge",

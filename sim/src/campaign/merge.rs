@@ -98,7 +98,13 @@ fn write_merged(
         if let Some(report) = &r.report {
             let from = dirs.iter().map(|d| d.join(report)).find(|p| p.exists());
             if let Some(from) = from {
-                std::fs::copy(from, out.join(report)).map_err(cannot)?;
+                std::fs::copy(&from, out.join(report)).map_err(cannot)?;
+                // The report's explorer page, where the run wrote one, goes along with it.
+                let page = from.with_extension("html");
+                if page.exists() {
+                    let to = out.join(report).with_extension("html");
+                    std::fs::copy(page, to).map_err(cannot)?;
+                }
             }
         }
     }
