@@ -88,7 +88,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ShrinkArgs {
-    /// A failure report written by `paylab run` (or by an earlier shrink).
+    /// A failure report written by `paylab run` (or by an earlier shrink), or a regression
+    /// corpus entry (`seeds/*.toml`).
     file: PathBuf,
     /// Wall-time budget of the search: 60s, 2m, 1500ms, or seconds.
     #[arg(long, default_value = "60s", value_parser = paylab_sim::shrink::cli::parse_budget)]

@@ -207,3 +207,35 @@ fn the_result_does_not_depend_on_the_number_of_jobs() {
     };
     assert_eq!(shrunk(1), shrunk(3));
 }
+
+/// A regression corpus entry shrinks as a failure report does: its configuration and plan are
+/// the case.
+#[test]
+fn a_corpus_entry_shrinks_like_a_report() {
+    let dir = std::env::temp_dir().join(format!("paylab-shrink-entry-{}", std::process::id()));
+    let entry = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../seeds/bug-refund-check-then-act.toml"
+    );
+    let out = paylab(&[
+        "shrink",
+        entry,
+        "--jobs",
+        "2",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("target: VIOLATION of refund-bound"),
+        "{stdout}"
+    );
+    let repro = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("repro: cargo run --release -- replay "))
+        .expect("a repro line");
+    let replay = paylab(&["replay", repro]);
+    assert_eq!(replay.status.code(), Some(1), "the shrunk case still fails");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -43,6 +43,12 @@ struct Loaded {
     plan: FaultPlan,
 }
 
+/// The configuration and plan of one corpus entry (`seeds/*.toml`), validated: what
+/// `paylab shrink` starts from when given an entry instead of a failure report.
+pub fn case_of(path: &Path) -> Result<(RunConfig, FaultPlan), String> {
+    load(path).map(|l| (l.config, l.plan))
+}
+
 /// Reads one entry and resolves its configuration and plan, or says why it cannot run.
 fn load(path: &Path) -> Result<Loaded, String> {
     let text = std::fs::read_to_string(path)

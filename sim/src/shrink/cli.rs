@@ -1,4 +1,4 @@
-//! The `paylab shrink` command: reads a failure report, shrinks it, prints each accepted step,
+//! The `paylab shrink` command: reads a failure report or a corpus entry (`seeds/*.toml`), shrinks it, prints each accepted step,
 //! writes the shrunk case as a failure report (with its explorer page) and a `repro:` line.
 
 use super::candidates::Case;
@@ -93,6 +93,10 @@ pub fn run(file: &Path, options: Options, out_dir: Option<PathBuf>) -> u8 {
 
 /// The report's case, if it is a report whose run can be replayed.
 fn load(file: &Path) -> Result<Case, String> {
+    if file.extension().is_some_and(|x| x == "toml") {
+        let (config, plan) = crate::campaign::corpus::case_of(file)?;
+        return Ok(Case { config, plan });
+    }
     let saved = report::load(file).map_err(|e| e.to_string())?;
     let replayable = |e: String| format!("the report's run cannot be replayed: {e}");
     saved
