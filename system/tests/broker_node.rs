@@ -1,9 +1,9 @@
 //! The broker node shell and the consumer runtime inside the simulator: what a flush policy
 //! promises across a power loss, check-backs that settle a half message, and consumers that
 //! process every message once per group in key order, replay after a crash, retry failures
-//! and dead-letter what always fails. Every test runs on fixed seeds ([`SEEDS`]).
+//! and dead-letter what always fails. Every test runs on fixed seeds (`common::SEEDS`).
 
-use madsim::runtime::{Handle, NodeHandle, Runtime};
+use madsim::runtime::{Handle, NodeHandle};
 use paylab_system::broker::consumer::{self, ConsumerConfig};
 use paylab_system::broker::{
     queue_of, BrokerCall, BrokerCommand, BrokerConfig, BrokerError, BrokerNode, BrokerNodeConfig,
@@ -26,31 +26,8 @@ const PRODUCER: &str = "10.5.0.2:9001";
 const TOPIC: &str = "events";
 const QUEUES: u32 = 4;
 
-/// The seeds every test here runs on: fixed, so a failure replays exactly, and several, because
-/// the simulated network's latencies (and so every interleaving) come from the seed.
-const SEEDS: [u64; 4] = [1, 7, 42, 1_337];
-
-/// Runs `test` in a fresh simulation for each of [`SEEDS`], each on an OS thread of its own (a
-/// second runtime on one thread would inherit its thread-locals), named after its seed so that
-/// a failure says which seed broke.
-fn on_fixed_seeds<F, Fut>(test: F)
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    for seed in SEEDS {
-        let test = test.clone();
-        std::thread::Builder::new()
-            .name(format!("seed-{seed}"))
-            .spawn(move || {
-                let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
-                runtime.block_on(test());
-            })
-            .expect("spawn a simulation thread")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    }
-}
+mod common;
+use common::on_fixed_seeds;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("valid address")

@@ -4,7 +4,7 @@
 //! right after loses a trade whose creation a client holds an acknowledgement of. Every test
 //! runs on fixed seeds.
 
-use madsim::runtime::{Handle, Runtime};
+use madsim::runtime::Handle;
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::disk::Disk;
@@ -18,28 +18,16 @@ use paylab_system::transport::{NetFaults, Transport};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod common;
+use common::on_fixed_seeds;
+
 const TRADE: &str = "10.6.0.1:9000";
 const CLIENT: &str = "10.6.0.2:9001";
-const SEEDS: [u64; 4] = [1, 7, 42, 1_337];
 /// Long enough that a repeat sent just after the first command lands inside its fsync.
 const FSYNC: Duration = Duration::from_millis(200);
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("valid address")
-}
-
-fn on_fixed_seeds(test: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
-    for seed in SEEDS {
-        std::thread::Builder::new()
-            .name(format!("seed-{seed}"))
-            .spawn(move || {
-                let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
-                runtime.block_on(test());
-            })
-            .expect("spawn a simulation thread")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    }
 }
 
 fn env(disk: &Disk) -> NodeEnv {
@@ -93,7 +81,7 @@ fn create() -> TradeCall {
 #[test]
 fn a_repeat_is_not_acknowledged_before_the_record_it_repeats_is_durable() {
     on_fixed_seeds(|| {
-        Box::pin(async {
+        Box::pin(async move {
             let disk = Disk::new();
             start_trade(&disk);
             madsim::time::sleep(Duration::from_millis(50)).await;
