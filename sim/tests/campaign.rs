@@ -365,6 +365,15 @@ fn a_run_past_its_timeout_is_a_hang_and_the_campaign_goes_on() {
         "{recs:?}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL seed 0 HANG"));
+    for r in &recs {
+        // A hang leaves no run report: the campaign writes the seed's record in its place.
+        let report = r.report.as_ref().expect("every failing seed has a report");
+        let text = std::fs::read_to_string(dir.join(report)).expect("the record is written");
+        assert!(
+            text.contains("\"HANG\"") && text.contains(&r.repro),
+            "{text}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

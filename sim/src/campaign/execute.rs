@@ -239,7 +239,30 @@ fn run_seed(seed: u64, m: &Manifest, dir: &Path, exe: &Path) -> RunRecord {
         }
         record.rerun_hash = Some(rerun.trace_hash);
     }
+    if record.failed() && record.report.is_none() {
+        record.report = write_record(dir, &record, &ran);
+    }
     record
+}
+
+/// A failing seed that left no failure report of `paylab run` (a hang, a child that died, a
+/// nondeterministic pass): its record, configuration, plan and repro command as a JSON file in
+/// `failures/`, so that every failing seed has one. Best effort: `None` if it cannot be
+/// written (the results line still holds everything).
+fn write_record(dir: &Path, record: &RunRecord, plan: &FaultPlan) -> Option<String> {
+    let name = report::file_name(&record.config, plan);
+    let stem = name.trim_end_matches(".json");
+    let word = record.verdict.word().to_lowercase();
+    let path = dir.join(FAILURES_DIR).join(format!("{stem}-{word}.json"));
+    let doc = serde_json::json!({
+        "what": "a paylab campaign's record of a failing seed that left no run report",
+        "record": record,
+        "plan": plan,
+    });
+    let text = serde_json::to_string_pretty(&doc).ok()?;
+    std::fs::create_dir_all(dir.join(FAILURES_DIR)).ok()?;
+    super::manifest::write_atomic(&path, text.as_bytes()).ok()?;
+    Some(runner::relative(&path, dir))
 }
 
 /// The command that replays a run of the campaign.
