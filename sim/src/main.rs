@@ -398,19 +398,8 @@ fn run_command(args: RunArgs) -> ExitCode {
         print_summary(report, args.plan.as_deref());
     }
     if report.verdict != Verdict::Pass {
-        let lines = match report::write(&args.report_dir, report) {
-            Ok(path) => {
-                let mut lines = format!(
-                    "report: {}\nreplay: cargo run --release -- replay {}",
-                    path.display(),
-                    path.display()
-                );
-                match paylab_sim::explore::write_next_to(&path, report) {
-                    Ok(html) => lines += &format!("\nexplorer: {}", html.display()),
-                    Err(why) => lines += &format!("\nexplorer: none ({why})"),
-                }
-                lines
-            }
+        let lines = match write_failure(&args.report_dir, report) {
+            Ok(lines) => lines,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -424,6 +413,21 @@ fn run_command(args: RunArgs) -> ExitCode {
         }
     }
     ExitCode::from(report.verdict.exit_code() as u8)
+}
+
+/// Writes a failed run's report and its explorer page; returns the lines that name them.
+fn write_failure(dir: &Path, report: &RunReport) -> Result<String, report::ReportError> {
+    let path = report::write(dir, report)?;
+    let mut lines = format!(
+        "report: {}\nreplay: cargo run --release -- replay {}",
+        path.display(),
+        path.display()
+    );
+    match paylab_sim::explore::write_next_to(&path, report) {
+        Ok(html) => lines += &format!("\nexplorer: {}", html.display()),
+        Err(why) => lines += &format!("\nexplorer: none ({why})"),
+    }
+    Ok(lines)
 }
 
 fn replay_command(args: ReplayArgs) -> ExitCode {
@@ -458,8 +462,25 @@ fn replay_command(args: ReplayArgs) -> ExitCode {
         saved.config
     );
     say!("plan: {}", saved.plan);
-    let report = run_with_plan(saved.config, saved.plan);
+    let report = run_with_plan(saved.config.clone(), saved.plan.clone());
     print_summary(&report, None);
+    let differences = differences(&saved, &report);
+    let hash = format!("{:016x}", report.trace_hash);
+    if differences.is_empty() {
+        say!(
+            "replay: same verdict ({}) and trace hash {hash}",
+            report.verdict.word()
+        );
+        ExitCode::from(report.verdict.exit_code() as u8)
+    } else {
+        say!("replay: DIFFERENT: {}", differences.join("; "));
+        ExitCode::from(1)
+    }
+}
+
+/// What a replay changed against its report: the verdict, the broken invariants, the trace
+/// hash (each said in words; empty when it is the same run).
+fn differences(saved: &report::SavedRun, report: &RunReport) -> Vec<String> {
     let invariants = |vs: &[paylab_invariants::Violation]| {
         vs.iter()
             .map(|v| v.invariant)
@@ -489,16 +510,7 @@ fn replay_command(args: ReplayArgs) -> ExitCode {
         )),
         _ => {}
     }
-    if differences.is_empty() {
-        say!(
-            "replay: same verdict ({}) and trace hash {hash}",
-            report.verdict.word()
-        );
-        ExitCode::from(report.verdict.exit_code() as u8)
-    } else {
-        say!("replay: DIFFERENT: {}", differences.join("; "));
-        ExitCode::from(1)
-    }
+    differences
 }
 
 fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
@@ -562,28 +574,33 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
 /// Operations in one measured bench run (`--clients` × `--per-client`): about 4 GiB at most.
 const BENCH_OPS_MAX: u64 = 4_000_000;
 
-fn bench_command(args: BenchArgs) -> ExitCode {
+/// The bench's inputs that clap cannot check alone: the size of a measured run and the scale
+/// part's lengths.
+fn bench_inputs(args: &BenchArgs) -> Result<Vec<u32>, String> {
     let ops = u64::from(args.clients) * u64::from(args.per_client);
     if ops > BENCH_OPS_MAX {
-        eprintln!(
-            "error: --clients {} x --per-client {} is {ops} operations per measured run; at most {BENCH_OPS_MAX}",
+        return Err(format!(
+            "--clients {} x --per-client {} is {ops} operations per measured run; at most {BENCH_OPS_MAX}",
             args.clients, args.per_client
-        );
-        return ExitCode::from(2);
+        ));
     }
-    let size = BenchSize {
-        clients: args.clients,
-        per_client: args.per_client,
-    };
-    let part = |p: BenchPart| args.parts.contains(&p);
-    // Whole runs before the ratio parts, whose rounds they would not change.
-    let scale_ops = match bench::scale::scale_ops() {
+    bench::scale::scale_ops()
+}
+
+fn bench_command(args: BenchArgs) -> ExitCode {
+    let scale_ops = match bench_inputs(&args) {
         Ok(ops) => ops,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let size = BenchSize {
+        clients: args.clients,
+        per_client: args.per_client,
+    };
+    let part = |p: BenchPart| args.parts.contains(&p);
+    // Whole runs before the ratio parts, whose rounds they would not change.
     if part(BenchPart::Peak) {
         let lines = bench::peak::render(&bench::peak::measure());
         lines.iter().for_each(|l| say!("{l}"));

@@ -217,32 +217,38 @@ fn run_seed(seed: u64, m: &Manifest, dir: &Path, exe: &Path) -> RunRecord {
         record.report = Some(runner::relative(&report, dir));
     }
     if seeds::checks_determinism(seed, m.check_determinism) && !record.trace_hash.is_empty() {
-        let rerun = Job {
-            report_dir: dir.join(RERUN_DIR),
-            ..job
-        }
-        .run();
-        record.wall_ms += rerun.wall_ms;
-        if rerun.trace_hash != record.trace_hash {
-            record.verdict = CampaignVerdict::Nondeterminism;
-            record.detail = Some(format!(
-                "trace hash {} in one process, {} in another (first verdict {}, then {})",
-                record.trace_hash,
-                if rerun.trace_hash.is_empty() {
-                    "none"
-                } else {
-                    &rerun.trace_hash
-                },
-                first.verdict.word(),
-                rerun.verdict.word()
-            ));
-        }
-        record.rerun_hash = Some(rerun.trace_hash);
+        check_determinism(&mut record, job, first.verdict, dir);
     }
     if record.failed() && record.report.is_none() {
         record.report = write_record(dir, &record, &ran);
     }
     record
+}
+
+/// Runs the seed again in another process and compares trace hashes: a mismatch makes the
+/// record's verdict `NONDETERMINISM`, with both hashes.
+fn check_determinism(record: &mut RunRecord, job: Job, first: CampaignVerdict, dir: &Path) {
+    let rerun = Job {
+        report_dir: dir.join(RERUN_DIR),
+        ..job
+    }
+    .run();
+    record.wall_ms += rerun.wall_ms;
+    if rerun.trace_hash != record.trace_hash {
+        record.verdict = CampaignVerdict::Nondeterminism;
+        record.detail = Some(format!(
+            "trace hash {} in one process, {} in another (first verdict {}, then {})",
+            record.trace_hash,
+            if rerun.trace_hash.is_empty() {
+                "none"
+            } else {
+                &rerun.trace_hash
+            },
+            first.word(),
+            rerun.verdict.word()
+        ));
+    }
+    record.rerun_hash = Some(rerun.trace_hash);
 }
 
 /// A failing seed that left no failure report of `paylab run` (a hang, a child that died, a
