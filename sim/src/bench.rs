@@ -138,10 +138,12 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 buggify: Default::default(),
                 seed: 0,
             };
+            // Transfers post; no TCC branch step is asked, so no payment node may ask one.
             let config = LedgerConfig {
                 shard: ShardId(0),
                 shards: 1,
                 fsync_latency: Duration::from_millis(1),
+                step_callers: Vec::new(),
             };
             let env = Arc::new(env);
             let env2 = env.clone();
@@ -392,6 +394,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
             shard: ShardId(s),
             shards: config.shards,
             fsync_latency,
+            step_callers: vec![payment_addr(0)],
         };
         serve_forever(
             handle,
@@ -405,6 +408,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         close_after_ms: u64::MAX / 2,
         sweep_interval: Duration::from_secs(3_600),
         messages: None,
+        step_callers: vec![payment_addr(0)],
     };
     serve_forever(
         handle,

@@ -190,6 +190,12 @@ pub mod names {
     pub const TRADE_CLOSED_BY_TIMEOUT: &str = "trade.closed-by-timeout";
     pub const TRADE_REFUND_BOUND_REFUSED: &str = "trade.refund-over-bound-refused";
     pub const TRADE_DUPLICATE_CREATE: &str = "trade.duplicate-create-absorbed";
+    /// An internal trade step (begin or end a pay or a refund) asked by a caller that is not a
+    /// payment node, refused.
+    pub const TRADE_UNAUTHORIZED_REFUSED: &str = "trade.unauthorized-step-refused";
+    /// A TCC branch step asked of a ledger shard by a caller that is not a payment node,
+    /// refused.
+    pub const LEDGER_UNAUTHORIZED_REFUSED: &str = "ledger.unauthorized-step-refused";
     pub const PAYMENT_RECOVERED: &str = "payment.recovered-from-log";
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
     pub const PAYMENT_FORWARDED: &str = "payment.forwarded-to-owner";

@@ -43,6 +43,9 @@ pub enum RefusalCode {
     Aborted,
     /// Malformed input (a bad amount, an empty field).
     Invalid,
+    /// The caller may not take this step: an internal step of the platform's protocol asked
+    /// by anyone but the service that owns it.
+    Unauthorized,
 }
 
 impl RefusalCode {
@@ -62,6 +65,7 @@ impl RefusalCode {
         RefusalCode::Unavailable,
         RefusalCode::Aborted,
         RefusalCode::Invalid,
+        RefusalCode::Unauthorized,
     ];
 
     /// The kebab-case name used in histories, evidence and summaries.
@@ -82,6 +86,7 @@ impl RefusalCode {
             RefusalCode::Unavailable => "unavailable",
             RefusalCode::Aborted => "aborted",
             RefusalCode::Invalid => "invalid",
+            RefusalCode::Unauthorized => "unauthorized",
         }
     }
 }

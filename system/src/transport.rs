@@ -209,6 +209,18 @@ impl Transport {
         F: Fn(R) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R::Response> + Send + 'static,
     {
+        self.serve_from(move |request: R, _from| handler(request));
+    }
+
+    /// As [`Transport::serve`], and the handler also learns who sent the request: the sender's
+    /// address as the network delivered it, which no caller can forge (what a service checks
+    /// before it takes a step only another platform service may ask for).
+    pub fn serve_from<R, F, Fut>(&self, handler: F)
+    where
+        R: Rpc,
+        F: Fn(R, SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R::Response> + Send + 'static,
+    {
         let endpoint = self.endpoint.clone();
         let (probes, origin) = (self.probes.clone(), self.origin);
         madsim::task::spawn(async move {
@@ -223,7 +235,7 @@ impl Transport {
                 let Envelope { reply_tag, request } = *envelope;
                 // Boxed: a handler's future is kilobytes (a whole protocol flow), and a task's
                 // future is copied by value on its way into the executor, every request.
-                let work = Box::pin(handler(request));
+                let work = Box::pin(handler(request, from));
                 let endpoint = endpoint.clone();
                 let probes = probes.clone();
                 madsim::task::spawn(async move {

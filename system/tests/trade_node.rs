@@ -8,12 +8,13 @@ use madsim::runtime::Handle;
 use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::disk::Disk;
-use paylab_system::ids::{AccountId, TradeShardId};
+use paylab_system::ids::{AccountId, IdemKey, TradeShardId, Xid};
 use paylab_system::money::Amount;
 use paylab_system::node::NodeEnv;
 use paylab_system::probes::Probes;
+use paylab_system::refusal::RefusalCode;
 use paylab_system::trade::node::LOG_FILE;
-use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeNode};
+use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeNode, TradeReply};
 use paylab_system::transport::{NetFaults, Transport};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +24,8 @@ use common::on_fixed_seeds;
 
 const TRADE: &str = "10.6.0.1:9000";
 const CLIENT: &str = "10.6.0.2:9001";
+/// The one payment node the trade node takes its internal steps from.
+const PAYMENT: &str = "10.6.0.3:9002";
 /// Long enough that a repeat sent just after the first command lands inside its fsync.
 const FSYNC: Duration = Duration::from_millis(200);
 
@@ -52,13 +55,14 @@ fn start_trade(disk: &Disk) {
         close_after_ms: 3_600_000,
         sweep_interval: Duration::from_secs(60),
         messages: None,
+        step_callers: vec![addr(PAYMENT)],
     };
     Handle::current()
         .create_node()
         .name("trade")
         .ip(env.addr.ip())
         .init(move || {
-            let env = env.clone();
+            let (env, config) = (env.clone(), config.clone());
             async move {
                 let _node = TradeNode::start(&env, config).await.expect("trade starts");
                 std::future::pending::<()>().await
@@ -126,6 +130,80 @@ fn a_repeat_is_not_acknowledged_before_the_record_it_repeats_is_durable() {
                 })
                 .await
                 .expect("the client finishes");
+        })
+    });
+}
+
+/// Calls the trade node from a node of its own at `from`, and returns the answer.
+async fn call_from(
+    from: &str,
+    call: TradeCall,
+) -> Result<TradeReply, paylab_system::trade::TradeError> {
+    let (from, name) = (addr(from), format!("caller-{from}"));
+    let node = Handle::current()
+        .create_node()
+        .name(name.clone())
+        .ip(from.ip())
+        .build();
+    node.spawn(async move {
+        let t = Transport::bind(from, &name, 0, NetFaults::new(), Probes::new())
+            .await
+            .expect("bind");
+        t.call(addr(TRADE), call, Duration::from_secs(5))
+            .await
+            .expect("the trade node answers")
+    })
+    .await
+    .expect("the call finishes")
+}
+
+/// Begin and end a pay are the payment service's steps: asked by a client they are refused
+/// (typed `unauthorized`), nothing is written, and the same steps from the payment node work.
+#[test]
+fn a_client_cannot_take_a_payment_nodes_steps() {
+    on_fixed_seeds(|| {
+        Box::pin(async move {
+            let disk = Disk::new();
+            start_trade(&disk);
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            let Ok(TradeReply::Created { trade, .. }) = call_from(CLIENT, create()).await else {
+                panic!("the client creates its trade");
+            };
+            let written = disk.lengths(LOG_FILE).1;
+            let (key, xid) = (IdemKey::new("pay-1"), Xid::new("x-1"));
+            let end = TradeCall(TradeCommand::EndPay {
+                trade,
+                key: key.clone(),
+                xid: xid.clone(),
+                payer: AccountId(2_002),
+                outcome: Ok(()),
+            });
+            let begin = TradeCall(TradeCommand::BeginPay {
+                trade,
+                key,
+                xid,
+                payer: AccountId(2_002),
+            });
+            // Each caller is a node of its own (madsim gives one IP to one node).
+            for (from, forged) in [("10.6.0.9:9009", end), ("10.6.0.10:9009", begin.clone())] {
+                let refused = call_from(from, forged).await;
+                let e = refused.expect_err("a client's internal step is refused");
+                assert_eq!(e.code(), RefusalCode::Unauthorized, "{e}");
+            }
+            assert_eq!(
+                disk.lengths(LOG_FILE).1,
+                written,
+                "a refused step writes nothing"
+            );
+            let begun = call_from(PAYMENT, begin).await;
+            assert!(
+                matches!(begun, Ok(TradeReply::PayBegun { .. })),
+                "{begun:?}"
+            );
+            assert!(
+                disk.lengths(LOG_FILE).1 > written,
+                "the payment node's step is written"
+            );
         })
     });
 }

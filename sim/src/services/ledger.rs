@@ -36,6 +36,9 @@ impl ServiceKind for Ledger {
             shard: ShardId(index),
             shards: run.config.shards,
             fsync_latency: run.fsync_latency(),
+            step_callers: (0..run.config.payment_nodes)
+                .map(super::payment::addr_of)
+                .collect(),
         })
     }
 }
@@ -43,7 +46,7 @@ impl ServiceKind for Ledger {
 impl NodeService for LedgerConfig {
     fn start<'a>(&'a self, env: &'a NodeEnv) -> LocalFuture<'a, Arc<dyn LiveService>> {
         Box::pin(async move {
-            let node = LedgerNode::start(env, *self)
+            let node = LedgerNode::start(env, self.clone())
                 .await
                 .expect("a restarted node can bind its address");
             Arc::new(node) as Arc<dyn LiveService>
@@ -51,7 +54,7 @@ impl NodeService for LedgerConfig {
     }
     fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
         if scope != Scope::Progress {
-            let core = LedgerNode::durable_state(env, *self);
+            let core = LedgerNode::durable_state(env, self);
             obs.shards.push(observe::shard_snapshot(&core));
         }
     }

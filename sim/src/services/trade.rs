@@ -45,6 +45,9 @@ impl ServiceKind for Trade {
                 mode,
                 broker: broker::addr_of(),
             }),
+            step_callers: (0..run.config.payment_nodes)
+                .map(super::payment::addr_of)
+                .collect(),
         })
     }
 }
@@ -70,14 +73,14 @@ fn read(env: &NodeEnv, core: &TradeCore, scope: Scope, obs: &mut Observation) {
 impl NodeService for TradeConfig {
     fn start<'a>(&'a self, env: &'a NodeEnv) -> LocalFuture<'a, Arc<dyn LiveService>> {
         Box::pin(async move {
-            let node = TradeNode::start(env, *self)
+            let node = TradeNode::start(env, self.clone())
                 .await
                 .expect("a restarted node can bind its address");
             Arc::new(node) as Arc<dyn LiveService>
         })
     }
     fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
-        read(env, &TradeNode::durable_state(env, *self), scope, obs);
+        read(env, &TradeNode::durable_state(env, self), scope, obs);
     }
     fn diff(&self, _env: &NodeEnv, whole: &Observation, world: &World, out: &mut Delta) {
         capture::trades_diff(self.shard.0, &whole.trades, world, out);

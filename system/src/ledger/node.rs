@@ -10,6 +10,7 @@ use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::transport::Transport;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,13 +33,34 @@ fn tcc_corner(command: &LedgerCommand, decision: &Decision) -> Option<&'static s
 /// The log file of a ledger shard on its node's disk.
 pub const LOG_FILE: &str = "ledger.log";
 
+/// A TCC branch step is the business-activity manager's: refused, before anything is read or
+/// written, from any caller but a payment node. Every other command is anyone's to ask.
+fn authorize(
+    command: &LedgerCommand,
+    from: SocketAddr,
+    callers: &[SocketAddr],
+) -> Result<(), LedgerError> {
+    match command.branch_step() {
+        Some(step) if !callers.iter().any(|a| a.ip() == from.ip()) => {
+            Err(LedgerError::Unauthorized {
+                step: step.to_string(),
+                caller: from.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How a ledger node is set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
     pub shard: ShardId,
     pub shards: u32,
     /// The simulated cost of one fsync (shared by concurrent posts: group commit).
     pub fsync_latency: Duration,
+    /// The payment nodes: the only callers that may take TCC branch steps (known by the
+    /// address the network delivers their requests from).
+    pub step_callers: Vec<SocketAddr>,
 }
 
 /// A running ledger node: the handle the harness keeps to read its state (god's-eye view).
@@ -70,10 +92,16 @@ impl LedgerNode {
         let transport = Transport::for_node(env).await?;
         let node = LedgerNode { core: core.clone() };
         let (clock, bugs, probes) = (env.clock.clone(), env.bugs, env.probes.clone());
-        transport.serve(move |LedgerCall(command)| {
+        let callers: Arc<[SocketAddr]> = config.step_callers.into();
+        transport.serve_from(move |LedgerCall(command), from| {
             let (core, log, clock, probes) =
                 (core.clone(), log.clone(), clock.clone(), probes.clone());
+            let allowed = authorize(&command, from, &callers);
             async move {
+                if let Err(refusal) = allowed {
+                    probes.hit(names::LEDGER_UNAUTHORIZED_REFUSED);
+                    return Err(refusal);
+                }
                 // Decide, write and apply under one lock: no other command sees a half step.
                 let reply = {
                     let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,7 +146,7 @@ impl LedgerNode {
     }
 
     /// What a shard whose node is down would recover: its durable records, folded.
-    pub fn durable_state(env: &NodeEnv, config: LedgerConfig) -> LedgerCore {
+    pub fn durable_state(env: &NodeEnv, config: &LedgerConfig) -> LedgerCore {
         let log = DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency);
         LedgerCore::recover(config.shard, config.shards, env.bugs, &log.read_durable())
     }

@@ -214,6 +214,10 @@ pub enum LedgerError {
     Fence(FenceRefusal),
     #[error("branch {0} was tried with another action")]
     BranchReused(String),
+    /// A TCC branch step (Try, Confirm, Cancel) asked by a caller that is not a payment node:
+    /// nothing was read or written.
+    #[error("{step} is a payment node's step; {caller} may not take it")]
+    Unauthorized { step: String, caller: String },
 }
 
 impl LedgerError {
@@ -229,6 +233,20 @@ impl LedgerError {
             LedgerError::Unbalanced { .. } => C::Unbalanced,
             LedgerError::FreezeKeyReused(_) | LedgerError::BranchReused(_) => C::KeyReused,
             LedgerError::Fence(_) => C::Fence,
+            LedgerError::Unauthorized { .. } => C::Unauthorized,
+        }
+    }
+}
+
+impl LedgerCommand {
+    /// The step's name if it is a TCC branch step (Try, Confirm, Cancel), which only the
+    /// business-activity manager (a payment node) may take; `None` for the other commands.
+    pub fn branch_step(&self) -> Option<&'static str> {
+        match self {
+            LedgerCommand::TccTry { .. } => Some("TccTry"),
+            LedgerCommand::TccConfirm { .. } => Some("TccConfirm"),
+            LedgerCommand::TccCancel { .. } => Some("TccCancel"),
+            _ => None,
         }
     }
 }

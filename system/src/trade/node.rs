@@ -34,7 +34,7 @@ pub struct TradeMessaging {
 }
 
 /// How a trade node is set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TradeConfig {
     pub shard: TradeShardId,
     pub fsync_latency: Duration,
@@ -44,6 +44,9 @@ pub struct TradeConfig {
     pub sweep_interval: Duration,
     /// `None`: events are recorded but never published.
     pub messages: Option<TradeMessaging>,
+    /// The payment nodes: the only callers that may begin or end a pay or a refund (known by
+    /// the address the network delivers their requests from).
+    pub step_callers: Vec<SocketAddr>,
 }
 
 /// A running trade node, as the harness holds it.
@@ -110,6 +113,25 @@ impl Shell {
         if let (Some(event), Some(MessageMode::Outbox)) = (event, self.mode()) {
             outbox::durable(self, &event);
         }
+    }
+
+    /// Serves one command from `from`: an internal step (begin or end a pay or a refund) only
+    /// from a payment node, refused before anything is read or written otherwise.
+    async fn handle_from(
+        self: Arc<Self>,
+        command: TradeCommand,
+        from: SocketAddr,
+    ) -> Result<TradeReply, TradeError> {
+        if let Some(step) = command.internal_step() {
+            if !self.config.step_callers.iter().any(|a| a.ip() == from.ip()) {
+                self.env.probes.hit(names::TRADE_UNAUTHORIZED_REFUSED);
+                return Err(TradeError::Unauthorized {
+                    step: step.to_string(),
+                    caller: from.to_string(),
+                });
+            }
+        }
+        self.handle(command).await
     }
 
     /// Serves one command: decide, write and apply under one lock, reply after the fsync.
@@ -243,7 +265,9 @@ impl TradeNode {
         });
         {
             let shell = shell.clone();
-            transport.serve(move |TradeCall(command)| shell.clone().handle(command));
+            transport.serve_from(move |TradeCall(command), from| {
+                shell.clone().handle_from(command, from)
+            });
         }
         match mode {
             Some(MessageMode::Outbox) => {
@@ -289,7 +313,7 @@ impl TradeNode {
     }
 
     /// What a trade shard whose node is down would recover from its disk.
-    pub fn durable_state(env: &NodeEnv, config: TradeConfig) -> TradeCore {
+    pub fn durable_state(env: &NodeEnv, config: &TradeConfig) -> TradeCore {
         let log = DurableLog::<TradeRecord>::open(env, LOG_FILE, config.fsync_latency);
         TradeCore::recover_with_messages(
             config.shard,

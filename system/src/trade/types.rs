@@ -191,6 +191,20 @@ pub enum TradeCommand {
     Query { trade: TradeId },
 }
 
+impl TradeCommand {
+    /// The step's name if it is one of the payment service's internal steps (begin or end a pay
+    /// or a refund), which only payment nodes may take; `None` for what clients may ask.
+    pub fn internal_step(&self) -> Option<&'static str> {
+        match self {
+            TradeCommand::BeginPay { .. } => Some("BeginPay"),
+            TradeCommand::EndPay { .. } => Some("EndPay"),
+            TradeCommand::BeginRefund { .. } => Some("BeginRefund"),
+            TradeCommand::EndRefund { .. } => Some("EndRefund"),
+            TradeCommand::Create { .. } | TradeCommand::Query { .. } => None,
+        }
+    }
+}
+
 /// A successful reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TradeReply {
@@ -241,6 +255,10 @@ pub enum TradeError {
     /// nothing was written, and the caller should retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// An internal step (begin or end a pay or a refund) asked by a caller that is not a
+    /// payment node: nothing was read or written.
+    #[error("{step} is a payment node's step; {caller} may not take it")]
+    Unauthorized { step: String, caller: String },
 }
 
 impl TradeError {
@@ -255,6 +273,7 @@ impl TradeError {
             TradeError::NotRefundable { .. } => C::NotRefundable,
             TradeError::RefundExceeds { .. } => C::RefundExceeds,
             TradeError::Unavailable(_) => C::Unavailable,
+            TradeError::Unauthorized { .. } => C::Unauthorized,
         }
     }
 }
