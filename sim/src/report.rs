@@ -72,21 +72,35 @@ pub fn file_name(config: &RunConfig, plan: &FaultPlan) -> String {
 }
 
 /// Checks that a report could be written in `dir`, before a run whose failure would be
-/// reported there (an unwritable folder is found before the run, not after it), and leaves
-/// the file system as it found it: the folders it had to create for the check are removed.
+/// reported there: an unwritable folder is found before the run, not after it. It creates
+/// nothing: a probe file (named after this process) is written and removed in `dir`, or in
+/// its nearest existing ancestor when `dir` does not exist yet (the report's write creates
+/// it). Creating and removing `dir` itself would race with other runs sharing it, as a
+/// campaign's do.
 pub fn check_dir(dir: &Path) -> Result<(), ReportError> {
     let error = |e: std::io::Error| ReportError::Write {
         dir: dir.display().to_string(),
         reason: e.to_string(),
     };
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-    std::fs::create_dir_all(dir).map_err(error)?;
-    let probe = dir.join(format!(".paylab-write-check-{}", std::process::id()));
-    let written = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
-    for created in missing.iter().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::remove_dir(created);
+    let existing = dir
+        .ancestors()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        let why = format!("{} is not a folder", existing.display());
+        return Err(error(std::io::Error::other(why)));
     }
-    written.map_err(error)
+    let probe = existing.join(format!(".paylab-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(error)
 }
 
 /// Writes the report of a failed run into `dir` and returns its path.

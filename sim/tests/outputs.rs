@@ -398,3 +398,26 @@ fn every_bad_input_gets_one_sentence_exit_2_and_writes_nothing() {
         std::fs::remove_dir_all(dir).ok();
     }
 }
+
+/// Checking the report folder creates nothing (a passing run leaves no folder behind): a check
+/// that created and removed the folder raced with the other runs of a campaign sharing it.
+#[test]
+fn checking_the_report_folder_creates_nothing() {
+    let cwd = fresh_dir("check-dir");
+    let out = paylab_in(
+        &cwd,
+        &[
+            "run",
+            "--seed",
+            "1",
+            "--ops",
+            "5",
+            "--report-dir",
+            "new/nested",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().collect();
+    assert!(left.is_empty(), "a passing run wrote {left:?}");
+    std::fs::remove_dir_all(&cwd).ok();
+}
