@@ -312,6 +312,14 @@ impl Transport {
     }
 }
 
+/// Whether a request delivered from `from` was sent by one of the nodes at `callers`. A node
+/// is known by its IP (madsim gives each node its own, and a node's endpoints may bind other
+/// ports), which no caller can forge: what services check before a step only another platform
+/// service may ask for.
+pub fn sent_by(from: SocketAddr, callers: &[SocketAddr]) -> bool {
+    callers.iter().any(|a| a.ip() == from.ip())
+}
+
 /// `future`'s output, or `None` if `limit` (simulated) passes first; the future is polled
 /// first, so one that is ready at the deadline wins, as with `madsim::time::timeout`.
 ///

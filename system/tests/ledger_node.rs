@@ -4,43 +4,28 @@
 //! payment node is taken. Every test runs on fixed seeds.
 
 use madsim::runtime::Handle;
-use paylab_system::buggify::Buggify;
-use paylab_system::bugs::Bugs;
 use paylab_system::disk::Disk;
 use paylab_system::ids::{ShardId, Xid};
 use paylab_system::ledger::node::LOG_FILE;
 use paylab_system::ledger::{
     BranchKey, LedgerCall, LedgerCommand, LedgerConfig, LedgerError, LedgerNode, LedgerReply,
 };
-use paylab_system::node::NodeEnv;
-use paylab_system::probes::Probes;
 use paylab_system::refusal::RefusalCode;
-use paylab_system::transport::{NetFaults, Transport};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 mod common;
-use common::on_fixed_seeds;
+use common::{addr, node_env, on_fixed_seeds};
+
+/// Calls the ledger from a caller node of its own at `from`.
+async fn call_from(from: &str, command: LedgerCommand) -> Result<LedgerReply, LedgerError> {
+    common::call_from(from, addr(LEDGER), LedgerCall(command)).await
+}
 
 const LEDGER: &str = "10.7.0.1:9000";
 const PAYMENT: &str = "10.7.0.3:9002";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("valid address")
-}
-
 fn start_ledger(disk: &Disk) {
-    let env = NodeEnv {
-        name: "ledger/0".parse().expect("a node name"),
-        addr: addr(LEDGER),
-        disk: disk.clone(),
-        clock: Default::default(),
-        faults: NetFaults::new(),
-        probes: Probes::new(),
-        bugs: Bugs::none(),
-        buggify: Buggify::default(),
-        seed: 0,
-    };
+    let env = node_env("ledger/0", addr(LEDGER), disk);
     let config = LedgerConfig {
         shard: ShardId(0),
         shards: 1,
@@ -61,26 +46,6 @@ fn start_ledger(disk: &Disk) {
             }
         })
         .build();
-}
-
-/// Calls the ledger from a node of its own at `from` (one node per address).
-async fn call_from(from: &str, command: LedgerCommand) -> Result<LedgerReply, LedgerError> {
-    let (from, name) = (addr(from), format!("caller-{from}"));
-    let node = Handle::current()
-        .create_node()
-        .name(name.clone())
-        .ip(from.ip())
-        .build();
-    node.spawn(async move {
-        let t = Transport::bind(from, &name, 0, NetFaults::new(), Probes::new())
-            .await
-            .expect("bind");
-        t.call(addr(LEDGER), LedgerCall(command), Duration::from_secs(5))
-            .await
-            .expect("the ledger answers")
-    })
-    .await
-    .expect("the call finishes")
 }
 
 #[test]

@@ -5,22 +5,23 @@
 //! runs on fixed seeds.
 
 use madsim::runtime::Handle;
-use paylab_system::buggify::Buggify;
-use paylab_system::bugs::Bugs;
 use paylab_system::disk::Disk;
 use paylab_system::ids::{AccountId, IdemKey, TradeShardId, Xid};
 use paylab_system::money::Amount;
-use paylab_system::node::NodeEnv;
 use paylab_system::probes::Probes;
 use paylab_system::refusal::RefusalCode;
 use paylab_system::trade::node::LOG_FILE;
 use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeNode, TradeReply};
-use paylab_system::transport::{NetFaults, Transport};
-use std::net::SocketAddr;
+use paylab_system::transport::{NetFaults, Rpc, Transport};
 use std::time::Duration;
 
 mod common;
-use common::on_fixed_seeds;
+use common::{addr, node_env, on_fixed_seeds};
+
+/// Calls the trade node from a caller node of its own at `from`.
+async fn call_from(from: &str, call: TradeCall) -> <TradeCall as Rpc>::Response {
+    common::call_from(from, addr(TRADE), call).await
+}
 
 const TRADE: &str = "10.6.0.1:9000";
 const CLIENT: &str = "10.6.0.2:9001";
@@ -29,26 +30,8 @@ const PAYMENT: &str = "10.6.0.3:9002";
 /// Long enough that a repeat sent just after the first command lands inside its fsync.
 const FSYNC: Duration = Duration::from_millis(200);
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("valid address")
-}
-
-fn env(disk: &Disk) -> NodeEnv {
-    NodeEnv {
-        name: "trade/0".parse().expect("a node name"),
-        addr: addr(TRADE),
-        disk: disk.clone(),
-        clock: Default::default(),
-        faults: NetFaults::new(),
-        probes: Probes::new(),
-        bugs: Bugs::none(),
-        buggify: Buggify::default(),
-        seed: 0,
-    }
-}
-
 fn start_trade(disk: &Disk) {
-    let env = env(disk);
+    let env = node_env("trade/0", addr(TRADE), disk);
     let config = TradeConfig {
         shard: TradeShardId(0),
         fsync_latency: FSYNC,
@@ -132,29 +115,6 @@ fn a_repeat_is_not_acknowledged_before_the_record_it_repeats_is_durable() {
                 .expect("the client finishes");
         })
     });
-}
-
-/// Calls the trade node from a node of its own at `from`, and returns the answer.
-async fn call_from(
-    from: &str,
-    call: TradeCall,
-) -> Result<TradeReply, paylab_system::trade::TradeError> {
-    let (from, name) = (addr(from), format!("caller-{from}"));
-    let node = Handle::current()
-        .create_node()
-        .name(name.clone())
-        .ip(from.ip())
-        .build();
-    node.spawn(async move {
-        let t = Transport::bind(from, &name, 0, NetFaults::new(), Probes::new())
-            .await
-            .expect("bind");
-        t.call(addr(TRADE), call, Duration::from_secs(5))
-            .await
-            .expect("the trade node answers")
-    })
-    .await
-    .expect("the call finishes")
 }
 
 /// Begin and end a pay are the payment service's steps: asked by a client they are refused

@@ -41,12 +41,10 @@ fn authorize(
     callers: &[SocketAddr],
 ) -> Result<(), LedgerError> {
     match command.branch_step() {
-        Some(step) if !callers.iter().any(|a| a.ip() == from.ip()) => {
-            Err(LedgerError::Unauthorized {
-                step: step.to_string(),
-                caller: from.to_string(),
-            })
-        }
+        Some(step) if !crate::transport::sent_by(from, callers) => Err(LedgerError::Unauthorized {
+            step: step.to_string(),
+            caller: from.to_string(),
+        }),
         _ => Ok(()),
     }
 }

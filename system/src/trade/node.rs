@@ -123,7 +123,7 @@ impl Shell {
         from: SocketAddr,
     ) -> Result<TradeReply, TradeError> {
         if let Some(step) = command.internal_step() {
-            if !self.config.step_callers.iter().any(|a| a.ip() == from.ip()) {
+            if !crate::transport::sent_by(from, &self.config.step_callers) {
                 self.env.probes.hit(names::TRADE_UNAUTHORIZED_REFUSED);
                 return Err(TradeError::Unauthorized {
                     step: step.to_string(),

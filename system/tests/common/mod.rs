@@ -1,4 +1,15 @@
-//! What the simulator tests of node shells share: running a test on fixed seeds.
+//! What the simulator tests of node shells share: running a test on fixed seeds, a node's
+//! environment, and calling a node from a caller node of its own.
+#![allow(dead_code)] // each test file uses its own share of these
+
+use paylab_system::buggify::Buggify;
+use paylab_system::bugs::Bugs;
+use paylab_system::disk::Disk;
+use paylab_system::node::NodeEnv;
+use paylab_system::probes::Probes;
+use paylab_system::transport::{NetFaults, Rpc, Transport};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 /// The seeds every test here runs on: fixed, so a failure replays exactly, and several, because
 /// the simulated network's latencies (and so every interleaving) come from the seed.
@@ -25,4 +36,44 @@ where
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     }
+}
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("valid address")
+}
+
+/// The environment of node `name` at `addr` on `disk`: no faults, no bug, seed 0.
+pub fn node_env(name: &str, addr: SocketAddr, disk: &Disk) -> NodeEnv {
+    NodeEnv {
+        name: name.parse().expect("a node name"),
+        addr,
+        disk: disk.clone(),
+        clock: Default::default(),
+        faults: NetFaults::new(),
+        probes: Probes::new(),
+        bugs: Bugs::none(),
+        buggify: Buggify::default(),
+        seed: 0,
+    }
+}
+
+/// Sends `request` to `to` from a node of its own at `from` (madsim gives one IP to one node,
+/// so each caller address is used once per simulation) and returns the answer.
+pub async fn call_from<R: Rpc>(from: &str, to: SocketAddr, request: R) -> R::Response {
+    let (from, name) = (addr(from), format!("caller-{from}"));
+    let node = madsim::runtime::Handle::current()
+        .create_node()
+        .name(name.clone())
+        .ip(from.ip())
+        .build();
+    node.spawn(async move {
+        let t = Transport::bind(from, &name, 0, NetFaults::new(), Probes::new())
+            .await
+            .expect("bind");
+        t.call(to, request, Duration::from_secs(5))
+            .await
+            .expect("the node answers")
+    })
+    .await
+    .expect("the call finishes")
 }
