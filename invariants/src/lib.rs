@@ -15,7 +15,9 @@
 //!   9 [`trade_ledger`] (trade–ledger agreement), 11 [`atomicity`],
 //!   12 [`reservation_release`], 13 [`message_completeness`], 14 [`replicas`] (read replicas
 //!   agree with the committed events and never move backwards), and the merchant
-//!   [`notification`] outcome. Mid-flight they would report work in progress. The message-layer
+//!   [`notification`] outcome, and 21 [`authorization`] (no unauthorized effect: its rules
+//!   hold at any time, but effects only accumulate, so judging once at rest sees them all, in
+//!   one linear pass). Mid-flight the others would report work in progress. The message-layer
 //!   ones say nothing about a run without a message layer.
 //!
 //! [`check_all`] runs both, for a snapshot taken at rest.
@@ -24,6 +26,7 @@
 //! harness drains until it is empty and fails the run on liveness if it never is.
 
 pub mod atomicity;
+pub mod authorization;
 pub mod conservation;
 pub mod delta;
 pub mod derivation;
@@ -78,6 +81,7 @@ pub fn check_quiescent(obs: &Observation) -> Vec<Violation> {
     out.extend(message_completeness::check(obs));
     out.extend(replicas::check(obs));
     out.extend(notification::check(obs));
+    out.extend(authorization::check(obs));
     out
 }
 

@@ -264,12 +264,18 @@ pub enum OpKind {
     Pay,
     /// A merchant refunds part or all of a trade (idempotent by out_request_no, the request).
     Refund,
+    /// Money leaves to the world account (a merchant's settlement): posts one voucher when it
+    /// succeeds.
+    Withdraw,
+    /// A hostile client's attempt at something it may not do ([`Operation::attack`] says what
+    /// and which refusal it must get).
+    Attack,
 }
 
 impl OpKind {
     /// Whether a successful operation of this kind posts exactly one voucher.
     pub fn posts_voucher(self) -> bool {
-        matches!(self, OpKind::Fund | OpKind::Transfer)
+        matches!(self, OpKind::Fund | OpKind::Transfer | OpKind::Withdraw)
     }
 }
 
@@ -283,6 +289,8 @@ impl fmt::Display for OpKind {
             OpKind::CreateTrade => "create-trade",
             OpKind::Pay => "pay",
             OpKind::Refund => "refund",
+            OpKind::Withdraw => "withdraw",
+            OpKind::Attack => "attack",
         })
     }
 }
@@ -361,6 +369,21 @@ pub struct Operation {
     /// Every definite reply (ok or fail) the client received for this request, in order,
     /// including re-asks after the first: an idempotent platform gives the same one each time.
     pub replies: Vec<Outcome>,
+    /// For a hostile attempt ([`OpKind::Attack`]): what it tried and the refusal it must get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<Attack>,
+}
+
+/// What a hostile client tried, and the refusal code the platform must answer it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attack {
+    /// The attack's name (e.g. `pay-from-another`).
+    pub name: String,
+    /// The refusal code it must get (e.g. `unauthorized`).
+    pub expect: String,
+    /// The account it tried to take money from, if it aimed at one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim: Option<u64>,
 }
 
 /// The input of every checker.
@@ -377,6 +400,19 @@ pub struct Observation {
     /// Work still in flight, for the liveness checker ([`crate::liveness`]).
     #[serde(default)]
     pub progress: Progress,
+    /// Who owns which customer account, as the platform registered it (the clients'
+    /// registration, not any shard's word): what [`crate::authorization`] judges debits by.
+    /// Accounts not listed belong to the platform. `None`: no registration is known (a
+    /// hand-built observation of another family), and postings are not judged by owner.
+    #[serde(default)]
+    pub owners: Option<BTreeMap<u64, Owner>>,
+}
+
+/// The registered owner of a customer account and the subject it was registered as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub client: u32,
+    pub subject: Subject,
 }
 
 /// What a trade event says happened.

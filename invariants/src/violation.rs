@@ -36,6 +36,10 @@ pub enum Invariant {
     /// At rest, every committed event's merchant notification acknowledged or given up after
     /// its whole schedule; no merchant told a status its trade never reached.
     NotificationOutcome,
+    /// 21. Every posting traces to an authorized request of the debited account's owner (or
+    /// the platform's own step for it); money enters and leaves only through the funding
+    /// path; every hostile attempt is refused as it must be and has no effect.
+    NoUnauthorizedEffect,
 }
 
 impl Invariant {
@@ -55,6 +59,7 @@ impl Invariant {
             Invariant::MessageCompleteness => "message-completeness",
             Invariant::Replicas => "replicas",
             Invariant::NotificationOutcome => "notification-outcome",
+            Invariant::NoUnauthorizedEffect => "no-unauthorized-effect",
         }
     }
 }

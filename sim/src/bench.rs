@@ -16,16 +16,21 @@ use crate::config::RunConfig;
 use madsim::net::rpc::Request;
 use madsim::net::Endpoint;
 use madsim::runtime::Runtime;
+use paylab_system::auth::{Authority, Credential, Directory};
 use paylab_system::broker::consumer::{self, ConsumerConfig};
 use paylab_system::broker::{
     BrokerCall, BrokerCommand, BrokerNode, BrokerNodeConfig, BrokerReply, ConsumeMode, FlushPolicy,
 };
 use paylab_system::disk::Disk;
-use paylab_system::ledger::{LedgerCall, LedgerCommand, LedgerConfig, LedgerNode, Leg, Subject};
+use paylab_system::ledger::{
+    ClientLedgerCall, LedgerCall, LedgerCommand, LedgerConfig, LedgerNode, Leg, Subject,
+};
 use paylab_system::node::NodeEnv;
-use paylab_system::payment::{PaymentCall, PaymentCommand, PaymentConfig, PaymentNode};
+use paylab_system::payment::{ClientPaymentCall, PaymentCommand, PaymentConfig, PaymentNode};
 use paylab_system::probes::Probes;
-use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeId, TradeNode, TradeReply};
+use paylab_system::trade::{
+    ClientTradeCall, TradeCommand, TradeConfig, TradeId, TradeNode, TradeReply,
+};
 use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
@@ -138,12 +143,14 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 buggify: Default::default(),
                 seed: 0,
             };
-            // Transfers post; no TCC branch step is asked, so no payment node may ask one.
+            // No payment node here: each client funds itself over the internal call, as the
+            // funding path would (once, before the timed part), then transfers as a client.
             let config = LedgerConfig {
                 shard: ShardId(0),
                 shards: 1,
                 fsync_latency: Duration::from_millis(1),
-                step_callers: Vec::new(),
+                platform_callers: (0..size.clients).map(client_addr).collect(),
+                directory: Directory::new(1),
             };
             let env = Arc::new(env);
             let env2 = env.clone();
@@ -178,11 +185,19 @@ async fn transfer_client(c: u32, transfers: u32, faults: NetFaults) {
         .await
         .expect("bind client");
     let timeout = Duration::from_secs(1);
-    let (a, b) = (
-        AccountId(10 + 2 * u64::from(c)),
-        AccountId(11 + 2 * u64::from(c)),
-    );
-    let call = |cmd| t.call(ledger_addr(0), LedgerCall(cmd), timeout);
+    let accounts = Directory::new(1).user_accounts(c);
+    let (a, b) = (accounts[0], accounts[1]);
+    let credential = Authority::for_run(0).issue(c, client_addr(c));
+    let call = |command| {
+        t.call(
+            ledger_addr(0),
+            ClientLedgerCall {
+                credential,
+                command,
+            },
+            timeout,
+        )
+    };
     for account in [a, b] {
         let open = LedgerCommand::OpenAccount {
             account,
@@ -192,18 +207,19 @@ async fn transfer_client(c: u32, transfers: u32, faults: NetFaults) {
     }
     let fund = Amount::from_fen(1_000_000).expect("valid");
     let post = LedgerCommand::Post {
-        request: RequestId::new(format!("fund-{c}")),
+        request: RequestId::new(format!("c{c}-fund")),
         legs: vec![
             Leg::debit(AccountId::world(ShardId(0)), fund),
             Leg::credit(a, fund),
         ],
     };
-    call(post).await.expect("reply").expect("funded");
+    let funded = t.call(ledger_addr(0), LedgerCall(post), timeout).await;
+    funded.expect("reply").expect("funded");
     let one = Amount::from_fen(100).expect("valid");
     for i in 0..transfers {
         let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
         let post = LedgerCommand::Post {
-            request: RequestId::new(format!("t-{c}-{i}")),
+            request: RequestId::new(format!("c{c}-t{i}")),
             legs: vec![Leg::debit(from, one), Leg::credit(to, one)],
         };
         call(post).await.expect("reply").expect("posted");
@@ -394,7 +410,8 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
             shard: ShardId(s),
             shards: config.shards,
             fsync_latency,
-            step_callers: vec![payment_addr(0)],
+            platform_callers: vec![payment_addr(0)],
+            directory: Directory::new(config.shards),
         };
         serve_forever(
             handle,
@@ -409,6 +426,8 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         sweep_interval: Duration::from_secs(3_600),
         messages: None,
         step_callers: vec![payment_addr(0)],
+        query_callers: Vec::new(),
+        directory: Directory::new(config.shards),
     };
     serve_forever(
         handle,
@@ -419,6 +438,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         index: 0,
         fsync_latency,
         strategy: config.strategy,
+        directory: Directory::new(config.shards),
     };
     serve_forever(
         handle,
@@ -450,65 +470,85 @@ where
 
 const BENCH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Opens and funds a buyer (shard 0) and opens a merchant (shard 1), then creates the trades
-/// the client will pay.
-async fn pay_setup(c: u32, payments: u32, probes: Probes) -> (Transport, AccountId, Vec<TradeId>) {
+/// A bench client's own connection: its transport and the credential the platform issued it.
+struct BenchClient {
+    t: Transport,
+    c: u32,
+    credential: Credential,
+}
+
+/// Opens and funds a buyer and opens a merchant on the other ledger shard, then creates the
+/// trades the client will pay, all through the client APIs.
+async fn pay_setup(
+    c: u32,
+    payments: u32,
+    probes: Probes,
+) -> (BenchClient, AccountId, Vec<TradeId>) {
     let t = Transport::bind(client_addr(c), "bench-client", 0, NetFaults::new(), probes)
         .await
         .expect("bind client");
-    // Accounts past the world and transit ids: the buyer on shard 0, the merchant on shard 1.
-    let buyer = AccountId(10 + 2 * u64::from(c));
-    let merchant = AccountId(11 + 2 * u64::from(c));
+    let credential = Authority::for_run(0).issue(c, client_addr(c));
+    let dir = Directory::new(2);
+    let merchant = dir.merchant_account(c);
+    // The merchant lives on shard c % 2; the buyer's account on the other one.
+    let buyer = dir.user_accounts(c)[((c + 1) % 2) as usize];
     for (account, subject) in [(buyer, Subject::User), (merchant, Subject::Merchant)] {
-        let open = LedgerCommand::OpenAccount { account, subject };
+        let command = LedgerCommand::OpenAccount { account, subject };
         let shard = account.shard(2).0;
-        let reply = t
-            .call(ledger_addr(shard), LedgerCall(open), BENCH_TIMEOUT)
-            .await;
+        let call = ClientLedgerCall {
+            credential,
+            command,
+        };
+        let reply = t.call(ledger_addr(shard), call, BENCH_TIMEOUT).await;
         reply.expect("reply").expect("opened");
     }
-    let fund = Amount::from_fen(1_000_000_000).expect("valid");
-    let post = LedgerCommand::Post {
-        request: RequestId::new(format!("fund-{c}")),
-        legs: vec![
-            Leg::debit(AccountId::world(ShardId(0)), fund),
-            Leg::credit(buyer, fund),
-        ],
+    let client = BenchClient { t, c, credential };
+    let deposit = PaymentCommand::Deposit {
+        account: buyer,
+        key: format!("c{c}-fund"),
+        amount: Amount::from_fen(1_000_000_000).expect("valid"),
     };
-    let reply = t
-        .call(ledger_addr(0), LedgerCall(post), BENCH_TIMEOUT)
-        .await;
-    reply.expect("reply").expect("funded");
+    client.pay(deposit).await;
     let one = Amount::from_fen(100).expect("valid");
     let mut trades = Vec::with_capacity(payments as usize);
     for i in 0..payments {
-        let create = TradeCommand::Create {
+        let command = TradeCommand::Create {
             merchant,
             out_trade_no: format!("c{c}-o{i}"),
             amount: one,
         };
-        let created = t
-            .call(trade_addr(0), TradeCall(create), BENCH_TIMEOUT)
-            .await;
+        let call = ClientTradeCall {
+            credential,
+            command,
+        };
+        let created = client.t.call(trade_addr(0), call, BENCH_TIMEOUT).await;
         let Ok(Ok(TradeReply::Created { trade, .. })) = created else {
             panic!("trade created: {created:?}");
         };
         trades.push(trade);
     }
-    (t, buyer, trades)
+    (client, buyer, trades)
 }
 
-async fn pay_all(t: Transport, buyer: AccountId, trades: Vec<TradeId>) {
+impl BenchClient {
+    async fn pay(&self, command: PaymentCommand) {
+        let call = ClientPaymentCall {
+            credential: self.credential,
+            command,
+        };
+        let paid = self.t.call(payment_addr(0), call, BENCH_TIMEOUT).await;
+        assert!(matches!(paid, Ok(Ok(_))), "payment succeeds: {paid:?}");
+    }
+}
+
+async fn pay_all(client: BenchClient, buyer: AccountId, trades: Vec<TradeId>) {
     for trade in trades {
         let pay = PaymentCommand::Pay {
             trade,
-            key: format!("{trade}-pay"),
+            key: format!("c{}-{trade}-pay", client.c),
             payer: buyer,
         };
-        let paid = t
-            .call(payment_addr(0), PaymentCall(pay), BENCH_TIMEOUT)
-            .await;
-        assert!(matches!(paid, Ok(Ok(_))), "payment succeeds: {paid:?}");
+        client.pay(pay).await;
     }
 }
 

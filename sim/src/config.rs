@@ -13,6 +13,8 @@ use std::fmt;
 pub const SHARDS_MAX: u32 = 64;
 pub const CLIENTS_MAX: u32 = 256;
 pub const OPS_MAX: u32 = 100_000;
+/// The most hostile clients a run may have (`--hostile`).
+pub const HOSTILE_MAX: u32 = 8;
 pub const TRADE_SHARDS_MAX: u32 = 16;
 pub const PAYMENT_NODES_MAX: u32 = 16;
 /// Open-loop limits. A user costs its client a few hundred bytes and the platform an account
@@ -117,6 +119,12 @@ pub struct RunConfig {
     /// Plant a bug from the catalogue (see `paylab bugs`).
     #[arg(long)]
     pub bug: Option<Bug>,
+    /// Hostile clients, besides `--clients`: each tries what it may not do (others' money,
+    /// forged internal steps, reused keys, forged credentials). Default: the swarm draws 0, 1
+    /// or 2 from the seed. Closed loop only.
+    #[serde(default)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(HOSTILE_MAX)))]
+    pub hostile: Option<u32>,
     /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
     /// exactly those (`--faults`), and an empty list is a run without faults (`--no-faults`).
     #[arg(
@@ -245,6 +253,8 @@ pub enum ConfigError {
     Clients(u32),
     #[error("--ops must be between 1 and {OPS_MAX}, got {0}")]
     Ops(u32),
+    #[error("--hostile must be between 0 and {HOSTILE_MAX}, got {0}")]
+    Hostile(u32),
     #[error("--trade-shards must be between 1 and {TRADE_SHARDS_MAX}, got {0}")]
     TradeShards(u32),
     #[error("--payment-nodes must be between 1 and {PAYMENT_NODES_MAX}, got {0}")]
@@ -353,6 +363,36 @@ impl RunConfig {
         })
     }
 
+    /// The hostile clients of this run: `--hostile`, or the swarm's draw from the seed (0 a
+    /// fifth of the time, 1 half of the time, else 2); none in the open loop.
+    pub fn hostile_clients(&self) -> u32 {
+        if self.rate.is_some() {
+            return 0;
+        }
+        self.hostile.unwrap_or_else(|| {
+            use rand::{Rng, SeedableRng};
+            const HOSTILE_STREAM: u64 = 0x484f_5354_494c_4521; // "HOSTILE!"
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ HOSTILE_STREAM);
+            match rng.gen_range(0..10) {
+                0..=1 => 0,
+                2..=6 => 1,
+                _ => 2,
+            }
+        })
+    }
+
+    /// Who owns which account: one client per slot range in the closed loop, users and
+    /// merchants shared out among the client nodes in the open loop.
+    pub fn directory(&self) -> paylab_system::auth::Directory {
+        use paylab_system::auth::Directory;
+        match self.open_loop() {
+            Some(open) => {
+                Directory::open_loop(self.shards, open.users, open.merchants, self.clients)
+            }
+            None => Directory::new(self.shards),
+        }
+    }
+
     /// Every flag with its value, in `--help` order (`--faults` and `--no-faults` as one).
     fn flags(&self) -> Vec<(&'static str, Option<String>)> {
         let faults = self.faults.as_ref().map(|kinds| {
@@ -364,6 +404,7 @@ impl RunConfig {
             ("shards", Some(self.shards.to_string())),
             ("clients", Some(self.clients.to_string())),
             ("ops", Some(self.ops.to_string())),
+            ("hostile", self.hostile.map(|h| h.to_string())),
             ("scenario", self.scenario.map(|s| s.name().to_string())),
             ("rate", self.rate.map(|r| r.to_string())),
             ("duration", self.duration_ms.map(seconds)),
@@ -423,6 +464,9 @@ impl RunConfig {
         }
         if !(1..=OPS_MAX).contains(&self.ops) {
             return Err(ConfigError::Ops(self.ops));
+        }
+        if let Some(h) = self.hostile.filter(|&h| h > HOSTILE_MAX) {
+            return Err(ConfigError::Hostile(h));
         }
         if !(1..=TRADE_SHARDS_MAX).contains(&self.trade_shards) {
             return Err(ConfigError::TradeShards(self.trade_shards));
@@ -566,7 +610,7 @@ impl fmt::Display for RunConfig {
             .map(|(flag, value)| match value {
                 Some(v) if v.is_empty() => format!("{flag}=none"),
                 Some(v) => format!("{flag}={v}"),
-                None if flag == "faults" => format!("{flag}=swarm"),
+                None if flag == "faults" || flag == "hostile" => format!("{flag}=swarm"),
                 None => format!("{flag}=none"),
             })
             .collect();

@@ -51,6 +51,12 @@ impl History {
         self.ops.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Marks operation `op` as a hostile client's attempt and what it must be answered with.
+    pub fn mark_attack(&self, op: OpHandle, attack: paylab_invariants::Attack) {
+        let mut ops = self.lock();
+        ops.touch(op.0).op.attack = Some(attack);
+    }
+
     /// Records that a client started an operation.
     pub fn invoke(
         &self,
@@ -76,6 +82,7 @@ impl History {
                 outcome: Outcome::Unknown,
                 trade,
                 replies: Vec::new(),
+                attack: None,
             },
             done: false,
         });
@@ -123,6 +130,25 @@ impl History {
                 op: ops.entries[i].op.clone(),
             })
             .collect()
+    }
+
+    /// A trade some client other than `not_by` paid, among the latest pays (`pick` chooses
+    /// which): what a hostile client learns of others' trades (trade ids are no secret).
+    pub fn paid_trade(&self, not_by: u32, pick: u64) -> Option<(u32, String)> {
+        const RECENT: usize = 500;
+        let ops = self.lock();
+        let from = ops.entries.len().saturating_sub(RECENT);
+        let paid: Vec<(u32, &String)> = ops.entries[from..]
+            .iter()
+            .filter(|e| e.op.kind == OpKind::Pay && e.op.outcome == Outcome::Ok)
+            .filter(|e| e.op.client != not_by)
+            .filter_map(|e| e.op.trade.as_ref().map(|t| (e.op.client, t)))
+            .collect();
+        let n = paid.len() as u64;
+        (n > 0).then(|| {
+            let (client, trade) = paid[(pick % n) as usize];
+            (client, trade.clone())
+        })
     }
 
     /// How many operations have been invoked so far.

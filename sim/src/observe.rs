@@ -19,7 +19,7 @@ fn side(s: ledger::Side) -> inv::Side {
     }
 }
 
-fn subject(s: ledger::Subject) -> inv::Subject {
+pub fn subject(s: ledger::Subject) -> inv::Subject {
     match s {
         ledger::Subject::User => inv::Subject::User,
         ledger::Subject::Merchant => inv::Subject::Merchant,

@@ -47,7 +47,8 @@ pub fn expected_arrivals(open: &OpenLoop) -> u64 {
     u64::from(open.rate) * open.duration_ms * 100 / PAID_PER_100 / 1_000
 }
 
-/// User `u`'s account: customer ids in order, so it lives on shard `u % shards`.
+/// User `u`'s account: customer ids in order, so it lives on shard `u % shards` (the open-loop
+/// layout of [`paylab_system::auth::Directory`], which says the node owning it is `u % nodes`).
 pub fn user_account(shards: u32, u: u64) -> AccountId {
     AccountId(AccountId::first_customer(shards) + u)
 }
@@ -220,11 +221,8 @@ impl Node {
             .ledger(OpKind::OpenAccount, &request, None, account, cmd)
             .await;
         let funds = amount(rng, 10_000, 100_000);
-        let world = AccountId::world(account.shard(shards));
         let request = format!("c{id}-u{u}-fund");
-        self.caller
-            .post(OpKind::Fund, &request, world, account, funds)
-            .await;
+        self.caller.fund(&request, account, funds).await;
         self.caller.ctx.probes.hit(USER_OPENED);
         let shard = account.shard(shards).0;
         lock(&self.opened).entry(shard).or_default().push(u);

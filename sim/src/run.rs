@@ -307,6 +307,8 @@ fn excerpt(history: &[Operation], violations: &[Violation]) -> Vec<Operation> {
 /// Collects violations over many snapshots, keeping the first sighting of each.
 #[derive(Default)]
 struct Checker {
+    /// The registration of accounts to clients, which the authorization checker judges by.
+    directory: Option<paylab_system::auth::Directory>,
     seen: BTreeMap<String, Violation>,
     snapshots: u32,
     capture: Capture,
@@ -351,11 +353,12 @@ impl Checker {
     /// plus, once the platform is at rest, those that hold only then.
     fn last(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
         let at_ms = now_ms();
-        let obs = Observation {
+        let mut obs = Observation {
             at_ms,
             history: history.operations(),
             ..cluster.observe(if at_rest { Scope::Rest } else { Scope::Instant })
         };
+        obs.owners = self.directory.map(|dir| registered_owners(&dir, &obs));
         let found = if at_rest {
             check_all(&obs)
         } else {
@@ -418,6 +421,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     };
     let mut checker = Checker {
         verify,
+        directory: Some(config.directory()),
         ..Checker::default()
     };
     while !done.load(Ordering::SeqCst) {
@@ -452,10 +456,28 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     }
 }
 
+/// The registered owner of every account the shards hold that the platform assigned to a
+/// client (the others are the platform's).
+fn registered_owners(
+    dir: &paylab_system::auth::Directory,
+    obs: &Observation,
+) -> BTreeMap<u64, paylab_invariants::Owner> {
+    let accounts = obs.shards.iter().flat_map(|s| &s.accounts);
+    accounts
+        .filter_map(|a| {
+            let (client, subject) = dir.owner(paylab_system::AccountId(a.account))?;
+            let subject = crate::observe::subject(subject);
+            Some((a.account, paylab_invariants::Owner { client, subject }))
+        })
+        .collect()
+}
+
 /// Starts one node per client, each running its share of the workload; the flag is set once
 /// every client has finished.
 fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<AtomicBool>) {
-    let client_nodes: Vec<_> = (0..ctx.config.clients)
+    // The hostile clients come after the honest ones: ids `clients..`.
+    let all = ctx.config.clients + ctx.config.hostile_clients();
+    let client_nodes: Vec<_> = (0..all)
         .map(|c| {
             handle
                 .create_node()

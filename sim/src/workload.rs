@@ -17,6 +17,7 @@
 
 pub mod caller;
 pub mod flows;
+pub mod hostile;
 pub mod money;
 
 use crate::cluster::client_addr;
@@ -27,6 +28,7 @@ use caller::Caller;
 use flows::{amount, Names};
 use money::Balances;
 use paylab_invariants::OpKind;
+use paylab_system::auth::{Authority, Directory};
 use paylab_system::ledger::{LedgerCommand, Subject};
 use paylab_system::probes::Probes;
 use paylab_system::transport::{NetFaults, Transport};
@@ -53,27 +55,15 @@ pub struct ClientContext {
     pub balances: Balances,
 }
 
-/// The slot of a client's `k`-th account: each client has `accounts_per_client() + 1` slots,
-/// after the world and transit accounts.
-fn slot(config: &RunConfig, client: u32, k: u32) -> u64 {
-    let per = u64::from(config.accounts_per_client()) + 1;
-    let first = AccountId::first_customer(config.shards) / u64::from(config.shards);
-    first + u64::from(client) * per + u64::from(k)
-}
-
-/// One client's user accounts: two per shard, `ids[k]` lives on shard `k % shards`.
+/// One client's user accounts (the platform's [`paylab_system::auth::Directory`]): two per
+/// shard, `ids[k]` lives on shard `k % shards`.
 pub fn client_accounts(config: &RunConfig, client: u32) -> Vec<AccountId> {
-    let shards = u64::from(config.shards);
-    (0..config.accounts_per_client())
-        .map(|k| AccountId(shards * slot(config, client, k) + u64::from(k) % shards))
-        .collect()
+    Directory::new(config.shards).user_accounts(client)
 }
 
 /// One client's merchant account, on shard `client % shards`.
 pub fn merchant_account(config: &RunConfig, client: u32) -> AccountId {
-    let shards = u64::from(config.shards);
-    let k = config.accounts_per_client();
-    AccountId(shards * slot(config, client, k) + u64::from(client) % shards)
+    Directory::new(config.shards).merchant_account(client)
 }
 
 /// The seed of client `id`'s own stream of choices.
@@ -96,7 +86,17 @@ pub async fn run_client(id: u32, ctx: ClientContext) {
         .await
         .expect("client binds its address");
     let rng = ChaCha8Rng::seed_from_u64(client_seed(&ctx.config, id));
-    let caller = Caller { id, ctx, transport };
+    let credential = Authority::for_run(ctx.config.seed).issue(id, client_addr(id));
+    let caller = Caller {
+        id,
+        ctx,
+        transport,
+        credential,
+    };
+    if id >= caller.ctx.config.clients {
+        crate::workload::hostile::run(caller, rng).await;
+        return;
+    }
     if caller.ctx.config.open_loop().is_some() {
         crate::openloop::run_node(caller, rng).await;
         return;
@@ -130,11 +130,8 @@ impl Client {
         }
         for (k, &account) in accounts.iter().enumerate() {
             let amount = amount(&mut self.rng, 10_000, 100_000);
-            let world = AccountId::world(account.shard(self.shards));
             let request = format!("c{id}-fund-{k}");
-            self.caller
-                .post(OpKind::Fund, &request, world, account, amount)
-                .await;
+            self.caller.fund(&request, account, amount).await;
         }
         for n in 0..self.config().ops {
             let names = Names::new(id, n);
@@ -142,14 +139,12 @@ impl Client {
                 0..=9 => self.transfer(&names, &accounts).await,
                 10..=19 => {
                     // Created and never paid: its trade node closes it after the timeout.
-                    let merchant = self.pick_merchant();
                     let amount = amount(&mut self.rng, 100, 30_000);
                     self.caller
                         .create_trade(&names.id("o"), merchant, amount)
                         .await;
                 }
                 _ => {
-                    let merchant = self.pick_merchant();
                     let amount = amount(&mut self.rng, 100, 30_000);
                     let pick = |rng: &mut ChaCha8Rng| accounts[rng.gen_range(0..accounts.len())];
                     flows::trade_flow(&self.caller, &mut self.rng, &names, merchant, amount, pick)
@@ -160,20 +155,21 @@ impl Client {
         }
     }
 
-    fn pick_merchant(&mut self) -> AccountId {
-        let m = self.rng.gen_range(0..self.config().clients);
-        merchant_account(self.config(), m)
-    }
-
-    /// A same-shard transfer between two of this client's accounts.
+    /// A same-shard transfer from one of this client's accounts: to its other account on that
+    /// shard, or, half the time, to another client's account there (a payment between users).
     async fn transfer(&mut self, names: &Names, accounts: &[AccountId]) {
         let shard = self.rng.gen_range(0..self.shards) as usize;
         let (a, b) = (accounts[shard], accounts[shard + self.shards as usize]);
-        let (from, to) = if self.rng.gen_bool(0.5) {
+        let (from, mut to) = if self.rng.gen_bool(0.5) {
             (a, b)
         } else {
             (b, a)
         };
+        let clients = self.config().clients;
+        if clients > 1 && self.rng.gen_bool(0.5) {
+            let other = (self.caller.id + self.rng.gen_range(1..clients)) % clients;
+            to = client_accounts(self.config(), other)[shard];
+        }
         flows::transfer(&self.caller, &mut self.rng, names, from, to).await;
     }
 }

@@ -49,6 +49,15 @@ pub enum Bug {
     /// The trade core takes a late failed refund end on a fully refunded trade as a reason to
     /// reopen it: REFUNDED goes back to PARTIALLY_REFUNDED, an edge the domain forbids.
     TradeRefundedReopens,
+    /// The payment service debits the payer the request body names without checking that the
+    /// caller owns that account: a client pays with another user's balance.
+    PayerFromBody,
+    /// The trade node takes `EndPay` from any caller, not only from payment nodes: a client
+    /// forges the end of a payment.
+    EndPayUnauthenticated,
+    /// The ledger answers a repeated request id that comes with other legs with the first
+    /// request's outcome instead of refusing it.
+    PostSameKeyOtherBody,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -73,6 +82,9 @@ impl Bug {
         Bug::OffsetBeforeProcessing,
         Bug::ReplicaNoVersion,
         Bug::TradeRefundedReopens,
+        Bug::PayerFromBody,
+        Bug::EndPayUnauthenticated,
+        Bug::PostSameKeyOtherBody,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -95,6 +107,9 @@ impl Bug {
             Bug::OffsetBeforeProcessing => "offset-before-processing",
             Bug::ReplicaNoVersion => "replica-no-version",
             Bug::TradeRefundedReopens => "trade-refunded-reopens",
+            Bug::PayerFromBody => "payer-from-body",
+            Bug::EndPayUnauthenticated => "end-pay-unauthenticated",
+            Bug::PostSameKeyOtherBody => "post-same-key-other-body",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -136,6 +151,13 @@ impl Bug {
             Bug::TradeRefundedReopens => {
                 "a fully refunded trade moves back to partially refunded, a forbidden edge"
             }
+            Bug::PayerFromBody => "a client pays from another user's account by naming it",
+            Bug::EndPayUnauthenticated => {
+                "anyone may end a pay at the trade, so a client marks a trade paid with no money"
+            }
+            Bug::PostSameKeyOtherBody => {
+                "a request id reused with other legs gets the first answer, not a refusal"
+            }
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -159,6 +181,9 @@ impl Bug {
             Bug::OffsetBeforeProcessing => "message-completeness",
             Bug::ReplicaNoVersion => "replicas",
             Bug::TradeRefundedReopens => "legal-transitions",
+            Bug::PayerFromBody | Bug::EndPayUnauthenticated | Bug::PostSameKeyOtherBody => {
+                "no-unauthorized-effect"
+            }
             Bug::TestNondeterminism => "determinism-check",
         }
     }

@@ -20,6 +20,7 @@
 //! [`broker`] (MetaQ/RocketMQ-like messages: half messages, check-backs, retries, DLQ),
 //! [`replica`] (消费记录 and 商户查询 read replicas fed by trade events), [`notify`] (最大努力通知).
 
+pub mod auth;
 pub mod broker;
 pub mod buggify;
 pub mod bugs;

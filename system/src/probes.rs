@@ -190,12 +190,21 @@ pub mod names {
     pub const TRADE_CLOSED_BY_TIMEOUT: &str = "trade.closed-by-timeout";
     pub const TRADE_REFUND_BOUND_REFUSED: &str = "trade.refund-over-bound-refused";
     pub const TRADE_DUPLICATE_CREATE: &str = "trade.duplicate-create-absorbed";
-    /// An internal trade step (begin or end a pay or a refund) asked by a caller that is not a
-    /// payment node, refused.
-    pub const TRADE_UNAUTHORIZED_REFUSED: &str = "trade.unauthorized-step-refused";
-    /// A TCC branch step asked of a ledger shard by a caller that is not a payment node,
-    /// refused.
-    pub const LEDGER_UNAUTHORIZED_REFUSED: &str = "ledger.unauthorized-step-refused";
+    /// A trade request the caller may not make (an internal step from a client, another
+    /// merchant's trade, a forged credential), refused.
+    pub const TRADE_UNAUTHORIZED_REFUSED: &str = "trade.unauthorized-refused";
+    /// A ledger request the caller may not make (an internal step from a client, another's
+    /// account, a platform account, a forged credential), refused.
+    pub const LEDGER_UNAUTHORIZED_REFUSED: &str = "ledger.unauthorized-refused";
+    /// A post under a used request id with other legs, refused.
+    pub const LEDGER_REQUEST_REUSED_REFUSED: &str = "ledger.request-reused-refused";
+    /// A payment request the caller may not make (another's account or trade, a key outside
+    /// its namespace, a forged credential, a forwarded request from a non-payment node).
+    pub const PAYMENT_UNAUTHORIZED_REFUSED: &str = "payment.unauthorized-refused";
+    /// Money entered a customer account through the funding path (a deposit).
+    pub const PAYMENT_DEPOSITED: &str = "payment.deposited";
+    /// A merchant's takings left through the funding path (a withdrawal).
+    pub const PAYMENT_WITHDRAWN: &str = "payment.withdrawn";
     pub const PAYMENT_RECOVERED: &str = "payment.recovered-from-log";
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
     pub const PAYMENT_FORWARDED: &str = "payment.forwarded-to-owner";

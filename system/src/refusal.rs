@@ -46,6 +46,8 @@ pub enum RefusalCode {
     /// The caller may not take this step: an internal step of the platform's protocol asked
     /// by anyone but the service that owns it.
     Unauthorized,
+    /// The request's credential was forged, or presented from another address than its own.
+    Unauthenticated,
 }
 
 impl RefusalCode {
@@ -66,6 +68,7 @@ impl RefusalCode {
         RefusalCode::Aborted,
         RefusalCode::Invalid,
         RefusalCode::Unauthorized,
+        RefusalCode::Unauthenticated,
     ];
 
     /// The kebab-case name used in histories, evidence and summaries.
@@ -87,6 +90,7 @@ impl RefusalCode {
             RefusalCode::Aborted => "aborted",
             RefusalCode::Invalid => "invalid",
             RefusalCode::Unauthorized => "unauthorized",
+            RefusalCode::Unauthenticated => "unauthenticated",
         }
     }
 }

@@ -36,9 +36,10 @@ impl ServiceKind for Ledger {
             shard: ShardId(index),
             shards: run.config.shards,
             fsync_latency: run.fsync_latency(),
-            step_callers: (0..run.config.payment_nodes)
+            platform_callers: (0..run.config.payment_nodes)
                 .map(super::payment::addr_of)
                 .collect(),
+            directory: run.config.directory(),
         })
     }
 }

@@ -45,6 +45,7 @@ impl ServiceKind for Payment {
                 index,
                 fsync_latency: run.fsync_latency(),
                 strategy: run.config.strategy,
+                directory: run.config.directory(),
             },
             topology: run.topology.clone(),
         })

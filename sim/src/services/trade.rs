@@ -48,6 +48,8 @@ impl ServiceKind for Trade {
             step_callers: (0..run.config.payment_nodes)
                 .map(super::payment::addr_of)
                 .collect(),
+            query_callers: vec![super::merchant::addr_of()],
+            directory: run.config.directory(),
         })
     }
 }

@@ -6,10 +6,11 @@ use crate::cluster::{ledger_addr, payment_addr, trade_addr};
 use crate::history::OpHandle;
 use crate::trace::TraceEvent;
 use paylab_invariants::{OpKind, Outcome};
-use paylab_system::ledger::{LedgerCall, LedgerCommand, Leg};
-use paylab_system::payment::{payment_node_for, PaymentCall, PaymentCommand, PaymentError};
+use paylab_system::auth::Credential;
+use paylab_system::ledger::{ClientLedgerCall, LedgerCommand, Leg};
+use paylab_system::payment::{payment_node_for, ClientPaymentCall, PaymentCommand, PaymentError};
 use paylab_system::probes::names;
-use paylab_system::trade::{trade_shard_of, TradeCall, TradeCommand, TradeId, TradeReply};
+use paylab_system::trade::{trade_shard_of, ClientTradeCall, TradeCommand, TradeId, TradeReply};
 use paylab_system::transport::{RetryPolicy, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct Caller {
     pub id: u32,
     pub ctx: ClientContext,
     pub transport: Transport,
+    /// What the platform issued this client: sent with every request.
+    pub credential: Credential,
 }
 
 /// A pay or a refund to ask: which trade, between whom, for how much.
@@ -55,7 +58,7 @@ fn amount_of(fen: i64) -> Amount {
 }
 
 impl Caller {
-    fn invoke(
+    pub(crate) fn invoke(
         &self,
         kind: OpKind,
         request: &str,
@@ -78,7 +81,7 @@ impl Caller {
         op
     }
 
-    fn complete(&self, op: OpHandle, request: &str, outcome: &Outcome, attempts: u32) {
+    pub(crate) fn complete(&self, op: OpHandle, request: &str, outcome: &Outcome, attempts: u32) {
         let ctx = &self.ctx;
         if *outcome == Outcome::Unknown {
             ctx.probes.hit(names::CLIENT_UNKNOWN);
@@ -108,7 +111,10 @@ impl Caller {
             .transport
             .call_with_retry(
                 ledger_addr(shard),
-                LedgerCall(command),
+                ClientLedgerCall {
+                    credential: self.credential,
+                    command,
+                },
                 RetryPolicy::default(),
             )
             .await;
@@ -121,12 +127,10 @@ impl Caller {
         outcome
     }
 
-    /// Moves `amount` between two accounts of one shard with one voucher, recorded as `kind`
-    /// (a fund from the world, a transfer, a withdrawal to the world), and keeps the estimate:
-    /// the debit counts unless refused, the credit only once confirmed.
+    /// Moves `amount` between two accounts of one shard with one voucher (a transfer), and
+    /// keeps the estimate: the debit counts unless refused, the credit only once confirmed.
     pub async fn post(
         &self,
-        kind: OpKind,
         request: &str,
         from: AccountId,
         to: AccountId,
@@ -136,18 +140,57 @@ impl Caller {
             request: RequestId::new(request),
             legs: vec![Leg::debit(from, amount), Leg::credit(to, amount)],
         };
-        // The account the operation is about: the customer's, never the world's.
-        let about = if kind == OpKind::Fund { to } else { from };
-        let outcome = self.ledger(kind, request, Some(amount), about, post).await;
-        let balances = &self.ctx.balances;
-        if outcome != Outcome::Ok && outcome != Outcome::Unknown {
-            return outcome;
+        let kind = OpKind::Transfer;
+        let outcome = self.ledger(kind, request, Some(amount), from, post).await;
+        self.moved(&outcome, Some(from), Some(to), amount);
+        outcome
+    }
+
+    /// Keeps the estimate after a movement: the debit counts unless refused, the credit only
+    /// once confirmed.
+    fn moved(
+        &self,
+        outcome: &Outcome,
+        from: Option<AccountId>,
+        to: Option<AccountId>,
+        amount: Amount,
+    ) {
+        if *outcome != Outcome::Ok && *outcome != Outcome::Unknown {
+            return;
         }
-        balances.add(from, -fen(amount));
-        if outcome == Outcome::Ok {
+        let balances = &self.ctx.balances;
+        if let Some(from) = from {
+            balances.add(from, -fen(amount));
+        }
+        if let (Some(to), Outcome::Ok) = (to, outcome) {
             balances.add(to, fen(amount));
         }
+    }
+
+    /// Deposits `amount` into the client's `account` through the funding path (the payment
+    /// service, which posts Dr world / Cr account as the platform).
+    pub async fn fund(&self, request: &str, account: AccountId, amount: Amount) -> Outcome {
+        let command = PaymentCommand::Deposit {
+            account,
+            key: request.to_string(),
+            amount,
+        };
+        let (outcome, _) = self.funding(OpKind::Fund, request, amount, command).await;
+        self.moved(&outcome, None, Some(account), amount);
         outcome
+    }
+
+    async fn funding(
+        &self,
+        kind: OpKind,
+        request: &str,
+        amount: Amount,
+        command: PaymentCommand,
+    ) -> (Outcome, OpHandle) {
+        let op = self.invoke(kind, request, Some(amount), None);
+        let (outcome, attempts) = self.ask_payment(&command, request).await;
+        self.complete(op, request, &outcome, attempts);
+        (outcome, op)
     }
 
     /// Tops `account` up from its shard's world account if the estimate says it cannot spend
@@ -162,9 +205,7 @@ impl Caller {
             return;
         }
         self.ctx.probes.hit(TOP_UP);
-        let world = AccountId::world(account.shard(self.ctx.config.shards));
-        self.post(OpKind::Fund, request, world, account, amount_of(top_up))
-            .await;
+        self.fund(request, account, amount_of(top_up)).await;
     }
 
     /// Withdraws a merchant's takings above its float to its shard's world account (a
@@ -174,12 +215,18 @@ impl Caller {
         let Some(take) = balances.take_withdrawal(merchant) else {
             return;
         };
-        // The reservation stands in for the debit that `post` would count.
+        // The reservation stands in for the debit that `moved` counts.
         balances.add(merchant, take);
-        let world = AccountId::world(merchant.shard(self.ctx.config.shards));
-        let outcome = self
-            .post(OpKind::Transfer, request, merchant, world, amount_of(take))
+        let amount = amount_of(take);
+        let command = PaymentCommand::Withdraw {
+            account: merchant,
+            key: request.to_string(),
+            amount,
+        };
+        let (outcome, _) = self
+            .funding(OpKind::Withdraw, request, amount, command)
             .await;
+        self.moved(&outcome, Some(merchant), None, amount);
         if outcome == Outcome::Ok {
             self.ctx.probes.hit(WITHDRAWAL);
         }
@@ -203,7 +250,10 @@ impl Caller {
             .transport
             .call_with_retry(
                 trade_addr(shard.0),
-                TradeCall(create),
+                ClientTradeCall {
+                    credential: self.credential,
+                    command: create,
+                },
                 RetryPolicy::default(),
             )
             .await;
@@ -224,14 +274,17 @@ impl Caller {
     }
 
     /// Asks the payment service until it gives a definite answer or the attempts run out.
-    async fn ask_payment(&self, command: &PaymentCommand, key: &str) -> (Outcome, u32) {
+    pub(crate) async fn ask_payment(&self, command: &PaymentCommand, key: &str) -> (Outcome, u32) {
         // The first attempt goes to the key's owner; retries go round the other nodes, which
         // forward to the owner (any node serves any request).
         let nodes = self.ctx.config.payment_nodes;
         let owner = payment_node_for(key, nodes);
         let mut backoff = PAYMENT_BACKOFF;
         for attempt in 1..=PAYMENT_ATTEMPTS_MAX {
-            let call = PaymentCall(command.clone());
+            let call = ClientPaymentCall {
+                credential: self.credential,
+                command: command.clone(),
+            };
             let node = (owner + attempt - 1) % nodes;
             match self
                 .transport

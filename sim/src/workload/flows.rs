@@ -3,7 +3,7 @@
 //! unpaid, a same-shard transfer. Every choice is drawn from the caller's own stream.
 
 use super::caller::{Caller, Movement};
-use paylab_invariants::{OpKind, Outcome};
+use paylab_invariants::Outcome;
 use paylab_system::{AccountId, Amount};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -48,9 +48,7 @@ pub async fn transfer(
 ) -> Outcome {
     let amount = amount(rng, 1, 50_000);
     let request = names.id("t");
-    caller
-        .post(OpKind::Transfer, &request, from, to, amount)
-        .await
+    caller.post(&request, from, to, amount).await
 }
 
 /// Create a trade of `amount` with `merchant`, have the payer `pick_payer` draws pay it (after

@@ -27,6 +27,8 @@ pub enum LedgerRecord {
     /// A durable refusal of a post, so that a retry of the same request gets the same answer.
     PostRefused {
         request: RequestId,
+        /// The fingerprint of the refused legs ([`legs_fingerprint`]).
+        body: u64,
         error: LedgerError,
     },
     /// A durable refusal of a freeze, likewise.
@@ -84,8 +86,9 @@ pub struct LedgerCore {
     freezes: BTreeMap<String, Freeze>,
     vouchers: Vec<Voucher>,
     journal: Vec<JournalEntry>,
-    /// Idempotency: the first outcome of every post, by request id.
-    posts: BTreeMap<RequestId, Outcome>,
+    /// Idempotency: the first outcome of every post, by request id, with the fingerprint of
+    /// the legs it was asked with (a repeat with other legs is refused, not answered).
+    posts: BTreeMap<RequestId, (u64, Outcome)>,
     /// Idempotency: the first outcome of every freeze, by freeze key.
     freeze_outcomes: BTreeMap<String, Outcome>,
     /// TCC fence rows, one per (xid, branch) this shard has seen.
@@ -333,7 +336,12 @@ impl LedgerCore {
     }
 
     fn decide_post(&self, request: &RequestId, legs: &[Leg], now_ms: u64, bugs: Bugs) -> Decision {
-        if let Some(outcome) = self.posts.get(request) {
+        if let Some((body, outcome)) = self.posts.get(request) {
+            // The same request with other legs is another request under a used id: refused,
+            // unless the planted bug answers it with the first one's outcome.
+            if *body != legs_fingerprint(legs) && !bugs.is(Bug::PostSameKeyOtherBody) {
+                return Decision::Reply(Err(LedgerError::RequestReused(request.to_string())));
+            }
             // The planted bug forgets that this request was already applied.
             if !bugs.is(Bug::LedgerRetryAppliesTwice) {
                 return Decision::Reply(outcome.clone());
@@ -352,6 +360,7 @@ impl LedgerCore {
             })),
             Err(error) => Decision::Write(LedgerRecord::PostRefused {
                 request: request.clone(),
+                body: legs_fingerprint(legs),
                 error,
             }),
         }
@@ -436,8 +445,12 @@ impl LedgerCore {
         match record {
             LedgerRecord::Opened { account, subject } => self.apply_open(account, subject),
             LedgerRecord::Posted(voucher) => self.apply_post(voucher),
-            LedgerRecord::PostRefused { request, error } => {
-                self.posts.insert(request, Err(error.clone()));
+            LedgerRecord::PostRefused {
+                request,
+                body,
+                error,
+            } => {
+                self.posts.insert(request, (body, Err(error.clone())));
                 Err(error)
             }
             LedgerRecord::FreezeRefused { key, error } => {
@@ -615,10 +628,28 @@ impl LedgerCore {
         let outcome = Ok(LedgerReply::Posted {
             voucher: voucher.id,
         });
-        self.posts.insert(voucher.request.clone(), outcome.clone());
+        let body = legs_fingerprint(&voucher.legs);
+        self.posts
+            .insert(voucher.request.clone(), (body, outcome.clone()));
         self.vouchers.push(voucher);
         outcome
     }
+}
+
+/// A fingerprint of a post's legs (FNV-1a over account, side and fen of each leg, in order):
+/// what tells a repeat of a request from another request under the same id.
+pub fn legs_fingerprint(legs: &[Leg]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for leg in legs {
+        let side = u64::from(leg.side == super::types::Side::Credit);
+        for word in [leg.account.0, side, leg.amount.fen() as u64] {
+            for byte in word.to_le_bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    hash
 }
 
 #[cfg(test)]

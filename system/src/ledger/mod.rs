@@ -5,6 +5,7 @@
 //! - [`fence`]: the TCC fence rules per (xid, branch), to be written with each branch's effect.
 //! - [`node`]: the node shell: RPC, durable log, recovery after a crash.
 
+pub mod access;
 pub mod changes;
 pub mod core;
 pub mod fence;

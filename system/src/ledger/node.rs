@@ -4,7 +4,8 @@
 use super::changes::LedgerChanges;
 use super::core::{Decision, LedgerCore, LedgerRecord};
 use super::fence::FenceRefusal;
-use super::types::{LedgerCall, LedgerCommand, LedgerError};
+use super::types::{ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError};
+use crate::auth::{Authority, Directory};
 use crate::ids::ShardId;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -33,19 +34,86 @@ fn tcc_corner(command: &LedgerCommand, decision: &Decision) -> Option<&'static s
 /// The log file of a ledger shard on its node's disk.
 pub const LOG_FILE: &str = "ledger.log";
 
-/// A TCC branch step is the business-activity manager's: refused, before anything is read or
-/// written, from any caller but a payment node. Every other command is anyone's to ask.
-fn authorize(
+/// Who asks an internal [`LedgerCall`]: only the platform's services, known by the address
+/// the network delivers their requests from; anyone else is refused before anything is read.
+fn authorize_platform(
     command: &LedgerCommand,
     from: SocketAddr,
     callers: &[SocketAddr],
 ) -> Result<(), LedgerError> {
-    match command.branch_step() {
-        Some(step) if !crate::transport::sent_by(from, callers) => Err(LedgerError::Unauthorized {
-            step: step.to_string(),
+    if crate::transport::sent_by(from, callers) {
+        Ok(())
+    } else {
+        Err(LedgerError::Unauthorized {
+            step: format!("ask the platform's step {}", command.name()),
             caller: from.to_string(),
-        }),
-        _ => Ok(()),
+        })
+    }
+}
+
+/// Who asks a [`ClientLedgerCall`]: the client its credential proves (from the address it was
+/// issued to), limited to what that client may touch.
+fn authorize_client(
+    call: &ClientLedgerCall,
+    from: SocketAddr,
+    authority: &Authority,
+    dir: &Directory,
+) -> Result<(), LedgerError> {
+    let client = authority
+        .verify(&call.credential, from)
+        .map_err(LedgerError::Unauthenticated)?;
+    super::access::authorize_client(dir, client, &call.command)
+}
+
+/// What serving a command needs.
+struct Shell {
+    core: Arc<Mutex<LedgerCore>>,
+    log: DurableLog<LedgerRecord>,
+    env: NodeEnv,
+}
+
+impl Shell {
+    /// Serves one command whose caller was judged `allowed`: decide, write and apply under one
+    /// lock, reply once durable.
+    async fn serve(
+        self: Arc<Self>,
+        command: LedgerCommand,
+        allowed: Result<(), LedgerError>,
+    ) -> Result<super::types::LedgerReply, LedgerError> {
+        let probes = &self.env.probes;
+        if let Err(refusal) = allowed {
+            probes.hit(names::LEDGER_UNAUTHORIZED_REFUSED);
+            return Err(refusal);
+        }
+        // Decide, write and apply under one lock: no other command sees a half step.
+        let reply = {
+            let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
+            let decision = core.decide(&command, self.env.clock.now_ms(), self.env.bugs);
+            if let Some(corner) = tcc_corner(&command, &decision) {
+                probes.hit(corner);
+            }
+            match decision {
+                Decision::Reply(reply) => {
+                    probes.hit(names::LEDGER_IDEMPOTENT_REPLAY);
+                    reply
+                }
+                Decision::Write(record) => {
+                    self.log.append(&record);
+                    core.apply(record)
+                }
+            }
+        };
+        match &reply {
+            Err(LedgerError::InsufficientFunds { .. }) => {
+                probes.hit(names::LEDGER_INSUFFICIENT_FUNDS)
+            }
+            Err(LedgerError::RequestReused(_)) => probes.hit(names::LEDGER_REQUEST_REUSED_REFUSED),
+            _ => {}
+        }
+        // Nothing is acknowledged before it is durable, repeats included: a repeat may
+        // answer from a record whose own fsync has not finished yet.
+        self.log.sync().await;
+        reply
     }
 }
 
@@ -56,9 +124,12 @@ pub struct LedgerConfig {
     pub shards: u32,
     /// The simulated cost of one fsync (shared by concurrent posts: group commit).
     pub fsync_latency: Duration,
-    /// The payment nodes: the only callers that may take TCC branch steps (known by the
-    /// address the network delivers their requests from).
-    pub step_callers: Vec<SocketAddr>,
+    /// The platform's services that call the ledger (the payment nodes): the only callers of
+    /// the internal [`LedgerCall`] (known by the address the network delivers their requests
+    /// from). Clients use [`ClientLedgerCall`].
+    pub platform_callers: Vec<SocketAddr>,
+    /// Who owns which account: what a client may touch.
+    pub directory: Directory,
 }
 
 /// A running ledger node: the handle the harness keeps to read its state (god's-eye view).
@@ -89,43 +160,21 @@ impl LedgerNode {
         )));
         let transport = Transport::for_node(env).await?;
         let node = LedgerNode { core: core.clone() };
-        let (clock, bugs, probes) = (env.clock.clone(), env.bugs, env.probes.clone());
-        let callers: Arc<[SocketAddr]> = config.step_callers.into();
+        let shell = Arc::new(Shell {
+            core,
+            log,
+            env: env.clone(),
+        });
+        let callers: Arc<[SocketAddr]> = config.platform_callers.into();
+        let internal = shell.clone();
         transport.serve_from(move |LedgerCall(command), from| {
-            let (core, log, clock, probes) =
-                (core.clone(), log.clone(), clock.clone(), probes.clone());
-            let allowed = authorize(&command, from, &callers);
-            async move {
-                if let Err(refusal) = allowed {
-                    probes.hit(names::LEDGER_UNAUTHORIZED_REFUSED);
-                    return Err(refusal);
-                }
-                // Decide, write and apply under one lock: no other command sees a half step.
-                let reply = {
-                    let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
-                    let decision = core.decide(&command, clock.now_ms(), bugs);
-                    if let Some(corner) = tcc_corner(&command, &decision) {
-                        probes.hit(corner);
-                    }
-                    match decision {
-                        Decision::Reply(reply) => {
-                            probes.hit(names::LEDGER_IDEMPOTENT_REPLAY);
-                            reply
-                        }
-                        Decision::Write(record) => {
-                            log.append(&record);
-                            core.apply(record)
-                        }
-                    }
-                };
-                if matches!(reply, Err(LedgerError::InsufficientFunds { .. })) {
-                    probes.hit(names::LEDGER_INSUFFICIENT_FUNDS);
-                }
-                // Nothing is acknowledged before it is durable, repeats included: a repeat may
-                // answer from a record whose own fsync has not finished yet.
-                log.sync().await;
-                reply
-            }
+            let allowed = authorize_platform(&command, from, &callers);
+            internal.clone().serve(command, allowed)
+        });
+        let (authority, dir) = (Authority::for_run(env.seed), config.directory);
+        transport.serve_from(move |call: ClientLedgerCall, from| {
+            let allowed = authorize_client(&call, from, &authority, &dir);
+            shell.clone().serve(call.command, allowed)
         });
         Ok(node)
     }

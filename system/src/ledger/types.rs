@@ -212,12 +212,17 @@ pub enum LedgerError {
     FreezeKeyReused(String),
     #[error("{0}")]
     Fence(FenceRefusal),
+    #[error("request {0} was already used with other legs")]
+    RequestReused(String),
     #[error("branch {0} was tried with another action")]
     BranchReused(String),
-    /// A TCC branch step (Try, Confirm, Cancel) asked by a caller that is not a payment node:
-    /// nothing was read or written.
-    #[error("{step} is a payment node's step; {caller} may not take it")]
+    /// A step the caller may not take (an internal step asked by a client, an account or key
+    /// that is not the caller's): nothing was read or written.
+    #[error("{caller} may not {step}")]
     Unauthorized { step: String, caller: String },
+    /// The request's credential was forged or came from another address: nothing was read.
+    #[error("{0}")]
+    Unauthenticated(crate::auth::BadCredential),
 }
 
 impl LedgerError {
@@ -231,31 +236,50 @@ impl LedgerError {
             LedgerError::InsufficientFunds { .. } => C::InsufficientFunds,
             LedgerError::TooFewLegs(_) => C::TooFewLegs,
             LedgerError::Unbalanced { .. } => C::Unbalanced,
-            LedgerError::FreezeKeyReused(_) | LedgerError::BranchReused(_) => C::KeyReused,
+            LedgerError::FreezeKeyReused(_)
+            | LedgerError::BranchReused(_)
+            | LedgerError::RequestReused(_) => C::KeyReused,
             LedgerError::Fence(_) => C::Fence,
             LedgerError::Unauthorized { .. } => C::Unauthorized,
+            LedgerError::Unauthenticated(_) => C::Unauthenticated,
         }
     }
 }
 
 impl LedgerCommand {
-    /// The step's name if it is a TCC branch step (Try, Confirm, Cancel), which only the
-    /// business-activity manager (a payment node) may take; `None` for the other commands.
-    pub fn branch_step(&self) -> Option<&'static str> {
+    /// The command's name, as refusals quote it.
+    pub fn name(&self) -> &'static str {
         match self {
-            LedgerCommand::TccTry { .. } => Some("TccTry"),
-            LedgerCommand::TccConfirm { .. } => Some("TccConfirm"),
-            LedgerCommand::TccCancel { .. } => Some("TccCancel"),
-            _ => None,
+            LedgerCommand::OpenAccount { .. } => "OpenAccount",
+            LedgerCommand::Post { .. } => "Post",
+            LedgerCommand::Freeze { .. } => "Freeze",
+            LedgerCommand::Unfreeze { .. } => "Unfreeze",
+            LedgerCommand::TccTry { .. } => "TccTry",
+            LedgerCommand::TccConfirm { .. } => "TccConfirm",
+            LedgerCommand::TccCancel { .. } => "TccCancel",
         }
     }
 }
 
-/// The ledger's RPC: one command in, a reply or a refusal out.
+/// The ledger's internal RPC: one command in, a reply or a refusal out. Taken only from the
+/// platform's services (the payment nodes), known by their address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerCall(pub LedgerCommand);
 
 impl Rpc for LedgerCall {
     type Response = Result<LedgerReply, LedgerError>;
     const TAG: u64 = 0x4c45_4447_0001;
+}
+
+/// The ledger's client API: a command with the client's credential, limited to what
+/// [`super::access::authorize_client`] allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLedgerCall {
+    pub credential: crate::auth::Credential,
+    pub command: LedgerCommand,
+}
+
+impl Rpc for ClientLedgerCall {
+    type Response = Result<LedgerReply, LedgerError>;
+    const TAG: u64 = 0x4c45_4447_0002;
 }

@@ -61,6 +61,17 @@ pub fn admit(book: &OrderBook, index: u32, nodes: u32, command: PaymentCommand) 
             out_request_no,
             amount,
         } => (out_request_no, trade, OrderKind::Refund { amount }),
+        PaymentCommand::Deposit { .. } | PaymentCommand::Withdraw { .. } => {
+            let detail = "a deposit or withdrawal is not an order".to_string();
+            let reply = Err(PaymentError::Refused(Refusal::new(
+                RefusalCode::Invalid,
+                detail,
+            )));
+            return Admission::Answer {
+                reply,
+                replayed: false,
+            };
+        }
     };
     let owner = payment_node_for(&key, nodes);
     if owner != index {

@@ -10,7 +10,9 @@
 //! log pins each key's outcome; any node accepts any request and forwards it to the key's
 //! owner, and every node serves any trade, buyer or merchant.
 
+pub mod access;
 pub mod flow;
+pub mod funding;
 pub mod node;
 pub mod orders;
 pub mod types;

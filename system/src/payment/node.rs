@@ -11,15 +11,18 @@ use super::flow::{
     OrderFlow, Resumption,
 };
 use super::orders::{Order, OrderBook, OrderKind, OrderRecord};
-use super::types::{PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
+use super::types::{ClientPaymentCall, PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
+use crate::auth::{Authority, Directory, Principal};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::refusal::Refusal;
+use crate::refusal::RefusalCode;
 use crate::strategy::{Coordinator, StrategyKind};
 use crate::tcc::Activity;
 use crate::topology::Topology;
 use crate::trade::TradeCall;
+use crate::trade::{TradeCommand, TradeReply};
 use crate::transport::{RetryPolicy, Transport};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -34,6 +37,8 @@ pub struct PaymentConfig {
     pub index: u32,
     pub fsync_latency: Duration,
     pub strategy: StrategyKind,
+    /// Who owns which account: whose money a client may move.
+    pub directory: Directory,
 }
 
 /// How the trade is asked to begin: bounded, since a trade that never answers means the
@@ -65,6 +70,7 @@ pub struct PaymentView {
 
 struct Inner {
     index: u32,
+    directory: Directory,
     orders: Mutex<OrderBook>,
     log: DurableLog<OrderRecord>,
     coordinator: Coordinator,
@@ -106,6 +112,7 @@ impl PaymentNode {
         let node = PaymentNode {
             inner: Arc::new(Inner {
                 index: config.index,
+                directory: config.directory,
                 orders: Mutex::new(OrderBook::recover(config.index, &records)),
                 log,
                 coordinator,
@@ -120,9 +127,35 @@ impl PaymentNode {
             "payment recovered"
         );
         let server = node.clone();
-        transport.serve(move |PaymentCall(command)| {
+        transport.serve_from(move |call: PaymentCall, from| {
             let node = server.clone();
-            async move { node.handle(command).await }
+            async move {
+                let peers = &node.inner.topology.payments;
+                if !crate::transport::sent_by(from, peers) {
+                    let step = format!("forward a request for client-{}", call.client);
+                    return node.refuse(step, from.to_string());
+                }
+                node.handle(call.client, call.command).await
+            }
+        });
+        let server = node.clone();
+        let authority = Authority::for_run(env.seed);
+        transport.serve_from(move |call: ClientPaymentCall, from| {
+            let node = server.clone();
+            let client = authority.verify(&call.credential, from);
+            async move {
+                match client {
+                    Ok(client) => node.handle(client, call.command).await,
+                    Err(bad) => {
+                        node.inner
+                            .env
+                            .probes
+                            .hit(names::PAYMENT_UNAUTHORIZED_REFUSED);
+                        let refusal = Refusal::new(RefusalCode::Unauthenticated, bad.to_string());
+                        Err(PaymentError::Refused(refusal))
+                    }
+                }
+            }
         });
         node.resume_all();
         Ok(node)
@@ -180,7 +213,65 @@ impl PaymentNode {
         }
     }
 
-    async fn handle(&self, command: PaymentCommand) -> Result<PaymentReceipt, PaymentError> {
+    /// Refuses a request its caller may not make; nothing was read or written.
+    fn refuse(&self, step: String, caller: String) -> Result<PaymentReceipt, PaymentError> {
+        self.inner
+            .env
+            .probes
+            .hit(names::PAYMENT_UNAUTHORIZED_REFUSED);
+        let detail = format!("{caller} may not {step}");
+        Err(PaymentError::Refused(Refusal::new(
+            RefusalCode::Unauthorized,
+            detail,
+        )))
+    }
+
+    /// Whether `client` may ask `command`: [`super::access::authorize`], then, for a refund,
+    /// whether the trade is one of its merchant account's (read from the trade first; no answer
+    /// is no outcome yet).
+    async fn authorize(&self, client: u32, command: &PaymentCommand) -> Result<(), PaymentError> {
+        let inner = &self.inner;
+        let dir = inner.directory;
+        if let Err(refusal) = super::access::authorize(&dir, client, command, inner.env.bugs) {
+            inner.env.probes.hit(names::PAYMENT_UNAUTHORIZED_REFUSED);
+            return Err(PaymentError::Refused(refusal));
+        }
+        let PaymentCommand::Refund { trade, .. } = command else {
+            return Ok(());
+        };
+        let query = TradeCall(TradeCommand::Query { trade: *trade });
+        let dst = inner.topology.trade(trade.shard);
+        let retried = inner
+            .transport
+            .call_with_retry(dst, query, BEGIN_POLICY)
+            .await;
+        match retried.result {
+            Ok(Ok(TradeReply::Trade(t))) if !dir.owns(client, t.merchant) => {
+                let step = format!("refund trade {trade} of {}", t.merchant);
+                self.refuse(step, Principal::Client(client).to_string())
+                    .map(|_| ())
+            }
+            // Its own trade, or one that does not exist (the order refuses it durably).
+            Ok(_) => Ok(()),
+            Err(_) => Err(PaymentError::InProgress),
+        }
+    }
+
+    async fn handle(
+        &self,
+        client: u32,
+        command: PaymentCommand,
+    ) -> Result<PaymentReceipt, PaymentError> {
+        self.authorize(client, &command).await?;
+        if matches!(
+            command,
+            PaymentCommand::Deposit { .. } | PaymentCommand::Withdraw { .. }
+        ) {
+            let inner = &self.inner;
+            let probes = &inner.env.probes;
+            return super::funding::carry_out(&command, &inner.transport, &inner.topology, probes)
+                .await;
+        }
         let nodes = self.inner.topology.payments.len() as u32;
         let admitted = {
             let mut book = self.orders();
@@ -199,7 +290,7 @@ impl PaymentNode {
         };
         let order = match admitted {
             Ok(order) => order,
-            Err(Admission::Forward { owner }) => return self.forward(owner, command).await,
+            Err(Admission::Forward { owner }) => return self.forward(owner, client, command).await,
             Err(Admission::Answer { reply, replayed }) => {
                 if replayed {
                     self.inner.env.probes.hit(names::PAYMENT_REPLAYED_OUTCOME);
@@ -223,6 +314,7 @@ impl PaymentNode {
     async fn forward(
         &self,
         owner: u32,
+        client: u32,
         command: PaymentCommand,
     ) -> Result<PaymentReceipt, PaymentError> {
         self.inner.env.probes.hit(names::PAYMENT_FORWARDED);
@@ -231,7 +323,7 @@ impl PaymentNode {
         let answer = self
             .inner
             .transport
-            .call(dst, PaymentCall(command), timeout)
+            .call(dst, PaymentCall { client, command }, timeout)
             .await;
         answer.unwrap_or(Err(PaymentError::InProgress))
     }

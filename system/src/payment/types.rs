@@ -33,6 +33,32 @@ pub enum PaymentCommand {
         out_request_no: String,
         amount: Amount,
     },
+    /// Money enters `account` from outside the platform (the funding path: a card top-up, in a
+    /// platform without clearing); idempotent by `key`, which is the ledger request's id.
+    Deposit {
+        account: AccountId,
+        key: String,
+        amount: Amount,
+    },
+    /// Money leaves `account` to outside the platform (a settlement to the owner's bank);
+    /// idempotent by `key`.
+    Withdraw {
+        account: AccountId,
+        key: String,
+        amount: Amount,
+    },
+}
+
+impl PaymentCommand {
+    /// The caller's idempotency key of the request.
+    pub fn key(&self) -> &str {
+        match self {
+            PaymentCommand::Pay { key, .. }
+            | PaymentCommand::Deposit { key, .. }
+            | PaymentCommand::Withdraw { key, .. } => key,
+            PaymentCommand::Refund { out_request_no, .. } => out_request_no,
+        }
+    }
 }
 
 /// A successful payment or refund, with the activity that moved the money.
@@ -52,11 +78,27 @@ pub enum PaymentError {
     InProgress,
 }
 
-/// The payment RPC.
+/// The payment service's internal RPC: a request a payment node forwards to the key's owner,
+/// on behalf of the client it authenticated. Taken only from payment nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaymentCall(pub PaymentCommand);
+pub struct PaymentCall {
+    pub client: u32,
+    pub command: PaymentCommand,
+}
 
 impl Rpc for PaymentCall {
     type Response = Result<PaymentReceipt, PaymentError>;
     const TAG: u64 = 0x5041_594d_0001;
+}
+
+/// The payment service's client API: a request with the client's credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPaymentCall {
+    pub credential: crate::auth::Credential,
+    pub command: PaymentCommand,
+}
+
+impl Rpc for ClientPaymentCall {
+    type Response = Result<PaymentReceipt, PaymentError>;
+    const TAG: u64 = 0x5041_594d_0002;
 }

@@ -6,10 +6,15 @@ use super::core::{TradeCore, TradeDecision, TradeRecord};
 use super::events::{MessageMode, TradeEvent};
 use super::outbox;
 use super::txmsg;
-use super::types::{Trade, TradeCall, TradeCommand, TradeError, TradeId, TradeReply};
+use super::types::{
+    ClientTradeCall, Trade, TradeCall, TradeCommand, TradeError, TradeId, TradeReply,
+};
+use crate::auth::{Authority, Directory, Principal};
 use crate::broker::CheckBackCall;
 use crate::bugs::Bug;
+use crate::ids::AccountId;
 use crate::ids::{EventId, TradeShardId};
+use crate::ledger::Subject;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
@@ -47,6 +52,11 @@ pub struct TradeConfig {
     /// The payment nodes: the only callers that may begin or end a pay or a refund (known by
     /// the address the network delivers their requests from).
     pub step_callers: Vec<SocketAddr>,
+    /// Other platform nodes that may read any trade over the internal [`TradeCall`] (the
+    /// merchant endpoint). Clients use [`ClientTradeCall`].
+    pub query_callers: Vec<SocketAddr>,
+    /// Who owns which merchant account.
+    pub directory: Directory,
 }
 
 /// A running trade node, as the harness holds it.
@@ -115,23 +125,65 @@ impl Shell {
         }
     }
 
-    /// Serves one command from `from`: an internal step (begin or end a pay or a refund) only
-    /// from a payment node, refused before anything is read or written otherwise.
+    /// Serves one internal command from `from`: begin or end a pay or a refund only from a
+    /// payment node, a read also from the platform's readers; refused before anything is read
+    /// or written otherwise.
     async fn handle_from(
         self: Arc<Self>,
         command: TradeCommand,
         from: SocketAddr,
     ) -> Result<TradeReply, TradeError> {
-        if let Some(step) = command.internal_step() {
-            if !crate::transport::sent_by(from, &self.config.step_callers) {
-                self.env.probes.hit(names::TRADE_UNAUTHORIZED_REFUSED);
-                return Err(TradeError::Unauthorized {
-                    step: step.to_string(),
-                    caller: from.to_string(),
-                });
-            }
+        let config = &self.config;
+        let allowed = crate::transport::sent_by(from, &config.step_callers)
+            || (matches!(command, TradeCommand::Query { .. })
+                && crate::transport::sent_by(from, &config.query_callers))
+            || (matches!(command, TradeCommand::EndPay { .. })
+                && self.env.bugs.is(Bug::EndPayUnauthenticated));
+        if !allowed {
+            self.env.probes.hit(names::TRADE_UNAUTHORIZED_REFUSED);
+            return Err(TradeError::Unauthorized {
+                step: format!("ask the platform's step {}", command.name()),
+                caller: from.to_string(),
+            });
         }
         self.handle(command).await
+    }
+
+    /// Serves one client command: the client its credential proves may create trades for its
+    /// own merchant account and read them (without the pay attempts' keys and activity ids);
+    /// nothing else.
+    async fn handle_client(
+        self: Arc<Self>,
+        call: ClientTradeCall,
+        from: SocketAddr,
+    ) -> Result<TradeReply, TradeError> {
+        let refused = |step: String, caller: String| {
+            self.env.probes.hit(names::TRADE_UNAUTHORIZED_REFUSED);
+            Err(TradeError::Unauthorized { step, caller })
+        };
+        let client = match Authority::for_run(self.env.seed).verify(&call.credential, from) {
+            Ok(client) => client,
+            Err(bad) => {
+                self.env.probes.hit(names::TRADE_UNAUTHORIZED_REFUSED);
+                return Err(TradeError::Unauthenticated(bad));
+            }
+        };
+        let caller = Principal::Client(client).to_string();
+        let dir = self.config.directory;
+        let mine = |merchant: AccountId| dir.owner(merchant) == Some((client, Subject::Merchant));
+        match call.command {
+            TradeCommand::Create { merchant, .. } if !mine(merchant) => {
+                refused(format!("create a trade for {merchant}"), caller)
+            }
+            TradeCommand::Create { .. } => self.clone().handle(call.command).await,
+            TradeCommand::Query { trade } => match self.clone().handle(call.command).await? {
+                TradeReply::Trade(t) if mine(t.merchant) => {
+                    Ok(TradeReply::Trade(Box::new(t.redacted())))
+                }
+                _ => refused(format!("read trade {trade}"), caller),
+            },
+            other => refused(format!("ask the platform's step {}", other.name()), caller),
+        }
     }
 
     /// Serves one command: decide, write and apply under one lock, reply after the fsync.
@@ -264,9 +316,13 @@ impl TradeNode {
             transport: transport.clone(),
         });
         {
-            let shell = shell.clone();
+            let internal = shell.clone();
             transport.serve_from(move |TradeCall(command), from| {
-                shell.clone().handle_from(command, from)
+                internal.clone().handle_from(command, from)
+            });
+            let shell = shell.clone();
+            transport.serve_from(move |call: ClientTradeCall, from| {
+                shell.clone().handle_client(call, from)
             });
         }
         match mode {

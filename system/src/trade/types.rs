@@ -28,6 +28,22 @@ impl fmt::Display for TradeId {
     }
 }
 
+impl std::str::FromStr for TradeId {
+    type Err = String;
+    /// Reads `T{shard}-{seq}`, as [`TradeId`] displays.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("'{s}' is not a trade id (T<shard>-<seq>)");
+        let (shard, seq) = s
+            .strip_prefix('T')
+            .and_then(|r| r.split_once('-'))
+            .ok_or_else(bad)?;
+        Ok(TradeId {
+            shard: shard.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 /// The trade shard that owns (merchant, out_trade_no): a retried create always lands on the
 /// same shard, which is what makes the pair unique. FNV-1a, so the choice never depends on the
 /// process (std's hasher is randomly keyed).
@@ -136,6 +152,16 @@ impl Trade {
             || self.refunds.iter().any(|r| r.status.is_pending())
     }
 
+    /// The trade as its merchant may see it: statuses and sums, without the pay attempts and
+    /// refunds (their keys and activity ids are the platform's and the buyers').
+    pub fn redacted(&self) -> Trade {
+        Trade {
+            pays: Vec::new(),
+            refunds: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The buyer who paid, once the trade is paid.
     pub fn payer(&self) -> Option<AccountId> {
         self.pays
@@ -192,15 +218,15 @@ pub enum TradeCommand {
 }
 
 impl TradeCommand {
-    /// The step's name if it is one of the payment service's internal steps (begin or end a pay
-    /// or a refund), which only payment nodes may take; `None` for what clients may ask.
-    pub fn internal_step(&self) -> Option<&'static str> {
+    /// The command's name, as refusals quote it.
+    pub fn name(&self) -> &'static str {
         match self {
-            TradeCommand::BeginPay { .. } => Some("BeginPay"),
-            TradeCommand::EndPay { .. } => Some("EndPay"),
-            TradeCommand::BeginRefund { .. } => Some("BeginRefund"),
-            TradeCommand::EndRefund { .. } => Some("EndRefund"),
-            TradeCommand::Create { .. } | TradeCommand::Query { .. } => None,
+            TradeCommand::Create { .. } => "Create",
+            TradeCommand::BeginPay { .. } => "BeginPay",
+            TradeCommand::EndPay { .. } => "EndPay",
+            TradeCommand::BeginRefund { .. } => "BeginRefund",
+            TradeCommand::EndRefund { .. } => "EndRefund",
+            TradeCommand::Query { .. } => "Query",
         }
     }
 }
@@ -255,10 +281,13 @@ pub enum TradeError {
     /// nothing was written, and the caller should retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// An internal step (begin or end a pay or a refund) asked by a caller that is not a
-    /// payment node: nothing was read or written.
-    #[error("{step} is a payment node's step; {caller} may not take it")]
+    /// A request the caller may not make (an internal step from a client, another merchant's
+    /// trade): nothing was read or written.
+    #[error("{caller} may not {step}")]
     Unauthorized { step: String, caller: String },
+    /// The request's credential was forged or came from another address: nothing was read.
+    #[error("{0}")]
+    Unauthenticated(crate::auth::BadCredential),
 }
 
 impl TradeError {
@@ -274,17 +303,30 @@ impl TradeError {
             TradeError::RefundExceeds { .. } => C::RefundExceeds,
             TradeError::Unavailable(_) => C::Unavailable,
             TradeError::Unauthorized { .. } => C::Unauthorized,
+            TradeError::Unauthenticated(_) => C::Unauthenticated,
         }
     }
 }
 
-/// The trade RPC.
+/// The trade's internal RPC, for the platform's services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TradeCall(pub TradeCommand);
 
 impl Rpc for TradeCall {
     type Response = Result<TradeReply, TradeError>;
     const TAG: u64 = 0x5452_4144_0001;
+}
+
+/// The trade's client API: a merchant creates and reads its own trades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTradeCall {
+    pub credential: crate::auth::Credential,
+    pub command: TradeCommand,
+}
+
+impl Rpc for ClientTradeCall {
+    type Response = Result<TradeReply, TradeError>;
+    const TAG: u64 = 0x5452_4144_0002;
 }
 
 #[cfg(test)]

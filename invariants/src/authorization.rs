@@ -1,0 +1,230 @@
+//! Invariant 21: no unauthorized effect.
+//!
+//! Judged on the ledger's postings against the clients' own record of what they asked (the
+//! history) and the registration of who owns which account ([`Observation::owners`]), never on
+//! any service's word about who called it:
+//!
+//! - **Provenance of every posting.** A direct post (no activity) must be a client request of
+//!   the history: a transfer debits only accounts its client owns and touches no platform
+//!   account; a fund (deposit) is Dr world / Cr an account of its client; a withdrawal is Dr an
+//!   account of its client / Cr world. A branch of an activity debits a customer account only
+//!   for a pay asked by the payer's owner, or a refund asked by the merchant's owner.
+//! - **Money enters and leaves only through the funding path**: a world or transit account is
+//!   never one the platform registered to a client, and a registered account keeps the subject
+//!   it was registered as (an account opened as `World` by a client is a violation, not a
+//!   loophole).
+//! - **Hostile attempts** ([`crate::OpKind::Attack`]): the first definite answer is the refusal
+//!   the attempt must get; and no posting comes from one.
+
+use crate::{
+    ActivityKind, ActivityState, Invariant, Observation, OpKind, Operation, Outcome, Side,
+    Subject, Violation, VoucherRecord,
+};
+use std::collections::BTreeMap;
+
+fn violation(message: String) -> Violation {
+    Violation::new(Invariant::NoUnauthorizedEffect, message)
+}
+
+/// Everything the rules look up, indexed once.
+struct Index<'a> {
+    obs: &'a Observation,
+    owners: &'a BTreeMap<u64, crate::Owner>,
+    ops: BTreeMap<&'a str, &'a Operation>,
+    activities: BTreeMap<&'a str, &'a ActivityState>,
+    subjects: BTreeMap<u64, Subject>,
+}
+
+impl<'a> Index<'a> {
+    fn new(obs: &'a Observation, owners: &'a BTreeMap<u64, crate::Owner>) -> Self {
+        let ops = obs.history.iter().map(|o| (o.request.as_str(), o)).collect();
+        let activities = obs.activities.iter().map(|a| (a.xid.as_str(), a)).collect();
+        let subjects = obs
+            .shards
+            .iter()
+            .flat_map(|s| &s.accounts)
+            .map(|a| (a.account, a.subject))
+            .collect();
+        Index {
+            obs,
+            owners,
+            ops,
+            activities,
+            subjects,
+        }
+    }
+
+    fn owner(&self, account: u64) -> Option<u32> {
+        self.owners.get(&account).map(|o| o.client)
+    }
+
+    fn is_platform(&self, account: u64) -> bool {
+        !self.owners.contains_key(&account)
+    }
+
+    fn is_world(&self, account: u64) -> bool {
+        self.subjects.get(&account) == Some(&Subject::World) && self.is_platform(account)
+    }
+}
+
+pub fn check(obs: &Observation) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if let Some(owners) = &obs.owners {
+        let ix = Index::new(obs, owners);
+        registration(&ix, &mut out);
+        for shard in &obs.shards {
+            for v in &shard.vouchers {
+                out.extend(provenance(&ix, shard.shard, v));
+            }
+        }
+    }
+    for op in obs.history.iter().filter(|o| o.attack.is_some()) {
+        out.extend(refused_as_it_must(op));
+    }
+    out
+}
+
+/// Every account with a registered owner keeps its registered subject; platform subjects only
+/// on platform ids.
+fn registration(ix: &Index<'_>, out: &mut Vec<Violation>) {
+    for shard in &ix.obs.shards {
+        for a in &shard.accounts {
+            let Some(owner) = ix.owners.get(&a.account) else {
+                continue;
+            };
+            if owner.subject != a.subject {
+                let msg = format!(
+                    "account {} of client-{} was registered {} but is held as {}",
+                    a.account, owner.client, owner.subject, a.subject
+                );
+                out.push(
+                    violation(msg)
+                        .with("shard", shard.shard)
+                        .with("account", a.account)
+                        .with("client", owner.client)
+                        .with("subject", a.subject),
+                );
+            }
+        }
+    }
+}
+
+/// A violation about voucher `v` on `shard`.
+fn about(shard: u32, v: &VoucherRecord, message: String) -> Violation {
+    let legs: Vec<String> = v
+        .legs
+        .iter()
+        .map(|l| format!("{:?} {} {}", l.side, l.account, l.amount))
+        .collect();
+    violation(message)
+        .with("shard", shard)
+        .with("voucher", &v.voucher)
+        .with("request", &v.request)
+        .with("xid", v.xid.as_deref().unwrap_or("none"))
+        .with("legs", legs.join("; "))
+}
+
+fn debits(v: &VoucherRecord) -> impl Iterator<Item = u64> + '_ {
+    v.legs
+        .iter()
+        .filter(|l| l.side == Side::Debit)
+        .map(|l| l.account)
+}
+
+/// Whether the voucher's postings trace to an authorized request.
+fn provenance(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation> {
+    let Some(xid) = &v.xid else {
+        return direct_post(ix, shard, v);
+    };
+    let a = ix.activities.get(xid.as_str())?;
+    let Some(op) = ix.ops.get(a.key.as_str()) else {
+        let msg = format!("voucher {} of {xid} moves money for key {}, which no client asked", v.voucher, a.key);
+        return Some(about(shard, v, msg));
+    };
+    if op.attack.is_some() {
+        let msg = format!("voucher {} carries out hostile attempt {}", v.voucher, op.request);
+        return Some(about(shard, v, msg).with("client", op.client));
+    }
+    let mover = match a.kind {
+        ActivityKind::Pay => "payer",
+        ActivityKind::Refund => "merchant",
+    };
+    let stranger = debits(v).find(|&d| !ix.is_platform(d) && ix.owner(d) != Some(op.client))?;
+    let msg = format!(
+        "voucher {} debits {stranger}, not client-{}'s, for its {:?} {} (the {mover} must be the asker's)",
+        v.voucher, op.client, a.kind, a.key
+    );
+    Some(about(shard, v, msg).with("client", op.client).with("account", stranger))
+}
+
+/// A post with no activity: a transfer, a fund or a withdrawal of the history's client.
+fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation> {
+    let Some(op) = ix.ops.get(v.request.as_str()) else {
+        let msg = format!("voucher {} was posted for request {}, which no client asked", v.voucher, v.request);
+        return Some(about(shard, v, msg));
+    };
+    let (client, mine) = (op.client, |a: u64| ix.owner(a) == Some(op.client));
+    let fault = match op.kind {
+        OpKind::Transfer => v.legs.iter().find_map(|l| {
+            if ix.is_platform(l.account) {
+                Some(format!("touches platform account {}", l.account))
+            } else if l.side == Side::Debit && !mine(l.account) {
+                Some(format!("debits {}, not client-{client}'s", l.account))
+            } else {
+                None
+            }
+        }),
+        OpKind::Fund | OpKind::Withdraw => funding_fault(ix, op, v),
+        OpKind::Attack => Some(format!("carries out hostile attempt {}", op.request)),
+        other => Some(format!("was posted for a {other} request, which posts nothing")),
+    }?;
+    let msg = format!("voucher {} of client-{client}'s {} {}", v.voucher, op.kind, fault);
+    Some(about(shard, v, msg).with("client", client).with("kind", op.kind))
+}
+
+/// What is wrong with a fund or withdrawal voucher, if anything: it must move money between
+/// the world and one account of the asker, in the direction asked.
+fn funding_fault(ix: &Index<'_>, op: &Operation, v: &VoucherRecord) -> Option<String> {
+    let into = op.kind == OpKind::Fund;
+    let shape_ok = v.legs.len() == 2
+        && v.legs.iter().all(|l| {
+            let from_world = (l.side == Side::Debit) == into;
+            if from_world {
+                ix.is_world(l.account)
+            } else {
+                ix.owner(l.account) == Some(op.client)
+            }
+        });
+    (!shape_ok).then(|| {
+        let way = if into { "Dr world / Cr" } else { "Dr / Cr world from" };
+        format!("is not {way} an account of client-{}", op.client)
+    })
+}
+
+/// A hostile attempt's first definite answer must be its expected refusal.
+fn refused_as_it_must(op: &Operation) -> Option<Violation> {
+    let attack = op.attack.as_ref()?;
+    let first = op.replies.iter().find(|r| **r != Outcome::Unknown)?;
+    let refused = matches!(first, Outcome::Fail { code, .. } if *code == attack.expect);
+    if refused {
+        return None;
+    }
+    let msg = format!(
+        "hostile attempt {} ({}) of client-{} was answered {first}, not refused {}",
+        op.request, attack.name, op.client, attack.expect
+    );
+    Some(
+        violation(msg)
+            .with("request", &op.request)
+            .with("client", op.client)
+            .with("attack", &attack.name)
+            .with("expected", &attack.expect)
+            .with("answer", first)
+            .with("trade", op.trade.as_deref().unwrap_or("none"))
+            .with("victim", attack.victim.map_or("none".to_string(), |a| a.to_string())),
+    )
+}
+
+#[cfg(test)]
+#[path = "authorization/tests.rs"]
+mod tests;
