@@ -17,8 +17,8 @@
 //!   the attempt must get; and no posting comes from one.
 
 use crate::{
-    ActivityKind, ActivityState, Invariant, Observation, OpKind, Operation, Outcome, Side,
-    Subject, Violation, VoucherRecord,
+    ActivityKind, ActivityState, Invariant, Observation, OpKind, Operation, Outcome, Side, Subject,
+    Violation, VoucherRecord,
 };
 use std::collections::BTreeMap;
 
@@ -37,7 +37,11 @@ struct Index<'a> {
 
 impl<'a> Index<'a> {
     fn new(obs: &'a Observation, owners: &'a BTreeMap<u64, crate::Owner>) -> Self {
-        let ops = obs.history.iter().map(|o| (o.request.as_str(), o)).collect();
+        let ops = obs
+            .history
+            .iter()
+            .map(|o| (o.request.as_str(), o))
+            .collect();
         let activities = obs.activities.iter().map(|a| (a.xid.as_str(), a)).collect();
         let subjects = obs
             .shards
@@ -138,11 +142,17 @@ fn provenance(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation
     };
     let a = ix.activities.get(xid.as_str())?;
     let Some(op) = ix.ops.get(a.key.as_str()) else {
-        let msg = format!("voucher {} of {xid} moves money for key {}, which no client asked", v.voucher, a.key);
+        let msg = format!(
+            "voucher {} of {xid} moves money for key {}, which no client asked",
+            v.voucher, a.key
+        );
         return Some(about(shard, v, msg));
     };
     if op.attack.is_some() {
-        let msg = format!("voucher {} carries out hostile attempt {}", v.voucher, op.request);
+        let msg = format!(
+            "voucher {} carries out hostile attempt {}",
+            v.voucher, op.request
+        );
         return Some(about(shard, v, msg).with("client", op.client));
     }
     let mover = match a.kind {
@@ -154,13 +164,20 @@ fn provenance(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation
         "voucher {} debits {stranger}, not client-{}'s, for its {:?} {} (the {mover} must be the asker's)",
         v.voucher, op.client, a.kind, a.key
     );
-    Some(about(shard, v, msg).with("client", op.client).with("account", stranger))
+    Some(
+        about(shard, v, msg)
+            .with("client", op.client)
+            .with("account", stranger),
+    )
 }
 
 /// A post with no activity: a transfer, a fund or a withdrawal of the history's client.
 fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation> {
     let Some(op) = ix.ops.get(v.request.as_str()) else {
-        let msg = format!("voucher {} was posted for request {}, which no client asked", v.voucher, v.request);
+        let msg = format!(
+            "voucher {} was posted for request {}, which no client asked",
+            v.voucher, v.request
+        );
         return Some(about(shard, v, msg));
     };
     let (client, mine) = (op.client, |a: u64| ix.owner(a) == Some(op.client));
@@ -176,10 +193,19 @@ fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violatio
         }),
         OpKind::Fund | OpKind::Withdraw => funding_fault(ix, op, v),
         OpKind::Attack => Some(format!("carries out hostile attempt {}", op.request)),
-        other => Some(format!("was posted for a {other} request, which posts nothing")),
+        other => Some(format!(
+            "was posted for a {other} request, which posts nothing"
+        )),
     }?;
-    let msg = format!("voucher {} of client-{client}'s {} {}", v.voucher, op.kind, fault);
-    Some(about(shard, v, msg).with("client", client).with("kind", op.kind))
+    let msg = format!(
+        "voucher {} of client-{client}'s {} {}",
+        v.voucher, op.kind, fault
+    );
+    Some(
+        about(shard, v, msg)
+            .with("client", client)
+            .with("kind", op.kind),
+    )
 }
 
 /// What is wrong with a fund or withdrawal voucher, if anything: it must move money between
@@ -196,7 +222,11 @@ fn funding_fault(ix: &Index<'_>, op: &Operation, v: &VoucherRecord) -> Option<St
             }
         });
     (!shape_ok).then(|| {
-        let way = if into { "Dr world / Cr" } else { "Dr / Cr world from" };
+        let way = if into {
+            "Dr world / Cr"
+        } else {
+            "Dr / Cr world from"
+        };
         format!("is not {way} an account of client-{}", op.client)
     })
 }
@@ -205,7 +235,7 @@ fn funding_fault(ix: &Index<'_>, op: &Operation, v: &VoucherRecord) -> Option<St
 fn refused_as_it_must(op: &Operation) -> Option<Violation> {
     let attack = op.attack.as_ref()?;
     let first = op.replies.iter().find(|r| **r != Outcome::Unknown)?;
-    let refused = matches!(first, Outcome::Fail { code, .. } if *code == attack.expect);
+    let refused = matches!(first, Outcome::Fail { code, .. } if attack.accepts(code));
     if refused {
         return None;
     }
@@ -221,7 +251,10 @@ fn refused_as_it_must(op: &Operation) -> Option<Violation> {
             .with("expected", &attack.expect)
             .with("answer", first)
             .with("trade", op.trade.as_deref().unwrap_or("none"))
-            .with("victim", attack.victim.map_or("none".to_string(), |a| a.to_string())),
+            .with(
+                "victim",
+                attack.victim.map_or("none".to_string(), |a| a.to_string()),
+            ),
     )
 }
 

@@ -379,11 +379,23 @@ pub struct Operation {
 pub struct Attack {
     /// The attack's name (e.g. `pay-from-another`).
     pub name: String,
-    /// The refusal code it must get (e.g. `unauthorized`).
+    /// The refusal code it must get (e.g. `unauthorized`), or [`Attack::ANY_REFUSAL`] for an
+    /// attempt that must fail but may fail for more than one reason (an overdraft may also be
+    /// aborted by a fault before its balance is read).
     pub expect: String,
     /// The account it tried to take money from, if it aimed at one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim: Option<u64>,
+}
+
+impl Attack {
+    /// [`Attack::expect`] for "any refusal".
+    pub const ANY_REFUSAL: &'static str = "refused";
+
+    /// Whether `code` is an answer the attempt may get.
+    pub fn accepts(&self, code: &str) -> bool {
+        self.expect == Self::ANY_REFUSAL || self.expect == code
+    }
 }
 
 /// The input of every checker.

@@ -122,6 +122,7 @@ pub fn op(request: &str, kind: OpKind, amount: Option<Decimal>, outcome: Outcome
         outcome,
         trade: None,
         replies,
+        attack: None,
     }
 }
 
@@ -396,6 +397,7 @@ pub fn valid() -> Observation {
         ],
         messages: crate::observation::MessageSnapshot::default(),
         progress: crate::observation::Progress::default(),
+        owners: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! A run's summary from its history alone: how many operations failed for which reason (the
 //! platform's refusal codes), the share refused for insufficient funds, and the latency of
-//! payments in simulated milliseconds.
+//! payments in simulated milliseconds. Hostile attempts are counted apart: their refusals are
+//! what they must get, not the honest workload's failures.
 
 use paylab_invariants::{OpKind, Operation, Outcome};
 use serde::{Deserialize, Serialize};
@@ -22,13 +23,20 @@ pub struct RunSummary {
     /// Nearest-rank percentiles of `complete_ms - invoke_ms` over those payments.
     pub pay_p50_ms: Option<u64>,
     pub pay_p99_ms: Option<u64>,
+    /// Hostile clients' attempts ([`OpKind::Attack`]), not in the counts above.
+    #[serde(default)]
+    pub attacks: usize,
 }
 
 /// The summary of a history.
 pub fn summarize(history: &[Operation]) -> RunSummary {
     let mut failures = BTreeMap::new();
     let mut latencies = Vec::new();
-    for op in history {
+    let attacks = history
+        .iter()
+        .filter(|op| op.kind == OpKind::Attack)
+        .count();
+    for op in history.iter().filter(|op| op.kind != OpKind::Attack) {
         if let Outcome::Fail { code, .. } = &op.outcome {
             *failures.entry(code.clone()).or_insert(0) += 1;
         }
@@ -38,13 +46,15 @@ pub fn summarize(history: &[Operation]) -> RunSummary {
     }
     latencies.sort_unstable();
     let short = failures.get(INSUFFICIENT_FUNDS).copied().unwrap_or(0);
+    let operations = history.len() - attacks;
     RunSummary {
-        operations: history.len(),
-        insufficient_funds_pct: percent(short, history.len()),
+        operations,
+        insufficient_funds_pct: percent(short, operations),
         failures,
         pays: latencies.len(),
         pay_p50_ms: percentile(&latencies, 50),
         pay_p99_ms: percentile(&latencies, 99),
+        attacks,
     }
 }
 
@@ -86,10 +96,11 @@ impl std::fmt::Display for RunSummary {
         let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}ms"));
         write!(
             f,
-            "pay latency (simulated): p50 {} p99 {} over {} payments",
+            "pay latency (simulated): p50 {} p99 {} over {} payments | hostile attempts: {}",
             ms(self.pay_p50_ms),
             ms(self.pay_p99_ms),
-            self.pays
+            self.pays,
+            self.attacks
         )
     }
 }
@@ -110,6 +121,7 @@ mod tests {
             outcome,
             trade: None,
             replies: Vec::new(),
+            attack: None,
         }
     }
 

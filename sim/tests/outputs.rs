@@ -231,6 +231,8 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["run", "--clients", "257"], "--clients"),
         bad(&["run", "--ops", "0"], "--ops"),
         bad(&["run", "--ops", "100001"], "--ops"),
+        bad(&["run", "--hostile", "9"], "--hostile"),
+        bad(&["run", "--hostile", "-1"], "--hostile"),
         bad(
             &["run", "--clients", "256", "--ops", "100000"],
             "at most 1000000",
@@ -327,6 +329,7 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["replay", &bad_node], "ledger/9"),
         bad(&["replay", &other_bug], "not a paylab failure report"),
         bad(&["replay", &rate_zero], "--rate"),
+        bad(&["replay", &r("hostile.json")], "--hostile"),
         bad(&["bugs", "--seeds", "0..3"], "--measure"),
         bad(&["bugs", "--measure", "--seeds", "5..3"], "--seeds"),
         bad(&["bugs", "--measure", "--only", "nope"], "nope"),
@@ -348,7 +351,7 @@ type Edit = (&'static str, fn(&mut serde_json::Value));
 
 /// The hand-edited reports the battery replays.
 fn edited_reports(dir: &Path) {
-    let edits: [Edit; 5] = [
+    let edits: [Edit; 6] = [
         ("fsync.json", |r| {
             r["config"]["fsync_latency_ms"] = 1_000_000_000_000u64.into()
         }),
@@ -359,6 +362,7 @@ fn edited_reports(dir: &Path) {
         ),
         ("bug.json", |r| r["config"]["bug"] = "TccNoFence".into()),
         ("rate.json", |r| r["config"]["rate"] = 0.into()),
+        ("hostile.json", |r| r["config"]["hostile"] = 100.into()),
     ];
     for (name, edit) in edits {
         let path = edited_report(dir, edit);

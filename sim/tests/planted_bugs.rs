@@ -195,3 +195,28 @@ fn trade_refunded_reopens_is_caught_by_legal_transitions() {
 fn replica_no_version_is_caught_by_replicas() {
     caught_naming(Bug::ReplicaNoVersion, "trade");
 }
+
+/// A hostile client pays its own trade from a victim's account: the answer is not the refusal
+/// it must get, and, beyond the answer, the ledger shows the effect (a posting that carries
+/// out the hostile attempt, debiting an account that is not the asker's).
+#[test]
+fn payer_from_body_is_caught_by_no_unauthorized_effect_with_the_money_moved() {
+    let named = caught_naming(Bug::PayerFromBody, "request");
+    let report = first_caught(Bug::PayerFromBody);
+    let effect = report.violations.iter().find(|v| {
+        v.invariant.name() == "no-unauthorized-effect"
+            && v.message
+                .contains(&format!("carries out hostile attempt {named}"))
+    });
+    assert!(effect.is_some(), "{:#?}", report.violations);
+}
+
+#[test]
+fn end_pay_unauthenticated_is_caught_by_no_unauthorized_effect() {
+    caught_naming(Bug::EndPayUnauthenticated, "request");
+}
+
+#[test]
+fn post_same_key_other_body_is_caught_by_no_unauthorized_effect() {
+    caught_naming(Bug::PostSameKeyOtherBody, "request");
+}

@@ -1,16 +1,23 @@
 //! The ledger shell in the simulator: a TCC branch step is the business-activity manager's.
 //! A client that sends one (a Cancel that would leave an empty-rollback fence, a Confirm that
 //! would post) gets a typed refusal and the shard writes nothing; the same step from the
-//! payment node is taken. Every test runs on fixed seeds.
+//! payment node is taken. A client with its credential opens its own accounts and moves only
+//! its own money. Every test runs on fixed seeds.
 
 use madsim::runtime::Handle;
+use paylab_system::auth::{Authority, Directory};
 use paylab_system::disk::Disk;
+use paylab_system::ids::{AccountId, RequestId};
 use paylab_system::ids::{ShardId, Xid};
 use paylab_system::ledger::node::LOG_FILE;
 use paylab_system::ledger::{
-    BranchKey, LedgerCall, LedgerCommand, LedgerConfig, LedgerError, LedgerNode, LedgerReply,
+    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, LedgerConfig, LedgerError, LedgerNode,
+    LedgerReply, Leg, Subject,
 };
+use paylab_system::money::Amount;
+use paylab_system::probes::Probes;
 use paylab_system::refusal::RefusalCode;
+use paylab_system::transport::{NetFaults, Transport};
 use std::time::Duration;
 
 mod common;
@@ -30,7 +37,8 @@ fn start_ledger(disk: &Disk) {
         shard: ShardId(0),
         shards: 1,
         fsync_latency: Duration::from_millis(1),
-        step_callers: vec![addr(PAYMENT)],
+        platform_callers: vec![addr(PAYMENT)],
+        directory: Directory::new(1),
     };
     Handle::current()
         .create_node()
@@ -82,6 +90,104 @@ fn a_client_cannot_take_a_branch_step() {
                 disk.lengths(LOG_FILE).1 > 0,
                 "its empty rollback is recorded"
             );
+        })
+    });
+}
+
+const CLIENT: &str = "10.7.0.2:9001";
+
+fn post(request: &str, from: AccountId, to: AccountId, fen: i64) -> LedgerCommand {
+    let amount = Amount::from_fen(fen).expect("an amount");
+    LedgerCommand::Post {
+        request: RequestId::new(request),
+        legs: vec![Leg::debit(from, amount), Leg::credit(to, amount)],
+    }
+}
+
+/// Client 0 at [`CLIENT`] sends each command in turn with its credential and reports, for
+/// each, the answer and whether the shard's log grew.
+async fn client_calls(disk: Disk, commands: Vec<LedgerCommand>) -> Vec<(RefusalCode, bool)> {
+    let node = Handle::current()
+        .create_node()
+        .name("client-0")
+        .ip(addr(CLIENT).ip())
+        .build();
+    node.spawn(async move {
+        let t = Transport::bind(addr(CLIENT), "client-0", 0, NetFaults::new(), Probes::new())
+            .await
+            .expect("bind");
+        let credential = Authority::for_run(0).issue(0, addr(CLIENT));
+        let mut out = Vec::new();
+        for command in commands {
+            let before = disk.lengths(LOG_FILE).1;
+            let call = ClientLedgerCall {
+                credential,
+                command,
+            };
+            let answer = t.call(addr(LEDGER), call, Duration::from_secs(5)).await;
+            let code = match answer.expect("the ledger answers") {
+                Ok(_) => RefusalCode::Invalid, // stands for "accepted" here
+                Err(e) => e.code(),
+            };
+            out.push((code, disk.lengths(LOG_FILE).1 > before));
+        }
+        out
+    })
+    .await
+    .expect("the client finishes")
+}
+
+/// A client opens its own accounts only as registered, posts only vouchers that debit its
+/// own accounts and touch no platform account, only under its own request ids, and may not
+/// reuse a request id with other legs; every refusal writes nothing.
+#[test]
+fn a_client_moves_only_its_own_money() {
+    on_fixed_seeds(|| {
+        Box::pin(async move {
+            let disk = Disk::new();
+            start_ledger(&disk);
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            let dir = Directory::new(1);
+            let (mine, theirs) = (dir.user_accounts(0), dir.user_accounts(1)[0]);
+            let world = AccountId::world(ShardId(0));
+            // The funding path (here: the payment node) funds client 0's first account.
+            let open = |account| LedgerCommand::OpenAccount {
+                account,
+                subject: Subject::User,
+            };
+            let fund = post("c0-fund", world, mine[0], 10_000);
+            let commands = vec![
+                open(mine[0]),
+                open(mine[1]),
+                LedgerCommand::OpenAccount {
+                    account: world,
+                    subject: Subject::World,
+                },
+                open(theirs),
+                fund.clone(),
+                post("c0-t1", theirs, mine[0], 100),
+                post("c1-t1", mine[0], mine[1], 100),
+            ];
+            let answers = client_calls(disk.clone(), commands).await;
+            let accepted = RefusalCode::Invalid;
+            let expected = [
+                (accepted, true),
+                (accepted, true),
+                (RefusalCode::Unauthorized, false),
+                (RefusalCode::Unauthorized, false),
+                (RefusalCode::Unauthorized, false),
+                (RefusalCode::Unauthorized, false),
+                (RefusalCode::Unauthorized, false),
+            ];
+            assert_eq!(answers, expected);
+            let funded = call_from(PAYMENT, fund).await;
+            assert!(
+                matches!(funded, Ok(LedgerReply::Posted { .. })),
+                "{funded:?}"
+            );
+            let transfer = call_from("10.7.0.4:9004", post("c0-t2", mine[0], mine[1], 100)).await;
+            let e = transfer.expect_err("a client's post over the internal call");
+            assert_eq!(e.code(), RefusalCode::Unauthorized);
         })
     });
 }

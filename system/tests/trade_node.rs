@@ -5,13 +5,16 @@
 //! runs on fixed seeds.
 
 use madsim::runtime::Handle;
+use paylab_system::auth::{Authority, Credential, Directory};
 use paylab_system::disk::Disk;
 use paylab_system::ids::{AccountId, IdemKey, TradeShardId, Xid};
 use paylab_system::money::Amount;
 use paylab_system::probes::Probes;
 use paylab_system::refusal::RefusalCode;
 use paylab_system::trade::node::LOG_FILE;
-use paylab_system::trade::{TradeCall, TradeCommand, TradeConfig, TradeNode, TradeReply};
+use paylab_system::trade::{
+    ClientTradeCall, TradeCall, TradeCommand, TradeConfig, TradeNode, TradeReply,
+};
 use paylab_system::transport::{NetFaults, Rpc, Transport};
 use std::time::Duration;
 
@@ -39,6 +42,8 @@ fn start_trade(disk: &Disk) {
         sweep_interval: Duration::from_secs(60),
         messages: None,
         step_callers: vec![addr(PAYMENT)],
+        query_callers: Vec::new(),
+        directory: Directory::new(1),
     };
     Handle::current()
         .create_node()
@@ -54,12 +59,25 @@ fn start_trade(disk: &Disk) {
         .build();
 }
 
-fn create() -> TradeCall {
-    TradeCall(TradeCommand::Create {
-        merchant: AccountId(1_001),
-        out_trade_no: "order-1".to_string(),
-        amount: Amount::from_fen(12_345).expect("an amount"),
-    })
+/// The client at [`CLIENT`]: client 0, with the credential the platform issued it there.
+fn credential() -> Credential {
+    Authority::for_run(0).issue(0, addr(CLIENT))
+}
+
+fn create_for(merchant: AccountId) -> ClientTradeCall {
+    ClientTradeCall {
+        credential: credential(),
+        command: TradeCommand::Create {
+            merchant,
+            out_trade_no: "order-1".to_string(),
+            amount: Amount::from_fen(12_345).expect("an amount"),
+        },
+    }
+}
+
+/// Client 0 creates a trade of its own merchant account.
+fn create() -> ClientTradeCall {
+    create_for(Directory::new(1).merchant_account(0))
 }
 
 /// A duplicate Create sent while the first one's record is being fsynced is answered only
@@ -126,7 +144,8 @@ fn a_client_cannot_take_a_payment_nodes_steps() {
             let disk = Disk::new();
             start_trade(&disk);
             madsim::time::sleep(Duration::from_millis(50)).await;
-            let Ok(TradeReply::Created { trade, .. }) = call_from(CLIENT, create()).await else {
+            let created = common::call_from(CLIENT, addr(TRADE), create()).await;
+            let Ok(TradeReply::Created { trade, .. }) = created else {
                 panic!("the client creates its trade");
             };
             let written = disk.lengths(LOG_FILE).1;
@@ -164,6 +183,77 @@ fn a_client_cannot_take_a_payment_nodes_steps() {
                 disk.lengths(LOG_FILE).1 > written,
                 "the payment node's step is written"
             );
+        })
+    });
+}
+
+/// Calls the trade node from one caller node at [`CLIENT`] (client 0's address) with each of
+/// `calls` in turn.
+async fn calls_from_client(calls: Vec<ClientTradeCall>) -> Vec<<ClientTradeCall as Rpc>::Response> {
+    let node = Handle::current()
+        .create_node()
+        .name("client-0")
+        .ip(addr(CLIENT).ip())
+        .build();
+    node.spawn(async move {
+        let t = Transport::bind(addr(CLIENT), "client-0", 0, NetFaults::new(), Probes::new())
+            .await
+            .expect("bind");
+        let mut answers = Vec::new();
+        for call in calls {
+            let answer = t.call(addr(TRADE), call, Duration::from_secs(5)).await;
+            answers.push(answer.expect("the trade node answers"));
+        }
+        answers
+    })
+    .await
+    .expect("the client finishes")
+}
+
+/// A client creates and reads only its own merchant's trades, and only with the credential
+/// issued to it at its own address: a trade for another merchant, a read of another's trade, a
+/// forged token and a credential replayed from another address are refused and write nothing.
+#[test]
+fn a_client_acts_only_for_its_own_merchant_and_with_its_own_credential() {
+    on_fixed_seeds(|| {
+        Box::pin(async move {
+            let disk = Disk::new();
+            start_trade(&disk);
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            let forged = ClientTradeCall {
+                credential: Credential {
+                    token: credential().token ^ 1,
+                    ..credential()
+                },
+                ..create()
+            };
+            // Client 0's own credential, replayed from another address (stolen).
+            let e = common::call_from("10.6.0.11:9001", addr(TRADE), create()).await;
+            assert_eq!(e.expect_err("stolen").code(), RefusalCode::Unauthenticated);
+            let other = Directory::new(1).merchant_account(1);
+            let answers = calls_from_client(vec![forged, create_for(other), create()]).await;
+            assert_eq!(
+                answers[0].clone().expect_err("forged").code(),
+                RefusalCode::Unauthenticated
+            );
+            let code = answers[1]
+                .clone()
+                .expect_err("another merchant's trade")
+                .code();
+            assert_eq!(code, RefusalCode::Unauthorized);
+            let Ok(TradeReply::Created { trade, .. }) = answers[2].clone() else {
+                panic!(
+                    "client 0 creates its own merchant's trade: {:?}",
+                    answers[2]
+                );
+            };
+            // Client 1 (at its own address, with its own credential) may not read it.
+            let read = ClientTradeCall {
+                credential: Authority::for_run(0).issue(1, addr("10.6.0.13:9001")),
+                command: TradeCommand::Query { trade },
+            };
+            let e = common::call_from("10.6.0.13:9001", addr(TRADE), read).await;
+            assert_eq!(e.expect_err("refused").code(), RefusalCode::Unauthorized);
         })
     });
 }

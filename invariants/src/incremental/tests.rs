@@ -288,6 +288,7 @@ fn operation() -> impl Strategy<Value = Operation> {
             outcome,
             trade: None,
             replies,
+            attack: None,
         })
 }
 

@@ -34,10 +34,16 @@ pub fn lanes(run: &RecordedRun) -> Vec<Lane> {
         name: n.to_string(),
         kind: "node",
     });
+    // The hostile clients come after the honest ones.
+    let hostile = config.clients..config.clients + config.hostile_clients();
     let clients = (0..config.clients).map(|c| Lane {
         name: services::CLIENT.at(c).to_string(),
         kind: "client",
     });
+    let clients = clients.chain(hostile.map(|c| Lane {
+        name: services::CLIENT.at(c).to_string(),
+        kind: "client",
+    }));
     let cluster = Lane {
         name: "cluster".to_string(),
         kind: "cluster",
@@ -276,7 +282,8 @@ mod tests {
         let run = crashed_run();
         let lanes = lanes(&run);
         let nodes = services::nodes(&run.report.config).len();
-        assert_eq!(lanes.len(), 1 + nodes + 2);
+        let hostile = run.report.config.hostile_clients() as usize;
+        assert_eq!(lanes.len(), 1 + nodes + 2 + hostile);
         assert_eq!(lanes[0].kind, "cluster");
         let lane = |name: &str| lanes.iter().position(|l| l.name == name).unwrap();
         let windows = windows(&run, &lanes);

@@ -263,9 +263,7 @@ impl Hostile {
             key: self.request("x"),
             payer: self.own[0],
         };
-        let aim = Aim::new("huge-pay", RefusalCode::InsufficientFunds)
-            .trade(trade)
-            .amount(big);
+        let aim = Aim::any_refusal("huge-pay").trade(trade).amount(big);
         let dst = self.payment_node(&self.request("x"));
         self.attempt(aim, dst, self.client_payment(pay)).await;
     }
@@ -281,7 +279,7 @@ impl Hostile {
             out_request_no: self.request("x"),
             amount,
         };
-        let aim = Aim::new("refund-unpaid", RefusalCode::NotRefundable).trade(trade);
+        let aim = Aim::any_refusal("refund-unpaid").trade(trade);
         let dst = self.payment_node(&self.request("x"));
         self.attempt(aim, dst, self.client_payment(refund)).await;
     }

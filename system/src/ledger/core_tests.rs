@@ -77,6 +77,31 @@ fn the_planted_bug_applies_a_retry_again() {
 }
 
 #[test]
+fn a_request_id_reused_with_other_legs_is_refused_and_the_planted_bug_answers_it() {
+    let (mut c, a, b) = funded_shard();
+    assert!(run(&mut c, transfer("t1", a, b, 100), Bugs::none()).is_ok());
+    let other = run(&mut c, transfer("t1", a, b, 200), Bugs::none());
+    assert_eq!(
+        other.unwrap_err().code(),
+        crate::refusal::RefusalCode::KeyReused
+    );
+    // A refusal is remembered with its legs too.
+    assert!(run(&mut c, transfer("t2", a, b, 1_000_000), Bugs::none()).is_err());
+    let again = run(&mut c, transfer("t2", a, b, 1), Bugs::none());
+    assert_eq!(
+        again.unwrap_err().code(),
+        crate::refusal::RefusalCode::KeyReused
+    );
+    let vouchers = c.vouchers().len();
+    let bug = Bugs::planted(Bug::PostSameKeyOtherBody);
+    assert!(
+        run(&mut c, transfer("t1", a, b, 300), bug).is_ok(),
+        "the first answer"
+    );
+    assert_eq!(c.vouchers().len(), vouchers, "and nothing posted");
+}
+
+#[test]
 fn overdraft_is_refused_durably_and_the_refusal_never_flips() {
     let (mut c, a, b) = funded_shard();
     let r = run(&mut c, transfer("t1", b, a, 100), Bugs::none());

@@ -126,7 +126,15 @@ impl PaymentNode {
             records = report.records,
             "payment recovered"
         );
-        let server = node.clone();
+        node.serve(&transport, env);
+        node.resume_all();
+        Ok(node)
+    }
+
+    /// Serves the client API (credential verified first) and the internal forwarding call
+    /// (only from payment nodes).
+    fn serve(&self, transport: &Transport, env: &NodeEnv) {
+        let server = self.clone();
         transport.serve_from(move |call: PaymentCall, from| {
             let node = server.clone();
             async move {
@@ -138,7 +146,7 @@ impl PaymentNode {
                 node.handle(call.client, call.command).await
             }
         });
-        let server = node.clone();
+        let server = self.clone();
         let authority = Authority::for_run(env.seed);
         transport.serve_from(move |call: ClientPaymentCall, from| {
             let node = server.clone();
@@ -157,8 +165,6 @@ impl PaymentNode {
                 }
             }
         });
-        node.resume_all();
-        Ok(node)
     }
 
     fn orders(&self) -> MutexGuard<'_, OrderBook> {

@@ -1,0 +1,170 @@
+use super::*;
+use crate::testkit::{ev, op, single, valid, voucher};
+use crate::{Attack, Owner};
+use rust_decimal_macros::dec;
+
+/// [`valid`] with the clients' registration: users 2 and 3 and merchant 12 are client 1's.
+/// Its two platform sweeps (postings no client asked) are dropped: this family judges them.
+fn registered() -> Observation {
+    let mut obs = valid();
+    for shard in &mut obs.shards {
+        shard.vouchers.retain(|v| !v.request.starts_with("sys:"));
+    }
+    let owners = [
+        (2, Subject::User),
+        (3, Subject::User),
+        (12, Subject::Merchant),
+    ]
+    .into_iter()
+    .map(|(a, subject)| (a, Owner { client: 1, subject }))
+    .collect();
+    obs.owners = Some(owners);
+    obs
+}
+
+fn attack(request: &str, expect: &str, outcome: Outcome) -> Operation {
+    Operation {
+        attack: Some(Attack {
+            name: "debit-another".into(),
+            expect: expect.into(),
+            victim: Some(2),
+        }),
+        ..op(request, OpKind::Attack, Some(dec!(1)), outcome)
+    }
+}
+
+#[test]
+fn a_registered_run_passes() {
+    assert_eq!(check(&registered()), vec![]);
+}
+
+#[test]
+fn a_posting_no_client_asked_is_a_violation() {
+    let mut obs = registered();
+    obs.shards[1]
+        .vouchers
+        .push(voucher("v1-3", "sys:sweep-1", 12, 13, dec!(5)));
+    let v = &single(check(&obs), Invariant::NoUnauthorizedEffect);
+    assert!(v.message.contains("which no client asked"), "{}", v.message);
+    assert_eq!(ev(v, "voucher"), "v1-3");
+}
+
+#[test]
+fn a_transfer_debiting_another_clients_account_is_a_violation() {
+    let mut obs = registered();
+    obs.owners.as_mut().unwrap().get_mut(&2).unwrap().client = 2;
+    // Client 1's transfer c1-2 debits 2, now client 2's; its pay x0.1 debits 2 as well.
+    let found = check(&obs);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found
+        .iter()
+        .any(|v| v.message.contains("transfer debits 2")));
+    assert!(found.iter().any(|v| v
+        .message
+        .contains("debits 2, not client-1's, for its Pay c1-p1")));
+}
+
+#[test]
+fn money_from_the_world_outside_a_fund_is_a_violation() {
+    let mut obs = registered();
+    // A "transfer" that takes money from the world: minting.
+    obs.history
+        .push(op("c1-9", OpKind::Transfer, Some(dec!(7)), Outcome::Ok));
+    obs.shards[0]
+        .vouchers
+        .push(voucher("v0-3", "c1-9", 1, 2, dec!(7)));
+    let v = &single(check(&obs), Invariant::NoUnauthorizedEffect);
+    assert!(
+        v.message.contains("touches platform account 1"),
+        "{}",
+        v.message
+    );
+}
+
+#[test]
+fn a_fund_into_someone_elses_account_is_a_violation() {
+    let mut obs = registered();
+    obs.owners.as_mut().unwrap().insert(
+        3,
+        Owner {
+            client: 2,
+            subject: Subject::User,
+        },
+    );
+    obs.history
+        .push(op("c1-8", OpKind::Fund, Some(dec!(4)), Outcome::Ok));
+    obs.shards[0]
+        .vouchers
+        .push(voucher("v0-3", "c1-8", 1, 3, dec!(4)));
+    let found = check(&obs);
+    let fund = found
+        .iter()
+        .find(|v| ev(v, "request") == "c1-8")
+        .expect("the fund is judged");
+    assert!(fund
+        .message
+        .contains("is not Dr world / Cr an account of client-1"));
+}
+
+#[test]
+fn an_account_held_as_another_subject_than_registered_is_a_violation() {
+    let mut obs = registered();
+    obs.shards[0].accounts[1].subject = Subject::World;
+    let found = check(&obs);
+    assert!(found
+        .iter()
+        .any(|v| v.message == "account 2 of client-1 was registered user but is held as world"));
+}
+
+#[test]
+fn a_hostile_attempt_must_get_its_refusal() {
+    let mut obs = registered();
+    let refused = Outcome::fail("unauthorized", "client-1 may not debit 2");
+    obs.history.push(attack("c1-x1", "unauthorized", refused));
+    obs.history
+        .push(attack("c1-x2", "unauthorized", Outcome::Unknown));
+    assert_eq!(check(&obs), vec![]);
+    obs.history
+        .push(attack("c1-x3", "unauthorized", Outcome::Ok));
+    let other = Outcome::fail("insufficient-funds", "2 has 1, 9 needed");
+    obs.history.push(attack("c1-x4", "unauthorized", other));
+    let found = check(&obs);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(ev(&found[0], "request"), "c1-x3");
+    assert_eq!(ev(&found[0], "answer"), "ok");
+    assert_eq!(ev(&found[1], "expected"), "unauthorized");
+    // An attempt that must merely fail takes any refusal, never a success.
+    let mut obs = registered();
+    let aborted = Outcome::fail("aborted", "branch 0 did not answer Try");
+    obs.history
+        .push(attack("c1-x7", Attack::ANY_REFUSAL, aborted));
+    assert_eq!(check(&obs), vec![]);
+    obs.history
+        .push(attack("c1-x8", Attack::ANY_REFUSAL, Outcome::Ok));
+    assert_eq!(check(&obs).len(), 1);
+}
+
+#[test]
+fn a_posting_of_a_hostile_attempt_is_a_violation_whatever_it_was_answered() {
+    let mut obs = registered();
+    obs.history
+        .push(attack("c1-x5", "unauthorized", Outcome::Unknown));
+    obs.shards[0]
+        .vouchers
+        .push(voucher("v0-3", "c1-x5", 3, 2, dec!(1)));
+    let v = &single(check(&obs), Invariant::NoUnauthorizedEffect);
+    assert!(
+        v.message.contains("carries out hostile attempt c1-x5"),
+        "{}",
+        v.message
+    );
+}
+
+#[test]
+fn without_a_registration_only_the_answers_are_judged() {
+    let mut obs = valid();
+    assert_eq!(check(&obs), vec![]);
+    obs.history
+        .push(attack("c1-x6", "unauthorized", Outcome::Ok));
+    assert_eq!(check(&obs).len(), 1);
+}
