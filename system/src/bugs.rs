@@ -49,6 +49,10 @@ pub enum Bug {
     /// The trade core takes a late failed refund end on a fully refunded trade as a reason to
     /// reopen it: REFUNDED goes back to PARTIALLY_REFUNDED, an edge the domain forbids.
     TradeRefundedReopens,
+    /// Group commit: a caller that waited on an fsync already in flight returns as soon as
+    /// that fsync ends, without checking that it covered the caller's own bytes (appended
+    /// after the fsync was issued, so not covered): it acknowledges a write that is not durable.
+    GroupCommitEarlyAck,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -73,6 +77,7 @@ impl Bug {
         Bug::OffsetBeforeProcessing,
         Bug::ReplicaNoVersion,
         Bug::TradeRefundedReopens,
+        Bug::GroupCommitEarlyAck,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -95,6 +100,7 @@ impl Bug {
             Bug::OffsetBeforeProcessing => "offset-before-processing",
             Bug::ReplicaNoVersion => "replica-no-version",
             Bug::TradeRefundedReopens => "trade-refunded-reopens",
+            Bug::GroupCommitEarlyAck => "group-commit-early-ack",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -136,6 +142,9 @@ impl Bug {
             Bug::TradeRefundedReopens => {
                 "a fully refunded trade moves back to partially refunded, a forbidden edge"
             }
+            Bug::GroupCommitEarlyAck => {
+                "a write appended during an in-flight fsync is acknowledged when that fsync ends"
+            }
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -159,6 +168,7 @@ impl Bug {
             Bug::OffsetBeforeProcessing => "message-completeness",
             Bug::ReplicaNoVersion => "replicas",
             Bug::TradeRefundedReopens => "legal-transitions",
+            Bug::GroupCommitEarlyAck => "durability",
             Bug::TestNondeterminism => "determinism-check",
         }
     }
