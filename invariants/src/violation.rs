@@ -36,6 +36,9 @@ pub enum Invariant {
     /// At rest, every committed event's merchant notification acknowledged or given up after
     /// its whole schedule; no merchant told a status its trade never reached.
     NotificationOutcome,
+    /// 19. Every log sync that returns has made durable every byte the log held when it began
+    /// (the group-commit form, checked as each sync returns).
+    Durability,
 }
 
 impl Invariant {
@@ -55,6 +58,7 @@ impl Invariant {
             Invariant::MessageCompleteness => "message-completeness",
             Invariant::Replicas => "replicas",
             Invariant::NotificationOutcome => "notification-outcome",
+            Invariant::Durability => "durability",
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct SyncBreach {
     pub promised_len: u64,
     /// The file's durable length when the call returned.
     pub durable_len: u64,
+    /// When it returned: simulated ms since the run began.
+    pub at_ms: u64,
 }
 
 /// The breaches of one run, in the order they happened (a simulation is one thread, so the

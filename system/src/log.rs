@@ -214,6 +214,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
                 call,
                 promised_len: promised as u64,
                 durable_len: durable as u64,
+                at_ms: madsim::time::TimeHandle::current().elapsed().as_millis() as u64,
             });
         }
     }

@@ -152,6 +152,7 @@ fn group_commit_early_ack_returns_with_the_first_fsync_and_breaches_durability()
             call: "sync",
             promised_len: written as u64,
             durable_len: durable as u64,
+            at_ms: 10,
         }]
     );
 }

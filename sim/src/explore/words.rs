@@ -76,5 +76,6 @@ pub fn rule(i: Invariant) -> &'static str {
         Invariant::MessageCompleteness => "At rest, every committed event is consumed by every group, and no aborted event is delivered.",
         Invariant::Replicas => "At rest, the read replicas match the committed events and never moved backwards.",
         Invariant::NotificationOutcome => "Every merchant notification is acknowledged or given up after its schedule; no merchant is told a status its trade never reached.",
+        Invariant::Durability => "Every log sync that returns has made durable every byte the log held when it began: nothing is acknowledged that a power loss could take back.",
     }
 }
