@@ -1,5 +1,5 @@
-//! 19. Durability, group-commit form: every sync of a node's log that returns has made durable
-//! every byte the log held when that call began.
+//! Durability (invariant 19), group-commit form: every sync of a node's log that returns has
+//! made durable every byte the log held when that call began.
 //!
 //! Checked at the moment it happens, not from a snapshot: the platform's log compares, as each
 //! sync returns, what the call promised with what the disk holds durable, and the harness hands

@@ -36,8 +36,7 @@ pub enum Invariant {
     /// At rest, every committed event's merchant notification acknowledged or given up after
     /// its whole schedule; no merchant told a status its trade never reached.
     NotificationOutcome,
-    /// 19. Every log sync that returns has made durable every byte the log held when it began
-    /// (the group-commit form, checked as each sync returns).
+    /// 19. A log sync that returns has made durable every byte the log held when it began.
     Durability,
 }
 
