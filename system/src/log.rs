@@ -45,7 +45,7 @@ pub struct DurableLog<R> {
     group: Arc<GroupCommit>,
     /// Where appends are folded into the platform digest and durability breaches recorded.
     /// `None` for a bare disk outside any node.
-    digest: Option<Witness>,
+    witness: Option<Witness>,
     /// The run's planted bug (the log hosts `group-commit-early-ack`).
     bugs: Bugs,
     _records: PhantomData<fn() -> R>,
@@ -79,7 +79,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             origin,
         };
         DurableLog {
-            digest: Some(witness),
+            witness: Some(witness),
             bugs: env.bugs,
             ..Self::on_disk(env.disk.clone(), file, fsync_latency)
         }
@@ -93,7 +93,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             file: file.into(),
             fsync_latency,
             group: Arc::default(),
-            digest: None,
+            witness: None,
             bugs: Bugs::none(),
             _records: PhantomData,
         }
@@ -147,7 +147,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             bytes[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
             (crc, len)
         });
-        if let Some(w) = &self.digest {
+        if let Some(w) = &self.witness {
             // The checksum already is a hash of the record's bytes: folding it costs nothing.
             w.probes
                 .digest_record(w.origin, u64::from(crc), u64::from(len));
@@ -207,7 +207,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         if durable >= promised {
             return;
         }
-        if let Some(w) = &self.digest {
+        if let Some(w) = &self.witness {
             w.probes.durability().record(SyncBreach {
                 node: w.node.to_string(),
                 file: self.file.clone(),
