@@ -22,6 +22,9 @@
 //!
 //! [`check_all`] runs both, for a snapshot taken at rest.
 //!
+//! One checker reads no snapshot: 19 [`durability`] (group-commit form) judges the breaches the
+//! platform's logs record as each sync returns, handed over by the harness at every check.
+//!
 //! Liveness ([`liveness`]) is not a violation but a list of what is still unfinished; the
 //! harness drains until it is empty and fails the run on liveness if it never is.
 
@@ -30,6 +33,7 @@ pub mod authorization;
 pub mod conservation;
 pub mod delta;
 pub mod derivation;
+pub mod durability;
 pub mod exactly_once;
 pub mod idempotency;
 pub mod incremental;
@@ -53,6 +57,7 @@ pub mod world;
 mod testkit;
 
 pub use delta::{Changes, Delta, OpChange, ShardDelta};
+pub use durability::SyncBreach;
 pub use incremental::IncrementalChecker;
 pub use liveness::Unfinished;
 pub use observation::*;

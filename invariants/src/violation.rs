@@ -40,6 +40,8 @@ pub enum Invariant {
     /// the platform's own step for it); money enters and leaves only through the funding
     /// path; every hostile attempt is refused as it must be and has no effect.
     NoUnauthorizedEffect,
+    /// 19. A log sync that returns has made durable every byte the log held when it began.
+    Durability,
 }
 
 impl Invariant {
@@ -60,6 +62,7 @@ impl Invariant {
             Invariant::Replicas => "replicas",
             Invariant::NotificationOutcome => "notification-outcome",
             Invariant::NoUnauthorizedEffect => "no-unauthorized-effect",
+            Invariant::Durability => "durability",
         }
     }
 }

@@ -13,12 +13,14 @@ use crate::workload::{now_ms, run_client, ClientContext};
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::liveness::{self, Unfinished};
 use paylab_invariants::{
-    check_all, check_always, IncrementalChecker, Observation, Operation, Outcome, Violation,
+    check_all, check_always, durability, IncrementalChecker, Observation, Operation, Outcome,
+    SyncBreach, Violation,
 };
+use paylab_system::durability::Breaches;
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -315,6 +317,11 @@ struct Checker {
     incremental: IncrementalChecker,
     /// Set for a run that verifies its capture.
     verify: Option<Arc<Mutex<CaptureStats>>>,
+    /// The run's durability breaches, recorded by the nodes' logs as each sync returns.
+    durability: Breaches,
+    /// The logs (node, file) whose first breach is already a violation: one per log is
+    /// evidence enough, and a planted bug may breach on every other sync.
+    breached: BTreeSet<(String, String)>,
 }
 
 impl Checker {
@@ -368,7 +375,8 @@ impl Checker {
         self.record(trace, at_ms, vouchers, found);
     }
 
-    fn record(&mut self, trace: &Trace, at_ms: u64, vouchers: usize, found: Vec<Violation>) {
+    fn record(&mut self, trace: &Trace, at_ms: u64, vouchers: usize, mut found: Vec<Violation>) {
+        found.extend(self.durability_breaches());
         trace.record(TraceEvent::Snapshot {
             at_ms,
             vouchers,
@@ -380,6 +388,26 @@ impl Checker {
                 .entry(format!("{}|{}", v.invariant, v.message))
                 .or_insert_with(|| v.with("snapshot_ms", at_ms));
         }
+    }
+
+    /// Invariant 19 (group-commit form): the breaches recorded since the last check, the first
+    /// of each log only.
+    fn durability_breaches(&mut self) -> Vec<Violation> {
+        let fresh: Vec<SyncBreach> = self
+            .durability
+            .take()
+            .into_iter()
+            .filter(|b| self.breached.insert((b.node.clone(), b.file.clone())))
+            .map(|b| SyncBreach {
+                node: b.node,
+                file: b.file,
+                call: b.call.to_string(),
+                promised_len: b.promised_len,
+                durable_len: b.durable_len,
+                at_ms: b.at_ms,
+            })
+            .collect();
+        durability::check(&fresh)
     }
 
     fn into_violations(self) -> Vec<Violation> {
@@ -400,6 +428,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     cluster.wait_ready().await;
     plan.validate(&config)
         .expect("a plan is validated before its run starts");
+    let durability = probes.durability().clone();
     let ctx = ClientContext {
         config: config.clone(),
         history: history.clone(),
@@ -422,6 +451,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     let mut checker = Checker {
         verify,
         directory: Some(config.directory()),
+        durability,
         ..Checker::default()
     };
     while !done.load(Ordering::SeqCst) {

@@ -220,3 +220,37 @@ fn end_pay_unauthenticated_is_caught_by_no_unauthorized_effect() {
 fn post_same_key_other_body_is_caught_by_no_unauthorized_effect() {
     caught_naming(Bug::PostSameKeyOtherBody, "request");
 }
+
+/// A group-commit follower that returns when the fsync it waited on ends, though that fsync was
+/// issued before the follower's bytes were appended: the sync returns with them not durable,
+/// and the durability check sees it as it happens, crash or not, naming the node and the file.
+#[test]
+fn group_commit_early_ack_is_caught_by_durability() {
+    let node = caught_naming(Bug::GroupCommitEarlyAck, "node");
+    let report = first_caught(Bug::GroupCommitEarlyAck);
+    let v = report
+        .violations
+        .iter()
+        .find(|v| v.evidence.get("node") == Some(&node))
+        .expect("the violation found above");
+    let len = |key: &str| -> u64 { v.evidence[key].parse().expect("a length") };
+    assert!(len("durable_len") < len("promised_len"), "{v}");
+    assert!(!v.evidence["file"].is_empty(), "{v}");
+}
+
+/// Without the bug, the same runs never breach durability: group commit waits for (or leads)
+/// the fsync that covers each caller's own bytes.
+#[test]
+fn without_the_bug_no_sync_breaches_durability() {
+    for seed in 0..20 {
+        let report = run(RunConfig::new(seed));
+        assert!(
+            report
+                .violations
+                .iter()
+                .all(|v| v.invariant.name() != "durability"),
+            "seed {seed}: {:#?}",
+            report.violations
+        );
+    }
+}

@@ -193,15 +193,11 @@ fn a_retried_event_older_than_the_row_is_skipped_as_stale() {
 /// Seed 124 (default config) once failed notification-outcome: the outbox resender read a row
 /// from memory while its record's fsync was slow, sent the event, and a crash then lost the
 /// change, so the merchant was told PAID by a trade that recovered as PAYING. The resender now
-/// waits for the rows' records to be durable before sending them. The seed reaches that window
-/// only under this branch's random streams; the outbox's own table tests must pin the rule.
+/// waits for the rows' records to be durable before sending them. Seed 124 stopped reaching
+/// that window when the disk model became strict (an fsync covers only what was appended
+/// before it was issued), so the scenario takes the first seed where a trade node crashes and
+/// the resender sends; the outbox's own table tests pin the rule.
 #[test]
 fn the_outbox_resender_never_sends_a_row_whose_record_is_not_durable() {
-    let report = run(RunConfig::new(124));
-    assert_passes(&report);
-    assert!(
-        report.probe(names::TRADE_RECOVERED) > 0,
-        "a trade node crashed"
-    );
-    assert!(report.probe(names::OUTBOX_RESENT) > 0, "the resender sent");
+    first_run_reaching(&[names::TRADE_RECOVERED, names::OUTBOX_RESENT]);
 }

@@ -58,6 +58,10 @@ pub enum Bug {
     /// The ledger answers a repeated request id that comes with other legs with the first
     /// request's outcome instead of refusing it.
     PostSameKeyOtherBody,
+    /// Group commit: a caller that waited on an fsync already in flight returns as soon as
+    /// that fsync ends, without checking that it covered the caller's own bytes (appended
+    /// after the fsync was issued, so not covered): it acknowledges a write that is not durable.
+    GroupCommitEarlyAck,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -85,6 +89,7 @@ impl Bug {
         Bug::PayerFromBody,
         Bug::EndPayUnauthenticated,
         Bug::PostSameKeyOtherBody,
+        Bug::GroupCommitEarlyAck,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -110,6 +115,7 @@ impl Bug {
             Bug::PayerFromBody => "payer-from-body",
             Bug::EndPayUnauthenticated => "end-pay-unauthenticated",
             Bug::PostSameKeyOtherBody => "post-same-key-other-body",
+            Bug::GroupCommitEarlyAck => "group-commit-early-ack",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -158,6 +164,9 @@ impl Bug {
             Bug::PostSameKeyOtherBody => {
                 "a request id reused with other legs gets the first answer, not a refusal"
             }
+            Bug::GroupCommitEarlyAck => {
+                "a write appended during an in-flight fsync is acknowledged when that fsync ends"
+            }
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -184,6 +193,7 @@ impl Bug {
             Bug::PayerFromBody | Bug::EndPayUnauthenticated | Bug::PostSameKeyOtherBody => {
                 "no-unauthorized-effect"
             }
+            Bug::GroupCommitEarlyAck => "durability",
             Bug::TestNondeterminism => "determinism-check",
         }
     }

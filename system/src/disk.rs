@@ -93,14 +93,25 @@ impl Disk {
         })
     }
 
-    /// Makes everything appended to `file` so far durable.
+    /// Makes everything appended to `file` so far durable, at once: an fsync issued and
+    /// completed in one step. A log's fsync, which takes time, uses [`Disk::sync_to`].
     pub fn sync(&self, file: &str) {
+        let written = self.lengths(file).1;
+        self.sync_to(file, written);
+    }
+
+    /// Completes an fsync of `file` that was issued when the file was `len` bytes long: makes
+    /// durable the first `len` bytes, and nothing appended after (a real fsync promises only
+    /// the bytes written before it was issued). Bytes already durable stay so; a `len` past
+    /// the end (the file was cut meanwhile) covers what is there.
+    pub fn sync_to(&self, file: &str, len: usize) {
         self.with(|s| {
             s.stats.syncs += 1;
             if let Some(f) = s.files.get_mut(file) {
-                // Cleared, not taken: the next appends reuse its allocation.
-                f.synced.extend_from_slice(&f.unsynced);
-                f.unsynced.clear();
+                let covered = len.saturating_sub(f.synced.len()).min(f.unsynced.len());
+                f.synced.extend_from_slice(&f.unsynced[..covered]);
+                // Drained, not taken: the next appends reuse its allocation.
+                f.unsynced.drain(..covered);
             }
         });
     }
@@ -220,6 +231,35 @@ mod tests {
         let r = d.power_loss(Some(0.99));
         assert_eq!(r.torn_bytes, 4);
         assert_eq!(d.read("log"), b"abcdefg");
+    }
+
+    #[test]
+    fn an_fsync_covers_only_the_bytes_appended_before_it_was_issued() {
+        let d = Disk::new();
+        d.append("log", b"abc");
+        let issued_at = d.lengths("log").1;
+        // Appended while the fsync is in flight: not covered by it.
+        d.append("log", b"def");
+        d.sync_to("log", issued_at);
+        assert_eq!(d.lengths("log"), (3, 6));
+        assert!(d.has_unsynced("log"));
+        assert_eq!(d.read_synced("log"), b"abc");
+        d.power_loss(None);
+        assert_eq!(d.read("log"), b"abc");
+    }
+
+    #[test]
+    fn a_late_or_stale_fsync_never_shrinks_or_overreaches_the_durable_part() {
+        let d = Disk::new();
+        d.append("log", b"abcdef");
+        d.sync_to("log", 4);
+        // An fsync issued earlier, when the file was shorter, completes later: nothing lost.
+        d.sync_to("log", 2);
+        assert_eq!(d.lengths("log"), (4, 6));
+        // One issued for more than the file holds (it was cut meanwhile) covers what is there.
+        d.sync_to("log", 100);
+        assert_eq!(d.lengths("log"), (6, 6));
+        assert_eq!(d.stats().syncs, 3);
     }
 
     #[test]

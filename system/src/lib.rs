@@ -7,7 +7,8 @@
 //! - [`ids`]: typed ids for accounts, shards, requests and vouchers.
 //! - [`transport`]: typed RPC over madsim datagrams with timeouts, retries and fault hooks.
 //! - [`disk`] and [`log`]: the simulated disk (synced / unsynced, power loss, torn tail) and a
-//!   checksummed record log on it.
+//!   checksummed record log on it; [`durability`]: the evidence of a sync that returned
+//!   before what it promised was durable (invariant 19).
 //! - [`clock`]: per-node clocks that the harness can skew.
 //! - [`node`]: what the harness hands every node (`NodeEnv`).
 //! - [`refusal`]: typed refusal codes every service's errors map onto.
@@ -26,6 +27,7 @@ pub mod buggify;
 pub mod bugs;
 pub mod clock;
 pub mod disk;
+pub mod durability;
 pub mod ids;
 pub mod ledger;
 pub mod log;

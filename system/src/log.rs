@@ -7,9 +7,16 @@
 //! A node's log ([`DurableLog::open`]) folds every append (node, file, the record's checksum
 //! and length) into the run's platform digest in its [`Probes`], so the trace hash covers what
 //! the platform wrote, not only what its clients saw.
+//!
+//! Syncs follow a real disk's promise: an fsync makes durable the bytes appended before it was
+//! issued, nothing appended while it is in flight ([`Disk::sync_to`]). Every sync that returns
+//! checks, on the disk itself, that everything the log held when the call began is durable;
+//! a breach is recorded in the run's probes as evidence for invariant 19 (durability).
 
+use crate::bugs::{Bug, Bugs};
 use crate::disk::Disk;
-use crate::node::NodeEnv;
+use crate::durability::SyncBreach;
+use crate::node::{NodeEnv, NodeName};
 use crate::probes::{origin_key, Probes};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -36,10 +43,21 @@ pub struct DurableLog<R> {
     fsync_latency: Duration,
     /// Group commit: at most one fsync in flight; callers that arrive meanwhile wait for it.
     group: Arc<GroupCommit>,
-    /// Where appends are folded into the platform digest: the run's probes and the
-    /// [`origin_key`] of (node, file). `None` for a bare disk outside any node.
-    digest: Option<(Probes, u64)>,
+    /// Where appends are folded into the platform digest and durability breaches recorded.
+    /// `None` for a bare disk outside any node.
+    witness: Option<Witness>,
+    /// The run's planted bug (the log hosts `group-commit-early-ack`).
+    bugs: Bugs,
     _records: PhantomData<fn() -> R>,
+}
+
+/// A node's log's tie to its run: the run's probes, the node, and the [`origin_key`] of
+/// (node, file).
+#[derive(Debug, Clone)]
+struct Witness {
+    probes: Probes,
+    node: NodeName,
+    origin: u64,
 }
 
 #[derive(Debug, Default)]
@@ -55,8 +73,14 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     pub fn open(env: &NodeEnv, file: impl Into<String>, fsync_latency: Duration) -> Self {
         let file = file.into();
         let origin = origin_key(&[&env.name.to_string(), &file]);
+        let witness = Witness {
+            probes: env.probes.clone(),
+            node: env.name.clone(),
+            origin,
+        };
         DurableLog {
-            digest: Some((env.probes.clone(), origin)),
+            witness: Some(witness),
+            bugs: env.bugs,
             ..Self::on_disk(env.disk.clone(), file, fsync_latency)
         }
     }
@@ -69,7 +93,8 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             file: file.into(),
             fsync_latency,
             group: Arc::default(),
-            digest: None,
+            witness: None,
+            bugs: Bugs::none(),
             _records: PhantomData,
         }
     }
@@ -122,36 +147,34 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
             bytes[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
             (crc, len)
         });
-        if let Some((probes, origin)) = &self.digest {
+        if let Some(w) = &self.witness {
             // The checksum already is a hash of the record's bytes: folding it costs nothing.
-            probes.digest_record(*origin, u64::from(crc), u64::from(len));
+            w.probes
+                .digest_record(w.origin, u64::from(crc), u64::from(len));
         }
     }
 
     /// Waits until everything appended so far is durable. Costs one simulated fsync when there
     /// is anything to sync. Concurrent callers share it (group commit): while one fsync is in
-    /// flight, later callers wait for it, since it makes durable whatever was appended before
-    /// it completed; a caller whose bytes are still not durable then leads the next one.
+    /// flight, later callers wait for it; since it covers only what was appended before it was
+    /// issued, a caller whose bytes it does not cover then waits for, or leads, the next one.
     pub async fn sync(&self) {
-        let (mut synced, target) = self.disk.lengths(&self.file);
-        loop {
-            if synced >= target {
-                return;
-            }
+        let promised = self.written();
+        while self.durable() < promised {
             // No await between the check and the registration: a simulation is one thread, so
             // the leader cannot finish in between and the wake-up cannot be missed.
             if self.group.lead() {
                 let _leading = Leading(&self.group);
-                let latency = self.disk.slow_fsync().unwrap_or(self.fsync_latency);
-                if !latency.is_zero() {
-                    madsim::time::sleep(latency).await;
-                }
-                self.disk.sync(&self.file);
-                return;
+                self.fsync().await;
+                break;
             }
             self.group.done.notified().await;
-            synced = self.disk.lengths(&self.file).0;
+            if self.bugs.is(Bug::GroupCommitEarlyAck) {
+                // The planted bug: the fsync it waited on ended, so it takes itself as covered.
+                break;
+            }
         }
+        self.check_promise("sync", promised);
     }
 
     /// Makes everything appended so far durable with an fsync of the caller's own: it always
@@ -159,11 +182,51 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     /// or shares another caller's. The broker's sync-each-write flush policy uses it to show
     /// what group commit saves; callers that want one fsync at a time serialize around it.
     pub async fn sync_unshared(&self) {
+        let promised = self.written();
+        self.fsync().await;
+        self.check_promise("sync_unshared", promised);
+    }
+
+    /// One simulated fsync: issued now, so it covers the bytes appended so far; complete after
+    /// the latency (a slow disk's when that fault is on).
+    async fn fsync(&self) {
+        let issued_at = self.written();
         let latency = self.disk.slow_fsync().unwrap_or(self.fsync_latency);
         if !latency.is_zero() {
             madsim::time::sleep(latency).await;
         }
-        self.disk.sync(&self.file);
+        self.disk.sync_to(&self.file, issued_at);
+    }
+
+    /// Invariant 19, checked as a sync returns: every byte the log held when the call began
+    /// (`promised`, capped at what the file holds now: recovery may have cut a torn tail) is
+    /// durable on the disk. A breach goes to the run's probes with its evidence.
+    fn check_promise(&self, call: &'static str, promised: usize) {
+        let (durable, written) = self.disk.lengths(&self.file);
+        let promised = promised.min(written);
+        if durable >= promised {
+            return;
+        }
+        if let Some(w) = &self.witness {
+            w.probes.durability().record(SyncBreach {
+                node: w.node.to_string(),
+                file: self.file.clone(),
+                call,
+                promised_len: promised as u64,
+                durable_len: durable as u64,
+                at_ms: madsim::time::TimeHandle::current().elapsed().as_millis() as u64,
+            });
+        }
+    }
+
+    /// Bytes durable in the log's file.
+    fn durable(&self) -> usize {
+        self.disk.lengths(&self.file).0
+    }
+
+    /// Bytes written to the log's file, durable or not.
+    fn written(&self) -> usize {
+        self.disk.lengths(&self.file).1
     }
 }
 
@@ -198,54 +261,5 @@ fn decode_frame<R: DeserializeOwned>(bytes: &[u8], pos: usize) -> Option<(R, usi
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log(disk: &Disk) -> DurableLog<(u32, String)> {
-        DurableLog::on_disk(disk.clone(), "t.log", Duration::ZERO)
-    }
-
-    #[test]
-    fn replays_what_was_appended() {
-        let disk = Disk::new();
-        let l = log(&disk);
-        l.append(&(1, "a".into()));
-        l.append(&(2, "b".into()));
-        let (recs, rep) = l.replay();
-        assert_eq!(recs, vec![(1, "a".into()), (2, "b".into())]);
-        assert_eq!(rep.torn_bytes, 0);
-    }
-
-    #[test]
-    fn torn_tail_is_detected_and_cut() {
-        let disk = Disk::new();
-        let l = log(&disk);
-        l.append(&(1, "a".into()));
-        disk.sync("t.log");
-        l.append(&(2, "bbbbbbbb".into()));
-        let lost = disk.power_loss(Some(0.7));
-        assert!(lost.torn_bytes > 0);
-        let (recs, rep) = l.replay();
-        assert_eq!(recs, vec![(1, "a".into())]);
-        assert_eq!(rep.torn_bytes, lost.torn_bytes);
-        // The next append lands on a clean boundary.
-        l.append(&(3, "c".into()));
-        let (recs, _) = l.replay();
-        assert_eq!(recs.len(), 2);
-    }
-
-    #[test]
-    fn corrupted_payload_fails_the_checksum() {
-        let disk = Disk::new();
-        let l = log(&disk);
-        l.append(&(7, "x".into()));
-        let mut bytes = disk.read("t.log");
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        disk.truncate("t.log", 0);
-        disk.append("t.log", &bytes);
-        let (recs, rep) = l.replay();
-        assert!(recs.is_empty());
-        assert_eq!(rep.torn_bytes, bytes.len());
-    }
-}
+#[path = "log_tests.rs"]
+mod tests;

@@ -8,8 +8,10 @@
 //! harness folds it into the trace hash, so platform-internal nondeterminism that moves no
 //! client's timing (a record written with other content, a reply worded otherwise) still
 //! changes the run's fingerprint. It lives here because every node already holds its run's
-//! probes.
+//! probes; so do the run's durability breaches ([`Probes::durability`], invariant 19), for the
+//! same reason.
 
+use crate::durability::Breaches;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ pub struct Probes {
     /// RPC sends (every attempt), kept apart from the probes: it is on the hot path.
     rpc_calls: Arc<AtomicU64>,
     digest: Arc<PlatformDigest>,
+    /// Syncs that returned before what they promised was durable (invariant 19).
+    durability: Breaches,
 }
 
 /// The running fold of the platform's own events: an FNV-1a style fold of fixed-size words,
@@ -148,6 +152,12 @@ impl Probes {
     /// How many platform events the digest has folded.
     pub fn platform_events(&self) -> u64 {
         self.digest.events.load(Ordering::Relaxed)
+    }
+
+    /// The run's durability breaches: every node's logs record into it, the harness takes
+    /// from it at every check.
+    pub fn durability(&self) -> &Breaches {
+        &self.durability
     }
 
     pub fn count(&self, name: &str) -> u64 {

@@ -77,5 +77,6 @@ pub fn rule(i: Invariant) -> &'static str {
         Invariant::Replicas => "At rest, the read replicas match the committed events and never moved backwards.",
         Invariant::NotificationOutcome => "Every merchant notification is acknowledged or given up after its schedule; no merchant is told a status its trade never reached.",
         Invariant::NoUnauthorizedEffect => "Every posting traces to an authorized request of the debited account's owner; money enters and leaves only through the funding path; every hostile attempt is refused and has no effect.",
+        Invariant::Durability => "Every log sync that returns has made durable every byte the log held when it began: nothing is acknowledged that a power loss could take back.",
     }
 }

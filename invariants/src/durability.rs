@@ -1,0 +1,51 @@
+//! Durability (invariant 19), group-commit form: every sync of a node's log that returns has
+//! made durable every byte the log held when that call began.
+//!
+//! Checked at the moment it happens, not from a snapshot: the platform's log compares, as each
+//! sync returns, what the call promised with what the disk holds durable, and the harness hands
+//! every breach over as a [`SyncBreach`]. A caller acknowledges nothing before its sync
+//! returns, so a breach is an acknowledgement that a power loss right then could take back,
+//! whether or not a crash comes to prove it. The crash-time form (everything acknowledged is
+//! found after every restart) and the per-reply form are not checked yet.
+
+use crate::{Invariant, Violation};
+use serde::{Deserialize, Serialize};
+
+/// A sync that returned before the bytes it promised were durable, as the harness saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncBreach {
+    /// The node whose log it is (`role/index`).
+    pub node: String,
+    /// The log's file on the node's disk.
+    pub file: String,
+    /// Which call returned (`sync`, `sync_unshared`).
+    pub call: String,
+    /// The file's length when the call began: what its return promised durable.
+    pub promised_len: u64,
+    /// The file's durable length when it returned.
+    pub durable_len: u64,
+    /// When it returned: simulated ms since the run began.
+    pub at_ms: u64,
+}
+
+/// One violation per breach, in the order they happened.
+pub fn check(breaches: &[SyncBreach]) -> Vec<Violation> {
+    breaches.iter().map(violation).collect()
+}
+
+fn violation(b: &SyncBreach) -> Violation {
+    let msg = format!(
+        "{} of {} on {} returned at {} ms with {} of the {} bytes it promised durable",
+        b.call, b.file, b.node, b.at_ms, b.durable_len, b.promised_len
+    );
+    Violation::new(Invariant::Durability, msg)
+        .with("node", &b.node)
+        .with("file", &b.file)
+        .with("call", &b.call)
+        .with("promised_len", b.promised_len)
+        .with("durable_len", b.durable_len)
+        .with("at_ms", b.at_ms)
+}
+
+#[cfg(test)]
+mod tests;
