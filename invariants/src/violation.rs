@@ -6,6 +6,7 @@ use std::fmt;
 
 /// The invariants paylab checks (numbering follows `docs/DOMAIN.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Invariant {
     /// 1. Σ debit legs = Σ credit legs, amounts > 0, one currency, at least two legs.
     VoucherBalance,
@@ -64,6 +65,35 @@ impl Invariant {
             Invariant::NoUnauthorizedEffect => "no-unauthorized-effect",
             Invariant::Durability => "durability",
         }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn json_spells_every_invariant_by_its_name() {
+    use Invariant::*;
+    let all = [
+        VoucherBalance,
+        Conservation,
+        Derivation,
+        NonNegativity,
+        ExactlyOnce,
+        Idempotency,
+        RefundBound,
+        TradeLedgerAgreement,
+        LegalTransitions,
+        Atomicity,
+        ReservationRelease,
+        MessageCompleteness,
+        Replicas,
+        NotificationOutcome,
+        NoUnauthorizedEffect,
+        Durability,
+    ];
+    for i in all {
+        let json = serde_json::to_string(&i).expect("serializes");
+        assert_eq!(json, format!("\"{}\"", i.name()));
+        assert_eq!(serde_json::from_str::<Invariant>(&json).ok(), Some(i));
     }
 }
 
