@@ -37,9 +37,9 @@ pub enum Invariant {
     /// At rest, every committed event's merchant notification acknowledged or given up after
     /// its whole schedule; no merchant told a status its trade never reached.
     NotificationOutcome,
-    /// 21. Every posting traces to an authorized request of the debited account's owner (or
-    /// the platform's own step for it); money enters and leaves only through the funding
-    /// path; every hostile attempt is refused as it must be and has no effect.
+    /// Invariant 21: every posting traces to an authorized request of the debited account's
+    /// owner (or the platform's own step for it); money enters and leaves only through the
+    /// funding path; every hostile attempt is refused as it must be and has no effect.
     NoUnauthorizedEffect,
     /// 19. A log sync that returns has made durable every byte the log held when it began.
     Durability,

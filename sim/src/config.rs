@@ -123,7 +123,7 @@ pub struct RunConfig {
     /// forged internal steps, reused keys, forged credentials). Default: the swarm draws 0, 1
     /// or 2 from the seed. Closed loop only.
     #[serde(default)]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(HOSTILE_MAX)))]
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(0..=i64::from(HOSTILE_MAX)))]
     pub hostile: Option<u32>,
     /// The fault kinds the plan may use: `None` lets swarm testing choose; `Some(list)` is
     /// exactly those (`--faults`), and an empty list is a run without faults (`--no-faults`).

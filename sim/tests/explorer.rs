@@ -128,7 +128,9 @@ fn the_explorer_of_a_failing_seed_renders_its_lanes_and_the_named_operation() {
     let dom = headless(browser, &page, &["--dump-dom"]);
     assert_eq!(selftest(&dom, "errors"), "0", "script errors on the page");
     assert_eq!(selftest(&dom, "ready"), "1", "the script finished");
-    let lanes = 1 + services::nodes(&run.report.config).len() + run.report.config.clients as usize;
+    let config = &run.report.config;
+    let clients = config.clients + config.hostile_clients();
+    let lanes = 1 + services::nodes(config).len() + clients as usize;
     assert_eq!(selftest(&dom, "lanes"), lanes.to_string());
     assert_eq!(selftest(&dom, "ops"), run.history.len().to_string());
     assert!(selftest(&dom, "highlighted").parse::<usize>().unwrap() > 0);
