@@ -27,9 +27,7 @@ use crate::trace::Trace;
 use caller::Caller;
 use flows::{amount, Names};
 use money::Balances;
-use paylab_invariants::OpKind;
 use paylab_system::auth::{Authority, Directory};
-use paylab_system::ledger::{LedgerCommand, Subject};
 use paylab_system::probes::Probes;
 use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::AccountId;
@@ -118,16 +116,7 @@ impl Client {
         let id = self.caller.id;
         let accounts = client_accounts(self.config(), id);
         let merchant = merchant_account(self.config(), id);
-        let mut opens: Vec<(AccountId, Subject)> =
-            accounts.iter().map(|&a| (a, Subject::User)).collect();
-        opens.push((merchant, Subject::Merchant));
-        for (k, (account, subject)) in opens.into_iter().enumerate() {
-            let open = LedgerCommand::OpenAccount { account, subject };
-            let request = format!("c{id}-open-{k}");
-            self.caller
-                .ledger(OpKind::OpenAccount, &request, None, account, open)
-                .await;
-        }
+        self.caller.open_own_accounts(&accounts, merchant).await;
         for (k, &account) in accounts.iter().enumerate() {
             let amount = amount(&mut self.rng, 10_000, 100_000);
             let request = format!("c{id}-fund-{k}");

@@ -15,9 +15,8 @@ use paylab_system::ledger::{
     LedgerReply, Leg, Subject,
 };
 use paylab_system::money::Amount;
-use paylab_system::probes::Probes;
 use paylab_system::refusal::RefusalCode;
-use paylab_system::transport::{NetFaults, Transport};
+
 use std::time::Duration;
 
 mod common;
@@ -105,36 +104,33 @@ fn post(request: &str, from: AccountId, to: AccountId, fen: i64) -> LedgerComman
 }
 
 /// Client 0 at [`CLIENT`] sends each command in turn with its credential and reports, for
-/// each, the answer and whether the shard's log grew.
+/// each, the answer's refusal code (`invalid` standing for "accepted") and whether the shard's
+/// log grew.
 async fn client_calls(disk: Disk, commands: Vec<LedgerCommand>) -> Vec<(RefusalCode, bool)> {
-    let node = Handle::current()
-        .create_node()
-        .name("client-0")
-        .ip(addr(CLIENT).ip())
-        .build();
-    node.spawn(async move {
-        let t = Transport::bind(addr(CLIENT), "client-0", 0, NetFaults::new(), Probes::new())
-            .await
-            .expect("bind");
-        let credential = Authority::for_run(0).issue(0, addr(CLIENT));
-        let mut out = Vec::new();
-        for command in commands {
-            let before = disk.lengths(LOG_FILE).1;
-            let call = ClientLedgerCall {
-                credential,
-                command,
-            };
-            let answer = t.call(addr(LEDGER), call, Duration::from_secs(5)).await;
-            let code = match answer.expect("the ledger answers") {
-                Ok(_) => RefusalCode::Invalid, // stands for "accepted" here
-                Err(e) => e.code(),
-            };
-            out.push((code, disk.lengths(LOG_FILE).1 > before));
-        }
-        out
+    let credential = Authority::for_run(0).issue(0, addr(CLIENT));
+    let calls = commands
+        .into_iter()
+        .map(|command| ClientLedgerCall {
+            credential,
+            command,
+        })
+        .collect();
+    let lengths = common::calls_from(CLIENT, addr(LEDGER), calls, move || {
+        disk.lengths(LOG_FILE).1
     })
-    .await
-    .expect("the client finishes")
+    .await;
+    let mut before = 0;
+    lengths
+        .into_iter()
+        .map(|(answer, len)| {
+            let grew = len > before;
+            before = len;
+            (
+                answer.map_or_else(|e| e.code(), |_| RefusalCode::Invalid),
+                grew,
+            )
+        })
+        .collect()
 }
 
 /// A client opens its own accounts only as registered, posts only vouchers that debit its

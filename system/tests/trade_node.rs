@@ -190,24 +190,8 @@ fn a_client_cannot_take_a_payment_nodes_steps() {
 /// Calls the trade node from one caller node at [`CLIENT`] (client 0's address) with each of
 /// `calls` in turn.
 async fn calls_from_client(calls: Vec<ClientTradeCall>) -> Vec<<ClientTradeCall as Rpc>::Response> {
-    let node = Handle::current()
-        .create_node()
-        .name("client-0")
-        .ip(addr(CLIENT).ip())
-        .build();
-    node.spawn(async move {
-        let t = Transport::bind(addr(CLIENT), "client-0", 0, NetFaults::new(), Probes::new())
-            .await
-            .expect("bind");
-        let mut answers = Vec::new();
-        for call in calls {
-            let answer = t.call(addr(TRADE), call, Duration::from_secs(5)).await;
-            answers.push(answer.expect("the trade node answers"));
-        }
-        answers
-    })
-    .await
-    .expect("the client finishes")
+    let answers = common::calls_from(CLIENT, addr(TRADE), calls, || ()).await;
+    answers.into_iter().map(|(answer, ())| answer).collect()
 }
 
 /// A client creates and reads only its own merchant's trades, and only with the credential

@@ -7,7 +7,7 @@ use crate::history::OpHandle;
 use crate::trace::TraceEvent;
 use paylab_invariants::{OpKind, Outcome};
 use paylab_system::auth::Credential;
-use paylab_system::ledger::{ClientLedgerCall, LedgerCommand, Leg};
+use paylab_system::ledger::{ClientLedgerCall, LedgerCommand, Leg, Subject};
 use paylab_system::payment::{payment_node_for, ClientPaymentCall, PaymentCommand, PaymentError};
 use paylab_system::probes::names;
 use paylab_system::trade::{trade_shard_of, ClientTradeCall, TradeCommand, TradeId, TradeReply};
@@ -125,6 +125,20 @@ impl Caller {
         };
         self.complete(op, request, &outcome, retried.attempts);
         outcome
+    }
+
+    /// Opens the client's own accounts as the platform registered them: its user accounts,
+    /// then its merchant account (`c{id}-open-{k}`).
+    pub async fn open_own_accounts(&self, users: &[AccountId], merchant: AccountId) {
+        let id = self.id;
+        let opens = users.iter().map(|&a| (a, Subject::User));
+        let opens = opens.chain([(merchant, Subject::Merchant)]);
+        for (k, (account, subject)) in opens.enumerate() {
+            let open = LedgerCommand::OpenAccount { account, subject };
+            let request = format!("c{id}-open-{k}");
+            self.ledger(OpKind::OpenAccount, &request, None, account, open)
+                .await;
+        }
     }
 
     /// Moves `amount` between two accounts of one shard with one voucher (a transfer), and

@@ -154,16 +154,9 @@ impl Hostile {
     /// Opens its own accounts and funds its first, honestly: it has money and a merchant.
     async fn set_up(&mut self) {
         let id = self.id();
-        let mut opens: Vec<(AccountId, Subject)> =
-            self.own.iter().map(|&a| (a, Subject::User)).collect();
-        opens.push((self.merchant, Subject::Merchant));
-        for (k, (account, subject)) in opens.into_iter().enumerate() {
-            let open = LedgerCommand::OpenAccount { account, subject };
-            let request = format!("c{id}-open-{k}");
-            self.caller
-                .ledger(OpKind::OpenAccount, &request, None, account, open)
-                .await;
-        }
+        self.caller
+            .open_own_accounts(&self.own, self.merchant)
+            .await;
         let amount = Amount::from_fen(100_000).expect("valid");
         let request = format!("c{id}-fund-0");
         self.caller.fund(&request, self.own[0], amount).await;

@@ -77,3 +77,32 @@ pub async fn call_from<R: Rpc>(from: &str, to: SocketAddr, request: R) -> R::Res
     .await
     .expect("the call finishes")
 }
+
+/// Sends each of `calls` in turn to `to` from one node of its own at `from`, and returns each
+/// answer with what `after` reads once it came (e.g. a log's length).
+pub async fn calls_from<R: Rpc, T: Send + 'static>(
+    from: &str,
+    to: SocketAddr,
+    calls: Vec<R>,
+    after: impl Fn() -> T + Send + 'static,
+) -> Vec<(R::Response, T)> {
+    let (from, name) = (addr(from), format!("caller-{from}"));
+    let node = madsim::runtime::Handle::current()
+        .create_node()
+        .name(name.clone())
+        .ip(from.ip())
+        .build();
+    node.spawn(async move {
+        let t = Transport::bind(from, &name, 0, NetFaults::new(), Probes::new())
+            .await
+            .expect("bind");
+        let mut answers = Vec::new();
+        for call in calls {
+            let answer = t.call(to, call, Duration::from_secs(5)).await;
+            answers.push((answer.expect("the node answers"), after()));
+        }
+        answers
+    })
+    .await
+    .expect("the calls finish")
+}
