@@ -10,6 +10,11 @@
 //! schedule allows is a broken retry loop. A notification for an event that no trade shard
 //! committed announces a change that never happened.
 //!
+//! The notifier's word is never the only evidence: a notification it records as acknowledged
+//! must appear in the merchant endpoint's own log of the callbacks it acknowledged
+//! ([`MessageSnapshot::callbacks`], the counterpart's record). A notifier that books a timeout
+//! as an acknowledgement says the merchant knows what the merchant never received.
+//!
 //! The simulated merchant checks each callback it acknowledges by querying the trade right
 //! after. The trade may have moved on since (a refund after the payment), but only forwards:
 //! the status queried must be the one notified or reachable from it along the trade's legal
@@ -30,8 +35,10 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut ids: BTreeSet<&str> = m.committed.keys().map(String::as_str).collect();
     ids.extend(m.notifications.keys().map(String::as_str));
+    let acked_by_merchant: BTreeSet<&str> = m.callbacks.iter().map(|c| c.event.as_str()).collect();
     for id in ids {
         out.extend(outcome(m, id));
+        out.extend(unconfirmed_ack(m, id, &acked_by_merchant));
     }
     for (n, c) in m.callbacks.iter().enumerate() {
         out.extend(callback(m, n, c));
@@ -92,6 +99,19 @@ fn outcome(m: &MessageSnapshot, id: &str) -> Option<Violation> {
         (true, Some(n)) => format!("notification of event {id} {}", problem(n)?),
     };
     Some(about(m, id, n, msg))
+}
+
+/// A notification booked as acknowledged that the merchant's own log has no acknowledgement of.
+fn unconfirmed_ack(m: &MessageSnapshot, id: &str, merchant: &BTreeSet<&str>) -> Option<Violation> {
+    let n = m.notifications.get(id)?;
+    if n.status != NotificationStatus::Acknowledged || merchant.contains(id) {
+        return None;
+    }
+    let msg = format!(
+        "notification of event {id} is recorded as acknowledged, but the merchant never \
+         acknowledged a callback of it"
+    );
+    Some(about(m, id, Some(n), msg).with("merchant_acks", 0))
 }
 
 /// Every status some chain of legal edges leads to from `from`, `from` included.

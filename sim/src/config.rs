@@ -306,7 +306,10 @@ pub fn bug_needs_messages(bug: Bug) -> bool {
     mode_of_bug(bug).is_some()
         || matches!(
             bug,
-            Bug::ConsumerNoDedup | Bug::OffsetBeforeProcessing | Bug::ReplicaNoVersion
+            Bug::ConsumerNoDedup
+                | Bug::OffsetBeforeProcessing
+                | Bug::ReplicaNoVersion
+                | Bug::NotifierTimeoutAsAck
         )
 }
 

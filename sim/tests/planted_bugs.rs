@@ -254,3 +254,20 @@ fn without_the_bug_no_sync_breaches_durability() {
         );
     }
 }
+
+/// A notifier that books a timed-out callback as acknowledged: its own record looks complete,
+/// and only the merchant endpoint's log of what it acknowledged shows the lie.
+#[test]
+fn notifier_timeout_as_ack_is_caught_by_the_merchants_own_record() {
+    let event = caught_naming(Bug::NotifierTimeoutAsAck, "event");
+    let report = first_caught(Bug::NotifierTimeoutAsAck);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.evidence.get("event") == Some(&event)
+                && v.message.contains("the merchant never acknowledged")),
+        "{:#?}",
+        report.violations
+    );
+}

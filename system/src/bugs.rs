@@ -62,6 +62,9 @@ pub enum Bug {
     /// that fsync ends, without checking that it covered the caller's own bytes (appended
     /// after the fsync was issued, so not covered): it acknowledges a write that is not durable.
     GroupCommitEarlyAck,
+    /// The notifier records a callback that got no answer in time as acknowledged: its own
+    /// bookkeeping says the merchant acknowledged what the merchant never received.
+    NotifierTimeoutAsAck,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -90,6 +93,7 @@ impl Bug {
         Bug::EndPayUnauthenticated,
         Bug::PostSameKeyOtherBody,
         Bug::GroupCommitEarlyAck,
+        Bug::NotifierTimeoutAsAck,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -116,6 +120,7 @@ impl Bug {
             Bug::EndPayUnauthenticated => "end-pay-unauthenticated",
             Bug::PostSameKeyOtherBody => "post-same-key-other-body",
             Bug::GroupCommitEarlyAck => "group-commit-early-ack",
+            Bug::NotifierTimeoutAsAck => "notifier-timeout-as-ack",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -167,6 +172,9 @@ impl Bug {
             Bug::GroupCommitEarlyAck => {
                 "a write appended during an in-flight fsync is acknowledged when that fsync ends"
             }
+            Bug::NotifierTimeoutAsAck => {
+                "a callback that timed out is recorded as acknowledged by the merchant"
+            }
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -194,6 +202,7 @@ impl Bug {
                 "no-unauthorized-effect"
             }
             Bug::GroupCommitEarlyAck => "durability",
+            Bug::NotifierTimeoutAsAck => "notification-outcome",
             Bug::TestNondeterminism => "determinism-check",
         }
     }

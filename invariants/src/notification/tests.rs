@@ -164,3 +164,20 @@ fn callback_of_uncommitted_event_fails_even_if_consistent() {
     assert_eq!(ev(v, "event"), ABORTED);
     assert_eq!(ev(v, "callback"), "2");
 }
+
+/// The notifier's record alone is not evidence: an acknowledgement the merchant's own log does
+/// not hold (a timeout booked as an ack) is a violation, even with a plausible attempt count.
+#[test]
+fn an_acknowledgement_the_merchant_never_gave_fails() {
+    let mut obs = valid_with_messages();
+    obs.messages.callbacks.retain(|c| c.event != REFUNDED);
+    let v = &single(check(&obs), Invariant::NotificationOutcome);
+    assert!(
+        v.message
+            .contains("the merchant never acknowledged a callback of it"),
+        "{}",
+        v.message
+    );
+    assert_eq!(ev(v, "event"), REFUNDED);
+    assert_eq!(ev(v, "merchant_acks"), "0");
+}
