@@ -1,12 +1,19 @@
-//! Durability (invariant 19), group-commit form: every sync of a node's log that returns has
-//! made durable every byte the log held when that call began.
+//! Durability (invariant 19), in two forms, both checked at the moment they happen:
 //!
-//! Checked at the moment it happens, not from a snapshot: the platform's log compares, as each
-//! sync returns, what the call promised with what the disk holds durable, and the harness hands
-//! every breach over as a [`SyncBreach`]. A caller acknowledges nothing before its sync
-//! returns, so a breach is an acknowledgement that a power loss right then could take back,
-//! whether or not a crash comes to prove it. The crash-time form (everything acknowledged is
-//! found after every restart) and the per-reply form are not checked yet.
+//! - **group commit**: every sync of a node's log that returns has made durable every byte the
+//!   log held when that call began;
+//! - **reply**: every reply the ledger and trade shells send leaves with every byte its log
+//!   held at the reply's decision point durable (the reply's own record, or the earlier record
+//!   a repeat answers from, both appended before that point).
+//!
+//! Not from a snapshot: the platform's log compares, as each sync returns or each reply
+//! leaves, what was promised with what the disk holds durable, and the harness hands every
+//! breach over as a [`SyncBreach`] (`call` says which form). A breach is an acknowledgement
+//! that a power loss right then could take back, whether or not a crash comes to prove it. The
+//! crash-time form (everything acknowledged is found after every restart) is left to the
+//! checkers that compare acknowledged answers with the recovered state (exactly-once,
+//! idempotency), and the reply form does not yet cover the payment, broker, replica and
+//! notifier nodes.
 
 use crate::{Invariant, Violation};
 use serde::{Deserialize, Serialize};
@@ -18,7 +25,8 @@ pub struct SyncBreach {
     pub node: String,
     /// The log's file on the node's disk.
     pub file: String,
-    /// Which call returned (`sync`, `sync_unshared`).
+    /// Which call returned (`sync`, `sync_unshared`), or `reply` for a reply that left the
+    /// node.
     pub call: String,
     /// The file's length when the call began: what its return promised durable.
     pub promised_len: u64,
@@ -34,10 +42,17 @@ pub fn check(breaches: &[SyncBreach]) -> Vec<Violation> {
 }
 
 fn violation(b: &SyncBreach) -> Violation {
-    let msg = format!(
-        "{} of {} on {} returned at {} ms with {} of the {} bytes it promised durable",
-        b.call, b.file, b.node, b.at_ms, b.durable_len, b.promised_len
-    );
+    let msg = if b.call == "reply" {
+        format!(
+            "a reply left {} at {} ms with {} of the {} bytes of {} it depends on durable",
+            b.node, b.at_ms, b.durable_len, b.promised_len, b.file
+        )
+    } else {
+        format!(
+            "{} of {} on {} returned at {} ms with {} of the {} bytes it promised durable",
+            b.call, b.file, b.node, b.at_ms, b.durable_len, b.promised_len
+        )
+    };
     Violation::new(Invariant::Durability, msg)
         .with("node", &b.node)
         .with("file", &b.file)

@@ -271,3 +271,49 @@ fn notifier_timeout_as_ack_is_caught_by_the_merchants_own_record() {
         report.violations
     );
 }
+
+/// A reply sent before its record's fsync is a durability violation on the first run that
+/// sends one, without any crash (no faults at all here): the ledger's and the trade node's
+/// replies are each checked as they leave against the log position they depend on.
+#[test]
+fn an_ack_before_fsync_is_a_violation_without_any_crash() {
+    for (bug, file) in [
+        (Bug::LedgerAckBeforeFsync, "ledger.log"),
+        (Bug::TradeAckBeforeFsync, "trade.log"),
+    ] {
+        let report = run(RunConfig {
+            faults: Some(Vec::new()),
+            ..config(bug, 0)
+        });
+        assert_eq!(report.plan.events.len(), 0, "no fault, no crash");
+        let v = report
+            .violations
+            .iter()
+            .find(|v| v.invariant.name() == "durability")
+            .unwrap_or_else(|| panic!("{bug}: {:#?}", report.violations));
+        assert_eq!(v.evidence["call"], "reply", "{v}");
+        assert_eq!(v.evidence["file"], file, "{v}");
+        let len = |key: &str| -> u64 { v.evidence[key].parse().expect("a length") };
+        assert!(len("durable_len") < len("promised_len"), "{v}");
+        // The same run without the bug sends no reply early.
+        let clean = run(RunConfig {
+            bug: None,
+            faults: Some(Vec::new()),
+            ..config(bug, 0)
+        });
+        assert!(clean.violations.is_empty(), "{:#?}", clean.violations);
+    }
+}
+
+#[test]
+fn ledger_ack_before_fsync_is_caught_by_durability() {
+    assert_eq!(
+        caught_naming(Bug::LedgerAckBeforeFsync, "file"),
+        "ledger.log"
+    );
+}
+
+#[test]
+fn trade_ack_before_fsync_is_caught_by_durability() {
+    assert_eq!(caught_naming(Bug::TradeAckBeforeFsync, "file"), "trade.log");
+}

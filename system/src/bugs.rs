@@ -65,6 +65,12 @@ pub enum Bug {
     /// The notifier records a callback that got no answer in time as acknowledged: its own
     /// bookkeeping says the merchant acknowledged what the merchant never received.
     NotifierTimeoutAsAck,
+    /// A ledger shard answers a fresh write before the write's fsync (the fsync runs behind
+    /// the reply): a crash in between loses a post or a refusal its caller holds an answer of.
+    LedgerAckBeforeFsync,
+    /// A trade node answers a fresh change (create, begin or end of a pay or a refund) before
+    /// its record's fsync.
+    TradeAckBeforeFsync,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -94,6 +100,8 @@ impl Bug {
         Bug::PostSameKeyOtherBody,
         Bug::GroupCommitEarlyAck,
         Bug::NotifierTimeoutAsAck,
+        Bug::LedgerAckBeforeFsync,
+        Bug::TradeAckBeforeFsync,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -121,6 +129,8 @@ impl Bug {
             Bug::PostSameKeyOtherBody => "post-same-key-other-body",
             Bug::GroupCommitEarlyAck => "group-commit-early-ack",
             Bug::NotifierTimeoutAsAck => "notifier-timeout-as-ack",
+            Bug::LedgerAckBeforeFsync => "ledger-ack-before-fsync",
+            Bug::TradeAckBeforeFsync => "trade-ack-before-fsync",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -175,6 +185,8 @@ impl Bug {
             Bug::NotifierTimeoutAsAck => {
                 "a callback that timed out is recorded as acknowledged by the merchant"
             }
+            Bug::LedgerAckBeforeFsync => "a ledger write is answered before its fsync",
+            Bug::TradeAckBeforeFsync => "a trade change is answered before its fsync",
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -203,6 +215,7 @@ impl Bug {
             }
             Bug::GroupCommitEarlyAck => "durability",
             Bug::NotifierTimeoutAsAck => "notification-outcome",
+            Bug::LedgerAckBeforeFsync | Bug::TradeAckBeforeFsync => "durability",
             Bug::TestNondeterminism => "determinism-check",
         }
     }

@@ -177,6 +177,19 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         self.check_promise("sync", promised);
     }
 
+    /// Where the log ends now: what an acknowledgement decided at this point depends on (its
+    /// own record, or the earlier record a repeat is answered from, both appended before).
+    pub fn mark(&self) -> usize {
+        self.written()
+    }
+
+    /// Invariant 19, reply form, checked as a reply leaves the node: every byte the log held at
+    /// the reply's `mark` is durable. A reply sent before its record's fsync is a breach on
+    /// the spot, crash or not (recorded like a sync's, with the call `reply`).
+    pub fn witness_reply(&self, mark: usize) {
+        self.check_promise("reply", mark);
+    }
+
     /// Makes everything appended so far durable with an fsync of the caller's own: it always
     /// costs one simulated fsync (a slow disk's latency when that fault is on), never waits for
     /// or shares another caller's. The broker's sync-each-write flush policy uses it to show

@@ -6,6 +6,7 @@ use super::core::{Decision, LedgerCore, LedgerRecord};
 use super::fence::FenceRefusal;
 use super::types::{ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError};
 use crate::auth::{Authority, Directory};
+use crate::bugs::Bug;
 use crate::ids::ShardId;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -86,22 +87,23 @@ impl Shell {
             return Err(refusal);
         }
         // Decide, write and apply under one lock: no other command sees a half step.
-        let reply = {
+        let (reply, wrote, mark) = {
             let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
             let decision = core.decide(&command, self.env.clock.now_ms(), self.env.bugs);
             if let Some(corner) = tcc_corner(&command, &decision) {
                 probes.hit(corner);
             }
-            match decision {
+            let (reply, wrote) = match decision {
                 Decision::Reply(reply) => {
                     probes.hit(names::LEDGER_IDEMPOTENT_REPLAY);
-                    reply
+                    (reply, false)
                 }
                 Decision::Write(record) => {
                     self.log.append(&record);
-                    core.apply(record)
+                    (core.apply(record), true)
                 }
-            }
+            };
+            (reply, wrote, self.log.mark())
         };
         match &reply {
             Err(LedgerError::InsufficientFunds { .. }) => {
@@ -111,8 +113,15 @@ impl Shell {
             _ => {}
         }
         // Nothing is acknowledged before it is durable, repeats included: a repeat may
-        // answer from a record whose own fsync has not finished yet.
-        self.log.sync().await;
+        // answer from a record whose own fsync has not finished yet. The planted bug answers a
+        // fresh write at once and lets its fsync run behind the reply.
+        if wrote && self.env.bugs.is(Bug::LedgerAckBeforeFsync) {
+            let log = self.log.clone();
+            madsim::task::spawn(async move { log.sync().await });
+        } else {
+            self.log.sync().await;
+        }
+        self.log.witness_reply(mark);
         reply
     }
 }

@@ -228,6 +228,7 @@ impl Shell {
                 }
             }
         };
+        let fresh = matches!(next, Next::Done(..));
         let (reply, event) = match next {
             // Nothing is acknowledged before it is durable, repeats included: the record this
             // answer comes from may still be in an fsync (`system/tests/trade_node.rs`).
@@ -246,7 +247,19 @@ impl Shell {
                 .await;
             }
         };
+        let mark = self.log.mark();
+        if fresh && self.env.bugs.is(Bug::TradeAckBeforeFsync) {
+            // The planted bug: a fresh change is answered at once, its fsync left behind it.
+            let shell = self.clone();
+            madsim::task::spawn(async move {
+                shell.log.sync().await;
+                shell.published(event);
+            });
+            self.log.witness_reply(mark);
+            return reply;
+        }
         self.log.sync().await;
+        self.log.witness_reply(mark);
         self.published(event);
         reply
     }
