@@ -26,7 +26,7 @@ use std::str::FromStr;
 const PLAN_STREAM: u64 = 0x5041_594c_4142_504c; // "PAYLABPL"
 
 /// Bounds every fault respects, so that healing always has something to recover from.
-pub const DURATION_MS_MAX: u64 = 5_000;
+pub const DURATION_MS_MAX: u64 = 20_000;
 pub const CLOCK_JUMP_MS_MAX: i64 = 10_000;
 pub const FSYNC_SLOW_MS_MAX: u64 = 200;
 pub const LATENCY_MS_MAX: u64 = 1_000;
@@ -573,6 +573,22 @@ fn point_nodes(point: Point, nodes: &[NodeName]) -> Vec<NodeName> {
         .collect()
 }
 
+/// The share of outages (crash downtime, pauses, partitions, one-way cuts) drawn long.
+const LONG_OUTAGE_P: f64 = 0.15;
+/// A long outage: past every retry budget of the platform (`BeginPay`'s 8 attempts take about
+/// 7.5 s), so that the paths taken only after a budget runs out (a key ended without having
+/// begun, then a late begin; an order failed for want of an answer) run too.
+const LONG_OUTAGE_MS: std::ops::RangeInclusive<u64> = 8_000..=15_000;
+
+/// How long an outage lasts: usually drawn from `usual`, sometimes long ([`LONG_OUTAGE_MS`]).
+fn outage_ms(rng: &mut ChaCha8Rng, usual: std::ops::RangeInclusive<u64>) -> u64 {
+    if rng.gen_bool(LONG_OUTAGE_P) {
+        rng.gen_range(LONG_OUTAGE_MS)
+    } else {
+        rng.gen_range(usual)
+    }
+}
+
 /// One fault of `kind` with random targets and intensity.
 fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
     let node = |rng: &mut ChaCha8Rng| nodes.choose(rng).expect("a run has nodes").clone();
@@ -580,12 +596,12 @@ fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
     match kind {
         FaultKind::Crash => Fault::Crash {
             node: node(rng),
-            down_ms: rng.gen_range(50..2_000),
+            down_ms: outage_ms(rng, 50..=1_999),
             torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
         },
         FaultKind::Pause => Fault::Pause {
             node: node(rng),
-            for_ms: rng.gen_range(100..=2_000),
+            for_ms: outage_ms(rng, 100..=2_000),
         },
         FaultKind::Partition => draw_partition(nodes, rng),
         FaultKind::OneWay => draw_one_way(nodes, rng),
@@ -651,7 +667,7 @@ fn draw_partition(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
     Fault::Partition {
         side,
         other,
-        for_ms: rng.gen_range(200..=3_000),
+        for_ms: outage_ms(rng, 200..=3_000),
     }
 }
 
@@ -668,7 +684,7 @@ fn draw_one_way(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
     Fault::OneWay {
         from,
         to,
-        for_ms: rng.gen_range(200..=3_000),
+        for_ms: outage_ms(rng, 200..=3_000),
     }
 }
 

@@ -200,6 +200,10 @@ pub mod names {
     pub const TRADE_CLOSED_BY_TIMEOUT: &str = "trade.closed-by-timeout";
     pub const TRADE_REFUND_BOUND_REFUSED: &str = "trade.refund-over-bound-refused";
     pub const TRADE_DUPLICATE_CREATE: &str = "trade.duplicate-create-absorbed";
+    /// A begin of a pay whose key had already ended failed (ended without having begun, or
+    /// begun again after its end): answered with the pinned failure, nothing moves
+    /// (anti-hanging, the trade's side).
+    pub const TRADE_BEGIN_AFTER_END: &str = "trade.begin-after-end-settled";
     /// A trade request the caller may not make (an internal step from a client, another
     /// merchant's trade, a forged credential), refused.
     pub const TRADE_UNAUTHORIZED_REFUSED: &str = "trade.unauthorized-refused";

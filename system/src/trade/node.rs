@@ -204,6 +204,13 @@ impl Shell {
                     if is_create && reply.is_ok() {
                         self.env.probes.hit(names::TRADE_DUPLICATE_CREATE);
                     }
+                    let settled_failed = matches!(
+                        reply,
+                        Ok(TradeReply::Settled(super::types::AttemptStatus::Failed(_)))
+                    );
+                    if settled_failed && matches!(command, TradeCommand::BeginPay { .. }) {
+                        self.env.probes.hit(names::TRADE_BEGIN_AFTER_END);
+                    }
                     Next::Repeat(reply)
                 }
                 // Mode 2: a change that publishes an event stores its half message first.
