@@ -60,22 +60,8 @@ pub fn node_env(name: &str, addr: SocketAddr, disk: &Disk) -> NodeEnv {
 /// Sends `request` to `to` from a node of its own at `from` (madsim gives one IP to one node,
 /// so each caller address is used once per simulation) and returns the answer.
 pub async fn call_from<R: Rpc>(from: &str, to: SocketAddr, request: R) -> R::Response {
-    let (from, name) = (addr(from), format!("caller-{from}"));
-    let node = madsim::runtime::Handle::current()
-        .create_node()
-        .name(name.clone())
-        .ip(from.ip())
-        .build();
-    node.spawn(async move {
-        let t = Transport::bind(from, &name, 0, NetFaults::new(), Probes::new())
-            .await
-            .expect("bind");
-        t.call(to, request, Duration::from_secs(5))
-            .await
-            .expect("the node answers")
-    })
-    .await
-    .expect("the call finishes")
+    let mut answers = calls_from(from, to, vec![request], || ()).await;
+    answers.remove(0).0
 }
 
 /// Sends each of `calls` in turn to `to` from one node of its own at `from`, and returns each
