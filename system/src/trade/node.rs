@@ -254,20 +254,31 @@ impl Shell {
                 .await;
             }
         };
+        self.reply_durably(reply, event, fresh).await
+    }
+
+    /// Answers once everything the reply depends on is durable (its own record, or the one a
+    /// repeat answers from), which the log witnesses as the reply leaves; then lets the change's
+    /// event go out. The planted `trade-ack-before-fsync` answers a fresh change at once and
+    /// leaves its fsync behind it.
+    async fn reply_durably(
+        self: Arc<Self>,
+        reply: Result<TradeReply, TradeError>,
+        event: Option<TradeEvent>,
+        fresh: bool,
+    ) -> Result<TradeReply, TradeError> {
         let mark = self.log.mark();
         if fresh && self.env.bugs.is(Bug::TradeAckBeforeFsync) {
-            // The planted bug: a fresh change is answered at once, its fsync left behind it.
             let shell = self.clone();
             madsim::task::spawn(async move {
                 shell.log.sync().await;
                 shell.published(event);
             });
-            self.log.witness_reply(mark);
-            return reply;
+        } else {
+            self.log.sync().await;
+            self.published(event);
         }
-        self.log.sync().await;
         self.log.witness_reply(mark);
-        self.published(event);
         reply
     }
 
