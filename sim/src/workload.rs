@@ -1,10 +1,12 @@
 //! The clients. Each opens its accounts (two user accounts per shard and one merchant
-//! account), funds the user accounts from the world, then runs business steps: mostly trade
-//! flows (a merchant creates a trade, a buyer pays it, the merchant sometimes refunds part or
-//! all of it, sometimes with two refunds racing), some trades left unpaid until they close,
-//! and some same-shard transfers. Money keeps flowing ([`money`]): a buyer about to pay more
-//! than it holds tops up from the world account first, and a merchant whose takings grow
-//! large withdraws them to it. With `--rate`, the clients are open-loop instead
+//! account, as the platform's directory registered them) and funds the user accounts by
+//! deposits, then runs business steps: mostly trade flows (it creates a trade for its own
+//! merchant account, pays it from one of its user accounts, sometimes refunds part or all of
+//! it, sometimes with two refunds racing), some trades left unpaid until they close, and some
+//! same-shard transfers (half of them to another client). Money keeps flowing ([`money`]): a
+//! buyer about to pay more than it holds deposits first, and a merchant whose takings grow
+//! large withdraws them. Every request carries the client's credential. Hostile clients (ids
+//! after the honest ones) run [`hostile`] instead. With `--rate`, the clients are open-loop
 //! ([`crate::openloop`]).
 //!
 //! Every operation has an idempotency key that every retry reuses; a reply that never comes
