@@ -2,9 +2,9 @@
 //!
 //! - **group commit**: every sync of a node's log that returns has made durable every byte the
 //!   log held when that call began;
-//! - **reply**: every reply the ledger and trade shells send leaves with every byte its log
-//!   held at the reply's decision point durable (the reply's own record, or the earlier record
-//!   a repeat answers from, both appended before that point).
+//! - **reply**: every reply the ledger, trade and broker shells send leaves with every byte
+//!   its log held at the reply's decision point durable (the reply's own record, or the
+//!   earlier record a repeat answers from, both appended before that point).
 //!
 //! Not from a snapshot: the platform's log compares, as each sync returns or each reply
 //! leaves, what was promised with what the disk holds durable, and the harness hands every
@@ -12,8 +12,8 @@
 //! that a power loss right then could take back, whether or not a crash comes to prove it. The
 //! crash-time form (everything acknowledged is found after every restart) is left to the
 //! checkers that compare acknowledged answers with the recovered state (exactly-once,
-//! idempotency), and the reply form does not yet cover the payment, broker, replica and
-//! notifier nodes.
+//! idempotency), and the reply form does not yet cover the payment, replica and notifier
+//! nodes (nor the broker under async flush, unsafe by design).
 
 use crate::{Invariant, Violation};
 use serde::{Deserialize, Serialize};

@@ -310,6 +310,7 @@ pub fn bug_needs_messages(bug: Bug) -> bool {
                 | Bug::OffsetBeforeProcessing
                 | Bug::ReplicaNoVersion
                 | Bug::NotifierTimeoutAsAck
+                | Bug::BrokerAckBeforeFsync
         )
 }
 

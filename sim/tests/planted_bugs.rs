@@ -273,13 +273,15 @@ fn notifier_timeout_as_ack_is_caught_by_the_merchants_own_record() {
 }
 
 /// A reply sent before its record's fsync is a durability violation on the first run that
-/// sends one, without any crash (no faults at all here): the ledger's and the trade node's
-/// replies are each checked as they leave against the log position they depend on.
+/// sends one, without any crash (no faults at all here): the ledger's, the trade node's and
+/// the broker's replies are each checked as they leave against the log position they depend
+/// on.
 #[test]
 fn an_ack_before_fsync_is_a_violation_without_any_crash() {
     for (bug, file) in [
         (Bug::LedgerAckBeforeFsync, "ledger.log"),
         (Bug::TradeAckBeforeFsync, "trade.log"),
+        (Bug::BrokerAckBeforeFsync, "broker.log"),
     ] {
         let report = run(RunConfig {
             faults: Some(Vec::new()),
@@ -316,4 +318,12 @@ fn ledger_ack_before_fsync_is_caught_by_durability() {
 #[test]
 fn trade_ack_before_fsync_is_caught_by_durability() {
     assert_eq!(caught_naming(Bug::TradeAckBeforeFsync, "file"), "trade.log");
+}
+
+#[test]
+fn broker_ack_before_fsync_is_caught_by_durability() {
+    assert_eq!(
+        caught_naming(Bug::BrokerAckBeforeFsync, "file"),
+        "broker.log"
+    );
 }

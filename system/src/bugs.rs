@@ -71,6 +71,9 @@ pub enum Bug {
     /// A trade node answers a fresh change (create, begin or end of a pay or a refund) before
     /// its record's fsync.
     TradeAckBeforeFsync,
+    /// The broker answers a fresh write (a send, an offset commit, a half message or its
+    /// decision) under group commit before the write's fsync.
+    BrokerAckBeforeFsync,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -102,6 +105,7 @@ impl Bug {
         Bug::NotifierTimeoutAsAck,
         Bug::LedgerAckBeforeFsync,
         Bug::TradeAckBeforeFsync,
+        Bug::BrokerAckBeforeFsync,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -131,6 +135,7 @@ impl Bug {
             Bug::NotifierTimeoutAsAck => "notifier-timeout-as-ack",
             Bug::LedgerAckBeforeFsync => "ledger-ack-before-fsync",
             Bug::TradeAckBeforeFsync => "trade-ack-before-fsync",
+            Bug::BrokerAckBeforeFsync => "broker-ack-before-fsync",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -187,6 +192,7 @@ impl Bug {
             }
             Bug::LedgerAckBeforeFsync => "a ledger write is answered before its fsync",
             Bug::TradeAckBeforeFsync => "a trade change is answered before its fsync",
+            Bug::BrokerAckBeforeFsync => "a broker write is acknowledged before its fsync",
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -215,7 +221,9 @@ impl Bug {
             }
             Bug::GroupCommitEarlyAck => "durability",
             Bug::NotifierTimeoutAsAck => "notification-outcome",
-            Bug::LedgerAckBeforeFsync | Bug::TradeAckBeforeFsync => "durability",
+            Bug::LedgerAckBeforeFsync | Bug::TradeAckBeforeFsync | Bug::BrokerAckBeforeFsync => {
+                "durability"
+            }
             Bug::TestNondeterminism => "determinism-check",
         }
     }

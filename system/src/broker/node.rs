@@ -221,9 +221,25 @@ impl Shell {
     }
 
     /// Serves one command: decide, write and apply under one lock, reply after the flush.
+    /// Under the safe policies the log witnesses, as the reply leaves, that everything it
+    /// depends on is durable (invariant 19, reply form); async flush is unsafe by design and
+    /// is not witnessed. The planted `broker-ack-before-fsync` answers a fresh write under
+    /// group commit at once and leaves its fsync behind it.
     async fn handle(self: Arc<Self>, command: BrokerCommand) -> Result<BrokerReply, BrokerError> {
         let (reply, wrote) = self.decide_and_write(&command);
-        self.flush(wrote).await;
+        let mark = self.log.mark();
+        let early = wrote
+            && self.config.flush == FlushPolicy::GroupCommit
+            && self.env.bugs.is(crate::bugs::Bug::BrokerAckBeforeFsync);
+        if early {
+            let shell = self.clone();
+            madsim::task::spawn(async move { shell.flush(true).await });
+        } else {
+            self.flush(wrote).await;
+        }
+        if !matches!(self.config.flush, FlushPolicy::Async { .. }) {
+            self.log.witness_reply(mark);
+        }
         reply
     }
 }
