@@ -46,6 +46,26 @@ pub enum Invariant {
 }
 
 impl Invariant {
+    /// Every invariant, in the order of `docs/DOMAIN.md`'s list as the enum declares them.
+    pub const ALL: &'static [Invariant] = &[
+        Invariant::VoucherBalance,
+        Invariant::Conservation,
+        Invariant::Derivation,
+        Invariant::NonNegativity,
+        Invariant::ExactlyOnce,
+        Invariant::Idempotency,
+        Invariant::RefundBound,
+        Invariant::TradeLedgerAgreement,
+        Invariant::LegalTransitions,
+        Invariant::Atomicity,
+        Invariant::ReservationRelease,
+        Invariant::MessageCompleteness,
+        Invariant::Replicas,
+        Invariant::NotificationOutcome,
+        Invariant::NoUnauthorizedEffect,
+        Invariant::Durability,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Invariant::VoucherBalance => "voucher-balance",
@@ -71,26 +91,26 @@ impl Invariant {
 #[cfg(test)]
 #[test]
 fn json_spells_every_invariant_by_its_name() {
+    let names: std::collections::BTreeSet<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
+    assert_eq!(names.len(), Invariant::ALL.len(), "every name distinct");
+    // A new variant fails to compile here until it is listed, and then must be in `ALL`.
     use Invariant::*;
-    let all = [
+    let listed = |i: Invariant| match i {
+        VoucherBalance | Conservation | Derivation | NonNegativity | ExactlyOnce | Idempotency
+        | RefundBound | TradeLedgerAgreement | LegalTransitions | Atomicity
+        | ReservationRelease | MessageCompleteness | Replicas | NotificationOutcome
+        | NoUnauthorizedEffect | Durability => Invariant::ALL.contains(&i),
+    };
+    assert!(Invariant::ALL.iter().all(|&i| listed(i)));
+    for i in [
         VoucherBalance,
-        Conservation,
-        Derivation,
-        NonNegativity,
-        ExactlyOnce,
-        Idempotency,
-        RefundBound,
-        TradeLedgerAgreement,
-        LegalTransitions,
-        Atomicity,
-        ReservationRelease,
-        MessageCompleteness,
-        Replicas,
         NotificationOutcome,
         NoUnauthorizedEffect,
         Durability,
-    ];
-    for i in all {
+    ] {
+        assert!(listed(i), "{i} is in ALL");
+    }
+    for &i in Invariant::ALL {
         let json = serde_json::to_string(&i).expect("serializes");
         assert_eq!(json, format!("\"{}\"", i.name()));
         assert_eq!(serde_json::from_str::<Invariant>(&json).ok(), Some(i));

@@ -7,10 +7,16 @@ use crate::history::OpHandle;
 use crate::trace::TraceEvent;
 use paylab_invariants::{OpKind, Outcome};
 use paylab_system::auth::Credential;
-use paylab_system::ledger::{ClientLedgerCall, LedgerCommand, Leg, Subject};
-use paylab_system::payment::{payment_node_for, ClientPaymentCall, PaymentCommand, PaymentError};
+use paylab_system::ledger::{
+    ClientLedgerCall, LedgerCommand, LedgerError, LedgerReply, Leg, Subject,
+};
+use paylab_system::payment::{
+    payment_node_for, ClientPaymentCall, PaymentCommand, PaymentError, PaymentReceipt,
+};
 use paylab_system::probes::names;
-use paylab_system::trade::{trade_shard_of, ClientTradeCall, TradeCommand, TradeId, TradeReply};
+use paylab_system::trade::{
+    trade_shard_of, ClientTradeCall, TradeCommand, TradeError, TradeId, TradeReply,
+};
 use paylab_system::transport::{RetryPolicy, Transport};
 use paylab_system::{AccountId, Amount, RequestId, ShardId};
 use std::time::Duration;
@@ -29,6 +35,40 @@ const UNEXPECTED_REPLY: &str = "unexpected-reply";
 pub const TOP_UP: &str = "workload.top-up";
 pub const SHORT_PAY: &str = "workload.short-pay-unchecked";
 pub const WITHDRAWAL: &str = "workload.withdrawal";
+
+/// How a platform reply reads as an outcome in the history: ok, or the refusal's code and
+/// sentence; a payment still in progress is no outcome yet.
+pub(crate) trait Answer {
+    fn outcome(&self) -> Outcome;
+}
+
+impl Answer for Result<LedgerReply, LedgerError> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::fail(e.code().name(), e.to_string()),
+        }
+    }
+}
+
+impl Answer for Result<TradeReply, TradeError> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::fail(e.code().name(), e.to_string()),
+        }
+    }
+}
+
+impl Answer for Result<PaymentReceipt, PaymentError> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ok(_) => Outcome::Ok,
+            Err(PaymentError::Refused(r)) => Outcome::fail(r.code.name(), r.detail.clone()),
+            Err(PaymentError::InProgress) => Outcome::Unknown,
+        }
+    }
+}
 
 /// Sends requests and records them; shared by a client's concurrent operations.
 #[derive(Clone)]
@@ -118,11 +158,7 @@ impl Caller {
                 RetryPolicy::default(),
             )
             .await;
-        let outcome = match retried.result {
-            Ok(Ok(_)) => Outcome::Ok,
-            Ok(Err(refusal)) => Outcome::fail(refusal.code().name(), refusal.to_string()),
-            Err(_) => Outcome::Unknown,
-        };
+        let outcome = retried.result.map_or(Outcome::Unknown, |r| r.outcome());
         self.complete(op, request, &outcome, retried.attempts);
         outcome
     }

@@ -10,20 +10,17 @@
 //! sent at all: [`paylab_system::Amount`] is validated when it is built and again when it is
 //! deserialized, so the largest valid amount is the extreme a hostile client tries.
 
-use super::caller::Caller;
+use super::caller::{Answer, Caller};
 use super::{client_accounts, merchant_account};
 use crate::cluster::{client_addr, ledger_addr, payment_addr, trade_addr};
 use paylab_invariants::{Attack, OpKind, Outcome};
 use paylab_system::auth::{Authority, Credential};
 use paylab_system::ledger::{
-    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError, LedgerReply, Leg, Subject,
-    TccAction,
+    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, Leg, Subject, TccAction,
 };
-use paylab_system::payment::{ClientPaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
+use paylab_system::payment::{ClientPaymentCall, PaymentCommand};
 use paylab_system::refusal::RefusalCode;
-use paylab_system::trade::{
-    trade_shard_of, ClientTradeCall, TradeCall, TradeCommand, TradeError, TradeId, TradeReply,
-};
+use paylab_system::trade::{trade_shard_of, ClientTradeCall, TradeCall, TradeCommand, TradeId};
 use paylab_system::transport::Rpc;
 use paylab_system::{AccountId, Amount, IdemKey, RequestId, Xid};
 use rand::Rng;
@@ -35,39 +32,6 @@ use std::time::Duration;
 pub const ATTEMPT: &str = "hostile.attempt";
 
 const ATTACK_TIMEOUT: Duration = Duration::from_millis(1_000);
-
-/// How a reply reads as an outcome in the history.
-trait Answer {
-    fn outcome(&self) -> Outcome;
-}
-
-impl Answer for Result<LedgerReply, LedgerError> {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Ok(_) => Outcome::Ok,
-            Err(e) => Outcome::fail(e.code().name(), e.to_string()),
-        }
-    }
-}
-
-impl Answer for Result<TradeReply, TradeError> {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Ok(_) => Outcome::Ok,
-            Err(e) => Outcome::fail(e.code().name(), e.to_string()),
-        }
-    }
-}
-
-impl Answer for Result<PaymentReceipt, PaymentError> {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Ok(_) => Outcome::Ok,
-            Err(PaymentError::Refused(r)) => Outcome::fail(r.code.name(), r.detail.clone()),
-            Err(PaymentError::InProgress) => Outcome::Unknown,
-        }
-    }
-}
 
 /// One attempt: what it is called, the refusal it must get (`None`: any refusal), whose money
 /// it aims at.
