@@ -13,7 +13,7 @@ use paylab_system::buggify::Buggify;
 use paylab_system::bugs::Bugs;
 use paylab_system::clock::NodeClock;
 use paylab_system::disk::{Disk, PowerLossReport};
-use paylab_system::node::{NodeEnv, NodeName};
+use paylab_system::node::{stream_seed, NodeEnv, NodeName};
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,7 +115,10 @@ impl Cluster {
                     faults: faults.clone(),
                     probes: probes.clone(),
                     bugs,
-                    buggify: buggify.clone(),
+                    buggify: buggify.for_node(
+                        &name.to_string(),
+                        stream_seed(config.seed, &name.to_string(), "buggify", 0),
+                    ),
                     seed: config.seed,
                 };
                 let service = kind.node(&run, name.index);

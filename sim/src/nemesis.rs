@@ -8,10 +8,11 @@
 
 use crate::cluster::Cluster;
 use crate::history::History;
-use crate::plan::{Fault, FaultEvent, FaultKind, FaultPlan};
+use crate::plan::{Fault, FaultEvent, FaultKind, FaultPlan, IN_WINDOW_WAIT_MS};
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::now_ms;
 use madsim::net::NetSim;
+use paylab_system::buggify::Point;
 use paylab_system::node::NodeName;
 use paylab_system::probes::names;
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ use std::time::Duration;
 
 /// How often a pending event looks at the workload's progress.
 const POLL: Duration = Duration::from_millis(5);
+/// How often a crash aimed at a window looks whether its node has fired the point.
+const WINDOW_POLL: Duration = Duration::from_millis(5);
 
 /// madsim's default datagram latency, restored when latency windows close.
 const NORMAL_LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
@@ -106,7 +109,11 @@ impl Nemesis {
                 node,
                 down_ms,
                 torn_keep,
+                in_window,
             } => {
+                if let Some(point) = in_window {
+                    self.await_window(node, *point).await;
+                }
                 self.crash(node, *down_ms, *torn_keep).await;
                 return false;
             }
@@ -150,10 +157,14 @@ impl Nemesis {
                 sleep_ms(*for_ms).await;
                 cluster.set_slow_disk(node, None);
             }
-            Fault::Buggify { point, for_ms } => {
-                cluster.buggify.set(*point, true);
+            Fault::Buggify {
+                point,
+                for_ms,
+                chance,
+            } => {
+                cluster.buggify.open(*point, *chance);
                 sleep_ms(*for_ms).await;
-                cluster.buggify.set(*point, false);
+                cluster.buggify.close(*point);
             }
             window @ (Fault::Loss { for_ms, .. }
             | Fault::Latency { for_ms, .. }
@@ -165,6 +176,19 @@ impl Nemesis {
             }
         }
         true
+    }
+
+    /// Waits until `node` fires buggify point `point` (work is then paused inside the
+    /// window), or [`IN_WINDOW_WAIT_MS`] has passed.
+    async fn await_window(&self, node: &NodeName, point: Point) {
+        let name = node.to_string();
+        let buggify = &self.cluster.buggify;
+        let before = buggify.fired(point, &name);
+        let mut waited = 0;
+        while buggify.fired(point, &name) == before && waited < IN_WINDOW_WAIT_MS {
+            madsim::time::sleep(WINDOW_POLL).await;
+            waited += WINDOW_POLL.as_millis() as u64;
+        }
     }
 
     /// Crashes a node (its power cut, so unsynced writes may be lost or torn) and restarts it

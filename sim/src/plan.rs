@@ -33,6 +33,9 @@ pub const LATENCY_MS_MAX: u64 = 1_000;
 /// Fault events in one plan: a drawn plan has at most a few dozen; a saved one may have more,
 /// but not so many that applying them is what the run spends its time on.
 pub const PLAN_EVENTS_MAX: usize = 1_000;
+/// How long a crash aimed at a buggify window waits for its node to fire the point before it
+/// crashes the node anyway.
+pub const IN_WINDOW_WAIT_MS: u64 = 5_000;
 
 /// The kinds of fault a plan can contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,6 +133,10 @@ pub enum Fault {
         node: NodeName,
         down_ms: u64,
         torn_keep: Option<f64>,
+        /// Aimed at a buggify window: the crash waits (at most [`IN_WINDOW_WAIT_MS`]) until
+        /// the node fires this point, so that it dies with work paused inside the window.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_window: Option<Point>,
     },
     /// Freeze every task of the node for `for_ms` (a long GC pause, a stuck VM).
     Pause { node: NodeName, for_ms: u64 },
@@ -174,8 +181,23 @@ pub enum Fault {
         fsync_ms: u64,
         for_ms: u64,
     },
-    /// Widen a critical window in platform code, for `for_ms`.
-    Buggify { point: Point, for_ms: u64 },
+    /// Open a buggify point in platform code for `for_ms`: each passage through it widens the
+    /// critical window with probability `chance` (1 when a saved plan leaves it out).
+    Buggify {
+        point: Point,
+        for_ms: u64,
+        #[serde(default = "always", skip_serializing_if = "is_always")]
+        chance: f64,
+    },
+}
+
+/// A buggify point that fires on every passage.
+fn always() -> f64 {
+    1.0
+}
+
+fn is_always(chance: &f64) -> bool {
+    *chance >= 1.0
 }
 
 impl Fault {
@@ -222,9 +244,15 @@ impl Fault {
                     _ => Ok(()),
                 }
             }
-            Fault::Pause { for_ms, .. }
-            | Fault::OneWay { for_ms, .. }
-            | Fault::Buggify { for_ms, .. } => bound_duration(*for_ms, "duration"),
+            Fault::Pause { for_ms, .. } | Fault::OneWay { for_ms, .. } => {
+                bound_duration(*for_ms, "duration")
+            }
+            Fault::Buggify { for_ms, chance, .. } => {
+                if !(*chance > 0.0 && *chance <= 1.0) {
+                    return Err(format!("buggify chance {chance} is outside (0, 1]"));
+                }
+                bound_duration(*for_ms, "duration")
+            }
             Fault::Partition {
                 side,
                 other,
@@ -317,9 +345,11 @@ impl fmt::Display for Fault {
                 node,
                 down_ms,
                 torn_keep,
+                in_window,
             } => write!(
                 f,
-                "crash {node} for {down_ms}ms{}",
+                "crash {node}{} for {down_ms}ms{}",
+                in_window.map_or(String::new(), |p| format!(" in {p}")),
                 if torn_keep.is_some() { " (torn)" } else { "" }
             ),
             Fault::Pause { node, for_ms } => write!(f, "pause {node} for {for_ms}ms"),
@@ -359,7 +389,16 @@ impl fmt::Display for Fault {
                 fsync_ms,
                 for_ms,
             } => write!(f, "slow-disk {node} fsync {fsync_ms}ms for {for_ms}ms"),
-            Fault::Buggify { point, for_ms } => write!(f, "buggify {point} for {for_ms}ms"),
+            Fault::Buggify {
+                point,
+                for_ms,
+                chance,
+            } if is_always(chance) => write!(f, "buggify {point} for {for_ms}ms"),
+            Fault::Buggify {
+                point,
+                for_ms,
+                chance,
+            } => write!(f, "buggify {point} for {for_ms}ms at {chance}"),
         }
     }
 }
@@ -424,6 +463,10 @@ impl FaultPlan {
         let total = config.total_ops();
         let mut events = Vec::new();
         for &kind in &kinds {
+            if kind == FaultKind::Buggify {
+                events.extend(draw_sites(&nodes, total, &mut rng));
+                continue;
+            }
             let count = if kind == FaultKind::Crash {
                 rng.gen_range(1..=3)
             } else {
@@ -508,7 +551,7 @@ fn draw_kinds(config: &RunConfig, rng: &mut ChaCha8Rng) -> Vec<FaultKind> {
             let mut picked: Vec<FaultKind> = FaultKind::ALL
                 .iter()
                 .copied()
-                .filter(|_| rng.gen_bool(0.5))
+                .filter(|k| rng.gen_bool(swarm_p(*k)))
                 .collect();
             if picked.is_empty() {
                 picked.push(*FaultKind::ALL.choose(rng).expect("kinds exist"));
@@ -518,50 +561,84 @@ fn draw_kinds(config: &RunConfig, rng: &mut ChaCha8Rng) -> Vec<FaultKind> {
     }
 }
 
+/// How likely swarm testing is to enable a kind: one in two, except crashes and buggify sites,
+/// which find the most (every durability and recovery defect needs a crash, and the sites are
+/// where crashes are aimed), so that runs with both are common rather than one in four.
+fn swarm_p(kind: FaultKind) -> f64 {
+    match kind {
+        FaultKind::Crash => 0.7,
+        FaultKind::Buggify => 0.6,
+        _ => 0.5,
+    }
+}
+
 /// Moves crashes to where they are most telling. A crash is most telling while a disk is slow
 /// (writes linger unsynced): usually one crash lands on a slow disk's node shortly after its
 /// slowness began. Likewise a buggify window exists to be crashed in: usually a crash lands on
-/// a node that runs the widened window, just after it opened.
-fn correlate_crashes(events: &mut [FaultEvent], nodes: &[NodeName], rng: &mut ChaCha8Rng) {
-    let slow: Vec<(u64, NodeName)> = events
-        .iter()
-        .filter_map(|e| match &e.fault {
-            Fault::SlowDisk { node, .. } => Some((e.after_ops, node.clone())),
-            _ => None,
-        })
+/// a node that runs an open site, just after it opened, the sites taken in random order and a
+/// crash added for a site the drawn ones did not reach (at most [`CORRELATED_CRASHES_MAX`] in
+/// all). Only a plan whose kinds include crashes gets any.
+fn correlate_crashes(events: &mut Vec<FaultEvent>, nodes: &[NodeName], rng: &mut ChaCha8Rng) {
+    let mut crashes: Vec<usize> = (0..events.len())
+        .filter(|&i| matches!(events[i].fault, Fault::Crash { .. }))
         .collect();
-    let windows: Vec<(u64, Vec<NodeName>)> = events
+    if crashes.is_empty() {
+        return;
+    }
+    let slow = events.iter().find_map(|e| match &e.fault {
+        Fault::SlowDisk { node, .. } => Some((e.after_ops, vec![node.clone()], None)),
+        _ => None,
+    });
+    let mut windows: Vec<(u64, Vec<NodeName>, Option<Point>)> = events
         .iter()
         .filter_map(|e| match &e.fault {
             Fault::Buggify { point, .. } => {
                 let runs = point_nodes(*point, nodes);
-                (!runs.is_empty()).then_some((e.after_ops, runs))
+                (!runs.is_empty()).then_some((e.after_ops, runs, Some(*point)))
             }
             _ => None,
         })
         .collect();
-    let targets: Vec<(u64, Vec<NodeName>)> = slow
-        .first()
-        .map(|(at, node)| (*at, vec![node.clone()]))
-        .into_iter()
-        .chain(windows)
-        .collect();
-    let mut crashes = events
-        .iter_mut()
-        .filter(|e| matches!(e.fault, Fault::Crash { .. }));
-    for (after_ops, candidates) in targets {
+    windows.shuffle(rng);
+    crashes.reverse();
+    for (after_ops, candidates, point) in slow.into_iter().chain(windows) {
         if !rng.gen_bool(0.75) {
             continue;
         }
-        let Some(crash) = crashes.next() else {
-            break;
+        let index = match crashes.pop() {
+            Some(i) => i,
+            None if crash_count(events) < CORRELATED_CRASHES_MAX => {
+                events.push(FaultEvent {
+                    after_ops,
+                    fault: draw(FaultKind::Crash, nodes, rng),
+                });
+                events.len() - 1
+            }
+            None => break,
         };
-        if let Fault::Crash { node: target, .. } = &mut crash.fault {
+        let crash = &mut events[index];
+        if let Fault::Crash {
+            node: target,
+            in_window,
+            ..
+        } = &mut crash.fault
+        {
             *target = candidates.choose(rng).expect("candidates exist").clone();
+            *in_window = point;
         }
-        // A few operations in, so that work is inside the window when the node dies.
-        crash.after_ops = after_ops + rng.gen_range(2..=6);
+        // Some operations in, so that work is inside the window when the node dies.
+        crash.after_ops = after_ops + rng.gen_range(4..=12);
     }
+}
+
+/// At most this many crashes in a drawn plan once they are correlated with windows.
+const CORRELATED_CRASHES_MAX: usize = 5;
+
+fn crash_count(events: &[FaultEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e.fault, Fault::Crash { .. }))
+        .count()
 }
 
 /// The nodes that run the code behind buggify point `point` (their kind lists the point).
@@ -591,13 +668,14 @@ fn outage_ms(rng: &mut ChaCha8Rng, usual: std::ops::RangeInclusive<u64>) -> u64 
 
 /// One fault of `kind` with random targets and intensity.
 fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
-    let node = |rng: &mut ChaCha8Rng| nodes.choose(rng).expect("a run has nodes").clone();
+    let node = |rng: &mut ChaCha8Rng| any_role_node(nodes, rng);
     let for_ms = |rng: &mut ChaCha8Rng| rng.gen_range(200..=3_000);
     match kind {
         FaultKind::Crash => Fault::Crash {
             node: node(rng),
             down_ms: outage_ms(rng, 50..=1_999),
             torn_keep: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..1.0)),
+            in_window: None,
         },
         FaultKind::Pause => Fault::Pause {
             node: node(rng),
@@ -639,8 +717,55 @@ fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
         FaultKind::Buggify => Fault::Buggify {
             point: *Point::ALL.choose(rng).expect("points exist"),
             for_ms: for_ms(rng),
+            chance: 1.0,
         },
     }
+}
+
+/// The buggify sites of a run (FoundationDB's BUGGIFY): the run draws how likely a site is to
+/// be enabled at all, then each point whose code runs on some node of the configuration is
+/// enabled with that probability, open for a long stretch of the faulted phase and firing with
+/// a chance of its own. At least one site is enabled.
+fn draw_sites(nodes: &[NodeName], total: u64, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+    let enabled_p = [0.5, 0.75, 1.0][rng.gen_range(0..3)];
+    let runnable: Vec<Point> = Point::ALL
+        .iter()
+        .copied()
+        .filter(|p| !point_nodes(*p, nodes).is_empty())
+        .collect();
+    let mut sites: Vec<Point> = runnable
+        .iter()
+        .copied()
+        .filter(|_| rng.gen_bool(enabled_p))
+        .collect();
+    if sites.is_empty() {
+        sites.extend(runnable.choose(rng));
+    }
+    sites
+        .into_iter()
+        .map(|point| FaultEvent {
+            after_ops: rng.gen_range(total / 20..=total / 2),
+            fault: Fault::Buggify {
+                point,
+                for_ms: rng.gen_range(2_000..=DURATION_MS_MAX),
+                chance: [0.05, 0.2, 0.5, 1.0][rng.gen_range(0..4)],
+            },
+        })
+        .collect()
+}
+
+/// A node for a one-node fault: a role first, each equally likely, then one of its nodes, so
+/// that a role with many nodes (the ledger's shards) does not take most of the faults and a
+/// role with one node (a replica) still gets its share.
+fn any_role_node(nodes: &[NodeName], rng: &mut ChaCha8Rng) -> NodeName {
+    let roles: BTreeSet<&str> = nodes.iter().map(|n| n.role.as_str()).collect();
+    let role: &str = roles
+        .iter()
+        .collect::<Vec<_>>()
+        .choose(rng)
+        .expect("a run has nodes");
+    let of_role: Vec<&NodeName> = nodes.iter().filter(|n| n.role.as_str() == role).collect();
+    (*of_role.choose(rng).expect("the role has nodes")).clone()
 }
 
 /// A partition: one node isolated, a random split, one clogged link, or a bridge.
@@ -764,6 +889,7 @@ mod tests {
                     node: node.parse().expect("a node name"),
                     down_ms,
                     torn_keep: None,
+                    in_window: None,
                 },
             }],
         };

@@ -21,6 +21,7 @@ pub mod caller;
 pub mod flows;
 pub mod hostile;
 pub mod money;
+pub mod reask;
 
 use crate::cluster::client_addr;
 use crate::config::RunConfig;
@@ -35,8 +36,11 @@ use paylab_system::transport::{NetFaults, Transport};
 use paylab_system::AccountId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reask::ReAsks;
 
 const WORKLOAD_STREAM: u64 = 0x574f_524b_4c4f_4144; // "WORKLOAD"
+/// Mixed into a client's seed for its re-ask stream.
+const RE_ASK_STREAM: u64 = 0x5245_4153_4b53_0000; // "REASKS"
 
 /// Milliseconds of simulated time since the run started.
 pub fn now_ms() -> u64 {
@@ -92,11 +96,18 @@ pub async fn run_client(id: u32, ctx: ClientContext) {
         ctx,
         transport,
         credential,
+        re_asks: None,
     };
     if id >= caller.ctx.config.clients {
         crate::workload::hostile::run(caller, rng).await;
         return;
     }
+    let caller = Caller {
+        re_asks: Some(ReAsks::new(
+            client_seed(&caller.ctx.config, id) ^ RE_ASK_STREAM,
+        )),
+        ..caller
+    };
     if caller.ctx.config.open_loop().is_some() {
         crate::openloop::run_node(caller, rng).await;
         return;

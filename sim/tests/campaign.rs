@@ -136,22 +136,22 @@ fn the_junit_schema_check_rejects_a_broken_file() {
 #[test]
 fn a_planted_bug_fails_the_campaign_naming_seeds_invariants_and_repro_commands() {
     let dir = scratch("bug");
-    let out = campaign(&dir, &["--seeds", "0..24", "--bug", "tcc-no-fence"]);
+    let out = campaign(&dir, &["--seeds", "0..24", "--bug", "tcc-confirm-not-idempotent"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let failing: Vec<RunRecord> = records(&dir).into_iter().filter(|r| r.failed()).collect();
     assert!(
         !failing.is_empty(),
-        "tcc-no-fence is caught within 24 seeds"
+        "tcc-confirm-not-idempotent is caught within 24 seeds"
     );
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     for r in &failing {
         assert!(
-            r.invariants.iter().any(|i| i == "reservation-release"),
+            r.invariants.iter().any(|i| i == "exactly-once"),
             "{r:?}"
         );
         let repro = format!("cargo run --release -- run --seed {} ", r.seed);
-        assert!(r.repro.starts_with(&repro) && r.repro.contains("--bug tcc-no-fence"));
+        assert!(r.repro.starts_with(&repro) && r.repro.contains("--bug tcc-confirm-not-idempotent"));
         assert!(
             md.contains(&format!("- seed {}: **VIOLATION**", r.seed)),
             "{md}"
@@ -176,7 +176,7 @@ fn a_campaign_killed_and_resumed_ends_like_one_never_interrupted() {
         "--seeds",
         "0..40",
         "--bug",
-        "tcc-no-fence",
+        "tcc-confirm-not-idempotent",
         "--check-determinism",
         "10",
     ];
@@ -237,7 +237,7 @@ fn a_campaign_killed_and_resumed_ends_like_one_never_interrupted() {
 #[test]
 fn three_shards_merged_equal_one_campaign_over_the_same_seeds() {
     let dir = scratch("shards");
-    let flags = ["--seeds", "0..30", "--bug", "tcc-no-fence"];
+    let flags = ["--seeds", "0..30", "--bug", "tcc-confirm-not-idempotent"];
     let mut shard_dirs = Vec::new();
     for k in 1..=3 {
         let d = dir.join(format!("shard-{k}"));
@@ -272,7 +272,7 @@ fn three_shards_merged_equal_one_campaign_over_the_same_seeds() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    assert!(!failures.is_empty(), "tcc-no-fence fails some of 30 seeds");
+    assert!(!failures.is_empty(), "tcc-confirm-not-idempotent fails some of 30 seeds");
     for report in failures {
         assert!(
             report.with_extension("html").is_file(),
@@ -522,7 +522,7 @@ fn bad_input_is_refused_in_one_sentence_with_nothing_written() {
     let other = resume(&["--count", "3"]);
     assert_eq!(other.status.code(), Some(2), "{}", text(&other));
     assert!(text(&other).contains("other flags"));
-    assert_eq!(resume(&["--bug", "tcc-no-fence"]).status.code(), Some(2));
+    assert_eq!(resume(&["--bug", "tcc-confirm-not-idempotent"]).status.code(), Some(2));
     assert_eq!(
         resume(&["--jobs", "1", "--quiet"]).status.code(),
         Some(0),
@@ -550,7 +550,7 @@ fn the_corpus_replays_and_saved_failures_become_entries() {
             "--seeds",
             "0..12",
             "--bug",
-            "tcc-no-fence",
+            "tcc-confirm-not-idempotent",
             "--save-failures",
             s(&corpus),
         ],
@@ -575,7 +575,7 @@ fn the_corpus_replays_and_saved_failures_become_entries() {
     std::fs::create_dir_all(&hand).unwrap();
     let seed = failing[0].seed;
     let entry = |expect: &str| {
-        format!("why = \"A test entry.\"\nseed = {seed}\nargs = [\"--bug\", \"tcc-no-fence\", \"--ops\", \"10\"]\nexpect = \"{expect}\"\ninvariant = \"reservation-release\"\n")
+        format!("why = \"A test entry.\"\nseed = {seed}\nargs = [\"--bug\", \"tcc-confirm-not-idempotent\", \"--ops\", \"10\"]\nexpect = \"{expect}\"\ninvariant = \"exactly-once\"\n")
     };
     std::fs::write(hand.join("fence.toml"), entry("VIOLATION")).unwrap();
     let out = paylab(&["replay", s(&hand)]);

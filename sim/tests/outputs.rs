@@ -48,7 +48,7 @@ fn json_is_one_document_with_the_command_lines_names_and_a_hex_trace_hash() {
         &[
             "run",
             "--seed",
-            "0",
+            "3",
             "--bug",
             "tcc-no-fence",
             "--json",
@@ -61,7 +61,7 @@ fn json_is_one_document_with_the_command_lines_names_and_a_hex_trace_hash() {
     assert_eq!(doc["verdict"], "Violation");
     let stderr = String::from_utf8_lossy(&fail.stderr);
     assert!(
-        stderr.contains("report: reports/failures/seed-0-tcc-no-fence-"),
+        stderr.contains("report: reports/failures/seed-3-tcc-no-fence-"),
         "{stderr}"
     );
     assert!(!stderr.contains('\u{1b}'), "no colours into a file");
@@ -91,7 +91,7 @@ fn output_lost_to_a_full_disk_is_an_error() {
 #[test]
 fn runs_of_one_seed_with_other_flags_keep_their_own_reports() {
     let cwd = fresh_dir("names");
-    for ops in ["20", "30"] {
+    for ops in ["30", "40"] {
         let args = [
             "run",
             "--seed",
@@ -126,7 +126,7 @@ fn edited_report(cwd: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
             "--bug",
             "refund-check-then-act",
             "--ops",
-            "20",
+            "30",
         ],
     );
     assert_eq!(

@@ -63,12 +63,12 @@ fn shrinks(bug: Bug, seed: u64, budget: Duration) -> (usize, usize) {
 }
 
 #[test]
-fn refund_check_then_act_at_seed_0_shrinks_to_two_faults_and_thirty_operations() {
+fn refund_check_then_act_at_seed_0_shrinks_to_two_faults_and_thirty_five_operations() {
     // A generous budget (the search takes about a second): the figure must not depend on the
     // machine's speed.
     let (faults, ops) = shrinks(Bug::RefundCheckThenAct, 0, Duration::from_secs(300));
     assert!(
-        faults <= 2 && ops <= 30,
+        faults <= 2 && ops <= 35,
         "{faults} faults, {ops} operations"
     );
 }

@@ -1,11 +1,15 @@
 //! Buggify points: places in platform code where the harness can widen a critical window, so
 //! that a crash or a message lands inside it far more often than chance would allow
-//! (FoundationDB's BUGGIFY). Off unless the run's fault plan switches a point on; a point that
-//! is on costs a fixed pause of simulated time, never a change of behaviour.
+//! (FoundationDB's BUGGIFY). Off unless the run's fault plan opens a point, for a stretch of
+//! time and with a chance of firing drawn for the run; a passage through an open point fires
+//! with that chance (drawn from the node's own stream), and a firing costs a fixed pause of
+//! simulated time, never a change of behaviour.
 
 use crate::probes::Probes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,9 @@ use std::time::Duration;
 /// How long a widened window lasts.
 pub const WINDOW: Duration = Duration::from_millis(300);
 
-/// The widened window of [`Point::HalfToLocal`].
-pub const HALF_TO_LOCAL_WINDOW: Duration = Duration::from_millis(800);
+/// The widened window of the points around a half message ([`Point::HalfToLocal`],
+/// [`Point::CommitToMessage`], [`Point::AbortToMessage`]): past the broker's first check-back.
+pub const CHECK_BACK_WINDOW: Duration = Duration::from_millis(800);
 
 /// A critical window in platform code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -35,6 +40,21 @@ pub enum Point {
     /// Consumer: between processing a batch and committing its offset (the reverse order under
     /// the planted `offset-before-processing`).
     ConsumeToOffset,
+    /// Trade node, mode 2: between a local transaction that aborted and its half message's
+    /// rollback (a crash here leaves the half to the check-back).
+    AbortToMessage,
+    /// TCC manager: between the last Confirm answer and the activity's durable end (a crash
+    /// here makes recovery confirm again).
+    ConfirmToEnd,
+    /// TCC manager: between the last Cancel answer and the activity's durable end (a crash
+    /// here makes recovery cancel again).
+    CancelToEnd,
+    /// Payment node: between the trade's answer to the end and the order's end record (a crash
+    /// here makes the resumed order tell the trade again).
+    TradeToFinish,
+    /// Notifier: between the merchant's acknowledgement and its durable record (a crash here
+    /// makes the notifier call again).
+    CallbackToRecord,
 }
 
 impl Point {
@@ -45,6 +65,11 @@ impl Point {
         Point::CommitToMessage,
         Point::HalfToLocal,
         Point::ConsumeToOffset,
+        Point::AbortToMessage,
+        Point::ConfirmToEnd,
+        Point::CancelToEnd,
+        Point::TradeToFinish,
+        Point::CallbackToRecord,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,15 +80,23 @@ impl Point {
             Point::CommitToMessage => "commit-to-message",
             Point::HalfToLocal => "half-to-local",
             Point::ConsumeToOffset => "consume-to-offset",
+            Point::AbortToMessage => "abort-to-message",
+            Point::ConfirmToEnd => "confirm-to-end",
+            Point::CancelToEnd => "cancel-to-end",
+            Point::TradeToFinish => "trade-to-finish",
+            Point::CallbackToRecord => "callback-to-record",
         }
     }
 
-    /// How long the widened window lasts: [`WINDOW`], except between a half message and its
-    /// local transaction, which is widened past the broker's first check-back (600 ms in a
-    /// run), so that the check arrives while the local transaction is still running.
+    /// How long the widened window lasts: [`WINDOW`], except around a half message, widened
+    /// past the broker's first check-back (600 ms in a run) so that the check races the window:
+    /// it arrives while the local transaction is still running, or before the one-way commit or
+    /// rollback that follows it.
     pub fn window(self) -> Duration {
         match self {
-            Point::HalfToLocal => HALF_TO_LOCAL_WINDOW,
+            Point::HalfToLocal | Point::CommitToMessage | Point::AbortToMessage => {
+                CHECK_BACK_WINDOW
+            }
             _ => WINDOW,
         }
     }
@@ -77,6 +110,11 @@ impl Point {
             Point::CommitToMessage => "buggify.commit-to-message",
             Point::HalfToLocal => "buggify.half-to-local",
             Point::ConsumeToOffset => "buggify.consume-to-offset",
+            Point::AbortToMessage => "buggify.abort-to-message",
+            Point::ConfirmToEnd => "buggify.confirm-to-end",
+            Point::CancelToEnd => "buggify.cancel-to-end",
+            Point::TradeToFinish => "buggify.trade-to-finish",
+            Point::CallbackToRecord => "buggify.callback-to-record",
         }
     }
 }
@@ -98,38 +136,134 @@ impl FromStr for Point {
     }
 }
 
-/// The run's switchboard of buggify points, shared by every node.
-#[derive(Debug, Clone, Default)]
+/// The run's switchboard of open buggify points (each with its chance of firing), shared by
+/// every node, and the node's own stream for the firing draws.
+#[derive(Debug, Clone)]
 pub struct Buggify {
-    on: Arc<Mutex<BTreeSet<Point>>>,
+    open: Arc<Mutex<BTreeMap<Point, f64>>>,
+    /// How many times each point fired on each node, for the harness (a crash aimed at a
+    /// window waits for its node to fire the point).
+    fired: Arc<Mutex<BTreeMap<(Point, String), u64>>>,
+    /// The node this handle belongs to (empty for the run's own handle).
+    node: String,
+    draws: Arc<Mutex<ChaCha8Rng>>,
+}
+
+impl Default for Buggify {
+    fn default() -> Self {
+        Buggify {
+            open: Arc::default(),
+            fired: Arc::default(),
+            node: String::new(),
+            draws: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(0))),
+        }
+    }
 }
 
 impl Buggify {
-    pub fn set(&self, point: Point, on: bool) {
-        let mut points = self.on.lock().unwrap_or_else(|p| p.into_inner());
-        if on {
-            points.insert(point);
-        } else {
-            points.remove(&point);
+    /// The same switchboard for node `node`, with its own stream of firing draws (seeded by
+    /// the caller from the run seed and the node's name).
+    pub fn for_node(&self, node: &str, stream: u64) -> Buggify {
+        Buggify {
+            open: self.open.clone(),
+            fired: self.fired.clone(),
+            node: node.to_string(),
+            draws: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(stream))),
         }
+    }
+
+    /// How many times `point` has fired on `node` so far.
+    pub fn fired(&self, point: Point, node: &str) -> u64 {
+        let fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        fired.get(&(point, node.to_string())).copied().unwrap_or(0)
+    }
+
+    /// Opens `point`, each passage firing with `chance` (clamped to 0..=1).
+    pub fn open(&self, point: Point, chance: f64) {
+        let chance = chance.clamp(0.0, 1.0);
+        self.board().insert(point, chance);
+    }
+
+    /// Closes `point`.
+    pub fn close(&self, point: Point) {
+        self.board().remove(&point);
     }
 
     pub fn clear(&self) {
-        self.on.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.board().clear();
     }
 
     pub fn is_on(&self, point: Point) -> bool {
-        self.on
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&point)
+        self.board().contains_key(&point)
     }
 
-    /// Pauses for the point's window if `point` is on.
+    fn board(&self) -> std::sync::MutexGuard<'_, BTreeMap<Point, f64>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this passage through `point` fires: never while it is closed, always at chance
+    /// 1, otherwise a draw from the node's stream.
+    fn fires(&self, point: Point) -> bool {
+        let Some(chance) = self.board().get(&point).copied() else {
+            return false;
+        };
+        chance >= 1.0
+            || self
+                .draws
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .gen_bool(chance)
+    }
+
+    /// Pauses for the point's window if this passage through `point` fires.
     pub async fn window(&self, point: Point, probes: &Probes) {
-        if self.is_on(point) {
+        if self.fires(point) {
             probes.hit(point.probe());
+            *self
+                .fired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((point, self.node.clone()))
+                .or_default() += 1;
             madsim::time::sleep(point.window()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_fires_only_while_open_and_about_as_often_as_its_chance() {
+        let board = Buggify::default().for_node("trade/0", 7);
+        assert!(!board.fires(Point::AbortToMessage));
+        board.open(Point::AbortToMessage, 1.0);
+        assert!((0..50).all(|_| board.fires(Point::AbortToMessage)));
+        board.open(Point::AbortToMessage, 0.25);
+        let fired = (0..4000)
+            .filter(|_| board.fires(Point::AbortToMessage))
+            .count();
+        assert!((800..1200).contains(&fired), "{fired}");
+        board.close(Point::AbortToMessage);
+        assert!(!board.fires(Point::AbortToMessage));
+    }
+
+    #[test]
+    fn nodes_share_the_switchboard_but_not_the_stream() {
+        let run = Buggify::default();
+        let (a, b) = (run.for_node("a/0", 1), run.for_node("b/0", 2));
+        run.open(Point::ConsumeToOffset, 0.5);
+        assert!(a.is_on(Point::ConsumeToOffset) && b.is_on(Point::ConsumeToOffset));
+        let draws = |n: &Buggify| {
+            (0..64)
+                .map(|_| n.fires(Point::ConsumeToOffset))
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(draws(&a), draws(&b));
+        assert_eq!(
+            draws(&run.for_node("a/0", 1)),
+            draws(&run.for_node("a/0", 1))
+        );
     }
 }

@@ -259,6 +259,8 @@ pub mod names {
     pub const NOTIFY_EXHAUSTED: &str = "notify.schedule-exhausted";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
+    /// An honest client asked a request again after its definite answer.
+    pub const CLIENT_RE_ASK: &str = "client.re-ask";
 }
 
 #[cfg(test)]

@@ -769,7 +769,7 @@ async fn crash_in_the_consume_window(bugs: Bugs) -> Vec<(bool, usize)> {
     .await;
     let sent = produce("ok", 0, 8).await;
     let (seen, buggify): (Seen, _) = (Arc::default(), Buggify::default());
-    buggify.set(Point::ConsumeToOffset, true);
+    buggify.open(Point::ConsumeToOffset, 1.0);
     let interval = Duration::from_millis(100);
     let consumer = start_consumer(0, "g", interval, &seen, &probes, bugs, &buggify);
     madsim::time::sleep(Duration::from_millis(150)).await;

@@ -117,6 +117,7 @@ pub const PROBES: &[&str] = &[
     names::NOTIFY_EXHAUSTED,
     names::CLIENT_RETRY,
     names::CLIENT_UNKNOWN,
+    names::CLIENT_RE_ASK,
 ];
 
 /// The summary of a campaign's records (in any order, each seed once).

@@ -263,6 +263,7 @@ mod tests {
                         node: "ledger/0".parse().unwrap(),
                         down_ms: 300,
                         torn_keep: None,
+                        in_window: None,
                     },
                 ),
                 event(

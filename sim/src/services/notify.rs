@@ -34,7 +34,7 @@ impl ServiceKind for Notify {
         addr_of()
     }
     fn buggify_points(&self) -> &'static [Point] {
-        &[Point::ConsumeToOffset]
+        &[Point::ConsumeToOffset, Point::CallbackToRecord]
     }
     fn node(&self, run: &RunContext<'_>, _index: u32) -> Arc<dyn NodeService> {
         Arc::new(NotifyConfig {

@@ -35,8 +35,11 @@ impl ServiceKind for Payment {
     fn buggify_points(&self) -> &'static [Point] {
         &[
             Point::CommitToPhaseTwo,
+            Point::ConfirmToEnd,
+            Point::CancelToEnd,
             Point::OutcomeToTrade,
             Point::OrderToTrade,
+            Point::TradeToFinish,
         ]
     }
     fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {

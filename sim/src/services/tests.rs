@@ -81,6 +81,11 @@ fn buggify_points_run_where_their_code_runs() {
     assert_eq!(on(Point::OrderToTrade), ["payment"]);
     assert_eq!(on(Point::CommitToMessage), ["trade"]);
     assert_eq!(on(Point::HalfToLocal), ["trade"]);
+    assert_eq!(on(Point::AbortToMessage), ["trade"]);
+    assert_eq!(on(Point::ConfirmToEnd), ["payment"]);
+    assert_eq!(on(Point::CancelToEnd), ["payment"]);
+    assert_eq!(on(Point::TradeToFinish), ["payment"]);
+    assert_eq!(on(Point::CallbackToRecord), ["notify"]);
     assert_eq!(
         on(Point::ConsumeToOffset),
         ["consumer-records", "merchant-query", "notify"]

@@ -33,7 +33,11 @@ impl ServiceKind for Trade {
         addr_of(index)
     }
     fn buggify_points(&self) -> &'static [Point] {
-        &[Point::CommitToMessage, Point::HalfToLocal]
+        &[
+            Point::CommitToMessage,
+            Point::HalfToLocal,
+            Point::AbortToMessage,
+        ]
     }
     fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {
         Arc::new(TradeConfig {

@@ -307,12 +307,14 @@ fn simpler(fault: &Fault) -> Vec<(String, Fault)> {
             node,
             down_ms,
             torn_keep: Some(_),
+            in_window,
         } => out.push((
             "no torn write".to_string(),
             Fault::Crash {
                 node: node.clone(),
                 down_ms: *down_ms,
                 torn_keep: None,
+                in_window: *in_window,
             },
         )),
         Fault::Partition {
@@ -400,6 +402,7 @@ mod tests {
             node: node("ledger/3"),
             down_ms: 100,
             torn_keep: None,
+            in_window: None,
         };
         let cut = Fault::Partition {
             side: vec![node("ledger/1")],

@@ -1,15 +1,14 @@
 //! Sending one client request, retrying it under the same idempotency key, and recording it in
 //! the history, the trace and the clients' balance estimate ([`super::money::Balances`]).
 
+use super::reask::{Ask, ReAsks};
 use super::{now_ms, ClientContext};
-use crate::cluster::{ledger_addr, payment_addr, trade_addr};
+use crate::cluster::{payment_addr, trade_addr};
 use crate::history::OpHandle;
 use crate::trace::TraceEvent;
 use paylab_invariants::{OpKind, Outcome};
 use paylab_system::auth::Credential;
-use paylab_system::ledger::{
-    ClientLedgerCall, LedgerCommand, LedgerError, LedgerReply, Leg, Subject,
-};
+use paylab_system::ledger::{LedgerCommand, LedgerError, LedgerReply, Leg, Subject};
 use paylab_system::payment::{
     payment_node_for, ClientPaymentCall, PaymentCommand, PaymentError, PaymentReceipt,
 };
@@ -18,7 +17,7 @@ use paylab_system::trade::{
     trade_shard_of, ClientTradeCall, TradeCommand, TradeError, TradeId, TradeReply,
 };
 use paylab_system::transport::{RetryPolicy, Transport};
-use paylab_system::{AccountId, Amount, RequestId, ShardId};
+use paylab_system::{AccountId, Amount, RequestId};
 use std::time::Duration;
 
 /// How often a client asks the payment service about one key before giving up (unknown).
@@ -78,6 +77,8 @@ pub struct Caller {
     pub transport: Transport,
     /// What the platform issued this client: sent with every request.
     pub credential: Credential,
+    /// Its stream of re-asks after definite answers; none for a hostile client.
+    pub re_asks: Option<ReAsks>,
 }
 
 /// A pay or a refund to ask: which trade, between whom, for how much.
@@ -136,7 +137,8 @@ impl Caller {
         });
     }
 
-    /// Sends one ledger command until it gets a reply or the retries run out, and records it.
+    /// Sends one ledger command until it gets a reply or the retries run out, records it, and
+    /// sometimes asks it again.
     pub async fn ledger(
         &self,
         kind: OpKind,
@@ -146,20 +148,10 @@ impl Caller {
         command: LedgerCommand,
     ) -> Outcome {
         let op = self.invoke(kind, request, amount, None);
-        let ShardId(shard) = account.shard(self.ctx.config.shards);
-        let retried = self
-            .transport
-            .call_with_retry(
-                ledger_addr(shard),
-                ClientLedgerCall {
-                    credential: self.credential,
-                    command,
-                },
-                RetryPolicy::default(),
-            )
-            .await;
-        let outcome = retried.result.map_or(Outcome::Unknown, |r| r.outcome());
-        self.complete(op, request, &outcome, retried.attempts);
+        let ask = Ask::Ledger { account, command };
+        let (outcome, attempts) = self.send(&ask).await;
+        self.complete(op, request, &outcome, attempts);
+        self.maybe_re_ask(op, &outcome, &ask).await;
         outcome
     }
 
@@ -240,6 +232,11 @@ impl Caller {
         let op = self.invoke(kind, request, Some(amount), None);
         let (outcome, attempts) = self.ask_payment(&command, request).await;
         self.complete(op, request, &outcome, attempts);
+        let ask = Ask::Payment {
+            key: request.to_string(),
+            command,
+        };
+        self.maybe_re_ask(op, &outcome, &ask).await;
         (outcome, op)
     }
 
@@ -302,7 +299,7 @@ impl Caller {
                 trade_addr(shard.0),
                 ClientTradeCall {
                     credential: self.credential,
-                    command: create,
+                    command: create.clone(),
                 },
                 RetryPolicy::default(),
             )
@@ -320,6 +317,11 @@ impl Caller {
             Err(_) => (Outcome::Unknown, None),
         };
         self.complete(op, out_trade_no, &outcome, retried.attempts);
+        let ask = Ask::Trade {
+            shard: shard.0,
+            command: create,
+        };
+        self.maybe_re_ask(op, &outcome, &ask).await;
         trade
     }
 
@@ -368,19 +370,23 @@ impl Caller {
         let op = self.invoke(kind, key, amount, Some(trade.to_string()));
         let (outcome, attempts) = self.ask_payment(&command, key).await;
         self.complete(op, key, &outcome, attempts);
+        let ask = Ask::Payment {
+            key: key.to_string(),
+            command,
+        };
+        self.maybe_re_ask(op, &outcome, &ask).await;
         (outcome, op)
     }
 
-    /// The buyer `m.payer` pays trade `m.trade` under `key`; returns the outcome, the
-    /// operation and the command (for a re-ask).
-    pub async fn pay(&self, key: &str, m: Movement) -> (Outcome, OpHandle, PaymentCommand) {
+    /// The buyer `m.payer` pays trade `m.trade` under `key`.
+    pub async fn pay(&self, key: &str, m: Movement) -> Outcome {
         let pay = PaymentCommand::Pay {
             trade: m.trade,
             key: key.to_string(),
             payer: m.payer,
         };
-        let (outcome, op) = self
-            .payment(OpKind::Pay, key, Some(m.amount), m.trade, pay.clone())
+        let (outcome, _) = self
+            .payment(OpKind::Pay, key, Some(m.amount), m.trade, pay)
             .await;
         let balances = &self.ctx.balances;
         if matches!(outcome, Outcome::Ok | Outcome::Unknown) {
@@ -389,7 +395,7 @@ impl Caller {
         if outcome == Outcome::Ok {
             balances.add(m.merchant, fen(m.amount));
         }
-        (outcome, op, pay)
+        outcome
     }
 
     /// Refunds `m.amount` of trade `m.trade` under `out_request_no`, its merchant's side
@@ -411,13 +417,5 @@ impl Caller {
             Outcome::Unknown => {}
         }
         outcome
-    }
-
-    /// Asks the same request again after its answer: the answer must be the same.
-    pub async fn re_ask(&self, op: OpHandle, key: &str, command: PaymentCommand) {
-        let (again, _) = self.ask_payment(&command, key).await;
-        if again != Outcome::Unknown {
-            self.ctx.history.re_asked(op, again);
-        }
     }
 }

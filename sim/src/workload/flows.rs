@@ -28,6 +28,12 @@ impl Names {
     }
 }
 
+/// The share of trade flows whose pay is aimed at the moment the trade closes unpaid.
+const PAY_AT_CLOSE_P: f64 = 0.02;
+
+/// Coverage probe: a pay was aimed at its trade's close.
+pub const PAY_AT_CLOSE: &str = "workload.pay-at-close";
+
 pub fn amount(rng: &mut ChaCha8Rng, min_fen: i64, max_fen: i64) -> Amount {
     Amount::from_fen(rng.gen_range(min_fen..=max_fen)).expect("workload amounts are valid")
 }
@@ -52,7 +58,7 @@ pub async fn transfer(
 }
 
 /// Create a trade of `amount` with `merchant`, have the payer `pick_payer` draws pay it (after
-/// a top-up if the estimate says the payer is short), maybe re-ask, maybe refund (once, fully
+/// a top-up if the estimate says the payer is short), maybe refund (once, fully
 /// or partly, or twice at once).
 pub async fn trade_flow(
     caller: &Caller,
@@ -67,6 +73,14 @@ pub async fn trade_flow(
     };
     let payer = pick_payer(rng);
     caller.ensure_funds(&names.id("f"), payer, amount).await;
+    if rng.gen_bool(PAY_AT_CLOSE_P) {
+        // Aimed at a window: the pay lands just before or after the trade node closes the
+        // unpaid trade, so the close and the pay race.
+        let close_ms = caller.ctx.config.close_after_ms;
+        let at_ms = close_ms.saturating_sub(150) + rng.gen_range(0..=300);
+        madsim::time::sleep(std::time::Duration::from_millis(at_ms)).await;
+        caller.ctx.probes.hit(PAY_AT_CLOSE);
+    }
     let key = names.id("p");
     let m = Movement {
         trade,
@@ -74,10 +88,7 @@ pub async fn trade_flow(
         merchant,
         amount,
     };
-    let (outcome, op, pay) = caller.pay(&key, m).await;
-    if outcome != Outcome::Unknown && rng.gen_bool(0.2) {
-        caller.re_ask(op, &key, pay).await;
-    }
+    let outcome = caller.pay(&key, m).await;
     if outcome != Outcome::Ok || !rng.gen_bool(0.4) {
         return;
     }
@@ -86,13 +97,20 @@ pub async fn trade_flow(
         amount: Amount::from_fen(fen).expect("refund amounts are valid"),
         ..m
     };
-    match rng.gen_range(0..4) {
+    match rng.gen_range(0..3) {
         0 => {
             caller.refund(&names.id("r"), m).await;
         }
         1 => {
-            // Two refunds at once, each 40-80 % of the trade: they must not both succeed.
-            let (fa, fb) = (part(rng, fen, 40, 80), part(rng, fen, 40, 80));
+            // Two refunds at once, each 40-80 % of the trade (they must not both succeed if
+            // they exceed it), or, half the time, two parts that make up the whole trade
+            // exactly (both succeed, racing to the fully refunded end).
+            let fa = part(rng, fen, 40, 80);
+            let fb = if rng.gen_bool(0.5) {
+                (fen - fa).max(1)
+            } else {
+                part(rng, fen, 40, 80)
+            };
             let (ra, rb) = (format!("{}a", names.id("r")), format!("{}b", names.id("r")));
             tokio::join!(caller.refund(&ra, of(fa)), caller.refund(&rb, of(fb)));
         }

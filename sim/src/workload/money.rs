@@ -26,7 +26,7 @@ pub const MERCHANT_KEEP_FEN: i64 = 500_000;
 
 /// One short buyer in this many pays without looking at its balance (no top-up), so that
 /// refused payments (a TCC Try refused, its activity rolled back) stay part of every run.
-pub const SHORT_PAYS_UNCHECKED: u64 = 4;
+pub const SHORT_PAYS_UNCHECKED: u64 = 3;
 
 /// Whether the short buyer of `request` pays without topping up first: a hash of the request
 /// id, so the choice draws nothing from any stream and the same request always decides alike.

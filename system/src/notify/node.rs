@@ -10,6 +10,7 @@ use super::engine::{NotifyEngine, NotifyInput, NotifyOutput};
 use super::types::MerchantNotifyCall;
 use crate::broker::consumer::{self, Handler};
 use crate::broker::Delivery;
+use crate::buggify::Point;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
@@ -110,6 +111,10 @@ impl Shell {
         // the notifier's own record then says the merchant acknowledged what it never did.
         let timed_out = answer.is_err() && self.env.bugs.is(crate::bugs::Bug::NotifierTimeoutAsAck);
         let acked = matches!(answer, Ok(Ok(()))) || timed_out;
+        let env = &self.env;
+        env.buggify
+            .window(Point::CallbackToRecord, &env.probes)
+            .await;
         let now_ms = self.env.clock.now_ms();
         let outputs = self.step(NotifyInput::Answered {
             event: event.clone(),

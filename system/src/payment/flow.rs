@@ -192,6 +192,8 @@ enum Stage {
     BeforeEnd,
     Ending,
     Pausing,
+    /// The trade took the end; waiting for the window before the order's end.
+    AfterEnd,
     Finished,
 }
 
@@ -242,6 +244,7 @@ impl OrderFlow {
                 _ => self.finish(),
             },
             (Stage::Ending, FlowInput::EndAnswered(answer)) => self.ended(answer),
+            (Stage::AfterEnd, FlowInput::WindowPassed) => self.finish(),
             (Stage::Pausing, FlowInput::Paused) => self.tell_trade(),
             (stage, input) => panic!(
                 "order {} in stage {stage:?} got unexpected {input:?}",
@@ -344,7 +347,10 @@ impl OrderFlow {
 
     fn ended(&mut self, answer: EndAnswer) -> Vec<FlowOutput> {
         match answer {
-            EndAnswer::Ended => self.finish(),
+            EndAnswer::Ended => {
+                self.stage = Stage::AfterEnd;
+                vec![FlowOutput::Window(Point::TradeToFinish)]
+            }
             // Nothing was written (the trade could not publish the change yet): ask again.
             EndAnswer::Refused(TradeError::Unavailable(_)) => {
                 self.stage = Stage::Pausing;

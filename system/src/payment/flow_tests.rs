@@ -108,8 +108,14 @@ fn tell_and_finish(outcome: Result<(), Refusal>) -> Vec<Step> {
             I::WindowPassed,
             vec![O::EndAtTrade(end_pay(outcome.clone()))],
         ),
-        (I::EndAnswered(EndAnswer::Ended), finished("k1", outcome)),
+        (I::EndAnswered(EndAnswer::Ended), finish_window()),
+        (I::WindowPassed, finished("k1", outcome)),
     ]
+}
+
+/// The window between the trade's answer and the order's end.
+fn finish_window() -> Vec<FlowOutput> {
+    vec![O::Window(Point::TradeToFinish)]
 }
 
 fn settle_window() -> Vec<FlowOutput> {
@@ -307,7 +313,8 @@ fn cases() -> Vec<Case> {
                         I::EndAnswered(EndAnswer::NoAnswer),
                         vec![O::EndAtTrade(end_pay(Ok(())))],
                     ),
-                    (I::EndAnswered(EndAnswer::Ended), finished("k1", Ok(()))),
+                    (I::EndAnswered(EndAnswer::Ended), finish_window()),
+                    (I::WindowPassed, finished("k1", Ok(()))),
                 ],
             ]
             .concat(),

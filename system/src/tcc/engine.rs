@@ -22,6 +22,7 @@
 //! Answers that no longer matter (a duplicate, a reply to a phase already left) are ignored.
 
 use super::activity::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
+use crate::buggify::Point;
 use crate::bugs::{Bug, Bugs};
 use crate::ids::{ShardId, Xid};
 use crate::ledger::TccAction;
@@ -91,9 +92,9 @@ pub enum Output {
         shard: ShardId,
         action: TccAction,
     },
-    /// Open the buggify window between COMMIT and the first Confirm, then feed
-    /// [`Input::WindowPassed`].
-    Window { xid: Xid },
+    /// Open the buggify window `point` (between COMMIT and the first Confirm, or between the
+    /// last phase-two answer and the end), then feed [`Input::WindowPassed`].
+    Window { xid: Xid, point: Point },
     /// Send Confirm (`commit`) or Cancel, retried, then feed [`Input::PhaseTwoAnswered`].
     PhaseTwo {
         xid: Xid,
@@ -169,6 +170,9 @@ impl TccEngine {
             Input::Synced { xid } => self.synced(xid),
             Input::WindowPassed { xid } => match self.runs.get(&xid) {
                 Some(Run::Window) => self.start_phase_two(xid, true, false),
+                Some(Run::PhaseTwo { answers, .. }) if answers.iter().all(Option::is_some) => {
+                    self.end(xid)
+                }
                 _ => Vec::new(),
             },
             Input::TryAnswered {
@@ -258,7 +262,10 @@ impl TccEngine {
             }
             Some(Run::Deciding { commit: true }) => {
                 self.runs.insert(xid.clone(), Run::Window);
-                vec![Output::Window { xid }]
+                vec![Output::Window {
+                    xid,
+                    point: Point::CommitToPhaseTwo,
+                }]
             }
             Some(Run::Deciding { commit: false }) => self.start_phase_two(xid, false, false),
             _ => Vec::new(),
@@ -358,12 +365,17 @@ impl TccEngine {
             PhaseTwoAnswer::Refused(why) => *slot = Some(Err(why)),
         }
         if answers.iter().all(Option::is_some) {
-            out.extend(self.end(xid));
+            let point = if commit {
+                Point::ConfirmToEnd
+            } else {
+                Point::CancelToEnd
+            };
+            out.push(Output::Window { xid, point });
         }
         out
     }
 
-    /// Every branch has answered phase two: write the end (not synced: a lost end is redone
+    /// Every branch has answered phase two and the window after it has passed: write the end (not synced: a lost end is redone
     /// idempotently) and finish.
     fn end(&mut self, xid: Xid) -> Vec<Output> {
         let Some(Run::PhaseTwo {

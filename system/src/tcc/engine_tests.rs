@@ -113,6 +113,26 @@ fn ended_record(status: ActivityStatus, heuristic: Option<&str>) -> ActivityReco
     }
 }
 
+/// The buggify window between COMMIT and the first Confirm.
+fn commit_window() -> Output {
+    Output::Window {
+        xid: xid(),
+        point: Point::CommitToPhaseTwo,
+    }
+}
+
+/// The buggify window between the last Confirm (or Cancel) answer and the end.
+fn end_window(commit: bool) -> Output {
+    Output::Window {
+        xid: xid(),
+        point: if commit {
+            Point::ConfirmToEnd
+        } else {
+            Point::CancelToEnd
+        },
+    }
+}
+
 fn append(record: ActivityRecord) -> Output {
     Output::Append(record)
 }
@@ -211,11 +231,12 @@ fn commit_steps() -> Vec<Step> {
             vec![append(decided_record(None)), sync()],
         ),
         // COMMIT durable; the buggify window; only then the Confirms.
-        (synced(), vec![Output::Window { xid: xid() }]),
+        (synced(), vec![commit_window()]),
         (window_passed(), phase_twos(true)),
         (done(1), vec![]),
+        (done(0), vec![end_window(true)]),
         (
-            done(0),
+            window_passed(),
             vec![
                 append(ended_record(Committed, None)),
                 finish(MovementOutcome::Committed),
@@ -261,8 +282,9 @@ fn cases() -> Vec<Case> {
                     ),
                     (synced(), phase_twos(false)),
                     (done(0), vec![]),
+                    (done(1), vec![end_window(false)]),
                     (
-                        done(1),
+                        window_passed(),
                         vec![
                             append(ended_record(RolledBack, None)),
                             finish(MovementOutcome::Aborted(no_funds.clone())),
@@ -335,7 +357,7 @@ fn cases() -> Vec<Case> {
                     ),
                     // Late: the activity has decided already.
                     (tried(1, TryAnswer::NoAnswer), vec![]),
-                    (synced(), vec![Output::Window { xid: xid() }]),
+                    (synced(), vec![commit_window()]),
                     // A Synced nobody waits for is ignored too.
                     (synced(), vec![]),
                 ],
@@ -364,8 +386,11 @@ fn cases() -> Vec<Case> {
                 (done(1), vec![]),
                 (
                     answered(0, PhaseTwoAnswer::Done, 3),
+                    vec![Output::Probe(names::TCC_PHASE_TWO_RETRY), end_window(true)],
+                ),
+                (
+                    window_passed(),
                     vec![
-                        Output::Probe(names::TCC_PHASE_TWO_RETRY),
                         append(ended_record(Committed, None)),
                         finish(MovementOutcome::Committed),
                     ],
@@ -395,8 +420,9 @@ fn cases() -> Vec<Case> {
                     ),
                     vec![],
                 ),
+                (done(1), vec![end_window(false)]),
                 (
-                    done(1),
+                    window_passed(),
                     vec![
                         Output::Probe(names::TCC_HEURISTIC),
                         append(ended_record(
@@ -428,8 +454,9 @@ fn cases() -> Vec<Case> {
                     ]),
                 ),
                 (done(0), vec![]),
+                (done(1), vec![end_window(false)]),
                 (
-                    done(1),
+                    window_passed(),
                     vec![
                         append(ended_record(RolledBack, None)),
                         finish(MovementOutcome::Aborted(restarted.clone())),
@@ -451,8 +478,9 @@ fn cases() -> Vec<Case> {
                     ]),
                 ),
                 (done(0), vec![]),
+                (done(1), vec![end_window(false)]),
                 (
-                    done(1),
+                    window_passed(),
                     vec![
                         append(ended_record(RolledBack, None)),
                         finish(MovementOutcome::Aborted(no_funds.clone())),
@@ -497,8 +525,9 @@ fn cases() -> Vec<Case> {
                     // No Decided, no sync, no window: straight to the Confirms.
                     (tried(1, TryAnswer::Reserved), phase_twos(true)),
                     (done(0), vec![]),
+                    (done(1), vec![end_window(true)]),
                     (
-                        done(1),
+                        window_passed(),
                         vec![
                             append(decided_record(None)),
                             append(ended_record(Committed, None)),
@@ -599,6 +628,7 @@ fn an_answer_survives_a_crash_after_each_durable_step_with_its_code() {
         synced(),
         done(0),
         done(1),
+        window_passed(),
     ];
     for input in script {
         for o in engine.step(input) {
@@ -616,6 +646,7 @@ fn an_answer_survives_a_crash_after_each_durable_step_with_its_code() {
         for b in 0..2 {
             outs.extend(resumed.step(done(b)));
         }
+        outs.extend(resumed.step(window_passed()));
         let got = outs.into_iter().find_map(|o| match o {
             Output::Finish { outcome, .. } => Some(outcome),
             _ => None,
@@ -627,7 +658,8 @@ fn an_answer_survives_a_crash_after_each_durable_step_with_its_code() {
     let mut undecided = TccEngine::new(ActivityLog::recover(&records[..1]), Bugs::none());
     undecided.step(resume());
     undecided.step(done(0));
-    let out = undecided.step(done(1));
+    undecided.step(done(1));
+    let out = undecided.step(window_passed());
     let Some(Output::Finish {
         outcome: MovementOutcome::Aborted(r),
         ..

@@ -6,7 +6,6 @@
 
 use super::activity::{Activity, ActivityLog, ActivityRecord, Branch};
 use super::engine::{Input, Output, PhaseTwoAnswer, TccEngine, TryAnswer};
-use crate::buggify::Point;
 use crate::ids::{ShardId, Xid};
 use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, Side, TccAction};
 use crate::log::DurableLog;
@@ -212,9 +211,9 @@ impl TccManager {
                     self.log.sync().await;
                     Input::Synced { xid }
                 }
-                Output::Window { xid } => {
+                Output::Window { xid, point } => {
                     let (buggify, probes) = (&self.env.buggify, &self.env.probes);
-                    buggify.window(Point::CommitToPhaseTwo, probes).await;
+                    buggify.window(point, probes).await;
                     Input::WindowPassed { xid }
                 }
                 Output::Try {

@@ -218,7 +218,7 @@ async fn send_half(
 
 /// The commit or rollback, one way: nobody waits for it, and a lost one is settled by a
 /// check-back. A commit first passes the buggify window between the local commit and the
-/// message commit.
+/// message commit, a rollback the one between the local abort and the message rollback.
 async fn end_transaction(shell: &Shell, half: HalfId, commit: bool) {
     let env = &shell.env;
     if commit {
@@ -227,6 +227,7 @@ async fn end_transaction(shell: &Shell, half: HalfId, commit: bool) {
             .await;
     } else {
         env.probes.hit(names::TXMSG_LOCAL_ABORTED);
+        env.buggify.window(Point::AbortToMessage, &env.probes).await;
     }
     let broker = shell.config.messages.expect("mode 2 has a broker").broker;
     let transport = shell.transport.clone();
