@@ -136,7 +136,10 @@ fn the_junit_schema_check_rejects_a_broken_file() {
 #[test]
 fn a_planted_bug_fails_the_campaign_naming_seeds_invariants_and_repro_commands() {
     let dir = scratch("bug");
-    let out = campaign(&dir, &["--seeds", "0..24", "--bug", "tcc-confirm-not-idempotent"]);
+    let out = campaign(
+        &dir,
+        &["--seeds", "0..24", "--bug", "tcc-confirm-not-idempotent"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let failing: Vec<RunRecord> = records(&dir).into_iter().filter(|r| r.failed()).collect();
     assert!(
@@ -146,12 +149,11 @@ fn a_planted_bug_fails_the_campaign_naming_seeds_invariants_and_repro_commands()
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     for r in &failing {
-        assert!(
-            r.invariants.iter().any(|i| i == "exactly-once"),
-            "{r:?}"
-        );
+        assert!(r.invariants.iter().any(|i| i == "exactly-once"), "{r:?}");
         let repro = format!("cargo run --release -- run --seed {} ", r.seed);
-        assert!(r.repro.starts_with(&repro) && r.repro.contains("--bug tcc-confirm-not-idempotent"));
+        assert!(
+            r.repro.starts_with(&repro) && r.repro.contains("--bug tcc-confirm-not-idempotent")
+        );
         assert!(
             md.contains(&format!("- seed {}: **VIOLATION**", r.seed)),
             "{md}"
@@ -272,7 +274,10 @@ fn three_shards_merged_equal_one_campaign_over_the_same_seeds() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    assert!(!failures.is_empty(), "tcc-confirm-not-idempotent fails some of 30 seeds");
+    assert!(
+        !failures.is_empty(),
+        "tcc-confirm-not-idempotent fails some of 30 seeds"
+    );
     for report in failures {
         assert!(
             report.with_extension("html").is_file(),
@@ -522,7 +527,12 @@ fn bad_input_is_refused_in_one_sentence_with_nothing_written() {
     let other = resume(&["--count", "3"]);
     assert_eq!(other.status.code(), Some(2), "{}", text(&other));
     assert!(text(&other).contains("other flags"));
-    assert_eq!(resume(&["--bug", "tcc-confirm-not-idempotent"]).status.code(), Some(2));
+    assert_eq!(
+        resume(&["--bug", "tcc-confirm-not-idempotent"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(
         resume(&["--jobs", "1", "--quiet"]).status.code(),
         Some(0),

@@ -62,6 +62,12 @@ pub enum Bug {
     /// that fsync ends, without checking that it covered the caller's own bytes (appended
     /// after the fsync was issued, so not covered): it acknowledges a write that is not durable.
     GroupCommitEarlyAck,
+    /// A rare window: when the trade never answers a pay's begin (every attempt of its budget
+    /// lost), the payment node fails the order without telling the trade, taking the silence
+    /// for "it never began". If the trade did begin (a long pause or partition swallowed only
+    /// the answers), it stays PAYING for ever. Only an outage longer than the begin budget
+    /// reaches it.
+    BeginTimeoutNotEnded,
     /// The notifier records a callback that got no answer in time as acknowledged: its own
     /// bookkeeping says the merchant acknowledged what the merchant never received.
     NotifierTimeoutAsAck,
@@ -102,6 +108,7 @@ impl Bug {
         Bug::EndPayUnauthenticated,
         Bug::PostSameKeyOtherBody,
         Bug::GroupCommitEarlyAck,
+        Bug::BeginTimeoutNotEnded,
         Bug::NotifierTimeoutAsAck,
         Bug::LedgerAckBeforeFsync,
         Bug::TradeAckBeforeFsync,
@@ -132,6 +139,7 @@ impl Bug {
             Bug::EndPayUnauthenticated => "end-pay-unauthenticated",
             Bug::PostSameKeyOtherBody => "post-same-key-other-body",
             Bug::GroupCommitEarlyAck => "group-commit-early-ack",
+            Bug::BeginTimeoutNotEnded => "begin-timeout-not-ended",
             Bug::NotifierTimeoutAsAck => "notifier-timeout-as-ack",
             Bug::LedgerAckBeforeFsync => "ledger-ack-before-fsync",
             Bug::TradeAckBeforeFsync => "trade-ack-before-fsync",
@@ -187,6 +195,9 @@ impl Bug {
             Bug::GroupCommitEarlyAck => {
                 "a write appended during an in-flight fsync is acknowledged when that fsync ends"
             }
+            Bug::BeginTimeoutNotEnded => {
+                "a begin that got no answer is failed without telling the trade, left paying"
+            }
             Bug::NotifierTimeoutAsAck => {
                 "a callback that timed out is recorded as acknowledged by the merchant"
             }
@@ -208,7 +219,7 @@ impl Bug {
             Bug::TccCancelNotIdempotent => "non-negativity",
             Bug::TccDecisionNotDurable => "atomicity",
             Bug::RefundCheckThenAct => "refund-bound",
-            Bug::ManagerNoRecovery => "liveness",
+            Bug::ManagerNoRecovery | Bug::BeginTimeoutNotEnded => "liveness",
             Bug::OutboxNoResender => "message-completeness",
             Bug::CheckbackFromMemory => "message-completeness",
             Bug::CheckbackDefaultsCommit => "message-completeness",

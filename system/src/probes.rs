@@ -204,6 +204,8 @@ pub mod names {
     /// begun again after its end): answered with the pinned failure, nothing moves
     /// (anti-hanging, the trade's side).
     pub const TRADE_BEGIN_AFTER_END: &str = "trade.begin-after-end-settled";
+    /// A pay ended at the trade before it began there (its begins lost): the key is pinned.
+    pub const TRADE_END_BEFORE_BEGIN: &str = "trade.end-before-begin";
     /// A trade request the caller may not make (an internal step from a client, another
     /// merchant's trade, a forged credential), refused.
     pub const TRADE_UNAUTHORIZED_REFUSED: &str = "trade.unauthorized-refused";

@@ -201,15 +201,17 @@ enum Stage {
 #[derive(Debug, Clone)]
 pub struct OrderFlow {
     order: Order,
+    bugs: Bugs,
     stage: Stage,
     /// The outcome once known, and whether the trade must be told it.
     outcome: Option<(Result<(), Refusal>, bool)>,
 }
 
 impl OrderFlow {
-    pub fn new(order: Order) -> Self {
+    pub fn new(order: Order, bugs: Bugs) -> Self {
         OrderFlow {
             order,
+            bugs,
             stage: Stage::New,
             outcome: None,
         }
@@ -319,10 +321,12 @@ impl OrderFlow {
             (BeginAnswer::Refused(e), _) => {
                 return self.settle(Err(Refusal::new(e.code(), e.to_string())), false)
             }
-            // The trade may have begun without our hearing it: the end pins the failure.
+            // The trade may have begun without our hearing it: the end pins the failure (the
+            // planted `begin-timeout-not-ended` takes the silence for "never began").
             (BeginAnswer::NoAnswer(why), _) => {
                 let detail = format!("the trade did not answer: {why}");
-                return self.settle(Err(aborted(&detail)), true);
+                let tell = !self.bugs.is(Bug::BeginTimeoutNotEnded);
+                return self.settle(Err(aborted(&detail)), tell);
             }
         };
         self.stage = Stage::Moving;

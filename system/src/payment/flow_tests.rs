@@ -392,7 +392,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn the_flow_follows_its_table() {
     for case in cases() {
-        let mut flow = OrderFlow::new(case.order.clone());
+        let mut flow = OrderFlow::new(case.order.clone(), Bugs::none());
         for (i, (input, expected)) in case.steps.into_iter().enumerate() {
             let got = flow.step(input.clone());
             assert_eq!(got, expected, "case '{}', step {i}: {input:?}", case.name);
@@ -401,9 +401,24 @@ fn the_flow_follows_its_table() {
 }
 
 #[test]
+fn the_planted_begin_timeout_not_ended_fails_the_order_without_telling_the_trade() {
+    let mut flow = OrderFlow::new(pay_order(), Bugs::planted(Bug::BeginTimeoutNotEnded));
+    flow.step(FlowInput::Start);
+    flow.step(FlowInput::WindowPassed);
+    let silent = BeginAnswer::NoAnswer("timeout".into());
+    assert_eq!(flow.step(FlowInput::BeginAnswered(silent)), settle_window());
+    let out = flow.step(FlowInput::WindowPassed);
+    assert!(
+        !out.iter().any(|o| matches!(o, FlowOutput::EndAtTrade(_))),
+        "the trade is never told: {out:?}"
+    );
+    assert!(matches!(out.last(), Some(FlowOutput::Finish(Err(_)))));
+}
+
+#[test]
 #[should_panic(expected = "unexpected")]
 fn an_answer_the_flow_does_not_wait_for_is_asserted() {
-    let mut flow = OrderFlow::new(pay_order());
+    let mut flow = OrderFlow::new(pay_order(), Bugs::none());
     flow.step(FlowInput::Start);
     flow.step(FlowInput::Moved(MovementOutcome::Committed));
 }

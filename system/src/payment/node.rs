@@ -359,7 +359,7 @@ impl PaymentNode {
 
     /// Runs one order's flow from `first` until it finishes; safe to run again after a crash.
     async fn carry_out(&self, order: Order, first: FlowInput) -> Result<(), Refusal> {
-        let mut flow = OrderFlow::new(order);
+        let mut flow = OrderFlow::new(order, self.inner.env.bugs);
         let mut input = first;
         loop {
             let mut next = None;

@@ -199,6 +199,14 @@ impl Shell {
         }
         let next = {
             let mut core = self.core();
+            if let TradeCommand::EndPay { trade, key, .. } = &command {
+                let began = core
+                    .trade(*trade)
+                    .is_some_and(|t| t.pays.iter().any(|p| &p.key == key));
+                if !began {
+                    self.env.probes.hit(names::TRADE_END_BEFORE_BEGIN);
+                }
+            }
             match core.decide(&command, now_ms) {
                 TradeDecision::Reply(reply) => {
                     if is_create && reply.is_ok() {
