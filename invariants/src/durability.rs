@@ -1,19 +1,19 @@
-//! Durability (invariant 19), in two forms, both checked at the moment they happen:
+//! Durability (invariant 19), in three forms, each checked at the moment it happens:
 //!
 //! - **group commit**: every sync of a node's log that returns has made durable every byte the
 //!   log held when that call began;
-//! - **reply**: every reply the ledger, trade and broker shells send leaves with every byte
-//!   its log held at the reply's decision point durable (the reply's own record, or the
-//!   earlier record a repeat answers from, both appended before that point).
+//! - **reply**: every reply the ledger, trade, broker, payment, replica and notifier shells
+//!   send (to a client, another service, or the consumer runtime that then commits an offset)
+//!   leaves with every byte its log held at the reply's decision point durable (the reply's
+//!   own record, or the earlier record a repeat answers from, both appended before that point);
+//! - **recovery** (crash-time): after every restart, the replayed log holds every byte some
+//!   sync or reply had promised before the crash.
 //!
-//! Not from a snapshot: the platform's log compares, as each sync returns or each reply
-//! leaves, what was promised with what the disk holds durable, and the harness hands every
+//! Not from a snapshot: the platform's log compares, as each sync returns, each reply leaves or
+//! each replay ends, what was promised with what the disk holds, and the harness hands every
 //! breach over as a [`SyncBreach`] (`call` says which form). A breach is an acknowledgement
 //! that a power loss right then could take back, whether or not a crash comes to prove it. The
-//! crash-time form (everything acknowledged is found after every restart) is left to the
-//! checkers that compare acknowledged answers with the recovered state (exactly-once,
-//! idempotency), and the reply form does not yet cover the payment, replica and notifier
-//! nodes (nor the broker under async flush, unsafe by design).
+//! broker under async flush is unsafe by design and not witnessed.
 
 use crate::{Invariant, Violation};
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,8 @@ pub struct SyncBreach {
     pub node: String,
     /// The log's file on the node's disk.
     pub file: String,
-    /// Which call returned (`sync`, `sync_unshared`), or `reply` for a reply that left the
-    /// node.
+    /// Which call returned (`sync`, `sync_unshared`), `reply` for a reply that left the node,
+    /// or `recovery` for a replay after a restart.
     pub call: String,
     /// The file's length when the call began: what its return promised durable.
     pub promised_len: u64,
@@ -46,6 +46,11 @@ fn violation(b: &SyncBreach) -> Violation {
         format!(
             "a reply left {} at {} ms with {} of the {} bytes of {} it depends on durable",
             b.node, b.at_ms, b.durable_len, b.promised_len, b.file
+        )
+    } else if b.call == "recovery" {
+        format!(
+            "{} recovered {} of the {} bytes of {} acknowledged before its restart at {} ms",
+            b.node, b.durable_len, b.promised_len, b.file, b.at_ms
         )
     } else {
         format!(

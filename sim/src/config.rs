@@ -311,6 +311,7 @@ pub fn bug_needs_messages(bug: Bug) -> bool {
                 | Bug::ReplicaNoVersion
                 | Bug::NotifierTimeoutAsAck
                 | Bug::BrokerAckBeforeFsync
+                | Bug::ReplicaAckBeforeFsync
         )
 }
 

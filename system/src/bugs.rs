@@ -62,6 +62,10 @@ pub enum Bug {
     /// that fsync ends, without checking that it covered the caller's own bytes (appended
     /// after the fsync was issued, so not covered): it acknowledges a write that is not durable.
     GroupCommitEarlyAck,
+    /// A replica acknowledges a delivery (so its consumer commits the offset) before the
+    /// projection record's fsync: a crash in between loses a consumption the broker will not
+    /// deliver again.
+    ReplicaAckBeforeFsync,
     /// A rare window: when the trade never answers a pay's begin (every attempt of its budget
     /// lost), the payment node fails the order without telling the trade, taking the silence
     /// for "it never began". If the trade did begin (a long pause or partition swallowed only
@@ -113,6 +117,7 @@ impl Bug {
         Bug::LedgerAckBeforeFsync,
         Bug::TradeAckBeforeFsync,
         Bug::BrokerAckBeforeFsync,
+        Bug::ReplicaAckBeforeFsync,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -140,6 +145,7 @@ impl Bug {
             Bug::PostSameKeyOtherBody => "post-same-key-other-body",
             Bug::GroupCommitEarlyAck => "group-commit-early-ack",
             Bug::BeginTimeoutNotEnded => "begin-timeout-not-ended",
+            Bug::ReplicaAckBeforeFsync => "replica-ack-before-fsync",
             Bug::NotifierTimeoutAsAck => "notifier-timeout-as-ack",
             Bug::LedgerAckBeforeFsync => "ledger-ack-before-fsync",
             Bug::TradeAckBeforeFsync => "trade-ack-before-fsync",
@@ -204,6 +210,7 @@ impl Bug {
             Bug::LedgerAckBeforeFsync => "a ledger write is answered before its fsync",
             Bug::TradeAckBeforeFsync => "a trade change is answered before its fsync",
             Bug::BrokerAckBeforeFsync => "a broker write is acknowledged before its fsync",
+            Bug::ReplicaAckBeforeFsync => "a replica acknowledges a delivery before its fsync",
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -232,9 +239,10 @@ impl Bug {
             }
             Bug::GroupCommitEarlyAck => "durability",
             Bug::NotifierTimeoutAsAck => "notification-outcome",
-            Bug::LedgerAckBeforeFsync | Bug::TradeAckBeforeFsync | Bug::BrokerAckBeforeFsync => {
-                "durability"
-            }
+            Bug::LedgerAckBeforeFsync
+            | Bug::TradeAckBeforeFsync
+            | Bug::BrokerAckBeforeFsync
+            | Bug::ReplicaAckBeforeFsync => "durability",
             Bug::TestNondeterminism => "determinism-check",
         }
     }

@@ -15,6 +15,9 @@ struct File {
     synced: Vec<u8>,
     /// Bytes written but not yet synced: lost on power loss.
     unsynced: Vec<u8>,
+    /// The harness's note, not the platform's: how much of the file some acknowledgement has
+    /// promised is durable (the crash-time form of invariant 19 finds it all after a restart).
+    acknowledged: usize,
 }
 
 /// What a power loss did, for the run's report and coverage probes.
@@ -125,6 +128,26 @@ impl Disk {
     /// The fsync latency a slow-disk fault imposes, if any.
     pub fn slow_fsync(&self) -> Option<Duration> {
         self.with(|s| s.slow_fsync)
+    }
+
+    /// Notes that an acknowledgement promised the first `len` bytes of `file` are durable.
+    pub fn acknowledge(&self, file: &str, len: usize) {
+        self.with(|s| {
+            let f = s.files.entry(file.to_string()).or_default();
+            f.acknowledged = f.acknowledged.max(len);
+        });
+    }
+
+    /// How much of `file` acknowledgements have promised, and forgets promises beyond `len`
+    /// (what recovery kept), so that one loss is reported once.
+    pub fn take_acknowledged_beyond(&self, file: &str, len: usize) -> usize {
+        self.with(|s| {
+            s.files.get_mut(file).map_or(0, |f| {
+                let promised = f.acknowledged;
+                f.acknowledged = f.acknowledged.min(len);
+                promised
+            })
+        })
     }
 
     /// (bytes durable, bytes written) of `file`.

@@ -112,6 +112,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         if torn > 0 {
             self.disk.truncate(&self.file, pos);
         }
+        self.check_recovered(pos);
         let report = ReplayReport {
             records: records.len(),
             torn_bytes: torn,
@@ -217,9 +218,22 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     fn check_promise(&self, call: &'static str, promised: usize) {
         let (durable, written) = self.disk.lengths(&self.file);
         let promised = promised.min(written);
-        if durable >= promised {
-            return;
+        self.disk.acknowledge(&self.file, promised);
+        if durable < promised {
+            self.breach(call, promised, durable);
         }
+    }
+
+    /// Invariant 19, crash-time form, checked as the log is replayed after a restart: every
+    /// byte an acknowledgement promised before the crash was recovered (`recovered` bytes).
+    fn check_recovered(&self, recovered: usize) {
+        let promised = self.disk.take_acknowledged_beyond(&self.file, recovered);
+        if promised > recovered {
+            self.breach("recovery", promised, recovered);
+        }
+    }
+
+    fn breach(&self, call: &'static str, promised: usize, durable: usize) {
         if let Some(w) = &self.witness {
             w.probes.durability().record(SyncBreach {
                 node: w.node.to_string(),

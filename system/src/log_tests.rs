@@ -174,3 +174,44 @@ fn a_sync_with_nothing_pending_costs_no_fsync_and_an_unshared_one_covers_its_cal
         assert_eq!(probes.durability().pending(), 0);
     });
 }
+
+/// The crash-time form: a restart's replay finds everything acknowledged before the crash. A
+/// reply witnessed after its fsync is recovered whole; one witnessed before it (a breach at
+/// reply time already) is also a recovery breach once the power loss takes the record, and
+/// the loss is reported once, not at every later replay.
+#[test]
+fn a_replay_missing_an_acknowledged_record_breaches_durability_at_recovery() {
+    simulate(|| async {
+        let (disk, probes) = (Disk::new(), Probes::new());
+        let log = node_log(&disk, &probes, Bugs::none());
+        log.append(&1);
+        log.sync().await;
+        let kept = log.mark();
+        log.witness_reply(kept);
+        disk.power_loss(None);
+        let (records, _) = node_log(&disk, &probes, Bugs::none()).replay();
+        assert_eq!(records, vec![1]);
+        assert_eq!(
+            probes.durability().pending(),
+            0,
+            "an acknowledged sync survives"
+        );
+
+        let log = node_log(&disk, &probes, Bugs::none());
+        log.append(&2);
+        log.witness_reply(log.mark());
+        let at_reply = probes.durability().take();
+        assert_eq!(at_reply.len(), 1);
+        assert_eq!(at_reply[0].call, "reply");
+        disk.power_loss(None);
+        let (records, _) = node_log(&disk, &probes, Bugs::none()).replay();
+        assert_eq!(records, vec![1]);
+        let at_recovery = probes.durability().take();
+        assert_eq!(at_recovery.len(), 1, "{at_recovery:?}");
+        let b = &at_recovery[0];
+        assert_eq!((b.call, b.durable_len), ("recovery", kept as u64));
+        assert!(b.promised_len > kept as u64);
+        node_log(&disk, &probes, Bugs::none()).replay();
+        assert_eq!(probes.durability().pending(), 0, "reported once");
+    });
+}

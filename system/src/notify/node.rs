@@ -95,9 +95,17 @@ impl Shell {
     async fn consume(self: &Arc<Self>, delivery: Delivery) -> Result<(), String> {
         let now_ms = self.env.clock.now_ms();
         let outputs = self.step(NotifyInput::Delivered { delivery, now_ms });
-        self.perform(outputs)
+        let mark = self.log.mark();
+        let result = self
+            .perform(outputs)
             .await
-            .expect("a delivery always ends with Done")
+            .expect("a delivery always ends with Done");
+        // Invariant 19, reply form: a delivery acknowledged as consumed leaves with its
+        // schedule durable.
+        if result.is_ok() {
+            self.log.witness_reply(mark);
+        }
+        result
     }
 
     /// Makes one callback, records its result, and lets the event be called again.

@@ -279,9 +279,11 @@ impl PaymentNode {
                 .await;
         }
         let nodes = self.inner.topology.payments.len() as u32;
-        let admitted = {
+        // Where the order log ends once the answer is decided: the record it comes from (the
+        // new order's, or the pinned outcome a repeat is answered from) lies before it.
+        let (admitted, mark) = {
             let mut book = self.orders();
-            match admit(&book, self.inner.index, nodes, command.clone()) {
+            let admitted = match admit(&book, self.inner.index, nodes, command.clone()) {
                 Admission::Create(record) => {
                     let key = match &record {
                         OrderRecord::Created { key, .. } => key.clone(),
@@ -292,7 +294,8 @@ impl PaymentNode {
                     Ok(book.get(&key))
                 }
                 other => Err(other),
-            }
+            };
+            (admitted, self.inner.log.mark())
         };
         let order = match admitted {
             Ok(order) => order,
@@ -304,6 +307,7 @@ impl PaymentNode {
                 // Nothing is acknowledged before it is durable, repeats included: the order
                 // record this answer comes from may still be in an fsync.
                 self.inner.log.sync().await;
+                self.inner.log.witness_reply(mark);
                 return reply;
             }
             Err(Admission::Create(_)) => unreachable!("handled under the lock"),
@@ -312,6 +316,10 @@ impl PaymentNode {
         self.inner.log.sync().await;
         let xid = order.xid.clone();
         let outcome = self.carry_out(order, FlowInput::Start).await;
+        // Invariant 19, reply form: the order's own record is durable as the answer leaves
+        // (its end record is not synced on purpose: a lost end is redone with the outcome the
+        // movement's durable decision gives, which the coordinator witnesses).
+        self.inner.log.witness_reply(mark);
         receipt(&xid, outcome)
     }
 

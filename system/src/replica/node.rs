@@ -11,6 +11,7 @@ pub use super::engine::Projection;
 use super::engine::{ReplicaEngine, ReplicaOutput};
 use crate::broker::consumer::{self, ConsumerConfig, Handler};
 use crate::broker::{ConsumeMode, Delivery};
+use crate::bugs::Bug;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
@@ -140,7 +141,7 @@ impl<P: Projection> Runtime<P> {
     /// and performs its outputs; `Ok` only once the effect (or the duplicate) is durable.
     async fn process(&self, delivery: Delivery) -> Result<(), String> {
         let busy = self.failure_rate > 0.0 && lock(&self.failures).gen_bool(self.failure_rate);
-        let outputs = {
+        let (outputs, mark) = {
             let mut engine = lock(&self.engine);
             let outputs = engine.deliver(&delivery, busy);
             // Appended under the lock, so that no reader sees the record applied but not
@@ -150,14 +151,26 @@ impl<P: Projection> Runtime<P> {
                     self.log.append(record);
                 }
             }
-            outputs
+            (outputs, self.log.mark())
         };
         for output in outputs {
             match output {
                 ReplicaOutput::Probe(name) => self.env.probes.hit(name),
                 ReplicaOutput::Append(_) => {}
+                // The planted bug lets the fsync run behind the acknowledgement.
+                ReplicaOutput::Sync if self.env.bugs.is(Bug::ReplicaAckBeforeFsync) => {
+                    let log = self.log.clone();
+                    madsim::task::spawn(async move { log.sync().await });
+                }
                 ReplicaOutput::Sync => self.log.sync().await,
-                ReplicaOutput::Done(result) => return result,
+                ReplicaOutput::Done(result) => {
+                    // Invariant 19, reply form: a delivery acknowledged as processed (its
+                    // offset will be committed) leaves with its projection record durable.
+                    if result.is_ok() {
+                        self.log.witness_reply(mark);
+                    }
+                    return result;
+                }
             }
         }
         panic!("a delivery always ends with Done")

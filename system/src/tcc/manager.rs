@@ -177,14 +177,19 @@ impl TccManager {
     async fn drive(&self, first: Input) -> MovementOutcome {
         let mut inputs = VecDeque::from([first]);
         let mut effects = FuturesUnordered::new();
+        // Where the log ended when the engine last asked for a sync (after its Begun or its
+        // decision): what the outcome handed back depends on.
+        let mut promised = None;
         loop {
             while let Some(input) = inputs.pop_front() {
                 let outputs = {
                     let mut engine = self.lock();
                     let outputs = engine.step(input);
                     for output in &outputs {
-                        if let Output::Append(record) = output {
-                            self.log.append(record);
+                        match output {
+                            Output::Append(record) => self.log.append(record),
+                            Output::Sync { .. } => promised = Some(self.log.mark()),
+                            _ => {}
                         }
                     }
                     outputs
@@ -193,7 +198,14 @@ impl TccManager {
                     match output {
                         Output::Append(_) => {}
                         Output::Probe(name) => self.env.probes.hit(name),
-                        Output::Finish { outcome, .. } => return outcome,
+                        Output::Finish { outcome, .. } => {
+                            // Invariant 19, reply form: the decision the outcome comes from
+                            // is durable as the outcome is handed back.
+                            if let Some(mark) = promised {
+                                self.log.witness_reply(mark);
+                            }
+                            return outcome;
+                        }
                         effect => effects.push(self.perform(effect)),
                     }
                 }
