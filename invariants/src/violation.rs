@@ -142,11 +142,20 @@ impl Violation {
     }
 
     /// Adds one named piece of evidence.
+    /// Adds one piece of evidence. An empty value (an empty list, a missing row) is written
+    /// `none`, so that no field of the evidence is ever blank.
     pub fn with(mut self, key: &str, value: impl fmt::Display) -> Self {
-        self.evidence.insert(key.to_string(), value.to_string());
+        let mut value = value.to_string();
+        if value.trim().is_empty() {
+            value = EMPTY_EVIDENCE.to_string();
+        }
+        self.evidence.insert(key.to_string(), value);
         self
     }
 }
+
+/// What an empty piece of evidence is written as.
+pub const EMPTY_EVIDENCE: &str = "none";
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -156,4 +165,17 @@ impl fmt::Display for Violation {
         }
         Ok(())
     }
+}
+
+#[cfg(test)]
+#[test]
+fn no_piece_of_evidence_is_ever_blank() {
+    let v = Violation::new(Invariant::Replicas, "a row is missing")
+        .with("trade", "T0-1")
+        .with("actual", "")
+        .with("vouchers", "  ");
+    assert_eq!(v.evidence["trade"], "T0-1");
+    assert_eq!(v.evidence["actual"], EMPTY_EVIDENCE);
+    assert_eq!(v.evidence["vouchers"], EMPTY_EVIDENCE);
+    assert!(!v.to_string().contains("= "), "{v}");
 }

@@ -77,7 +77,7 @@ fn ok_with_no_voucher_fails() {
     let v = &single(check(&obs), Invariant::ExactlyOnce);
     assert_eq!(ev(v, "request"), "c2-1");
     assert_eq!(ev(v, "vouchers"), "0");
-    assert_eq!(ev(v, "voucher_ids"), "");
+    assert_eq!(ev(v, "voucher_ids"), "none");
 }
 
 #[test]

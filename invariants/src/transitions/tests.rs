@@ -54,7 +54,7 @@ fn empty_history_fails() {
     obs.trades[2].status_history.clear();
     let v = &single(check(&obs), Invariant::LegalTransitions);
     assert_eq!(v.message, "trade T0-3 has no status history");
-    assert_eq!(ev(v, "history"), "");
+    assert_eq!(ev(v, "history"), "none");
     assert_eq!(ev(v, "status"), "WaitPay");
 }
 
