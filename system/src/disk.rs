@@ -133,8 +133,10 @@ impl Disk {
     /// Notes that an acknowledgement promised the first `len` bytes of `file` are durable.
     pub fn acknowledge(&self, file: &str, len: usize) {
         self.with(|s| {
-            let f = s.files.entry(file.to_string()).or_default();
-            f.acknowledged = f.acknowledged.max(len);
+            // A promise of bytes is a promise about a file that holds them.
+            if let Some(f) = s.files.get_mut(file) {
+                f.acknowledged = f.acknowledged.max(len);
+            }
         });
     }
 
