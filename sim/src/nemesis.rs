@@ -111,10 +111,7 @@ impl Nemesis {
                 torn_keep,
                 in_window,
             } => {
-                if let Some(point) = in_window {
-                    self.await_window(node, *point).await;
-                }
-                self.crash(node, *down_ms, *torn_keep).await;
+                self.crash_in(node, *in_window, *down_ms, *torn_keep).await;
                 return false;
             }
             Fault::Pause { node, for_ms } => {
@@ -176,6 +173,20 @@ impl Nemesis {
             }
         }
         true
+    }
+
+    /// Crashes `node`, once it fires `in_window` if the crash is aimed at a window.
+    async fn crash_in(
+        &self,
+        node: &NodeName,
+        in_window: Option<Point>,
+        down_ms: u64,
+        torn_keep: Option<f64>,
+    ) {
+        if let Some(point) = in_window {
+            self.await_window(node, point).await;
+        }
+        self.crash(node, down_ms, torn_keep).await;
     }
 
     /// Waits until `node` fires buggify point `point` (work is then paused inside the

@@ -186,6 +186,19 @@ impl Shell {
         }
     }
 
+    /// Counts a pay ended here before it began here (its begins lost, the payment node's
+    /// budget spent): the end pins the key, so a late begin is refused.
+    fn probe_end_before_begin(&self, core: &TradeCore, command: &TradeCommand) {
+        if let TradeCommand::EndPay { trade, key, .. } = command {
+            let began = core
+                .trade(*trade)
+                .is_some_and(|t| t.pays.iter().any(|p| &p.key == key));
+            if !began {
+                self.env.probes.hit(names::TRADE_END_BEFORE_BEGIN);
+            }
+        }
+    }
+
     /// Serves one command: decide, write and apply under one lock, reply after the fsync.
     async fn handle(self: Arc<Self>, command: TradeCommand) -> Result<TradeReply, TradeError> {
         let is_create = matches!(command, TradeCommand::Create { .. });
@@ -199,14 +212,7 @@ impl Shell {
         }
         let next = {
             let mut core = self.core();
-            if let TradeCommand::EndPay { trade, key, .. } = &command {
-                let began = core
-                    .trade(*trade)
-                    .is_some_and(|t| t.pays.iter().any(|p| &p.key == key));
-                if !began {
-                    self.env.probes.hit(names::TRADE_END_BEFORE_BEGIN);
-                }
-            }
+            self.probe_end_before_begin(&core, &command);
             match core.decide(&command, now_ms) {
                 TradeDecision::Reply(reply) => {
                     if is_create && reply.is_ok() {
