@@ -554,6 +554,15 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
     if r.violations.len() > 20 {
         say!("... and {} more violations", r.violations.len() - 20);
     }
+    if !r.expected_anomalies.is_empty() {
+        say!(
+            "expected anomalies: {} (the configuration chose to risk them; not a failure)",
+            r.expected_anomalies.len()
+        );
+        for v in r.expected_anomalies.iter().take(5) {
+            say!("expected: {v}");
+        }
+    }
     match &r.verdict {
         Verdict::Pass => say!("verdict: PASS"),
         Verdict::Violation => say!("verdict: VIOLATION\nrepro: {repro}"),

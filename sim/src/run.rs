@@ -13,9 +13,10 @@ use crate::workload::{now_ms, run_client, ClientContext};
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::liveness::{self, Unfinished};
 use paylab_invariants::{
-    check_all, check_always, durability, IncrementalChecker, Observation, Operation, Outcome,
-    SyncBreach, Violation,
+    check_all, check_always, durability, IncrementalChecker, Invariant, Observation, Operation,
+    Outcome, SyncBreach, Violation,
 };
+use paylab_system::broker::FlushPolicy;
 use paylab_system::durability::Breaches;
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
@@ -84,6 +85,10 @@ pub struct RunReport {
     pub verdict: Verdict,
     pub ops: OpCounts,
     pub violations: Vec<Violation>,
+    /// Anomalies the configuration chose to risk (`--broker-flush async`, unsafe by design),
+    /// each naming the loss that explains it: reported, counted, not a failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_anomalies: Vec<Violation>,
     pub snapshots_checked: u32,
     pub probes: BTreeMap<String, u64>,
     pub sim_ms: u64,
@@ -243,6 +248,7 @@ impl Evidence {
             verdict,
             ops: count(&history),
             violations: out.violations,
+            expected_anomalies: out.expected,
             snapshots_checked: out.snapshots_checked,
             probes: self.probes.snapshot(),
             sim_ms: out.sim_ms,
@@ -263,6 +269,8 @@ struct Outcomes {
     /// What stayed unfinished past the drain horizon (empty if the platform converged).
     stuck: Vec<Unfinished>,
     violations: Vec<Violation>,
+    /// Violations the run's own unsafe configuration explains (see `Checker::into_violations`).
+    expected: Vec<Violation>,
     snapshots_checked: u32,
     sim_ms: u64,
     converge_ms: Option<u64>,
@@ -322,6 +330,9 @@ struct Checker {
     /// The logs (node, file) whose first breach is already a violation: one per log is
     /// evidence enough, and a planted bug may breach on every other sync.
     breached: BTreeSet<(String, String)>,
+    /// Acknowledged writes a crash took back that the configuration chose to risk (the
+    /// broker's async flush): expected losses, not breaches.
+    lost_by_design: Vec<String>,
 }
 
 impl Checker {
@@ -393,9 +404,21 @@ impl Checker {
     /// Invariant 19 (group-commit form): the breaches recorded since the last check, the first
     /// of each log only.
     fn durability_breaches(&mut self) -> Vec<Violation> {
-        let fresh: Vec<SyncBreach> = self
+        let (by_design, breaches): (Vec<_>, Vec<_>) = self
             .durability
             .take()
+            .into_iter()
+            .partition(|b| b.by_design);
+        self.lost_by_design.extend(by_design.into_iter().map(|b| {
+            format!(
+                "{} lost {} acknowledged bytes of {} in a crash ({} recovered)",
+                b.node,
+                b.promised_len - b.durable_len,
+                b.file,
+                b.durable_len
+            )
+        }));
+        let fresh: Vec<SyncBreach> = breaches
             .into_iter()
             .filter(|b| self.breached.insert((b.node.clone(), b.file.clone())))
             .map(|b| SyncBreach {
@@ -410,8 +433,30 @@ impl Checker {
         durability::check(&fresh)
     }
 
-    fn into_violations(self) -> Vec<Violation> {
-        self.seen.into_values().collect()
+    /// The violations, and those of them the configuration's own unsafe choice explains:
+    /// under `--broker-flush async`, once a crash took back acknowledged broker writes, the
+    /// families a lost message breaks (message completeness, the replicas, notification) are
+    /// expected anomalies, each marked with the loss that explains it.
+    fn into_violations(self, config: &RunConfig) -> (Vec<Violation>, Vec<Violation>) {
+        let chosen = matches!(config.broker_flush, FlushPolicy::Async { .. });
+        let all = self.seen.into_values();
+        if !chosen || self.lost_by_design.is_empty() {
+            return (all.collect(), Vec::new());
+        }
+        let loss = self.lost_by_design.join("; ");
+        let (expected, violations): (Vec<_>, Vec<_>) = all.partition(|v| {
+            matches!(
+                v.invariant,
+                Invariant::MessageCompleteness
+                    | Invariant::Replicas
+                    | Invariant::NotificationOutcome
+            )
+        });
+        let expected = expected
+            .into_iter()
+            .map(|v| v.with("expected_because", format!("--broker-flush async: {loss}")))
+            .collect();
+        (violations, expected)
     }
 }
 
@@ -475,13 +520,21 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     for node in &client_nodes {
         handle.kill(node.id());
     }
+    let snapshots_checked = checker.snapshots;
+    let (violations, expected) = checker.into_violations(&config);
+    for _ in &expected {
+        cluster
+            .probes
+            .hit(paylab_system::probes::names::EXPECTED_ANOMALY);
+    }
     Outcomes {
         converge_ms: settled_ms
             .filter(|_| stuck.is_empty())
             .map(|at| at - healed_ms),
         stuck,
-        snapshots_checked: checker.snapshots,
-        violations: checker.into_violations(),
+        snapshots_checked,
+        violations,
+        expected,
         sim_ms,
     }
 }

@@ -18,6 +18,9 @@ struct File {
     /// The harness's note, not the platform's: how much of the file some acknowledgement has
     /// promised is durable (the crash-time form of invariant 19 finds it all after a restart).
     acknowledged: usize,
+    /// Likewise for acknowledgements sent before their fsync by a policy that is unsafe by
+    /// design (the broker's async flush): their loss is expected, not a breach.
+    acknowledged_unsafely: usize,
 }
 
 /// What a power loss did, for the run's report and coverage probes.
@@ -140,13 +143,25 @@ impl Disk {
         });
     }
 
-    /// How much of `file` acknowledgements have promised, and forgets promises beyond `len`
-    /// (what recovery kept), so that one loss is reported once.
-    pub fn take_acknowledged_beyond(&self, file: &str, len: usize) -> usize {
+    /// Notes that an acknowledgement sent before its fsync, by design, covered the first `len`
+    /// bytes of `file`.
+    pub fn acknowledge_unsafely(&self, file: &str, len: usize) {
         self.with(|s| {
-            s.files.get_mut(file).map_or(0, |f| {
-                let promised = f.acknowledged;
+            if let Some(f) = s.files.get_mut(file) {
+                f.acknowledged_unsafely = f.acknowledged_unsafely.max(len);
+            }
+        });
+    }
+
+    /// How much of `file` acknowledgements have promised (safely, and unsafely by design),
+    /// and forgets promises beyond `len` (what recovery kept), so that one loss is reported
+    /// once.
+    pub fn take_acknowledged_beyond(&self, file: &str, len: usize) -> (usize, usize) {
+        self.with(|s| {
+            s.files.get_mut(file).map_or((0, 0), |f| {
+                let promised = (f.acknowledged, f.acknowledged_unsafely);
                 f.acknowledged = f.acknowledged.min(len);
+                f.acknowledged_unsafely = f.acknowledged_unsafely.min(len);
                 promised
             })
         })

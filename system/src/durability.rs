@@ -24,6 +24,9 @@ pub struct SyncBreach {
     pub durable_len: u64,
     /// When it returned: simulated ms since the run began.
     pub at_ms: u64,
+    /// A loss the node's configuration chose (the broker's async flush acknowledges before
+    /// its fsync, unsafe by design): reported as an expected anomaly, not a breach.
+    pub by_design: bool,
 }
 
 /// The breaches of one run, in the order they happened (a simulation is one thread, so the

@@ -191,6 +191,13 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         self.check_promise("reply", mark);
     }
 
+    /// Notes a reply sent, by the node's chosen policy, before the bytes it depends on (up to
+    /// `mark`) are durable (the broker's async flush, unsafe by design): not a breach, but a
+    /// crash that then loses them is reported as the expected loss it is.
+    pub fn note_unsafe_reply(&self, mark: usize) {
+        self.disk.acknowledge_unsafely(&self.file, mark);
+    }
+
     /// Makes everything appended so far durable with an fsync of the caller's own: it always
     /// costs one simulated fsync (a slow disk's latency when that fault is on), never waits for
     /// or shares another caller's. The broker's sync-each-write flush policy uses it to show
@@ -227,13 +234,19 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     /// Invariant 19, crash-time form, checked as the log is replayed after a restart: every
     /// byte an acknowledgement promised before the crash was recovered (`recovered` bytes).
     fn check_recovered(&self, recovered: usize) {
-        let promised = self.disk.take_acknowledged_beyond(&self.file, recovered);
+        let (promised, unsafely) = self.disk.take_acknowledged_beyond(&self.file, recovered);
         if promised > recovered {
             self.breach("recovery", promised, recovered);
+        } else if unsafely > recovered {
+            self.record("recovery", unsafely, recovered, true);
         }
     }
 
     fn breach(&self, call: &'static str, promised: usize, durable: usize) {
+        self.record(call, promised, durable, false);
+    }
+
+    fn record(&self, call: &'static str, promised: usize, durable: usize, by_design: bool) {
         if let Some(w) = &self.witness {
             w.probes.durability().record(SyncBreach {
                 node: w.node.to_string(),
@@ -242,6 +255,7 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
                 promised_len: promised as u64,
                 durable_len: durable as u64,
                 at_ms: madsim::time::TimeHandle::current().elapsed().as_millis() as u64,
+                by_design,
             });
         }
     }

@@ -153,6 +153,7 @@ fn group_commit_early_ack_returns_with_the_first_fsync_and_breaches_durability()
             promised_len: written as u64,
             durable_len: durable as u64,
             at_ms: 10,
+            by_design: false,
         }]
     );
 }
@@ -213,5 +214,25 @@ fn a_replay_missing_an_acknowledged_record_breaches_durability_at_recovery() {
         assert!(b.promised_len > kept as u64);
         node_log(&disk, &probes, Bugs::none()).replay();
         assert_eq!(probes.durability().pending(), 0, "reported once");
+    });
+}
+
+/// A reply sent before its fsync by a policy that is unsafe by design (the broker's async
+/// flush) is no breach when it leaves; a crash that then takes the bytes back is recorded as
+/// the expected loss it is, marked `by_design`, for the harness to report as an anomaly.
+#[test]
+fn a_loss_of_an_unsafely_acknowledged_write_is_recorded_by_design() {
+    simulate(|| async {
+        let (disk, probes) = (Disk::new(), Probes::new());
+        let log = node_log(&disk, &probes, Bugs::none());
+        log.append(&1);
+        log.note_unsafe_reply(log.mark());
+        assert_eq!(probes.durability().pending(), 0, "no breach as it leaves");
+        disk.power_loss(None);
+        let (records, _) = node_log(&disk, &probes, Bugs::none()).replay();
+        assert!(records.is_empty());
+        let lost = probes.durability().take();
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].by_design && lost[0].call == "recovery", "{lost:?}");
     });
 }

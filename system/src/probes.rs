@@ -261,6 +261,9 @@ pub mod names {
     pub const NOTIFY_EXHAUSTED: &str = "notify.schedule-exhausted";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
+    /// A violation the run's own unsafe configuration explains (the broker's async flush lost
+    /// acknowledged writes in a crash), reported as an expected anomaly, not a failure.
+    pub const EXPECTED_ANOMALY: &str = "run.expected-anomaly";
     /// An honest client asked a request again after its definite answer.
     pub const CLIENT_RE_ASK: &str = "client.re-ask";
 }

@@ -119,6 +119,7 @@ pub const PROBES: &[&str] = &[
     names::CLIENT_RETRY,
     names::CLIENT_UNKNOWN,
     names::CLIENT_RE_ASK,
+    names::EXPECTED_ANOMALY,
 ];
 
 /// The summary of a campaign's records (in any order, each seed once).

@@ -237,7 +237,9 @@ impl Shell {
         } else {
             self.flush(wrote).await;
         }
-        if !matches!(self.config.flush, FlushPolicy::Async { .. }) {
+        if matches!(self.config.flush, FlushPolicy::Async { .. }) {
+            self.log.note_unsafe_reply(mark);
+        } else {
             self.log.witness_reply(mark);
         }
         reply
