@@ -35,7 +35,7 @@ pub const LATENCY_MS_MAX: u64 = 1_000;
 pub const PLAN_EVENTS_MAX: usize = 1_000;
 /// How long a crash aimed at a buggify window waits for its node to fire the point before it
 /// crashes the node anyway.
-pub const IN_WINDOW_WAIT_MS: u64 = 5_000;
+pub const IN_WINDOW_WAIT_MS: u64 = 10_000;
 
 /// The kinds of fault a plan can contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -592,7 +592,8 @@ fn correlate_crashes(events: &mut Vec<FaultEvent>, nodes: &[NodeName], rng: &mut
     let mut windows: Vec<(u64, Vec<NodeName>, Option<Point>)> = events
         .iter()
         .filter_map(|e| match &e.fault {
-            Fault::Buggify { point, .. } => {
+            // A stall exists to outlast its caller's budget, not to be crashed in.
+            Fault::Buggify { point, .. } if !point.stalls() => {
                 let runs = point_nodes(*point, nodes);
                 (!runs.is_empty()).then_some((e.after_ops, runs, Some(*point)))
             }
@@ -632,7 +633,7 @@ fn correlate_crashes(events: &mut Vec<FaultEvent>, nodes: &[NodeName], rng: &mut
 }
 
 /// At most this many crashes in a drawn plan once they are correlated with windows.
-const CORRELATED_CRASHES_MAX: usize = 5;
+const CORRELATED_CRASHES_MAX: usize = 8;
 
 fn crash_count(events: &[FaultEvent]) -> usize {
     events

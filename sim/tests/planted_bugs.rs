@@ -122,12 +122,14 @@ fn manager_no_recovery_is_caught_by_liveness() {
     );
 }
 
-/// The rare window: a pay's begin reached the trade but every answer was lost for longer
-/// than the begin budget (about 7.5 s), and the payment node, taking the silence for "never
-/// began", fails the order without telling the trade, which stays PAYING. Only a long outage
-/// reaches it: the same run with every outage cut to 3 s passes.
+/// The rare window: a pay's begin reached the trade but every answer was lost or late for
+/// longer than the begin budget (about 7.5 s), and the payment node, taking the silence for
+/// "never began", fails the order without telling the trade, which stays PAYING. Only the
+/// sharper swarm reaches it: a long outage, or a trade node stalled past the budget (the
+/// `begin-to-reply` buggify site). The same run with every outage cut to 3 s and no stall
+/// passes.
 #[test]
-fn begin_timeout_not_ended_is_caught_by_liveness_only_after_a_long_outage() {
+fn begin_timeout_not_ended_is_caught_by_liveness_only_past_the_begin_budget() {
     let bug = Bug::BeginTimeoutNotEnded;
     assert_eq!(bug.caught_by(), "liveness");
     let report = (0..SEEDS)
@@ -141,12 +143,13 @@ fn begin_timeout_not_ended_is_caught_by_liveness_only_after_a_long_outage() {
         stuck.iter().any(|s| s.contains(" pay ")),
         "names the trade left paying: {stuck:?}"
     );
-    let short = FaultPlan {
+    let tame = FaultPlan {
         kinds: report.plan.kinds.clone(),
         events: report
             .plan
             .events
             .iter()
+            .filter(|e| !matches!(e.fault, Fault::Buggify { point, .. } if point.stalls()))
             .cloned()
             .map(|mut e| {
                 cap_outage(&mut e.fault, 3_000);
@@ -154,8 +157,8 @@ fn begin_timeout_not_ended_is_caught_by_liveness_only_after_a_long_outage() {
             })
             .collect(),
     };
-    assert_ne!(short, report.plan, "the failing plan has a long outage");
-    let again = run_with_plan(report.config.clone(), short);
+    assert_ne!(tame, report.plan, "the failing plan outlasts the budget");
+    let again = run_with_plan(report.config.clone(), tame);
     assert_eq!(again.verdict, Verdict::Pass, "{:?}", again.violations);
 }
 
@@ -241,14 +244,19 @@ fn replica_no_version_is_caught_by_replicas() {
 /// out the hostile attempt, debiting an account that is not the asker's).
 #[test]
 fn payer_from_body_is_caught_by_no_unauthorized_effect_with_the_money_moved() {
-    let named = caught_naming(Bug::PayerFromBody, "request");
-    let report = first_caught(Bug::PayerFromBody);
-    let effect = report.violations.iter().find(|v| {
-        v.invariant.name() == "no-unauthorized-effect"
-            && v.message
-                .contains(&format!("carries out hostile attempt {named}"))
-    });
-    assert!(effect.is_some(), "{:#?}", report.violations);
+    caught_naming(Bug::PayerFromBody, "request");
+    // On some seed the victim had the money, and the posting half shows it moved (on others
+    // the victim was empty and only the answer gives the bug away).
+    let moved = (0..SEEDS)
+        .map(|seed| run(config(Bug::PayerFromBody, seed)))
+        .find_map(|r| {
+            r.violations.into_iter().find(|v| {
+                v.invariant.name() == "no-unauthorized-effect"
+                    && v.message.contains("carries out hostile attempt")
+            })
+        });
+    let v = moved.expect("a posting carries out a hostile pay within 200 seeds");
+    assert!(!v.evidence["request"].is_empty(), "{v}");
 }
 
 #[test]

@@ -22,12 +22,23 @@ pub const WINDOW: Duration = Duration::from_millis(300);
 /// [`Point::CommitToMessage`], [`Point::AbortToMessage`]): past the broker's first check-back.
 pub const CHECK_BACK_WINDOW: Duration = Duration::from_millis(800);
 
+/// The widened window of [`Point::BeginToReply`]: past the payment node's begin budget (8
+/// attempts, about 7.5 s), so that the caller gives up on a begin the trade has taken.
+pub const PAST_BEGIN_BUDGET_WINDOW: Duration = Duration::from_millis(8_000);
+
+/// The widened window of [`Point::TryToReply`]: past the TCC manager's Try timeout (500 ms),
+/// so that the manager rolls back an activity whose Try the shard has taken.
+pub const PAST_TRY_TIMEOUT_WINDOW: Duration = Duration::from_millis(1_000);
+
 /// A critical window in platform code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Point {
     /// TCC manager: between the durable COMMIT decision and the first Confirm.
     CommitToPhaseTwo,
+    /// Ledger shard: between a durable Try and its answer, widened past the manager's Try
+    /// timeout (a stalled shard): the activity rolls back a branch that did reserve.
+    TryToReply,
     /// Payment node: between the movement's outcome and telling the trade.
     OutcomeToTrade,
     /// Payment node: between the durable order and asking the trade to begin.
@@ -37,6 +48,9 @@ pub enum Point {
     CommitToMessage,
     /// Trade node, mode 2: between storing the half message and the local transaction.
     HalfToLocal,
+    /// Trade node: between a durable begin of a pay and its answer, widened past the payment
+    /// node's retry budget (a stalled node): the caller gives up on a begin that was taken.
+    BeginToReply,
     /// Consumer: between processing a batch and committing its offset (the reverse order under
     /// the planted `offset-before-processing`).
     ConsumeToOffset,
@@ -60,10 +74,12 @@ pub enum Point {
 impl Point {
     pub const ALL: &'static [Point] = &[
         Point::CommitToPhaseTwo,
+        Point::TryToReply,
         Point::OutcomeToTrade,
         Point::OrderToTrade,
         Point::CommitToMessage,
         Point::HalfToLocal,
+        Point::BeginToReply,
         Point::ConsumeToOffset,
         Point::AbortToMessage,
         Point::ConfirmToEnd,
@@ -75,10 +91,12 @@ impl Point {
     pub fn name(self) -> &'static str {
         match self {
             Point::CommitToPhaseTwo => "commit-to-phase-two",
+            Point::TryToReply => "try-to-reply",
             Point::OutcomeToTrade => "outcome-to-trade",
             Point::OrderToTrade => "order-to-trade",
             Point::CommitToMessage => "commit-to-message",
             Point::HalfToLocal => "half-to-local",
+            Point::BeginToReply => "begin-to-reply",
             Point::ConsumeToOffset => "consume-to-offset",
             Point::AbortToMessage => "abort-to-message",
             Point::ConfirmToEnd => "confirm-to-end",
@@ -88,8 +106,9 @@ impl Point {
         }
     }
 
-    /// How long the widened window lasts: [`WINDOW`], except around a half message, widened
-    /// past the broker's first check-back (600 ms in a run) so that the check races the window:
+    /// How long the widened window lasts: [`WINDOW`], except a begin's or a Try's answer,
+    /// widened past its caller's budget or timeout, and around a half message, widened past the broker's first
+    /// check-back (600 ms in a run) so that the check races the window:
     /// it arrives while the local transaction is still running, or before the one-way commit or
     /// rollback that follows it.
     pub fn window(self) -> Duration {
@@ -97,18 +116,28 @@ impl Point {
             Point::HalfToLocal | Point::CommitToMessage | Point::AbortToMessage => {
                 CHECK_BACK_WINDOW
             }
+            Point::BeginToReply => PAST_BEGIN_BUDGET_WINDOW,
+            Point::TryToReply => PAST_TRY_TIMEOUT_WINDOW,
             _ => WINDOW,
         }
+    }
+
+    /// Whether a firing stalls the node at this point for the whole window (every passage
+    /// until it ends waits too), rather than delaying one passage.
+    pub fn stalls(self) -> bool {
+        matches!(self, Point::BeginToReply | Point::TryToReply)
     }
 
     /// The coverage probe fired each time the widened window is taken.
     pub fn probe(self) -> &'static str {
         match self {
             Point::CommitToPhaseTwo => "buggify.commit-to-phase-two",
+            Point::TryToReply => "buggify.try-to-reply",
             Point::OutcomeToTrade => "buggify.outcome-to-trade",
             Point::OrderToTrade => "buggify.order-to-trade",
             Point::CommitToMessage => "buggify.commit-to-message",
             Point::HalfToLocal => "buggify.half-to-local",
+            Point::BeginToReply => "buggify.begin-to-reply",
             Point::ConsumeToOffset => "buggify.consume-to-offset",
             Point::AbortToMessage => "buggify.abort-to-message",
             Point::ConfirmToEnd => "buggify.confirm-to-end",
@@ -147,6 +176,9 @@ pub struct Buggify {
     /// The node this handle belongs to (empty for the run's own handle).
     node: String,
     draws: Arc<Mutex<ChaCha8Rng>>,
+    /// Until when a stall point ([`Point::stalls`]) that fired holds every passage of this
+    /// node (simulated time).
+    stalled: Arc<Mutex<BTreeMap<Point, madsim::time::Instant>>>,
 }
 
 impl Default for Buggify {
@@ -156,6 +188,7 @@ impl Default for Buggify {
             fired: Arc::default(),
             node: String::new(),
             draws: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(0))),
+            stalled: Arc::default(),
         }
     }
 }
@@ -169,6 +202,7 @@ impl Buggify {
             fired: self.fired.clone(),
             node: node.to_string(),
             draws: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(stream))),
+            stalled: Arc::default(),
         }
     }
 
@@ -215,9 +249,15 @@ impl Buggify {
                 .gen_bool(chance)
     }
 
-    /// Pauses for the point's window if this passage through `point` fires.
+    /// Pauses for the point's window if this passage through `point` fires. A stall point
+    /// that fired holds every later passage of the node until its window ends, as a stalled
+    /// node would.
     pub async fn window(&self, point: Point, probes: &Probes) {
-        if self.fires(point) {
+        let now = madsim::time::Instant::now();
+        let held = self.stall_end(point).filter(|end| *end > now);
+        if let Some(end) = held {
+            madsim::time::sleep_until(end).await;
+        } else if self.fires(point) {
             probes.hit(point.probe());
             *self
                 .fired
@@ -225,8 +265,17 @@ impl Buggify {
                 .unwrap_or_else(|p| p.into_inner())
                 .entry((point, self.node.clone()))
                 .or_default() += 1;
+            if point.stalls() {
+                let mut stalled = self.stalled.lock().unwrap_or_else(|p| p.into_inner());
+                stalled.insert(point, now + point.window());
+            }
             madsim::time::sleep(point.window()).await;
         }
+    }
+
+    fn stall_end(&self, point: Point) -> Option<madsim::time::Instant> {
+        let stalled = self.stalled.lock().unwrap_or_else(|p| p.into_inner());
+        stalled.get(&point).copied()
     }
 }
 

@@ -6,6 +6,7 @@ use crate::config::RunConfig;
 use crate::observe;
 use paylab_invariants::world::World;
 use paylab_invariants::{Delta, Observation};
+use paylab_system::buggify::Point;
 use paylab_system::ledger::{LedgerConfig, LedgerNode};
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::ShardId;
@@ -30,6 +31,9 @@ impl ServiceKind for Ledger {
     }
     fn addr(&self, index: u32) -> SocketAddr {
         addr_of(index)
+    }
+    fn buggify_points(&self) -> &'static [Point] {
+        &[Point::TryToReply]
     }
     fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {
         Arc::new(LedgerConfig {

@@ -77,11 +77,13 @@ fn buggify_points_run_where_their_code_runs() {
             .collect()
     };
     assert_eq!(on(Point::CommitToPhaseTwo), ["payment"]);
+    assert_eq!(on(Point::TryToReply), ["ledger"]);
     assert_eq!(on(Point::OutcomeToTrade), ["payment"]);
     assert_eq!(on(Point::OrderToTrade), ["payment"]);
     assert_eq!(on(Point::CommitToMessage), ["trade"]);
     assert_eq!(on(Point::HalfToLocal), ["trade"]);
     assert_eq!(on(Point::AbortToMessage), ["trade"]);
+    assert_eq!(on(Point::BeginToReply), ["trade"]);
     assert_eq!(on(Point::ConfirmToEnd), ["payment"]);
     assert_eq!(on(Point::CancelToEnd), ["payment"]);
     assert_eq!(on(Point::TradeToFinish), ["payment"]);

@@ -37,6 +37,7 @@ impl ServiceKind for Trade {
             Point::CommitToMessage,
             Point::HalfToLocal,
             Point::AbortToMessage,
+            Point::BeginToReply,
         ]
     }
     fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {

@@ -6,6 +6,7 @@ use super::core::{Decision, LedgerCore, LedgerRecord};
 use super::fence::FenceRefusal;
 use super::types::{ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError};
 use crate::auth::{Authority, Directory};
+use crate::buggify::Point;
 use crate::bugs::Bug;
 use crate::ids::ShardId;
 use crate::log::DurableLog;
@@ -178,7 +179,17 @@ impl LedgerNode {
         let internal = shell.clone();
         transport.serve_from(move |LedgerCall(command), from| {
             let allowed = authorize_platform(&command, from, &callers);
-            internal.clone().serve(command, allowed)
+            let shell = internal.clone();
+            async move {
+                let is_try = matches!(command, LedgerCommand::TccTry { .. });
+                let reply = shell.clone().serve(command, allowed).await;
+                if is_try {
+                    // A stalled shard: the Try is taken (and durable), its answer late.
+                    let env = &shell.env;
+                    env.buggify.window(Point::TryToReply, &env.probes).await;
+                }
+                reply
+            }
         });
         let (authority, dir) = (Authority::for_run(env.seed), config.directory);
         transport.serve_from(move |call: ClientLedgerCall, from| {

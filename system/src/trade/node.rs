@@ -11,6 +11,7 @@ use super::types::{
 };
 use crate::auth::{Authority, Directory, Principal};
 use crate::broker::CheckBackCall;
+use crate::buggify::Point;
 use crate::bugs::Bug;
 use crate::ids::AccountId;
 use crate::ids::{EventId, TradeShardId};
@@ -146,7 +147,14 @@ impl Shell {
                 caller: from.to_string(),
             });
         }
-        self.handle(command).await
+        let begin = matches!(command, TradeCommand::BeginPay { .. });
+        let reply = self.clone().handle(command).await;
+        if begin {
+            // A stalled trade node: the begin is taken (and durable), its answer late.
+            let env = &self.env;
+            env.buggify.window(Point::BeginToReply, &env.probes).await;
+        }
+        reply
     }
 
     /// Serves one client command: the client its credential proves may create trades for its
