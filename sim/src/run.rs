@@ -433,6 +433,31 @@ impl Checker {
         durability::check(&fresh)
     }
 
+    /// What the run found: the violations (and the expected anomalies, each counted in the
+    /// probes), what stayed unfinished, and the times.
+    fn outcomes(
+        self,
+        config: &RunConfig,
+        probes: &Probes,
+        stuck: Vec<Unfinished>,
+        converge_ms: Option<u64>,
+        sim_ms: u64,
+    ) -> Outcomes {
+        let snapshots_checked = self.snapshots;
+        let (violations, expected) = self.into_violations(config);
+        for _ in &expected {
+            probes.hit(paylab_system::probes::names::EXPECTED_ANOMALY);
+        }
+        Outcomes {
+            stuck,
+            violations,
+            expected,
+            snapshots_checked,
+            sim_ms,
+            converge_ms,
+        }
+    }
+
     /// The violations, and those of them the configuration's own unsafe choice explains:
     /// under `--broker-flush async`, once a crash took back acknowledged broker writes, the
     /// families a lost message breaks (message completeness, the replicas, notification) are
@@ -520,23 +545,10 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     for node in &client_nodes {
         handle.kill(node.id());
     }
-    let snapshots_checked = checker.snapshots;
-    let (violations, expected) = checker.into_violations(&config);
-    for _ in &expected {
-        cluster
-            .probes
-            .hit(paylab_system::probes::names::EXPECTED_ANOMALY);
-    }
-    Outcomes {
-        converge_ms: settled_ms
-            .filter(|_| stuck.is_empty())
-            .map(|at| at - healed_ms),
-        stuck,
-        snapshots_checked,
-        violations,
-        expected,
-        sim_ms,
-    }
+    let converge_ms = settled_ms
+        .filter(|_| stuck.is_empty())
+        .map(|at| at - healed_ms);
+    checker.outcomes(&config, &cluster.probes, stuck, converge_ms, sim_ms)
 }
 
 /// The registered owner of every account the shards hold that the platform assigned to a
