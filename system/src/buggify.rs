@@ -107,9 +107,9 @@ impl Point {
     }
 
     /// How long the widened window lasts: [`WINDOW`], except a begin's or a Try's answer,
-    /// widened past its caller's budget or timeout, and around a half message, widened past the broker's first
-    /// check-back (600 ms in a run) so that the check races the window:
-    /// it arrives while the local transaction is still running, or before the one-way commit or
+    /// widened past its caller's budget or timeout, and around a half message, widened past
+    /// the broker's first check-back (600 ms in a run) so that the check races the window: it
+    /// arrives while the local transaction is still running, or before the one-way commit or
     /// rollback that follows it.
     pub fn window(self) -> Duration {
         match self {
@@ -253,29 +253,36 @@ impl Buggify {
     /// that fired holds every later passage of the node until its window ends, as a stalled
     /// node would.
     pub async fn window(&self, point: Point, probes: &Probes) {
-        let now = madsim::time::Instant::now();
-        let held = self.stall_end(point).filter(|end| *end > now);
-        if let Some(end) = held {
-            madsim::time::sleep_until(end).await;
-        } else if self.fires(point) {
-            probes.hit(point.probe());
-            *self
-                .fired
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry((point, self.node.clone()))
-                .or_default() += 1;
-            if point.stalls() {
-                let mut stalled = self.stalled.lock().unwrap_or_else(|p| p.into_inner());
-                stalled.insert(point, now + point.window());
+        // The common passage (a point that is not a stall) costs one lookup of the board.
+        if point.stalls() {
+            if let Some(end) = self.stall_end(point) {
+                madsim::time::sleep_until(end).await;
+                return;
             }
-            madsim::time::sleep(point.window()).await;
         }
+        if !self.fires(point) {
+            return;
+        }
+        probes.hit(point.probe());
+        *self
+            .fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((point, self.node.clone()))
+            .or_default() += 1;
+        if point.stalls() {
+            let end = madsim::time::Instant::now() + point.window();
+            let mut stalled = self.stalled.lock().unwrap_or_else(|p| p.into_inner());
+            stalled.insert(point, end);
+        }
+        madsim::time::sleep(point.window()).await;
     }
 
+    /// When the node's stall at `point` ends, if it is stalled there now.
     fn stall_end(&self, point: Point) -> Option<madsim::time::Instant> {
         let stalled = self.stalled.lock().unwrap_or_else(|p| p.into_inner());
-        stalled.get(&point).copied()
+        let now = madsim::time::Instant::now();
+        stalled.get(&point).copied().filter(|end| *end > now)
     }
 }
 
