@@ -16,7 +16,7 @@ use paylab_system::probes::names;
 use paylab_system::trade::{
     trade_shard_of, ClientTradeCall, TradeCommand, TradeError, TradeId, TradeReply,
 };
-use paylab_system::transport::{RetryPolicy, Transport};
+use paylab_system::transport::{Retried, RetryPolicy, Transport};
 use paylab_system::{AccountId, Amount, RequestId};
 use std::time::Duration;
 
@@ -217,27 +217,11 @@ impl Caller {
             key: request.to_string(),
             amount,
         };
-        let (outcome, _) = self.funding(OpKind::Fund, request, amount, command).await;
+        let outcome = self
+            .payment(OpKind::Fund, request, Some(amount), None, command)
+            .await;
         self.moved(&outcome, None, Some(account), amount);
         outcome
-    }
-
-    async fn funding(
-        &self,
-        kind: OpKind,
-        request: &str,
-        amount: Amount,
-        command: PaymentCommand,
-    ) -> (Outcome, OpHandle) {
-        let op = self.invoke(kind, request, Some(amount), None);
-        let (outcome, attempts) = self.ask_payment(&command, request).await;
-        self.complete(op, request, &outcome, attempts);
-        let ask = Ask::Payment {
-            key: request.to_string(),
-            command,
-        };
-        self.maybe_re_ask(op, &outcome, &ask).await;
-        (outcome, op)
     }
 
     /// Tops `account` up from its shard's world account if the estimate says it cannot spend
@@ -270,8 +254,8 @@ impl Caller {
             key: request.to_string(),
             amount,
         };
-        let (outcome, _) = self
-            .funding(OpKind::Withdraw, request, amount, command)
+        let outcome = self
+            .payment(OpKind::Withdraw, request, Some(amount), None, command)
             .await;
         self.moved(&outcome, Some(merchant), None, amount);
         if outcome == Outcome::Ok {
@@ -293,17 +277,7 @@ impl Caller {
             out_trade_no: out_trade_no.to_string(),
             amount,
         };
-        let retried = self
-            .transport
-            .call_with_retry(
-                trade_addr(shard.0),
-                ClientTradeCall {
-                    credential: self.credential,
-                    command: create.clone(),
-                },
-                RetryPolicy::default(),
-            )
-            .await;
+        let retried = self.trade_call(shard.0, create.clone()).await;
         let (outcome, trade) = match retried.result {
             Ok(Ok(TradeReply::Created { trade, .. })) => (Outcome::Ok, Some(trade)),
             Ok(Ok(other)) => {
@@ -323,6 +297,21 @@ impl Caller {
         };
         self.maybe_re_ask(op, &outcome, &ask).await;
         trade
+    }
+
+    /// Sends one trade command to trade shard `shard` with the usual retries.
+    pub(crate) async fn trade_call(
+        &self,
+        shard: u32,
+        command: TradeCommand,
+    ) -> Retried<Result<TradeReply, TradeError>> {
+        let call = ClientTradeCall {
+            credential: self.credential,
+            command,
+        };
+        self.transport
+            .call_with_retry(trade_addr(shard), call, RetryPolicy::default())
+            .await
     }
 
     /// Asks the payment service until it gives a definite answer or the attempts run out.
@@ -358,16 +347,17 @@ impl Caller {
         (Outcome::Unknown, PAYMENT_ATTEMPTS_MAX)
     }
 
-    /// Pays or refunds, records it, and returns the outcome and the operation.
+    /// Asks the payment service (a pay or a refund of `trade`, or a deposit or withdrawal),
+    /// records it, and sometimes asks it again.
     async fn payment(
         &self,
         kind: OpKind,
         key: &str,
         amount: Option<Amount>,
-        trade: TradeId,
+        trade: Option<TradeId>,
         command: PaymentCommand,
-    ) -> (Outcome, OpHandle) {
-        let op = self.invoke(kind, key, amount, Some(trade.to_string()));
+    ) -> Outcome {
+        let op = self.invoke(kind, key, amount, trade.map(|t| t.to_string()));
         let (outcome, attempts) = self.ask_payment(&command, key).await;
         self.complete(op, key, &outcome, attempts);
         let ask = Ask::Payment {
@@ -375,7 +365,7 @@ impl Caller {
             command,
         };
         self.maybe_re_ask(op, &outcome, &ask).await;
-        (outcome, op)
+        outcome
     }
 
     /// The buyer `m.payer` pays trade `m.trade` under `key`.
@@ -385,8 +375,8 @@ impl Caller {
             key: key.to_string(),
             payer: m.payer,
         };
-        let (outcome, _) = self
-            .payment(OpKind::Pay, key, Some(m.amount), m.trade, pay)
+        let outcome = self
+            .payment(OpKind::Pay, key, Some(m.amount), Some(m.trade), pay)
             .await;
         let balances = &self.ctx.balances;
         if matches!(outcome, Outcome::Ok | Outcome::Unknown) {
@@ -408,8 +398,9 @@ impl Caller {
             out_request_no: out_request_no.to_string(),
             amount: m.amount,
         };
-        let (outcome, _) = self
-            .payment(OpKind::Refund, out_request_no, Some(m.amount), m.trade, cmd)
+        let trade = Some(m.trade);
+        let outcome = self
+            .payment(OpKind::Refund, out_request_no, Some(m.amount), trade, cmd)
             .await;
         match outcome {
             Outcome::Ok => balances.add(m.payer, fen(m.amount)),

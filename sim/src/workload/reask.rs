@@ -6,13 +6,13 @@
 //! to re-ask is drawn from the client's own stream for it.
 
 use super::caller::{Answer, Caller};
-use crate::cluster::{ledger_addr, trade_addr};
+use crate::cluster::ledger_addr;
 use crate::history::OpHandle;
 use paylab_invariants::Outcome;
 use paylab_system::ledger::{ClientLedgerCall, LedgerCommand};
 use paylab_system::payment::PaymentCommand;
 use paylab_system::probes::names;
-use paylab_system::trade::{ClientTradeCall, TradeCommand};
+use paylab_system::trade::TradeCommand;
 use paylab_system::transport::RetryPolicy;
 use paylab_system::{AccountId, RefusalCode, ShardId};
 use rand::{Rng, SeedableRng};
@@ -93,14 +93,7 @@ impl Caller {
             }
             Ask::Payment { key, command } => self.ask_payment(command, key).await,
             Ask::Trade { shard, command } => {
-                let call = ClientTradeCall {
-                    credential: self.credential,
-                    command: command.clone(),
-                };
-                let retried = self
-                    .transport
-                    .call_with_retry(trade_addr(*shard), call, RetryPolicy::default())
-                    .await;
+                let retried = self.trade_call(*shard, command.clone()).await;
                 let outcome = retried.result.map_or(Outcome::Unknown, |r| r.outcome());
                 (outcome, retried.attempts)
             }
