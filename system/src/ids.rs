@@ -32,6 +32,34 @@ impl AccountId {
         AccountId(u64::from(shards) + u64::from(shard.0))
     }
 
+    /// The first id of the clearing accounts: far above every customer id, and a multiple of
+    /// `shards`, so that each clearing account's sub-account lives on its own shard.
+    fn clearing_base(shards: u32) -> u64 {
+        u64::from(shards) << 32
+    }
+
+    /// The platform's reserve at bank `bank` (备付金, an asset: the money the bank holds for
+    /// the platform), one sub-account per shard, so that `reserve(b, s, n).shard(n) == s`.
+    pub fn reserve(bank: u32, shard: ShardId, shards: u32) -> AccountId {
+        assert!(shard.0 < shards, "{shard} out of range 0..{shards}");
+        AccountId(
+            Self::clearing_base(shards)
+                + u64::from(2 * bank) * u64::from(shards)
+                + u64::from(shard.0),
+        )
+    }
+
+    /// Withdrawals to bank `bank` on their way out (提现在途): debited when the bank paid,
+    /// one sub-account per shard.
+    pub fn in_transit(bank: u32, shard: ShardId, shards: u32) -> AccountId {
+        assert!(shard.0 < shards, "{shard} out of range 0..{shards}");
+        AccountId(
+            Self::clearing_base(shards)
+                + u64::from(2 * bank + 1) * u64::from(shards)
+                + u64::from(shard.0),
+        )
+    }
+
     /// The first id that is neither a world nor a transit account.
     pub fn first_customer(shards: u32) -> u64 {
         2 * u64::from(shards)
@@ -135,6 +163,12 @@ string_id!(
     /// A published event's id, unique per change: `T{shard}-{seq}:v{version}:{kind}[:{refund}]`
     /// for trade events.
     EventId
+);
+
+string_id!(
+    /// A clearing instruction's id (`instr_id`): one channel order at the gateway and one
+    /// instruction at its bank, unique across the platform; the idempotency key of both.
+    InstrId
 );
 
 /// A trade shard (one shard = one trade node), distinct from a ledger [`ShardId`].

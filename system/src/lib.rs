@@ -19,12 +19,16 @@
 //!
 //! Services: [`ledger`] (账务, sharded double-entry, TCC participant), [`trade`] (交易),
 //! [`broker`] (MetaQ/RocketMQ-like messages: half messages, check-backs, retries, DLQ),
-//! [`replica`] (消费记录 and 商户查询 read replicas fed by trade events), [`notify`] (最大努力通知).
+//! [`replica`] (消费记录 and 商户查询 read replicas fed by trade events), [`notify`] (最大努力通知),
+//! [`bank`] (the simulated banks at the edge of the world) and [`clearing`] (支付清算 and the
+//! bank gateway 银行网关: channel orders).
 
 pub mod auth;
+pub mod bank;
 pub mod broker;
 pub mod buggify;
 pub mod bugs;
+pub mod clearing;
 pub mod clock;
 pub mod disk;
 pub mod durability;
@@ -45,6 +49,8 @@ pub mod topology;
 pub mod trade;
 pub mod transport;
 
-pub use ids::{AccountId, EventId, IdemKey, RequestId, ShardId, TradeShardId, VoucherId, Xid};
+pub use ids::{
+    AccountId, EventId, IdemKey, InstrId, RequestId, ShardId, TradeShardId, VoucherId, Xid,
+};
 pub use money::{Amount, MoneyError};
 pub use refusal::{Refusal, RefusalCode};

@@ -259,6 +259,23 @@ pub mod names {
     pub const NOTIFY_ACKED: &str = "notify.acknowledged";
     pub const NOTIFY_RETRIED: &str = "notify.retried";
     pub const NOTIFY_EXHAUSTED: &str = "notify.schedule-exhausted";
+    pub const BANK_RECOVERED: &str = "bank.recovered-from-log";
+    /// A bank answered PROCESSING and decided the instruction later.
+    pub const BANK_PROCESSING: &str = "bank.processing";
+    pub const BANK_NOTIFIED_TWICE: &str = "bank.notified-twice";
+    pub const CLEARING_RECOVERED: &str = "clearing.recovered-from-log";
+    /// A channel order whose instruction got no answer in time became UNKNOWN.
+    pub const CLEARING_UNKNOWN: &str = "clearing.unknown";
+    pub const CLEARING_RESOLVED_BY_QUERY: &str = "clearing.unknown-resolved-by-query";
+    pub const CLEARING_RESOLVED_BY_NOTIFY: &str = "clearing.unknown-resolved-by-notify";
+    /// A bank notification about an order already final changed nothing.
+    pub const CLEARING_DUPLICATE_NOTIFY: &str = "clearing.duplicate-notify-absorbed";
+    /// A query found no instruction at the bank: the gateway sent it again, same instr_id.
+    pub const CLEARING_RESENT: &str = "clearing.resent-after-not-found";
+    /// A withdrawal the bank refused for good was credited back to its user.
+    pub const CLEARING_REVERSED: &str = "clearing.definitive-failure-reversed";
+    pub const CLEARING_DECLINED: &str = "clearing.deposit-declined";
+    pub const CLEARING_RESUMED: &str = "clearing.order-resumed";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
     /// A violation the run's own unsafe configuration explains (the broker's async flush lost

@@ -48,6 +48,9 @@ pub enum RefusalCode {
     Unauthorized,
     /// The request's credential was forged, or presented from another address than its own.
     Unauthenticated,
+    /// The bank refused the instruction for good (the card has no funds or is closed, the
+    /// platform's reserve there is short): nothing moved.
+    BankDeclined,
 }
 
 impl RefusalCode {
@@ -69,6 +72,7 @@ impl RefusalCode {
         RefusalCode::Invalid,
         RefusalCode::Unauthorized,
         RefusalCode::Unauthenticated,
+        RefusalCode::BankDeclined,
     ];
 
     /// The kebab-case name used in histories, evidence and summaries.
@@ -91,6 +95,7 @@ impl RefusalCode {
             RefusalCode::Invalid => "invalid",
             RefusalCode::Unauthorized => "unauthorized",
             RefusalCode::Unauthenticated => "unauthenticated",
+            RefusalCode::BankDeclined => "bank-declined",
         }
     }
 }

@@ -1,0 +1,289 @@
+//! One simulated bank's state machine: its cards, the platform's reserve account, the
+//! instructions it took (idempotent by `instr_id`) and its statement lines. Pure: the shell
+//! draws whether an instruction is processed late and reads the clock; `decide` says what to
+//! write, `apply` (also the recovery) changes the state.
+//!
+//! Money at a bank is created only by opening a card (with its opening balance); a debit moves
+//! it from a card to the platform's reserve, a credit back. So at every instant the bank's
+//! books satisfy Σ cards + reserve = Σ openings.
+
+use super::types::{BankError, BankReply};
+use super::types::{Direction, FailReason, InstrStatus, Instruction, StatementLine};
+use crate::ids::InstrId;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a new card holds when it is opened.
+pub const CARD_OPENING: Decimal = Decimal::from_parts(2_000_000, 0, 0, false, 2);
+
+/// Whether card `card` is closed (one card in 23, fixed by its number): instructions on it
+/// fail for good.
+pub fn card_is_closed(card: u64) -> bool {
+    card % 23 == 7
+}
+
+/// One card at the bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub balance: Decimal,
+    pub opening: Decimal,
+    pub closed: bool,
+}
+
+/// One instruction as the bank holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstrState {
+    pub instruction: Instruction,
+    pub status: InstrStatus,
+    /// When a PROCESSING instruction is due to be decided (bank's clock).
+    pub due_ms: u64,
+    /// The bank date of its statement line (a success).
+    pub date: Option<u32>,
+}
+
+/// What the bank's log holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BankRecord {
+    CardOpened {
+        card: u64,
+        balance: Decimal,
+        closed: bool,
+    },
+    /// An instruction taken: decided at once, or PROCESSING until `due_ms`.
+    Accepted {
+        instruction: Instruction,
+        status: InstrStatus,
+        at_ms: u64,
+        due_ms: u64,
+    },
+    /// A PROCESSING instruction decided.
+    Decided {
+        instr: InstrId,
+        status: InstrStatus,
+        at_ms: u64,
+    },
+}
+
+/// What to do with a submission.
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    Reply(Result<BankReply, BankError>),
+    Write(Vec<BankRecord>),
+}
+
+/// One bank's books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankCore {
+    pub bank: u32,
+    day_ms: u64,
+    pub cards: BTreeMap<u64, Card>,
+    /// The platform's account at this bank (credit-positive: what the bank owes the platform).
+    pub reserve: Decimal,
+    pub instructions: BTreeMap<InstrId, InstrState>,
+    pub lines: Vec<StatementLine>,
+}
+
+impl BankCore {
+    pub fn new(bank: u32, day_ms: u64) -> Self {
+        assert!(day_ms > 0, "a bank day lasts some time");
+        BankCore {
+            bank,
+            day_ms,
+            cards: BTreeMap::new(),
+            reserve: Decimal::ZERO,
+            instructions: BTreeMap::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Rebuilds the books from the log.
+    pub fn recover(bank: u32, day_ms: u64, records: &[BankRecord]) -> Self {
+        let mut core = BankCore::new(bank, day_ms);
+        for r in records {
+            core.apply(r.clone());
+        }
+        core
+    }
+
+    /// The bank date of simulated instant `at_ms`.
+    pub fn date_of(&self, at_ms: u64) -> u32 {
+        (at_ms / self.day_ms) as u32
+    }
+
+    /// A submission: the answer of a repeat, or the records of a new instruction (its card
+    /// opened first if new). `late` is `Some(due_ms)` if the shell drew PROCESSING.
+    pub fn decide(&self, instruction: &Instruction, now_ms: u64, late: Option<u64>) -> Decision {
+        if let Some(known) = self.instructions.get(&instruction.id) {
+            return Decision::Reply(if known.instruction == *instruction {
+                Ok(BankReply::Status(known.status))
+            } else {
+                Err(BankError::Mismatch(instruction.id.clone()))
+            });
+        }
+        let mut records = Vec::new();
+        if !self.cards.contains_key(&instruction.card) {
+            records.push(BankRecord::CardOpened {
+                card: instruction.card,
+                balance: CARD_OPENING,
+                closed: card_is_closed(instruction.card),
+            });
+        }
+        let status = match late {
+            Some(_) => InstrStatus::Processing,
+            None => self.outcome(instruction, records.first()),
+        };
+        records.push(BankRecord::Accepted {
+            instruction: instruction.clone(),
+            status,
+            at_ms: now_ms,
+            due_ms: late.unwrap_or(now_ms),
+        });
+        Decision::Write(records)
+    }
+
+    /// The record deciding a PROCESSING instruction now, if it is one.
+    pub fn decide_late(&self, instr: &InstrId, now_ms: u64) -> Option<BankRecord> {
+        let state = self.instructions.get(instr)?;
+        (state.status == InstrStatus::Processing).then(|| BankRecord::Decided {
+            instr: instr.clone(),
+            status: self.outcome(&state.instruction, None),
+            at_ms: now_ms,
+        })
+    }
+
+    /// The PROCESSING instructions due by `now_ms`, in id order.
+    pub fn due(&self, now_ms: u64) -> Vec<InstrId> {
+        let processing = self
+            .instructions
+            .iter()
+            .filter(|(_, s)| s.status == InstrStatus::Processing && s.due_ms <= now_ms);
+        processing.map(|(id, _)| id.clone()).collect()
+    }
+
+    /// What carrying `instruction` out now would end in (`opening`: its card's opening record,
+    /// not applied yet).
+    fn outcome(&self, instruction: &Instruction, opening: Option<&BankRecord>) -> InstrStatus {
+        let (balance, closed) = match (self.cards.get(&instruction.card), opening) {
+            (Some(card), _) => (card.balance, card.closed),
+            (
+                None,
+                Some(BankRecord::CardOpened {
+                    balance, closed, ..
+                }),
+            ) => (*balance, *closed),
+            (None, _) => unreachable!("a card is opened before its first instruction"),
+        };
+        let amount = instruction.amount.value();
+        let fail = match instruction.direction {
+            _ if closed => Some(FailReason::CardClosed),
+            Direction::Debit if balance < amount => Some(FailReason::NoFunds),
+            Direction::Credit if self.reserve < amount => Some(FailReason::ReserveShort),
+            _ => None,
+        };
+        fail.map_or(InstrStatus::Success, InstrStatus::Fail)
+    }
+
+    /// Where instruction `id` stands.
+    pub fn query(&self, id: &InstrId) -> BankReply {
+        self.instructions
+            .get(id)
+            .map_or(BankReply::NotFound, |s| BankReply::Status(s.status))
+    }
+
+    /// Every line of bank date `date`.
+    pub fn statement(&self, date: u32) -> Vec<StatementLine> {
+        self.lines
+            .iter()
+            .filter(|l| l.date == date)
+            .cloned()
+            .collect()
+    }
+
+    /// Applies one record (a decision just made, or one replayed at recovery).
+    pub fn apply(&mut self, record: BankRecord) {
+        match record {
+            BankRecord::CardOpened {
+                card,
+                balance,
+                closed,
+            } => {
+                let card_state = Card {
+                    balance,
+                    opening: balance,
+                    closed,
+                };
+                let fresh = self.cards.insert(card, card_state).is_none();
+                assert!(fresh, "card {card} opened twice");
+            }
+            BankRecord::Accepted {
+                instruction,
+                status,
+                at_ms,
+                due_ms,
+            } => {
+                let id = instruction.id.clone();
+                let state = InstrState {
+                    instruction,
+                    status: InstrStatus::Processing,
+                    due_ms,
+                    date: None,
+                };
+                let fresh = self.instructions.insert(id.clone(), state).is_none();
+                assert!(fresh, "instruction {id} accepted twice");
+                if status.is_final() {
+                    self.settle(&id, status, at_ms);
+                }
+            }
+            BankRecord::Decided {
+                instr,
+                status,
+                at_ms,
+            } => self.settle(&instr, status, at_ms),
+        }
+    }
+
+    /// A PROCESSING instruction reaches its final status; a success moves the money and
+    /// writes its statement line.
+    fn settle(&mut self, id: &InstrId, status: InstrStatus, at_ms: u64) {
+        assert!(status.is_final(), "{id} settles to a final status");
+        let date = self.date_of(at_ms);
+        let state = self
+            .instructions
+            .get_mut(id)
+            .expect("settled instructions exist");
+        assert_eq!(state.status, InstrStatus::Processing, "{id} settles once");
+        state.status = status;
+        if status != InstrStatus::Success {
+            return;
+        }
+        state.date = Some(date);
+        let i = state.instruction.clone();
+        let card = self
+            .cards
+            .get_mut(&i.card)
+            .expect("an instruction's card is open");
+        let amount = i.amount.value();
+        let (to_card, to_reserve) = match i.direction {
+            Direction::Debit => (-amount, amount),
+            Direction::Credit => (amount, -amount),
+        };
+        card.balance += to_card;
+        self.reserve += to_reserve;
+        assert!(
+            card.balance >= Decimal::ZERO && self.reserve >= Decimal::ZERO,
+            "{id} overdraws"
+        );
+        self.lines.push(StatementLine {
+            date,
+            instr: i.id,
+            direction: i.direction,
+            card: i.card,
+            amount: i.amount,
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

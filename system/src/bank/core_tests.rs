@@ -1,0 +1,133 @@
+use super::*;
+use crate::money::Amount;
+use rust_decimal_macros::dec;
+
+const DAY: u64 = 10_000;
+
+fn instr(id: &str, direction: Direction, card: u64, amount: Decimal) -> Instruction {
+    Instruction {
+        id: InstrId::new(id),
+        direction,
+        card,
+        amount: Amount::new(amount).expect("a valid amount"),
+    }
+}
+
+/// Decides and applies; returns the status the bank answers.
+fn submit(core: &mut BankCore, i: &Instruction, now: u64, late: Option<u64>) -> InstrStatus {
+    match core.decide(i, now, late) {
+        Decision::Write(records) => records.into_iter().for_each(|r| core.apply(r)),
+        Decision::Reply(reply) => panic!("a new instruction is written, got {reply:?}"),
+    }
+    match core.query(&i.id) {
+        BankReply::Status(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn books_balance(core: &BankCore) -> bool {
+    let cards: Decimal = core.cards.values().map(|c| c.balance).sum();
+    let openings: Decimal = core.cards.values().map(|c| c.opening).sum();
+    cards + core.reserve == openings
+}
+
+#[test]
+fn a_debit_moves_card_money_into_the_reserve_and_writes_its_line() {
+    let mut core = BankCore::new(0, DAY);
+    let i = instr("i1", Direction::Debit, 40, dec!(12.50));
+    assert_eq!(submit(&mut core, &i, 25_000, None), InstrStatus::Success);
+    assert_eq!(core.reserve, dec!(12.50));
+    assert_eq!(core.cards[&40].balance, CARD_OPENING - dec!(12.50));
+    assert_eq!(core.statement(2).len(), 1);
+    assert!(core.statement(1).is_empty());
+    assert!(books_balance(&core));
+}
+
+#[test]
+fn a_repeat_answers_where_the_instruction_stands_and_another_body_is_refused() {
+    let mut core = BankCore::new(0, DAY);
+    let i = instr("i1", Direction::Debit, 40, dec!(5));
+    submit(&mut core, &i, 0, None);
+    let repeat = core.decide(&i, 10, None);
+    assert_eq!(
+        repeat,
+        Decision::Reply(Ok(BankReply::Status(InstrStatus::Success)))
+    );
+    let other = instr("i1", Direction::Debit, 40, dec!(6));
+    let refused = core.decide(&other, 10, None);
+    assert_eq!(
+        refused,
+        Decision::Reply(Err(BankError::Mismatch(InstrId::new("i1"))))
+    );
+    assert_eq!(core.lines.len(), 1);
+}
+
+#[test]
+fn definitive_failures_move_nothing() {
+    let mut core = BankCore::new(0, DAY);
+    let closed = 7;
+    assert!(card_is_closed(closed));
+    let on_closed = instr("i1", Direction::Debit, closed, dec!(1));
+    let status = submit(&mut core, &on_closed, 0, None);
+    assert_eq!(status, InstrStatus::Fail(FailReason::CardClosed));
+    let too_much = instr("i2", Direction::Debit, 40, CARD_OPENING + dec!(1));
+    let status = submit(&mut core, &too_much, 0, None);
+    assert_eq!(status, InstrStatus::Fail(FailReason::NoFunds));
+    let payout = instr("i3", Direction::Credit, 40, dec!(1));
+    let status = submit(&mut core, &payout, 0, None);
+    assert_eq!(status, InstrStatus::Fail(FailReason::ReserveShort));
+    assert!(core.lines.is_empty() && core.reserve == Decimal::ZERO);
+    assert!(books_balance(&core));
+}
+
+#[test]
+fn a_processing_instruction_is_decided_when_due_on_the_books_of_that_moment() {
+    let mut core = BankCore::new(0, DAY);
+    let payout = instr("i1", Direction::Credit, 40, dec!(3));
+    assert_eq!(
+        submit(&mut core, &payout, 100, Some(900)),
+        InstrStatus::Processing
+    );
+    assert!(core.due(899).is_empty());
+    submit(
+        &mut core,
+        &instr("i2", Direction::Debit, 41, dec!(5)),
+        200,
+        None,
+    );
+    assert_eq!(core.due(900), vec![InstrId::new("i1")]);
+    let record = core.decide_late(&InstrId::new("i1"), 12_000).expect("due");
+    core.apply(record);
+    assert_eq!(
+        core.query(&InstrId::new("i1")),
+        BankReply::Status(InstrStatus::Success)
+    );
+    assert_eq!(core.reserve, dec!(2));
+    // Its line belongs to the date it was decided on.
+    assert_eq!(core.statement(1).len(), 1);
+    assert!(core.decide_late(&InstrId::new("i1"), 13_000).is_none());
+    assert!(books_balance(&core));
+}
+
+#[test]
+fn recovery_replays_the_same_books() {
+    let mut core = BankCore::new(1, DAY);
+    let mut log = Vec::new();
+    for (n, i) in [
+        instr("a", Direction::Debit, 40, dec!(9)),
+        instr("b", Direction::Credit, 41, dec!(4)),
+        instr("c", Direction::Debit, 7, dec!(1)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        if let Decision::Write(records) = core.decide(i, n as u64 * 10, None) {
+            for r in records {
+                log.push(r.clone());
+                core.apply(r);
+            }
+        }
+    }
+    assert_eq!(BankCore::recover(1, DAY, &log), core);
+    assert_eq!(core.query(&InstrId::new("zzz")), BankReply::NotFound);
+}

@@ -1,0 +1,166 @@
+//! Clearing's vocabulary: channel orders, their statuses and legal edges, the postings each
+//! kind makes, and the payment nodes' call to the gateway.
+
+use crate::bank::FailReason;
+use crate::ids::{AccountId, InstrId, RequestId, ShardId};
+use crate::ledger::Leg;
+use crate::money::Amount;
+use crate::refusal::{Refusal, RefusalCode};
+use crate::transport::Rpc;
+use serde::{Deserialize, Serialize};
+
+/// What a channel order does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OrderKind {
+    /// 充值: pull from the user's card; on success Dr reserve / Cr user.
+    Deposit,
+    /// 提现: Dr user / Cr in-transit first; pay out to the card; on success Dr in-transit /
+    /// Cr reserve, on a definitive failure Dr in-transit / Cr user (the money comes back).
+    Withdrawal,
+}
+
+/// Where a channel order stands (INIT → SENT → SUCCESS / FAIL / UNKNOWN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Durable, not sent yet (a withdrawal holds its money first).
+    Init,
+    /// Durable before the instruction leaves: the bank may have it.
+    Sent,
+    Success,
+    /// Final: the bank refused for good, or the withdrawal's hold was refused.
+    Fail,
+    /// The bank's answer was lost or late: resolved by query, notification or statement,
+    /// never read as a failure.
+    Unknown,
+}
+
+impl OrderStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Success | OrderStatus::Fail)
+    }
+
+    /// The legal edges of a channel order (asserted by the core, checked by the checker).
+    pub fn may_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Init, Sent)
+                | (Init, Fail)
+                | (Sent, Success)
+                | (Sent, Fail)
+                | (Sent, Unknown)
+                | (Unknown, Success)
+                | (Unknown, Fail)
+                | (Unknown, Sent)
+        )
+    }
+}
+
+/// Why an order failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailCause {
+    /// The bank refused the instruction for good.
+    Bank(FailReason),
+    /// The ledger refused the withdrawal's hold (insufficient funds, say): nothing was sent.
+    Hold(RefusalCode),
+}
+
+/// A channel order (渠道订单): one instruction to one bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOrder {
+    pub instr: InstrId,
+    /// The client's idempotency key (also the ledger request of its first posting).
+    pub key: String,
+    pub client: u32,
+    pub kind: OrderKind,
+    pub account: AccountId,
+    pub bank: u32,
+    pub card: u64,
+    pub amount: Amount,
+    pub status: OrderStatus,
+    pub history: Vec<OrderStatus>,
+    pub fail: Option<FailCause>,
+    /// A withdrawal's hold (Dr user / Cr in-transit) is posted.
+    pub held: bool,
+    /// The order's final posting is made (nothing to post counts as made).
+    pub settled: bool,
+}
+
+impl ChannelOrder {
+    /// The ledger request of the order's last posting, if its outcome needs one: a deposit's
+    /// credit is the client's own request; a withdrawal's settlement or reversal is the
+    /// platform's (`clr:` requests, judged by the clearing checker).
+    pub fn final_request(&self) -> Option<RequestId> {
+        match (self.kind, self.status) {
+            (OrderKind::Deposit, OrderStatus::Success) => Some(RequestId::new(self.key.as_str())),
+            (OrderKind::Withdrawal, OrderStatus::Success) => Some(settle_request(&self.key)),
+            (OrderKind::Withdrawal, OrderStatus::Fail) if self.held => {
+                Some(reverse_request(&self.key))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The prefix of the platform's clearing postings' requests.
+pub const CLEARING_PREFIX: &str = "clr:";
+
+pub fn settle_request(key: &str) -> RequestId {
+    RequestId::new(format!("{CLEARING_PREFIX}{key}:settle"))
+}
+
+pub fn reverse_request(key: &str) -> RequestId {
+    RequestId::new(format!("{CLEARING_PREFIX}{key}:reverse"))
+}
+
+/// The instruction id of the client's key.
+pub fn instr_of(key: &str) -> InstrId {
+    InstrId::new(format!("i:{key}"))
+}
+
+/// The legs of a posting on the account's shard: `from` debited, `to` credited.
+pub fn legs(from: AccountId, to: AccountId, amount: Amount) -> Vec<Leg> {
+    vec![Leg::debit(from, amount), Leg::credit(to, amount)]
+}
+
+/// The bank of a customer account and its card there: accounts are spread over the banks by
+/// id, and the account's id is its card number at its bank.
+pub fn bank_of(account: AccountId, banks: u32) -> (u32, u64) {
+    assert!(banks > 0, "clearing needs a bank");
+    ((account.0 % u64::from(banks)) as u32, account.0)
+}
+
+/// The clearing accounts of `bank` on `shard`: (reserve, in-transit).
+pub fn clearing_accounts(bank: u32, shard: ShardId, shards: u32) -> (AccountId, AccountId) {
+    (
+        AccountId::reserve(bank, shard, shards),
+        AccountId::in_transit(bank, shard, shards),
+    )
+}
+
+/// What a payment node asks the gateway on behalf of an authorized client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundRequest {
+    pub client: u32,
+    pub key: String,
+    pub kind: OrderKind,
+    pub account: AccountId,
+    pub amount: Amount,
+}
+
+/// The gateway's answer: done (a deposit credited, a withdrawal accepted with its money held),
+/// or not yet (ask again under the same key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FundReply {
+    Done,
+    Pending,
+}
+
+/// The payment nodes' call to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearingCall(pub FundRequest);
+
+impl Rpc for ClearingCall {
+    type Response = Result<FundReply, Refusal>;
+    const TAG: u64 = 0x434c_5247_0001;
+}
