@@ -66,8 +66,14 @@ impl<'a> Index<'a> {
         !self.owners.contains_key(&account)
     }
 
+    /// A platform account at the edge of the world: the world's, or with banks the reserve
+    /// at one and the withdrawals in transit to it.
     fn is_world(&self, account: u64) -> bool {
-        self.subjects.get(&account) == Some(&Subject::World) && self.is_platform(account)
+        let edge = matches!(
+            self.subjects.get(&account),
+            Some(Subject::World | Subject::Reserve | Subject::InTransit)
+        );
+        edge && self.is_platform(account)
     }
 }
 
@@ -173,6 +179,9 @@ fn provenance(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation
 
 /// A post with no activity: a transfer, a fund or a withdrawal of the history's client.
 fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violation> {
+    if let Some(rest) = v.request.strip_prefix(crate::clearing::CLEARING_PREFIX) {
+        return clearing_post(ix, shard, v, rest);
+    }
     let Some(op) = ix.ops.get(v.request.as_str()) else {
         let msg = format!(
             "voucher {} was posted for request {}, which no client asked",
@@ -205,6 +214,33 @@ fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violatio
         about(shard, v, msg)
             .with("client", client)
             .with("kind", op.kind),
+    )
+}
+
+/// A withdrawal's settlement or reversal (`clr:<key>:settle|reverse`): it must belong to a
+/// withdrawal its client asked for, touch only platform accounts, and credit back only that
+/// client's accounts.
+fn clearing_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord, rest: &str) -> Option<Violation> {
+    let key = rest.rsplit_once(':').map_or(rest, |(k, _)| k);
+    let Some(op) = ix.ops.get(key).filter(|op| op.kind == OpKind::Withdraw) else {
+        let msg = format!(
+            "voucher {} settles {key}, which no client asked to withdraw",
+            v.voucher
+        );
+        return Some(about(shard, v, msg));
+    };
+    let stranger = v.legs.iter().find(|l| {
+        let foreign = !ix.is_platform(l.account) && ix.owner(l.account) != Some(op.client);
+        foreign || (l.side == Side::Debit && !ix.is_platform(l.account))
+    })?;
+    let msg = format!(
+        "voucher {} of client-{}'s withdrawal {key} touches {}",
+        v.voucher, op.client, stranger.account
+    );
+    Some(
+        about(shard, v, msg)
+            .with("client", op.client)
+            .with("account", stranger.account),
     )
 }
 

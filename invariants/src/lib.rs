@@ -17,8 +17,10 @@
 //!   agree with the committed events and never move backwards), and the merchant
 //!   [`notification`] outcome, and 21 [`authorization`] (no unauthorized effect: its rules
 //!   hold at any time, but effects only accumulate, so judging once at rest sees them all, in
-//!   one linear pass). Mid-flight the others would report work in progress. The message-layer
-//!   ones say nothing about a run without a message layer.
+//!   one linear pass), and the [`clearing`] layer (channel orders' transitions and postings,
+//!   each bank's books, and 15 [`reconciliation`] against every bank's statement). Mid-flight
+//!   the others would report work in progress. The message-layer and clearing ones say
+//!   nothing about a run without them.
 //!
 //! [`check_all`] runs both, for a snapshot taken at rest.
 //!
@@ -30,6 +32,7 @@
 
 pub mod atomicity;
 pub mod authorization;
+pub mod clearing;
 pub mod conservation;
 pub mod delta;
 pub mod derivation;
@@ -44,6 +47,7 @@ mod money;
 pub mod non_negativity;
 pub mod notification;
 pub mod observation;
+pub mod reconciliation;
 pub mod refund_bound;
 pub mod replicas;
 pub mod reservation_release;
@@ -87,6 +91,7 @@ pub fn check_quiescent(obs: &Observation) -> Vec<Violation> {
     out.extend(replicas::check(obs));
     out.extend(notification::check(obs));
     out.extend(authorization::check(obs));
+    out.extend(clearing::check(obs));
     out
 }
 

@@ -60,6 +60,10 @@ pub enum Unfinished {
     },
     /// A merchant notification has attempts left to make.
     Notification { event: String, attempts: u32 },
+    /// A channel order not final, or final without its posting.
+    ChannelOrder { instr: String, status: String },
+    /// A bank has an instruction PROCESSING.
+    BankInstruction { bank: u32, instr: String },
     /// An outbox row not yet acknowledged by the broker (settling only, see [`settling`]).
     Unsent { node: String, event: String },
 }
@@ -96,6 +100,12 @@ impl fmt::Display for Unfinished {
                 write!(f, "notification {event}: attempt {} to go", attempts + 1)
             }
             Unfinished::Unsent { node, event } => write!(f, "{node}: outbox row {event} unsent"),
+            Unfinished::ChannelOrder { instr, status } => {
+                write!(f, "channel order {instr} {status}")
+            }
+            Unfinished::BankInstruction { bank, instr } => {
+                write!(f, "bank {bank}: instruction {instr} processing")
+            }
         }
     }
 }
@@ -151,6 +161,33 @@ pub fn unfinished(obs: &Observation) -> Vec<Unfinished> {
         );
     }
     out.extend(message_layer(obs));
+    out.extend(clearing(obs));
+    out
+}
+
+/// The clearing layer's unfinished items: orders not done, instructions processing.
+fn clearing(obs: &Observation) -> Vec<Unfinished> {
+    let c = &obs.clearing;
+    let orders = c
+        .orders
+        .iter()
+        .filter(|o| !(o.status.is_final() && o.settled));
+    let mut out: Vec<Unfinished> = orders
+        .map(|o| Unfinished::ChannelOrder {
+            instr: o.instr.clone(),
+            status: format!("{:?}", o.status).to_uppercase(),
+        })
+        .collect();
+    for b in &c.banks {
+        let processing = b
+            .instructions
+            .iter()
+            .filter(|i| i.status == crate::BankStatus::Processing);
+        out.extend(processing.map(|i| Unfinished::BankInstruction {
+            bank: b.bank,
+            instr: i.instr.clone(),
+        }));
+    }
     out
 }
 

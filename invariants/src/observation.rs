@@ -27,6 +27,11 @@ pub enum Subject {
     Transit,
     /// The outside world: the only place money enters or leaves; normally negative.
     World,
+    /// The platform's reserve at one bank (an asset, normally negative): money enters and
+    /// leaves through it when the platform clears through banks.
+    Reserve,
+    /// Withdrawals on their way to one bank: nets to zero once every one is settled.
+    InTransit,
 }
 
 impl Subject {
@@ -44,6 +49,8 @@ impl fmt::Display for Subject {
             Subject::Merchant => "merchant",
             Subject::Transit => "transit",
             Subject::World => "world",
+            Subject::Reserve => "reserve",
+            Subject::InTransit => "in-transit",
         })
     }
 }
@@ -418,6 +425,99 @@ pub struct Observation {
     /// hand-built observation of another family), and postings are not judged by owner.
     #[serde(default)]
     pub owners: Option<BTreeMap<u64, Owner>>,
+    /// The clearing layer, read at rest: the gateway's channel orders and every bank's books
+    /// (empty without banks).
+    #[serde(default)]
+    pub clearing: ClearingSnapshot,
+}
+
+/// The clearing layer as the checkers read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingSnapshot {
+    pub orders: Vec<ChannelOrderState>,
+    pub banks: Vec<BankState>,
+    /// The chart of accounts' clearing part: each reserve and in-transit sub-account of the
+    /// ledger and the bank it belongs to (the platform's registration, like `owners`).
+    pub reserve_accounts: BTreeMap<u64, u32>,
+    pub transit_accounts: BTreeMap<u64, u32>,
+}
+
+/// What a channel order does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FundKind {
+    Deposit,
+    Withdrawal,
+}
+
+/// A channel order's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ChannelStatus {
+    Init,
+    Sent,
+    Success,
+    Fail,
+    Unknown,
+}
+
+/// One channel order at the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOrderState {
+    pub instr: String,
+    /// The client's key: the ledger request of the order's first posting.
+    pub key: String,
+    pub client: u32,
+    pub kind: FundKind,
+    pub account: u64,
+    pub bank: u32,
+    pub amount: Decimal,
+    pub status: ChannelStatus,
+    pub history: Vec<ChannelStatus>,
+    /// A withdrawal's hold is posted.
+    pub held: bool,
+    /// Its final posting is made.
+    pub settled: bool,
+    /// Why it failed: `bank:<reason>` or `hold:<refusal code>`.
+    pub fail: Option<String>,
+}
+
+/// An instruction's status at its bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BankStatus {
+    Processing,
+    Success,
+    Fail,
+}
+
+/// One instruction at a bank: `debit` pulls from a card into the reserve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankInstruction {
+    pub instr: String,
+    pub debit: bool,
+    pub card: u64,
+    pub amount: Decimal,
+    pub status: BankStatus,
+}
+
+/// One line of a bank's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLineState {
+    pub date: u32,
+    pub instr: String,
+    pub debit: bool,
+    pub amount: Decimal,
+}
+
+/// One bank's books.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankState {
+    pub bank: u32,
+    /// What the bank owes the platform.
+    pub reserve: Decimal,
+    /// Σ of its cards' balances, and of their opening balances (the only money it creates).
+    pub cards: Decimal,
+    pub openings: Decimal,
+    pub instructions: Vec<BankInstruction>,
+    pub lines: Vec<StatementLineState>,
 }
 
 /// The registered owner of a customer account and the subject it was registered as.

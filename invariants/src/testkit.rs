@@ -398,6 +398,7 @@ pub fn valid() -> Observation {
         messages: crate::observation::MessageSnapshot::default(),
         progress: crate::observation::Progress::default(),
         owners: None,
+        clearing: crate::ClearingSnapshot::default(),
     }
 }
 

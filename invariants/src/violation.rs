@@ -43,6 +43,9 @@ pub enum Invariant {
     NoUnauthorizedEffect,
     /// 19. A log sync that returns has made durable every byte the log held when it began.
     Durability,
+    /// 15. At rest, the platform's channel orders and reserve agree with every bank's books
+    /// and statement, instruction by instruction (no 长款, no 短款, no amount mismatch).
+    Reconciliation,
 }
 
 impl Invariant {
@@ -64,6 +67,7 @@ impl Invariant {
         Invariant::NotificationOutcome,
         Invariant::NoUnauthorizedEffect,
         Invariant::Durability,
+        Invariant::Reconciliation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl Invariant {
             Invariant::NotificationOutcome => "notification-outcome",
             Invariant::NoUnauthorizedEffect => "no-unauthorized-effect",
             Invariant::Durability => "durability",
+            Invariant::Reconciliation => "reconciliation",
         }
     }
 }
@@ -99,7 +104,7 @@ fn json_spells_every_invariant_by_its_name() {
         VoucherBalance | Conservation | Derivation | NonNegativity | ExactlyOnce | Idempotency
         | RefundBound | TradeLedgerAgreement | LegalTransitions | Atomicity
         | ReservationRelease | MessageCompleteness | Replicas | NotificationOutcome
-        | NoUnauthorizedEffect | Durability => Invariant::ALL.contains(&i),
+        | NoUnauthorizedEffect | Durability | Reconciliation => Invariant::ALL.contains(&i),
     };
     assert!(Invariant::ALL.iter().all(|&i| listed(i)));
     for i in [
@@ -107,6 +112,7 @@ fn json_spells_every_invariant_by_its_name() {
         NotificationOutcome,
         NoUnauthorizedEffect,
         Durability,
+        Reconciliation,
     ] {
         assert!(listed(i), "{i} is in ALL");
     }

@@ -151,6 +151,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 fsync_latency: Duration::from_millis(1),
                 platform_callers: (0..size.clients).map(client_addr).collect(),
                 directory: Directory::new(1),
+                banks: 0,
             };
             let env = Arc::new(env);
             let env2 = env.clone();
@@ -412,6 +413,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
             fsync_latency,
             platform_callers: vec![payment_addr(0)],
             directory: Directory::new(config.shards),
+            banks: 0,
         };
         serve_forever(
             handle,

@@ -15,6 +15,8 @@ pub const CLIENTS_MAX: u32 = 256;
 pub const OPS_MAX: u32 = 100_000;
 /// The most hostile clients a run may have (`--hostile`).
 pub const HOSTILE_MAX: u32 = 8;
+/// The most banks a run may clear through.
+pub const BANKS_MAX: u32 = 3;
 pub const TRADE_SHARDS_MAX: u32 = 16;
 pub const PAYMENT_NODES_MAX: u32 = 16;
 /// Open-loop limits. A user costs its client a few hundred bytes and the platform an account
@@ -116,6 +118,12 @@ pub struct RunConfig {
     #[serde(default)]
     #[arg(long, default_value = "group")]
     pub broker_flush: FlushPolicy,
+    /// Banks clearing through the platform's gateway (0: no clearing layer; deposits and
+    /// withdrawals then post against the world account). With banks, every deposit pulls from
+    /// the user's card and every withdrawal pays out to it through a channel order.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(BANKS_MAX)))]
+    pub banks: u32,
     /// Plant a bug from the catalogue (see `paylab bugs`).
     #[arg(long)]
     pub bug: Option<Bug>,
@@ -253,6 +261,8 @@ pub enum ConfigError {
     Clients(u32),
     #[error("--ops must be between 1 and {OPS_MAX}, got {0}")]
     Ops(u32),
+    #[error("--banks must be between 0 and {BANKS_MAX}, got {0}")]
+    Banks(u32),
     #[error("--hostile must be between 0 and {HOSTILE_MAX}, got {0}")]
     Hostile(u32),
     #[error("--trade-shards must be between 1 and {TRADE_SHARDS_MAX}, got {0}")]
@@ -286,6 +296,10 @@ pub enum ConfigError {
         clients: u32,
         got: u32,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn default_messages() -> Option<MessageMode> {
@@ -424,6 +438,7 @@ impl RunConfig {
                 Some(self.messages.map_or("off", |m| m.name()).to_string()),
             ),
             ("broker-flush", Some(self.broker_flush.to_string())),
+            ("banks", Some(self.banks.to_string())),
             ("bug", self.bug.map(|b| b.name().to_string())),
             ("faults", faults),
             ("fsync-latency-ms", Some(self.fsync_latency_ms.to_string())),
@@ -469,6 +484,9 @@ impl RunConfig {
         }
         if !(1..=OPS_MAX).contains(&self.ops) {
             return Err(ConfigError::Ops(self.ops));
+        }
+        if self.banks > BANKS_MAX {
+            return Err(ConfigError::Banks(self.banks));
         }
         if let Some(h) = self.hostile.filter(|&h| h > HOSTILE_MAX) {
             return Err(ConfigError::Hostile(h));

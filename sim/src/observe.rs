@@ -25,6 +25,8 @@ pub fn subject(s: ledger::Subject) -> inv::Subject {
         ledger::Subject::Merchant => inv::Subject::Merchant,
         ledger::Subject::Transit => inv::Subject::Transit,
         ledger::Subject::World => inv::Subject::World,
+        ledger::Subject::Reserve => inv::Subject::Reserve,
+        ledger::Subject::InTransit => inv::Subject::InTransit,
     }
 }
 
@@ -526,4 +528,70 @@ pub fn broker_progress(core: &BrokerCore, out: &mut inv::Progress) {
             committed: l.committed,
             end: l.end,
         }));
+}
+
+/// The gateway's channel orders.
+pub fn channel_orders(
+    core: &paylab_system::clearing::ClearingCore,
+    out: &mut inv::ClearingSnapshot,
+) {
+    use paylab_system::clearing::{FailCause, OrderKind, OrderStatus};
+    let status = |s: OrderStatus| match s {
+        OrderStatus::Init => inv::ChannelStatus::Init,
+        OrderStatus::Sent => inv::ChannelStatus::Sent,
+        OrderStatus::Success => inv::ChannelStatus::Success,
+        OrderStatus::Fail => inv::ChannelStatus::Fail,
+        OrderStatus::Unknown => inv::ChannelStatus::Unknown,
+    };
+    out.orders
+        .extend(core.orders.values().map(|o| inv::ChannelOrderState {
+            instr: o.instr.to_string(),
+            key: o.key.clone(),
+            client: o.client,
+            kind: match o.kind {
+                OrderKind::Deposit => inv::FundKind::Deposit,
+                OrderKind::Withdrawal => inv::FundKind::Withdrawal,
+            },
+            account: o.account.0,
+            bank: o.bank,
+            amount: o.amount.value(),
+            status: status(o.status),
+            history: o.history.iter().map(|s| status(*s)).collect(),
+            held: o.held,
+            settled: o.settled,
+            fail: o.fail.map(|f| match f {
+                FailCause::Bank(reason) => format!("bank:{reason:?}"),
+                FailCause::Hold(code) => format!("hold:{code}"),
+            }),
+        }));
+}
+
+/// One bank's books.
+pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
+    use paylab_system::bank::{Direction, InstrStatus};
+    let instructions = core.instructions.values().map(|s| inv::BankInstruction {
+        instr: s.instruction.id.to_string(),
+        debit: s.instruction.direction == Direction::Debit,
+        card: s.instruction.card,
+        amount: s.instruction.amount.value(),
+        status: match s.status {
+            InstrStatus::Processing => inv::BankStatus::Processing,
+            InstrStatus::Success => inv::BankStatus::Success,
+            InstrStatus::Fail(_) => inv::BankStatus::Fail,
+        },
+    });
+    let lines = core.lines.iter().map(|l| inv::StatementLineState {
+        date: l.date,
+        instr: l.instr.to_string(),
+        debit: l.direction == Direction::Debit,
+        amount: l.amount.value(),
+    });
+    inv::BankState {
+        bank: core.bank,
+        reserve: core.reserve,
+        cards: core.cards.values().map(|c| c.balance).sum(),
+        openings: core.cards.values().map(|c| c.opening).sum(),
+        instructions: instructions.collect(),
+        lines: lines.collect(),
+    }
 }

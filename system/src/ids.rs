@@ -34,7 +34,7 @@ impl AccountId {
 
     /// The first id of the clearing accounts: far above every customer id, and a multiple of
     /// `shards`, so that each clearing account's sub-account lives on its own shard.
-    fn clearing_base(shards: u32) -> u64 {
+    pub fn clearing_base(shards: u32) -> u64 {
         u64::from(shards) << 32
     }
 

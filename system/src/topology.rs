@@ -12,6 +12,9 @@ pub struct Topology {
     pub trades: Vec<SocketAddr>,
     /// Payment node `k` at index `k`.
     pub payments: Vec<SocketAddr>,
+    /// The clearing gateway, if the platform clears through banks: then deposits and
+    /// withdrawals go through it instead of the world account.
+    pub clearing: Option<SocketAddr>,
 }
 
 impl Topology {

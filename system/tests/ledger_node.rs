@@ -38,6 +38,7 @@ fn start_ledger(disk: &Disk) {
         fsync_latency: Duration::from_millis(1),
         platform_callers: vec![addr(PAYMENT)],
         directory: Directory::new(1),
+        banks: 0,
     };
     Handle::current()
         .create_node()

@@ -78,5 +78,6 @@ pub fn rule(i: Invariant) -> &'static str {
         Invariant::NotificationOutcome => "Every merchant notification is acknowledged or given up after its schedule; no merchant is told a status its trade never reached.",
         Invariant::NoUnauthorizedEffect => "Every posting traces to an authorized request of the debited account's owner; money enters and leaves only through the funding path; every hostile attempt is refused and has no effect.",
         Invariant::Durability => "Every log sync that returns has made durable every byte the log held when it began: nothing is acknowledged that a power loss could take back.",
+        Invariant::Reconciliation => "At rest, the platform's channel orders and reserve accounts agree with every bank's books and daily statement, instruction by instruction: nothing the bank has that the platform lacks (长款), nothing the platform has that the bank lacks (短款), no amount differs.",
     }
 }

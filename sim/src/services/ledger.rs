@@ -40,10 +40,9 @@ impl ServiceKind for Ledger {
             shard: ShardId(index),
             shards: run.config.shards,
             fsync_latency: run.fsync_latency(),
-            platform_callers: (0..run.config.payment_nodes)
-                .map(super::payment::addr_of)
-                .collect(),
+            platform_callers: super::clearing::ledger_callers(run.config),
             directory: run.config.directory(),
+            banks: run.config.banks,
         })
     }
 }

@@ -9,7 +9,9 @@
 //! Adding a service to the platform is: its folder in `system/`, one file here with its
 //! [`ServiceKind`], one line in [`KINDS`], and its checkers in `invariants/`.
 
+pub mod bank;
 pub mod broker;
+pub mod clearing;
 pub mod ledger;
 pub mod merchant;
 pub mod notify;
@@ -42,6 +44,8 @@ pub static KINDS: &[&dyn ServiceKind] = &[
     &replica::MerchantQuery,
     &notify::Notify,
     &merchant::Merchant,
+    &bank::Bank,
+    &clearing::Clearing,
 ];
 
 /// The role of the workload's client nodes (not a service: they are the harness's own).
@@ -173,6 +177,7 @@ pub fn topology(config: &RunConfig) -> Topology {
         ledgers: addrs(&ledger::Ledger),
         trades: addrs(&trade::Trade),
         payments: addrs(&payment::Payment),
+        clearing: (config.banks > 0).then(clearing::addr_of),
     }
 }
 

@@ -122,7 +122,9 @@ impl Directory {
     /// The client that owns `account` and the subject it was registered with; `None` for the
     /// platform's own accounts and for ids the layout never assigns.
     pub fn owner(&self, account: AccountId) -> Option<(u32, Subject)> {
-        if account.0 < AccountId::first_customer(self.shards) {
+        let customer =
+            AccountId::first_customer(self.shards)..AccountId::clearing_base(self.shards);
+        if !customer.contains(&account.0) {
             return None;
         }
         if let Layout::OpenLoop {

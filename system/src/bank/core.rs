@@ -10,6 +10,7 @@
 use super::types::{BankError, BankReply};
 use super::types::{Direction, FailReason, InstrStatus, Instruction, StatementLine};
 use crate::ids::InstrId;
+use crate::money::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,9 +46,11 @@ pub struct InstrState {
 /// What the bank's log holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BankRecord {
+    /// (An [`Amount`], not a `Decimal`: the log is bincode, which cannot decode `Decimal`'s
+    /// self-describing form.)
     CardOpened {
         card: u64,
-        balance: Decimal,
+        balance: Amount,
         closed: bool,
     },
     /// An instruction taken: decided at once, or PROCESSING until `due_ms`.
@@ -125,7 +128,7 @@ impl BankCore {
         if !self.cards.contains_key(&instruction.card) {
             records.push(BankRecord::CardOpened {
                 card: instruction.card,
-                balance: CARD_OPENING,
+                balance: Amount::new(CARD_OPENING).expect("a valid opening"),
                 closed: card_is_closed(instruction.card),
             });
         }
@@ -171,7 +174,7 @@ impl BankCore {
                 Some(BankRecord::CardOpened {
                     balance, closed, ..
                 }),
-            ) => (*balance, *closed),
+            ) => (balance.value(), *closed),
             (None, _) => unreachable!("a card is opened before its first instruction"),
         };
         let amount = instruction.amount.value();
@@ -208,6 +211,7 @@ impl BankCore {
                 balance,
                 closed,
             } => {
+                let balance = balance.value();
                 let card_state = Card {
                     balance,
                     opening: balance,

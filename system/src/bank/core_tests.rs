@@ -131,3 +131,20 @@ fn recovery_replays_the_same_books() {
     assert_eq!(BankCore::recover(1, DAY, &log), core);
     assert_eq!(core.query(&InstrId::new("zzz")), BankReply::NotFound);
 }
+
+#[test]
+fn every_record_survives_the_log_encoding() {
+    let mut core = BankCore::new(0, DAY);
+    let Decision::Write(records) =
+        core.decide(&instr("a", Direction::Debit, 40, dec!(9)), 0, Some(50))
+    else {
+        panic!("a new instruction is written")
+    };
+    records.iter().for_each(|r| core.apply(r.clone()));
+    let decided = core.decide_late(&InstrId::new("a"), 60).expect("due");
+    for r in records.iter().chain([&decided]) {
+        let bytes = bincode::serialize(r).expect("serializes");
+        let back: BankRecord = bincode::deserialize(&bytes).expect("the log can read it back");
+        assert_eq!(&back, r);
+    }
+}

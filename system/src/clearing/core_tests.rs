@@ -137,3 +137,31 @@ fn illegal_edges_are_not_offered_and_recovery_folds_the_same_orders() {
     core.apply(sent);
     assert_eq!(ClearingCore::recover(&log), core);
 }
+
+#[test]
+fn every_record_survives_the_log_encoding() {
+    let mut core = ClearingCore::default();
+    let Admission::Create(created) = core.admit(&request("k", OrderKind::Withdrawal, dec!(5)), 2)
+    else {
+        panic!("new")
+    };
+    core.apply(created.clone());
+    let instr = instr_of("k");
+    let refused = Some(FailCause::Hold(RefusalCode::InsufficientFunds));
+    let moved = core
+        .move_to(&instr, OrderStatus::Fail, refused)
+        .expect("edge");
+    let records = [
+        created,
+        ClearingRecord::Held {
+            instr: instr.clone(),
+        },
+        moved,
+        ClearingRecord::Settled { instr },
+    ];
+    for r in &records {
+        let bytes = bincode::serialize(r).expect("serializes");
+        let back: ClearingRecord = bincode::deserialize(&bytes).expect("the log can read it back");
+        assert_eq!(&back, r);
+    }
+}

@@ -141,12 +141,37 @@ impl LedgerCore {
 
     /// Rebuilds a shard by applying its log from the start.
     pub fn recover(shard: ShardId, shards: u32, bugs: Bugs, records: &[LedgerRecord]) -> Self {
-        let mut core = LedgerCore::new(shard, shards, bugs);
+        LedgerCore::new(shard, shards, bugs).replay(records)
+    }
+
+    /// Applies a log from the start to this (empty) shard.
+    pub fn replay(mut self, records: &[LedgerRecord]) -> Self {
         for record in records {
             // Outcomes were returned when first applied; replay only rebuilds the state.
-            let _ = core.apply(record.clone());
+            let _ = self.apply(record.clone());
         }
-        core
+        self
+    }
+
+    /// Opens this shard's sub-accounts of the clearing accounts of `banks` banks: the reserve
+    /// at each bank and its withdrawals in transit (platform accounts, like the world's).
+    pub fn with_clearing(mut self, banks: u32) -> Self {
+        for bank in 0..banks {
+            let (reserve, transit) = (
+                AccountId::reserve(bank, self.shard, self.shards),
+                AccountId::in_transit(bank, self.shard, self.shards),
+            );
+            for (id, subject) in [(reserve, Subject::Reserve), (transit, Subject::InTransit)] {
+                let account = Account {
+                    id,
+                    subject,
+                    available: zero(),
+                    frozen: zero(),
+                };
+                self.accounts.insert(id, account);
+            }
+        }
+        self
     }
 
     pub fn shard(&self) -> ShardId {

@@ -140,6 +140,8 @@ pub struct LedgerConfig {
     pub platform_callers: Vec<SocketAddr>,
     /// Who owns which account: what a client may touch.
     pub directory: Directory,
+    /// How many banks clear through the platform (0: no clearing accounts).
+    pub banks: u32,
 }
 
 /// A running ledger node: the handle the harness keeps to read its state (god's-eye view).
@@ -162,12 +164,10 @@ impl LedgerNode {
             env.probes.hit(names::LEDGER_RECOVERED);
         }
         tracing::info!(shard = %config.shard, records = report.records, torn_bytes = report.torn_bytes, "ledger recovered");
-        let core = Arc::new(Mutex::new(LedgerCore::recover(
-            config.shard,
-            config.shards,
-            env.bugs,
-            &records,
-        )));
+        let core = LedgerCore::new(config.shard, config.shards, env.bugs)
+            .with_clearing(config.banks)
+            .replay(&records);
+        let core = Arc::new(Mutex::new(core));
         let transport = Transport::for_node(env).await?;
         let node = LedgerNode { core: core.clone() };
         let shell = Arc::new(Shell {
@@ -215,6 +215,8 @@ impl LedgerNode {
     /// What a shard whose node is down would recover: its durable records, folded.
     pub fn durable_state(env: &NodeEnv, config: &LedgerConfig) -> LedgerCore {
         let log = DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency);
-        LedgerCore::recover(config.shard, config.shards, env.bugs, &log.read_durable())
+        LedgerCore::new(config.shard, config.shards, env.bugs)
+            .with_clearing(config.banks)
+            .replay(&log.read_durable())
     }
 }

@@ -14,6 +14,10 @@ pub enum Subject {
     Merchant,
     Transit,
     World,
+    /// The platform's reserve at one bank (备付金, an asset: normally negative here).
+    Reserve,
+    /// Withdrawals on their way to one bank (提现在途).
+    InTransit,
 }
 
 impl Subject {

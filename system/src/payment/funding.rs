@@ -1,9 +1,10 @@
-//! The funding path: the only way money enters or leaves the platform (until clearing through
-//! banks exists). A deposit posts Dr world / Cr the client's account, a withdrawal the reverse,
-//! both on the account's shard and as the platform: clients cannot post to a world account.
-//! Idempotent by the client's key, which is the ledger request's id, so a retry reaches the
-//! ledger's own record of the first answer and a key reused with another amount is refused
-//! there.
+//! The funding path: the only way money enters or leaves the platform. Without banks, a
+//! deposit posts Dr world / Cr the client's account, a withdrawal the reverse, both on the
+//! account's shard and as the platform: clients cannot post to a world account. Idempotent by
+//! the client's key, which is the ledger request's id, so a retry reaches the ledger's own
+//! record of the first answer and a key reused with another amount is refused there. With
+//! banks, the clearing gateway carries it out through a channel order, idempotent by the same
+//! key.
 
 use super::types::{PaymentCommand, PaymentError, PaymentReceipt};
 use crate::ids::{AccountId, RequestId, Xid};
@@ -22,13 +23,21 @@ const POST_POLICY: RetryPolicy = RetryPolicy {
     backoff_max: std::time::Duration::from_millis(200),
 };
 
-/// Carries out a deposit or a withdrawal already authorized for its account's owner.
+/// How long a payment node waits for the gateway (which waits up to 0.6 s for the bank).
+const CLEARING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(900);
+
+/// Carries out a deposit or a withdrawal already authorized for client `client`, the owner
+/// of its account.
 pub async fn carry_out(
     command: &PaymentCommand,
+    client: u32,
     transport: &Transport,
     topology: &Topology,
     probes: &Probes,
 ) -> Result<PaymentReceipt, PaymentError> {
+    if let Some(gateway) = topology.clearing {
+        return through_clearing(command, client, transport, gateway, probes).await;
+    }
     let shards = topology.ledger_shards();
     let (account, key, amount, deposit) = match command {
         PaymentCommand::Deposit {
@@ -73,5 +82,52 @@ pub async fn carry_out(
             refusal.to_string(),
         ))),
         Err(_) => Err(PaymentError::InProgress),
+    }
+}
+
+/// Asks the clearing gateway: done, refused, or not yet (the client asks again).
+async fn through_clearing(
+    command: &PaymentCommand,
+    client: u32,
+    transport: &Transport,
+    gateway: std::net::SocketAddr,
+    probes: &Probes,
+) -> Result<PaymentReceipt, PaymentError> {
+    use crate::clearing::{ClearingCall, FundReply, FundRequest, OrderKind};
+    let (kind, account, key, amount) = match command {
+        PaymentCommand::Deposit {
+            account,
+            key,
+            amount,
+        } => (OrderKind::Deposit, account, key, amount),
+        PaymentCommand::Withdraw {
+            account,
+            key,
+            amount,
+        } => (OrderKind::Withdrawal, account, key, amount),
+        other => unreachable!("{other:?} is not a funding command"),
+    };
+    let request = FundRequest {
+        client,
+        key: key.to_string(),
+        kind,
+        account: *account,
+        amount: *amount,
+    };
+    match transport
+        .call(gateway, ClearingCall(request), CLEARING_TIMEOUT)
+        .await
+    {
+        Ok(Ok(FundReply::Done)) => {
+            probes.hit(match kind {
+                OrderKind::Deposit => names::PAYMENT_DEPOSITED,
+                OrderKind::Withdrawal => names::PAYMENT_WITHDRAWN,
+            });
+            Ok(PaymentReceipt {
+                xid: Xid::new(format!("fund-{key}")),
+            })
+        }
+        Ok(Err(refusal)) => Err(PaymentError::Refused(refusal)),
+        Ok(Ok(FundReply::Pending)) | Err(_) => Err(PaymentError::InProgress),
     }
 }

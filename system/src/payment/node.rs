@@ -275,8 +275,8 @@ impl PaymentNode {
         ) {
             let inner = &self.inner;
             let probes = &inner.env.probes;
-            return super::funding::carry_out(&command, &inner.transport, &inner.topology, probes)
-                .await;
+            let (transport, topology) = (&inner.transport, &inner.topology);
+            return super::funding::carry_out(&command, client, transport, topology, probes).await;
         }
         let nodes = self.inner.topology.payments.len() as u32;
         // Where the order log ends once the answer is decided: the record it comes from (the

@@ -1,0 +1,209 @@
+//! The clearing layer at rest: channel orders against the ledger's postings and against every
+//! bank's own books and statement.
+//!
+//! - **Legal transitions** (10): each channel order's history starts INIT and follows the
+//!   checker's own edge table (INIT → SENT | FAIL; SENT → SUCCESS | FAIL | UNKNOWN; UNKNOWN →
+//!   SUCCESS | FAIL | SENT).
+//! - **Conservation at the edge of the world** (2): each bank's cards plus the platform's
+//!   reserve there equal the cards' opening balances (money is created only by opening a
+//!   card), so the platform's ledger (Σ = 0, checked by [`crate::conservation`]) plus every
+//!   bank's books is constant.
+//! - **Exactly once per `instr_id`** (6): one posting per side whatever mix of reply,
+//!   notification and query decided the order: a deposit credited once if it succeeded, never
+//!   if it failed; a withdrawal held once, then settled once if paid or reversed once if
+//!   refused for good, never both; no clearing posting without its order.
+//! - **Reconciliation** (15): every order's outcome is its bank's (SUCCESS ⇔ a successful
+//!   instruction of the same direction and amount; FAIL by the bank ⇔ a refused one; a refused
+//!   hold sends nothing), every instruction at a bank has its order (长款 otherwise), every
+//!   statement line matches exactly one successful order and every successful order has its
+//!   line (短款 otherwise), each reserve in the ledger equals the bank's balance for the
+//!   platform, and the withdrawals in transit net to zero.
+
+use crate::{
+    BankState, ChannelOrderState, ChannelStatus, FundKind, Invariant, Observation, Side, Violation,
+    VoucherRecord,
+};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// The prefix of the platform's clearing postings' requests (`clr:<key>:settle|reverse`).
+pub const CLEARING_PREFIX: &str = "clr:";
+
+fn about(invariant: Invariant, o: &ChannelOrderState, message: String) -> Violation {
+    Violation::new(invariant, message)
+        .with("instr", &o.instr)
+        .with("bank", o.bank)
+        .with("kind", format!("{:?}", o.kind))
+        .with("amount", o.amount)
+        .with("status", format!("{:?}", o.status))
+}
+
+pub fn check(obs: &Observation) -> Vec<Violation> {
+    let c = &obs.clearing;
+    let mut out = Vec::new();
+    for o in &c.orders {
+        out.extend(transitions(o));
+    }
+    for b in &c.banks {
+        out.extend(bank_books(b));
+    }
+    let vouchers = vouchers_by_request(obs);
+    for o in &c.orders {
+        postings(o, &vouchers, &mut out);
+    }
+    out.extend(orphan_postings(obs, &vouchers));
+    out.extend(crate::reconciliation::check(obs));
+    out
+}
+
+/// The checker's own edge table of a channel order.
+pub fn legal(from: ChannelStatus, to: ChannelStatus) -> bool {
+    use ChannelStatus::*;
+    matches!(
+        (from, to),
+        (Init, Sent)
+            | (Init, Fail)
+            | (Sent, Success)
+            | (Sent, Fail)
+            | (Sent, Unknown)
+            | (Unknown, Success)
+            | (Unknown, Fail)
+            | (Unknown, Sent)
+    )
+}
+
+fn transitions(o: &ChannelOrderState) -> Option<Violation> {
+    let starts = o.history.first() == Some(&ChannelStatus::Init);
+    let bad = o.history.windows(2).find(|w| !legal(w[0], w[1]));
+    if starts && bad.is_none() && o.history.last() == Some(&o.status) {
+        return None;
+    }
+    let path: Vec<String> = o.history.iter().map(|s| format!("{s:?}")).collect();
+    let msg = format!("channel order {} went {}", o.instr, path.join(" → "));
+    Some(about(Invariant::LegalTransitions, o, msg).with("history", path.join(",")))
+}
+
+fn bank_books(b: &BankState) -> Option<Violation> {
+    if b.cards + b.reserve == b.openings {
+        return None;
+    }
+    let msg = format!(
+        "bank {} holds {} on cards and {} for the platform, but opened cards with {}",
+        b.bank, b.cards, b.reserve, b.openings
+    );
+    Some(
+        Violation::new(Invariant::Conservation, msg)
+            .with("bank", b.bank)
+            .with("cards", b.cards)
+            .with("reserve", b.reserve)
+            .with("openings", b.openings),
+    )
+}
+
+type Found<'a> = Vec<(u32, &'a VoucherRecord)>;
+
+/// The vouchers outside any activity, by request.
+fn vouchers_by_request(obs: &Observation) -> BTreeMap<&str, Found<'_>> {
+    let mut by: BTreeMap<&str, Found<'_>> = BTreeMap::new();
+    for s in &obs.shards {
+        for v in s.vouchers.iter().filter(|v| v.xid.is_none()) {
+            by.entry(v.request.as_str()).or_default().push((s.shard, v));
+        }
+    }
+    by
+}
+
+pub fn settle_request(key: &str) -> String {
+    format!("{CLEARING_PREFIX}{key}:settle")
+}
+
+pub fn reverse_request(key: &str) -> String {
+    format!("{CLEARING_PREFIX}{key}:reverse")
+}
+
+/// How many postings each of an order's requests must have made, at rest.
+fn expected(o: &ChannelOrderState) -> [(String, usize); 3] {
+    let success = o.status == ChannelStatus::Success;
+    let (first, settle, reverse) = match o.kind {
+        FundKind::Deposit => (usize::from(success), 0, 0),
+        FundKind::Withdrawal => (
+            usize::from(o.held),
+            usize::from(success),
+            usize::from(o.held && o.status == ChannelStatus::Fail),
+        ),
+    };
+    [
+        (o.key.clone(), first),
+        (settle_request(&o.key), settle),
+        (reverse_request(&o.key), reverse),
+    ]
+}
+
+/// One order's postings: as many as its outcome requires, each of its amount.
+fn postings(o: &ChannelOrderState, by: &BTreeMap<&str, Found<'_>>, out: &mut Vec<Violation>) {
+    if !o.status.is_final() || !o.settled {
+        return;
+    }
+    for (request, want) in expected(o) {
+        let found = by.get(request.as_str()).map_or(&[][..], Vec::as_slice);
+        let wrong_amount = found.iter().find(|(_, v)| debits(v) != o.amount);
+        if found.len() == want && wrong_amount.is_none() {
+            continue;
+        }
+        let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();
+        let msg = match wrong_amount {
+            Some((_, v)) if found.len() == want => format!(
+                "{request} of channel order {} moved {}, not {}",
+                o.instr,
+                debits(v),
+                o.amount
+            ),
+            _ => format!(
+                "{request} of channel order {} posted {} times but must post {want} ({:?} {:?})",
+                o.instr,
+                found.len(),
+                o.kind,
+                o.status
+            ),
+        };
+        let v = about(Invariant::ExactlyOnce, o, msg)
+            .with("request", &request)
+            .with("vouchers", ids.join(","));
+        out.push(v);
+    }
+}
+
+impl ChannelStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, ChannelStatus::Success | ChannelStatus::Fail)
+    }
+}
+
+fn debits(v: &VoucherRecord) -> Decimal {
+    let legs = v.legs.iter().filter(|l| l.side == Side::Debit);
+    legs.map(|l| l.amount).sum()
+}
+
+/// Clearing postings (`clr:` requests) whose order does not exist.
+fn orphan_postings(obs: &Observation, by: &BTreeMap<&str, Found<'_>>) -> Vec<Violation> {
+    let keys: std::collections::BTreeSet<&str> =
+        obs.clearing.orders.iter().map(|o| o.key.as_str()).collect();
+    let orphan = |request: &&str| {
+        let rest = request.strip_prefix(CLEARING_PREFIX);
+        rest.is_some_and(|r| !keys.contains(r.rsplit_once(':').map_or(r, |(k, _)| k)))
+    };
+    by.iter()
+        .filter(|(r, _)| orphan(r))
+        .map(|(request, found)| {
+            let msg = format!("clearing posting {request} belongs to no channel order");
+            let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();
+            Violation::new(Invariant::ExactlyOnce, msg)
+                .with("request", request)
+                .with("vouchers", ids.join(","))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "clearing/tests.rs"]
+mod tests;

@@ -1,0 +1,265 @@
+use super::*;
+use crate::testkit::{account, ev, single, voucher};
+use crate::{
+    BankInstruction, BankStatus, ClearingSnapshot, ShardSnapshot, StatementLineState, Subject,
+};
+use rust_decimal_macros::dec;
+
+const USER: u64 = 10;
+const RESERVE: u64 = 100;
+const TRANSIT: u64 = 101;
+
+fn order(
+    key: &str,
+    kind: FundKind,
+    amount: Decimal,
+    history: &[ChannelStatus],
+) -> ChannelOrderState {
+    let status = *history.last().expect("a history");
+    let fail = (status == ChannelStatus::Fail).then(|| "bank:NoFunds".to_string());
+    ChannelOrderState {
+        instr: format!("i:{key}"),
+        key: key.to_string(),
+        client: 1,
+        kind,
+        account: USER,
+        bank: 0,
+        amount,
+        status,
+        history: history.to_vec(),
+        held: kind == FundKind::Withdrawal,
+        settled: true,
+        fail,
+    }
+}
+
+fn instruction(key: &str, debit: bool, amount: Decimal, status: BankStatus) -> BankInstruction {
+    BankInstruction {
+        instr: format!("i:{key}"),
+        debit,
+        card: USER,
+        amount,
+        status,
+    }
+}
+
+fn line(key: &str, debit: bool, amount: Decimal) -> StatementLineState {
+    StatementLineState {
+        date: 0,
+        instr: format!("i:{key}"),
+        debit,
+        amount,
+    }
+}
+
+/// A deposit of 50 (paid), a withdrawal of 20 (paid) and one of 5 the bank refused (reversed),
+/// on one shard and one bank, every book agreeing.
+fn valid() -> Observation {
+    use ChannelStatus::*;
+    let shard = ShardSnapshot {
+        shard: 0,
+        accounts: vec![
+            account(USER, Subject::User, dec!(30), dec!(0)),
+            account(RESERVE, Subject::Reserve, dec!(-30), dec!(0)),
+            account(TRANSIT, Subject::InTransit, dec!(0), dec!(0)),
+        ],
+        vouchers: vec![
+            voucher("v0-1", "c1-d1", RESERVE, USER, dec!(50)),
+            voucher("v0-2", "c1-w1", USER, TRANSIT, dec!(20)),
+            voucher("v0-3", "clr:c1-w1:settle", TRANSIT, RESERVE, dec!(20)),
+            voucher("v0-4", "c1-w2", USER, TRANSIT, dec!(5)),
+            voucher("v0-5", "clr:c1-w2:reverse", TRANSIT, USER, dec!(5)),
+        ],
+        ..ShardSnapshot::default()
+    };
+    let bank = BankState {
+        bank: 0,
+        reserve: dec!(30),
+        cards: dec!(19970),
+        openings: dec!(20000),
+        instructions: vec![
+            instruction("c1-d1", true, dec!(50), BankStatus::Success),
+            instruction("c1-w1", false, dec!(20), BankStatus::Success),
+            instruction("c1-w2", false, dec!(5), BankStatus::Fail),
+        ],
+        lines: vec![
+            line("c1-d1", true, dec!(50)),
+            line("c1-w1", false, dec!(20)),
+        ],
+    };
+    Observation {
+        shards: vec![shard],
+        clearing: ClearingSnapshot {
+            orders: vec![
+                order("c1-d1", FundKind::Deposit, dec!(50), &[Init, Sent, Success]),
+                order(
+                    "c1-w1",
+                    FundKind::Withdrawal,
+                    dec!(20),
+                    &[Init, Sent, Unknown, Success],
+                ),
+                order("c1-w2", FundKind::Withdrawal, dec!(5), &[Init, Sent, Fail]),
+            ],
+            banks: vec![bank],
+            reserve_accounts: [(RESERVE, 0)].into(),
+            transit_accounts: [(TRANSIT, 0)].into(),
+        },
+        ..Observation::default()
+    }
+}
+
+#[test]
+fn agreeing_books_pass() {
+    assert_eq!(check(&valid()), Vec::new());
+}
+
+#[test]
+fn a_deposit_credited_twice_breaks_exactly_once() {
+    let mut obs = valid();
+    // The reply and the notification each credited it (two postings under two requests would
+    // be caught the same way; here a second voucher under the same request).
+    obs.shards[0]
+        .vouchers
+        .push(voucher("v0-9", "c1-d1", RESERVE, USER, dec!(50)));
+    obs.shards[0].accounts[0].available += dec!(50);
+    obs.shards[0].accounts[1].available -= dec!(50);
+    let found = check(&obs);
+    let v = found
+        .iter()
+        .find(|v| v.invariant == Invariant::ExactlyOnce)
+        .expect("caught");
+    assert_eq!(ev(v, "instr"), "i:c1-d1");
+    assert_eq!(ev(v, "vouchers"), "v0-1,v0-9");
+    assert!(
+        v.message.contains("posted 2 times but must post 1"),
+        "{}",
+        v.message
+    );
+}
+
+#[test]
+fn a_withdrawal_both_paid_and_reversed_breaks_exactly_once() {
+    let mut obs = valid();
+    obs.shards[0].vouchers.push(voucher(
+        "v0-8",
+        "clr:c1-w1:reverse",
+        TRANSIT,
+        USER,
+        dec!(20),
+    ));
+    obs.shards[0].accounts[0].available += dec!(20);
+    obs.shards[0].accounts[2].available -= dec!(20);
+    let found = check(&obs);
+    let v = found
+        .iter()
+        .find(|v| v.invariant == Invariant::ExactlyOnce)
+        .expect("caught");
+    assert_eq!(ev(v, "request"), "clr:c1-w1:reverse");
+    let transit = found
+        .iter()
+        .find(|v| v.invariant == Invariant::Reconciliation)
+        .expect("seen");
+    assert_eq!(ev(transit, "in_transit"), "-20");
+}
+
+#[test]
+fn a_clearing_posting_without_its_order_is_a_phantom() {
+    let mut obs = valid();
+    obs.shards[0].vouchers.push(voucher(
+        "v0-7",
+        "clr:c9-x:settle",
+        TRANSIT,
+        RESERVE,
+        dec!(1),
+    ));
+    obs.shards[0].accounts[1].available += dec!(1);
+    obs.shards[0].accounts[2].available -= dec!(1);
+    let found = check(&obs);
+    let v = found
+        .iter()
+        .find(|v| v.invariant == Invariant::ExactlyOnce)
+        .expect("caught");
+    assert_eq!(ev(v, "request"), "clr:c9-x:settle");
+}
+
+#[test]
+fn an_order_that_leaves_a_final_status_breaks_its_transitions() {
+    use ChannelStatus::*;
+    let mut obs = valid();
+    obs.clearing.orders[2].history = vec![Init, Sent, Fail, Success, Fail];
+    let v = single(check(&obs), Invariant::LegalTransitions);
+    assert_eq!(
+        v.message,
+        "channel order i:c1-w2 went Init → Sent → Fail → Success → Fail"
+    );
+}
+
+#[test]
+fn a_bank_that_creates_money_breaks_conservation() {
+    let mut obs = valid();
+    obs.clearing.banks[0].cards += dec!(1);
+    let v = single(check(&obs), Invariant::Conservation);
+    assert_eq!(ev(&v, "cards"), "19971");
+}
+
+#[test]
+fn a_success_the_bank_does_not_have_is_short() {
+    let mut obs = valid();
+    // 短款: the bank never carried the deposit out (and its reserve shows it).
+    let bank = &mut obs.clearing.banks[0];
+    bank.instructions.remove(0);
+    bank.lines.remove(0);
+    bank.reserve -= dec!(50);
+    bank.cards += dec!(50);
+    let found = check(&obs);
+    assert!(
+        found
+            .iter()
+            .all(|v| v.invariant == Invariant::Reconciliation),
+        "{found:#?}"
+    );
+    let messages: Vec<&str> = found.iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "channel order i:c1-d1 is Success but the bank has no such instruction (短款)",
+            "channel order i:c1-d1 succeeded but is on no statement of bank 0 (短款)",
+            "the ledger holds 30 as the reserve at bank 0, but the bank owes the platform -20",
+        ]
+    );
+}
+
+#[test]
+fn an_instruction_no_order_sent_is_long() {
+    let mut obs = valid();
+    // 长款: the bank paid out 7 that no channel order knows of.
+    let bank = &mut obs.clearing.banks[0];
+    bank.instructions
+        .push(instruction("c1-w3", false, dec!(7), BankStatus::Success));
+    bank.lines.push(line("c1-w3", false, dec!(7)));
+    bank.reserve -= dec!(7);
+    bank.cards += dec!(7);
+    let found = check(&obs);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found
+        .iter()
+        .all(|v| v.invariant == Invariant::Reconciliation));
+    assert_eq!(ev(&found[0], "instr"), "i:c1-w3");
+    assert!(found[0].message.contains("长款"));
+}
+
+#[test]
+fn a_failed_order_the_bank_carried_out_and_an_amount_mismatch_are_caught() {
+    let mut obs = valid();
+    obs.clearing.banks[0].instructions[2].status = BankStatus::Success;
+    obs.clearing.banks[0].instructions[0].amount = dec!(51);
+    let found = check(&obs);
+    let messages: Vec<&str> = found.iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "channel order i:c1-d1 is Success but the bank carried out a debit of 51 (amount mismatch)",
+            "channel order i:c1-w2 is Fail but the bank says Success",
+        ]
+    );
+}

@@ -1,0 +1,69 @@
+//! The simulated banks (`--banks N`): the edge of the world, each with its own books.
+
+use super::{
+    addr, clearing, LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKind,
+};
+use crate::config::RunConfig;
+use crate::observe;
+use paylab_invariants::Observation;
+use paylab_system::bank::{BankConfig, BankNode, SIMULATION_BANK};
+use paylab_system::node::{NodeEnv, Role};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub const ROLE: Role = Role::new("bank");
+
+/// The address of bank `index`.
+pub fn addr_of(index: u32) -> SocketAddr {
+    addr(9, index, 7800)
+}
+
+pub struct Bank;
+
+impl ServiceKind for Bank {
+    fn role(&self) -> Role {
+        ROLE
+    }
+    fn count(&self, config: &RunConfig) -> u32 {
+        config.banks
+    }
+    fn addr(&self, index: u32) -> SocketAddr {
+        addr_of(index)
+    }
+    fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {
+        Arc::new(BankConfig {
+            bank: index,
+            fsync_latency: run.fsync_latency(),
+            gateway: clearing::addr_of(),
+            behaviour: SIMULATION_BANK,
+        })
+    }
+}
+
+/// The books are read at rest and, for liveness, while draining (an instruction PROCESSING
+/// is unfinished work).
+fn read(core: &paylab_system::bank::BankCore, scope: Scope, obs: &mut Observation) {
+    if scope.progress() {
+        obs.clearing.banks.push(observe::bank_books(core));
+    }
+}
+
+impl NodeService for BankConfig {
+    fn start<'a>(&'a self, env: &'a NodeEnv) -> LocalFuture<'a, Arc<dyn LiveService>> {
+        Box::pin(async move {
+            let node = BankNode::start(env, self.clone())
+                .await
+                .expect("a restarted node can bind its address");
+            Arc::new(node) as Arc<dyn LiveService>
+        })
+    }
+    fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+        read(&BankNode::durable_state(env, self), scope, obs);
+    }
+}
+
+impl LiveService for BankNode {
+    fn observe(&self, _env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+        self.read(|core| read(core, scope, obs));
+    }
+}
