@@ -121,8 +121,12 @@ pub fn reverse_request(key: &str) -> String {
     format!("{CLEARING_PREFIX}{key}:reverse")
 }
 
+pub fn recon_request(key: &str) -> String {
+    format!("{CLEARING_PREFIX}{key}:recon")
+}
+
 /// How many postings each of an order's requests must have made, at rest.
-fn expected(o: &ChannelOrderState) -> [(String, usize); 3] {
+fn expected(o: &ChannelOrderState) -> [(String, usize); 4] {
     let success = o.status == ChannelStatus::Success;
     let (first, settle, reverse) = match o.kind {
         FundKind::Deposit => (usize::from(success), 0, 0),
@@ -136,6 +140,7 @@ fn expected(o: &ChannelOrderState) -> [(String, usize); 3] {
         (o.key.clone(), first),
         (settle_request(&o.key), settle),
         (reverse_request(&o.key), reverse),
+        (recon_request(&o.key), usize::from(o.corrected)),
     ]
 }
 
@@ -184,18 +189,25 @@ fn debits(v: &VoucherRecord) -> Decimal {
     legs.map(|l| l.amount).sum()
 }
 
-/// Clearing postings (`clr:` requests) whose order does not exist.
+/// Clearing postings (`clr:` requests) that are none of their order's own: no such order,
+/// or a request its order never makes (a second credit under another name, say).
 fn orphan_postings(obs: &Observation, by: &BTreeMap<&str, Found<'_>>) -> Vec<Violation> {
     let keys: std::collections::BTreeSet<&str> =
         obs.clearing.orders.iter().map(|o| o.key.as_str()).collect();
-    let orphan = |request: &&str| {
-        let rest = request.strip_prefix(CLEARING_PREFIX);
-        rest.is_some_and(|r| !keys.contains(r.rsplit_once(':').map_or(r, |(k, _)| k)))
+    let foreign = |request: &&str| {
+        let Some((key, what)) = request
+            .strip_prefix(CLEARING_PREFIX)
+            .and_then(|r| r.rsplit_once(':'))
+        else {
+            return request.starts_with(CLEARING_PREFIX);
+        };
+        !keys.contains(key) || !matches!(what, "settle" | "reverse" | "recon")
     };
     by.iter()
-        .filter(|(r, _)| orphan(r))
+        .filter(|(r, _)| foreign(r))
         .map(|(request, found)| {
-            let msg = format!("clearing posting {request} belongs to no channel order");
+            let msg =
+                format!("clearing posting {request} is none of a channel order's own postings");
             let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();
             Violation::new(Invariant::ExactlyOnce, msg)
                 .with("request", request)

@@ -476,6 +476,10 @@ pub struct ChannelOrderState {
     pub held: bool,
     /// Its final posting is made.
     pub settled: bool,
+    /// Reconciliation posted a correction (`clr:<key>:recon`): its status disagreed with the
+    /// bank's.
+    #[serde(default)]
+    pub corrected: bool,
     /// Why it failed: `bank:<reason>` or `hold:<refusal code>`.
     pub fail: Option<String>,
 }

@@ -43,8 +43,9 @@ pub enum Invariant {
     NoUnauthorizedEffect,
     /// 19. A log sync that returns has made durable every byte the log held when it began.
     Durability,
-    /// 15. At rest, the platform's channel orders and reserve agree with every bank's books
-    /// and statement, instruction by instruction (no 长款, no 短款, no amount mismatch).
+    /// Invariant 15: at rest, the platform's channel orders and reserve agree with every
+    /// bank's books and statement, instruction by instruction (no 长款, no 短款, no amount
+    /// mismatch).
     Reconciliation,
 }
 

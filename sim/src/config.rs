@@ -282,6 +282,8 @@ pub enum ConfigError {
     BugNeedsMode { bug: Bug, needs: MessageMode },
     #[error("bug {0} lives in the message layer; run it with messages on")]
     BugNeedsMessages(Bug),
+    #[error("bug {0} lives in the clearing layer; run it with --banks 2")]
+    BugNeedsBanks(Bug),
     #[error("{0} only applies to an open-loop run; give --rate too")]
     NeedsRate(&'static str),
     #[error("--rate {rate} for {seconds} simulated seconds asks for {arrivals} business flows; at most {ARRIVALS_MAX}")]
@@ -313,6 +315,18 @@ pub fn mode_of_bug(bug: Bug) -> Option<MessageMode> {
         Bug::CheckbackFromMemory | Bug::CheckbackDefaultsCommit => Some(MessageMode::Txmsg),
         _ => None,
     }
+}
+
+/// Whether a planted bug lives in the clearing layer (and so needs banks).
+pub fn bug_needs_banks(bug: Bug) -> bool {
+    matches!(
+        bug,
+        Bug::WithdrawalReversedOnTimeout
+            | Bug::DepositCreditedOnReplyAndNotify
+            | Bug::UnknownTreatedAsFail
+            | Bug::ReconRepairNotIdempotent
+            | Bug::ChannelOrderNotDurableBeforeSend
+    )
 }
 
 /// Whether a planted bug lives in the message layer (and so needs it on).
@@ -502,6 +516,9 @@ impl RunConfig {
         if let Some(bug) = self.bug {
             if bug_needs_messages(bug) && self.messages.is_none() {
                 return Err(ConfigError::BugNeedsMessages(bug));
+            }
+            if bug_needs_banks(bug) && self.banks == 0 {
+                return Err(ConfigError::BugNeedsBanks(bug));
             }
             if let (Some(needs), Some(mode)) = (mode_of_bug(bug), self.messages) {
                 if needs != mode {

@@ -559,9 +559,11 @@ pub fn channel_orders(
             history: o.history.iter().map(|s| status(*s)).collect(),
             held: o.held,
             settled: o.settled,
+            corrected: o.corrected,
             fail: o.fail.map(|f| match f {
                 FailCause::Bank(reason) => format!("bank:{reason:?}"),
                 FailCause::Hold(code) => format!("hold:{code}"),
+                FailCause::TimedOut => "timed-out".to_string(),
             }),
         }));
 }

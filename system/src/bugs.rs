@@ -84,6 +84,22 @@ pub enum Bug {
     /// The broker answers a fresh write (a send, an offset commit, a half message or its
     /// decision) under group commit before the write's fsync.
     BrokerAckBeforeFsync,
+    /// The gateway reads a withdrawal whose instruction got no answer in time as refused by the
+    /// bank and credits the user back: if the bank did pay, the money left twice.
+    WithdrawalReversedOnTimeout,
+    /// A bank's notification of a successful deposit credits the user itself, under its own
+    /// request, besides the gateway's own credit once the reply (or a query) said the same.
+    DepositCreditedOnReplyAndNotify,
+    /// The gateway reads any instruction that got no answer in time (a deposit or a
+    /// withdrawal) as a definitive failure.
+    UnknownTreatedAsFail,
+    /// Reconciliation's repair of an order its statement shows carried out posts the order's
+    /// effect under a request of the repair's own (one per statement date), without looking
+    /// whether the gateway already posted it.
+    ReconRepairNotIdempotent,
+    /// The gateway answers and sends a channel order's instruction before the order's record
+    /// is durable: a crash then forgets an order the bank carries out.
+    ChannelOrderNotDurableBeforeSend,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -118,6 +134,11 @@ impl Bug {
         Bug::TradeAckBeforeFsync,
         Bug::BrokerAckBeforeFsync,
         Bug::ReplicaAckBeforeFsync,
+        Bug::WithdrawalReversedOnTimeout,
+        Bug::DepositCreditedOnReplyAndNotify,
+        Bug::UnknownTreatedAsFail,
+        Bug::ReconRepairNotIdempotent,
+        Bug::ChannelOrderNotDurableBeforeSend,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -150,6 +171,11 @@ impl Bug {
             Bug::LedgerAckBeforeFsync => "ledger-ack-before-fsync",
             Bug::TradeAckBeforeFsync => "trade-ack-before-fsync",
             Bug::BrokerAckBeforeFsync => "broker-ack-before-fsync",
+            Bug::WithdrawalReversedOnTimeout => "withdrawal-reversed-on-timeout",
+            Bug::DepositCreditedOnReplyAndNotify => "deposit-credited-on-reply-and-notify",
+            Bug::UnknownTreatedAsFail => "unknown-treated-as-fail",
+            Bug::ReconRepairNotIdempotent => "recon-repair-not-idempotent",
+            Bug::ChannelOrderNotDurableBeforeSend => "channel-order-not-durable-before-send",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -211,6 +237,19 @@ impl Bug {
             Bug::TradeAckBeforeFsync => "a trade change is answered before its fsync",
             Bug::BrokerAckBeforeFsync => "a broker write is acknowledged before its fsync",
             Bug::ReplicaAckBeforeFsync => "a replica acknowledges a delivery before its fsync",
+            Bug::WithdrawalReversedOnTimeout => {
+                "a withdrawal the bank did not answer in time is credited back, though paid"
+            }
+            Bug::DepositCreditedOnReplyAndNotify => {
+                "a deposit is credited once for the reply and once more for the notification"
+            }
+            Bug::UnknownTreatedAsFail => "an instruction without an answer is taken as refused",
+            Bug::ReconRepairNotIdempotent => {
+                "a reconciliation repair posts again what the gateway already posted"
+            }
+            Bug::ChannelOrderNotDurableBeforeSend => {
+                "a channel order is answered and sent before it is durable"
+            }
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -243,6 +282,9 @@ impl Bug {
             | Bug::TradeAckBeforeFsync
             | Bug::BrokerAckBeforeFsync
             | Bug::ReplicaAckBeforeFsync => "durability",
+            Bug::WithdrawalReversedOnTimeout | Bug::UnknownTreatedAsFail => "reconciliation",
+            Bug::DepositCreditedOnReplyAndNotify | Bug::ReconRepairNotIdempotent => "exactly-once",
+            Bug::ChannelOrderNotDurableBeforeSend => "durability",
             Bug::TestNondeterminism => "determinism-check",
         }
     }

@@ -41,6 +41,7 @@ pub mod notify;
 pub mod payment;
 pub mod probes;
 pub mod producer;
+pub mod recon;
 pub mod refusal;
 pub mod replica;
 pub mod strategy;

@@ -276,6 +276,17 @@ pub mod names {
     pub const CLEARING_REVERSED: &str = "clearing.definitive-failure-reversed";
     pub const CLEARING_DECLINED: &str = "clearing.deposit-declined";
     pub const CLEARING_RESUMED: &str = "clearing.order-resumed";
+    /// Reconciliation found an order not final that its bank's statement shows carried out.
+    pub const CLEARING_RESOLVED_BY_STATEMENT: &str = "clearing.unknown-resolved-by-statement";
+    pub const RECON_RECOVERED: &str = "recon.recovered-from-log";
+    /// A bank date's statement matched line for line.
+    pub const RECON_DATE_MATCHED: &str = "recon.date-matched";
+    /// 长款 (the bank has it, our order does not say so) repaired by a correction.
+    pub const RECON_LONG_REPAIRED: &str = "recon.long-repaired";
+    /// 短款 (our order says done, the bank never did it) repaired by a correction.
+    pub const RECON_SHORT_REPAIRED: &str = "recon.short-repaired";
+    /// A statement line no channel order knows: held as a difference for the next statement.
+    pub const RECON_UNMATCHED_HELD: &str = "recon.unmatched-line-held";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
     /// A violation the run's own unsafe configuration explains (the broker's async flush lost

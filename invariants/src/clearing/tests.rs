@@ -29,6 +29,7 @@ fn order(
         history: history.to_vec(),
         held: kind == FundKind::Withdrawal,
         settled: true,
+        corrected: false,
         fail,
     }
 }

@@ -35,6 +35,7 @@ impl ServiceKind for Bank {
             bank: index,
             fsync_latency: run.fsync_latency(),
             gateway: clearing::addr_of(),
+            readers: vec![super::recon::addr_of()],
             behaviour: SIMULATION_BANK,
         })
     }

@@ -38,6 +38,7 @@ impl ServiceKind for Clearing {
             banks: (0..config.banks).map(bank::addr_of).collect(),
             topology: run.topology.clone(),
             platform_callers: (0..config.payment_nodes).map(payment::addr_of).collect(),
+            recon: Some(super::recon::addr_of()),
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod merchant;
 pub mod notify;
 pub mod payment;
+pub mod recon;
 pub mod replica;
 pub mod trade;
 
@@ -46,6 +47,7 @@ pub static KINDS: &[&dyn ServiceKind] = &[
     &merchant::Merchant,
     &bank::Bank,
     &clearing::Clearing,
+    &recon::Recon,
 ];
 
 /// The role of the workload's client nodes (not a service: they are the harness's own).

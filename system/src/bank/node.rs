@@ -56,7 +56,13 @@ impl Shell {
         command: BankCommand,
         from: std::net::SocketAddr,
     ) -> Result<BankReply, BankError> {
-        if !crate::transport::sent_by(from, &[self.config.gateway]) {
+        let gateway = crate::transport::sent_by(from, &[self.config.gateway]);
+        let reader = crate::transport::sent_by(from, &self.config.readers);
+        let allowed = match command {
+            BankCommand::Submit(_) => gateway,
+            BankCommand::Query(_) | BankCommand::Statement { .. } => gateway || reader,
+        };
+        if !allowed {
             return Err(BankError::Unauthorized(from.to_string()));
         }
         match command {

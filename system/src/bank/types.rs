@@ -142,6 +142,8 @@ pub struct BankConfig {
     pub fsync_latency: std::time::Duration,
     /// The platform's gateway: the only caller of [`BankCall`] and where notifications go.
     pub gateway: std::net::SocketAddr,
+    /// Who else may query instructions and fetch statements (reconciliation).
+    pub readers: Vec<std::net::SocketAddr>,
     pub behaviour: BankBehaviour,
 }
 

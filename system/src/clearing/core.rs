@@ -25,6 +25,8 @@ pub enum ClearingRecord {
     },
     /// The order's final posting is made.
     Settled { instr: InstrId },
+    /// Reconciliation's correction is posted.
+    Corrected { instr: InstrId },
 }
 
 /// What to do with a client's request.
@@ -87,6 +89,7 @@ impl ClearingCore {
             fail: None,
             held: false,
             settled: false,
+            corrected: false,
         }))
     }
 
@@ -100,6 +103,10 @@ impl ClearingCore {
             (OrderKind::Deposit, Some(FailCause::Bank(reason))) => Err(Refusal::new(
                 RefusalCode::BankDeclined,
                 format!("the bank declined: {reason:?}"),
+            )),
+            (OrderKind::Deposit, Some(FailCause::TimedOut)) => Err(Refusal::new(
+                RefusalCode::BankDeclined,
+                "the bank did not answer in time",
             )),
             (OrderKind::Deposit, None) if order.status == OrderStatus::Success && order.settled => {
                 Ok(FundReply::Done)
@@ -166,6 +173,14 @@ impl ClearingCore {
                 order.status = status;
                 order.history.push(status);
                 order.fail = fail;
+            }
+            ClearingRecord::Corrected { instr } => {
+                let order = self.order_mut(&instr);
+                assert!(
+                    order.status.is_final() && !order.corrected,
+                    "{instr} corrected once"
+                );
+                order.corrected = true;
             }
             ClearingRecord::Settled { instr } => {
                 let order = self.order_mut(&instr);

@@ -8,7 +8,8 @@ use super::types::{clearing_accounts, legs, ChannelOrder, ClearingCall, FailCaus
 use super::types::{FundRequest, OrderKind, OrderStatus};
 use crate::bank::Instruction;
 use crate::bank::{BankCall, BankCommand, BankNotifyCall, BankReply, Direction, InstrStatus};
-use crate::ids::InstrId;
+use crate::bugs::Bug;
+use crate::ids::{InstrId, RequestId};
 use crate::ledger::{LedgerCall, LedgerCommand};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -51,6 +52,8 @@ pub struct ClearingConfig {
     pub topology: Topology,
     /// The payment nodes: the only callers of [`ClearingCall`].
     pub platform_callers: Vec<SocketAddr>,
+    /// Reconciliation: the only caller of [`super::types::ReconCall`].
+    pub recon: Option<SocketAddr>,
 }
 
 /// A running gateway, as the harness holds it.
@@ -86,12 +89,15 @@ impl Shell {
 
     /// Writes and applies a record under the lock, then makes it durable.
     async fn write(&self, record: ClearingRecord) {
-        {
-            let mut core = self.core();
-            self.log.append(&record);
-            core.apply(record);
-        }
+        self.append(record);
         self.log.sync().await;
+    }
+
+    /// Writes and applies a record under the lock (not durable yet).
+    fn append(&self, record: ClearingRecord) {
+        let mut core = self.core();
+        self.log.append(&record);
+        core.apply(record);
     }
 
     /// A client's deposit or withdrawal, from a payment node.
@@ -118,7 +124,10 @@ impl Shell {
             };
             (instr, self.log.mark())
         };
-        self.log.sync().await;
+        // The planted bug answers and drives the order before its record is durable.
+        if !self.env.bugs.is(Bug::ChannelOrderNotDurableBeforeSend) {
+            self.log.sync().await;
+        }
         self.log.witness_reply(mark);
         self.clone().drive(instr.clone());
         let deadline = self.env.clock.now_ms() + ANSWER_WAIT.as_millis() as u64;
@@ -156,6 +165,30 @@ impl Shell {
         if let Some(record) = record {
             self.write(record).await;
         }
+        if self.env.bugs.is(Bug::DepositCreditedOnReplyAndNotify) && status == OrderStatus::Success
+        {
+            self.credit_on_notify(&call.instr).await;
+        }
+    }
+
+    /// The planted bug: a notified deposit is credited by the notification itself.
+    async fn credit_on_notify(&self, instr: &InstrId) {
+        let Some(order) = self.core().get(instr).cloned() else {
+            return;
+        };
+        if order.kind == OrderKind::Deposit {
+            let (reserve, _) = self.accounts(&order);
+            let request = RequestId::new(format!("{}{}:notify", super::CLEARING_PREFIX, order.key));
+            let _ = self
+                .post(&order, request, legs(reserve, order.account, order.amount))
+                .await;
+        }
+    }
+
+    /// The order's bank's reserve and in-transit sub-accounts on its account's shard.
+    fn accounts(&self, order: &ChannelOrder) -> (crate::ids::AccountId, crate::ids::AccountId) {
+        let shards = self.config.topology.ledger_shards();
+        clearing_accounts(order.bank, order.account.shard(shards), shards)
     }
 
     /// Starts the order's driver unless one runs.
@@ -198,7 +231,12 @@ impl Shell {
                 self.hold(&order).await
             }
             OrderStatus::Init => {
-                self.write(self.moved(instr, OrderStatus::Sent, None)).await;
+                let sent = self.moved(instr, OrderStatus::Sent, None);
+                if self.env.bugs.is(Bug::ChannelOrderNotDurableBeforeSend) {
+                    self.append(sent);
+                } else {
+                    self.write(sent).await;
+                }
                 Step::Now
             }
             OrderStatus::Sent if !*asked => {
@@ -248,6 +286,14 @@ impl Shell {
         match self.transport.call(bank, call, BANK_TIMEOUT).await {
             Ok(Ok(BankReply::Status(status))) => self.finish(&order.instr, status, None).await,
             Ok(_) => Step::Later,
+            Err(_) if self.reads_timeout_as_fail(order.kind) => {
+                let failed = Some(FailCause::TimedOut);
+                let record = self.core().move_to(&order.instr, OrderStatus::Fail, failed);
+                if let Some(record) = record {
+                    self.write(record).await;
+                }
+                Step::Now
+            }
             Err(_) => {
                 let record = self
                     .core()
@@ -259,6 +305,13 @@ impl Shell {
                 Step::Later
             }
         }
+    }
+
+    /// Whether a planted bug reads a bank's silence about an order of `kind` as a refusal.
+    fn reads_timeout_as_fail(&self, kind: OrderKind) -> bool {
+        let bugs = self.env.bugs;
+        bugs.is(Bug::UnknownTreatedAsFail)
+            || (kind == OrderKind::Withdrawal && bugs.is(Bug::WithdrawalReversedOnTimeout))
     }
 
     /// Asks the bank where the instruction stands; one it never got is sent again.
@@ -381,6 +434,9 @@ fn final_of(status: InstrStatus) -> Option<(OrderStatus, Option<FailCause>)> {
     }
 }
 
+#[path = "repair.rs"]
+mod repair;
+
 impl ClearingNode {
     /// Recovers the orders from the log, resumes the unfinished ones and starts serving.
     pub async fn start(env: &NodeEnv, config: ClearingConfig) -> std::io::Result<ClearingNode> {
@@ -407,6 +463,10 @@ impl ClearingNode {
         let notified = shell.clone();
         transport
             .serve_from(move |call: BankNotifyCall, from| notified.clone().notified(call, from));
+        let reconciling = shell.clone();
+        transport.serve_from(move |super::types::ReconCall(command), from| {
+            reconciling.clone().reconcile(command, from)
+        });
         let unfinished = shell.core().unfinished();
         for instr in unfinished {
             env.probes.hit(names::CLEARING_RESUMED);

@@ -63,6 +63,9 @@ pub enum FailCause {
     Bank(FailReason),
     /// The ledger refused the withdrawal's hold (insufficient funds, say): nothing was sent.
     Hold(RefusalCode),
+    /// No answer in time, read as a failure: only the planted `unknown-treated-as-fail` and
+    /// `withdrawal-reversed-on-timeout` do that.
+    TimedOut,
 }
 
 /// A channel order (渠道订单): one instruction to one bank.
@@ -84,6 +87,10 @@ pub struct ChannelOrder {
     pub held: bool,
     /// The order's final posting is made (nothing to post counts as made).
     pub settled: bool,
+    /// Reconciliation found its final status at odds with the bank's and posted the
+    /// correction (`clr:<key>:recon`).
+    #[serde(default)]
+    pub corrected: bool,
 }
 
 impl ChannelOrder {
@@ -107,6 +114,10 @@ pub const CLEARING_PREFIX: &str = "clr:";
 
 pub fn settle_request(key: &str) -> RequestId {
     RequestId::new(format!("{CLEARING_PREFIX}{key}:settle"))
+}
+
+pub fn recon_request(key: &str) -> RequestId {
+    RequestId::new(format!("{CLEARING_PREFIX}{key}:recon"))
 }
 
 pub fn reverse_request(key: &str) -> RequestId {
@@ -163,4 +174,47 @@ pub struct ClearingCall(pub FundRequest);
 impl Rpc for ClearingCall {
     type Response = Result<FundReply, Refusal>;
     const TAG: u64 = 0x434c_5247_0001;
+}
+
+/// One order as reconciliation sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub instr: InstrId,
+    pub kind: OrderKind,
+    pub amount: Amount,
+    pub status: OrderStatus,
+    pub corrected: bool,
+}
+
+/// What reconciliation asks the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReconCommand {
+    /// The orders of these instructions (those the gateway has).
+    Lookup(Vec<InstrId>),
+    /// Every successful order of a bank.
+    Succeeded { bank: u32 },
+    /// The bank's statement of `date` lists the instruction as carried out while the order is
+    /// not final: take the statement's word (resolved by statement).
+    Resolve { instr: InstrId, date: u32 },
+    /// The order's final status is at odds with the bank's (`bank_success`: whether the bank
+    /// carried it out): post the correction, once.
+    Correct { instr: InstrId, bank_success: bool },
+}
+
+/// The gateway's answer to reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReconReply {
+    Orders(Vec<OrderView>),
+    Done,
+    /// Nothing to do: the order is not at odds with the bank (any more).
+    Nothing,
+}
+
+/// Reconciliation's call to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconCall(pub ReconCommand);
+
+impl Rpc for ReconCall {
+    type Response = Result<ReconReply, Refusal>;
+    const TAG: u64 = 0x434c_5247_0002;
 }

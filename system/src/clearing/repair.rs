@@ -1,0 +1,150 @@
+//! The gateway's side of reconciliation (核算中心 → 银行网关): the orders a statement names,
+//! the successful ones of a bank, the resolution of an order by statement, and the
+//! correction of a final status at odds with the bank's, each idempotent.
+
+use super::super::types::{
+    legs, recon_request, settle_request, ChannelOrder, OrderKind, OrderStatus, OrderView,
+    ReconCommand, ReconReply,
+};
+use super::{ClearingRecord, Shell};
+use crate::bugs::Bug;
+use crate::ids::{InstrId, RequestId};
+use crate::probes::names;
+use crate::refusal::{Refusal, RefusalCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+impl Shell {
+    /// Serves reconciliation (only from the reconciliation node).
+    pub(super) async fn reconcile(
+        self: Arc<Self>,
+        command: ReconCommand,
+        from: SocketAddr,
+    ) -> Result<ReconReply, Refusal> {
+        let recon: Vec<SocketAddr> = self.config.recon.into_iter().collect();
+        if !crate::transport::sent_by(from, &recon) {
+            let detail = format!("{from} is not the platform's reconciliation");
+            return Err(Refusal::new(RefusalCode::Unauthorized, detail));
+        }
+        Ok(match command {
+            ReconCommand::Lookup(instrs) => ReconReply::Orders(self.lookup(&instrs)),
+            ReconCommand::Succeeded { bank } => ReconReply::Orders(self.succeeded(bank)),
+            ReconCommand::Resolve { instr, date } => self.clone().resolve(&instr, date).await,
+            ReconCommand::Correct {
+                instr,
+                bank_success,
+            } => self.correct(&instr, bank_success).await,
+        })
+    }
+
+    fn lookup(&self, instrs: &[InstrId]) -> Vec<OrderView> {
+        let core = self.core();
+        instrs
+            .iter()
+            .filter_map(|i| core.get(i))
+            .map(view)
+            .collect()
+    }
+
+    fn succeeded(&self, bank: u32) -> Vec<OrderView> {
+        let core = self.core();
+        let ok = core.orders.values().filter(|o| o.bank == bank);
+        ok.filter(|o| o.status == OrderStatus::Success)
+            .map(view)
+            .collect()
+    }
+
+    /// The statement says the bank carried the instruction out while the order is not final:
+    /// the order succeeds (resolved by statement) and its driver posts it.
+    async fn resolve(self: Arc<Self>, instr: &InstrId, date: u32) -> ReconReply {
+        let record = self.core().move_to(instr, OrderStatus::Success, None);
+        let Some(record) = record else {
+            return ReconReply::Nothing;
+        };
+        self.env.probes.hit(names::CLEARING_RESOLVED_BY_STATEMENT);
+        self.write(record).await;
+        if self.env.bugs.is(Bug::ReconRepairNotIdempotent) {
+            self.repair_posting(instr, date).await;
+        }
+        self.clone().drive(instr.clone());
+        ReconReply::Done
+    }
+
+    /// The planted bug: the repair posts the order's effect itself, under its own request.
+    async fn repair_posting(&self, instr: &InstrId, date: u32) {
+        let Some(order) = self.core().get(instr).cloned() else {
+            return;
+        };
+        let (reserve, transit) = self.accounts(&order);
+        let legs = match order.kind {
+            OrderKind::Deposit => legs(reserve, order.account, order.amount),
+            OrderKind::Withdrawal => legs(transit, reserve, order.amount),
+        };
+        let request = RequestId::new(format!("{}:repair-{date}", settle_request(&order.key)));
+        let _ = self.post(&order, request, legs).await;
+    }
+
+    /// A final status at odds with the bank's: post what makes the books agree, once.
+    async fn correct(&self, instr: &InstrId, bank_success: bool) -> ReconReply {
+        let Some(order) = self.core().get(instr).cloned() else {
+            return ReconReply::Nothing;
+        };
+        let Some((from, to, probe)) = self.correction(&order, bank_success) else {
+            return ReconReply::Nothing;
+        };
+        if order.corrected {
+            return ReconReply::Done;
+        }
+        match self
+            .post(
+                &order,
+                recon_request(&order.key),
+                legs(from, to, order.amount),
+            )
+            .await
+        {
+            Some(Ok(())) => {
+                self.env.probes.hit(probe);
+                self.write(ClearingRecord::Corrected {
+                    instr: instr.clone(),
+                })
+                .await;
+                ReconReply::Done
+            }
+            _ => ReconReply::Nothing,
+        }
+    }
+
+    /// The correcting movement (debited, credited) of an order whose final posted effect
+    /// disagrees with the bank's, and which difference it repairs.
+    fn correction(
+        &self,
+        order: &ChannelOrder,
+        bank_success: bool,
+    ) -> Option<(crate::ids::AccountId, crate::ids::AccountId, &'static str)> {
+        let (reserve, _) = self.accounts(order);
+        let user = order.account;
+        let (short, long) = (names::RECON_SHORT_REPAIRED, names::RECON_LONG_REPAIRED);
+        match (order.kind, order.status, bank_success) {
+            // 短款: we credited (or paid out) what the bank never moved.
+            (OrderKind::Deposit, OrderStatus::Success, false) => Some((user, reserve, short)),
+            (OrderKind::Withdrawal, OrderStatus::Success, false) => Some((reserve, user, short)),
+            // 长款: the bank moved what we took as refused.
+            (OrderKind::Deposit, OrderStatus::Fail, true) => Some((reserve, user, long)),
+            (OrderKind::Withdrawal, OrderStatus::Fail, true) if order.held => {
+                Some((user, reserve, long))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn view(o: &ChannelOrder) -> OrderView {
+    OrderView {
+        instr: o.instr.clone(),
+        kind: o.kind,
+        amount: o.amount,
+        status: o.status,
+        corrected: o.corrected,
+    }
+}

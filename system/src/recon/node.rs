@@ -1,0 +1,249 @@
+//! The reconciliation node: on a schedule, for every bank, reconciles each published bank
+//! date in order against the gateway's channel orders, asks the gateway for the repairs, and
+//! records the date durably. A pass interrupted by a crash or an unanswered call is redone
+//! from the same date (every repair is idempotent at the gateway).
+
+use super::core::{ReconCore, ReconRecord};
+use crate::bank::{BankCall, BankCommand, BankReply, InstrStatus, StatementLine};
+use crate::clearing::{OrderStatus, OrderView, ReconCall, ReconCommand, ReconReply};
+use crate::ids::InstrId;
+use crate::log::DurableLog;
+use crate::node::NodeEnv;
+use crate::probes::names;
+use crate::transport::Transport;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The log file of the reconciliation node.
+pub const LOG_FILE: &str = "recon.log";
+
+/// How often reconciliation looks for newly published statements.
+const TICK: Duration = Duration::from_millis(1_000);
+
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How the reconciliation node is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconConfig {
+    pub fsync_latency: Duration,
+    /// Bank `b` at index `b`.
+    pub banks: Vec<SocketAddr>,
+    pub gateway: SocketAddr,
+}
+
+/// A running reconciliation node, as the harness holds it.
+#[derive(Clone)]
+pub struct ReconNode {
+    shell: Arc<Shell>,
+}
+
+struct Shell {
+    core: Mutex<ReconCore>,
+    log: DurableLog<ReconRecord>,
+    env: NodeEnv,
+    config: ReconConfig,
+    transport: Transport,
+}
+
+/// What one date's pass found so far.
+#[derive(Default)]
+struct Tally {
+    matched: u32,
+    long: u32,
+    short: u32,
+    held: Vec<InstrId>,
+}
+
+impl Shell {
+    fn core(&self) -> MutexGuard<'_, ReconCore> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn bank(&self, bank: u32, command: BankCommand) -> Option<BankReply> {
+        let dst = self.config.banks[bank as usize];
+        let reply = self
+            .transport
+            .call(dst, BankCall(command), CALL_TIMEOUT)
+            .await;
+        reply.ok()?.ok()
+    }
+
+    async fn gateway(&self, command: ReconCommand) -> Option<ReconReply> {
+        let reply = self
+            .transport
+            .call(self.config.gateway, ReconCall(command), CALL_TIMEOUT);
+        reply.await.ok()?.ok()
+    }
+
+    async fn orders(&self, command: ReconCommand) -> Option<BTreeMap<InstrId, OrderView>> {
+        match self.gateway(command).await? {
+            ReconReply::Orders(views) => {
+                Some(views.into_iter().map(|v| (v.instr.clone(), v)).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// Reconciles every published date of every bank, in order; stops at the first date whose
+    /// statement is not out yet or whose pass could not finish.
+    async fn pass(&self) {
+        for bank in 0..self.config.banks.len() as u32 {
+            while self.date(bank).await {}
+        }
+    }
+
+    /// Reconciles bank `bank`'s next date; whether it did.
+    async fn date(&self, bank: u32) -> bool {
+        let date = self.core().next_date(bank);
+        let Some(BankReply::Statement(lines)) =
+            self.bank(bank, BankCommand::Statement { date }).await
+        else {
+            return false;
+        };
+        let Some(tally) = self.match_lines(bank, date, &lines).await else {
+            return false;
+        };
+        let Some(tally) = self.find_short(bank, &lines, tally).await else {
+            return false;
+        };
+        if tally.long + tally.short == 0 && tally.held.is_empty() {
+            self.env.probes.hit(names::RECON_DATE_MATCHED);
+        }
+        let record = ReconRecord::Reconciled {
+            bank,
+            date,
+            lines: lines.iter().map(|l| l.instr.clone()).collect(),
+            matched: tally.matched,
+            long: tally.long,
+            short: tally.short,
+            held: tally.held,
+        };
+        {
+            let mut core = self.core();
+            self.log.append(&record);
+            core.apply(record);
+        }
+        self.log.sync().await;
+        true
+    }
+
+    /// The statement's lines (and the lines held from before) against their orders: matched,
+    /// resolved by statement, corrected, or held.
+    async fn match_lines(&self, bank: u32, date: u32, lines: &[StatementLine]) -> Option<Tally> {
+        let held: Vec<InstrId> = self
+            .core()
+            .held
+            .get(&bank)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut amounts: BTreeMap<InstrId, crate::money::Amount> =
+            lines.iter().map(|l| (l.instr.clone(), l.amount)).collect();
+        let instrs: Vec<InstrId> = amounts.keys().chain(&held).cloned().collect();
+        let orders = self.orders(ReconCommand::Lookup(instrs.clone())).await?;
+        let mut tally = Tally::default();
+        for instr in instrs {
+            let amount = amounts.remove(&instr);
+            match orders.get(&instr) {
+                Some(v)
+                    if v.status == OrderStatus::Success && amount.is_none_or(|a| a == v.amount) =>
+                {
+                    tally.matched += 1
+                }
+                Some(v) if !v.status.is_final() => {
+                    self.gateway(ReconCommand::Resolve { instr, date }).await?;
+                    tally.long += 1;
+                }
+                Some(v) if v.status == OrderStatus::Fail => {
+                    self.gateway(ReconCommand::Correct {
+                        instr,
+                        bank_success: true,
+                    })
+                    .await?;
+                    tally.long += 1;
+                }
+                _ => {
+                    self.env.probes.hit(names::RECON_UNMATCHED_HELD);
+                    tally.held.push(instr);
+                }
+            }
+        }
+        Some(tally)
+    }
+
+    /// 短款: successful orders no statement has listed, confirmed by a query before their
+    /// correction (an order decided after the statement's day shows as carried out and waits
+    /// for its own statement).
+    async fn find_short(
+        &self,
+        bank: u32,
+        lines: &[StatementLine],
+        mut tally: Tally,
+    ) -> Option<Tally> {
+        let listed: BTreeSet<&InstrId> = lines.iter().map(|l| &l.instr).collect();
+        let succeeded = self.orders(ReconCommand::Succeeded { bank }).await?;
+        let unlisted = succeeded.values().filter(|v| {
+            !v.corrected && !listed.contains(&v.instr) && !self.core().was_seen(bank, &v.instr)
+        });
+        let unlisted: Vec<InstrId> = unlisted.map(|v| v.instr.clone()).collect();
+        for instr in unlisted {
+            match self.bank(bank, BankCommand::Query(instr.clone())).await? {
+                BankReply::Status(InstrStatus::Success | InstrStatus::Processing) => {}
+                _ => {
+                    self.gateway(ReconCommand::Correct {
+                        instr,
+                        bank_success: false,
+                    })
+                    .await?;
+                    tally.short += 1;
+                }
+            }
+        }
+        Some(tally)
+    }
+}
+
+impl ReconNode {
+    /// Recovers its cursor from the log and starts its schedule.
+    pub async fn start(env: &NodeEnv, config: ReconConfig) -> std::io::Result<ReconNode> {
+        let log = DurableLog::<ReconRecord>::open(env, LOG_FILE, config.fsync_latency);
+        let (records, report) = log.replay();
+        if report.torn_bytes > 0 {
+            env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
+        }
+        if !records.is_empty() {
+            env.probes.hit(names::RECON_RECOVERED);
+        }
+        let transport = Transport::for_node(env).await?;
+        let shell = Arc::new(Shell {
+            core: Mutex::new(ReconCore::recover(&records)),
+            log,
+            env: env.clone(),
+            config,
+            transport,
+        });
+        madsim::task::spawn(schedule(shell.clone()));
+        Ok(ReconNode { shell })
+    }
+
+    /// Reads the live state (the harness's god's-eye view).
+    pub fn read<T>(&self, f: impl FnOnce(&ReconCore) -> T) -> T {
+        f(&self.shell.core())
+    }
+
+    /// What a reconciliation node that is down would recover from its disk.
+    pub fn durable_state(env: &NodeEnv, config: &ReconConfig) -> ReconCore {
+        let log = DurableLog::<ReconRecord>::open(env, LOG_FILE, config.fsync_latency);
+        ReconCore::recover(&log.read_durable())
+    }
+}
+
+async fn schedule(shell: Arc<Shell>) {
+    loop {
+        madsim::time::sleep(TICK).await;
+        shell.pass().await;
+    }
+}
