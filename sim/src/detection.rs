@@ -66,15 +66,20 @@ impl Detection {
     }
 }
 
-/// The run of `seed` with `bug` planted: the defaults, in the message mode the bug lives in,
-/// with `faults` as `--faults` (the seed's swarm when `None`).
+/// The run of `seed` with `bug` planted: the defaults, in the message mode the bug lives in
+/// (and with two banks if it lives in the clearing layer and the defaults have none), with
+/// `faults` as `--faults` (the seed's swarm when `None`).
 pub fn config(bug: Bug, seed: u64, faults: Option<Vec<FaultKind>>) -> RunConfig {
-    RunConfig {
+    let mut config = RunConfig {
         bug: Some(bug),
         faults,
         ..RunConfig::new(seed)
     }
-    .resolve()
+    .resolve();
+    if crate::config::bug_needs_banks(bug) && config.banks == 0 {
+        config.banks = 2;
+    }
+    config
 }
 
 /// The invariants a run's verdict names: its violations', or `liveness`, or `crash`.

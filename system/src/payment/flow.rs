@@ -230,6 +230,11 @@ impl OrderFlow {
                 self.stage = Stage::BeforeBegin;
                 vec![FlowOutput::Window(Point::OrderToTrade)]
             }
+            // It gave up on the begin before a crash: the trade is told that again.
+            (Stage::New, FlowInput::Resume) if self.order.gave_up.is_some() => {
+                let refusal = self.order.gave_up.clone().expect("checked");
+                self.settle(Err(refusal), true)
+            }
             (Stage::New, FlowInput::Resume) => {
                 self.stage = Stage::Resuming;
                 vec![FlowOutput::ResumeMovement(self.order.xid.clone())]
@@ -323,10 +328,22 @@ impl OrderFlow {
             }
             // The trade may have begun without our hearing it: the end pins the failure (the
             // planted `begin-timeout-not-ended` takes the silence for "never began").
+            // The failure is the flow's own decision, so it is recorded (and made durable by
+            // the runtime before the trade is told): a crash must not let a resumed flow begin
+            // again and move the money of an order whose failure the trade already has.
             (BeginAnswer::NoAnswer(why), _) => {
-                let detail = format!("the trade did not answer: {why}");
-                let tell = !self.bugs.is(Bug::BeginTimeoutNotEnded);
-                return self.settle(Err(aborted(&detail)), tell);
+                let refusal = aborted(&format!("the trade did not answer: {why}"));
+                if self.bugs.is(Bug::BeginTimeoutNotEnded) {
+                    return self.settle(Err(refusal), false);
+                }
+                let gave_up = OrderRecord::GaveUp {
+                    key: self.order.key.clone(),
+                    refusal: refusal.clone(),
+                };
+                self.order.gave_up = Some(refusal.clone());
+                let mut out = vec![FlowOutput::Append(gave_up)];
+                out.extend(self.settle(Err(refusal), true));
+                return out;
             }
         };
         self.stage = Stage::Moving;

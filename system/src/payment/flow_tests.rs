@@ -27,6 +27,7 @@ fn pay_order() -> Order {
         xid: Xid::from("x0.1"),
         kind: OrderKind::Pay { payer: PAYER },
         outcome: None,
+        gave_up: None,
     }
 }
 
@@ -280,7 +281,7 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
-            name: "no answer to the begin fails the order and the end pins the failure",
+            name: "no answer to the begin fails the order, recorded before the end pins it",
             order: pay_order(),
             steps: [
                 vec![
@@ -288,9 +289,33 @@ fn cases() -> Vec<Case> {
                     (I::WindowPassed, vec![O::BeginAtTrade(begin_pay())]),
                     (
                         I::BeginAnswered(BeginAnswer::NoAnswer("timeout".into())),
-                        settle_window(),
+                        [
+                            vec![O::Append(OrderRecord::GaveUp {
+                                key: "k1".into(),
+                                refusal: no_answer.clone(),
+                            })],
+                            settle_window(),
+                        ]
+                        .concat(),
                     ),
                 ],
+                tell_and_finish(Err(no_answer.clone())),
+            ]
+            .concat(),
+        },
+        // Seed 75 with two banks, before the fix: the flow gave up, told the trade (the end
+        // delayed in the network), crashed before finishing; the resumed flow began again,
+        // the trade (not yet holding the end) answered begun, and the money moved for a pay
+        // the trade then recorded as failed.
+        Case {
+            name:
+                "an order that gave up before a crash tells the trade the same, never begins again",
+            order: Order {
+                gave_up: Some(no_answer.clone()),
+                ..pay_order()
+            },
+            steps: [
+                vec![(I::Resume, settle_window())],
                 tell_and_finish(Err(no_answer.clone())),
             ]
             .concat(),

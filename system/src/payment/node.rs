@@ -287,7 +287,9 @@ impl PaymentNode {
                 Admission::Create(record) => {
                     let key = match &record {
                         OrderRecord::Created { key, .. } => key.clone(),
-                        OrderRecord::Finished { .. } => unreachable!("admission creates"),
+                        OrderRecord::Finished { .. } | OrderRecord::GaveUp { .. } => {
+                            unreachable!("admission creates")
+                        }
                     };
                     self.inner.log.append(&record);
                     book.apply(record);
@@ -429,6 +431,9 @@ impl PaymentNode {
                 })
             }
             FlowOutput::EndAtTrade(command) => {
+                // A failure the flow decided itself (its `GaveUp` record) is durable before
+                // the trade hears it.
+                inner.log.sync().await;
                 let dst = inner.topology.trade(trade_shard(&command));
                 let retried = inner
                     .transport

@@ -27,6 +27,10 @@ pub struct Order {
     pub kind: OrderKind,
     /// `None` while it is being carried out.
     pub outcome: Option<Result<(), Refusal>>,
+    /// The failure the flow decided on its own (the trade never answered the begin), durable
+    /// before the trade is told it: after a crash the order tells the trade the same again
+    /// instead of beginning anew.
+    pub gave_up: Option<Refusal>,
 }
 
 /// One durable change to the order book.
@@ -42,6 +46,8 @@ pub enum OrderRecord {
         key: IdemKey,
         outcome: Result<(), Refusal>,
     },
+    /// The flow gave up on the begin: the order will fail with `refusal`.
+    GaveUp { key: IdemKey, refusal: Refusal },
 }
 
 /// What a new request for `key` means.
@@ -133,6 +139,7 @@ impl OrderBook {
                         xid,
                         kind,
                         outcome: None,
+                        gave_up: None,
                     },
                 );
                 assert!(previous.is_none(), "order created twice");
@@ -153,6 +160,17 @@ impl OrderBook {
                     None => order.outcome = Some(outcome),
                 }
                 self.open.remove(&key);
+            }
+            OrderRecord::GaveUp { key, refusal } => {
+                let order = self
+                    .orders
+                    .get_mut(&key)
+                    .unwrap_or_else(|| panic!("order {key} exists"));
+                assert!(
+                    order.outcome.is_none(),
+                    "order {key} gives up before it finishes"
+                );
+                order.gave_up.get_or_insert(refusal);
             }
         }
     }
