@@ -64,6 +64,9 @@ pub enum Unfinished {
     ChannelOrder { instr: String, status: String },
     /// A bank has an instruction PROCESSING.
     BankInstruction { bank: u32, instr: String },
+    /// Reconciliation has not yet reconciled a bank date on which money moved (it runs once
+    /// more at rest, after the last date's statement is out).
+    Unreconciled { bank: u32, date: u32 },
     /// An outbox row not yet acknowledged by the broker (settling only, see [`settling`]).
     Unsent { node: String, event: String },
 }
@@ -105,6 +108,9 @@ impl fmt::Display for Unfinished {
             }
             Unfinished::BankInstruction { bank, instr } => {
                 write!(f, "bank {bank}: instruction {instr} processing")
+            }
+            Unfinished::Unreconciled { bank, date } => {
+                write!(f, "bank {bank}: date {date} not reconciled")
             }
         }
     }
@@ -187,6 +193,10 @@ fn clearing(obs: &Observation) -> Vec<Unfinished> {
             bank: b.bank,
             instr: i.instr.clone(),
         }));
+        let next = c.reconciled.get(&b.bank).copied().unwrap_or(0);
+        if let Some(date) = b.last_date.filter(|d| *d >= next) {
+            out.push(Unfinished::Unreconciled { bank: b.bank, date });
+        }
     }
     out
 }

@@ -440,6 +440,9 @@ pub struct ClearingSnapshot {
     /// ledger and the bank it belongs to (the platform's registration, like `owners`).
     pub reserve_accounts: BTreeMap<u64, u32>,
     pub transit_accounts: BTreeMap<u64, u32>,
+    /// Reconciliation's cursor: the next bank date it will reconcile, per bank.
+    #[serde(default)]
+    pub reconciled: BTreeMap<u32, u32>,
 }
 
 /// What a channel order does.
@@ -522,6 +525,9 @@ pub struct BankState {
     pub openings: Decimal,
     pub instructions: Vec<BankInstruction>,
     pub lines: Vec<StatementLineState>,
+    /// The last bank date on which an instruction was carried out (a bounce keeps its date).
+    #[serde(default)]
+    pub last_date: Option<u32>,
 }
 
 /// The registered owner of a customer account and the subject it was registered as.

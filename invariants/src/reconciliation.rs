@@ -3,8 +3,9 @@
 //! centre matches a bank's statement by `instr_id`:
 //!
 //! - every final order's outcome is its bank's: SUCCESS ⇔ the bank carried out an instruction
-//!   of the same direction and amount; FAIL by the bank ⇔ the bank refused it; a withdrawal
-//!   whose hold the ledger refused sent nothing;
+//!   of the same direction and amount (or it bounced and reconciliation corrected the order);
+//!   FAIL by the bank ⇔ the bank refused it; a withdrawal whose hold the ledger refused sent
+//!   nothing;
 //! - every instruction at a bank has its channel order (长款: the bank has it, we do not);
 //! - every statement line matches exactly one successful order, and every successful order has
 //!   exactly one line (短款: we have it, the bank does not);
@@ -72,6 +73,9 @@ fn outcome(o: &ChannelOrderState, at_bank: Option<&BankInstruction>) -> Option<V
             })
         }
         (ChannelStatus::Fail, Some(i)) if sent && i.status == BankStatus::Fail => None,
+        // A payout that bounced after its success (退票): reconciliation found the 短款 and
+        // corrected it.
+        (ChannelStatus::Success, Some(i)) if o.corrected && i.status == BankStatus::Fail => None,
         (ChannelStatus::Fail, None) if !sent => None,
         (_, Some(i)) => Some(format!("the bank says {:?}", i.status)),
         (_, None) => Some("the bank has no such instruction (短款)".to_string()),
@@ -122,7 +126,7 @@ fn statement(bank: &BankState, orders: &BTreeMap<&str, &ChannelOrderState>) -> V
     let succeeded = orders
         .values()
         .filter(|o| o.bank == bank.bank && o.status == ChannelStatus::Success);
-    for o in succeeded.filter(|o| !lines.contains_key(o.instr.as_str())) {
+    for o in succeeded.filter(|o| !o.corrected && !lines.contains_key(o.instr.as_str())) {
         let msg = format!(
             "channel order {} succeeded but is on no statement of bank {} (短款)",
             o.instr, bank.bank

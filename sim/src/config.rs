@@ -118,11 +118,13 @@ pub struct RunConfig {
     #[serde(default)]
     #[arg(long, default_value = "group")]
     pub broker_flush: FlushPolicy,
-    /// Banks clearing through the platform's gateway (0: no clearing layer; deposits and
-    /// withdrawals then post against the world account). With banks, every deposit pulls from
-    /// the user's card and every withdrawal pays out to it through a channel order.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(BANKS_MAX)))]
+    /// Banks clearing through the platform's gateway: every deposit pulls from the user's
+    /// card and every withdrawal pays out to it through a channel order, and reconciliation
+    /// matches every bank date's statement. 0 runs without the clearing layer (deposits and
+    /// withdrawals then post against the world account).
+    /// (A saved configuration from before clearing has no such field: it ran without banks.)
+    #[serde(default)]
+    #[arg(long, default_value_t = DEFAULT_BANKS, value_parser = clap::value_parser!(u32).range(0..=i64::from(BANKS_MAX)))]
     pub banks: u32,
     /// Plant a bug from the catalogue (see `paylab bugs`).
     #[arg(long)]
@@ -300,9 +302,8 @@ pub enum ConfigError {
     },
 }
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
+/// The banks of a run unless told otherwise.
+pub const DEFAULT_BANKS: u32 = 2;
 
 fn default_messages() -> Option<MessageMode> {
     Some(MessageMode::Outbox)

@@ -24,6 +24,7 @@
 pub mod bench;
 pub mod campaign;
 pub mod capture;
+pub mod clearing_figures;
 pub mod cluster;
 pub mod config;
 pub mod detection;

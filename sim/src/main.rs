@@ -539,6 +539,9 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         r.violations.len()
     );
     say!("{}", r.summary);
+    if let Some(clearing) = &r.clearing {
+        say!("{clearing}");
+    }
     let probes: Vec<String> = r.probes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     say!("probes: {}", probes.join(" "));
     let rss = paylab_sim::bench::peak::peak_rss_kib()

@@ -595,5 +595,6 @@ pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
         openings: core.cards.values().map(|c| c.opening).sum(),
         instructions: instructions.collect(),
         lines: lines.collect(),
+        last_date: core.instructions.values().filter_map(|s| s.date).max(),
     }
 }

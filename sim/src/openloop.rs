@@ -189,7 +189,16 @@ impl Node {
             Kind::Paid => {
                 let amount = amount(&mut rng, 100, 30_000);
                 flows::trade_flow(caller, &mut rng, &names, a.merchant, amount, |_| payer).await;
-                caller.maybe_withdraw(&names.id("w"), a.merchant).await;
+                let banks = caller.ctx.config.banks;
+                let (of_merchant, of_user) = crate::workload::money::withdrawal_thresholds(banks);
+                caller
+                    .maybe_withdraw(&names.id("w"), a.merchant, of_merchant)
+                    .await;
+                if let Some(threshold) = of_user {
+                    caller
+                        .maybe_withdraw(&names.id("u"), payer, threshold)
+                        .await;
+                }
             }
             Kind::Unpaid => {
                 let amount = amount(&mut rng, 100, 30_000);

@@ -109,6 +109,9 @@ pub struct RunReport {
     pub trace_tail: Vec<TraceEvent>,
     /// Failures by reason and pay latency, from the history.
     pub summary: crate::summary::RunSummary,
+    /// With banks: channel orders, unknowns and their resolution, reconciliation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearing: Option<crate::clearing_figures::ClearingFigures>,
 }
 
 /// How many trace events and recent operations a failure report keeps.
@@ -242,6 +245,9 @@ impl Evidence {
                 self.trace.tail(TRACE_TAIL),
             )
         };
+        let clearing = (config.banks > 0).then(|| {
+            crate::clearing_figures::ClearingFigures::new(out.orders, &self.probes.snapshot())
+        });
         RunReport {
             config,
             plan,
@@ -257,6 +263,7 @@ impl Evidence {
             trace_hash: self.trace.hash(),
             trace_events: self.trace.len(),
             summary: crate::summary::summarize(&history),
+            clearing,
             history_excerpt,
             trace_tail,
         }
@@ -272,6 +279,8 @@ struct Outcomes {
     /// Violations the run's own unsafe configuration explains (see `Checker::into_violations`).
     expected: Vec<Violation>,
     snapshots_checked: u32,
+    /// Channel orders by kind and outcome at the final read.
+    orders: BTreeMap<String, usize>,
     sim_ms: u64,
     converge_ms: Option<u64>,
 }
@@ -333,6 +342,8 @@ struct Checker {
     /// Acknowledged writes a crash took back that the configuration chose to risk (the
     /// broker's async flush): expected losses, not breaches.
     lost_by_design: Vec<String>,
+    /// Channel orders by kind and outcome at the final read.
+    orders: BTreeMap<String, usize>,
 }
 
 impl Checker {
@@ -377,6 +388,7 @@ impl Checker {
             ..cluster.observe(if at_rest { Scope::Rest } else { Scope::Instant })
         };
         obs.owners = self.directory.map(|dir| registered_owners(&dir, &obs));
+        self.orders = crate::clearing_figures::orders(&obs.clearing);
         let found = if at_rest {
             check_all(&obs)
         } else {
@@ -436,7 +448,7 @@ impl Checker {
     /// What the run found: the violations (and the expected anomalies, each counted in the
     /// probes), what stayed unfinished, and the times.
     fn outcomes(
-        self,
+        mut self,
         config: &RunConfig,
         probes: &Probes,
         stuck: Vec<Unfinished>,
@@ -444,6 +456,7 @@ impl Checker {
         sim_ms: u64,
     ) -> Outcomes {
         let snapshots_checked = self.snapshots;
+        let orders = std::mem::take(&mut self.orders);
         let (violations, expected) = self.into_violations(config);
         for _ in &expected {
             probes.hit(paylab_system::probes::names::EXPECTED_ANOMALY);
@@ -453,6 +466,7 @@ impl Checker {
             violations,
             expected,
             snapshots_checked,
+            orders,
             sim_ms,
             converge_ms,
         }

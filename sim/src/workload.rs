@@ -153,7 +153,16 @@ impl Client {
                         .await;
                 }
             }
-            self.caller.maybe_withdraw(&names.id("w"), merchant).await;
+            let (of_merchant, of_user) = money::withdrawal_thresholds(self.config().banks);
+            self.caller
+                .maybe_withdraw(&names.id("w"), merchant, of_merchant)
+                .await;
+            if let Some(threshold) = of_user {
+                let user = accounts[n as usize % accounts.len()];
+                self.caller
+                    .maybe_withdraw(&names.id("u"), user, threshold)
+                    .await;
+            }
         }
     }
 

@@ -224,7 +224,7 @@ fn the_campaign_page_lists_its_failing_seeds_and_untested_corners() {
         "--jobs",
         "2",
         "--ops",
-        "20",
+        "40",
         "--quiet",
         "--out",
         d,

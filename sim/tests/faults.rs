@@ -277,7 +277,7 @@ fn async_flush_loses_acknowledged_messages_reported_as_expected_anomalies() {
     }
     // A defect the policy does not explain stays a violation under async flush too.
     let bugged = run(RunConfig {
-        bug: Some(paylab_system::bugs::Bug::LedgerRetryAppliesTwice),
+        bug: Some(paylab_system::bugs::Bug::DepositCreditedOnReplyAndNotify),
         ..config(seed, async_flush)
     });
     assert_eq!(bugged.verdict, Verdict::Violation);

@@ -30,6 +30,10 @@ pub const PAST_BEGIN_BUDGET_WINDOW: Duration = Duration::from_millis(8_000);
 /// so that the manager rolls back an activity whose Try the shard has taken.
 pub const PAST_TRY_TIMEOUT_WINDOW: Duration = Duration::from_millis(1_000);
 
+/// The widened window of [`Point::InstructionToReply`]: past the gateway's bank timeout
+/// (300 ms), so that the gateway holds an instruction UNKNOWN that the bank carried out.
+pub const PAST_BANK_TIMEOUT_WINDOW: Duration = Duration::from_millis(1_500);
+
 /// A critical window in platform code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -69,6 +73,12 @@ pub enum Point {
     /// Notifier: between the merchant's acknowledgement and its durable record (a crash here
     /// makes the notifier call again).
     CallbackToRecord,
+    /// Bank: between a durable instruction and its answer, widened past the gateway's bank
+    /// timeout (a slow bank): the gateway holds UNKNOWN an instruction the bank took.
+    InstructionToReply,
+    /// Gateway: between the bank's answer and the order's durable status (a crash here makes
+    /// the resumed order ask the bank again).
+    AnswerToRecord,
 }
 
 impl Point {
@@ -86,6 +96,8 @@ impl Point {
         Point::CancelToEnd,
         Point::TradeToFinish,
         Point::CallbackToRecord,
+        Point::InstructionToReply,
+        Point::AnswerToRecord,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +115,8 @@ impl Point {
             Point::CancelToEnd => "cancel-to-end",
             Point::TradeToFinish => "trade-to-finish",
             Point::CallbackToRecord => "callback-to-record",
+            Point::InstructionToReply => "instruction-to-reply",
+            Point::AnswerToRecord => "answer-to-record",
         }
     }
 
@@ -118,6 +132,7 @@ impl Point {
             }
             Point::BeginToReply => PAST_BEGIN_BUDGET_WINDOW,
             Point::TryToReply => PAST_TRY_TIMEOUT_WINDOW,
+            Point::InstructionToReply => PAST_BANK_TIMEOUT_WINDOW,
             _ => WINDOW,
         }
     }
@@ -125,7 +140,10 @@ impl Point {
     /// Whether a firing stalls the node at this point for the whole window (every passage
     /// until it ends waits too), rather than delaying one passage.
     pub fn stalls(self) -> bool {
-        matches!(self, Point::BeginToReply | Point::TryToReply)
+        matches!(
+            self,
+            Point::BeginToReply | Point::TryToReply | Point::InstructionToReply
+        )
     }
 
     /// The coverage probe fired each time the widened window is taken.
@@ -144,6 +162,8 @@ impl Point {
             Point::CancelToEnd => "buggify.cancel-to-end",
             Point::TradeToFinish => "buggify.trade-to-finish",
             Point::CallbackToRecord => "buggify.callback-to-record",
+            Point::InstructionToReply => "buggify.instruction-to-reply",
+            Point::AnswerToRecord => "buggify.answer-to-record",
         }
     }
 }

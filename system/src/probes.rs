@@ -281,9 +281,11 @@ pub mod names {
     pub const RECON_RECOVERED: &str = "recon.recovered-from-log";
     /// A bank date's statement matched line for line.
     pub const RECON_DATE_MATCHED: &str = "recon.date-matched";
-    /// 长款 (the bank has it, our order does not say so) repaired by a correction.
+    /// 长款 (the bank has it, our order does not say so) repaired: resolved by the statement,
+    /// or corrected.
     pub const RECON_LONG_REPAIRED: &str = "recon.long-repaired";
-    /// 短款 (our order says done, the bank never did it) repaired by a correction.
+    /// 短款 (our order says done, the bank does not: a payout that bounced) confirmed by query
+    /// and corrected.
     pub const RECON_SHORT_REPAIRED: &str = "recon.short-repaired";
     /// A statement line no channel order knows: held as a difference for the next statement.
     pub const RECON_UNMATCHED_HELD: &str = "recon.unmatched-line-held";

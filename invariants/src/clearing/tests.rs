@@ -104,6 +104,7 @@ fn valid() -> Observation {
             banks: vec![bank],
             reserve_accounts: [(RESERVE, 0)].into(),
             transit_accounts: [(TRANSIT, 0)].into(),
+            reconciled: [(0, 1)].into(),
         },
         ..Observation::default()
     }

@@ -7,6 +7,7 @@ use crate::config::RunConfig;
 use crate::observe;
 use paylab_invariants::Observation;
 use paylab_system::bank::{BankConfig, BankNode, SIMULATION_BANK};
+use paylab_system::buggify::Point;
 use paylab_system::node::{NodeEnv, Role};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ impl ServiceKind for Bank {
     }
     fn addr(&self, index: u32) -> SocketAddr {
         addr_of(index)
+    }
+    fn buggify_points(&self) -> &'static [Point] {
+        &[Point::InstructionToReply]
     }
     fn node(&self, run: &RunContext<'_>, index: u32) -> Arc<dyn NodeService> {
         Arc::new(BankConfig {

@@ -6,6 +6,7 @@ use super::{LiveService, LocalFuture, NodeService, RunContext, Scope, ServiceKin
 use crate::config::RunConfig;
 use crate::observe;
 use paylab_invariants::Observation;
+use paylab_system::buggify::Point;
 use paylab_system::clearing::{clearing_accounts, ClearingConfig, ClearingCore, ClearingNode};
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::ShardId;
@@ -30,6 +31,9 @@ impl ServiceKind for Clearing {
     }
     fn addr(&self, _index: u32) -> SocketAddr {
         addr_of()
+    }
+    fn buggify_points(&self) -> &'static [Point] {
+        &[Point::AnswerToRecord]
     }
     fn node(&self, run: &RunContext<'_>, _index: u32) -> Arc<dyn NodeService> {
         let config = run.config;

@@ -7,7 +7,7 @@ use super::{addr, bank, clearing, LiveService, LocalFuture, NodeService, RunCont
 use crate::config::RunConfig;
 use paylab_invariants::Observation;
 use paylab_system::node::{NodeEnv, Role};
-use paylab_system::recon::{ReconConfig, ReconNode};
+use paylab_system::recon::{ReconConfig, ReconCore, ReconNode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -48,10 +48,23 @@ impl NodeService for ReconConfig {
             Arc::new(node) as Arc<dyn LiveService>
         })
     }
-    /// Its cursor is its own business: the checkers judge the books it reconciles.
-    fn observe_durable(&self, _env: &NodeEnv, _scope: Scope, _obs: &mut Observation) {}
+    fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+        read(&ReconNode::durable_state(env, self), scope, obs);
+    }
+}
+
+/// Only its cursor is read (for liveness: it runs once more at rest); what it found is judged
+/// from the banks' and the gateway's own books.
+fn read(core: &ReconCore, scope: Scope, obs: &mut Observation) {
+    if scope.progress() {
+        obs.clearing
+            .reconciled
+            .extend(core.next.iter().map(|(b, d)| (*b, *d)));
+    }
 }
 
 impl LiveService for ReconNode {
-    fn observe(&self, _env: &NodeEnv, _scope: Scope, _obs: &mut Observation) {}
+    fn observe(&self, _env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+        self.read(|core| read(core, scope, obs));
+    }
 }

@@ -39,6 +39,10 @@ fn the_default_run_has_the_nodes_it_always_had_in_the_same_order() {
         "merchant-query/0",
         "notify/0",
         "merchant/0",
+        "bank/0",
+        "bank/1",
+        "clearing/0",
+        "recon/0",
     ];
     assert_eq!(names, expected);
     for name in &names {
@@ -51,13 +55,23 @@ fn the_default_run_has_the_nodes_it_always_had_in_the_same_order() {
 fn plans_target_the_platform_not_the_merchant_and_not_an_absent_message_layer() {
     let config = RunConfig::new(1);
     let targets = fault_targets(&config);
-    assert_eq!(targets.len(), 12);
+    assert_eq!(targets.len(), 16);
     assert!(targets.iter().all(|n| n.role != merchant::ROLE));
     let quiet = RunConfig {
         messages: None,
+        banks: 0,
         ..RunConfig::new(1)
     };
     assert_eq!(fault_targets(&quiet).len(), 8, "ledgers, trades, payments");
+    let no_banks = RunConfig {
+        banks: 0,
+        ..RunConfig::new(1)
+    };
+    assert_eq!(
+        fault_targets(&no_banks).len(),
+        12,
+        "no banks, no gateway, no reconciliation"
+    );
     let txmsg = RunConfig {
         messages: Some(MessageMode::Txmsg),
         ..RunConfig::new(1)
@@ -88,6 +102,8 @@ fn buggify_points_run_where_their_code_runs() {
     assert_eq!(on(Point::CancelToEnd), ["payment"]);
     assert_eq!(on(Point::TradeToFinish), ["payment"]);
     assert_eq!(on(Point::CallbackToRecord), ["notify"]);
+    assert_eq!(on(Point::InstructionToReply), ["bank"]);
+    assert_eq!(on(Point::AnswerToRecord), ["clearing"]);
     assert_eq!(
         on(Point::ConsumeToOffset),
         ["consumer-records", "merchant-query", "notify"]

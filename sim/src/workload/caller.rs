@@ -239,11 +239,17 @@ impl Caller {
         self.fund(request, account, amount_of(top_up)).await;
     }
 
-    /// Withdraws a merchant's takings above its float to its shard's world account (a
-    /// settlement to its bank), if the estimate says it holds enough.
-    pub async fn maybe_withdraw(&self, request: &str, merchant: AccountId) {
+    /// Withdraws what `merchant` (a merchant's takings above its float, or a user's balance)
+    /// holds above `threshold` to its card (to its shard's world account without banks), if
+    /// the estimate says it holds enough.
+    pub async fn maybe_withdraw(
+        &self,
+        request: &str,
+        merchant: AccountId,
+        threshold: super::money::Threshold,
+    ) {
         let balances = &self.ctx.balances;
-        let Some(take) = balances.take_withdrawal(merchant) else {
+        let Some(take) = balances.take_withdrawal(merchant, threshold) else {
             return;
         };
         // The reservation stands in for the debit that `moved` counts.

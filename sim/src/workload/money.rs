@@ -24,6 +24,20 @@ pub const WITHDRAW_ABOVE_FEN: i64 = 2_000_000;
 /// What a merchant keeps after a withdrawal (5,000 yuan): the float its refunds come from.
 pub const MERCHANT_KEEP_FEN: i64 = 500_000;
 
+/// When a withdrawal is taken, and what is kept: (above, keep), in fen.
+pub type Threshold = (i64, i64);
+
+/// With banks, money leaves through them in every run: a merchant withdraws its takings above
+/// 6,000 yuan down to 2,000, and a user its balance above 1,000 yuan (refunds, transfers
+/// received) down to 200, each to its card.
+pub fn withdrawal_thresholds(banks: u32) -> (Threshold, Option<Threshold>) {
+    if banks == 0 {
+        ((WITHDRAW_ABOVE_FEN, MERCHANT_KEEP_FEN), None)
+    } else {
+        ((600_000, 200_000), Some((100_000, 20_000)))
+    }
+}
+
 /// One short buyer in this many pays without looking at its balance (no top-up), so that
 /// refused payments (a TCC Try refused, its activity rolled back) stay part of every run.
 pub const SHORT_PAYS_UNCHECKED: u64 = 3;
@@ -63,13 +77,13 @@ impl Balances {
 
     /// How much a merchant should withdraw now, if anything. The amount is reserved (taken
     /// off the estimate) at once, so that a second look before the answer withdraws nothing.
-    pub fn take_withdrawal(&self, merchant: AccountId) -> Option<i64> {
+    pub fn take_withdrawal(&self, account: AccountId, (above, keep): Threshold) -> Option<i64> {
         let mut map = self.lock();
-        let balance = map.entry(merchant).or_insert(0);
-        if *balance <= WITHDRAW_ABOVE_FEN {
+        let balance = map.entry(account).or_insert(0);
+        if *balance <= above {
             return None;
         }
-        let amount = *balance - MERCHANT_KEEP_FEN;
+        let amount = *balance - keep;
         *balance -= amount;
         Some(amount)
     }
@@ -87,11 +101,20 @@ mod tests {
         assert_eq!(b.top_up_needed(buyer, 1_000), None);
         assert_eq!(b.top_up_needed(buyer, 1_001), Some(1_001 + TOP_UP_FEN));
         b.add(merchant, WITHDRAW_ABOVE_FEN);
-        assert_eq!(b.take_withdrawal(merchant), None);
+        assert_eq!(
+            b.take_withdrawal(merchant, (WITHDRAW_ABOVE_FEN, MERCHANT_KEEP_FEN)),
+            None
+        );
         b.add(merchant, 1);
         let amount = WITHDRAW_ABOVE_FEN + 1 - MERCHANT_KEEP_FEN;
-        assert_eq!(b.take_withdrawal(merchant), Some(amount));
-        assert_eq!(b.take_withdrawal(merchant), None);
+        assert_eq!(
+            b.take_withdrawal(merchant, (WITHDRAW_ABOVE_FEN, MERCHANT_KEEP_FEN)),
+            Some(amount)
+        );
+        assert_eq!(
+            b.take_withdrawal(merchant, (WITHDRAW_ABOVE_FEN, MERCHANT_KEEP_FEN)),
+            None
+        );
         assert_eq!(b.get(merchant), MERCHANT_KEEP_FEN);
     }
 }

@@ -15,13 +15,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// What a new card holds when it is opened.
-pub const CARD_OPENING: Decimal = Decimal::from_parts(2_000_000, 0, 0, false, 2);
+/// What a new card holds when it is opened (1,000,000 yuan: enough that money keeps flowing
+/// in from cards at any run length).
+pub const CARD_OPENING: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 2);
 
-/// Whether card `card` is closed (one card in 23, fixed by its number): instructions on it
+/// Whether card `card` is closed (one card in 97, fixed by its number): instructions on it
 /// fail for good.
 pub fn card_is_closed(card: u64) -> bool {
-    card % 23 == 7
+    card % 97 == 7
 }
 
 /// One card at the bank.
@@ -41,6 +42,19 @@ pub struct InstrState {
     pub due_ms: u64,
     /// The bank date of its statement line (a success).
     pub date: Option<u32>,
+    /// When a successful payout bounces (the same bank day), if it will.
+    pub bounce_ms: Option<u64>,
+}
+
+/// What the shell drew for a new instruction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Draw {
+    /// PROCESSING until this instant.
+    pub late: Option<u64>,
+    /// Refused by the bank's own checks.
+    pub reject: bool,
+    /// A payout carried out now that bounces at this instant (before the day ends).
+    pub bounce_at: Option<u64>,
 }
 
 /// What the bank's log holds.
@@ -59,7 +73,10 @@ pub enum BankRecord {
         status: InstrStatus,
         at_ms: u64,
         due_ms: u64,
+        bounce_ms: Option<u64>,
     },
+    /// A successful payout came back.
+    Bounced { instr: InstrId },
     /// A PROCESSING instruction decided.
     Decided {
         instr: InstrId,
@@ -115,8 +132,8 @@ impl BankCore {
     }
 
     /// A submission: the answer of a repeat, or the records of a new instruction (its card
-    /// opened first if new). `late` is `Some(due_ms)` if the shell drew PROCESSING.
-    pub fn decide(&self, instruction: &Instruction, now_ms: u64, late: Option<u64>) -> Decision {
+    /// opened first if new), as the shell drew it (`draw`).
+    pub fn decide(&self, instruction: &Instruction, now_ms: u64, draw: Draw) -> Decision {
         if let Some(known) = self.instructions.get(&instruction.id) {
             return Decision::Reply(if known.instruction == *instruction {
                 Ok(BankReply::Status(known.status))
@@ -132,27 +149,39 @@ impl BankCore {
                 closed: card_is_closed(instruction.card),
             });
         }
-        let status = match late {
+        let status = match draw.late {
             Some(_) => InstrStatus::Processing,
-            None => self.outcome(instruction, records.first()),
+            None => self.outcome(instruction, records.first(), draw.reject),
         };
+        let payout = status == InstrStatus::Success && instruction.direction == Direction::Credit;
+        let same_day = |at: &u64| self.date_of(*at) == self.date_of(now_ms);
         records.push(BankRecord::Accepted {
             instruction: instruction.clone(),
             status,
             at_ms: now_ms,
-            due_ms: late.unwrap_or(now_ms),
+            due_ms: draw.late.unwrap_or(now_ms),
+            bounce_ms: draw.bounce_at.filter(|at| payout && same_day(at)),
         });
         Decision::Write(records)
     }
 
-    /// The record deciding a PROCESSING instruction now, if it is one.
-    pub fn decide_late(&self, instr: &InstrId, now_ms: u64) -> Option<BankRecord> {
+    /// The record deciding a PROCESSING instruction now (`reject`: the bank's checks refuse
+    /// it), if it is one.
+    pub fn decide_late(&self, instr: &InstrId, now_ms: u64, reject: bool) -> Option<BankRecord> {
         let state = self.instructions.get(instr)?;
         (state.status == InstrStatus::Processing).then(|| BankRecord::Decided {
             instr: instr.clone(),
-            status: self.outcome(&state.instruction, None),
+            status: self.outcome(&state.instruction, None, reject),
             at_ms: now_ms,
         })
+    }
+
+    /// The payouts due to bounce by `now_ms`, in id order.
+    pub fn bounces_due(&self, now_ms: u64) -> Vec<InstrId> {
+        let due = self.instructions.iter().filter(|(_, s)| {
+            s.status == InstrStatus::Success && s.bounce_ms.is_some_and(|at| at <= now_ms)
+        });
+        due.map(|(id, _)| id.clone()).collect()
     }
 
     /// The PROCESSING instructions due by `now_ms`, in id order.
@@ -166,7 +195,12 @@ impl BankCore {
 
     /// What carrying `instruction` out now would end in (`opening`: its card's opening record,
     /// not applied yet).
-    fn outcome(&self, instruction: &Instruction, opening: Option<&BankRecord>) -> InstrStatus {
+    fn outcome(
+        &self,
+        instruction: &Instruction,
+        opening: Option<&BankRecord>,
+        reject: bool,
+    ) -> InstrStatus {
         let (balance, closed) = match (self.cards.get(&instruction.card), opening) {
             (Some(card), _) => (card.balance, card.closed),
             (
@@ -182,6 +216,7 @@ impl BankCore {
             _ if closed => Some(FailReason::CardClosed),
             Direction::Debit if balance < amount => Some(FailReason::NoFunds),
             Direction::Credit if self.reserve < amount => Some(FailReason::ReserveShort),
+            _ if reject => Some(FailReason::Rejected),
             _ => None,
         };
         fail.map_or(InstrStatus::Success, InstrStatus::Fail)
@@ -225,6 +260,7 @@ impl BankCore {
                 status,
                 at_ms,
                 due_ms,
+                bounce_ms,
             } => {
                 let id = instruction.id.clone();
                 let state = InstrState {
@@ -232,6 +268,7 @@ impl BankCore {
                     status: InstrStatus::Processing,
                     due_ms,
                     date: None,
+                    bounce_ms,
                 };
                 let fresh = self.instructions.insert(id.clone(), state).is_none();
                 assert!(fresh, "instruction {id} accepted twice");
@@ -244,7 +281,37 @@ impl BankCore {
                 status,
                 at_ms,
             } => self.settle(&instr, status, at_ms),
+            BankRecord::Bounced { instr } => self.bounce(&instr),
         }
+    }
+
+    /// A payout comes back the day it was made: the money returns to the reserve and the
+    /// line leaves the day's (unpublished) statement.
+    fn bounce(&mut self, id: &InstrId) {
+        let state = self
+            .instructions
+            .get_mut(id)
+            .expect("bounced instructions exist");
+        assert_eq!(
+            state.status,
+            InstrStatus::Success,
+            "{id} bounces once, after success"
+        );
+        state.status = InstrStatus::Fail(FailReason::Bounced);
+        state.bounce_ms = None;
+        let i = state.instruction.clone();
+        let card = self
+            .cards
+            .get_mut(&i.card)
+            .expect("an instruction's card is open");
+        if card.balance < i.amount.value() {
+            // Spent from the card already: the payout stands.
+            state.status = InstrStatus::Success;
+            return;
+        }
+        card.balance -= i.amount.value();
+        self.reserve += i.amount.value();
+        self.lines.retain(|l| l.instr != *id);
     }
 
     /// A PROCESSING instruction reaches its final status; a success moves the money and

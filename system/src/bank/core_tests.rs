@@ -15,7 +15,11 @@ fn instr(id: &str, direction: Direction, card: u64, amount: Decimal) -> Instruct
 
 /// Decides and applies; returns the status the bank answers.
 fn submit(core: &mut BankCore, i: &Instruction, now: u64, late: Option<u64>) -> InstrStatus {
-    match core.decide(i, now, late) {
+    let draw = Draw {
+        late,
+        ..Draw::default()
+    };
+    match core.decide(i, now, draw) {
         Decision::Write(records) => records.into_iter().for_each(|r| core.apply(r)),
         Decision::Reply(reply) => panic!("a new instruction is written, got {reply:?}"),
     }
@@ -48,13 +52,13 @@ fn a_repeat_answers_where_the_instruction_stands_and_another_body_is_refused() {
     let mut core = BankCore::new(0, DAY);
     let i = instr("i1", Direction::Debit, 40, dec!(5));
     submit(&mut core, &i, 0, None);
-    let repeat = core.decide(&i, 10, None);
+    let repeat = core.decide(&i, 10, Draw::default());
     assert_eq!(
         repeat,
         Decision::Reply(Ok(BankReply::Status(InstrStatus::Success)))
     );
     let other = instr("i1", Direction::Debit, 40, dec!(6));
-    let refused = core.decide(&other, 10, None);
+    let refused = core.decide(&other, 10, Draw::default());
     assert_eq!(
         refused,
         Decision::Reply(Err(BankError::Mismatch(InstrId::new("i1"))))
@@ -96,7 +100,9 @@ fn a_processing_instruction_is_decided_when_due_on_the_books_of_that_moment() {
         None,
     );
     assert_eq!(core.due(900), vec![InstrId::new("i1")]);
-    let record = core.decide_late(&InstrId::new("i1"), 12_000).expect("due");
+    let record = core
+        .decide_late(&InstrId::new("i1"), 12_000, false)
+        .expect("due");
     core.apply(record);
     assert_eq!(
         core.query(&InstrId::new("i1")),
@@ -105,7 +111,9 @@ fn a_processing_instruction_is_decided_when_due_on_the_books_of_that_moment() {
     assert_eq!(core.reserve, dec!(2));
     // Its line belongs to the date it was decided on.
     assert_eq!(core.statement(1).len(), 1);
-    assert!(core.decide_late(&InstrId::new("i1"), 13_000).is_none());
+    assert!(core
+        .decide_late(&InstrId::new("i1"), 13_000, false)
+        .is_none());
     assert!(books_balance(&core));
 }
 
@@ -121,7 +129,7 @@ fn recovery_replays_the_same_books() {
     .iter()
     .enumerate()
     {
-        if let Decision::Write(records) = core.decide(i, n as u64 * 10, None) {
+        if let Decision::Write(records) = core.decide(i, n as u64 * 10, Draw::default()) {
             for r in records {
                 log.push(r.clone());
                 core.apply(r);
@@ -135,16 +143,89 @@ fn recovery_replays_the_same_books() {
 #[test]
 fn every_record_survives_the_log_encoding() {
     let mut core = BankCore::new(0, DAY);
-    let Decision::Write(records) =
-        core.decide(&instr("a", Direction::Debit, 40, dec!(9)), 0, Some(50))
-    else {
+    let Decision::Write(records) = core.decide(
+        &instr("a", Direction::Debit, 40, dec!(9)),
+        0,
+        Draw {
+            late: Some(50),
+            ..Draw::default()
+        },
+    ) else {
         panic!("a new instruction is written")
     };
     records.iter().for_each(|r| core.apply(r.clone()));
-    let decided = core.decide_late(&InstrId::new("a"), 60).expect("due");
+    let decided = core
+        .decide_late(&InstrId::new("a"), 60, false)
+        .expect("due");
     for r in records.iter().chain([&decided]) {
         let bytes = bincode::serialize(r).expect("serializes");
         let back: BankRecord = bincode::deserialize(&bytes).expect("the log can read it back");
         assert_eq!(&back, r);
     }
+}
+
+#[test]
+fn a_rejected_instruction_moves_nothing_and_a_bounced_payout_leaves_the_days_statement() {
+    let mut core = BankCore::new(0, DAY);
+    submit(
+        &mut core,
+        &instr("in", Direction::Debit, 40, dec!(100)),
+        0,
+        None,
+    );
+    let rejected = Draw {
+        reject: true,
+        ..Draw::default()
+    };
+    let payout = instr("out", Direction::Credit, 41, dec!(30));
+    let Decision::Write(records) =
+        core.decide(&instr("r", Direction::Credit, 41, dec!(1)), 5, rejected)
+    else {
+        panic!("written")
+    };
+    records.into_iter().for_each(|r| core.apply(r));
+    assert_eq!(
+        core.query(&InstrId::new("r")),
+        BankReply::Status(InstrStatus::Fail(FailReason::Rejected))
+    );
+    // A bounce drawn past the day's end does not happen: a published line never changes.
+    let late = Draw {
+        bounce_at: Some(DAY + 1),
+        ..Draw::default()
+    };
+    let Decision::Write(records) = core.decide(&payout, 10, late) else {
+        panic!("written")
+    };
+    assert!(matches!(
+        records.last(),
+        Some(BankRecord::Accepted {
+            bounce_ms: None,
+            ..
+        })
+    ));
+    let same_day = Draw {
+        bounce_at: Some(500),
+        ..Draw::default()
+    };
+    let Decision::Write(records) = core.decide(&payout, 10, same_day) else {
+        panic!("written")
+    };
+    records.into_iter().for_each(|r| core.apply(r));
+    assert_eq!(core.reserve, dec!(70));
+    assert!(core.bounces_due(499).is_empty());
+    assert_eq!(core.bounces_due(500), vec![InstrId::new("out")]);
+    core.apply(BankRecord::Bounced {
+        instr: InstrId::new("out"),
+    });
+    assert_eq!(core.reserve, dec!(100));
+    assert_eq!(
+        core.query(&InstrId::new("out")),
+        BankReply::Status(InstrStatus::Fail(FailReason::Bounced))
+    );
+    assert_eq!(
+        core.statement(0).len(),
+        1,
+        "only the deposit's line is left"
+    );
+    assert!(books_balance(&core));
 }

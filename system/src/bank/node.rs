@@ -3,9 +3,10 @@
 //! the gateway of final statuses (late, sometimes twice, never retried). Rebuilds its books
 //! from its log when (re)started.
 
-use super::core::{BankCore, BankRecord, Decision};
+use super::core::{BankCore, BankRecord, Decision, Draw};
 use super::types::{BankCall, BankCommand, BankConfig, BankError, BankNotifyCall, BankReply};
 use super::types::{InstrStatus, Instruction};
+use crate::buggify::Point;
 use crate::ids::InstrId;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -66,7 +67,15 @@ impl Shell {
             return Err(BankError::Unauthorized(from.to_string()));
         }
         match command {
-            BankCommand::Submit(instruction) => self.submit(instruction).await,
+            BankCommand::Submit(instruction) => {
+                let reply = self.submit(instruction).await;
+                // A slow bank: the instruction is taken (and durable), its answer late.
+                let env = &self.env;
+                env.buggify
+                    .window(Point::InstructionToReply, &env.probes)
+                    .await;
+                reply
+            }
             BankCommand::Query(id) => Ok(self.core().query(&id)),
             BankCommand::Statement { date } => Ok(self.statement(date)),
         }
@@ -85,10 +94,10 @@ impl Shell {
     /// Takes an instruction: decided now, or PROCESSING until a drawn due time.
     async fn submit(self: &Arc<Self>, instruction: Instruction) -> Result<BankReply, BankError> {
         let now_ms = self.env.clock.now_ms();
-        let late = self.draw_late(now_ms);
+        let draw = self.draw(now_ms);
         let (reply, mark) = {
             let mut core = self.core();
-            let reply = match core.decide(&instruction, now_ms, late) {
+            let reply = match core.decide(&instruction, now_ms, draw) {
                 Decision::Reply(reply) => reply,
                 Decision::Write(records) => {
                     for r in records {
@@ -108,12 +117,21 @@ impl Shell {
         reply
     }
 
-    fn draw_late(&self, now_ms: u64) -> Option<u64> {
+    /// The bank's draws for a new instruction: PROCESSING or not, refused by its checks or
+    /// not, and when a payout would bounce.
+    fn draw(&self, now_ms: u64) -> Draw {
         let b = self.config.behaviour;
         let mut rng = self.rng();
         let late = rng.gen_bool(b.processing_rate);
         let ms = rng.gen_range(b.processing_ms.0..=b.processing_ms.1);
-        late.then_some(now_ms + ms)
+        let reject = rng.gen_bool(b.reject_rate);
+        let bounce = rng.gen_bool(b.bounce_rate);
+        let bounce_in = rng.gen_range(b.notify_delay_ms.0..=b.notify_delay_ms.1 * 2);
+        Draw {
+            late: late.then_some(now_ms + ms),
+            reject,
+            bounce_at: bounce.then_some(now_ms + bounce_in),
+        }
     }
 
     /// After an answer: a final status is notified; PROCESSING is counted.
@@ -155,12 +173,21 @@ impl Shell {
     /// Decides every PROCESSING instruction that is due, durably, and notifies.
     async fn decide_due(self: &Arc<Self>) {
         let now_ms = self.env.clock.now_ms();
+        let mut bounced = false;
         let decided: Vec<(InstrId, InstrStatus)> = {
             let mut core = self.core();
             let due = core.due(now_ms);
+            let bounces = core.bounces_due(now_ms);
+            for id in bounces {
+                bounced = true;
+                let record = BankRecord::Bounced { instr: id };
+                self.log.append(&record);
+                core.apply(record);
+            }
             due.into_iter()
                 .filter_map(|id| {
-                    let record = core.decide_late(&id, now_ms)?;
+                    let reject = self.rng().gen_bool(self.config.behaviour.reject_rate);
+                    let record = core.decide_late(&id, now_ms, reject)?;
                     self.log.append(&record);
                     core.apply(record);
                     let BankReply::Status(status) = core.query(&id) else {
@@ -170,7 +197,7 @@ impl Shell {
                 })
                 .collect()
         };
-        if decided.is_empty() {
+        if decided.is_empty() && !bounced {
             return;
         }
         self.log.sync().await;

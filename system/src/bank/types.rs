@@ -34,6 +34,11 @@ pub enum FailReason {
     CardClosed,
     /// The platform's reserve at the bank is below the amount (a credit).
     ReserveShort,
+    /// The bank's own checks refused it (risk control, a payee that does not match).
+    Rejected,
+    /// A payout the bank carried out came back the same bank day (退票): the money is back in
+    /// the platform's reserve and the day's statement does not list it.
+    Bounced,
 }
 
 /// Where an instruction stands at its bank.
@@ -129,6 +134,10 @@ pub struct BankBehaviour {
     pub notify_delay_ms: (u64, u64),
     /// The share of notifications sent twice.
     pub notify_twice_rate: f64,
+    /// The share of instructions the bank's own checks refuse for good.
+    pub reject_rate: f64,
+    /// The share of successful payouts that bounce later the same bank day.
+    pub bounce_rate: f64,
     /// The length of a bank day in simulated ms; date `d` runs from `d * day_ms`.
     pub day_ms: u64,
     /// How long after its day ends a statement is published.
@@ -147,13 +156,16 @@ pub struct BankConfig {
     pub behaviour: BankBehaviour,
 }
 
-/// The simulation's bank behaviour: a fifth of instructions processed late, notifications
-/// 20 ms–1.5 s late and one in ten sent twice, a bank day of 10 simulated seconds.
+/// The simulation's bank behaviour: a fifth of instructions processed late, 3 % refused by
+/// the bank's own checks, 5 % of payouts bounced later the same day, notifications 20 ms–1.5 s
+/// late and one in ten sent twice, a bank day of 10 simulated seconds.
 pub const SIMULATION_BANK: BankBehaviour = BankBehaviour {
     processing_rate: 0.2,
     processing_ms: (200, 3_000),
     notify_delay_ms: (20, 1_500),
     notify_twice_rate: 0.1,
+    reject_rate: 0.03,
+    bounce_rate: 0.05,
     day_ms: 10_000,
     statement_lag_ms: 2_000,
 };

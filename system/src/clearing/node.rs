@@ -8,6 +8,7 @@ use super::types::{clearing_accounts, legs, ChannelOrder, ClearingCall, FailCaus
 use super::types::{FundRequest, OrderKind, OrderStatus};
 use crate::bank::Instruction;
 use crate::bank::{BankCall, BankCommand, BankNotifyCall, BankReply, Direction, InstrStatus};
+use crate::buggify::Point;
 use crate::bugs::Bug;
 use crate::ids::{InstrId, RequestId};
 use crate::ledger::{LedgerCall, LedgerCommand};
@@ -283,7 +284,10 @@ impl Shell {
     async fn submit(&self, order: &ChannelOrder) -> Step {
         let call = BankCall(BankCommand::Submit(instruction(order)));
         let bank = self.config.banks[order.bank as usize];
-        match self.transport.call(bank, call, BANK_TIMEOUT).await {
+        let answer = self.transport.call(bank, call, BANK_TIMEOUT).await;
+        let env = &self.env;
+        env.buggify.window(Point::AnswerToRecord, &env.probes).await;
+        match answer {
             Ok(Ok(BankReply::Status(status))) => self.finish(&order.instr, status, None).await,
             Ok(_) => Step::Later,
             Err(_) if self.reads_timeout_as_fail(order.kind) => {

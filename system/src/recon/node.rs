@@ -154,7 +154,10 @@ impl Shell {
                     tally.matched += 1
                 }
                 Some(v) if !v.status.is_final() => {
-                    self.gateway(ReconCommand::Resolve { instr, date }).await?;
+                    let reply = self.gateway(ReconCommand::Resolve { instr, date }).await?;
+                    if reply == ReconReply::Done {
+                        self.env.probes.hit(names::RECON_LONG_REPAIRED);
+                    }
                     tally.long += 1;
                 }
                 Some(v) if v.status == OrderStatus::Fail => {
