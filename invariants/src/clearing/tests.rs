@@ -87,6 +87,7 @@ fn valid() -> Observation {
             line("c1-d1", true, dec!(50)),
             line("c1-w1", false, dec!(20)),
         ],
+        last_date: Some(0),
     };
     Observation {
         shards: vec![shard],
