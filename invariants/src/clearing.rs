@@ -29,27 +29,43 @@ use std::collections::BTreeMap;
 /// The prefix of the platform's clearing postings' requests (`clr:<key>:settle|reverse`).
 pub const CLEARING_PREFIX: &str = "clr:";
 
-fn about(invariant: Invariant, o: &ChannelOrderState, message: String) -> Violation {
+/// Evidence about order `o`: its instruction, bank and (from the bank's books, in `dates`)
+/// the bank date it was carried out on.
+fn about(invariant: Invariant, o: &ChannelOrderState, message: String, dates: &Dates) -> Violation {
+    let date = dates
+        .get(o.instr.as_str())
+        .map_or("none".to_string(), u32::to_string);
     Violation::new(invariant, message)
         .with("instr", &o.instr)
         .with("bank", o.bank)
+        .with("date", date)
         .with("kind", format!("{:?}", o.kind))
         .with("amount", o.amount)
         .with("status", format!("{:?}", o.status))
 }
 
+/// The bank date each carried-out instruction belongs to.
+pub(crate) type Dates<'a> = BTreeMap<&'a str, u32>;
+
+pub(crate) fn dates(obs: &Observation) -> Dates<'_> {
+    let all = obs.clearing.banks.iter().flat_map(|b| &b.instructions);
+    all.filter_map(|i| Some((i.instr.as_str(), i.date?)))
+        .collect()
+}
+
 pub fn check(obs: &Observation) -> Vec<Violation> {
     let c = &obs.clearing;
+    let dates = dates(obs);
     let mut out = Vec::new();
     for o in &c.orders {
-        out.extend(transitions(o));
+        out.extend(transitions(o, &dates));
     }
     for b in &c.banks {
         out.extend(bank_books(b));
     }
     let vouchers = vouchers_by_request(obs);
     for o in &c.orders {
-        postings(o, &vouchers, &mut out);
+        postings(o, &vouchers, &dates, &mut out);
     }
     out.extend(orphan_postings(obs, &vouchers));
     out.extend(crate::reconciliation::check(obs));
@@ -72,7 +88,7 @@ pub fn legal(from: ChannelStatus, to: ChannelStatus) -> bool {
     )
 }
 
-fn transitions(o: &ChannelOrderState) -> Option<Violation> {
+fn transitions(o: &ChannelOrderState, dates: &Dates) -> Option<Violation> {
     let starts = o.history.first() == Some(&ChannelStatus::Init);
     let bad = o.history.windows(2).find(|w| !legal(w[0], w[1]));
     if starts && bad.is_none() && o.history.last() == Some(&o.status) {
@@ -80,7 +96,7 @@ fn transitions(o: &ChannelOrderState) -> Option<Violation> {
     }
     let path: Vec<String> = o.history.iter().map(|s| format!("{s:?}")).collect();
     let msg = format!("channel order {} went {}", o.instr, path.join(" → "));
-    Some(about(Invariant::LegalTransitions, o, msg).with("history", path.join(",")))
+    Some(about(Invariant::LegalTransitions, o, msg, dates).with("history", path.join(",")))
 }
 
 fn bank_books(b: &BankState) -> Option<Violation> {
@@ -145,7 +161,12 @@ fn expected(o: &ChannelOrderState) -> [(String, usize); 4] {
 }
 
 /// One order's postings: as many as its outcome requires, each of its amount.
-fn postings(o: &ChannelOrderState, by: &BTreeMap<&str, Found<'_>>, out: &mut Vec<Violation>) {
+fn postings(
+    o: &ChannelOrderState,
+    by: &BTreeMap<&str, Found<'_>>,
+    dates: &Dates,
+    out: &mut Vec<Violation>,
+) {
     if !o.status.is_final() || !o.settled {
         return;
     }
@@ -171,7 +192,7 @@ fn postings(o: &ChannelOrderState, by: &BTreeMap<&str, Found<'_>>, out: &mut Vec
                 o.status
             ),
         };
-        let v = about(Invariant::ExactlyOnce, o, msg)
+        let v = about(Invariant::ExactlyOnce, o, msg, dates)
             .with("request", &request)
             .with("vouchers", ids.join(","));
         out.push(v);
@@ -192,28 +213,36 @@ fn debits(v: &VoucherRecord) -> Decimal {
 /// Clearing postings (`clr:` requests) that are none of their order's own: no such order,
 /// or a request its order never makes (a second credit under another name, say).
 fn orphan_postings(obs: &Observation, by: &BTreeMap<&str, Found<'_>>) -> Vec<Violation> {
-    let keys: std::collections::BTreeSet<&str> =
-        obs.clearing.orders.iter().map(|o| o.key.as_str()).collect();
-    let foreign = |request: &&str| {
-        let Some((key, what)) = request
-            .strip_prefix(CLEARING_PREFIX)
-            .and_then(|r| r.rsplit_once(':'))
-        else {
-            return request.starts_with(CLEARING_PREFIX);
+    let orders: BTreeMap<&str, &ChannelOrderState> =
+        obs.clearing.orders.iter().map(|o| (o.key.as_str(), o)).collect();
+    let dates = dates(obs);
+    let mut out = Vec::new();
+    for (request, found) in by {
+        let Some(rest) = request.strip_prefix(CLEARING_PREFIX) else {
+            continue;
         };
-        !keys.contains(key) || !matches!(what, "settle" | "reverse" | "recon")
-    };
-    by.iter()
-        .filter(|(r, _)| foreign(r))
-        .map(|(request, found)| {
-            let msg =
-                format!("clearing posting {request} is none of a channel order's own postings");
-            let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();
-            Violation::new(Invariant::ExactlyOnce, msg)
-                .with("request", request)
-                .with("vouchers", ids.join(","))
-        })
-        .collect()
+        let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
+        let order = orders.get(key);
+        if order.is_some() && matches!(what, "settle" | "reverse" | "recon") {
+            continue;
+        }
+        let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();
+        let v = match order {
+            Some(o) => {
+                let msg = format!(
+                    "clearing posting {request} is none of channel order {}'s own postings",
+                    o.instr
+                );
+                about(Invariant::ExactlyOnce, o, msg, &dates)
+            }
+            None => {
+                let msg = format!("clearing posting {request} belongs to no channel order");
+                Violation::new(Invariant::ExactlyOnce, msg)
+            }
+        };
+        out.push(v.with("request", request).with("vouchers", ids.join(",")));
+    }
+    out
 }
 
 #[cfg(test)]

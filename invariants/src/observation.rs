@@ -503,6 +503,9 @@ pub struct BankInstruction {
     pub card: u64,
     pub amount: Decimal,
     pub status: BankStatus,
+    /// The bank date it was carried out on (a bounce keeps it).
+    #[serde(default)]
+    pub date: Option<u32>,
 }
 
 /// One line of a bank's statement.

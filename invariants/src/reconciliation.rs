@@ -44,9 +44,11 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
                     "bank {} has instruction {} that no channel order sent (长款)",
                     bank.bank, i.instr
                 );
+                let date = i.date.map_or("none".to_string(), |d| d.to_string());
                 out.push(
                     violation(bank.bank, msg)
                         .with("instr", &i.instr)
+                        .with("date", date)
                         .with("amount", i.amount),
                 );
             }
@@ -81,9 +83,13 @@ fn outcome(o: &ChannelOrderState, at_bank: Option<&BankInstruction>) -> Option<V
         (_, None) => Some("the bank has no such instruction (短款)".to_string()),
     }?;
     let msg = format!("channel order {} is {:?} but {fault}", o.instr, o.status);
+    let date = at_bank
+        .and_then(|i| i.date)
+        .map_or("none".to_string(), |d| d.to_string());
     Some(
         violation(o.bank, msg)
             .with("instr", &o.instr)
+            .with("date", date)
             .with("amount", o.amount)
             .with("status", format!("{:?}", o.status))
             .with("fail", o.fail.as_deref().unwrap_or("none")),
@@ -119,6 +125,7 @@ fn statement(bank: &BankState, orders: &BTreeMap<&str, &ChannelOrderState>) -> V
             out.push(
                 violation(bank.bank, msg)
                     .with("instr", instr)
+                    .with("date", &dates[0])
                     .with("dates", dates.join(",")),
             );
         }

@@ -581,6 +581,7 @@ pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
             InstrStatus::Success => inv::BankStatus::Success,
             InstrStatus::Fail(_) => inv::BankStatus::Fail,
         },
+        date: s.date,
     });
     let lines = core.lines.iter().map(|l| inv::StatementLineState {
         date: l.date,

@@ -386,3 +386,54 @@ fn broker_ack_before_fsync_is_caught_by_durability() {
         "broker.log"
     );
 }
+
+/// A clearing bug's violation names the instruction, its bank and the bank date it was
+/// carried out on (`none` for one the bank never carried out).
+fn caught_naming_instruction(bug: Bug) {
+    let instr = caught_naming(bug, "instr");
+    assert!(instr.starts_with("i:"), "{bug}: {instr}");
+    let report = first_caught(bug);
+    let v = report
+        .violations
+        .iter()
+        .find(|v| v.invariant.name() == bug.caught_by())
+        .expect("caught");
+    for key in ["bank", "date"] {
+        assert!(v.evidence.contains_key(key), "{bug}: {v} names its {key}");
+    }
+}
+
+#[test]
+fn withdrawal_reversed_on_timeout_is_caught_by_reconciliation() {
+    caught_naming_instruction(Bug::WithdrawalReversedOnTimeout);
+}
+
+#[test]
+fn deposit_credited_on_reply_and_notify_is_caught_by_exactly_once() {
+    caught_naming_instruction(Bug::DepositCreditedOnReplyAndNotify);
+}
+
+#[test]
+fn unknown_treated_as_fail_is_caught_by_reconciliation() {
+    caught_naming_instruction(Bug::UnknownTreatedAsFail);
+}
+
+#[test]
+fn recon_repair_not_idempotent_is_caught_by_exactly_once() {
+    caught_naming_instruction(Bug::ReconRepairNotIdempotent);
+}
+
+/// The gateway that answers before its channel order is durable breaks invariant 19 on the
+/// spot, naming the gateway's log.
+#[test]
+fn channel_order_not_durable_before_send_is_caught_by_durability() {
+    let node = caught_naming(Bug::ChannelOrderNotDurableBeforeSend, "node");
+    assert_eq!(node, "clearing/0");
+    let report = first_caught(Bug::ChannelOrderNotDurableBeforeSend);
+    let v = report
+        .violations
+        .iter()
+        .find(|v| v.invariant.name() == "durability")
+        .expect("caught");
+    assert_eq!(v.evidence["file"], "clearing.log");
+}

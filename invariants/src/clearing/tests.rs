@@ -41,6 +41,7 @@ fn instruction(key: &str, debit: bool, amount: Decimal, status: BankStatus) -> B
         card: USER,
         amount,
         status,
+        date: (status == BankStatus::Success).then_some(0),
     }
 }
 
