@@ -213,8 +213,12 @@ fn debits(v: &VoucherRecord) -> Decimal {
 /// Clearing postings (`clr:` requests) that are none of their order's own: no such order,
 /// or a request its order never makes (a second credit under another name, say).
 fn orphan_postings(obs: &Observation, by: &BTreeMap<&str, Found<'_>>) -> Vec<Violation> {
-    let orders: BTreeMap<&str, &ChannelOrderState> =
-        obs.clearing.orders.iter().map(|o| (o.key.as_str(), o)).collect();
+    let orders: BTreeMap<&str, &ChannelOrderState> = obs
+        .clearing
+        .orders
+        .iter()
+        .map(|o| (o.key.as_str(), o))
+        .collect();
     let dates = dates(obs);
     let mut out = Vec::new();
     for (request, found) in by {

@@ -201,3 +201,73 @@ fn a_retried_event_older_than_the_row_is_skipped_as_stale() {
 fn the_outbox_resender_never_sends_a_row_whose_record_is_not_durable() {
     first_run_reaching(&[names::TRADE_RECOVERED, names::OUTBOX_RESENT]);
 }
+
+// ---- Clearing (banks, the gateway, reconciliation) ----
+
+/// A bank's answer lost or late (the gateway's 300 ms passed): the order is UNKNOWN, never
+/// FAIL, until a query with backoff finds where the bank has it.
+#[test]
+fn a_lost_bank_answer_is_unknown_until_a_query_resolves_it() {
+    first_run_reaching(&[names::CLEARING_UNKNOWN, names::CLEARING_RESOLVED_BY_QUERY]);
+}
+
+/// The bank's late notification reaches an UNKNOWN order before the next query does.
+#[test]
+fn a_late_bank_notification_resolves_an_unknown_order() {
+    first_run_reaching(&[names::CLEARING_RESOLVED_BY_NOTIFY]);
+}
+
+/// A bank notifies twice, and notifies orders the reply already decided: the order takes
+/// effect once.
+#[test]
+fn a_duplicate_bank_notification_is_absorbed() {
+    first_run_reaching(&[names::BANK_NOTIFIED_TWICE, names::CLEARING_DUPLICATE_NOTIFY]);
+}
+
+/// An order still undecided when its bank date's statement comes out (the gateway cut off
+/// from the bank) is resolved by the statement: 长款 repaired.
+#[test]
+fn an_order_the_gateway_could_not_resolve_is_resolved_by_the_statement() {
+    first_run_reaching(&[
+        names::CLEARING_RESOLVED_BY_STATEMENT,
+        names::RECON_LONG_REPAIRED,
+    ]);
+}
+
+/// A payout the bank made and then took back the same day (退票) is a 短款 at reconciliation:
+/// confirmed by query, corrected by crediting the user back.
+#[test]
+fn a_bounced_payout_is_found_short_and_corrected() {
+    first_run_reaching(&[names::RECON_SHORT_REPAIRED]);
+}
+
+/// A withdrawal the bank refuses for good is reversed: the user's money comes back.
+#[test]
+fn a_definitively_refused_withdrawal_is_reversed() {
+    first_run_reaching(&[names::CLEARING_REVERSED]);
+}
+
+/// The gateway crashes with orders in flight and resumes every unfinished one from its log;
+/// the bank answers a resent instruction from its own record (idempotent by instr_id).
+#[test]
+fn the_gateway_resumes_its_orders_after_a_crash() {
+    first_run_reaching(&[names::CLEARING_RECOVERED, names::CLEARING_RESUMED]);
+}
+
+/// Bank replies lost and notifications duplicated in one run: every bank date reconciles
+/// with no difference left (the run passes reconciliation at rest).
+#[test]
+fn lost_replies_and_duplicated_notifications_leave_no_difference() {
+    let r = first_run_reaching(&[
+        names::CLEARING_UNKNOWN,
+        names::BANK_NOTIFIED_TWICE,
+        names::CLEARING_DUPLICATE_NOTIFY,
+        names::RECON_DATE_MATCHED,
+    ]);
+    let figures = r.clearing.expect("clearing figures");
+    assert!(
+        figures.unknown > 0 && figures.dates_matched > 0,
+        "{figures}"
+    );
+    assert_eq!(figures.lines_held, 0, "{figures}");
+}

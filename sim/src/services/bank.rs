@@ -6,9 +6,12 @@ use super::{
 use crate::config::RunConfig;
 use crate::observe;
 use paylab_invariants::Observation;
-use paylab_system::bank::{BankConfig, BankNode, SIMULATION_BANK};
+use paylab_system::bank::{BankBehaviour, BankConfig, BankNode, SIMULATION_BANK};
 use paylab_system::buggify::Point;
+use paylab_system::node::stream_seed;
 use paylab_system::node::{NodeEnv, Role};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -40,9 +43,25 @@ impl ServiceKind for Bank {
             fsync_latency: run.fsync_latency(),
             gateway: clearing::addr_of(),
             readers: vec![super::recon::addr_of()],
-            behaviour: SIMULATION_BANK,
+            behaviour: behaviour(run.config.seed, index),
         })
     }
+}
+
+/// Bank `index`'s behaviour in the run of `seed`, swarm style on a stream of its own: three
+/// runs in ten its PROCESSING instructions take up to 12 s instead of 3 s, and three in ten
+/// its statements come out 9 s after the day instead of 2 s (a late statement).
+pub fn behaviour(seed: u64, index: u32) -> BankBehaviour {
+    let stream = stream_seed(seed, &ROLE.at(index).to_string(), "behaviour", 0);
+    let mut rng = ChaCha8Rng::seed_from_u64(stream);
+    let mut b = SIMULATION_BANK;
+    if rng.gen_bool(0.3) {
+        b.processing_ms.1 = 12_000;
+    }
+    if rng.gen_bool(0.3) {
+        b.statement_lag_ms = 9_000;
+    }
+    b
 }
 
 /// The books are read at rest and, for liveness, while draining (an instruction PROCESSING
