@@ -223,6 +223,9 @@ pub mod names {
     pub const PAYMENT_WITHDRAWN: &str = "payment.withdrawn";
     pub const PAYMENT_RECOVERED: &str = "payment.recovered-from-log";
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
+    /// A resumed order had given up on its begin before the crash: it tells the trade the
+    /// same failure again instead of beginning anew (seed 75's trap).
+    pub const PAYMENT_GAVE_UP_RETOLD: &str = "payment.gave-up-retold";
     pub const PAYMENT_FORWARDED: &str = "payment.forwarded-to-owner";
     pub const PAYMENT_REPLAYED_OUTCOME: &str = "payment.replayed-outcome";
     /// A pay order finished paid (what `paylab bench --parts peak` counts as payments; an

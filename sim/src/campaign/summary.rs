@@ -88,6 +88,7 @@ pub const PROBES: &[&str] = &[
     names::PAYMENT_WITHDRAWN,
     names::PAYMENT_RECOVERED,
     names::PAYMENT_ORDER_RESUMED,
+    names::PAYMENT_GAVE_UP_RETOLD,
     names::PAYMENT_FORWARDED,
     names::PAYMENT_REPLAYED_OUTCOME,
     names::PAYMENT_PAID,

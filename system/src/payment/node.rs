@@ -352,6 +352,9 @@ impl PaymentNode {
             match resumption {
                 Resumption::Order(order) => {
                     self.inner.env.probes.hit(names::PAYMENT_ORDER_RESUMED);
+                    if order.gave_up.is_some() {
+                        self.inner.env.probes.hit(names::PAYMENT_GAVE_UP_RETOLD);
+                    }
                     let node = self.clone();
                     madsim::task::spawn(async move {
                         let _ = node.carry_out(order, FlowInput::Resume).await;
