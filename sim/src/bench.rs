@@ -395,12 +395,15 @@ async fn publish(c: u32, count: u32, probes: Probes) {
     }
 }
 
-/// Two ledger shards, one trade shard and one payment node, as in a run.
+/// Two ledger shards, one trade shard and one payment node, as in a run; no banks (the
+/// clients fund themselves from the world account before the timed part, which measures
+/// payments alone).
 fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
     let config = RunConfig {
         shards: 2,
         trade_shards: 1,
         payment_nodes: 1,
+        banks: 0,
         ..RunConfig::new(1)
     };
     let topology = topology(&config);

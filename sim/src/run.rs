@@ -26,8 +26,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A run that takes longer than this in simulated time is stuck: the runtime panics.
+/// A run that takes longer than this in simulated time is stuck: the runtime panics. The
+/// workload's own length adds to it (a closed-loop step takes about a third of a simulated
+/// second with clearing), so a long run is not mistaken for a stuck one.
 const SIM_TIME_LIMIT: Duration = Duration::from_secs(3_600);
+
+/// Simulated time a run may take per business step of one client, beyond [`SIM_TIME_LIMIT`].
+const SIM_TIME_PER_STEP: Duration = Duration::from_secs(1);
+
+/// The simulated-time limit of a run of `config`.
+fn time_limit(config: &RunConfig) -> Duration {
+    SIM_TIME_LIMIT + SIM_TIME_PER_STEP * config.ops
+}
 
 /// After healing, the platform must finish everything in flight within this much simulated
 /// time (every activity terminal, every pay and refund ended), or the run is a liveness failure.
@@ -288,7 +298,7 @@ struct Outcomes {
 fn simulate(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> RunReport {
     let mut runtime =
         madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
-    runtime.set_time_limit(SIM_TIME_LIMIT);
+    runtime.set_time_limit(time_limit(&config));
     // Wall time is read outside the runtime: inside it, time is simulated.
     let started = Instant::now();
     let out = runtime.block_on(harness(config.clone(), plan.clone(), evidence.clone()));

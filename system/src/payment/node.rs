@@ -379,9 +379,17 @@ impl PaymentNode {
             for output in flow.step(input) {
                 match output {
                     FlowOutput::Append(record) => {
-                        let mut book = self.orders();
-                        self.inner.log.append(&record);
-                        book.apply(record);
+                        let gave_up = matches!(record, OrderRecord::GaveUp { .. });
+                        {
+                            let mut book = self.orders();
+                            self.inner.log.append(&record);
+                            book.apply(record);
+                        }
+                        // A failure the flow decided itself is durable before the trade hears
+                        // it (the other records are made durable by what follows them).
+                        if gave_up {
+                            self.inner.log.sync().await;
+                        }
                     }
                     FlowOutput::Finish(outcome) => {
                         if outcome.is_ok() && matches!(flow.order().kind, OrderKind::Pay { .. }) {
@@ -434,9 +442,6 @@ impl PaymentNode {
                 })
             }
             FlowOutput::EndAtTrade(command) => {
-                // A failure the flow decided itself (its `GaveUp` record) is durable before
-                // the trade hears it.
-                inner.log.sync().await;
                 let dst = inner.topology.trade(trade_shard(&command));
                 let retried = inner
                     .transport
