@@ -217,25 +217,31 @@ fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violatio
     )
 }
 
-/// A withdrawal's settlement or reversal (`clr:<key>:settle|reverse`): it must belong to a
-/// withdrawal its client asked for, touch only platform accounts, and credit back only that
-/// client's accounts.
+/// A clearing posting (`clr:<key>:<what>`): it must belong to a deposit or withdrawal its
+/// client asked for (`settle` and `reverse` to a withdrawal), and touch only platform accounts
+/// and that client's own, debiting the client only in reconciliation's correction (`recon`:
+/// taking back what the bank did not pay or paid twice).
 fn clearing_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord, rest: &str) -> Option<Violation> {
-    let key = rest.rsplit_once(':').map_or(rest, |(k, _)| k);
-    let Some(op) = ix.ops.get(key).filter(|op| op.kind == OpKind::Withdraw) else {
+    let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
+    let kinds: &[OpKind] = match what {
+        "settle" | "reverse" => &[OpKind::Withdraw],
+        _ => &[OpKind::Withdraw, OpKind::Fund],
+    };
+    let Some(op) = ix.ops.get(key).filter(|op| kinds.contains(&op.kind)) else {
         let msg = format!(
-            "voucher {} settles {key}, which no client asked to withdraw",
+            "voucher {} clears {key}, which no client asked to deposit or withdraw",
             v.voucher
         );
         return Some(about(shard, v, msg));
     };
     let stranger = v.legs.iter().find(|l| {
         let foreign = !ix.is_platform(l.account) && ix.owner(l.account) != Some(op.client);
-        foreign || (l.side == Side::Debit && !ix.is_platform(l.account))
+        let debits_client = l.side == Side::Debit && !ix.is_platform(l.account);
+        foreign || (debits_client && what != "recon")
     })?;
     let msg = format!(
-        "voucher {} of client-{}'s withdrawal {key} touches {}",
-        v.voucher, op.client, stranger.account
+        "voucher {} of client-{}'s {} {key} touches {}",
+        v.voucher, op.client, op.kind, stranger.account
     );
     Some(
         about(shard, v, msg)

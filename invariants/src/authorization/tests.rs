@@ -168,3 +168,50 @@ fn without_a_registration_only_the_answers_are_judged() {
         .push(attack("c1-x6", "unauthorized", Outcome::Ok));
     assert_eq!(check(&obs).len(), 1);
 }
+
+/// The clearing layer's own postings: a withdrawal's settlement and reconciliation's correction
+/// are the platform's steps for the client's request; one crediting someone else's account is
+/// not.
+#[test]
+fn clearing_postings_trace_to_the_clients_deposit_or_withdrawal() {
+    let mut obs = registered();
+    obs.history
+        .push(op("c1-w1", OpKind::Withdraw, Some(dec!(5)), Outcome::Ok));
+    obs.history
+        .push(op("c1-d1", OpKind::Fund, Some(dec!(5)), Outcome::Ok));
+    let (reserve, transit) = (100, 101);
+    let vouchers = &mut obs.shards[0].vouchers;
+    vouchers.push(voucher(
+        "v0-50",
+        "clr:c1-w1:settle",
+        transit,
+        reserve,
+        dec!(5),
+    ));
+    // A bounced payout corrected: the user gets it back.
+    vouchers.push(voucher("v0-51", "clr:c1-w1:recon", reserve, 2, dec!(5)));
+    // A deposit the bank refused after all: taken back from the user.
+    vouchers.push(voucher("v0-52", "clr:c1-d1:recon", 2, reserve, dec!(5)));
+    assert_eq!(check(&obs), vec![]);
+    // A settlement of a deposit, and a reversal to another client's account, are not.
+    let theirs = Owner {
+        client: 2,
+        subject: Subject::User,
+    };
+    obs.owners.as_mut().expect("registered").insert(99, theirs);
+    let vouchers = &mut obs.shards[0].vouchers;
+    vouchers.push(voucher(
+        "v0-53",
+        "clr:c1-d1:settle",
+        transit,
+        reserve,
+        dec!(5),
+    ));
+    vouchers.push(voucher("v0-54", "clr:c1-w1:reverse", transit, 99, dec!(5)));
+    let found = check(&obs);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found
+        .iter()
+        .all(|v| v.invariant == Invariant::NoUnauthorizedEffect));
+    assert_eq!(ev(&found[1], "account"), "99");
+}
