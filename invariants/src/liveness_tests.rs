@@ -115,3 +115,67 @@ fn an_unsent_outbox_row_is_settling_but_not_unfinished() {
         }]
     );
 }
+
+/// The clearing layer's unfinished work: an order not final, one final but not posted, an
+/// instruction a bank still processes, and a bank date on which money moved that
+/// reconciliation has not reached; an order done and a date reconciled are not.
+#[test]
+fn open_channel_orders_processing_instructions_and_unreconciled_dates_are_unfinished() {
+    let order = |instr: &str, status, settled| ChannelOrderState {
+        instr: instr.into(),
+        key: instr.trim_start_matches("i:").into(),
+        client: 1,
+        kind: FundKind::Deposit,
+        account: 2,
+        bank: 0,
+        amount: dec!(5),
+        status,
+        history: vec![ChannelStatus::Init, status],
+        held: false,
+        settled,
+        corrected: false,
+        fail: None,
+    };
+    let instruction = |instr: &str, status| BankInstruction {
+        instr: instr.into(),
+        debit: true,
+        card: 2,
+        amount: dec!(5),
+        status,
+        date: None,
+    };
+    let bank = |bank, last_date| BankState {
+        bank,
+        reserve: dec!(0),
+        cards: dec!(0),
+        openings: dec!(0),
+        instructions: vec![
+            instruction("i:a", BankStatus::Processing),
+            instruction("i:b", BankStatus::Success),
+        ],
+        lines: Vec::new(),
+        last_date,
+    };
+    let mut obs = valid();
+    obs.clearing = ClearingSnapshot {
+        orders: vec![
+            order("i:a", ChannelStatus::Unknown, false),
+            order("i:b", ChannelStatus::Success, false),
+            order("i:c", ChannelStatus::Success, true),
+        ],
+        banks: vec![bank(0, Some(3)), bank(1, Some(2))],
+        reconciled: [(0, 3), (1, 3)].into(),
+        ..ClearingSnapshot::default()
+    };
+    let items: Vec<String> = unfinished(&obs).iter().map(|u| u.to_string()).collect();
+    assert_eq!(
+        items,
+        [
+            "channel order i:a UNKNOWN",
+            "channel order i:b SUCCESS",
+            "bank 0: instruction i:a processing",
+            "bank 0: date 3 not reconciled",
+            "bank 1: instruction i:a processing",
+        ]
+    );
+}

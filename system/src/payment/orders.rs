@@ -181,6 +181,35 @@ mod tests {
     use super::*;
     use crate::refusal::RefusalCode;
 
+    #[test]
+    fn a_give_up_is_kept_for_the_resumed_order_and_its_finish_agrees() {
+        let mut book = OrderBook::recover(0, &[]);
+        let key: IdemKey = "c1-p1".into();
+        let OrderDecision::Create(created) = book.decide(&key, trade(), pay()) else {
+            panic!("a new key creates")
+        };
+        book.apply(created);
+        let refusal = Refusal::new(RefusalCode::Aborted, "the trade did not answer");
+        let gave_up = OrderRecord::GaveUp {
+            key: key.clone(),
+            refusal: refusal.clone(),
+        };
+        book.apply(gave_up.clone());
+        // Replayed after a crash: the first give-up stays.
+        book.apply(gave_up);
+        assert_eq!(book.get(&key).gave_up, Some(refusal.clone()));
+        assert_eq!(
+            book.unfinished().len(),
+            1,
+            "not finished until the trade is told"
+        );
+        book.apply(OrderRecord::Finished {
+            key: key.clone(),
+            outcome: Err(refusal),
+        });
+        assert!(book.unfinished().is_empty());
+    }
+
     fn no(code: RefusalCode) -> Result<(), Refusal> {
         Err(Refusal::new(code, "no"))
     }
