@@ -67,7 +67,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     for o in &c.orders {
         postings(o, &vouchers, &dates, &mut out);
     }
-    out.extend(orphan_postings(obs, &vouchers));
+    out.extend(orphan_postings(obs, &vouchers, &dates));
     out.extend(crate::reconciliation::check(obs));
     out
 }
@@ -212,14 +212,17 @@ fn debits(v: &VoucherRecord) -> Decimal {
 
 /// Clearing postings (`clr:` requests) that are none of their order's own: no such order,
 /// or a request its order never makes (a second credit under another name, say).
-fn orphan_postings(obs: &Observation, by: &BTreeMap<&str, Found<'_>>) -> Vec<Violation> {
+fn orphan_postings(
+    obs: &Observation,
+    by: &BTreeMap<&str, Found<'_>>,
+    dates: &Dates,
+) -> Vec<Violation> {
     let orders: BTreeMap<&str, &ChannelOrderState> = obs
         .clearing
         .orders
         .iter()
         .map(|o| (o.key.as_str(), o))
         .collect();
-    let dates = dates(obs);
     let mut out = Vec::new();
     for (request, found) in by {
         let Some(rest) = request.strip_prefix(CLEARING_PREFIX) else {
@@ -237,7 +240,7 @@ fn orphan_postings(obs: &Observation, by: &BTreeMap<&str, Found<'_>>) -> Vec<Vio
                     "clearing posting {request} is none of channel order {}'s own postings",
                     o.instr
                 );
-                about(Invariant::ExactlyOnce, o, msg, &dates)
+                about(Invariant::ExactlyOnce, o, msg, dates)
             }
             None => {
                 let msg = format!("clearing posting {request} belongs to no channel order");

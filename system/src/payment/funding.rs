@@ -7,6 +7,7 @@
 //! key.
 
 use super::types::{PaymentCommand, PaymentError, PaymentReceipt};
+use crate::clearing::{ClearingCall, FundReply, FundRequest, OrderKind};
 use crate::ids::{AccountId, RequestId, Xid};
 use crate::ledger::{LedgerCall, LedgerCommand, Leg};
 use crate::probes::{names, Probes};
@@ -27,7 +28,8 @@ const POST_POLICY: RetryPolicy = RetryPolicy {
 const CLEARING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(900);
 
 /// Carries out a deposit or a withdrawal already authorized for client `client`, the owner
-/// of its account.
+/// of its account: through the clearing gateway if the platform has one, else against the
+/// world account.
 pub async fn carry_out(
     command: &PaymentCommand,
     client: u32,
@@ -35,65 +37,6 @@ pub async fn carry_out(
     topology: &Topology,
     probes: &Probes,
 ) -> Result<PaymentReceipt, PaymentError> {
-    if let Some(gateway) = topology.clearing {
-        return through_clearing(command, client, transport, gateway, probes).await;
-    }
-    let shards = topology.ledger_shards();
-    let (account, key, amount, deposit) = match command {
-        PaymentCommand::Deposit {
-            account,
-            key,
-            amount,
-        } => (*account, key, *amount, true),
-        PaymentCommand::Withdraw {
-            account,
-            key,
-            amount,
-        } => (*account, key, *amount, false),
-        other => unreachable!("{other:?} is not a funding command"),
-    };
-    let shard = account.shard(shards);
-    let world = AccountId::world(shard);
-    let legs = if deposit {
-        vec![Leg::debit(world, amount), Leg::credit(account, amount)]
-    } else {
-        vec![Leg::debit(account, amount), Leg::credit(world, amount)]
-    };
-    let post = LedgerCommand::Post {
-        request: RequestId::new(key.as_str()),
-        legs,
-    };
-    let retried = transport
-        .call_with_retry(topology.ledger(shard), LedgerCall(post), POST_POLICY)
-        .await;
-    match retried.result {
-        Ok(Ok(_)) => {
-            probes.hit(if deposit {
-                names::PAYMENT_DEPOSITED
-            } else {
-                names::PAYMENT_WITHDRAWN
-            });
-            Ok(PaymentReceipt {
-                xid: Xid::new(format!("fund-{key}")),
-            })
-        }
-        Ok(Err(refusal)) => Err(PaymentError::Refused(Refusal::new(
-            refusal.code(),
-            refusal.to_string(),
-        ))),
-        Err(_) => Err(PaymentError::InProgress),
-    }
-}
-
-/// Asks the clearing gateway: done, refused, or not yet (the client asks again).
-async fn through_clearing(
-    command: &PaymentCommand,
-    client: u32,
-    transport: &Transport,
-    gateway: std::net::SocketAddr,
-    probes: &Probes,
-) -> Result<PaymentReceipt, PaymentError> {
-    use crate::clearing::{ClearingCall, FundReply, FundRequest, OrderKind};
     let (kind, account, key, amount) = match command {
         PaymentCommand::Deposit {
             account,
@@ -114,19 +57,58 @@ async fn through_clearing(
         account: *account,
         amount: *amount,
     };
-    match transport
-        .call(gateway, ClearingCall(request), CLEARING_TIMEOUT)
-        .await
-    {
-        Ok(Ok(FundReply::Done)) => {
-            probes.hit(match kind {
-                OrderKind::Deposit => names::PAYMENT_DEPOSITED,
-                OrderKind::Withdrawal => names::PAYMENT_WITHDRAWN,
-            });
-            Ok(PaymentReceipt {
-                xid: Xid::new(format!("fund-{key}")),
-            })
-        }
+    let done = match topology.clearing {
+        Some(gateway) => through_clearing(&request, transport, gateway).await?,
+        None => against_the_world(&request, transport, topology).await?,
+    };
+    probes.hit(match done {
+        OrderKind::Deposit => names::PAYMENT_DEPOSITED,
+        OrderKind::Withdrawal => names::PAYMENT_WITHDRAWN,
+    });
+    Ok(PaymentReceipt {
+        xid: Xid::new(format!("fund-{key}")),
+    })
+}
+
+/// Posts Dr world / Cr account (a deposit) or the reverse on the account's shard.
+async fn against_the_world(
+    request: &FundRequest,
+    transport: &Transport,
+    topology: &Topology,
+) -> Result<OrderKind, PaymentError> {
+    let (account, amount) = (request.account, request.amount);
+    let shard = account.shard(topology.ledger_shards());
+    let world = AccountId::world(shard);
+    let legs = match request.kind {
+        OrderKind::Deposit => vec![Leg::debit(world, amount), Leg::credit(account, amount)],
+        OrderKind::Withdrawal => vec![Leg::debit(account, amount), Leg::credit(world, amount)],
+    };
+    let post = LedgerCommand::Post {
+        request: RequestId::new(request.key.as_str()),
+        legs,
+    };
+    let retried = transport
+        .call_with_retry(topology.ledger(shard), LedgerCall(post), POST_POLICY)
+        .await;
+    match retried.result {
+        Ok(Ok(_)) => Ok(request.kind),
+        Ok(Err(refusal)) => Err(PaymentError::Refused(Refusal::new(
+            refusal.code(),
+            refusal.to_string(),
+        ))),
+        Err(_) => Err(PaymentError::InProgress),
+    }
+}
+
+/// Asks the clearing gateway: done, refused, or not yet (the client asks again).
+async fn through_clearing(
+    request: &FundRequest,
+    transport: &Transport,
+    gateway: std::net::SocketAddr,
+) -> Result<OrderKind, PaymentError> {
+    let call = ClearingCall(request.clone());
+    match transport.call(gateway, call, CLEARING_TIMEOUT).await {
+        Ok(Ok(FundReply::Done)) => Ok(request.kind),
         Ok(Err(refusal)) => Err(PaymentError::Refused(refusal)),
         Ok(Ok(FundReply::Pending)) | Err(_) => Err(PaymentError::InProgress),
     }
