@@ -17,8 +17,8 @@
 //!   the attempt must get; and no posting comes from one.
 
 use crate::{
-    ActivityKind, ActivityState, Invariant, Observation, OpKind, Operation, Outcome, Side, Subject,
-    Violation, VoucherRecord,
+    ActivityKind, ActivityState, AttemptStatus, Invariant, Observation, OpKind, Operation, Outcome,
+    Side, Subject, Violation, VoucherRecord,
 };
 use std::collections::BTreeMap;
 
@@ -71,7 +71,7 @@ impl<'a> Index<'a> {
     fn is_world(&self, account: u64) -> bool {
         let edge = matches!(
             self.subjects.get(&account),
-            Some(Subject::World | Subject::Reserve | Subject::InTransit)
+            Some(Subject::World | Subject::Reserve | Subject::InTransit | Subject::Suspense)
         );
         edge && self.is_platform(account)
     }
@@ -217,27 +217,76 @@ fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violatio
     )
 }
 
-/// A clearing posting (`clr:<key>:<what>`): it must belong to a deposit or withdrawal its
-/// client asked for (`settle` and `reverse` to a withdrawal), and touch only platform accounts
-/// and that client's own, debiting the client only in reconciliation's correction (`recon`:
-/// taking back what the bank did not pay or paid twice).
-fn clearing_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord, rest: &str) -> Option<Violation> {
-    let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
+/// Whose money a clearing key (`<key>` of `clr:<key>:<what>`) moves: the client request it
+/// serves, and the customer account it may touch besides that client's own.
+struct Cleared<'a> {
+    op: &'a Operation,
+    /// A refund to card pays the trade's payer, another client's account.
+    payee: Option<u64>,
+    /// The account may be debited by this posting (a payout's hold, a correction).
+    debits: bool,
+}
+
+/// The request a clearing posting serves, if it serves one: a client's deposit or withdrawal
+/// (`settle` and `reverse` to a withdrawal); a card payment's deposit (`<pay>.card`); a
+/// refund's payout to the card of the trade's payer (`<refund>.tocard`, held, then settled or
+/// reversed). Reconciliation's correction (`recon`) may debit what a bank did not pay.
+fn cleared<'a>(ix: &Index<'a>, key: &str, what: &str) -> Option<Cleared<'a>> {
+    let op = |k: &str, kinds: &[OpKind]| ix.ops.get(k).filter(|op| kinds.contains(&op.kind));
+    let recon = what == "recon";
+    if let Some(pay) = key.strip_suffix(".card") {
+        let op = op(pay, &[OpKind::Pay]).filter(|_| what.is_empty() || recon)?;
+        return Some(Cleared {
+            op,
+            payee: None,
+            debits: recon,
+        });
+    }
+    if let Some(refund) = key.strip_suffix(".tocard") {
+        let op = op(refund, &[OpKind::Refund])?;
+        let trade = ix
+            .obs
+            .trades
+            .iter()
+            .find(|t| op.trade.as_ref() == Some(&t.trade))?;
+        let paid = trade
+            .pays
+            .iter()
+            .find(|p| p.status == AttemptStatus::Succeeded)?;
+        return Some(Cleared {
+            op,
+            payee: Some(paid.payer),
+            debits: what.is_empty() || recon,
+        });
+    }
     let kinds: &[OpKind] = match what {
         "settle" | "reverse" => &[OpKind::Withdraw],
         _ => &[OpKind::Withdraw, OpKind::Fund],
     };
-    let Some(op) = ix.ops.get(key).filter(|op| kinds.contains(&op.kind)) else {
+    Some(Cleared {
+        op: op(key, kinds)?,
+        payee: None,
+        debits: recon,
+    })
+}
+
+/// A clearing posting (`clr:<key>:<what>`): it must serve a client's request ([`cleared`]),
+/// and touch only platform accounts, that client's own and the payee's, debiting a customer
+/// only where the posting may.
+fn clearing_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord, rest: &str) -> Option<Violation> {
+    let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
+    let Some(Cleared { op, payee, debits }) = cleared(ix, key, what) else {
         let msg = format!(
-            "voucher {} clears {key}, which no client asked to deposit or withdraw",
+            "voucher {} clears {key}, which no client asked to deposit, withdraw, pay by card \
+             or refund to a card",
             v.voucher
         );
         return Some(about(shard, v, msg));
     };
     let stranger = v.legs.iter().find(|l| {
-        let foreign = !ix.is_platform(l.account) && ix.owner(l.account) != Some(op.client);
-        let debits_client = l.side == Side::Debit && !ix.is_platform(l.account);
-        foreign || (debits_client && what != "recon")
+        let customer = !ix.is_platform(l.account);
+        let allowed = ix.owner(l.account) == Some(op.client) || Some(l.account) == payee;
+        (customer && !allowed) || (customer && l.side == Side::Debit && !debits)
     })?;
     let msg = format!(
         "voucher {} of client-{}'s {} {key} touches {}",

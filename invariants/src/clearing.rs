@@ -129,16 +129,23 @@ fn vouchers_by_request(obs: &Observation) -> BTreeMap<&str, Found<'_>> {
     by
 }
 
+/// The request of an order's posting `what`: `clr:<key>:<what>`, where a key the platform
+/// made itself (`clr:<request>.<what>`) keeps its one prefix.
+pub fn clearing_request(key: &str, what: &str) -> String {
+    let key = key.strip_prefix(CLEARING_PREFIX).unwrap_or(key);
+    format!("{CLEARING_PREFIX}{key}:{what}")
+}
+
 pub fn settle_request(key: &str) -> String {
-    format!("{CLEARING_PREFIX}{key}:settle")
+    clearing_request(key, "settle")
 }
 
 pub fn reverse_request(key: &str) -> String {
-    format!("{CLEARING_PREFIX}{key}:reverse")
+    clearing_request(key, "reverse")
 }
 
 pub fn recon_request(key: &str) -> String {
-    format!("{CLEARING_PREFIX}{key}:recon")
+    clearing_request(key, "recon")
 }
 
 /// How many postings each of an order's requests must have made, at rest.
@@ -146,7 +153,7 @@ fn expected(o: &ChannelOrderState) -> [(String, usize); 4] {
     let success = o.status == ChannelStatus::Success;
     let (first, settle, reverse) = match o.kind {
         FundKind::Deposit => (usize::from(success), 0, 0),
-        FundKind::Withdrawal => (
+        FundKind::Withdrawal | FundKind::RefundToCard => (
             usize::from(o.held),
             usize::from(success),
             usize::from(o.held && o.status == ChannelStatus::Fail),
@@ -221,7 +228,7 @@ fn orphan_postings(
         .clearing
         .orders
         .iter()
-        .map(|o| (o.key.as_str(), o))
+        .map(|o| (o.key.strip_prefix(CLEARING_PREFIX).unwrap_or(&o.key), o))
         .collect();
     let mut out = Vec::new();
     for (request, found) in by {
@@ -230,7 +237,9 @@ fn orphan_postings(
         };
         let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
         let order = orders.get(key);
-        if order.is_some() && matches!(what, "settle" | "reverse" | "recon") {
+        // A platform order's first posting is its own key (`clr:<request>.<what>`).
+        let first = order.is_some_and(|o| o.key == *request);
+        if first || (order.is_some() && matches!(what, "settle" | "reverse" | "recon")) {
             continue;
         }
         let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();

@@ -30,8 +30,11 @@ pub enum Subject {
     /// The platform's reserve at one bank (an asset, normally negative): money enters and
     /// leaves through it when the platform clears through banks.
     Reserve,
-    /// Withdrawals on their way to one bank: nets to zero once every one is settled.
+    /// Withdrawals or refunds to cards on their way to one bank: nets to zero once every one
+    /// is settled.
     InTransit,
+    /// Money at a bank that no channel order explains yet: zero at rest.
+    Suspense,
 }
 
 impl Subject {
@@ -51,6 +54,7 @@ impl fmt::Display for Subject {
             Subject::World => "world",
             Subject::Reserve => "reserve",
             Subject::InTransit => "in-transit",
+            Subject::Suspense => "suspense",
         })
     }
 }
@@ -439,7 +443,11 @@ pub struct ClearingSnapshot {
     /// The chart of accounts' clearing part: each reserve and in-transit sub-account of the
     /// ledger and the bank it belongs to (the platform's registration, like `owners`).
     pub reserve_accounts: BTreeMap<u64, u32>,
+    /// Withdrawals' and refunds' in-transit sub-accounts.
     pub transit_accounts: BTreeMap<u64, u32>,
+    /// Suspense sub-accounts (money at a bank no channel order explains yet).
+    #[serde(default)]
+    pub suspense_accounts: BTreeMap<u64, u32>,
     /// Reconciliation's cursor: the next bank date it will reconcile, per bank.
     #[serde(default)]
     pub reconciled: BTreeMap<u32, u32>,
@@ -450,6 +458,15 @@ pub struct ClearingSnapshot {
 pub enum FundKind {
     Deposit,
     Withdrawal,
+    /// A refund of a card-paid trade, paid out to the card (as a withdrawal).
+    RefundToCard,
+}
+
+impl FundKind {
+    /// Whether the order holds its money in transit first and pays out (a bank credit).
+    pub fn pays_out(self) -> bool {
+        matches!(self, FundKind::Withdrawal | FundKind::RefundToCard)
+    }
 }
 
 /// A channel order's status.

@@ -552,6 +552,7 @@ async fn pay_all(client: BenchClient, buyer: AccountId, trades: Vec<TradeId>) {
             trade,
             key: format!("c{}-{trade}-pay", client.c),
             payer: buyer,
+            by_card: false,
         };
         client.pay(pay).await;
     }

@@ -33,6 +33,7 @@ pub fn orders(clearing: &ClearingSnapshot) -> BTreeMap<String, usize> {
         let kind = match o.kind {
             FundKind::Deposit => "deposit",
             FundKind::Withdrawal => "withdrawal",
+            FundKind::RefundToCard => "refund-to-card",
         };
         let outcome = match o.status {
             ChannelStatus::Success => "success",

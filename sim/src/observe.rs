@@ -27,6 +27,7 @@ pub fn subject(s: ledger::Subject) -> inv::Subject {
         ledger::Subject::World => inv::Subject::World,
         ledger::Subject::Reserve => inv::Subject::Reserve,
         ledger::Subject::InTransit => inv::Subject::InTransit,
+        ledger::Subject::Suspense => inv::Subject::Suspense,
     }
 }
 
@@ -551,6 +552,7 @@ pub fn channel_orders(
             kind: match o.kind {
                 OrderKind::Deposit => inv::FundKind::Deposit,
                 OrderKind::Withdrawal => inv::FundKind::Withdrawal,
+                OrderKind::RefundToCard => inv::FundKind::RefundToCard,
             },
             account: o.account.0,
             bank: o.bank,

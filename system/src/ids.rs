@@ -19,6 +19,10 @@ impl fmt::Display for ShardId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AccountId(pub u64);
 
+/// How many clearing accounts each bank has (reserve, withdrawal and refund in transit,
+/// suspense).
+const CLEARING_STRIDE: u32 = 4;
+
 impl AccountId {
     /// World sub-accounts occupy the first `shards` ids, so `world(s).shard(n) == s`.
     pub fn world(shard: ShardId) -> AccountId {
@@ -44,7 +48,7 @@ impl AccountId {
         assert!(shard.0 < shards, "{shard} out of range 0..{shards}");
         AccountId(
             Self::clearing_base(shards)
-                + u64::from(2 * bank) * u64::from(shards)
+                + u64::from(CLEARING_STRIDE * bank) * u64::from(shards)
                 + u64::from(shard.0),
         )
     }
@@ -52,10 +56,26 @@ impl AccountId {
     /// Withdrawals to bank `bank` on their way out (提现在途): debited when the bank paid,
     /// one sub-account per shard.
     pub fn in_transit(bank: u32, shard: ShardId, shards: u32) -> AccountId {
+        Self::clearing(bank, 1, shard, shards)
+    }
+
+    /// Refunds to cards at bank `bank` on their way out (退款在途), one sub-account per shard.
+    pub fn refund_transit(bank: u32, shard: ShardId, shards: u32) -> AccountId {
+        Self::clearing(bank, 2, shard, shards)
+    }
+
+    /// Money at bank `bank` that the platform cannot attribute yet (待清算挂账, deposit
+    /// suspense): a statement line no channel order explains, held until one does.
+    pub fn suspense(bank: u32, shard: ShardId, shards: u32) -> AccountId {
+        Self::clearing(bank, 3, shard, shards)
+    }
+
+    /// Clearing account `slot` of bank `bank` on `shard` (slot 0 is the reserve).
+    fn clearing(bank: u32, slot: u32, shard: ShardId, shards: u32) -> AccountId {
         assert!(shard.0 < shards, "{shard} out of range 0..{shards}");
         AccountId(
             Self::clearing_base(shards)
-                + u64::from(2 * bank + 1) * u64::from(shards)
+                + u64::from(CLEARING_STRIDE * bank + slot) * u64::from(shards)
                 + u64::from(shard.0),
         )
     }

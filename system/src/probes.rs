@@ -221,6 +221,13 @@ pub mod names {
     pub const PAYMENT_DEPOSITED: &str = "payment.deposited";
     /// A merchant's takings left through the funding path (a withdrawal).
     pub const PAYMENT_WITHDRAWN: &str = "payment.withdrawn";
+    /// A payment by card (F3) deposited the trade's amount from the payer's card first.
+    pub const PAYMENT_CARD_DEPOSITED: &str = "payment.card-deposited";
+    /// A refund of a card-paid trade went on to the card (充退): the money is on its way.
+    pub const PAYMENT_REFUNDED_TO_CARD: &str = "payment.refunded-to-card";
+    /// A refund of a card-paid trade could not go to the card (the payer had spent it, say):
+    /// it stays in the payer's balance.
+    pub const PAYMENT_REFUND_KEPT_IN_BALANCE: &str = "payment.refund-kept-in-balance";
     pub const PAYMENT_RECOVERED: &str = "payment.recovered-from-log";
     pub const PAYMENT_ORDER_RESUMED: &str = "payment.order-resumed";
     /// A resumed order had given up on its begin before the crash: it tells the trade the

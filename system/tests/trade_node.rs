@@ -162,6 +162,7 @@ fn a_client_cannot_take_a_payment_nodes_steps() {
                 key,
                 xid,
                 payer: AccountId(2_002),
+                by_card: false,
             });
             // Each caller is a node of its own (madsim gives one IP to one node).
             for (from, forged) in [("10.6.0.9:9009", end), ("10.6.0.10:9009", begin.clone())] {

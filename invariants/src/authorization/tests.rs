@@ -215,3 +215,61 @@ fn clearing_postings_trace_to_the_clients_deposit_or_withdrawal() {
         .all(|v| v.invariant == Invariant::NoUnauthorizedEffect));
     assert_eq!(ev(&found[1], "account"), "99");
 }
+
+/// A card payment's deposit credits the payer, who is the paying client; a refund's payout to
+/// the card debits the trade's payer, another client than the refunding merchant. Either one
+/// touching anyone else, or with no request behind it, is a violation.
+#[test]
+fn card_postings_trace_to_the_card_payment_or_the_refund_of_its_trade() {
+    use crate::testkit::{pay_attempt, trade, trade_op};
+    let mut obs = registered();
+    let buyer = Owner {
+        client: 2,
+        subject: Subject::User,
+    };
+    let owners = obs.owners.as_mut().expect("registered");
+    owners.insert(40, buyer);
+    owners.insert(41, buyer);
+    let mut t = trade("t1", "o1", dec!(5), &[]);
+    t.pays.push(pay_attempt(
+        "c2-p1",
+        "x1",
+        40,
+        crate::AttemptStatus::Succeeded,
+    ));
+    obs.trades.push(t);
+    let mut pay = trade_op("c2-p1", OpKind::Pay, "t1", dec!(5), Outcome::Ok);
+    pay.client = 2;
+    obs.history.push(pay);
+    obs.history.push(trade_op(
+        "c1-r1",
+        OpKind::Refund,
+        "t1",
+        dec!(5),
+        Outcome::Ok,
+    ));
+    let (reserve, refunds) = (100, 102);
+    let vouchers = &mut obs.shards[0].vouchers;
+    vouchers.push(voucher("v0-60", "clr:c2-p1.card", reserve, 40, dec!(5)));
+    vouchers.push(voucher("v0-61", "clr:c1-r1.tocard", 40, refunds, dec!(5)));
+    vouchers.push(voucher(
+        "v0-62",
+        "clr:c1-r1.tocard:settle",
+        refunds,
+        reserve,
+        dec!(5),
+    ));
+    assert_eq!(check(&obs), vec![]);
+    let vouchers = &mut obs.shards[0].vouchers;
+    // The payout taken from the buyer's other account; a card deposit of a refund; a payout of
+    // a refund no client asked.
+    vouchers.push(voucher("v0-63", "clr:c1-r1.tocard", 41, refunds, dec!(5)));
+    vouchers.push(voucher("v0-64", "clr:c1-r1.card", reserve, 2, dec!(5)));
+    vouchers.push(voucher("v0-65", "clr:c1-r9.tocard", 40, refunds, dec!(5)));
+    let found = check(&obs);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found
+        .iter()
+        .all(|v| v.invariant == Invariant::NoUnauthorizedEffect));
+    assert_eq!(ev(&found[0], "account"), "41");
+}

@@ -106,6 +106,7 @@ fn valid() -> Observation {
             banks: vec![bank],
             reserve_accounts: [(RESERVE, 0)].into(),
             transit_accounts: [(TRANSIT, 0)].into(),
+            suspense_accounts: BTreeMap::new(),
             reconciled: [(0, 1)].into(),
         },
         ..Observation::default()
@@ -266,4 +267,63 @@ fn a_failed_order_the_bank_carried_out_and_an_amount_mismatch_are_caught() {
             "channel order i:c1-w2 is Fail but the bank says Success",
         ]
     );
+}
+
+/// The platform's own orders (a card payment's deposit, a refund paid out to the card) are
+/// judged as the clients' are: their first posting is their key, the rest `clr:<key>:<what>`.
+#[test]
+fn platform_orders_post_once_under_their_own_key() {
+    use ChannelStatus::*;
+    let mut obs = valid();
+    let deposit = order(
+        "clr:c1-p1.card",
+        FundKind::Deposit,
+        dec!(8),
+        &[Init, Sent, Success],
+    );
+    let mut refund = order(
+        "clr:c1-r1.tocard",
+        FundKind::RefundToCard,
+        dec!(8),
+        &[Init, Sent, Success],
+    );
+    refund.held = true;
+    obs.clearing.orders.extend([deposit, refund]);
+    let bank = &mut obs.clearing.banks[0];
+    bank.instructions.extend([
+        instruction("clr:c1-p1.card", true, dec!(8), BankStatus::Success),
+        instruction("clr:c1-r1.tocard", false, dec!(8), BankStatus::Success),
+    ]);
+    bank.lines.extend([
+        line("clr:c1-p1.card", true, dec!(8)),
+        line("clr:c1-r1.tocard", false, dec!(8)),
+    ]);
+    let vouchers = &mut obs.shards[0].vouchers;
+    vouchers.push(voucher("v0-6", "clr:c1-p1.card", RESERVE, USER, dec!(8)));
+    vouchers.push(voucher("v0-7", "clr:c1-r1.tocard", USER, TRANSIT, dec!(8)));
+    vouchers.push(voucher(
+        "v0-8",
+        "clr:c1-r1.tocard:settle",
+        TRANSIT,
+        RESERVE,
+        dec!(8),
+    ));
+    assert_eq!(check(&obs), Vec::new());
+    // The notification credited the card payment's deposit again.
+    obs.shards[0].vouchers.push(voucher(
+        "v0-9",
+        "clr:c1-p1.card:notify",
+        RESERVE,
+        USER,
+        dec!(8),
+    ));
+    obs.shards[0].accounts[0].available += dec!(8);
+    obs.shards[0].accounts[1].available -= dec!(8);
+    let found = check(&obs);
+    let v = found
+        .iter()
+        .find(|v| v.invariant == Invariant::ExactlyOnce)
+        .expect("caught");
+    assert_eq!(ev(v, "instr"), "i:clr:c1-p1.card");
+    assert_eq!(ev(v, "request"), "clr:c1-p1.card:notify");
 }

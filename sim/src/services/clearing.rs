@@ -7,6 +7,7 @@ use crate::config::RunConfig;
 use crate::observe;
 use paylab_invariants::Observation;
 use paylab_system::buggify::Point;
+use paylab_system::clearing::OrderKind;
 use paylab_system::clearing::{clearing_accounts, ClearingConfig, ClearingCore, ClearingNode};
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::ShardId;
@@ -64,9 +65,17 @@ fn read(config: &ClearingConfig, core: &ClearingCore, scope: Scope, obs: &mut Ob
     let shards = config.topology.ledger_shards();
     for b in 0..config.banks.len() as u32 {
         for s in 0..shards {
-            let (reserve, transit) = clearing_accounts(b, ShardId(s), shards);
-            obs.clearing.reserve_accounts.insert(reserve.0, b);
-            obs.clearing.transit_accounts.insert(transit.0, b);
+            let shard = ShardId(s);
+            let (reserve, transit) = clearing_accounts(OrderKind::Withdrawal, b, shard, shards);
+            let (_, refunds) = clearing_accounts(OrderKind::RefundToCard, b, shard, shards);
+            let c = &mut obs.clearing;
+            c.reserve_accounts.insert(reserve.0, b);
+            c.transit_accounts.insert(transit.0, b);
+            c.transit_accounts.insert(refunds.0, b);
+            c.suspense_accounts.insert(
+                paylab_system::ids::AccountId::suspense(b, shard, shards).0,
+                b,
+            );
         }
     }
 }

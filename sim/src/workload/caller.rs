@@ -88,6 +88,9 @@ pub struct Movement {
     pub payer: AccountId,
     pub merchant: AccountId,
     pub amount: Amount,
+    /// Paid from the payer's card (F3): the balance is not spent, and a refund goes back to
+    /// the card.
+    pub by_card: bool,
 }
 
 fn fen(amount: Amount) -> i64 {
@@ -380,12 +383,13 @@ impl Caller {
             trade: m.trade,
             key: key.to_string(),
             payer: m.payer,
+            by_card: m.by_card,
         };
         let outcome = self
             .payment(OpKind::Pay, key, Some(m.amount), Some(m.trade), pay)
             .await;
         let balances = &self.ctx.balances;
-        if matches!(outcome, Outcome::Ok | Outcome::Unknown) {
+        if !m.by_card && matches!(outcome, Outcome::Ok | Outcome::Unknown) {
             balances.add(m.payer, -fen(m.amount));
         }
         if outcome == Outcome::Ok {
@@ -409,6 +413,8 @@ impl Caller {
             .payment(OpKind::Refund, out_request_no, Some(m.amount), trade, cmd)
             .await;
         match outcome {
+            // A card-paid trade's refund goes on to the card.
+            Outcome::Ok if m.by_card => {}
             Outcome::Ok => balances.add(m.payer, fen(m.amount)),
             Outcome::Fail { .. } => balances.add(m.merchant, fen(m.amount)),
             Outcome::Unknown => {}

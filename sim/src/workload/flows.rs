@@ -28,6 +28,12 @@ impl Names {
     }
 }
 
+/// The share of trade flows paid by card (F3) when the platform clears through banks.
+const CARD_PAY_P: f64 = 0.2;
+
+/// A trade flow paid by card.
+pub const CARD_PAY: &str = "workload.card-pay";
+
 /// The share of trade flows whose pay is aimed at the moment the trade closes unpaid.
 const PAY_AT_CLOSE_P: f64 = 0.02;
 
@@ -72,7 +78,12 @@ pub async fn trade_flow(
         return;
     };
     let payer = pick_payer(rng);
-    caller.ensure_funds(&names.id("f"), payer, amount).await;
+    let by_card = caller.ctx.config.banks > 0 && rng.gen_bool(CARD_PAY_P);
+    if by_card {
+        caller.ctx.probes.hit(CARD_PAY);
+    } else {
+        caller.ensure_funds(&names.id("f"), payer, amount).await;
+    }
     if rng.gen_bool(PAY_AT_CLOSE_P) {
         // Aimed at a window: the pay lands just before or after the trade node closes the
         // unpaid trade, so the close and the pay race.
@@ -87,6 +98,7 @@ pub async fn trade_flow(
         payer,
         merchant,
         amount,
+        by_card,
     };
     let outcome = caller.pay(&key, m).await;
     if outcome != Outcome::Ok || !rng.gen_bool(0.4) {

@@ -136,6 +136,7 @@ impl Hostile {
             trade,
             key: self.request("x"),
             payer: victim,
+            by_card: false,
         };
         let aim = Aim::new("pay-from-another", RefusalCode::Unauthorized)
             .victim(victim)
@@ -262,6 +263,7 @@ impl Hostile {
             trade,
             key: self.request("x"),
             payer: self.own[0],
+            by_card: false,
         };
         let aim = Aim::any_refusal("huge-pay").trade(trade).amount(big);
         let dst = self.payment_node(&self.request("x"));

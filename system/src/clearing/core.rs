@@ -111,7 +111,7 @@ impl ClearingCore {
             (OrderKind::Deposit, None) if order.status == OrderStatus::Success && order.settled => {
                 Ok(FundReply::Done)
             }
-            (OrderKind::Withdrawal, _) if order.held => Ok(FundReply::Done),
+            (kind, _) if kind.holds() && order.held => Ok(FundReply::Done),
             _ => Ok(FundReply::Pending),
         }
     }
@@ -153,10 +153,7 @@ impl ClearingCore {
             }
             ClearingRecord::Held { instr } => {
                 let order = self.order_mut(&instr);
-                assert!(
-                    order.kind == OrderKind::Withdrawal && !order.held,
-                    "{instr} held once"
-                );
+                assert!(order.kind.holds() && !order.held, "{instr} held once");
                 order.held = true;
             }
             ClearingRecord::Moved {

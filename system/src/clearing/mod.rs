@@ -11,7 +11,7 @@ pub mod types;
 pub use self::core::{Admission, ClearingCore, ClearingRecord};
 pub use node::{ClearingConfig, ClearingNode};
 pub use types::{
-    bank_of, clearing_accounts, instr_of, recon_request, reverse_request, settle_request,
-    ChannelOrder, ClearingCall, FailCause, FundReply, FundRequest, OrderKind, OrderStatus,
-    OrderView, ReconCall, ReconCommand, ReconReply, CLEARING_PREFIX,
+    bank_of, clearing_accounts, clearing_request, instr_of, platform_key, recon_request,
+    reverse_request, settle_request, ChannelOrder, ClearingCall, FailCause, FundReply, FundRequest,
+    OrderKind, OrderStatus, OrderView, ReconCall, ReconCommand, ReconReply, CLEARING_PREFIX,
 };

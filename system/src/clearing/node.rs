@@ -10,7 +10,7 @@ use crate::bank::Instruction;
 use crate::bank::{BankCall, BankCommand, BankNotifyCall, BankReply, Direction, InstrStatus};
 use crate::buggify::Point;
 use crate::bugs::Bug;
-use crate::ids::{InstrId, RequestId};
+use crate::ids::InstrId;
 use crate::ledger::{LedgerCall, LedgerCommand};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -179,7 +179,7 @@ impl Shell {
         };
         if order.kind == OrderKind::Deposit {
             let (reserve, _) = self.accounts(&order);
-            let request = RequestId::new(format!("{}{}:notify", super::CLEARING_PREFIX, order.key));
+            let request = super::types::clearing_request(&order.key, "notify");
             let _ = self
                 .post(&order, request, legs(reserve, order.account, order.amount))
                 .await;
@@ -189,7 +189,7 @@ impl Shell {
     /// The order's bank's reserve and in-transit sub-accounts on its account's shard.
     fn accounts(&self, order: &ChannelOrder) -> (crate::ids::AccountId, crate::ids::AccountId) {
         let shards = self.config.topology.ledger_shards();
-        clearing_accounts(order.bank, order.account.shard(shards), shards)
+        clearing_accounts(order.kind, order.bank, order.account.shard(shards), shards)
     }
 
     /// Starts the order's driver unless one runs.
@@ -228,9 +228,7 @@ impl Shell {
         match order.status {
             _ if order.status.is_final() && order.settled => Step::Done,
             OrderStatus::Success | OrderStatus::Fail => self.settle(&order).await,
-            OrderStatus::Init if order.kind == OrderKind::Withdrawal && !order.held => {
-                self.hold(&order).await
-            }
+            OrderStatus::Init if order.kind.holds() && !order.held => self.hold(&order).await,
             OrderStatus::Init => {
                 let sent = self.moved(instr, OrderStatus::Sent, None);
                 if self.env.bugs.is(Bug::ChannelOrderNotDurableBeforeSend) {
@@ -340,9 +338,7 @@ impl Shell {
 
     /// Posts a withdrawal's hold (Dr user / Cr in-transit); a refusal fails the order.
     async fn hold(&self, order: &ChannelOrder) -> Step {
-        let shards = self.config.topology.ledger_shards();
-        let shard = order.account.shard(shards);
-        let (_, transit) = clearing_accounts(order.bank, shard, shards);
+        let (_, transit) = self.accounts(order);
         let request = crate::ids::RequestId::new(order.key.as_str());
         match self
             .post(order, request, legs(order.account, transit, order.amount))
@@ -368,22 +364,18 @@ impl Shell {
     /// Makes the final order's last posting (if its outcome needs one), then records it.
     async fn settle(&self, order: &ChannelOrder) -> Step {
         if let Some(request) = order.final_request() {
-            let shards = self.config.topology.ledger_shards();
-            let shard = order.account.shard(shards);
-            let (reserve, transit) = clearing_accounts(order.bank, shard, shards);
+            let (reserve, transit) = self.accounts(order);
             let legs = match (order.kind, order.status) {
                 (OrderKind::Deposit, _) => legs(reserve, order.account, order.amount),
-                (OrderKind::Withdrawal, OrderStatus::Success) => {
-                    legs(transit, reserve, order.amount)
-                }
-                (OrderKind::Withdrawal, _) => legs(transit, order.account, order.amount),
+                (_, OrderStatus::Success) => legs(transit, reserve, order.amount),
+                (_, _) => legs(transit, order.account, order.amount),
             };
             match self.post(order, request, legs).await {
                 Some(Ok(())) => {}
                 Some(Err(code)) => panic!("{} final posting refused: {code}", order.instr),
                 None => return Step::Later,
             }
-            if order.kind == OrderKind::Withdrawal && order.status == OrderStatus::Fail {
+            if order.kind.holds() && order.status == OrderStatus::Fail {
                 self.env.probes.hit(names::CLEARING_REVERSED);
             }
         } else if order.kind == OrderKind::Deposit && order.status == OrderStatus::Fail {
@@ -419,7 +411,7 @@ impl Shell {
 fn instruction(order: &ChannelOrder) -> Instruction {
     let direction = match order.kind {
         OrderKind::Deposit => Direction::Debit,
-        OrderKind::Withdrawal => Direction::Credit,
+        OrderKind::Withdrawal | OrderKind::RefundToCard => Direction::Credit,
     };
     Instruction {
         id: order.instr.clone(),

@@ -78,7 +78,7 @@ impl Shell {
         let (reserve, transit) = self.accounts(&order);
         let legs = match order.kind {
             OrderKind::Deposit => legs(reserve, order.account, order.amount),
-            OrderKind::Withdrawal => legs(transit, reserve, order.amount),
+            OrderKind::Withdrawal | OrderKind::RefundToCard => legs(transit, reserve, order.amount),
         };
         let request = RequestId::new(format!("{}:repair-{date}", settle_request(&order.key)));
         let _ = self.post(&order, request, legs).await;
@@ -128,10 +128,10 @@ impl Shell {
         match (order.kind, order.status, bank_success) {
             // 短款: we credited (or paid out) what the bank never moved.
             (OrderKind::Deposit, OrderStatus::Success, false) => Some((user, reserve, short)),
-            (OrderKind::Withdrawal, OrderStatus::Success, false) => Some((reserve, user, short)),
+            (kind, OrderStatus::Success, false) if kind.holds() => Some((reserve, user, short)),
             // 长款: the bank moved what we took as refused.
             (OrderKind::Deposit, OrderStatus::Fail, true) => Some((reserve, user, long)),
-            (OrderKind::Withdrawal, OrderStatus::Fail, true) if order.held => {
+            (kind, OrderStatus::Fail, true) if kind.holds() && order.held => {
                 Some((user, reserve, long))
             }
             _ => None,

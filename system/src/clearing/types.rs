@@ -17,6 +17,16 @@ pub enum OrderKind {
     /// 提现: Dr user / Cr in-transit first; pay out to the card; on success Dr in-transit /
     /// Cr reserve, on a definitive failure Dr in-transit / Cr user (the money comes back).
     Withdrawal,
+    /// 充退: a refund of a trade paid by card, back to that card. As a withdrawal, through the
+    /// refund in-transit account: Dr payer / Cr refund-in-transit first, then paid out.
+    RefundToCard,
+}
+
+impl OrderKind {
+    /// Whether the order holds its money in transit before anything is sent (and pays out).
+    pub fn holds(self) -> bool {
+        matches!(self, OrderKind::Withdrawal | OrderKind::RefundToCard)
+    }
 }
 
 /// Where a channel order stands (INIT → SENT → SUCCESS / FAIL / UNKNOWN).
@@ -100,8 +110,8 @@ impl ChannelOrder {
     pub fn final_request(&self) -> Option<RequestId> {
         match (self.kind, self.status) {
             (OrderKind::Deposit, OrderStatus::Success) => Some(RequestId::new(self.key.as_str())),
-            (OrderKind::Withdrawal, OrderStatus::Success) => Some(settle_request(&self.key)),
-            (OrderKind::Withdrawal, OrderStatus::Fail) if self.held => {
+            (kind, OrderStatus::Success) if kind.holds() => Some(settle_request(&self.key)),
+            (kind, OrderStatus::Fail) if kind.holds() && self.held => {
                 Some(reverse_request(&self.key))
             }
             _ => None,
@@ -112,16 +122,31 @@ impl ChannelOrder {
 /// The prefix of the platform's clearing postings' requests.
 pub const CLEARING_PREFIX: &str = "clr:";
 
+/// The key of an order the platform opens itself, on behalf of a client's request
+/// `of` (`clr:<of>.<what>`): a card payment's deposit (`card`), a refund's payout to the card
+/// (`tocard`). Its first posting's request is the key itself, so the checkers find it under
+/// the clearing prefix and trace it to the client's request.
+pub fn platform_key(of: &str, what: &str) -> String {
+    format!("{CLEARING_PREFIX}{of}.{what}")
+}
+
+/// The request of the order's posting `what` (`clr:<key>:<what>`; a platform key keeps its
+/// one prefix).
+pub fn clearing_request(key: &str, what: &str) -> RequestId {
+    let key = key.strip_prefix(CLEARING_PREFIX).unwrap_or(key);
+    RequestId::new(format!("{CLEARING_PREFIX}{key}:{what}"))
+}
+
 pub fn settle_request(key: &str) -> RequestId {
-    RequestId::new(format!("{CLEARING_PREFIX}{key}:settle"))
+    clearing_request(key, "settle")
 }
 
 pub fn recon_request(key: &str) -> RequestId {
-    RequestId::new(format!("{CLEARING_PREFIX}{key}:recon"))
+    clearing_request(key, "recon")
 }
 
 pub fn reverse_request(key: &str) -> RequestId {
-    RequestId::new(format!("{CLEARING_PREFIX}{key}:reverse"))
+    clearing_request(key, "reverse")
 }
 
 /// The instruction id of the client's key.
@@ -141,12 +166,19 @@ pub fn bank_of(account: AccountId, banks: u32) -> (u32, u64) {
     ((account.0 % u64::from(banks)) as u32, account.0)
 }
 
-/// The clearing accounts of `bank` on `shard`: (reserve, in-transit).
-pub fn clearing_accounts(bank: u32, shard: ShardId, shards: u32) -> (AccountId, AccountId) {
-    (
-        AccountId::reserve(bank, shard, shards),
-        AccountId::in_transit(bank, shard, shards),
-    )
+/// The clearing accounts of an order of `kind` at `bank` on `shard`: (reserve, its
+/// in-transit account: the withdrawals' or the refunds').
+pub fn clearing_accounts(
+    kind: OrderKind,
+    bank: u32,
+    shard: ShardId,
+    shards: u32,
+) -> (AccountId, AccountId) {
+    let transit = match kind {
+        OrderKind::RefundToCard => AccountId::refund_transit(bank, shard, shards),
+        _ => AccountId::in_transit(bank, shard, shards),
+    };
+    (AccountId::reserve(bank, shard, shards), transit)
 }
 
 /// What a payment node asks the gateway on behalf of an authorized client.

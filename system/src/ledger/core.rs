@@ -157,11 +157,20 @@ impl LedgerCore {
     /// at each bank and its withdrawals in transit (platform accounts, like the world's).
     pub fn with_clearing(mut self, banks: u32) -> Self {
         for bank in 0..banks {
-            let (reserve, transit) = (
-                AccountId::reserve(bank, self.shard, self.shards),
-                AccountId::in_transit(bank, self.shard, self.shards),
-            );
-            for (id, subject) in [(reserve, Subject::Reserve), (transit, Subject::InTransit)] {
+            let (shard, shards) = (self.shard, self.shards);
+            let opened = [
+                (AccountId::reserve(bank, shard, shards), Subject::Reserve),
+                (
+                    AccountId::in_transit(bank, shard, shards),
+                    Subject::InTransit,
+                ),
+                (
+                    AccountId::refund_transit(bank, shard, shards),
+                    Subject::InTransit,
+                ),
+                (AccountId::suspense(bank, shard, shards), Subject::Suspense),
+            ];
+            for (id, subject) in opened {
                 let account = Account {
                     id,
                     subject,

@@ -18,6 +18,8 @@ pub enum Subject {
     Reserve,
     /// Withdrawals on their way to one bank (提现在途).
     InTransit,
+    /// Money at a bank the platform cannot attribute yet (挂账), held until it can.
+    Suspense,
 }
 
 impl Subject {

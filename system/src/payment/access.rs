@@ -59,6 +59,7 @@ mod tests {
             trade,
             key: key.into(),
             payer,
+            by_card: false,
         };
         let none = Bugs::none();
         let mine = dir.user_accounts(1)[0];

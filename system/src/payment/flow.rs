@@ -55,7 +55,12 @@ pub enum Admission {
 /// Decides what `command` means on node `index` of `nodes`, against its order book.
 pub fn admit(book: &OrderBook, index: u32, nodes: u32, command: PaymentCommand) -> Admission {
     let (key, trade, kind) = match command {
-        PaymentCommand::Pay { trade, key, payer } => (key, trade, OrderKind::Pay { payer }),
+        PaymentCommand::Pay {
+            trade,
+            key,
+            payer,
+            by_card,
+        } => (key, trade, OrderKind::Pay { payer, by_card }),
         PaymentCommand::Refund {
             trade,
             out_request_no,
@@ -157,6 +162,9 @@ pub enum FlowInput {
     EndAnswered(EndAnswer),
     /// The pause of [`FlowOutput::Pause`] is over.
     Paused,
+    /// [`FlowOutput::PayOutToCard`] is done (or refused for good: the refund stays in the
+    /// payer's balance).
+    PaidOut,
 }
 
 /// What a flow asks the runtime to do (at most one effect at a time).
@@ -175,6 +183,12 @@ pub enum FlowOutput {
     Pause(Duration),
     /// The trade refused the end of the order (logged; the order still finishes).
     TradeRefusedEnd(TradeError),
+    /// Pay the refunded amount out of the payer's balance to the payer's card, through the
+    /// clearing gateway under the refund's own platform key, until it is accepted or refused.
+    PayOutToCard {
+        payer: crate::ids::AccountId,
+        amount: crate::money::Amount,
+    },
     /// Append this record to the order log and fold it into the order book.
     Append(OrderRecord),
     /// The order is finished: answer the client with this outcome.
@@ -194,6 +208,8 @@ enum Stage {
     Pausing,
     /// The trade took the end; waiting for the window before the order's end.
     AfterEnd,
+    /// A refund of a card-paid trade goes on to the card.
+    PayingOut,
     Finished,
 }
 
@@ -253,6 +269,7 @@ impl OrderFlow {
             (Stage::Ending, FlowInput::EndAnswered(answer)) => self.ended(answer),
             (Stage::AfterEnd, FlowInput::WindowPassed) => self.finish(),
             (Stage::Pausing, FlowInput::Paused) => self.tell_trade(),
+            (Stage::PayingOut, FlowInput::PaidOut) => self.close(),
             (stage, input) => panic!(
                 "order {} in stage {stage:?} got unexpected {input:?}",
                 self.order.key
@@ -263,11 +280,12 @@ impl OrderFlow {
     fn begin_command(&self) -> TradeCommand {
         let o = &self.order;
         match o.kind {
-            OrderKind::Pay { payer } => TradeCommand::BeginPay {
+            OrderKind::Pay { payer, by_card } => TradeCommand::BeginPay {
                 trade: o.trade,
                 key: o.key.clone(),
                 xid: o.xid.clone(),
                 payer,
+                by_card,
             },
             OrderKind::Refund { amount } => TradeCommand::BeginRefund {
                 trade: o.trade,
@@ -282,7 +300,7 @@ impl OrderFlow {
         let o = &self.order;
         let outcome = outcome.clone();
         match o.kind {
-            OrderKind::Pay { payer } => TradeCommand::EndPay {
+            OrderKind::Pay { payer, .. } => TradeCommand::EndPay {
                 trade: o.trade,
                 key: o.key.clone(),
                 xid: o.xid.clone(),
@@ -302,15 +320,29 @@ impl OrderFlow {
     /// The trade answered the begin: move the money, or settle without moving it.
     fn begun(&mut self, answer: BeginAnswer) -> Vec<FlowOutput> {
         let kind = self.order.kind;
+        let mut out = Vec::new();
         let legs = match (answer, kind) {
             (
                 BeginAnswer::Reply(TradeReply::PayBegun { amount, merchant }),
-                OrderKind::Pay { payer },
+                OrderKind::Pay { payer, .. },
             ) => vec![Leg::debit(payer, amount), Leg::credit(merchant, amount)],
             (
-                BeginAnswer::Reply(TradeReply::RefundBegun { merchant, payer }),
+                BeginAnswer::Reply(TradeReply::RefundBegun {
+                    merchant,
+                    payer,
+                    to_card,
+                }),
                 OrderKind::Refund { amount },
-            ) => vec![Leg::debit(merchant, amount), Leg::credit(payer, amount)],
+            ) => {
+                if to_card && self.order.to_card.is_none() {
+                    self.order.to_card = Some(payer);
+                    out.push(FlowOutput::Append(OrderRecord::ToCard {
+                        key: self.order.key.clone(),
+                        payer,
+                    }));
+                }
+                vec![Leg::debit(merchant, amount), Leg::credit(payer, amount)]
+            }
             (BeginAnswer::Reply(TradeReply::Settled(status)), _) => {
                 let outcome = match status {
                     AttemptStatus::Succeeded => Ok(()),
@@ -347,10 +379,11 @@ impl OrderFlow {
             }
         };
         self.stage = Stage::Moving;
-        vec![FlowOutput::Move(Movement {
+        out.push(FlowOutput::Move(Movement {
             xid: self.order.xid.clone(),
             legs,
-        })]
+        }));
+        out
     }
 
     /// The outcome is known: open the window before the trade is told (or the order finished).
@@ -388,7 +421,19 @@ impl OrderFlow {
         }
     }
 
+    /// The order ends: a successful refund of a card-paid trade pays out to the card first.
     fn finish(&mut self) -> Vec<FlowOutput> {
+        let succeeded = matches!(self.outcome, Some((Ok(()), _)));
+        match (self.order.kind, self.order.to_card) {
+            (OrderKind::Refund { amount }, Some(payer)) if succeeded => {
+                self.stage = Stage::PayingOut;
+                vec![FlowOutput::PayOutToCard { payer, amount }]
+            }
+            _ => self.close(),
+        }
+    }
+
+    fn close(&mut self) -> Vec<FlowOutput> {
         let (outcome, _) = self.outcome.clone().expect("the outcome is known");
         self.stage = Stage::Finished;
         let finished = OrderRecord::Finished {

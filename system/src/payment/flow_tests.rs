@@ -25,9 +25,13 @@ fn pay_order() -> Order {
         key: IdemKey::from("k1"),
         trade: trade(),
         xid: Xid::from("x0.1"),
-        kind: OrderKind::Pay { payer: PAYER },
+        kind: OrderKind::Pay {
+            payer: PAYER,
+            by_card: false,
+        },
         outcome: None,
         gave_up: None,
+        to_card: None,
     }
 }
 
@@ -45,6 +49,7 @@ fn begin_pay() -> TradeCommand {
         key: "k1".into(),
         xid: "x0.1".into(),
         payer: PAYER,
+        by_card: false,
     }
 }
 
@@ -55,6 +60,32 @@ fn end_pay(outcome: Result<(), Refusal>) -> TradeCommand {
         xid: "x0.1".into(),
         payer: PAYER,
         outcome,
+    }
+}
+
+fn begin_refund() -> TradeCommand {
+    TradeCommand::BeginRefund {
+        trade: trade(),
+        out_request_no: "r1".into(),
+        xid: "x0.1".into(),
+        amount: amount(),
+    }
+}
+
+fn end_refund(outcome: Result<(), Refusal>) -> TradeCommand {
+    TradeCommand::EndRefund {
+        trade: trade(),
+        out_request_no: "r1".into(),
+        xid: "x0.1".into(),
+        amount: amount(),
+        outcome,
+    }
+}
+
+fn refund_movement() -> Movement {
+    Movement {
+        xid: Xid::from("x0.1"),
+        legs: vec![Leg::debit(MERCHANT, amount()), Leg::credit(PAYER, amount())],
     }
 }
 
@@ -164,12 +195,72 @@ fn cases() -> Vec<Case> {
                     I::BeginAnswered(BeginAnswer::Reply(TradeReply::RefundBegun {
                         merchant: MERCHANT,
                         payer: PAYER,
+                        to_card: false,
                     })),
                     vec![O::Move(Movement {
                         xid: Xid::from("x0.1"),
                         legs: vec![Leg::debit(MERCHANT, amount()), Leg::credit(PAYER, amount())],
                     })],
                 ),
+            ],
+        },
+        Case {
+            name: "a refund of a card-paid trade records its way to the card before the money \
+                   moves, and pays out to the card before it finishes",
+            order: refund_order(),
+            steps: vec![
+                (I::Start, vec![O::Window(Point::OrderToTrade)]),
+                (I::WindowPassed, vec![O::BeginAtTrade(begin_refund())]),
+                (
+                    I::BeginAnswered(BeginAnswer::Reply(TradeReply::RefundBegun {
+                        merchant: MERCHANT,
+                        payer: PAYER,
+                        to_card: true,
+                    })),
+                    vec![
+                        O::Append(OrderRecord::ToCard {
+                            key: "r1".into(),
+                            payer: PAYER,
+                        }),
+                        O::Move(refund_movement()),
+                    ],
+                ),
+                (I::Moved(MovementOutcome::Committed), settle_window()),
+                (I::WindowPassed, vec![O::EndAtTrade(end_refund(Ok(())))]),
+                (I::EndAnswered(EndAnswer::Ended), finish_window()),
+                (
+                    I::WindowPassed,
+                    vec![O::PayOutToCard {
+                        payer: PAYER,
+                        amount: amount(),
+                    }],
+                ),
+                (I::PaidOut, finished("r1", Ok(()))),
+            ],
+        },
+        Case {
+            name: "a resumed card refund that had succeeded pays out to the card again (the \
+                   gateway's key makes it once); a failed one does not",
+            order: Order {
+                to_card: Some(PAYER),
+                ..refund_order()
+            },
+            steps: vec![
+                (I::Resume, vec![O::ResumeMovement(Xid::from("x0.1"))]),
+                (
+                    I::MovementResumed(Some(MovementOutcome::Committed)),
+                    settle_window(),
+                ),
+                (I::WindowPassed, vec![O::EndAtTrade(end_refund(Ok(())))]),
+                (I::EndAnswered(EndAnswer::Ended), finish_window()),
+                (
+                    I::WindowPassed,
+                    vec![O::PayOutToCard {
+                        payer: PAYER,
+                        amount: amount(),
+                    }],
+                ),
+                (I::PaidOut, finished("r1", Ok(()))),
             ],
         },
         Case {
@@ -455,6 +546,7 @@ fn pay_command(key: &str) -> PaymentCommand {
         trade: trade(),
         key: key.into(),
         payer: PAYER,
+        by_card: false,
     }
 }
 
@@ -480,6 +572,7 @@ fn admission_follows_its_table() {
         trade: TradeId { shard: 0, seq: 9 },
         key: "k1".into(),
         payer: PAYER,
+        by_card: false,
     };
     let table: Vec<(&str, OrderBook, PaymentCommand, Admission)> = vec![
         (
@@ -490,7 +583,10 @@ fn admission_follows_its_table() {
                 key: "k1".into(),
                 trade: trade(),
                 xid: "x0.1".into(),
-                kind: OrderKind::Pay { payer: PAYER },
+                kind: OrderKind::Pay {
+                    payer: PAYER,
+                    by_card: false,
+                },
             }),
         ),
         (

@@ -63,7 +63,7 @@ pub async fn carry_out(
     };
     probes.hit(match done {
         OrderKind::Deposit => names::PAYMENT_DEPOSITED,
-        OrderKind::Withdrawal => names::PAYMENT_WITHDRAWN,
+        _ => names::PAYMENT_WITHDRAWN,
     });
     Ok(PaymentReceipt {
         xid: Xid::new(format!("fund-{key}")),
@@ -81,7 +81,7 @@ async fn against_the_world(
     let world = AccountId::world(shard);
     let legs = match request.kind {
         OrderKind::Deposit => vec![Leg::debit(world, amount), Leg::credit(account, amount)],
-        OrderKind::Withdrawal => vec![Leg::debit(account, amount), Leg::credit(world, amount)],
+        _ => vec![Leg::debit(account, amount), Leg::credit(world, amount)],
     };
     let post = LedgerCommand::Post {
         request: RequestId::new(request.key.as_str()),
@@ -112,4 +112,57 @@ async fn through_clearing(
         Ok(Err(refusal)) => Err(PaymentError::Refused(refusal)),
         Ok(Ok(FundReply::Pending)) | Err(_) => Err(PaymentError::InProgress),
     }
+}
+
+/// F3, a payment by card: deposits the trade's `amount` from `payer`'s card under the
+/// platform key of the payment's `key`, so that the payment then goes on from the balance as
+/// any other. Done once per key: a repeat finds the gateway's order and its outcome.
+pub async fn deposit_for_card_payment(
+    key: &str,
+    client: u32,
+    payer: AccountId,
+    amount: crate::money::Amount,
+    transport: &Transport,
+    topology: &Topology,
+) -> Result<(), PaymentError> {
+    let Some(gateway) = topology.clearing else {
+        let detail = "the platform clears through no bank, so it takes no card";
+        return Err(PaymentError::Refused(Refusal::new(
+            crate::refusal::RefusalCode::Invalid,
+            detail,
+        )));
+    };
+    let request = FundRequest {
+        client,
+        key: crate::clearing::platform_key(key, "card"),
+        kind: OrderKind::Deposit,
+        account: payer,
+        amount,
+    };
+    through_clearing(&request, transport, gateway)
+        .await
+        .map(|_| ())
+}
+
+/// F4 by card: pays a refund of a card-paid trade out of the payer's balance to the payer's
+/// card (充退), under the refund's platform key. `Ok` once the money is held on its way out
+/// (the gateway carries it to the bank and back to the balance if the bank refuses).
+pub async fn refund_to_card(
+    out_request_no: &str,
+    client: u32,
+    payer: AccountId,
+    amount: crate::money::Amount,
+    transport: &Transport,
+    gateway: std::net::SocketAddr,
+) -> Result<(), PaymentError> {
+    let request = FundRequest {
+        client,
+        key: crate::clearing::platform_key(out_request_no, "tocard"),
+        kind: OrderKind::RefundToCard,
+        account: payer,
+        amount,
+    };
+    through_clearing(&request, transport, gateway)
+        .await
+        .map(|_| ())
 }

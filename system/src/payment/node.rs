@@ -269,6 +269,15 @@ impl PaymentNode {
         command: PaymentCommand,
     ) -> Result<PaymentReceipt, PaymentError> {
         self.authorize(client, &command).await?;
+        if let PaymentCommand::Pay {
+            by_card: true,
+            trade,
+            key,
+            payer,
+        } = &command
+        {
+            self.deposit_from_card(client, *trade, key, *payer).await?;
+        }
         if matches!(
             command,
             PaymentCommand::Deposit { .. } | PaymentCommand::Withdraw { .. }
@@ -287,7 +296,9 @@ impl PaymentNode {
                 Admission::Create(record) => {
                     let key = match &record {
                         OrderRecord::Created { key, .. } => key.clone(),
-                        OrderRecord::Finished { .. } | OrderRecord::GaveUp { .. } => {
+                        OrderRecord::Finished { .. }
+                        | OrderRecord::GaveUp { .. }
+                        | OrderRecord::ToCard { .. } => {
                             unreachable!("admission creates")
                         }
                     };
@@ -323,6 +334,80 @@ impl PaymentNode {
         // movement's durable decision gives, which the coordinator witnesses).
         self.inner.log.witness_reply(mark);
         receipt(&xid, outcome)
+    }
+
+    /// F3: the card payment's deposit, before the order exists (only on the key's owner, and
+    /// only for a key it has not seen: a known key is answered from its order). The trade's
+    /// amount is read first; a trade that does not exist is left to the order to refuse.
+    async fn deposit_from_card(
+        &self,
+        client: u32,
+        trade: crate::trade::TradeId,
+        key: &str,
+        payer: crate::ids::AccountId,
+    ) -> Result<(), PaymentError> {
+        let inner = &self.inner;
+        let nodes = inner.topology.payments.len() as u32;
+        let owned = super::types::payment_node_for(key, nodes) == inner.index;
+        if !owned || self.orders().knows(&crate::ids::IdemKey::new(key)) {
+            return Ok(());
+        }
+        let query = TradeCall(TradeCommand::Query { trade });
+        let dst = inner.topology.trade(trade.shard);
+        let retried = inner
+            .transport
+            .call_with_retry(dst, query, BEGIN_POLICY)
+            .await;
+        let amount = match retried.result {
+            Ok(Ok(TradeReply::Trade(t))) => t.amount,
+            Ok(_) => return Ok(()),
+            Err(_) => return Err(PaymentError::InProgress),
+        };
+        let (transport, topology) = (&inner.transport, &inner.topology);
+        super::funding::deposit_for_card_payment(key, client, payer, amount, transport, topology)
+            .await?;
+        inner.env.probes.hit(names::PAYMENT_CARD_DEPOSITED);
+        Ok(())
+    }
+
+    /// F4 by card: a refund's way back to the card, asked until the gateway holds the money
+    /// or refuses (then the refund stays in the payer's balance, where it already is).
+    async fn pay_out_to_card(
+        &self,
+        order: &Order,
+        payer: crate::ids::AccountId,
+        amount: crate::money::Amount,
+    ) {
+        let inner = &self.inner;
+        let Some(gateway) = inner.topology.clearing else {
+            return;
+        };
+        let client = inner.directory.owner(payer).map_or(0, |(c, _)| c);
+        loop {
+            let key = order.key.as_str();
+            let asked = super::funding::refund_to_card(
+                key,
+                client,
+                payer,
+                amount,
+                &inner.transport,
+                gateway,
+            );
+            match asked.await {
+                Ok(()) => {
+                    inner.env.probes.hit(names::PAYMENT_REFUNDED_TO_CARD);
+                    return;
+                }
+                Err(PaymentError::Refused(refusal)) => {
+                    inner.env.probes.hit(names::PAYMENT_REFUND_KEPT_IN_BALANCE);
+                    tracing::warn!(%key, %refusal, "the refund stays in the payer's balance");
+                    return;
+                }
+                Err(PaymentError::InProgress) => {
+                    madsim::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 
     /// Any node serves any request: one whose key another node owns is passed to that node,
@@ -379,15 +464,16 @@ impl PaymentNode {
             for output in flow.step(input) {
                 match output {
                     FlowOutput::Append(record) => {
-                        let gave_up = matches!(record, OrderRecord::GaveUp { .. });
+                        let syncs = record.syncs();
                         {
                             let mut book = self.orders();
                             self.inner.log.append(&record);
                             book.apply(record);
                         }
-                        // A failure the flow decided itself is durable before the trade hears
-                        // it (the other records are made durable by what follows them).
-                        if gave_up {
+                        // A decision of the flow's own (a failure, a refund's way back to the
+                        // card) is durable before its next effect (the other records are made
+                        // durable by what follows them).
+                        if syncs {
                             self.inner.log.sync().await;
                         }
                     }
@@ -403,7 +489,7 @@ impl PaymentNode {
                     }
                     effect => {
                         assert!(next.is_none(), "a flow waits on one effect at a time");
-                        next = Some(self.perform(effect).await);
+                        next = Some(self.perform(flow.order(), effect).await);
                     }
                 }
             }
@@ -412,7 +498,7 @@ impl PaymentNode {
     }
 
     /// Performs one effect of a flow and says what came of it.
-    async fn perform(&self, effect: FlowOutput) -> FlowInput {
+    async fn perform(&self, order: &Order, effect: FlowOutput) -> FlowInput {
         let inner = &self.inner;
         match effect {
             FlowOutput::ResumeMovement(xid) => {
@@ -424,6 +510,10 @@ impl PaymentNode {
             }
             FlowOutput::Move(movement) => {
                 FlowInput::Moved(inner.coordinator.execute(movement).await)
+            }
+            FlowOutput::PayOutToCard { payer, amount } => {
+                self.pay_out_to_card(order, payer, amount).await;
+                FlowInput::PaidOut
             }
             FlowOutput::Pause(pause) => {
                 madsim::time::sleep(pause).await;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What an order does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderKind {
-    Pay { payer: AccountId },
+    Pay { payer: AccountId, by_card: bool },
     Refund { amount: Amount },
 }
 
@@ -31,6 +31,10 @@ pub struct Order {
     /// before the trade is told it: after a crash the order tells the trade the same again
     /// instead of beginning anew.
     pub gave_up: Option<Refusal>,
+    /// A refund of a trade paid by card: once the refund succeeds, its amount is paid out
+    /// from this payer's balance to the payer's card (durable before the money moves).
+    #[serde(default)]
+    pub to_card: Option<AccountId>,
 }
 
 /// One durable change to the order book.
@@ -48,6 +52,19 @@ pub enum OrderRecord {
     },
     /// The flow gave up on the begin: the order will fail with `refusal`.
     GaveUp { key: IdemKey, refusal: Refusal },
+    /// The refund's trade was paid by card: a success goes on to the payer's card.
+    ToCard { key: IdemKey, payer: AccountId },
+}
+
+impl OrderRecord {
+    /// Whether the record is a decision of the flow's own that must be durable before the
+    /// flow's next effect (the others are made durable by what follows them).
+    pub fn syncs(&self) -> bool {
+        matches!(
+            self,
+            OrderRecord::GaveUp { .. } | OrderRecord::ToCard { .. }
+        )
+    }
 }
 
 /// What a new request for `key` means.
@@ -90,6 +107,11 @@ impl OrderBook {
 
     pub fn by_xid(&self, xid: &Xid) -> Option<&Order> {
         self.orders.get(self.by_xid.get(xid)?)
+    }
+
+    /// Whether `key` has an order.
+    pub fn knows(&self, key: &IdemKey) -> bool {
+        self.orders.contains_key(key)
     }
 
     /// The order of `key`; it must exist.
@@ -140,6 +162,7 @@ impl OrderBook {
                         kind,
                         outcome: None,
                         gave_up: None,
+                        to_card: None,
                     },
                 );
                 assert!(previous.is_none(), "order created twice");
@@ -171,6 +194,17 @@ impl OrderBook {
                     "order {key} gives up before it finishes"
                 );
                 order.gave_up.get_or_insert(refusal);
+            }
+            OrderRecord::ToCard { key, payer } => {
+                let order = self
+                    .orders
+                    .get_mut(&key)
+                    .unwrap_or_else(|| panic!("order {key} exists"));
+                assert!(
+                    matches!(order.kind, OrderKind::Refund { .. }),
+                    "only a refund goes back to a card"
+                );
+                order.to_card = Some(payer);
             }
         }
     }
@@ -221,6 +255,7 @@ mod tests {
     fn pay() -> OrderKind {
         OrderKind::Pay {
             payer: AccountId(9),
+            by_card: false,
         }
     }
 

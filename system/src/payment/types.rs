@@ -21,11 +21,13 @@ pub fn payment_node_for(key: &str, nodes: u32) -> u32 {
 /// What a buyer or merchant asks the cashier/payment service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentCommand {
-    /// Pays `trade` from `payer`'s balance; idempotent by `key`.
+    /// Pays `trade` from `payer`'s balance, or, `by_card`, from the payer's card: the
+    /// trade's amount is deposited from the card first (F3); idempotent by `key`.
     Pay {
         trade: TradeId,
         key: String,
         payer: AccountId,
+        by_card: bool,
     },
     /// Refunds `amount` of `trade` back to its payer; idempotent by `out_request_no`.
     Refund {

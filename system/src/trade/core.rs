@@ -30,6 +30,8 @@ pub enum TradeRecord {
         key: IdemKey,
         xid: Xid,
         payer: AccountId,
+        #[serde(default)]
+        by_card: bool,
     },
     /// A BeginPay refused (e.g. the trade was closed), pinned to its key.
     PayRefused {
@@ -319,7 +321,8 @@ impl TradeCore {
                 key,
                 xid,
                 payer,
-            } => self.decide_begin_pay(*trade, key, xid, *payer),
+                by_card,
+            } => self.decide_begin_pay(*trade, key, xid, (*payer, *by_card)),
             TradeCommand::EndPay {
                 trade,
                 key,
@@ -383,7 +386,7 @@ impl TradeCore {
         id: TradeId,
         key: &IdemKey,
         xid: &Xid,
-        payer: AccountId,
+        (payer, by_card): (AccountId, bool),
     ) -> Result<TradeDecision, TradeError> {
         let trade = self.find(id)?;
         if let Some(attempt) = trade.pays.iter().find(|p| &p.key == key) {
@@ -405,6 +408,7 @@ impl TradeCore {
                 key,
                 xid,
                 payer,
+                by_card,
             },
             status => TradeRecord::PayRefused {
                 trade,
@@ -459,6 +463,7 @@ impl TradeCore {
                 AttemptStatus::Pending => TradeReply::RefundBegun {
                     merchant: trade.merchant,
                     payer: trade.payer().expect("a refunded trade has a payer"),
+                    to_card: trade.paid_by_card(),
                 },
                 ref settled => TradeReply::Settled(settled.clone()),
             })));
@@ -635,7 +640,8 @@ impl TradeCore {
                 key,
                 xid,
                 payer,
-            } => self.apply_pay_begun(trade, key, xid, payer),
+                by_card,
+            } => self.apply_pay_begun(trade, key, xid, (payer, by_card)),
             TradeRecord::PayRefused {
                 trade,
                 key,
@@ -649,6 +655,7 @@ impl TradeCore {
                     xid,
                     payer,
                     status: status.clone(),
+                    by_card: false,
                 };
                 self.trade_mut(trade).pays.push(attempt);
                 Ok(TradeReply::Settled(status))
@@ -754,7 +761,7 @@ impl TradeCore {
         trade: TradeId,
         key: IdemKey,
         xid: Xid,
-        payer: AccountId,
+        (payer, by_card): (AccountId, bool),
     ) -> Outcome {
         let asserted = self.transitions_asserted();
         let t = self.trade_mut(trade);
@@ -769,6 +776,7 @@ impl TradeCore {
             xid,
             payer,
             status: AttemptStatus::Pending,
+            by_card,
         });
         move_to(t, TradeStatus::Paying, asserted);
         Ok(TradeReply::PayBegun {
@@ -802,6 +810,7 @@ impl TradeCore {
                 xid,
                 payer,
                 status: AttemptStatus::Failed(reason),
+                by_card: false,
             });
             return Ok(TradeReply::Ended);
         };
@@ -839,6 +848,7 @@ impl TradeCore {
         let reply = TradeReply::RefundBegun {
             merchant: t.merchant,
             payer: t.payer().expect("a refunded trade has a payer"),
+            to_card: t.paid_by_card(),
         };
         self.assert_refund_bound(trade);
         Ok(reply)

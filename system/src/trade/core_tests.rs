@@ -58,6 +58,7 @@ fn begin_pay(trade: TradeId, key: &str, xid: &str, payer: AccountId) -> TradeCom
         key: key.into(),
         xid: xid.into(),
         payer,
+        by_card: false,
     }
 }
 
@@ -147,6 +148,7 @@ fn refund_begun() -> Outcome {
     Ok(TradeReply::RefundBegun {
         merchant: MERCHANT,
         payer: PAYER,
+        to_card: false,
     })
 }
 
@@ -630,6 +632,7 @@ fn beginning_a_pay_on_a_closed_trade_is_asserted() {
         key: "k1".into(),
         xid: "x1".into(),
         payer: PAYER,
+        by_card: false,
     });
 }
 

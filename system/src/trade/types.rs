@@ -113,6 +113,9 @@ pub struct PayAttempt {
     pub xid: Xid,
     pub payer: AccountId,
     pub status: AttemptStatus,
+    /// Paid by card through clearing (F3): a refund goes back to the card.
+    #[serde(default)]
+    pub by_card: bool,
 }
 
 /// One refund of a trade, unique by `out_request_no`.
@@ -169,6 +172,15 @@ impl Trade {
             .find(|p| p.status == AttemptStatus::Succeeded)
             .map(|p| p.payer)
     }
+
+    /// Whether the trade's successful payment came from a card (its refunds go back there).
+    pub fn paid_by_card(&self) -> bool {
+        let paid = self
+            .pays
+            .iter()
+            .find(|p| p.status == AttemptStatus::Succeeded);
+        paid.is_some_and(|p| p.by_card)
+    }
 }
 
 /// What the payment service (or a merchant) asks of a trade shard.
@@ -188,6 +200,8 @@ pub enum TradeCommand {
         key: IdemKey,
         xid: Xid,
         payer: AccountId,
+        /// The money came from the payer's card (deposited just before).
+        by_card: bool,
     },
     /// Ends the pay attempt `key`: PAYING -> PAID on success, back to WAIT_PAY on failure. An
     /// unknown key is recorded as failed, so a late BeginPay of it is refused (anti-hanging).
@@ -247,6 +261,8 @@ pub enum TradeReply {
     RefundBegun {
         merchant: AccountId,
         payer: AccountId,
+        /// The trade was paid by card: the refund goes back to the card.
+        to_card: bool,
     },
     /// The key was already used and has this status: the caller must not move money for it.
     Settled(AttemptStatus),
