@@ -63,6 +63,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     for b in &c.banks {
         out.extend(bank_books(b));
     }
+    out.extend(between_banks(&c.banks));
     let vouchers = vouchers_by_request(obs);
     for o in &c.orders {
         postings(o, &vouchers, &dates, &mut out);
@@ -100,19 +101,45 @@ fn transitions(o: &ChannelOrderState, dates: &Dates) -> Option<Violation> {
 }
 
 fn bank_books(b: &BankState) -> Option<Violation> {
-    if b.cards + b.reserve == b.openings {
+    if b.cards + b.reserve + b.sent - b.received == b.openings {
         return None;
     }
     let msg = format!(
-        "bank {} holds {} on cards and {} for the platform, but opened cards with {}",
-        b.bank, b.cards, b.reserve, b.openings
+        "bank {} holds {} on cards and {} for the platform, and sent {} and received {} in \
+         transfers, but opened cards with {}",
+        b.bank, b.cards, b.reserve, b.sent, b.received, b.openings
     );
     Some(
         Violation::new(Invariant::Conservation, msg)
             .with("bank", b.bank)
             .with("cards", b.cards)
             .with("reserve", b.reserve)
+            .with("sent", b.sent)
+            .with("received", b.received)
             .with("openings", b.openings),
+    )
+}
+
+/// Across banks at rest: every transfer sent has arrived, so money between banks is zero and
+/// the banks' books together hold exactly the cards' openings.
+fn between_banks(banks: &[BankState]) -> Option<Violation> {
+    let sent: Decimal = banks.iter().map(|b| b.sent).sum();
+    let received: Decimal = banks.iter().map(|b| b.received).sum();
+    if sent == received {
+        return None;
+    }
+    let undelivered: Vec<&str> = banks
+        .iter()
+        .flat_map(|b| b.undelivered.iter().map(String::as_str))
+        .collect();
+    let msg = format!(
+        "banks sent {sent} in transfers between the platform's reserves but received {received}"
+    );
+    Some(
+        Violation::new(Invariant::Conservation, msg)
+            .with("sent", sent)
+            .with("received", received)
+            .with("undelivered", undelivered.join(",")),
     )
 }
 
@@ -153,6 +180,7 @@ fn expected(o: &ChannelOrderState) -> [(String, usize); 4] {
     let success = o.status == ChannelStatus::Success;
     let (first, settle, reverse) = match o.kind {
         FundKind::Deposit => (usize::from(success), 0, 0),
+        FundKind::Transfer { .. } => (0, usize::from(success), 0),
         FundKind::Withdrawal | FundKind::RefundToCard => (
             usize::from(o.held),
             usize::from(success),

@@ -193,6 +193,10 @@ fn clearing(obs: &Observation) -> Vec<Unfinished> {
             bank: b.bank,
             instr: i.instr.clone(),
         }));
+        out.extend(b.undelivered.iter().map(|i| Unfinished::BankInstruction {
+            bank: b.bank,
+            instr: i.clone(),
+        }));
         let next = c.reconciled.get(&b.bank).copied().unwrap_or(0);
         if let Some(date) = b.last_date.filter(|d| *d >= next) {
             out.push(Unfinished::Unreconciled { bank: b.bank, date });

@@ -460,6 +460,10 @@ pub enum FundKind {
     Withdrawal,
     /// A refund of a card-paid trade, paid out to the card (as a withdrawal).
     RefundToCard,
+    /// The treasury's transfer from the reserve at the order's bank to the one at `to`.
+    Transfer {
+        to: u32,
+    },
 }
 
 impl FundKind {
@@ -548,6 +552,14 @@ pub struct BankState {
     /// The last bank date on which an instruction was carried out (a bounce keeps its date).
     #[serde(default)]
     pub last_date: Option<u32>,
+    /// Σ of the transfers (内转) this bank sent to other banks, and received from them.
+    #[serde(default)]
+    pub sent: Decimal,
+    #[serde(default)]
+    pub received: Decimal,
+    /// Transfers sent and not yet acknowledged by their receiving bank.
+    #[serde(default)]
+    pub undelivered: Vec<String>,
 }
 
 /// The registered owner of a customer account and the subject it was registered as.

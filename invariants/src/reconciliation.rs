@@ -57,6 +57,36 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
         out.extend(reserve(obs, bank));
     }
     out.extend(in_transit(obs));
+    out.extend(arrivals(obs));
+    out
+}
+
+/// Every successful transfer between reserves (内转) arrived at its receiving bank, once, with
+/// its amount.
+fn arrivals(obs: &Observation) -> Vec<Violation> {
+    let c = &obs.clearing;
+    let transfers = c.orders.iter().filter_map(|o| match o.kind {
+        FundKind::Transfer { to } if o.status == ChannelStatus::Success => Some((o, to)),
+        _ => None,
+    });
+    let mut out = Vec::new();
+    for (o, to) in transfers {
+        let bank = c.banks.iter().find(|b| b.bank == to);
+        let arrived = bank.and_then(|b| b.instructions.iter().find(|i| i.instr == o.instr));
+        if arrived.is_some_and(|i| i.debit && i.amount == o.amount) {
+            continue;
+        }
+        let msg = format!(
+            "transfer {} of {} from bank {} never arrived at bank {to}",
+            o.instr, o.amount, o.bank
+        );
+        out.push(
+            violation(to, msg)
+                .with("instr", &o.instr)
+                .with("from", o.bank)
+                .with("amount", o.amount),
+        );
+    }
     out
 }
 

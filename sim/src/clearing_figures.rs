@@ -34,6 +34,7 @@ pub fn orders(clearing: &ClearingSnapshot) -> BTreeMap<String, usize> {
             FundKind::Deposit => "deposit",
             FundKind::Withdrawal => "withdrawal",
             FundKind::RefundToCard => "refund-to-card",
+            FundKind::Transfer { .. } => "transfer",
         };
         let outcome = match o.status {
             ChannelStatus::Success => "success",

@@ -553,6 +553,7 @@ pub fn channel_orders(
                 OrderKind::Deposit => inv::FundKind::Deposit,
                 OrderKind::Withdrawal => inv::FundKind::Withdrawal,
                 OrderKind::RefundToCard => inv::FundKind::RefundToCard,
+                OrderKind::Transfer { to } => inv::FundKind::Transfer { to },
             },
             account: o.account.0,
             bank: o.bank,
@@ -575,7 +576,7 @@ pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
     use paylab_system::bank::{Direction, InstrStatus};
     let instructions = core.instructions.values().map(|s| inv::BankInstruction {
         instr: s.instruction.id.to_string(),
-        debit: s.instruction.direction == Direction::Debit,
+        debit: s.instruction.direction.into_reserve(),
         card: s.instruction.card,
         amount: s.instruction.amount.value(),
         status: match s.status {
@@ -585,10 +586,17 @@ pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
         },
         date: s.date,
     });
+    let transfers = |direction: Direction| -> rust_decimal::Decimal {
+        let done = core
+            .instructions
+            .values()
+            .filter(|s| s.instruction.direction == direction && s.status == InstrStatus::Success);
+        done.map(|s| s.instruction.amount.value()).sum()
+    };
     let lines = core.lines.iter().map(|l| inv::StatementLineState {
         date: l.date,
         instr: l.instr.to_string(),
-        debit: l.direction == Direction::Debit,
+        debit: l.direction.into_reserve(),
         amount: l.amount.value(),
     });
     inv::BankState {
@@ -599,5 +607,8 @@ pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
         instructions: instructions.collect(),
         lines: lines.collect(),
         last_date: core.instructions.values().filter_map(|s| s.date).max(),
+        sent: transfers(Direction::TransferOut),
+        received: transfers(Direction::TransferIn),
+        undelivered: core.undelivered.iter().map(|i| i.to_string()).collect(),
     }
 }

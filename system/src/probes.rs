@@ -279,6 +279,14 @@ pub mod names {
     pub const CLEARING_RESOLVED_BY_QUERY: &str = "clearing.unknown-resolved-by-query";
     pub const CLEARING_RESOLVED_BY_NOTIFY: &str = "clearing.unknown-resolved-by-notify";
     /// A bank notification about an order already final changed nothing.
+    /// A transfer between the platform's reserves (内转) arrived at its receiving bank.
+    pub const BANK_TRANSFER_RECEIVED: &str = "bank.transfer-received";
+    /// A transfer's delivery came again (its acknowledgement was lost) and was absorbed.
+    pub const BANK_TRANSFER_REPEAT_ABSORBED: &str = "bank.transfer-repeat-absorbed";
+    /// The treasury ordered a transfer between two of the platform's reserves (内转).
+    pub const CLEARING_TRANSFER_ORDERED: &str = "clearing.transfer-ordered";
+    /// The treasury moved money between two banks' reserves after a reconciled bank date.
+    pub const RECON_REBALANCED: &str = "recon.reserves-rebalanced";
     pub const CLEARING_DUPLICATE_NOTIFY: &str = "clearing.duplicate-notify-absorbed";
     /// A query found no instruction at the bank: the gateway sent it again, same instr_id.
     pub const CLEARING_RESENT: &str = "clearing.resent-after-not-found";

@@ -43,6 +43,7 @@ impl ServiceKind for Bank {
             fsync_latency: run.fsync_latency(),
             gateway: clearing::addr_of(),
             readers: vec![super::recon::addr_of()],
+            peers: (0..run.config.banks).map(addr_of).collect(),
             behaviour: behaviour(run.config.seed, index),
         })
     }

@@ -4,8 +4,10 @@
 //! write, `apply` (also the recovery) changes the state.
 //!
 //! Money at a bank is created only by opening a card (with its opening balance); a debit moves
-//! it from a card to the platform's reserve, a credit back. So at every instant the bank's
-//! books satisfy Σ cards + reserve = Σ openings.
+//! it from a card to the platform's reserve, a credit back; a transfer (内转) moves it from the
+//! reserve to another bank's, and an arriving one into the reserve. So at every instant the
+//! bank's books satisfy Σ cards + reserve + sent − received = Σ openings, and across banks,
+//! once every transfer sent has arrived, Σ cards + reserves = Σ openings.
 
 use super::types::{BankError, BankReply};
 use super::types::{Direction, FailReason, InstrStatus, Instruction, StatementLine};
@@ -13,7 +15,7 @@ use crate::ids::InstrId;
 use crate::money::Amount;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a new card holds when it is opened (1,000,000 yuan: enough that money keeps flowing
 /// in from cards at any run length).
@@ -83,6 +85,15 @@ pub enum BankRecord {
         status: InstrStatus,
         at_ms: u64,
     },
+    /// A transfer from bank `from_bank` arrived: the reserve is credited.
+    Received {
+        instr: InstrId,
+        from_bank: u32,
+        amount: Amount,
+        at_ms: u64,
+    },
+    /// A transfer sent from here was acknowledged by its receiving bank.
+    Delivered { instr: InstrId },
 }
 
 /// What to do with a submission.
@@ -102,6 +113,8 @@ pub struct BankCore {
     pub reserve: Decimal,
     pub instructions: BTreeMap<InstrId, InstrState>,
     pub lines: Vec<StatementLine>,
+    /// Transfers sent from here and not yet acknowledged by the receiving bank.
+    pub undelivered: BTreeSet<InstrId>,
 }
 
 impl BankCore {
@@ -114,6 +127,7 @@ impl BankCore {
             reserve: Decimal::ZERO,
             instructions: BTreeMap::new(),
             lines: Vec::new(),
+            undelivered: BTreeSet::new(),
         }
     }
 
@@ -142,7 +156,11 @@ impl BankCore {
             });
         }
         let mut records = Vec::new();
-        if !self.cards.contains_key(&instruction.card) {
+        let transfer = instruction.direction == Direction::TransferOut;
+        if instruction.direction == Direction::TransferIn {
+            return Decision::Reply(Err(BankError::Mismatch(instruction.id.clone())));
+        }
+        if !transfer && !self.cards.contains_key(&instruction.card) {
             records.push(BankRecord::CardOpened {
                 card: instruction.card,
                 balance: Amount::new(CARD_OPENING).expect("a valid opening"),
@@ -201,6 +219,15 @@ impl BankCore {
         opening: Option<&BankRecord>,
         reject: bool,
     ) -> InstrStatus {
+        let amount = instruction.amount.value();
+        if instruction.direction == Direction::TransferOut {
+            let fail = match () {
+                _ if self.reserve < amount => Some(FailReason::ReserveShort),
+                _ if reject => Some(FailReason::Rejected),
+                _ => None,
+            };
+            return fail.map_or(InstrStatus::Success, InstrStatus::Fail);
+        }
         let (balance, closed) = match (self.cards.get(&instruction.card), opening) {
             (Some(card), _) => (card.balance, card.closed),
             (
@@ -211,7 +238,6 @@ impl BankCore {
             ) => (balance.value(), *closed),
             (None, _) => unreachable!("a card is opened before its first instruction"),
         };
-        let amount = instruction.amount.value();
         let fail = match instruction.direction {
             _ if closed => Some(FailReason::CardClosed),
             Direction::Debit if balance < amount => Some(FailReason::NoFunds),
@@ -229,13 +255,58 @@ impl BankCore {
             .map_or(BankReply::NotFound, |s| BankReply::Status(s.status))
     }
 
-    /// Every line of bank date `date`.
-    pub fn statement(&self, date: u32) -> Vec<StatementLine> {
-        self.lines
-            .iter()
-            .filter(|l| l.date == date)
-            .cloned()
-            .collect()
+    /// Every line of bank date `date`, and the reserve's balance at the end of it.
+    pub fn statement(&self, date: u32) -> super::types::Statement {
+        let lines = self.lines.iter().filter(|l| l.date == date).cloned();
+        let through = self.lines.iter().filter(|l| l.date <= date);
+        let closing: Decimal = through
+            .map(|l| {
+                let a = l.amount.value();
+                if l.direction.into_reserve() {
+                    a
+                } else {
+                    -a
+                }
+            })
+            .sum();
+        super::types::Statement {
+            lines: lines.collect(),
+            closing,
+        }
+    }
+
+    /// The record taking a transfer that arrived from `from_bank`, unless it arrived before.
+    pub fn receive(
+        &self,
+        instr: &InstrId,
+        from_bank: u32,
+        amount: Amount,
+        now_ms: u64,
+    ) -> Result<Option<BankRecord>, BankError> {
+        match self.instructions.get(instr) {
+            Some(s) if s.instruction.direction == Direction::TransferIn => {
+                let same = s.instruction.amount == amount;
+                same.then_some(None)
+                    .ok_or_else(|| BankError::Mismatch(instr.clone()))
+            }
+            Some(_) => Err(BankError::Mismatch(instr.clone())),
+            None => Ok(Some(BankRecord::Received {
+                instr: instr.clone(),
+                from_bank,
+                amount,
+                at_ms: now_ms,
+            })),
+        }
+    }
+
+    /// The transfers to deliver: (instruction, receiving bank, amount), in id order.
+    pub fn to_deliver(&self) -> Vec<(InstrId, u32, Amount)> {
+        let undelivered = self.undelivered.iter().map(|id| {
+            let i = &self.instructions[id].instruction;
+            let to = i.to_bank.expect("a transfer names its receiving bank");
+            (id.clone(), to, i.amount)
+        });
+        undelivered.collect()
     }
 
     /// Applies one record (a decision just made, or one replayed at recovery).
@@ -282,7 +353,48 @@ impl BankCore {
                 at_ms,
             } => self.settle(&instr, status, at_ms),
             BankRecord::Bounced { instr } => self.bounce(&instr),
+            BankRecord::Received {
+                instr,
+                from_bank,
+                amount,
+                at_ms,
+            } => self.take_transfer(instr, from_bank, amount, at_ms),
+            BankRecord::Delivered { instr } => {
+                self.undelivered.remove(&instr);
+            }
         }
+    }
+
+    /// A transfer arrived: the reserve is credited and the day's statement lists it.
+    fn take_transfer(&mut self, instr: InstrId, from_bank: u32, amount: Amount, at_ms: u64) {
+        let date = self.date_of(at_ms);
+        let instruction = Instruction {
+            id: instr.clone(),
+            direction: Direction::TransferIn,
+            card: 0,
+            amount,
+            to_bank: Some(self.bank),
+        };
+        let state = InstrState {
+            instruction,
+            status: InstrStatus::Success,
+            due_ms: at_ms,
+            date: Some(date),
+            bounce_ms: None,
+        };
+        let fresh = self.instructions.insert(instr.clone(), state).is_none();
+        assert!(
+            fresh,
+            "transfer {instr} from bank {from_bank} received twice"
+        );
+        self.reserve += amount.value();
+        self.lines.push(StatementLine {
+            date,
+            instr,
+            direction: Direction::TransferIn,
+            card: 0,
+            amount,
+        });
     }
 
     /// A payout comes back the day it was made: the money returns to the reserve and the
@@ -330,6 +442,19 @@ impl BankCore {
         }
         state.date = Some(date);
         let i = state.instruction.clone();
+        if i.direction == Direction::TransferOut {
+            self.reserve -= i.amount.value();
+            assert!(self.reserve >= Decimal::ZERO, "{id} overdraws the reserve");
+            self.undelivered.insert(i.id.clone());
+            self.lines.push(StatementLine {
+                date,
+                instr: i.id,
+                direction: i.direction,
+                card: 0,
+                amount: i.amount,
+            });
+            return;
+        }
         let card = self
             .cards
             .get_mut(&i.card)
@@ -337,7 +462,7 @@ impl BankCore {
         let amount = i.amount.value();
         let (to_card, to_reserve) = match i.direction {
             Direction::Debit => (-amount, amount),
-            Direction::Credit => (amount, -amount),
+            _ => (amount, -amount),
         };
         card.balance += to_card;
         self.reserve += to_reserve;

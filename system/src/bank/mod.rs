@@ -12,5 +12,6 @@ pub use self::core::{BankCore, BankRecord, Card, InstrState, CARD_OPENING};
 pub use node::BankNode;
 pub use types::{
     BankBehaviour, BankCall, BankCommand, BankConfig, BankError, BankNotifyCall, BankReply,
-    Direction, FailReason, InstrStatus, Instruction, StatementLine, SIMULATION_BANK,
+    Direction, FailReason, InstrStatus, Instruction, InterbankCall, Statement, StatementLine,
+    SIMULATION_BANK,
 };

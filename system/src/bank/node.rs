@@ -5,7 +5,7 @@
 
 use super::core::{BankCore, BankRecord, Decision, Draw};
 use super::types::{BankCall, BankCommand, BankConfig, BankError, BankNotifyCall, BankReply};
-use super::types::{InstrStatus, Instruction};
+use super::types::{InstrStatus, Instruction, InterbankCall};
 use crate::buggify::Point;
 use crate::ids::InstrId;
 use crate::log::DurableLog;
@@ -25,6 +25,9 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// How long a notification waits for the gateway's acknowledgement (it is not retried).
 const NOTIFY_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long a transfer's delivery waits for the receiving bank (it is sent again next tick).
+const INTERBANK_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A running bank, as the harness holds it.
 #[derive(Clone)]
@@ -170,6 +173,54 @@ impl Shell {
         }
     }
 
+    /// A transfer arriving from another bank: taken once, durably, then acknowledged.
+    async fn receive(
+        self: Arc<Self>,
+        call: InterbankCall,
+        from: std::net::SocketAddr,
+    ) -> Result<(), BankError> {
+        if !crate::transport::sent_by(from, &self.config.peers) {
+            return Err(BankError::Unauthorized(from.to_string()));
+        }
+        let now_ms = self.env.clock.now_ms();
+        let mark = {
+            let mut core = self.core();
+            let taken = core.receive(&call.instr, call.from_bank, call.amount, now_ms)?;
+            match taken {
+                Some(record) => {
+                    self.log.append(&record);
+                    core.apply(record);
+                    self.env.probes.hit(names::BANK_TRANSFER_RECEIVED);
+                }
+                None => self.env.probes.hit(names::BANK_TRANSFER_REPEAT_ABSORBED),
+            }
+            self.log.mark()
+        };
+        self.log.sync().await;
+        self.log.witness_reply(mark);
+        Ok(())
+    }
+
+    /// Sends every transfer not yet acknowledged to its receiving bank; an acknowledged one is
+    /// recorded delivered (a lost record only sends it again, which the receiver absorbs).
+    async fn deliver(&self) {
+        let pending = self.core().to_deliver();
+        for (instr, to, amount) in pending {
+            let call = InterbankCall {
+                from_bank: self.config.bank,
+                instr: instr.clone(),
+                amount,
+            };
+            let dst = self.config.peers[to as usize];
+            if let Ok(Ok(())) = self.transport.call(dst, call, INTERBANK_TIMEOUT).await {
+                let record = BankRecord::Delivered { instr };
+                let mut core = self.core();
+                self.log.append(&record);
+                core.apply(record);
+            }
+        }
+    }
+
     /// Decides every PROCESSING instruction that is due, durably, and notifies.
     async fn decide_due(self: &Arc<Self>) {
         let now_ms = self.env.clock.now_ms();
@@ -230,6 +281,9 @@ impl BankNode {
         });
         let serving = shell.clone();
         transport.serve_from(move |BankCall(command), from| serving.clone().serve(command, from));
+        let receiving = shell.clone();
+        transport
+            .serve_from(move |call: InterbankCall, from| receiving.clone().receive(call, from));
         madsim::task::spawn(ticks(shell.clone()));
         Ok(BankNode { shell })
     }
@@ -250,5 +304,6 @@ async fn ticks(shell: Arc<Shell>) {
     loop {
         madsim::time::sleep(TICK).await;
         shell.decide_due().await;
+        shell.deliver().await;
     }
 }

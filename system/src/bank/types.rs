@@ -13,6 +13,19 @@ pub enum Direction {
     Debit,
     /// Pay out of the platform's reserve onto a card (a withdrawal, 提现).
     Credit,
+    /// Move part of the platform's reserve here to its reserve at another bank (内转): the
+    /// bank sends it through the interbank system and the other bank credits it.
+    TransferOut,
+    /// The other side of a [`Direction::TransferOut`]: a transfer arrived from another bank
+    /// (not an instruction the platform sends; it is listed on this bank's statement).
+    TransferIn,
+}
+
+impl Direction {
+    /// Whether the movement adds to the platform's reserve at this bank.
+    pub fn into_reserve(self) -> bool {
+        matches!(self, Direction::Debit | Direction::TransferIn)
+    }
 }
 
 /// One instruction from the platform's gateway, idempotent by `id`.
@@ -20,9 +33,12 @@ pub enum Direction {
 pub struct Instruction {
     pub id: InstrId,
     pub direction: Direction,
-    /// The card (a user's card number at this bank).
+    /// The card (a user's card number at this bank; 0 for a transfer).
     pub card: u64,
     pub amount: Amount,
+    /// A transfer's receiving bank.
+    #[serde(default)]
+    pub to_bank: Option<u32>,
 }
 
 /// Why a bank refused an instruction for good.
@@ -80,13 +96,21 @@ pub enum BankCommand {
     Statement { date: u32 },
 }
 
+/// A statement: the lines of one bank date, and the platform's reserve balance at the end of
+/// that date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub lines: Vec<StatementLine>,
+    pub closing: rust_decimal::Decimal,
+}
+
 /// A bank's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BankReply {
     Status(InstrStatus),
     /// No instruction with that id ever reached the bank.
     NotFound,
-    Statement(Vec<StatementLine>),
+    Statement(Statement),
     /// The date's statement is not published yet.
     NotYet,
 }
@@ -123,6 +147,20 @@ impl Rpc for BankNotifyCall {
     const TAG: u64 = 0x4241_4e4b_0002;
 }
 
+/// A transfer (内转) arriving from another bank through the interbank system; delivered until
+/// acknowledged, taken once by `instr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterbankCall {
+    pub from_bank: u32,
+    pub instr: InstrId,
+    pub amount: Amount,
+}
+
+impl Rpc for InterbankCall {
+    type Response = Result<(), BankError>;
+    const TAG: u64 = 0x4241_4e4b_0003;
+}
+
 /// How a bank behaves: what the run configures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BankBehaviour {
@@ -153,6 +191,9 @@ pub struct BankConfig {
     pub gateway: std::net::SocketAddr,
     /// Who else may query instructions and fetch statements (reconciliation).
     pub readers: Vec<std::net::SocketAddr>,
+    /// Every bank, bank `b` at index `b`: where transfers go, and the only senders of
+    /// [`InterbankCall`]s.
+    pub peers: Vec<std::net::SocketAddr>,
     pub behaviour: BankBehaviour,
 }
 

@@ -12,6 +12,7 @@ pub use self::core::{Admission, ClearingCore, ClearingRecord};
 pub use node::{ClearingConfig, ClearingNode};
 pub use types::{
     bank_of, clearing_accounts, clearing_request, instr_of, platform_key, recon_request,
-    reverse_request, settle_request, ChannelOrder, ClearingCall, FailCause, FundReply, FundRequest,
-    OrderKind, OrderStatus, OrderView, ReconCall, ReconCommand, ReconReply, CLEARING_PREFIX,
+    reverse_request, settle_request, transfer_key, ChannelOrder, ClearingCall, FailCause,
+    FundReply, FundRequest, OrderKind, OrderStatus, OrderView, ReconCall, ReconCommand, ReconReply,
+    CLEARING_PREFIX, PLATFORM_CLIENT,
 };

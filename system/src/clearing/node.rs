@@ -186,7 +186,8 @@ impl Shell {
         }
     }
 
-    /// The order's bank's reserve and in-transit sub-accounts on its account's shard.
+    /// The order's bank's reserve and in-transit sub-accounts on its account's shard (for a
+    /// transfer, the receiving bank's reserve as the second).
     fn accounts(&self, order: &ChannelOrder) -> (crate::ids::AccountId, crate::ids::AccountId) {
         let shards = self.config.topology.ledger_shards();
         clearing_accounts(order.kind, order.bank, order.account.shard(shards), shards)
@@ -367,6 +368,8 @@ impl Shell {
             let (reserve, transit) = self.accounts(order);
             let legs = match (order.kind, order.status) {
                 (OrderKind::Deposit, _) => legs(reserve, order.account, order.amount),
+                // A transfer's second account is the receiving bank's reserve.
+                (OrderKind::Transfer { .. }, _) => legs(transit, reserve, order.amount),
                 (_, OrderStatus::Success) => legs(transit, reserve, order.amount),
                 (_, _) => legs(transit, order.account, order.amount),
             };
@@ -409,15 +412,17 @@ impl Shell {
 
 /// The instruction of an order.
 fn instruction(order: &ChannelOrder) -> Instruction {
-    let direction = match order.kind {
-        OrderKind::Deposit => Direction::Debit,
-        OrderKind::Withdrawal | OrderKind::RefundToCard => Direction::Credit,
+    let (direction, to_bank) = match order.kind {
+        OrderKind::Deposit => (Direction::Debit, None),
+        OrderKind::Withdrawal | OrderKind::RefundToCard => (Direction::Credit, None),
+        OrderKind::Transfer { to } => (Direction::TransferOut, Some(to)),
     };
     Instruction {
         id: order.instr.clone(),
         direction,
         card: order.card,
         amount: order.amount,
+        to_bank,
     }
 }
 

@@ -3,11 +3,12 @@
 //! correction of a final status at odds with the bank's, each idempotent.
 
 use super::super::types::{
-    legs, recon_request, settle_request, ChannelOrder, OrderKind, OrderStatus, OrderView,
-    ReconCommand, ReconReply,
+    instr_of, legs, recon_request, settle_request, ChannelOrder, OrderKind, OrderStatus, OrderView,
+    ReconCommand, ReconReply, PLATFORM_CLIENT,
 };
 use super::{ClearingRecord, Shell};
 use crate::bugs::Bug;
+use crate::ids::{AccountId, ShardId};
 use crate::ids::{InstrId, RequestId};
 use crate::probes::names;
 use crate::refusal::{Refusal, RefusalCode};
@@ -34,7 +35,60 @@ impl Shell {
                 instr,
                 bank_success,
             } => self.correct(&instr, bank_success).await,
+            ReconCommand::Transfer {
+                key,
+                from,
+                to,
+                amount,
+            } => self.clone().transfer(key, (from, to), amount).await,
         })
+    }
+
+    /// The treasury's transfer between two of the platform's reserves (内转): a new order,
+    /// durable before it is driven; a key already used answers from its order.
+    async fn transfer(
+        self: Arc<Self>,
+        key: String,
+        (from, to): (u32, u32),
+        amount: crate::money::Amount,
+    ) -> ReconReply {
+        let instr = instr_of(&key);
+        let banks = self.config.banks.len() as u32;
+        if from == to || from.max(to) >= banks {
+            return ReconReply::Nothing;
+        }
+        let shards = self.config.topology.ledger_shards();
+        let record = {
+            let core = self.core();
+            if let Some(known) = core.get(&instr) {
+                let same = known.kind == (OrderKind::Transfer { to }) && known.amount == amount;
+                return if same {
+                    ReconReply::Done
+                } else {
+                    ReconReply::Nothing
+                };
+            }
+            ClearingRecord::Created(ChannelOrder {
+                instr: instr.clone(),
+                key,
+                client: PLATFORM_CLIENT,
+                kind: OrderKind::Transfer { to },
+                account: AccountId::reserve(from, ShardId(0), shards),
+                bank: from,
+                card: 0,
+                amount,
+                status: OrderStatus::Init,
+                history: vec![OrderStatus::Init],
+                fail: None,
+                held: false,
+                settled: false,
+                corrected: false,
+            })
+        };
+        self.write(record).await;
+        self.env.probes.hit(names::CLEARING_TRANSFER_ORDERED);
+        self.clone().drive(instr);
+        ReconReply::Done
     }
 
     fn lookup(&self, instrs: &[InstrId]) -> Vec<OrderView> {
@@ -78,7 +132,9 @@ impl Shell {
         let (reserve, transit) = self.accounts(&order);
         let legs = match order.kind {
             OrderKind::Deposit => legs(reserve, order.account, order.amount),
-            OrderKind::Withdrawal | OrderKind::RefundToCard => legs(transit, reserve, order.amount),
+            OrderKind::Withdrawal | OrderKind::RefundToCard | OrderKind::Transfer { .. } => {
+                legs(transit, reserve, order.amount)
+            }
         };
         let request = RequestId::new(format!("{}:repair-{date}", settle_request(&order.key)));
         let _ = self.post(&order, request, legs).await;
@@ -125,6 +181,15 @@ impl Shell {
         let (reserve, _) = self.accounts(order);
         let user = order.account;
         let (short, long) = (names::RECON_SHORT_REPAIRED, names::RECON_LONG_REPAIRED);
+        let (_, other) = self.accounts(order);
+        if let OrderKind::Transfer { .. } = order.kind {
+            // `other` is the receiving bank's reserve.
+            return match (order.status, bank_success) {
+                (OrderStatus::Success, false) => Some((reserve, other, short)),
+                (OrderStatus::Fail, true) => Some((other, reserve, long)),
+                _ => None,
+            };
+        }
         match (order.kind, order.status, bank_success) {
             // 短款: we credited (or paid out) what the bank never moved.
             (OrderKind::Deposit, OrderStatus::Success, false) => Some((user, reserve, short)),

@@ -20,6 +20,10 @@ pub enum OrderKind {
     /// 充退: a refund of a trade paid by card, back to that card. As a withdrawal, through the
     /// refund in-transit account: Dr payer / Cr refund-in-transit first, then paid out.
     RefundToCard,
+    /// 内转: the platform's treasury moves part of its reserve at the order's bank to its
+    /// reserve at bank `to` (the bank sends it through the interbank system). Nothing is held;
+    /// on success Dr reserve at `to` / Cr reserve at the order's bank.
+    Transfer { to: u32 },
 }
 
 impl OrderKind {
@@ -111,6 +115,7 @@ impl ChannelOrder {
         match (self.kind, self.status) {
             (OrderKind::Deposit, OrderStatus::Success) => Some(RequestId::new(self.key.as_str())),
             (kind, OrderStatus::Success) if kind.holds() => Some(settle_request(&self.key)),
+            (OrderKind::Transfer { .. }, OrderStatus::Success) => Some(settle_request(&self.key)),
             (kind, OrderStatus::Fail) if kind.holds() && self.held => {
                 Some(reverse_request(&self.key))
             }
@@ -121,6 +126,14 @@ impl ChannelOrder {
 
 /// The prefix of the platform's clearing postings' requests.
 pub const CLEARING_PREFIX: &str = "clr:";
+
+/// The `client` of the orders the platform's treasury opens (transfers between reserves).
+pub const PLATFORM_CLIENT: u32 = u32::MAX;
+
+/// The key of the treasury's transfer after bank date `date` (one per date at most).
+pub fn transfer_key(date: u32) -> String {
+    format!("{CLEARING_PREFIX}xfer-{date}")
+}
 
 /// The key of an order the platform opens itself, on behalf of a client's request
 /// `of` (`clr:<of>.<what>`): a card payment's deposit (`card`), a refund's payout to the card
@@ -167,7 +180,8 @@ pub fn bank_of(account: AccountId, banks: u32) -> (u32, u64) {
 }
 
 /// The clearing accounts of an order of `kind` at `bank` on `shard`: (reserve, its
-/// in-transit account: the withdrawals' or the refunds').
+/// in-transit account: the withdrawals' or the refunds'; for a transfer, the receiving
+/// bank's reserve).
 pub fn clearing_accounts(
     kind: OrderKind,
     bank: u32,
@@ -176,6 +190,7 @@ pub fn clearing_accounts(
 ) -> (AccountId, AccountId) {
     let transit = match kind {
         OrderKind::RefundToCard => AccountId::refund_transit(bank, shard, shards),
+        OrderKind::Transfer { to } => AccountId::reserve(to, shard, shards),
         _ => AccountId::in_transit(bank, shard, shards),
     };
     (AccountId::reserve(bank, shard, shards), transit)
@@ -231,6 +246,14 @@ pub enum ReconCommand {
     /// The order's final status is at odds with the bank's (`bank_success`: whether the bank
     /// carried it out): post the correction, once.
     Correct { instr: InstrId, bank_success: bool },
+    /// The treasury's transfer (内转) of `amount` from the reserve at bank `from` to the one at
+    /// bank `to`, idempotent by `key`.
+    Transfer {
+        key: String,
+        from: u32,
+        to: u32,
+        amount: Amount,
+    },
 }
 
 /// The gateway's answer to reconciliation.

@@ -1,7 +1,11 @@
 //! Reconciliation's durable state: the next bank date to reconcile per bank, the statement
-//! lines seen so far, and the differences found, folded from its log.
+//! lines seen so far, the differences found and each date's closing reserve, folded from its
+//! log; and the treasury's decision (头寸调拨) after each bank date every bank has reconciled:
+//! when the reserves drift apart, move half the difference from the richest to the poorest.
 
 use crate::ids::InstrId;
+use crate::money::Amount;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +24,23 @@ pub enum ReconRecord {
         short: u32,
         /// Lines no channel order knows, or whose amount differs: held for the next look.
         held: Vec<InstrId>,
+        /// The platform's reserve at the bank at the end of the date, per its statement (in
+        /// fen: the log is bincode, which cannot decode a `Decimal`).
+        closing_fen: i64,
     },
+    /// The treasury looked at the reserves after bank date `date` (and ordered its transfer,
+    /// if it needed one).
+    Rebalanced { date: u32 },
+}
+
+/// How far apart two reserves may drift before the treasury moves money between them.
+pub const REBALANCE_GAP: Decimal = Decimal::from_parts(2_000, 0, 0, false, 0);
+
+/// A transfer the treasury orders: after bank date `date`, `amount` from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebalance {
+    pub date: u32,
+    pub transfer: Option<(u32, u32, Amount)>,
 }
 
 /// What reconciliation knows.
@@ -32,6 +52,10 @@ pub struct ReconCore {
     pub seen: BTreeMap<u32, BTreeSet<InstrId>>,
     /// Lines still held as differences after the last reconciled date, per bank.
     pub held: BTreeMap<u32, BTreeSet<InstrId>>,
+    /// Each reconciled date's closing reserve, per bank and date.
+    pub closings: BTreeMap<u32, BTreeMap<u32, i64>>,
+    /// The last bank date the treasury looked at.
+    pub rebalanced: Option<u32>,
 }
 
 impl ReconCore {
@@ -52,14 +76,46 @@ impl ReconCore {
         self.seen.get(&bank).is_some_and(|s| s.contains(instr))
     }
 
+    /// What the treasury does next over `banks` banks: nothing until every bank has
+    /// reconciled a date it has not looked at; then, for the latest such date, a transfer of
+    /// half the gap between the richest and the poorest reserve (whole yuan) if the gap is
+    /// over [`REBALANCE_GAP`], else none.
+    pub fn rebalance(&self, banks: u32) -> Option<Rebalance> {
+        let done = (0..banks).map(|b| self.next_date(b)).min()?;
+        let date = done.checked_sub(1)?;
+        if self.rebalanced.is_some_and(|r| r >= date) {
+            return None;
+        }
+        let closing = |b: u32| self.closings.get(&b).and_then(|c| c.get(&date)).copied();
+        let mut reserves: Vec<(i64, u32)> = (0..banks)
+            .map(|b| Some((closing(b)?, b)))
+            .collect::<Option<_>>()?;
+        reserves.sort();
+        let ((low, to), (high, from)) = (*reserves.first()?, *reserves.last()?);
+        let gap = Decimal::new(high - low, 2);
+        let transfer = (gap > REBALANCE_GAP).then(|| {
+            let half = (gap / Decimal::TWO).floor();
+            (from, to, Amount::new(half).expect("half a positive gap"))
+        });
+        Some(Rebalance { date, transfer })
+    }
+
     pub fn apply(&mut self, record: ReconRecord) {
-        let ReconRecord::Reconciled {
-            bank,
-            date,
-            lines,
-            held,
-            ..
-        } = record;
+        let (bank, date, lines, held, closing) = match record {
+            ReconRecord::Rebalanced { date } => {
+                self.rebalanced = Some(date);
+                return;
+            }
+            ReconRecord::Reconciled {
+                bank,
+                date,
+                lines,
+                held,
+                closing_fen,
+                ..
+            } => (bank, date, lines, held, closing_fen),
+        };
+        self.closings.entry(bank).or_default().insert(date, closing);
         assert_eq!(
             date,
             self.next_date(bank),
@@ -85,6 +141,7 @@ mod tests {
             long: 0,
             short: 0,
             held: held.iter().map(|l| InstrId::new(*l)).collect(),
+            closing_fen: 0,
         }
     }
 

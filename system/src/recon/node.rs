@@ -92,16 +92,50 @@ impl Shell {
         for bank in 0..self.config.banks.len() as u32 {
             while self.date(bank).await {}
         }
+        self.treasury().await;
+    }
+
+    /// After a bank date every bank has reconciled: orders the treasury's transfer if the
+    /// reserves drifted apart, then records the date looked at (a crash in between asks the
+    /// gateway again under the same key, which answers from its order).
+    async fn treasury(&self) {
+        let banks = self.config.banks.len() as u32;
+        let Some(rebalance) = self.core().rebalance(banks) else {
+            return;
+        };
+        if let Some((from, to, amount)) = rebalance.transfer {
+            let key = crate::clearing::transfer_key(rebalance.date);
+            let command = ReconCommand::Transfer {
+                key,
+                from,
+                to,
+                amount,
+            };
+            if self.gateway(command).await != Some(ReconReply::Done) {
+                return;
+            }
+            self.env.probes.hit(names::RECON_REBALANCED);
+        }
+        let record = ReconRecord::Rebalanced {
+            date: rebalance.date,
+        };
+        {
+            let mut core = self.core();
+            self.log.append(&record);
+            core.apply(record);
+        }
+        self.log.sync().await;
     }
 
     /// Reconciles bank `bank`'s next date; whether it did.
     async fn date(&self, bank: u32) -> bool {
         let date = self.core().next_date(bank);
-        let Some(BankReply::Statement(lines)) =
+        let Some(BankReply::Statement(statement)) =
             self.bank(bank, BankCommand::Statement { date }).await
         else {
             return false;
         };
+        let lines = statement.lines;
         let Some(tally) = self.match_lines(bank, date, &lines).await else {
             return false;
         };
@@ -119,6 +153,7 @@ impl Shell {
             long: tally.long,
             short: tally.short,
             held: tally.held,
+            closing_fen: fen(statement.closing),
         };
         {
             let mut core = self.core();
@@ -249,4 +284,12 @@ async fn schedule(shell: Arc<Shell>) {
         madsim::time::sleep(TICK).await;
         shell.pass().await;
     }
+}
+
+/// A statement's balance in fen (a bank's books hold whole fen).
+fn fen(yuan: rust_decimal::Decimal) -> i64 {
+    use rust_decimal::prelude::ToPrimitive;
+    (yuan * rust_decimal::Decimal::ONE_HUNDRED)
+        .to_i64()
+        .expect("a reserve fits in i64 fen")
 }
