@@ -220,13 +220,16 @@ fn direct_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord) -> Option<Violatio
 /// The key prefix of the treasury's transfers between the platform's reserves (内转).
 const TREASURY_PREFIX: &str = "xfer-";
 
-/// A posting of the treasury's transfer moves the platform's own money: only between the
-/// reserves at two banks, never a customer's.
+/// A posting of the treasury's transfer or of reconciliation's suspense moves the platform's
+/// own money: only between bank reserves and suspense, never a customer's.
 fn treasury_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord, key: &str) -> Option<Violation> {
-    let reserve = |a: u64| ix.is_platform(a) && ix.subjects.get(&a) == Some(&Subject::Reserve);
-    let stranger = v.legs.iter().find(|l| !reserve(l.account))?;
+    let own = |a: u64| {
+        let subject = ix.subjects.get(&a);
+        ix.is_platform(a) && matches!(subject, Some(Subject::Reserve | Subject::Suspense))
+    };
+    let stranger = v.legs.iter().find(|l| !own(l.account))?;
     let msg = format!(
-        "voucher {} of the treasury's transfer {key} touches {}, not a bank reserve",
+        "voucher {} of the platform's own {key} touches {}, not a bank reserve or suspense",
         v.voucher, stranger.account
     );
     Some(about(shard, v, msg).with("account", stranger.account))
@@ -290,7 +293,7 @@ fn cleared<'a>(ix: &Index<'a>, key: &str, what: &str) -> Option<Cleared<'a>> {
 /// only where the posting may.
 fn clearing_post(ix: &Index<'_>, shard: u32, v: &VoucherRecord, rest: &str) -> Option<Violation> {
     let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
-    if key.starts_with(TREASURY_PREFIX) {
+    if key.starts_with(TREASURY_PREFIX) || key.starts_with(crate::clearing::SUSPENSE_PREFIX) {
         return treasury_post(ix, shard, v, key);
     }
     let Some(Cleared { op, payee, debits }) = cleared(ix, key, what) else {

@@ -29,6 +29,9 @@ use std::collections::BTreeMap;
 /// The prefix of the platform's clearing postings' requests (`clr:<key>:settle|reverse`).
 pub const CLEARING_PREFIX: &str = "clr:";
 
+/// The key prefix of reconciliation's suspense postings (`clr:suspense-<instr>[:release]`).
+pub const SUSPENSE_PREFIX: &str = "suspense-";
+
 /// Evidence about order `o`: its instruction, bank and (from the bank's books, in `dates`)
 /// the bank date it was carried out on.
 fn about(invariant: Invariant, o: &ChannelOrderState, message: String, dates: &Dates) -> Violation {
@@ -264,6 +267,10 @@ fn orphan_postings(
             continue;
         };
         let (key, what) = rest.split_once(':').unwrap_or((rest, ""));
+        if key.starts_with(SUSPENSE_PREFIX) {
+            // Reconciliation's suspense (judged by reconciliation: zero at rest).
+            continue;
+        }
         let order = orders.get(key);
         // A platform order's first posting is its own key (`clr:<request>.<what>`).
         let first = order.is_some_and(|o| o.key == *request);

@@ -64,6 +64,8 @@ pub enum Unfinished {
     ChannelOrder { instr: String, status: String },
     /// A bank has an instruction PROCESSING.
     BankInstruction { bank: u32, instr: String },
+    /// A bank has not delivered a transfer between the platform's reserves.
+    Undelivered { bank: u32, instr: String },
     /// Reconciliation has not yet reconciled a bank date on which money moved (it runs once
     /// more at rest, after the last date's statement is out).
     Unreconciled { bank: u32, date: u32 },
@@ -108,6 +110,9 @@ impl fmt::Display for Unfinished {
             }
             Unfinished::BankInstruction { bank, instr } => {
                 write!(f, "bank {bank}: instruction {instr} processing")
+            }
+            Unfinished::Undelivered { bank, instr } => {
+                write!(f, "bank {bank}: transfer {instr} not delivered")
             }
             Unfinished::Unreconciled { bank, date } => {
                 write!(f, "bank {bank}: date {date} not reconciled")
@@ -193,7 +198,7 @@ fn clearing(obs: &Observation) -> Vec<Unfinished> {
             bank: b.bank,
             instr: i.instr.clone(),
         }));
-        out.extend(b.undelivered.iter().map(|i| Unfinished::BankInstruction {
+        out.extend(b.undelivered.iter().map(|i| Unfinished::Undelivered {
             bank: b.bank,
             instr: i.clone(),
         }));

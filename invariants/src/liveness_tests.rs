@@ -155,6 +155,13 @@ fn open_channel_orders_processing_instructions_and_unreconciled_dates_are_unfini
         ],
         lines: Vec::new(),
         last_date,
+        sent: dec!(0),
+        received: dec!(0),
+        undelivered: if bank == 1 {
+            vec!["i:t".into()]
+        } else {
+            Vec::new()
+        },
     };
     let mut obs = valid();
     obs.clearing = ClearingSnapshot {
@@ -176,6 +183,7 @@ fn open_channel_orders_processing_instructions_and_unreconciled_dates_are_unfini
             "bank 0: instruction i:a processing",
             "bank 0: date 3 not reconciled",
             "bank 1: instruction i:a processing",
+            "bank 1: transfer i:t not delivered",
         ]
     );
 }

@@ -58,7 +58,28 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     }
     out.extend(in_transit(obs));
     out.extend(arrivals(obs));
+    out.extend(suspense(obs));
     out
+}
+
+/// Money held in suspense (挂账: statement lines no order explains), per bank: zero at rest.
+fn suspense(obs: &Observation) -> Vec<Violation> {
+    let accounts = &obs.clearing.suspense_accounts;
+    let mut per_bank: BTreeMap<u32, Decimal> = BTreeMap::new();
+    for a in obs.shards.iter().flat_map(|s| &s.accounts) {
+        if let Some(bank) = accounts.get(&a.account) {
+            *per_bank.entry(*bank).or_default() += a.available + a.frozen;
+        }
+    }
+    let held = per_bank.into_iter().filter(|(_, total)| !total.is_zero());
+    held.map(|(bank, total)| {
+        let msg = format!(
+            "{total} at bank {bank} is still held in suspense at rest: a statement line no \
+             channel order explains (长款)"
+        );
+        violation(bank, msg).with("suspense", total)
+    })
+    .collect()
 }
 
 /// Every successful transfer between reserves (内转) arrived at its receiving bank, once, with

@@ -307,6 +307,10 @@ pub mod names {
     pub const RECON_SHORT_REPAIRED: &str = "recon.short-repaired";
     /// A statement line no channel order knows: held as a difference for the next statement.
     pub const RECON_UNMATCHED_HELD: &str = "recon.unmatched-line-held";
+    /// A line no order explains was posted to suspense (挂账) so the reserve agrees with the
+    /// bank; and one whose order turned up later was taken out again.
+    pub const RECON_SUSPENDED: &str = "recon.line-suspended";
+    pub const RECON_RELEASED: &str = "recon.suspense-released";
     pub const CLIENT_RETRY: &str = "client.retry";
     pub const CLIENT_UNKNOWN: &str = "client.unknown-outcome";
     /// A violation the run's own unsafe configuration explains (the broker's async flush lost

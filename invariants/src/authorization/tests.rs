@@ -273,3 +273,31 @@ fn card_postings_trace_to_the_card_payment_or_the_refund_of_its_trade() {
         .all(|v| v.invariant == Invariant::NoUnauthorizedEffect));
     assert_eq!(ev(&found[0], "account"), "41");
 }
+
+/// The treasury's transfer moves money between the platform's reserves only.
+#[test]
+fn a_treasury_transfer_touches_only_bank_reserves() {
+    use crate::testkit::account;
+    let mut obs = registered();
+    let shard = &mut obs.shards[0];
+    for id in [100, 104] {
+        shard
+            .accounts
+            .push(account(id, Subject::Reserve, dec!(0), dec!(0)));
+    }
+    shard
+        .accounts
+        .push(account(107, Subject::Suspense, dec!(0), dec!(0)));
+    shard
+        .vouchers
+        .push(voucher("v0-70", "clr:xfer-3:settle", 104, 100, dec!(9)));
+    shard
+        .vouchers
+        .push(voucher("v0-72", "clr:suspense-i~c9-d1", 100, 107, dec!(9)));
+    assert_eq!(check(&obs), vec![]);
+    obs.shards[0]
+        .vouchers
+        .push(voucher("v0-71", "clr:xfer-4:settle", 2, 100, dec!(9)));
+    let v = single(check(&obs), Invariant::NoUnauthorizedEffect);
+    assert_eq!(ev(&v, "account"), "2");
+}

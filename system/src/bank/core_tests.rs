@@ -10,6 +10,7 @@ fn instr(id: &str, direction: Direction, card: u64, amount: Decimal) -> Instruct
         direction,
         card,
         amount: Amount::new(amount).expect("a valid amount"),
+        to_bank: (direction == Direction::TransferOut).then_some(1),
     }
 }
 
@@ -42,8 +43,8 @@ fn a_debit_moves_card_money_into_the_reserve_and_writes_its_line() {
     assert_eq!(submit(&mut core, &i, 25_000, None), InstrStatus::Success);
     assert_eq!(core.reserve, dec!(12.50));
     assert_eq!(core.cards[&40].balance, CARD_OPENING - dec!(12.50));
-    assert_eq!(core.statement(2).len(), 1);
-    assert!(core.statement(1).is_empty());
+    assert_eq!(core.statement(2).lines.len(), 1);
+    assert!(core.statement(1).lines.is_empty());
     assert!(books_balance(&core));
 }
 
@@ -110,7 +111,7 @@ fn a_processing_instruction_is_decided_when_due_on_the_books_of_that_moment() {
     );
     assert_eq!(core.reserve, dec!(2));
     // Its line belongs to the date it was decided on.
-    assert_eq!(core.statement(1).len(), 1);
+    assert_eq!(core.statement(1).lines.len(), 1);
     assert!(core
         .decide_late(&InstrId::new("i1"), 13_000, false)
         .is_none());
@@ -223,9 +224,53 @@ fn a_rejected_instruction_moves_nothing_and_a_bounced_payout_leaves_the_days_sta
         BankReply::Status(InstrStatus::Fail(FailReason::Bounced))
     );
     assert_eq!(
-        core.statement(0).len(),
+        core.statement(0).lines.len(),
         1,
         "only the deposit's line is left"
     );
     assert!(books_balance(&core));
+}
+
+/// 内转: a transfer out needs the reserve, leaves it at once, waits to be delivered and is on
+/// the day's statement; the receiving bank takes it once, and the two banks' books together
+/// balance once it arrived.
+#[test]
+fn a_transfer_leaves_one_reserve_and_arrives_once_at_the_other() {
+    let (mut a, mut b) = (BankCore::new(0, DAY), BankCore::new(1, DAY));
+    let deposit = instr("d1", Direction::Debit, 40, dec!(100));
+    submit(&mut a, &deposit, 0, None);
+    let too_much = instr("t0", Direction::TransferOut, 0, dec!(101));
+    let short = InstrStatus::Fail(FailReason::ReserveShort);
+    assert_eq!(submit(&mut a, &too_much, 10, None), short);
+    let t = instr("t1", Direction::TransferOut, 0, dec!(60));
+    assert_eq!(submit(&mut a, &t, 12_000, None), InstrStatus::Success);
+    assert_eq!(a.reserve, dec!(40));
+    assert_eq!(a.to_deliver(), vec![(InstrId::new("t1"), 1, t.amount)]);
+    assert_eq!(
+        a.statement(1).closing,
+        dec!(40),
+        "the closing counts the transfer out"
+    );
+    assert_eq!(a.statement(0).closing, dec!(100));
+    let taken = b.receive(&t.id, 0, t.amount, 13_000).unwrap().expect("new");
+    b.apply(taken);
+    assert_eq!(b.reserve, dec!(60));
+    assert_eq!(b.statement(1).lines.len(), 1);
+    assert_eq!(
+        b.receive(&t.id, 0, t.amount, 14_000),
+        Ok(None),
+        "a repeat is absorbed"
+    );
+    let other = Amount::new(dec!(61)).expect("valid");
+    assert!(
+        b.receive(&t.id, 0, other, 14_000).is_err(),
+        "another body is refused"
+    );
+    a.apply(BankRecord::Delivered {
+        instr: t.id.clone(),
+    });
+    assert!(a.to_deliver().is_empty());
+    let cards: Decimal = a.cards.values().map(|c| c.balance).sum();
+    let openings: Decimal = a.cards.values().map(|c| c.opening).sum();
+    assert_eq!(cards + a.reserve + b.reserve, openings);
 }

@@ -41,7 +41,62 @@ impl Shell {
                 to,
                 amount,
             } => self.clone().transfer(key, (from, to), amount).await,
+            ReconCommand::Suspend {
+                instr,
+                bank,
+                amount,
+                into_reserve,
+            } => {
+                self.suspense(&instr, bank, amount, (into_reserve, false))
+                    .await
+            }
+            ReconCommand::Release {
+                instr,
+                bank,
+                amount,
+                into_reserve,
+            } => {
+                self.suspense(&instr, bank, amount, (into_reserve, true))
+                    .await
+            }
         })
+    }
+
+    /// Holds a statement line no order explains in suspense (Dr reserve / Cr suspense for
+    /// money in, the reverse for money out), or takes it out again (`release`), on shard 0;
+    /// idempotent by its request.
+    async fn suspense(
+        &self,
+        instr: &InstrId,
+        bank: u32,
+        amount: crate::money::Amount,
+        (into_reserve, release): (bool, bool),
+    ) -> ReconReply {
+        if bank as usize >= self.config.banks.len() {
+            return ReconReply::Nothing;
+        }
+        let shards = self.config.topology.ledger_shards();
+        let reserve = AccountId::reserve(bank, ShardId(0), shards);
+        let suspense = AccountId::suspense(bank, ShardId(0), shards);
+        let (from, to) = if into_reserve != release {
+            (reserve, suspense)
+        } else {
+            (suspense, reserve)
+        };
+        let request = super::super::types::suspense_request(instr, release);
+        let call = crate::ledger::LedgerCommand::Post {
+            request,
+            legs: legs(from, to, amount),
+        };
+        let dst = self.config.topology.ledger(ShardId(0));
+        let retried = self
+            .transport
+            .call_with_retry(dst, crate::ledger::LedgerCall(call), super::POST_POLICY)
+            .await;
+        match retried.result {
+            Ok(Ok(_)) => ReconReply::Done,
+            _ => ReconReply::Nothing,
+        }
     }
 
     /// The treasury's transfer between two of the platform's reserves (内转): a new order,

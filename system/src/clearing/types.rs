@@ -127,6 +127,13 @@ impl ChannelOrder {
 /// The prefix of the platform's clearing postings' requests.
 pub const CLEARING_PREFIX: &str = "clr:";
 
+/// The request of holding statement line `instr` in suspense (`release`: of taking it out).
+pub fn suspense_request(instr: &InstrId, release: bool) -> RequestId {
+    let tag = instr.to_string().replace(':', "~");
+    let what = if release { ":release" } else { "" };
+    RequestId::new(format!("{CLEARING_PREFIX}suspense-{tag}{what}"))
+}
+
 /// The `client` of the orders the platform's treasury opens (transfers between reserves).
 pub const PLATFORM_CLIENT: u32 = u32::MAX;
 
@@ -246,6 +253,21 @@ pub enum ReconCommand {
     /// The order's final status is at odds with the bank's (`bank_success`: whether the bank
     /// carried it out): post the correction, once.
     Correct { instr: InstrId, bank_success: bool },
+    /// A statement line no order explains (长款 with no order): hold its money in suspense
+    /// (挂账) so that the reserve agrees with the bank, until an order explains it.
+    Suspend {
+        instr: InstrId,
+        bank: u32,
+        amount: Amount,
+        into_reserve: bool,
+    },
+    /// The suspended line's order turned up: take it out of suspense again.
+    Release {
+        instr: InstrId,
+        bank: u32,
+        amount: Amount,
+        into_reserve: bool,
+    },
     /// The treasury's transfer (内转) of `amount` from the reserve at bank `from` to the one at
     /// bank `to`, idempotent by `key`.
     Transfer {

@@ -31,6 +31,23 @@ pub enum ReconRecord {
     /// The treasury looked at the reserves after bank date `date` (and ordered its transfer,
     /// if it needed one).
     Rebalanced { date: u32 },
+    /// A line no order explains is held in suspense (posted).
+    Suspended {
+        bank: u32,
+        instr: InstrId,
+        into_reserve: bool,
+        amount_fen: i64,
+    },
+    /// A suspended line's order turned up: taken out of suspense (posted).
+    Released { instr: InstrId },
+}
+
+/// A statement line held in suspense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suspended {
+    pub bank: u32,
+    pub into_reserve: bool,
+    pub amount_fen: i64,
 }
 
 /// How far apart two reserves may drift before the treasury moves money between them.
@@ -56,6 +73,8 @@ pub struct ReconCore {
     pub closings: BTreeMap<u32, BTreeMap<u32, i64>>,
     /// The last bank date the treasury looked at.
     pub rebalanced: Option<u32>,
+    /// Lines held in suspense, until their order turns up.
+    pub suspended: BTreeMap<InstrId, Suspended>,
 }
 
 impl ReconCore {
@@ -104,6 +123,24 @@ impl ReconCore {
         let (bank, date, lines, held, closing) = match record {
             ReconRecord::Rebalanced { date } => {
                 self.rebalanced = Some(date);
+                return;
+            }
+            ReconRecord::Suspended {
+                bank,
+                instr,
+                into_reserve,
+                amount_fen,
+            } => {
+                let line = Suspended {
+                    bank,
+                    into_reserve,
+                    amount_fen,
+                };
+                self.suspended.insert(instr, line);
+                return;
+            }
+            ReconRecord::Released { instr } => {
+                self.suspended.remove(&instr);
                 return;
             }
             ReconRecord::Reconciled {
@@ -164,6 +201,54 @@ mod tests {
         );
         let held = ReconCore::recover(&log[..1]);
         assert!(held.held[&0].contains(&InstrId::new("b")));
+    }
+
+    fn closed(bank: u32, date: u32, closing_fen: i64) -> ReconRecord {
+        match reconciled(bank, date, &[], &[]) {
+            ReconRecord::Reconciled {
+                bank,
+                date,
+                lines,
+                matched,
+                long,
+                short,
+                held,
+                ..
+            } => ReconRecord::Reconciled {
+                bank,
+                date,
+                lines,
+                matched,
+                long,
+                short,
+                held,
+                closing_fen,
+            },
+            other => other,
+        }
+    }
+
+    /// The treasury waits for every bank's date, moves half a gap over the threshold from
+    /// the richest to the poorest, and looks at each date once.
+    #[test]
+    fn the_treasury_moves_half_a_wide_gap_once_every_bank_has_the_date() {
+        let mut core = ReconCore::recover(&[closed(0, 0, 900_000)]);
+        assert_eq!(core.rebalance(2), None, "bank 1 has not reconciled date 0");
+        core.apply(closed(1, 0, 100_000));
+        let gap = core.rebalance(2).expect("date 0 is due");
+        let half = Amount::new(Decimal::new(4_000, 0)).expect("valid");
+        assert_eq!(gap.date, 0);
+        assert_eq!(gap.transfer, Some((0, 1, half)));
+        core.apply(ReconRecord::Rebalanced { date: 0 });
+        assert_eq!(core.rebalance(2), None, "date 0 was looked at");
+        core.apply(closed(0, 1, 100_000));
+        core.apply(closed(1, 1, 250_000));
+        let narrow = core.rebalance(2).expect("date 1 is due");
+        assert_eq!(
+            (narrow.date, narrow.transfer),
+            (1, None),
+            "1,500 yuan apart"
+        );
     }
 
     #[test]

@@ -177,6 +177,10 @@ impl Shell {
             .collect();
         let mut amounts: BTreeMap<InstrId, crate::money::Amount> =
             lines.iter().map(|l| (l.instr.clone(), l.amount)).collect();
+        let into: BTreeMap<&InstrId, bool> = lines
+            .iter()
+            .map(|l| (&l.instr, l.direction.into_reserve()))
+            .collect();
         let instrs: Vec<InstrId> = amounts.keys().chain(&held).cloned().collect();
         let orders = self.orders(ReconCommand::Lookup(instrs.clone())).await?;
         let mut tally = Tally::default();
@@ -186,6 +190,7 @@ impl Shell {
                 Some(v)
                     if v.status == OrderStatus::Success && amount.is_none_or(|a| a == v.amount) =>
                 {
+                    self.release(&instr).await?;
                     tally.matched += 1
                 }
                 Some(v) if !v.status.is_final() => {
@@ -203,13 +208,81 @@ impl Shell {
                     .await?;
                     tally.long += 1;
                 }
-                _ => {
+                found => {
+                    if let (None, Some(amount)) = (found, amount) {
+                        self.suspend(bank, &instr, amount, into[&instr]).await?;
+                    }
                     self.env.probes.hit(names::RECON_UNMATCHED_HELD);
                     tally.held.push(instr);
                 }
             }
         }
         Some(tally)
+    }
+
+    /// A line no order explains: its money is held in suspense (so the reserve agrees with the
+    /// bank) until an order explains it; recorded once posted.
+    async fn suspend(
+        &self,
+        bank: u32,
+        instr: &InstrId,
+        amount: crate::money::Amount,
+        into_reserve: bool,
+    ) -> Option<()> {
+        if self.core().suspended.contains_key(instr) {
+            return Some(());
+        }
+        let command = ReconCommand::Suspend {
+            instr: instr.clone(),
+            bank,
+            amount,
+            into_reserve,
+        };
+        if self.gateway(command).await? != ReconReply::Done {
+            return None;
+        }
+        self.env.probes.hit(names::RECON_SUSPENDED);
+        self.record(ReconRecord::Suspended {
+            bank,
+            instr: instr.clone(),
+            into_reserve,
+            amount_fen: amount.fen(),
+        })
+        .await;
+        Some(())
+    }
+
+    /// A suspended line whose order turned up is taken out of suspense.
+    async fn release(&self, instr: &InstrId) -> Option<()> {
+        let Some(line) = self.core().suspended.get(instr).copied() else {
+            return Some(());
+        };
+        let amount = crate::money::Amount::from_fen(line.amount_fen).ok()?;
+        let command = ReconCommand::Release {
+            instr: instr.clone(),
+            bank: line.bank,
+            amount,
+            into_reserve: line.into_reserve,
+        };
+        if self.gateway(command).await? != ReconReply::Done {
+            return None;
+        }
+        self.env.probes.hit(names::RECON_RELEASED);
+        self.record(ReconRecord::Released {
+            instr: instr.clone(),
+        })
+        .await;
+        Some(())
+    }
+
+    /// Writes a record durably.
+    async fn record(&self, record: ReconRecord) {
+        {
+            let mut core = self.core();
+            self.log.append(&record);
+            core.apply(record);
+        }
+        self.log.sync().await;
     }
 
     /// 短款: successful orders no statement has listed, confirmed by a query before their
