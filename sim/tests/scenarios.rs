@@ -271,3 +271,53 @@ fn lost_replies_and_duplicated_notifications_leave_no_difference() {
     );
     assert_eq!(figures.lines_held, 0, "{figures}");
 }
+
+/// F3 and F4 by card: a buyer pays a trade from its card (a deposit through the gateway,
+/// then the payment as from the balance), and a refund of that trade goes back to the card
+/// (充退: held in refund in-transit, paid out by the bank).
+#[test]
+fn a_card_payment_is_deposited_first_and_its_refund_goes_back_to_the_card() {
+    let r = first_run_reaching(&[
+        names::PAYMENT_CARD_DEPOSITED,
+        names::PAYMENT_REFUNDED_TO_CARD,
+    ]);
+    let figures = r.clearing.expect("clearing figures");
+    assert!(
+        figures.orders.get("refund-to-card/success").copied() > Some(0),
+        "{figures}"
+    );
+}
+
+/// A refund to a card the bank refuses for good (a closed card, say) is reversed into the
+/// payer's balance: the money is neither lost nor paid twice.
+#[test]
+fn a_refund_to_card_the_bank_refuses_comes_back_to_the_balance() {
+    for seed in 0..SEARCH {
+        let r = run(RunConfig::new(seed));
+        assert_passes(&r);
+        let figures = r.clearing.as_ref().expect("clearing figures");
+        if figures.orders.get("refund-to-card/fail").copied() > Some(0)
+            && r.probe(names::CLEARING_REVERSED) > 0
+        {
+            return;
+        }
+    }
+    panic!("no seed in 0..{SEARCH} has a refused refund to card");
+}
+
+/// 内转: after a bank date every bank reconciled, the treasury moves half the gap between
+/// the reserves; the sending bank delivers it to the receiving one, and the books of both
+/// banks and of the ledger still agree at rest.
+#[test]
+fn the_treasury_moves_money_between_reserves_and_it_arrives() {
+    let r = first_run_reaching(&[
+        names::RECON_REBALANCED,
+        names::CLEARING_TRANSFER_ORDERED,
+        names::BANK_TRANSFER_RECEIVED,
+    ]);
+    let figures = r.clearing.expect("clearing figures");
+    assert!(
+        figures.orders.get("transfer/success").copied() > Some(0),
+        "{figures}"
+    );
+}

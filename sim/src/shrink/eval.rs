@@ -59,6 +59,11 @@ pub struct Evaluator {
     pub exhausted: bool,
     /// When set, a run matches only with fewer operations than this (and is not cached).
     pub ops_below: Option<usize>,
+    /// A run matches only with at most this many operations: the current smallest case's,
+    /// so that no accepted step makes the case bigger in operations (a dropped fault can let
+    /// a run carry out more before it fails). It only falls, so a run refused for it stays
+    /// refused and may be cached.
+    pub ops_at_most: Option<usize>,
     /// Whether each case already run (keyed by its JSON) failed the target.
     seen: HashMap<String, bool>,
 }
@@ -72,6 +77,7 @@ impl Evaluator {
             runs: 0,
             exhausted: false,
             ops_below: None,
+            ops_at_most: None,
             seen: HashMap::new(),
         }
     }
@@ -92,8 +98,10 @@ impl Evaluator {
             self.runs += reports.len();
             let mut found = None;
             for (&i, report) in batch.iter().zip(reports) {
+                let ops = super::ops_of(&report);
                 let fails = self.target.matches(&report)
-                    && self.ops_below.is_none_or(|b| super::ops_of(&report) < b);
+                    && self.ops_below.is_none_or(|b| ops < b)
+                    && self.ops_at_most.is_none_or(|b| ops <= b);
                 if self.ops_below.is_none() {
                     self.seen.insert(key(&cases[i]), fails);
                 }

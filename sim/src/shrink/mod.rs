@@ -146,6 +146,7 @@ struct Search<'a> {
 impl Search<'_> {
     /// Rounds of every pass until one round accepts nothing (or time is up).
     fn rounds(&mut self) {
+        self.eval.ops_at_most = Some(ops_of(&self.report));
         let mut reseeded = !self.reseed;
         loop {
             let before = self.steps.len();
@@ -194,6 +195,7 @@ impl Search<'_> {
     fn accept_at(&mut self, what: String, case: Case, report: RunReport, runs: usize) {
         self.case = case;
         self.report = report;
+        self.eval.ops_at_most = Some(ops_of(&self.report));
         let step = Step {
             what: if self.config_first {
                 format!("[config first] {what}")
