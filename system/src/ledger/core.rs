@@ -417,8 +417,10 @@ impl LedgerCore {
                 .accounts
                 .get(&id)
                 .ok_or(LedgerError::UnknownAccount(id))?;
-            if account.subject.must_stay_non_negative() && account.available + delta < Decimal::ZERO
-            {
+            // Only a debit can overdraw: a credit to an account already below zero (which only
+            // a planted bug leaves) is taken, not refused.
+            let overdraws = delta < Decimal::ZERO && account.available + delta < Decimal::ZERO;
+            if account.subject.must_stay_non_negative() && overdraws {
                 return Err(LedgerError::InsufficientFunds {
                     account: id,
                     available: account.available.to_string(),
