@@ -253,7 +253,7 @@ fn cleared<'a>(ix: &Index<'a>, key: &str, what: &str) -> Option<Cleared<'a>> {
     let op = |k: &str, kinds: &[OpKind]| ix.ops.get(k).filter(|op| kinds.contains(&op.kind));
     let recon = what == "recon";
     if let Some(pay) = key.strip_suffix(".card") {
-        let op = op(pay, &[OpKind::Pay]).filter(|_| what.is_empty() || recon)?;
+        let op = op(pay, &[OpKind::Pay])?;
         return Some(Cleared {
             op,
             payee: None,

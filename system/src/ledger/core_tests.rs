@@ -741,3 +741,42 @@ fn an_overdrawing_try_record_is_asserted_under_an_unrelated_bug() {
         action: debit(10_001),
     });
 }
+
+/// Only a debit can overdraw: a credit to an account already below zero (left there by two
+/// stale decisions applied, as a planted bug could) is taken, and a debit from it refused.
+#[test]
+fn a_credit_to_an_overdrawn_account_is_taken_and_a_debit_refused() {
+    let (mut c, a, b) = funded_shard();
+    // A second decision taken against the state before the first was applied (its voucher
+    // numbered after it): both debit the whole balance.
+    let mut stale = c.clone();
+    let decide =
+        |core: &LedgerCore, r: &str| match core.decide(&transfer(r, a, b, 10_000), 0, Bugs::none())
+        {
+            Decision::Write(record) => record,
+            other => panic!("{other:?}"),
+        };
+    let first = decide(&c, "s1");
+    let _ = c.apply(first);
+    let world = LedgerCommand::Post {
+        request: RequestId::new("w"),
+        legs: vec![
+            Leg::debit(AccountId::world(ShardId(0)), amt(1)),
+            Leg::credit(b, amt(1)),
+        ],
+    };
+    assert!(run(&mut stale, world, Bugs::none()).is_ok());
+    let second = decide(&stale, "s2");
+    let _ = c.apply(second);
+    assert_eq!(c.account(a).unwrap().available.to_string(), "-100.00");
+    let credit = run(&mut c, transfer("back", b, a, 1_000), Bugs::none());
+    assert!(
+        matches!(credit, Ok(LedgerReply::Posted { .. })),
+        "{credit:?}"
+    );
+    let debit = run(&mut c, transfer("more", a, b, 1), Bugs::none());
+    assert!(
+        matches!(debit, Err(LedgerError::InsufficientFunds { .. })),
+        "{debit:?}"
+    );
+}
