@@ -204,27 +204,15 @@ mod tests {
     }
 
     fn closed(bank: u32, date: u32, closing_fen: i64) -> ReconRecord {
-        match reconciled(bank, date, &[], &[]) {
-            ReconRecord::Reconciled {
-                bank,
-                date,
-                lines,
-                matched,
-                long,
-                short,
-                held,
-                ..
-            } => ReconRecord::Reconciled {
-                bank,
-                date,
-                lines,
-                matched,
-                long,
-                short,
-                held,
-                closing_fen,
-            },
-            other => other,
+        ReconRecord::Reconciled {
+            bank,
+            date,
+            lines: Vec::new(),
+            matched: 0,
+            long: 0,
+            short: 0,
+            held: Vec::new(),
+            closing_fen,
         }
     }
 
