@@ -269,15 +269,7 @@ impl PaymentNode {
         command: PaymentCommand,
     ) -> Result<PaymentReceipt, PaymentError> {
         self.authorize(client, &command).await?;
-        if let PaymentCommand::Pay {
-            by_card: true,
-            trade,
-            key,
-            payer,
-        } = &command
-        {
-            self.deposit_from_card(client, *trade, key, *payer).await?;
-        }
+        self.deposit_from_card(client, &command).await?;
         if matches!(
             command,
             PaymentCommand::Deposit { .. } | PaymentCommand::Withdraw { .. }
@@ -336,16 +328,24 @@ impl PaymentNode {
         receipt(&xid, outcome)
     }
 
-    /// F3: the card payment's deposit, before the order exists (only on the key's owner, and
+    /// F3: a card payment's deposit, before the order exists (only on the key's owner, and
     /// only for a key it has not seen: a known key is answered from its order). The trade's
     /// amount is read first; a trade that does not exist is left to the order to refuse.
     async fn deposit_from_card(
         &self,
         client: u32,
-        trade: crate::trade::TradeId,
-        key: &str,
-        payer: crate::ids::AccountId,
+        command: &PaymentCommand,
     ) -> Result<(), PaymentError> {
+        let PaymentCommand::Pay {
+            by_card: true,
+            trade,
+            key,
+            payer,
+        } = command
+        else {
+            return Ok(());
+        };
+        let (trade, payer) = (*trade, *payer);
         let inner = &self.inner;
         let nodes = inner.topology.payments.len() as u32;
         let owned = super::types::payment_node_for(key, nodes) == inner.index;
