@@ -532,8 +532,11 @@ pub fn broker_progress(core: &BrokerCore, out: &mut inv::Progress) {
 }
 
 /// The gateway's channel orders.
+/// The gateway's channel orders: every one at rest; only the unfinished ones while draining
+/// (liveness reads no others, and the drain polls often).
 pub fn channel_orders(
     core: &paylab_system::clearing::ClearingCore,
+    unfinished_only: bool,
     out: &mut inv::ClearingSnapshot,
 ) {
     use paylab_system::clearing::{FailCause, OrderKind, OrderStatus};
@@ -544,48 +547,60 @@ pub fn channel_orders(
         OrderStatus::Fail => inv::ChannelStatus::Fail,
         OrderStatus::Unknown => inv::ChannelStatus::Unknown,
     };
-    out.orders
-        .extend(core.orders.values().map(|o| inv::ChannelOrderState {
-            instr: o.instr.to_string(),
-            key: o.key.clone(),
-            client: o.client,
-            kind: match o.kind {
-                OrderKind::Deposit => inv::FundKind::Deposit,
-                OrderKind::Withdrawal => inv::FundKind::Withdrawal,
-                OrderKind::RefundToCard => inv::FundKind::RefundToCard,
-                OrderKind::Transfer { to } => inv::FundKind::Transfer { to },
-            },
-            account: o.account.0,
-            bank: o.bank,
-            amount: o.amount.value(),
-            status: status(o.status),
-            history: o.history.iter().map(|s| status(*s)).collect(),
-            held: o.held,
-            settled: o.settled,
-            corrected: o.corrected,
-            fail: o.fail.map(|f| match f {
-                FailCause::Bank(reason) => format!("bank:{reason:?}"),
-                FailCause::Hold(code) => format!("hold:{code}"),
-                FailCause::TimedOut => "timed-out".to_string(),
-            }),
-        }));
+    let orders = core
+        .orders
+        .values()
+        .filter(|o| !unfinished_only || !(o.status.is_final() && o.settled));
+    out.orders.extend(orders.map(|o| inv::ChannelOrderState {
+        instr: o.instr.to_string(),
+        key: o.key.clone(),
+        client: o.client,
+        kind: match o.kind {
+            OrderKind::Deposit => inv::FundKind::Deposit,
+            OrderKind::Withdrawal => inv::FundKind::Withdrawal,
+            OrderKind::RefundToCard => inv::FundKind::RefundToCard,
+            OrderKind::Transfer { to } => inv::FundKind::Transfer { to },
+        },
+        account: o.account.0,
+        bank: o.bank,
+        amount: o.amount.value(),
+        status: status(o.status),
+        history: o.history.iter().map(|s| status(*s)).collect(),
+        held: o.held,
+        settled: o.settled,
+        corrected: o.corrected,
+        fail: o.fail.map(|f| match f {
+            FailCause::Bank(reason) => format!("bank:{reason:?}"),
+            FailCause::Hold(code) => format!("hold:{code}"),
+            FailCause::TimedOut => "timed-out".to_string(),
+        }),
+    }));
 }
 
 /// One bank's books.
-pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
+/// One bank's books: whole at rest; while draining only what liveness reads (the instructions
+/// PROCESSING, the last date money moved, the transfers undelivered).
+pub fn bank_books(core: &paylab_system::bank::BankCore, progress_only: bool) -> inv::BankState {
     use paylab_system::bank::{Direction, InstrStatus};
-    let instructions = core.instructions.values().map(|s| inv::BankInstruction {
-        instr: s.instruction.id.to_string(),
-        debit: s.instruction.direction.into_reserve(),
-        card: s.instruction.card,
-        amount: s.instruction.amount.value(),
-        status: match s.status {
-            InstrStatus::Processing => inv::BankStatus::Processing,
-            InstrStatus::Success => inv::BankStatus::Success,
-            InstrStatus::Fail(_) => inv::BankStatus::Fail,
-        },
-        date: s.date,
-    });
+    let read = |s: &&paylab_system::bank::InstrState| {
+        !progress_only || s.status == InstrStatus::Processing
+    };
+    let instructions = core
+        .instructions
+        .values()
+        .filter(read)
+        .map(|s| inv::BankInstruction {
+            instr: s.instruction.id.to_string(),
+            debit: s.instruction.direction.into_reserve(),
+            card: s.instruction.card,
+            amount: s.instruction.amount.value(),
+            status: match s.status {
+                InstrStatus::Processing => inv::BankStatus::Processing,
+                InstrStatus::Success => inv::BankStatus::Success,
+                InstrStatus::Fail(_) => inv::BankStatus::Fail,
+            },
+            date: s.date,
+        });
     let transfers = |direction: Direction| -> rust_decimal::Decimal {
         let done = core
             .instructions
@@ -593,7 +608,8 @@ pub fn bank_books(core: &paylab_system::bank::BankCore) -> inv::BankState {
             .filter(|s| s.instruction.direction == direction && s.status == InstrStatus::Success);
         done.map(|s| s.instruction.amount.value()).sum()
     };
-    let lines = core.lines.iter().map(|l| inv::StatementLineState {
+    let lines = core.lines.iter().filter(|_| !progress_only);
+    let lines = lines.map(|l| inv::StatementLineState {
         date: l.date,
         instr: l.instr.to_string(),
         debit: l.direction.into_reserve(),

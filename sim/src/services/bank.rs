@@ -69,7 +69,10 @@ pub fn behaviour(seed: u64, index: u32) -> BankBehaviour {
 /// is unfinished work).
 fn read(core: &paylab_system::bank::BankCore, scope: Scope, obs: &mut Observation) {
     if scope.progress() {
-        obs.clearing.banks.push(observe::bank_books(core));
+        let progress_only = scope == Scope::Progress;
+        obs.clearing
+            .banks
+            .push(observe::bank_books(core, progress_only));
     }
 }
 

@@ -61,7 +61,7 @@ fn read(config: &ClearingConfig, core: &ClearingCore, scope: Scope, obs: &mut Ob
     if !scope.progress() {
         return;
     }
-    observe::channel_orders(core, &mut obs.clearing);
+    observe::channel_orders(core, scope == Scope::Progress, &mut obs.clearing);
     let shards = config.topology.ledger_shards();
     for b in 0..config.banks.len() as u32 {
         for s in 0..shards {

@@ -115,6 +115,11 @@ pub struct BankCore {
     pub lines: Vec<StatementLine>,
     /// Transfers sent from here and not yet acknowledged by the receiving bank.
     pub undelivered: BTreeSet<InstrId>,
+    /// The PROCESSING instructions by when they are due, and the successful payouts that will
+    /// bounce by when (derived from `instructions` by `apply`, so that the bank's timer reads
+    /// only those, not every instruction it ever took).
+    processing: BTreeSet<(u64, InstrId)>,
+    bouncing: BTreeSet<(u64, InstrId)>,
 }
 
 impl BankCore {
@@ -128,6 +133,8 @@ impl BankCore {
             instructions: BTreeMap::new(),
             lines: Vec::new(),
             undelivered: BTreeSet::new(),
+            processing: BTreeSet::new(),
+            bouncing: BTreeSet::new(),
         }
     }
 
@@ -196,19 +203,12 @@ impl BankCore {
 
     /// The payouts due to bounce by `now_ms`, in id order.
     pub fn bounces_due(&self, now_ms: u64) -> Vec<InstrId> {
-        let due = self.instructions.iter().filter(|(_, s)| {
-            s.status == InstrStatus::Success && s.bounce_ms.is_some_and(|at| at <= now_ms)
-        });
-        due.map(|(id, _)| id.clone()).collect()
+        due_by(&self.bouncing, now_ms)
     }
 
     /// The PROCESSING instructions due by `now_ms`, in id order.
     pub fn due(&self, now_ms: u64) -> Vec<InstrId> {
-        let processing = self
-            .instructions
-            .iter()
-            .filter(|(_, s)| s.status == InstrStatus::Processing && s.due_ms <= now_ms);
-        processing.map(|(id, _)| id.clone()).collect()
+        due_by(&self.processing, now_ms)
     }
 
     /// What carrying `instruction` out now would end in (`opening`: its card's opening record,
@@ -345,13 +345,19 @@ impl BankCore {
                 assert!(fresh, "instruction {id} accepted twice");
                 if status.is_final() {
                     self.settle(&id, status, at_ms);
+                } else {
+                    self.processing.insert((due_ms, id));
                 }
             }
             BankRecord::Decided {
                 instr,
                 status,
                 at_ms,
-            } => self.settle(&instr, status, at_ms),
+            } => {
+                let due_ms = self.instructions.get(&instr).map_or(0, |s| s.due_ms);
+                self.processing.remove(&(due_ms, instr.clone()));
+                self.settle(&instr, status, at_ms);
+            }
             BankRecord::Bounced { instr } => self.bounce(&instr),
             BankRecord::Received {
                 instr,
@@ -409,8 +415,10 @@ impl BankCore {
             InstrStatus::Success,
             "{id} bounces once, after success"
         );
+        if let Some(at) = state.bounce_ms.take() {
+            self.bouncing.remove(&(at, id.clone()));
+        }
         state.status = InstrStatus::Fail(FailReason::Bounced);
-        state.bounce_ms = None;
         let i = state.instruction.clone();
         let card = self
             .cards
@@ -441,6 +449,9 @@ impl BankCore {
             return;
         }
         state.date = Some(date);
+        if let Some(at) = state.bounce_ms {
+            self.bouncing.insert((at, id.clone()));
+        }
         let i = state.instruction.clone();
         if i.direction == Direction::TransferOut {
             self.reserve -= i.amount.value();
@@ -478,6 +489,17 @@ impl BankCore {
             amount: i.amount,
         });
     }
+}
+
+/// The ids in `index` (by instant, then id) due by `now_ms`, in id order.
+fn due_by(index: &BTreeSet<(u64, InstrId)>, now_ms: u64) -> Vec<InstrId> {
+    let mut due: Vec<InstrId> = index
+        .iter()
+        .take_while(|(at, _)| *at <= now_ms)
+        .map(|(_, id)| id.clone())
+        .collect();
+    due.sort();
+    due
 }
 
 #[cfg(test)]
