@@ -550,7 +550,7 @@ pub fn channel_orders(
     let orders = core
         .orders
         .values()
-        .filter(|o| !unfinished_only || !(o.status.is_final() && o.settled));
+        .filter(|o| !(unfinished_only && o.status.is_final() && o.settled));
     out.orders.extend(orders.map(|o| inv::ChannelOrderState {
         instr: o.instr.to_string(),
         key: o.key.clone(),
