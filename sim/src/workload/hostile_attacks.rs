@@ -125,20 +125,28 @@ impl Hostile {
             .await;
     }
 
-    /// Paying its own fresh trade from another user's account, named in the body.
+    /// Paying its own fresh trade from another user's account, named in the body; with banks,
+    /// every other time from that user's card (a deposit from someone else's card must be
+    /// refused before it is asked of the bank).
     pub(super) async fn pay_from_another(&mut self) {
         let amount = Amount::from_fen(self.rng.gen_range(100..=5_000)).expect("valid");
         let Some(trade) = self.own_trade(amount).await else {
             return;
         };
         let victim = self.victim_account();
+        let by_card = self.caller.ctx.config.banks > 0 && trade.seq % 2 == 1;
         let pay = PaymentCommand::Pay {
             trade,
             key: self.request("x"),
             payer: victim,
-            by_card: false,
+            by_card,
         };
-        let aim = Aim::new("pay-from-another", RefusalCode::Unauthorized)
+        let name = if by_card {
+            "pay-from-another-by-card"
+        } else {
+            "pay-from-another"
+        };
+        let aim = Aim::new(name, RefusalCode::Unauthorized)
             .victim(victim)
             .trade(trade)
             .amount(amount);
