@@ -24,6 +24,14 @@ pub struct ClearingFigures {
     pub long_repaired: u64,
     pub short_repaired: u64,
     pub lines_held: u64,
+    /// Lines posted to suspense, and released from it once their order turned up.
+    #[serde(default)]
+    pub suspended: u64,
+    #[serde(default)]
+    pub released: u64,
+    /// The treasury's rebalancing transfers ordered.
+    #[serde(default)]
+    pub rebalanced: u64,
 }
 
 /// Orders by kind and outcome, from the gateway's books.
@@ -60,6 +68,9 @@ impl ClearingFigures {
             long_repaired: n(names::RECON_LONG_REPAIRED),
             short_repaired: n(names::RECON_SHORT_REPAIRED),
             lines_held: n(names::RECON_UNMATCHED_HELD),
+            suspended: n(names::RECON_SUSPENDED),
+            released: n(names::RECON_RELEASED),
+            rebalanced: n(names::RECON_REBALANCED),
         }
     }
 }
@@ -75,7 +86,8 @@ impl std::fmt::Display for ClearingFigures {
         write!(
             f,
             "clearing: {} | unknown {} (resolved by query {}, notify {}, statement {}) | \
-             reconciliation: {} dates matched, 长款 repaired {}, 短款 repaired {}, lines held {}",
+             reconciliation: {} dates matched, 长款 repaired {}, 短款 repaired {}, lines held {} \
+             (suspended {}, released {}) | treasury: {} transfers",
             if orders.is_empty() {
                 "no orders".to_string()
             } else {
@@ -88,7 +100,10 @@ impl std::fmt::Display for ClearingFigures {
             self.dates_matched,
             self.long_repaired,
             self.short_repaired,
-            self.lines_held
+            self.lines_held,
+            self.suspended,
+            self.released,
+            self.rebalanced
         )
     }
 }
