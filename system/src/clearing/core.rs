@@ -75,22 +75,13 @@ impl ClearingCore {
             };
         }
         let (bank, card) = bank_of(request.account, banks);
-        Admission::Create(ClearingRecord::Created(ChannelOrder {
-            instr,
-            key: request.key.clone(),
-            client: request.client,
-            kind: request.kind,
-            account: request.account,
-            bank,
-            card,
-            amount: request.amount,
-            status: OrderStatus::Init,
-            history: vec![OrderStatus::Init],
-            fail: None,
-            held: false,
-            settled: false,
-            corrected: false,
-        }))
+        Admission::Create(ClearingRecord::Created(ChannelOrder::new(
+            request.key.clone(),
+            request.client,
+            request.kind,
+            (request.account, bank, card),
+            request.amount,
+        )))
     }
 
     /// What the client is told about its order now: a deposit is done once credited, a

@@ -123,22 +123,14 @@ impl Shell {
                     ReconReply::Nothing
                 };
             }
-            ClearingRecord::Created(ChannelOrder {
-                instr: instr.clone(),
+            let account = AccountId::reserve(from, ShardId(0), shards);
+            ClearingRecord::Created(ChannelOrder::new(
                 key,
-                client: PLATFORM_CLIENT,
-                kind: OrderKind::Transfer { to },
-                account: AccountId::reserve(from, ShardId(0), shards),
-                bank: from,
-                card: 0,
+                PLATFORM_CLIENT,
+                OrderKind::Transfer { to },
+                (account, from, 0),
                 amount,
-                status: OrderStatus::Init,
-                history: vec![OrderStatus::Init],
-                fail: None,
-                held: false,
-                settled: false,
-                corrected: false,
-            })
+            ))
         };
         self.write(record).await;
         self.env.probes.hit(names::CLEARING_TRANSFER_ORDERED);

@@ -108,6 +108,32 @@ pub struct ChannelOrder {
 }
 
 impl ChannelOrder {
+    /// A new order, INIT, of `amount` on `account` at `bank` (its card there, 0 for none).
+    pub fn new(
+        key: String,
+        client: u32,
+        kind: OrderKind,
+        (account, bank, card): (AccountId, u32, u64),
+        amount: Amount,
+    ) -> Self {
+        ChannelOrder {
+            instr: instr_of(&key),
+            key,
+            client,
+            kind,
+            account,
+            bank,
+            card,
+            amount,
+            status: OrderStatus::Init,
+            history: vec![OrderStatus::Init],
+            fail: None,
+            held: false,
+            settled: false,
+            corrected: false,
+        }
+    }
+
     /// The ledger request of the order's last posting, if its outcome needs one: a deposit's
     /// credit is the client's own request; a withdrawal's settlement or reversal is the
     /// platform's (`clr:` requests, judged by the clearing checker).

@@ -145,6 +145,23 @@ fn tell_and_finish(outcome: Result<(), Refusal>) -> Vec<Step> {
     ]
 }
 
+/// A successful refund of a card-paid trade from its outcome on: the trade told, the window,
+/// the payout to the card, the order finished.
+fn refund_told_and_paid_out() -> Vec<Step> {
+    vec![
+        (I::WindowPassed, vec![O::EndAtTrade(end_refund(Ok(())))]),
+        (I::EndAnswered(EndAnswer::Ended), finish_window()),
+        (
+            I::WindowPassed,
+            vec![O::PayOutToCard {
+                payer: PAYER,
+                amount: amount(),
+            }],
+        ),
+        (I::PaidOut, finished("r1", Ok(()))),
+    ]
+}
+
 /// The window between the trade's answer and the order's end.
 fn finish_window() -> Vec<FlowOutput> {
     vec![O::Window(Point::TradeToFinish)]
@@ -226,21 +243,14 @@ fn cases() -> Vec<Case> {
                     ],
                 ),
                 (I::Moved(MovementOutcome::Committed), settle_window()),
-                (I::WindowPassed, vec![O::EndAtTrade(end_refund(Ok(())))]),
-                (I::EndAnswered(EndAnswer::Ended), finish_window()),
-                (
-                    I::WindowPassed,
-                    vec![O::PayOutToCard {
-                        payer: PAYER,
-                        amount: amount(),
-                    }],
-                ),
-                (I::PaidOut, finished("r1", Ok(()))),
-            ],
+            ]
+            .into_iter()
+            .chain(refund_told_and_paid_out())
+            .collect(),
         },
         Case {
             name: "a resumed card refund that had succeeded pays out to the card again (the \
-                   gateway's key makes it once); a failed one does not",
+                   gateway's key makes it once)",
             order: Order {
                 to_card: Some(PAYER),
                 ..refund_order()
@@ -251,16 +261,29 @@ fn cases() -> Vec<Case> {
                     I::MovementResumed(Some(MovementOutcome::Committed)),
                     settle_window(),
                 ),
-                (I::WindowPassed, vec![O::EndAtTrade(end_refund(Ok(())))]),
-                (I::EndAnswered(EndAnswer::Ended), finish_window()),
+            ]
+            .into_iter()
+            .chain(refund_told_and_paid_out())
+            .collect(),
+        },
+        Case {
+            name: "a resumed card refund whose money never moved pays nothing out",
+            order: Order {
+                to_card: Some(PAYER),
+                ..refund_order()
+            },
+            steps: vec![
+                (I::Resume, vec![O::ResumeMovement(Xid::from("x0.1"))]),
+                (
+                    I::MovementResumed(Some(MovementOutcome::Aborted(no_funds()))),
+                    settle_window(),
+                ),
                 (
                     I::WindowPassed,
-                    vec![O::PayOutToCard {
-                        payer: PAYER,
-                        amount: amount(),
-                    }],
+                    vec![O::EndAtTrade(end_refund(Err(no_funds())))],
                 ),
-                (I::PaidOut, finished("r1", Ok(()))),
+                (I::EndAnswered(EndAnswer::Ended), finish_window()),
+                (I::WindowPassed, finished("r1", Err(no_funds()))),
             ],
         },
         Case {
