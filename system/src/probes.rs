@@ -292,6 +292,8 @@ pub mod names {
     pub const CLEARING_RESENT: &str = "clearing.resent-after-not-found";
     /// A withdrawal the bank refused for good was credited back to its user.
     pub const CLEARING_REVERSED: &str = "clearing.definitive-failure-reversed";
+    /// A refund to card the bank refused for good went back to the payer's balance.
+    pub const CLEARING_REFUND_TO_CARD_REVERSED: &str = "clearing.refund-to-card-reversed";
     pub const CLEARING_DECLINED: &str = "clearing.deposit-declined";
     pub const CLEARING_RESUMED: &str = "clearing.order-resumed";
     /// Reconciliation found an order not final that its bank's statement shows carried out.

@@ -380,6 +380,9 @@ impl Shell {
             }
             if order.kind.holds() && order.status == OrderStatus::Fail {
                 self.env.probes.hit(names::CLEARING_REVERSED);
+                if order.kind == OrderKind::RefundToCard {
+                    self.env.probes.hit(names::CLEARING_REFUND_TO_CARD_REVERSED);
+                }
             }
         } else if order.kind == OrderKind::Deposit && order.status == OrderStatus::Fail {
             self.env.probes.hit(names::CLEARING_DECLINED);
@@ -399,6 +402,16 @@ impl Shell {
         legs: Vec<crate::ledger::Leg>,
     ) -> Option<Result<(), RefusalCode>> {
         let shard = order.account.shard(self.config.topology.ledger_shards());
+        self.post_on(shard, request, legs).await
+    }
+
+    /// Posts on `shard`: `None` if the ledger did not answer.
+    async fn post_on(
+        &self,
+        shard: crate::ids::ShardId,
+        request: crate::ids::RequestId,
+        legs: Vec<crate::ledger::Leg>,
+    ) -> Option<Result<(), RefusalCode>> {
         let call = LedgerCall(LedgerCommand::Post { request, legs });
         let dst = self.config.topology.ledger(shard);
         let retried = self.transport.call_with_retry(dst, call, POST_POLICY).await;

@@ -41,22 +41,14 @@ impl Shell {
                 to,
                 amount,
             } => self.clone().transfer(key, (from, to), amount).await,
-            ReconCommand::Suspend {
+            ReconCommand::Suspense {
                 instr,
                 bank,
                 amount,
                 into_reserve,
+                release,
             } => {
-                self.suspense(&instr, bank, amount, (into_reserve, false))
-                    .await
-            }
-            ReconCommand::Release {
-                instr,
-                bank,
-                amount,
-                into_reserve,
-            } => {
-                self.suspense(&instr, bank, amount, (into_reserve, true))
+                self.suspense(&instr, bank, amount, (into_reserve, release))
                     .await
             }
         })
@@ -84,17 +76,11 @@ impl Shell {
             (suspense, reserve)
         };
         let request = super::super::types::suspense_request(instr, release);
-        let call = crate::ledger::LedgerCommand::Post {
-            request,
-            legs: legs(from, to, amount),
-        };
-        let dst = self.config.topology.ledger(ShardId(0));
-        let retried = self
-            .transport
-            .call_with_retry(dst, crate::ledger::LedgerCall(call), super::POST_POLICY)
-            .await;
-        match retried.result {
-            Ok(Ok(_)) => ReconReply::Done,
+        match self
+            .post_on(ShardId(0), request, legs(from, to, amount))
+            .await
+        {
+            Some(Ok(())) => ReconReply::Done,
             _ => ReconReply::Nothing,
         }
     }

@@ -280,19 +280,14 @@ pub enum ReconCommand {
     /// carried it out): post the correction, once.
     Correct { instr: InstrId, bank_success: bool },
     /// A statement line no order explains (长款 with no order): hold its money in suspense
-    /// (挂账) so that the reserve agrees with the bank, until an order explains it.
-    Suspend {
+    /// (挂账) so that the reserve agrees with the bank, until an order explains it; or, with
+    /// `release`, its order turned up: take it out of suspense again.
+    Suspense {
         instr: InstrId,
         bank: u32,
         amount: Amount,
         into_reserve: bool,
-    },
-    /// The suspended line's order turned up: take it out of suspense again.
-    Release {
-        instr: InstrId,
-        bank: u32,
-        amount: Amount,
-        into_reserve: bool,
+        release: bool,
     },
     /// The treasury's transfer (内转) of `amount` from the reserve at bank `from` to the one at
     /// bank `to`, idempotent by `key`.

@@ -132,16 +132,8 @@ pub async fn deposit_for_card_payment(
             detail,
         )));
     };
-    let request = FundRequest {
-        client,
-        key: crate::clearing::platform_key(key, "card"),
-        kind: OrderKind::Deposit,
-        account: payer,
-        amount,
-    };
-    through_clearing(&request, transport, gateway)
-        .await
-        .map(|_| ())
+    let order = (key, "card", OrderKind::Deposit);
+    platform_order(order, client, payer, amount, transport, gateway).await
 }
 
 /// F4 by card: pays a refund of a card-paid trade out of the payer's balance to the payer's
@@ -155,11 +147,25 @@ pub async fn refund_to_card(
     transport: &Transport,
     gateway: std::net::SocketAddr,
 ) -> Result<(), PaymentError> {
+    let order = (out_request_no, "tocard", OrderKind::RefundToCard);
+    platform_order(order, client, payer, amount, transport, gateway).await
+}
+
+/// An order the platform opens itself for client request `of` (`clr:<of>.<what>`), of `kind`,
+/// on `account`.
+async fn platform_order(
+    (of, what, kind): (&str, &str, OrderKind),
+    client: u32,
+    account: AccountId,
+    amount: crate::money::Amount,
+    transport: &Transport,
+    gateway: std::net::SocketAddr,
+) -> Result<(), PaymentError> {
     let request = FundRequest {
         client,
-        key: crate::clearing::platform_key(out_request_no, "tocard"),
-        kind: OrderKind::RefundToCard,
-        account: payer,
+        key: crate::clearing::platform_key(of, what),
+        kind,
+        account,
         amount,
     };
     through_clearing(&request, transport, gateway)

@@ -116,15 +116,10 @@ impl Shell {
             }
             self.env.probes.hit(names::RECON_REBALANCED);
         }
-        let record = ReconRecord::Rebalanced {
+        self.record(ReconRecord::Rebalanced {
             date: rebalance.date,
-        };
-        {
-            let mut core = self.core();
-            self.log.append(&record);
-            core.apply(record);
-        }
-        self.log.sync().await;
+        })
+        .await;
     }
 
     /// Reconciles bank `bank`'s next date; whether it did.
@@ -155,12 +150,7 @@ impl Shell {
             held: tally.held,
             closing_fen: fen(statement.closing),
         };
-        {
-            let mut core = self.core();
-            self.log.append(&record);
-            core.apply(record);
-        }
-        self.log.sync().await;
+        self.record(record).await;
         true
     }
 
@@ -232,15 +222,8 @@ impl Shell {
         if self.core().suspended.contains_key(instr) {
             return Some(());
         }
-        let command = ReconCommand::Suspend {
-            instr: instr.clone(),
-            bank,
-            amount,
-            into_reserve,
-        };
-        if self.gateway(command).await? != ReconReply::Done {
-            return None;
-        }
+        self.suspense(instr, bank, (amount, into_reserve), false)
+            .await?;
         self.env.probes.hit(names::RECON_SUSPENDED);
         self.record(ReconRecord::Suspended {
             bank,
@@ -258,21 +241,32 @@ impl Shell {
             return Some(());
         };
         let amount = crate::money::Amount::from_fen(line.amount_fen).ok()?;
-        let command = ReconCommand::Release {
-            instr: instr.clone(),
-            bank: line.bank,
-            amount,
-            into_reserve: line.into_reserve,
-        };
-        if self.gateway(command).await? != ReconReply::Done {
-            return None;
-        }
+        self.suspense(instr, line.bank, (amount, line.into_reserve), true)
+            .await?;
         self.env.probes.hit(names::RECON_RELEASED);
         self.record(ReconRecord::Released {
             instr: instr.clone(),
         })
         .await;
         Some(())
+    }
+
+    /// Asks the gateway to post line `instr` into suspense or (`release`) out of it.
+    async fn suspense(
+        &self,
+        instr: &InstrId,
+        bank: u32,
+        (amount, into_reserve): (crate::money::Amount, bool),
+        release: bool,
+    ) -> Option<()> {
+        let command = ReconCommand::Suspense {
+            instr: instr.clone(),
+            bank,
+            amount,
+            into_reserve,
+            release,
+        };
+        (self.gateway(command).await? == ReconReply::Done).then_some(())
     }
 
     /// Writes a record durably.
