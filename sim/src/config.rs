@@ -634,6 +634,16 @@ impl RunConfig {
         crate::services::fault_targets(self)
     }
 
+    /// The node slots a fault plan draws from: every node that any strategy or message mode
+    /// of this configuration's sizes runs (the message layer's nodes included even when this
+    /// run has none), so that a seed's plan is the same whatever the strategy and the message
+    /// mode. A fault on a slot this run lacks is skipped, visibly.
+    pub fn slot_nodes(&self) -> Vec<NodeName> {
+        let mut widest = self.clone();
+        widest.messages.get_or_insert(MessageMode::Outbox);
+        crate::services::fault_targets(&widest)
+    }
+
     /// Accounts each client opens: two per shard, so every shard has a transfer pair.
     pub fn accounts_per_client(&self) -> u32 {
         2 * self.shards

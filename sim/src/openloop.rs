@@ -15,6 +15,7 @@
 use crate::config::OpenLoop;
 use crate::workload::caller::Caller;
 use crate::workload::flows::{self, amount, Names};
+use crate::workload::intent::{FlowIntent, TransferIntent};
 use madsim::time::{sleep, sleep_until, Instant};
 use paylab_invariants::OpKind;
 use paylab_system::ledger::{LedgerCommand, Subject};
@@ -72,6 +73,7 @@ enum Kind {
 }
 
 /// One arrival, drawn by the node's loop: who, with whom, what, and its own stream.
+#[derive(Debug)]
 struct Arrival {
     k: u64,
     user: u64,
@@ -129,7 +131,9 @@ pub async fn run_node(caller: Caller, mut rng: ChaCha8Rng) {
         if at_s * 1_000.0 >= open.duration_ms as f64 {
             break;
         }
+        // Drawn whole here (its flow's choices come from its own seed), in arrival order.
         let arrival = node.draw(&mut rng, k);
+        node.caller.ctx.intents.record(id, &arrival);
         sleep_until(start + Duration::from_secs_f64(at_s)).await;
         let now = node.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let probes = &node.caller.ctx.probes;
@@ -188,7 +192,10 @@ impl Node {
         match a.kind {
             Kind::Paid => {
                 let amount = amount(&mut rng, 100, 30_000);
-                flows::trade_flow(caller, &mut rng, &names, a.merchant, amount, |_| payer).await;
+                let config = &caller.ctx.config;
+                let (banks, close_ms) = (config.banks, config.close_after_ms);
+                let f = FlowIntent::draw(&mut rng, amount, banks, close_ms, |_| payer);
+                flows::trade_flow(caller, &names, a.merchant, f).await;
                 let banks = caller.ctx.config.banks;
                 let (of_merchant, of_user) = crate::workload::money::withdrawal_thresholds(banks);
                 caller
@@ -212,7 +219,8 @@ impl Node {
                 let others: Vec<u64> = targets.into_iter().filter(|&u| u != a.user).collect();
                 if let Some(&to) = others.get(rng.gen_range(0..others.len().max(1))) {
                     let to = user_account(shards, to);
-                    flows::transfer(caller, &mut rng, &names, payer, to).await;
+                    let t = TransferIntent::draw(&mut rng, payer, to);
+                    flows::transfer(caller, &names, t).await;
                 }
             }
         }

@@ -25,6 +25,34 @@ use std::str::FromStr;
 /// Mixed into the seed to give the plan its own stream.
 const PLAN_STREAM: u64 = 0x5041_594c_4142_504c; // "PAYLABPL"
 
+/// The plan's sub-streams (ChaCha stream numbers): the kinds, each kind's event count, each
+/// event, each buggify site and the crash correlation draw from their own, so that one draw
+/// never shifts another.
+mod streams {
+    pub const KINDS: u64 = 1;
+    pub const CORRELATE: u64 = 2;
+    pub const SITES: u64 = 3;
+    /// Kind `k`'s event count.
+    pub fn count(kind: usize) -> u64 {
+        (10 + kind as u64) << 32
+    }
+    /// Event `j` of kind `k`.
+    pub fn event(kind: usize, j: u64) -> u64 {
+        count(kind) | (j + 1)
+    }
+    /// Buggify site `p`.
+    pub fn site(point: usize) -> u64 {
+        (100 << 32) | point as u64
+    }
+}
+
+/// The plan's sub-stream `stream` for the seed.
+fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ PLAN_STREAM);
+    rng.set_stream(stream);
+    rng
+}
+
 /// Bounds every fault respects, so that healing always has something to recover from.
 pub const DURATION_MS_MAX: u64 = 20_000;
 pub const CLOCK_JUMP_MS_MAX: i64 = 10_000;
@@ -214,6 +242,30 @@ impl Fault {
             Fault::ClockJump { .. } => FaultKind::ClockJump,
             Fault::SlowDisk { .. } => FaultKind::SlowDisk,
             Fault::Buggify { .. } => FaultKind::Buggify,
+        }
+    }
+
+    /// The fault as it applies to a run whose nodes are those `has` accepts: a partition
+    /// loses the slots the run lacks from each side; `None` when the fault names a slot the
+    /// run lacks (or a partition keeps no node on one side), and the run skips it.
+    pub fn on_nodes(&self, has: impl Fn(&NodeName) -> bool) -> Option<Fault> {
+        match self {
+            Fault::Partition {
+                side,
+                other,
+                for_ms,
+            } => {
+                let keep = |v: &[NodeName]| -> Vec<NodeName> {
+                    v.iter().filter(|n| has(n)).cloned().collect()
+                };
+                let (side, other) = (keep(side), keep(other));
+                (!side.is_empty() && !other.is_empty()).then_some(Fault::Partition {
+                    side,
+                    other,
+                    for_ms: *for_ms,
+                })
+            }
+            _ => self.nodes().into_iter().all(has).then(|| self.clone()),
         }
     }
 
@@ -456,29 +508,39 @@ impl FaultPlan {
     /// Draws the plan for a run from its seed. `kinds` narrows the choice: `None` lets swarm
     /// testing pick a random non-empty subset of every kind; `Some(list)` enables exactly the
     /// listed kinds (an empty list means no faults).
+    ///
+    /// Faults target node slots ([`RunConfig::slot_nodes`]), not this run's nodes, and every
+    /// event draws from its own sub-stream: the plan of a seed is the same for every strategy
+    /// and message mode (a fault on a slot the run lacks is skipped when applied).
     pub fn generate(config: &RunConfig) -> FaultPlan {
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ PLAN_STREAM);
-        let kinds = draw_kinds(config, &mut rng);
-        let nodes = config.server_nodes();
+        let kinds = draw_kinds(config, &mut stream(config.seed, streams::KINDS));
+        let nodes = config.slot_nodes();
         let total = config.total_ops();
         let mut events = Vec::new();
         for &kind in &kinds {
             if kind == FaultKind::Buggify {
-                events.extend(draw_sites(&nodes, total, &mut rng));
+                events.extend(draw_sites(config.seed, &nodes, total));
                 continue;
             }
+            let k = FaultKind::ALL
+                .iter()
+                .position(|x| *x == kind)
+                .expect("a kind");
+            let mut counter = stream(config.seed, streams::count(k));
             let count = if kind == FaultKind::Crash {
-                rng.gen_range(1..=3)
+                counter.gen_range(1..=3)
             } else {
-                rng.gen_range(1..=2)
+                counter.gen_range(1..=2)
             };
-            for _ in 0..count {
+            for j in 0..count {
+                let rng = &mut stream(config.seed, streams::event(k, j));
                 let after_ops = rng.gen_range(total / 20..=total * 7 / 10);
-                let fault = draw(kind, &nodes, &mut rng);
+                let fault = draw(kind, &nodes, rng);
                 events.push(FaultEvent { after_ops, fault });
             }
         }
-        correlate_crashes(&mut events, &nodes, &mut rng);
+        let rng = &mut stream(config.seed, streams::CORRELATE);
+        correlate_crashes(&mut events, &nodes, rng);
         events.sort_by_key(|e| e.after_ops);
         FaultPlan { kinds, events }
     }
@@ -514,12 +576,14 @@ impl FaultPlan {
         Ok(plan)
     }
 
-    /// Every node the plan names exists, and every fault is within its bounds.
+    /// Every node the plan names is a slot of the configuration (a slot this run lacks, like
+    /// the broker of a run without messages, is skipped when applied), and every fault is
+    /// within its bounds.
     pub fn validate(&self, config: &RunConfig) -> Result<(), PlanError> {
         if self.events.len() > PLAN_EVENTS_MAX {
             return Err(PlanError::TooManyEvents(self.events.len()));
         }
-        let nodes = config.server_nodes();
+        let nodes = config.slot_nodes();
         for (index, event) in self.events.iter().enumerate() {
             if let Some(node) = event.fault.nodes().into_iter().find(|n| !nodes.contains(n)) {
                 return Err(PlanError::UnknownNode {
@@ -727,7 +791,8 @@ fn draw(kind: FaultKind, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Fault {
 /// be enabled at all, then each point whose code runs on some node of the configuration is
 /// enabled with that probability, open for a long stretch of the faulted phase and firing with
 /// a chance of its own. At least one site is enabled.
-fn draw_sites(nodes: &[NodeName], total: u64, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+fn draw_sites(seed: u64, nodes: &[NodeName], total: u64) -> Vec<FaultEvent> {
+    let rng = &mut stream(seed, streams::SITES);
     let enabled_p = [0.5, 0.75, 1.0][rng.gen_range(0..3)];
     let runnable: Vec<Point> = Point::ALL
         .iter()
@@ -744,13 +809,20 @@ fn draw_sites(nodes: &[NodeName], total: u64, rng: &mut ChaCha8Rng) -> Vec<Fault
     }
     sites
         .into_iter()
-        .map(|point| FaultEvent {
-            after_ops: rng.gen_range(total / 20..=total / 2),
-            fault: Fault::Buggify {
-                point,
-                for_ms: rng.gen_range(2_000..=DURATION_MS_MAX),
-                chance: [0.05, 0.2, 0.5, 1.0][rng.gen_range(0..4)],
-            },
+        .map(|point| {
+            let index = Point::ALL
+                .iter()
+                .position(|p| *p == point)
+                .expect("a point");
+            let rng = &mut stream(seed, streams::site(index));
+            FaultEvent {
+                after_ops: rng.gen_range(total / 20..=total / 2),
+                fault: Fault::Buggify {
+                    point,
+                    for_ms: rng.gen_range(2_000..=DURATION_MS_MAX),
+                    chance: [0.05, 0.2, 0.5, 1.0][rng.gen_range(0..4)],
+                },
+            }
         })
         .collect()
 }

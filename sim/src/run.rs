@@ -122,6 +122,17 @@ pub struct RunReport {
     /// With banks: channel orders, unknowns and their resolution, reconciliation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clearing: Option<crate::clearing_figures::ClearingFigures>,
+    /// The intents the clients drew (`crate::workload::intent`): how many, and their hash,
+    /// the same for every strategy and message mode of a seed.
+    pub intents: Intents,
+}
+
+/// The intents a run's clients drew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Intents {
+    pub count: u64,
+    #[serde(serialize_with = "crate::trace::serialize_hex")]
+    pub hash: u64,
 }
 
 /// How many trace events and recent operations a failure report keeps.
@@ -274,6 +285,10 @@ impl Evidence {
             trace_events: self.trace.len(),
             summary: crate::summary::summarize(&history),
             clearing,
+            intents: Intents {
+                count: out.intents.0,
+                hash: out.intents.1,
+            },
             history_excerpt,
             trace_tail,
         }
@@ -293,6 +308,8 @@ struct Outcomes {
     orders: BTreeMap<String, usize>,
     sim_ms: u64,
     converge_ms: Option<u64>,
+    /// How many intents the clients drew, and their hash.
+    intents: (u64, u64),
 }
 
 fn simulate(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> RunReport {
@@ -479,6 +496,7 @@ impl Checker {
             orders,
             sim_ms,
             converge_ms,
+            intents: (0, 0),
         }
     }
 
@@ -530,6 +548,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         faults,
         probes,
         balances: Default::default(),
+        intents: Default::default(),
     };
     let (client_nodes, done) = start_clients(&handle, &ctx);
     let nemesis = Nemesis::new(
@@ -572,7 +591,9 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     let converge_ms = settled_ms
         .filter(|_| stuck.is_empty())
         .map(|at| at - healed_ms);
-    checker.outcomes(&config, &cluster.probes, stuck, converge_ms, sim_ms)
+    let mut out = checker.outcomes(&config, &cluster.probes, stuck, converge_ms, sim_ms);
+    out.intents = ctx.intents.digest();
+    out
 }
 
 /// The registered owner of every account the shards hold that the platform assigned to a

@@ -20,6 +20,7 @@
 pub mod caller;
 pub mod flows;
 pub mod hostile;
+pub mod intent;
 pub mod money;
 pub mod reask;
 
@@ -29,6 +30,7 @@ use crate::history::History;
 use crate::trace::Trace;
 use caller::Caller;
 use flows::{amount, Names};
+use intent::{FlowIntent, Step, TransferIntent};
 use money::Balances;
 use paylab_system::auth::{Authority, Directory};
 use paylab_system::probes::Probes;
@@ -57,6 +59,8 @@ pub struct ClientContext {
     pub probes: Probes,
     /// The clients' estimate of every balance they touch.
     pub balances: Balances,
+    /// Every intent the clients drew (a test compares it across strategies).
+    pub intents: intent::IntentLog,
 }
 
 /// One client's user accounts (the platform's [`paylab_system::auth::Directory`]): two per
@@ -137,21 +141,18 @@ impl Client {
         }
         for n in 0..self.config().ops {
             let names = Names::new(id, n);
-            match self.rng.gen_range(0..100) {
-                0..=9 => self.transfer(&names, &accounts).await,
-                10..=19 => {
-                    // Created and never paid: its trade node closes it after the timeout.
-                    let amount = amount(&mut self.rng, 100, 30_000);
+            let step = self.draw_step(&accounts);
+            self.caller.ctx.intents.record(id, &step);
+            match step {
+                Step::Transfer(t) => {
+                    flows::transfer(&self.caller, &names, t).await;
+                }
+                Step::Unpaid { amount } => {
                     self.caller
                         .create_trade(&names.id("o"), merchant, amount)
                         .await;
                 }
-                _ => {
-                    let amount = amount(&mut self.rng, 100, 30_000);
-                    let pick = |rng: &mut ChaCha8Rng| accounts[rng.gen_range(0..accounts.len())];
-                    flows::trade_flow(&self.caller, &mut self.rng, &names, merchant, amount, pick)
-                        .await;
-                }
+                Step::Flow(f) => flows::trade_flow(&self.caller, &names, merchant, f).await,
             }
             let (of_merchant, of_user) = money::withdrawal_thresholds(self.config().banks);
             self.caller
@@ -166,9 +167,31 @@ impl Client {
         }
     }
 
+    /// The next step, drawn whole before any of it is asked.
+    fn draw_step(&mut self, accounts: &[AccountId]) -> Step {
+        match self.rng.gen_range(0..100) {
+            0..=9 => Step::Transfer(self.draw_transfer(accounts)),
+            10..=19 => Step::Unpaid {
+                amount: amount(&mut self.rng, 100, 30_000),
+            },
+            _ => {
+                let amount = amount(&mut self.rng, 100, 30_000);
+                let (banks, close_ms) = (self.config().banks, self.config().close_after_ms);
+                let pick = |rng: &mut ChaCha8Rng| accounts[rng.gen_range(0..accounts.len())];
+                Step::Flow(FlowIntent::draw(
+                    &mut self.rng,
+                    amount,
+                    banks,
+                    close_ms,
+                    pick,
+                ))
+            }
+        }
+    }
+
     /// A same-shard transfer from one of this client's accounts: to its other account on that
     /// shard, or, half the time, to another client's account there (a payment between users).
-    async fn transfer(&mut self, names: &Names, accounts: &[AccountId]) {
+    fn draw_transfer(&mut self, accounts: &[AccountId]) -> TransferIntent {
         let shard = self.rng.gen_range(0..self.shards) as usize;
         let (a, b) = (accounts[shard], accounts[shard + self.shards as usize]);
         let (from, mut to) = if self.rng.gen_bool(0.5) {
@@ -181,7 +204,7 @@ impl Client {
             let other = (self.caller.id + self.rng.gen_range(1..clients)) % clients;
             to = client_accounts(self.config(), other)[shard];
         }
-        flows::transfer(&self.caller, &mut self.rng, names, from, to).await;
+        TransferIntent::draw(&mut self.rng, from, to)
     }
 }
 

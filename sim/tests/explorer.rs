@@ -217,8 +217,8 @@ fn the_campaign_page_lists_its_failing_seeds_and_untested_corners() {
     let d = dir.to_str().expect("a UTF-8 path");
     let out = paylab(&[
         "campaign",
-        "--count",
-        "12",
+        "--seeds",
+        "10..22",
         "--bug",
         "tcc-no-fence",
         "--jobs",

@@ -76,8 +76,8 @@ fn refund_check_then_act_at_seed_0_shrinks_to_two_faults_and_thirty_five_operati
 #[test]
 fn shrunk_cases_of_five_families_still_fail_their_invariant() {
     for (bug, seed) in [
-        (Bug::TccDecisionNotDurable, 1),
-        (Bug::ManagerNoRecovery, 6),
+        (Bug::TccDecisionNotDurable, 7),
+        (Bug::ManagerNoRecovery, 7),
         (Bug::OffsetBeforeProcessing, 24),
         (Bug::ReplicaNoVersion, 0),
         (Bug::LedgerRetryAppliesTwice, 2),
@@ -189,7 +189,7 @@ fn a_failure_report_shrinks_to_a_report_that_replays() {
 /// three give the same shrunk case.
 #[test]
 fn the_result_does_not_depend_on_the_number_of_jobs() {
-    let original = run(config(Bug::TccDecisionNotDurable, 1));
+    let original = run(config(Bug::TccDecisionNotDurable, 7));
     let shrunk = |jobs| {
         let case = Case {
             config: original.config.clone(),

@@ -179,6 +179,9 @@ pub mod names {
     pub const TORN_TAIL: &str = "fault.torn-tail";
     pub const DUPLICATE_DELIVERED: &str = "fault.duplicate-delivered";
     pub const MESSAGE_DELAYED: &str = "fault.message-delayed";
+    /// A planned fault named a node slot this run lacks (the plan is the same for every
+    /// strategy and message mode), so the run skipped it.
+    pub const FAULT_SKIPPED: &str = "fault.skipped-no-such-node";
     pub const RPC_TIMEOUT: &str = "rpc.timeout";
     pub const LEDGER_RECOVERED: &str = "ledger.recovered-from-log";
     pub const LEDGER_TORN_TAIL_CUT: &str = "ledger.torn-tail-cut";
@@ -287,6 +290,9 @@ pub mod names {
     pub const CLEARING_TRANSFER_ORDERED: &str = "clearing.transfer-ordered";
     /// The treasury moved money between two banks' reserves after a reconciled bank date.
     pub const RECON_REBALANCED: &str = "recon.reserves-rebalanced";
+    /// The treasury held off because its last transfer had not landed on a reconciled
+    /// statement yet (ordering on that gap would overshoot).
+    pub const RECON_TRANSFER_AWAITED: &str = "recon.transfer-awaited";
     pub const CLEARING_DUPLICATE_NOTIFY: &str = "clearing.duplicate-notify-absorbed";
     /// A query found no instruction at the bank: the gateway sent it again, same instr_id.
     pub const CLEARING_RESENT: &str = "clearing.resent-after-not-found";

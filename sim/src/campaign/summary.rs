@@ -54,6 +54,7 @@ pub struct Coverage {
 /// checks this list against that module's source.
 pub const PROBES: &[&str] = &[
     names::NODE_CRASH,
+    names::FAULT_SKIPPED,
     names::POWER_LOSS_DROPPED,
     names::TORN_TAIL,
     names::DUPLICATE_DELIVERED,
@@ -127,6 +128,7 @@ pub const PROBES: &[&str] = &[
     names::CLEARING_TRANSFER_ORDERED,
     names::CLEARING_REFUND_TO_CARD_REVERSED,
     names::RECON_REBALANCED,
+    names::RECON_TRANSFER_AWAITED,
     names::RECON_SUSPENDED,
     names::RECON_RELEASED,
     names::PAYMENT_REFUND_KEPT_IN_BALANCE,

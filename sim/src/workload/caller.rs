@@ -154,7 +154,7 @@ impl Caller {
         let ask = Ask::Ledger { account, command };
         let (outcome, attempts) = self.send(&ask).await;
         self.complete(op, request, &outcome, attempts);
-        self.maybe_re_ask(op, &outcome, &ask).await;
+        self.maybe_re_ask(op, request, &outcome, &ask).await;
         outcome
     }
 
@@ -304,7 +304,7 @@ impl Caller {
             shard: shard.0,
             command: create,
         };
-        self.maybe_re_ask(op, &outcome, &ask).await;
+        self.maybe_re_ask(op, out_trade_no, &outcome, &ask).await;
         trade
     }
 
@@ -373,7 +373,7 @@ impl Caller {
             key: key.to_string(),
             command,
         };
-        self.maybe_re_ask(op, &outcome, &ask).await;
+        self.maybe_re_ask(op, key, &outcome, &ask).await;
         outcome
     }
 

@@ -3,9 +3,12 @@
 //! pay, a refund), right away or a moment later, as a client that lost the reply or doubts it
 //! would. The platform must give the same answer (by refusal code); the second answer goes into
 //! the history beside the first, where the idempotency checker compares them. Whether and when
-//! to re-ask is drawn from the client's own stream for it.
+//! to re-ask is drawn for each request from its own stream (the client's seed and the request
+//! id), before its answer is known, so the same seed re-asks the same requests whatever the
+//! outcomes (only an answer that says nothing is never asked again).
 
 use super::caller::{Answer, Caller};
+use super::intent::fnv1a;
 use crate::cluster::ledger_addr;
 use crate::history::OpHandle;
 use paylab_invariants::Outcome;
@@ -17,7 +20,6 @@ use paylab_system::transport::RetryPolicy;
 use paylab_system::{AccountId, RefusalCode, ShardId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The share of definite answers a client asks again.
@@ -43,24 +45,22 @@ pub enum Ask {
     Trade { shard: u32, command: TradeCommand },
 }
 
-/// A client's stream of re-ask draws (cloned handles share it).
-#[derive(Debug, Clone)]
+/// A client's re-ask draws: one stream per request, from the client's seed and the request id.
+#[derive(Debug, Clone, Copy)]
 pub struct ReAsks {
-    rng: Arc<Mutex<ChaCha8Rng>>,
+    seed: u64,
 }
 
 impl ReAsks {
     pub fn new(seed: u64) -> ReAsks {
-        ReAsks {
-            rng: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))),
-        }
+        ReAsks { seed }
     }
 
-    /// Whether to ask again, and after how long.
-    fn draw(&self) -> Option<Duration> {
-        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        rng.gen_bool(RE_ASK_P)
-            .then(|| Duration::from_millis(DELAYS_MS[rng.gen_range(0..DELAYS_MS.len())]))
+    /// Whether to ask `request` again, and after how long.
+    pub fn draw(&self, request: &str) -> Option<Duration> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(0, request.as_bytes()));
+        let delay = DELAYS_MS[rng.gen_range(0..DELAYS_MS.len())];
+        rng.gen_bool(RE_ASK_P).then(|| Duration::from_millis(delay))
     }
 }
 
@@ -102,16 +102,22 @@ impl Caller {
 
     /// After operation `op`'s definite answer `first`, sometimes asks `ask` again and records
     /// the second answer (if it says something) beside the first.
-    pub(crate) async fn maybe_re_ask(&self, op: OpHandle, first: &Outcome, ask: &Ask) {
+    pub(crate) async fn maybe_re_ask(
+        &self,
+        op: OpHandle,
+        request: &str,
+        first: &Outcome,
+        ask: &Ask,
+    ) {
         let Some(re_asks) = &self.re_asks else {
+            return;
+        };
+        let Some(delay) = re_asks.draw(request) else {
             return;
         };
         if !says_something(first) {
             return;
         }
-        let Some(delay) = re_asks.draw() else {
-            return;
-        };
         madsim::time::sleep(delay).await;
         self.ctx.probes.hit(names::CLIENT_RE_ASK);
         let (again, _) = self.send(ask).await;

@@ -1,7 +1,10 @@
 //! Reconciliation's durable state: the next bank date to reconcile per bank, the statement
 //! lines seen so far, the differences found and each date's closing reserve, folded from its
 //! log; and the treasury's decision (头寸调拨) after each bank date every bank has reconciled:
-//! when the reserves drift apart, move half the difference from the richest to the poorest.
+//! when the reserves drift apart, move half the difference from the richest to the poorest,
+//! but never while its last transfer is still on its way: a transfer the sending bank has paid
+//! out and the receiving bank's statements do not show yet makes the gap look wider than it
+//! is, and ordering on it would overshoot, and then overshoot back, for ever.
 
 use crate::ids::InstrId;
 use crate::money::Amount;
@@ -28,9 +31,12 @@ pub enum ReconRecord {
         /// fen: the log is bincode, which cannot decode a `Decimal`).
         closing_fen: i64,
     },
-    /// The treasury looked at the reserves after bank date `date` (and ordered its transfer,
-    /// if it needed one).
-    Rebalanced { date: u32 },
+    /// The treasury looked at the reserves after bank date `date` and ordered its transfer to
+    /// bank `to`, if it needed one.
+    Rebalanced { date: u32, to: Option<u32> },
+    /// The treasury's transfer `instr` failed (the gateway's order is FAIL): it will never
+    /// land, and the treasury stops waiting for it.
+    TransferFailed { instr: InstrId },
     /// A line no order explains is held in suspense (posted).
     Suspended {
         bank: u32,
@@ -75,6 +81,18 @@ pub struct ReconCore {
     pub rebalanced: Option<u32>,
     /// Lines held in suspense, until their order turns up.
     pub suspended: BTreeMap<InstrId, Suspended>,
+    /// The treasury's last transfer until the receiving bank's statements show it.
+    pub in_flight: Option<InFlight>,
+}
+
+/// The treasury's transfer on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub instr: InstrId,
+    /// The receiving bank.
+    pub to: u32,
+    /// The date of the receiving bank's statement that listed it, once one did.
+    pub landed: Option<u32>,
 }
 
 impl ReconCore {
@@ -99,10 +117,16 @@ impl ReconCore {
     /// reconciled a date it has not looked at; then, for the latest such date, a transfer of
     /// half the gap between the richest and the poorest reserve (whole yuan) if the gap is
     /// over [`REBALANCE_GAP`], else none.
+    ///
+    /// While its last transfer has not landed on a reconciled date every bank has reached,
+    /// nothing: the closing reserves do not show it yet.
     pub fn rebalance(&self, banks: u32) -> Option<Rebalance> {
         let done = (0..banks).map(|b| self.next_date(b)).min()?;
         let date = done.checked_sub(1)?;
         if self.rebalanced.is_some_and(|r| r >= date) {
+            return None;
+        }
+        if self.waits_for_transfer(date) {
             return None;
         }
         let closing = |b: u32| self.closings.get(&b).and_then(|c| c.get(&date)).copied();
@@ -119,10 +143,28 @@ impl ReconCore {
         Some(Rebalance { date, transfer })
     }
 
+    /// Whether the treasury's last transfer has yet to land on a statement of `date` or
+    /// before.
+    pub fn waits_for_transfer(&self, date: u32) -> bool {
+        let f = self.in_flight.as_ref();
+        f.is_some_and(|f| f.landed.is_none_or(|d| d > date))
+    }
+
     pub fn apply(&mut self, record: ReconRecord) {
         let (bank, date, lines, held, closing) = match record {
-            ReconRecord::Rebalanced { date } => {
+            ReconRecord::Rebalanced { date, to } => {
                 self.rebalanced = Some(date);
+                self.in_flight = to.map(|to| InFlight {
+                    instr: crate::clearing::instr_of(&crate::clearing::transfer_key(date)),
+                    to,
+                    landed: None,
+                });
+                return;
+            }
+            ReconRecord::TransferFailed { instr } => {
+                if self.in_flight.as_ref().is_some_and(|f| f.instr == instr) {
+                    self.in_flight = None;
+                }
                 return;
             }
             ReconRecord::Suspended {
@@ -159,6 +201,11 @@ impl ReconCore {
             "bank {bank}'s dates are reconciled in order"
         );
         self.next.insert(bank, date + 1);
+        if let Some(f) = &mut self.in_flight {
+            if f.to == bank && f.landed.is_none() && lines.contains(&f.instr) {
+                f.landed = Some(date);
+            }
+        }
         self.seen.entry(bank).or_default().extend(lines);
         // A held line is looked at again with the next statement: what is held now replaces it.
         self.held.insert(bank, held.into_iter().collect());
@@ -216,8 +263,25 @@ mod tests {
         }
     }
 
+    fn closed_listing(bank: u32, date: u32, closing_fen: i64, line: &InstrId) -> ReconRecord {
+        match closed(bank, date, closing_fen) {
+            ReconRecord::Reconciled { .. } => ReconRecord::Reconciled {
+                bank,
+                date,
+                lines: vec![line.clone()],
+                matched: 1,
+                long: 0,
+                short: 0,
+                held: Vec::new(),
+                closing_fen,
+            },
+            other => other,
+        }
+    }
+
     /// The treasury waits for every bank's date, moves half a gap over the threshold from
-    /// the richest to the poorest, and looks at each date once.
+    /// the richest to the poorest, and looks at each date once; then it waits for its
+    /// transfer to land on a date every bank has reconciled before it looks again.
     #[test]
     fn the_treasury_moves_half_a_wide_gap_once_every_bank_has_the_date() {
         let mut core = ReconCore::recover(&[closed(0, 0, 900_000)]);
@@ -227,16 +291,48 @@ mod tests {
         let half = Amount::new(Decimal::new(4_000, 0)).expect("valid");
         assert_eq!(gap.date, 0);
         assert_eq!(gap.transfer, Some((0, 1, half)));
-        core.apply(ReconRecord::Rebalanced { date: 0 });
+        core.apply(ReconRecord::Rebalanced {
+            date: 0,
+            to: Some(1),
+        });
         assert_eq!(core.rebalance(2), None, "date 0 was looked at");
-        core.apply(closed(0, 1, 100_000));
-        core.apply(closed(1, 1, 250_000));
-        let narrow = core.rebalance(2).expect("date 1 is due");
+        // Date 1: the sending bank paid it out, the receiving one has not taken it yet.
+        core.apply(closed(0, 1, 500_000));
+        core.apply(closed(1, 1, 100_000));
+        assert_eq!(
+            core.rebalance(2),
+            None,
+            "the transfer is on its way: the gap it shows is not real"
+        );
+        let instr = crate::clearing::instr_of(&crate::clearing::transfer_key(0));
+        core.apply(closed_listing(1, 2, 500_000, &instr));
+        assert_eq!(core.rebalance(2), None, "bank 0 has not reconciled date 2");
+        core.apply(closed(0, 2, 350_000));
+        let narrow = core
+            .rebalance(2)
+            .expect("date 2 is due, the transfer landed");
         assert_eq!(
             (narrow.date, narrow.transfer),
-            (1, None),
+            (2, None),
             "1,500 yuan apart"
         );
+    }
+
+    #[test]
+    fn a_failed_transfer_is_not_waited_for() {
+        let mut core = ReconCore::recover(&[closed(0, 0, 900_000), closed(1, 0, 100_000)]);
+        core.apply(ReconRecord::Rebalanced {
+            date: 0,
+            to: Some(1),
+        });
+        core.apply(closed(0, 1, 900_000));
+        core.apply(closed(1, 1, 100_000));
+        assert_eq!(core.rebalance(2), None, "waiting for the transfer");
+        let instr = crate::clearing::instr_of(&crate::clearing::transfer_key(0));
+        core.apply(ReconRecord::TransferFailed { instr });
+        let again = core.rebalance(2).expect("date 1 is due");
+        assert_eq!(again.date, 1);
+        assert!(again.transfer.is_some(), "the gap is still wide");
     }
 
     #[test]

@@ -100,7 +100,16 @@ impl Shell {
     /// gateway again under the same key, which answers from its order).
     async fn treasury(&self) {
         let banks = self.config.banks.len() as u32;
+        self.forget_failed_transfer().await;
         let Some(rebalance) = self.core().rebalance(banks) else {
+            let due = (0..banks).map(|b| self.core().next_date(b)).min();
+            let looked = self.core().rebalanced;
+            let waiting = due.and_then(|d| d.checked_sub(1)).is_some_and(|date| {
+                looked.is_none_or(|r| r < date) && self.core().waits_for_transfer(date)
+            });
+            if waiting {
+                self.env.probes.hit(names::RECON_TRANSFER_AWAITED);
+            }
             return;
         };
         if let Some((from, to, amount)) = rebalance.transfer {
@@ -118,8 +127,26 @@ impl Shell {
         }
         self.record(ReconRecord::Rebalanced {
             date: rebalance.date,
+            to: rebalance.transfer.map(|(_, to, _)| to),
         })
         .await;
+    }
+
+    /// The treasury's transfer still on its way, if its order failed: it never lands, so
+    /// the treasury stops waiting for it (recorded).
+    async fn forget_failed_transfer(&self) {
+        let Some(instr) = self.core().in_flight.as_ref().map(|f| f.instr.clone()) else {
+            return;
+        };
+        let Some(orders) = self.orders(ReconCommand::Lookup(vec![instr.clone()])).await else {
+            return;
+        };
+        if orders
+            .get(&instr)
+            .is_some_and(|v| v.status == OrderStatus::Fail)
+        {
+            self.record(ReconRecord::TransferFailed { instr }).await;
+        }
     }
 
     /// Reconciles bank `bank`'s next date; whether it did.
