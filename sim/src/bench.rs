@@ -152,6 +152,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 platform_callers: (0..size.clients).map(client_addr).collect(),
                 directory: Directory::new(1),
                 banks: 0,
+                fenced: true,
             };
             let env = Arc::new(env);
             let env2 = env.clone();
@@ -417,6 +418,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
             platform_callers: vec![payment_addr(0)],
             directory: Directory::new(config.shards),
             banks: 0,
+            fenced: true,
         };
         serve_forever(
             handle,

@@ -26,6 +26,7 @@ pub mod campaign;
 pub mod capture;
 pub mod clearing_figures;
 pub mod cluster;
+pub mod compare;
 pub mod config;
 pub mod detection;
 pub mod explore;

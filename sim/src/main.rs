@@ -84,6 +84,12 @@ enum Command {
     /// Pages and folders made from reports: the failure explorer, merged campaign shards.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// List the consistency strategies with the guarantees each claims and its documented
+    /// weakness (the invariants whose breaking is its expected anomaly).
+    Strategies,
+    /// Run strategies side by side over a seed range, with the same faults and intents per
+    /// seed: compare.md, compare.json and compare.html. Exit 0, or 2 on bad input.
+    Compare(paylab_sim::compare::CompareArgs),
 }
 
 #[derive(clap::Args)]
@@ -252,6 +258,8 @@ fn main() -> ExitCode {
         Command::Campaign(args) => paylab_sim::campaign::campaign(args),
         Command::Report(ReportCommand::Merge(args)) => paylab_sim::campaign::merge::merge(args),
         Command::Shrink(args) => shrink_command(args),
+        Command::Strategies => strategies_command(),
+        Command::Compare(args) => paylab_sim::compare::compare(args),
         Command::Report(ReportCommand::Html(args)) => ExitCode::from(
             paylab_sim::explore::cli::html(&args.file, args.out.as_deref()),
         ),
@@ -289,6 +297,36 @@ fn shrink_command(args: ShrinkArgs) -> ExitCode {
         options,
         args.out_dir,
     ))
+}
+
+fn strategies_command() -> ExitCode {
+    use paylab_system::strategy::StrategyKind;
+    for &s in StrategyKind::ALL {
+        let c = s.claims();
+        let flag = |on: bool, name: &str| {
+            if on {
+                name.to_string()
+            } else {
+                format!("not {name}")
+            }
+        };
+        let not_claimed = if c.not_claimed.is_empty() {
+            "every invariant".to_string()
+        } else {
+            format!("all but {}", c.not_claimed.join(", "))
+        };
+        say!(
+            "{:<12} {}, {}, {}, {}; claims {not_claimed}\n{:<12} weakness: {}",
+            s.name(),
+            flag(c.atomic, "atomic"),
+            flag(c.isolated, "isolated"),
+            flag(c.eventual, "eventual"),
+            flag(c.blocking, "blocking"),
+            "",
+            c.weakness
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn bugs_command(args: BugsArgs) -> ExitCode {
@@ -570,9 +608,15 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
         say!("... and {} more violations", r.violations.len() - 20);
     }
     if !r.expected_anomalies.is_empty() {
+        let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+        for v in &r.expected_anomalies {
+            *by.entry(v.invariant.name()).or_default() += 1;
+        }
+        let by: Vec<String> = by.iter().map(|(i, n)| format!("{i}={n}")).collect();
         say!(
-            "expected anomalies: {} (the configuration chose to risk them; not a failure)",
-            r.expected_anomalies.len()
+            "expected anomalies: {} (the configuration chose to risk them; not a failure): {}",
+            r.expected_anomalies.len(),
+            by.join(" ")
         );
         for v in r.expected_anomalies.iter().take(5) {
             say!("expected: {v}");

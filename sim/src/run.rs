@@ -125,6 +125,9 @@ pub struct RunReport {
     /// The intents the clients drew (`crate::workload::intent`): how many, and their hash,
     /// the same for every strategy and message mode of a seed.
     pub intents: Intents,
+    /// RPC sends and fsyncs of the whole run (every node, the clients' RPCs included).
+    pub rpcs: u64,
+    pub fsyncs: u64,
 }
 
 /// The intents a run's clients drew.
@@ -289,6 +292,8 @@ impl Evidence {
                 count: out.intents.0,
                 hash: out.intents.1,
             },
+            rpcs: self.probes.rpc_calls(),
+            fsyncs: self.probes.fsyncs(),
             history_excerpt,
             trace_tail,
         }
@@ -505,13 +510,21 @@ impl Checker {
     /// families a lost message breaks (message completeness, the replicas, notification) are
     /// expected anomalies, each marked with the loss that explains it.
     fn into_violations(self, config: &RunConfig) -> (Vec<Violation>, Vec<Violation>) {
+        let claims = config.strategy.claims();
+        let (mut expected, all): (Vec<_>, Vec<_>) = self
+            .seen
+            .into_values()
+            .partition(|v| claims.not_claimed.contains(&v.invariant.name()));
+        for v in &mut expected {
+            let why = format!("--strategy {}: {}", config.strategy, claims.weakness);
+            *v = v.clone().with("expected_because", why);
+        }
         let chosen = matches!(config.broker_flush, FlushPolicy::Async { .. });
-        let all = self.seen.into_values();
         if !chosen || self.lost_by_design.is_empty() {
-            return (all.collect(), Vec::new());
+            return (all, expected);
         }
         let loss = self.lost_by_design.join("; ");
-        let (expected, violations): (Vec<_>, Vec<_>) = all.partition(|v| {
+        let (lost, violations): (Vec<_>, Vec<_>) = all.into_iter().partition(|v| {
             matches!(
                 v.invariant,
                 Invariant::MessageCompleteness
@@ -519,10 +532,10 @@ impl Checker {
                     | Invariant::NotificationOutcome
             )
         });
-        let expected = expected
+        let lost = lost
             .into_iter()
-            .map(|v| v.with("expected_because", format!("--broker-flush async: {loss}")))
-            .collect();
+            .map(|v| v.with("expected_because", format!("--broker-flush async: {loss}")));
+        expected.extend(lost);
         (violations, expected)
     }
 }

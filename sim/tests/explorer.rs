@@ -386,3 +386,39 @@ fn a_ten_thousand_seed_campaign_page_renders() {
     assert!(shot.exists(), "a screenshot at {}", shot.display());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The comparison page renders in a real browser: every strategy's row, the three charts with
+/// bars, no script error.
+#[test]
+fn the_compare_page_renders_its_table_and_charts() {
+    let Some(browser) = chromium() else { return };
+    let dir = out_dir().join(format!("compare-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().expect("a UTF-8 path");
+    let out = paylab(&[
+        "compare",
+        "--strategies",
+        "all",
+        "--seeds",
+        "0..2",
+        "--ops",
+        "30",
+        "--jobs",
+        "2",
+        "--out",
+        d,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dom = headless(browser, &dir.join("compare.html"), &["--dump-dom"]);
+    assert_eq!(selftest(&dom, "errors"), "0", "script errors on the page");
+    assert_eq!(selftest(&dom, "ready"), "1");
+    assert_eq!(selftest(&dom, "charts"), "3", "three charts with bars");
+    let strategies = paylab_system::strategy::StrategyKind::ALL;
+    assert_eq!(selftest(&dom, "strategies"), strategies.len().to_string());
+    for s in strategies {
+        assert!(
+            dom.contains(&format!("data-strategy=\"{}\"", s.name())),
+            "{s} row"
+        );
+    }
+}

@@ -211,6 +211,9 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
     /// One simulated fsync: issued now, so it covers the bytes appended so far; complete after
     /// the latency (a slow disk's when that fault is on).
     async fn fsync(&self) {
+        if let Some(w) = &self.witness {
+            w.probes.fsync();
+        }
         let issued_at = self.written();
         let latency = self.disk.slow_fsync().unwrap_or(self.fsync_latency);
         if !latency.is_zero() {

@@ -22,6 +22,8 @@ pub struct Probes {
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
     /// RPC sends (every attempt), kept apart from the probes: it is on the hot path.
     rpc_calls: Arc<AtomicU64>,
+    /// Simulated fsyncs issued by every node's logs.
+    fsyncs: Arc<AtomicU64>,
     digest: Arc<PlatformDigest>,
     /// Syncs that returned before what they promised was durable (invariant 19).
     durability: Breaches,
@@ -130,6 +132,16 @@ impl Probes {
     /// RPC sends so far.
     pub fn rpc_calls(&self) -> u64 {
         self.rpc_calls.load(Ordering::Relaxed)
+    }
+
+    /// Counts one fsync a node's log issued.
+    pub fn fsync(&self) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fsyncs issued so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
     }
 
     /// Folds one durable record into the platform digest: `origin` is the [`origin_key`] of
@@ -290,6 +302,9 @@ pub mod names {
     pub const CLEARING_TRANSFER_ORDERED: &str = "clearing.transfer-ordered";
     /// The treasury moved money between two banks' reserves after a reconciled bank date.
     pub const RECON_REBALANCED: &str = "recon.reserves-rebalanced";
+    /// The ledger refused a channel order's final posting (its account does not exist): the
+    /// money was held in suspense instead.
+    pub const CLEARING_FINAL_HELD: &str = "clearing.final-posting-held-in-suspense";
     /// The treasury held off because its last transfer had not landed on a reconciled
     /// statement yet (ordering on that gap would overshoot).
     pub const RECON_TRANSFER_AWAITED: &str = "recon.transfer-awaited";

@@ -8,6 +8,7 @@
 
 use crate::ids::Xid;
 use crate::ledger::Leg;
+use crate::naive::NaiveCoordinator;
 use crate::node::NodeEnv;
 use crate::refusal::Refusal;
 use crate::tcc::{Activity, TccConfig, TccManager};
@@ -44,16 +45,91 @@ pub enum StrategyKind {
     /// Try / Confirm / Cancel with a fence per (xid, branch).
     #[default]
     Tcc,
+    /// Try / Confirm / Cancel whose participants keep no fence rows (Seata without
+    /// `useTCCFence`): an empty rollback leaves no trace, so a late Try reserves for ever.
+    #[serde(rename = "tcc-nofence")]
+    TccNoFence,
+    /// Direct posts leg by leg, no keys, no log, no recovery ([`crate::naive`]).
+    Naive,
 }
 
 impl StrategyKind {
-    pub const ALL: &'static [StrategyKind] = &[StrategyKind::Tcc];
+    pub const ALL: &'static [StrategyKind] = &[
+        StrategyKind::Tcc,
+        StrategyKind::TccNoFence,
+        StrategyKind::Naive,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             StrategyKind::Tcc => "tcc",
+            StrategyKind::TccNoFence => "tcc-nofence",
+            StrategyKind::Naive => "naive",
         }
     }
+
+    /// Whether the ledger's TCC participants keep a fence row per (xid, branch).
+    pub fn fenced(self) -> bool {
+        self != StrategyKind::TccNoFence
+    }
+
+    /// What the strategy claims, from which the checkers' expectations follow.
+    pub fn claims(self) -> Claims {
+        match self {
+            StrategyKind::Tcc => Claims {
+                atomic: true,
+                isolated: true,
+                eventual: false,
+                blocking: false,
+                not_claimed: &[],
+                weakness: "none under these faults: fenced participants absorb repeats, empty rollbacks and late Tries",
+            },
+            StrategyKind::TccNoFence => Claims {
+                atomic: true,
+                isolated: true,
+                eventual: false,
+                blocking: false,
+                // The hanging Try is a branch left Tried under a rolled-back activity.
+                not_claimed: &["reservation-release", "atomicity"],
+                weakness: "a Try that arrives after its Cancel (an empty rollback) reserves money nobody will release: a hanging reservation",
+            },
+            StrategyKind::Naive => Claims {
+                atomic: false,
+                isolated: false,
+                eventual: false,
+                blocking: false,
+                // Double posts and lost credits break the trade's agreement with the ledger and
+                // the per-xid atomicity; money stranded in transit is a reservation never
+                // released; a restarted node that posts a movement again breaks idempotency.
+                not_claimed: &[
+                    "trade-ledger-agreement",
+                    "atomicity",
+                    "reservation-release",
+                    "idempotency",
+                ],
+                weakness: "a retried post applies twice (double charges); a credit lost after its debit is never compensated (money lost in transit); a restart forgets the movement and posts it again",
+            },
+        }
+    }
+}
+
+/// The guarantees a strategy claims. A strategy that breaks an invariant it claims is a
+/// finding; one that breaks an invariant it does not claim (`not_claimed`) shows its expected
+/// anomaly, reported and counted, not a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    /// Every leg of a movement happens or none does.
+    pub atomic: bool,
+    /// No one sees or spends money a movement has not finished moving.
+    pub isolated: bool,
+    /// Legs may finish after the client's answer (judged at rest).
+    pub eventual: bool,
+    /// A coordinator failure can hold participants' resources until it recovers.
+    pub blocking: bool,
+    /// The invariants (by name) whose breaking is this strategy's documented weakness.
+    pub not_claimed: &'static [&'static str],
+    /// The weakness, in one sentence.
+    pub weakness: &'static str,
 }
 
 impl fmt::Display for StrategyKind {
@@ -64,7 +140,7 @@ impl fmt::Display for StrategyKind {
 
 /// The error for an unknown strategy name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy '{0}' (known: tcc)")]
+#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive)")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for StrategyKind {
@@ -81,7 +157,8 @@ impl FromStr for StrategyKind {
 /// A running strategy on a payment node.
 #[derive(Clone)]
 pub enum Coordinator {
-    Tcc(TccManager),
+    Tcc(Box<TccManager>),
+    Naive(Box<NaiveCoordinator>),
 }
 
 impl Coordinator {
@@ -94,12 +171,12 @@ impl Coordinator {
         fsync_latency: std::time::Duration,
     ) -> Self {
         match kind {
-            StrategyKind::Tcc => Coordinator::Tcc(TccManager::open(
-                env,
-                transport,
-                topology,
-                TccConfig::new(fsync_latency),
+            StrategyKind::Tcc | StrategyKind::TccNoFence => Coordinator::Tcc(Box::new(
+                TccManager::open(env, transport, topology, TccConfig::new(fsync_latency)),
             )),
+            StrategyKind::Naive => {
+                Coordinator::Naive(Box::new(NaiveCoordinator::open(env, transport, topology)))
+            }
         }
     }
 
@@ -107,6 +184,7 @@ impl Coordinator {
     pub async fn execute(&self, movement: Movement) -> MovementOutcome {
         match self {
             Coordinator::Tcc(m) => m.execute(movement).await,
+            Coordinator::Naive(n) => n.execute(movement).await,
         }
     }
 
@@ -115,6 +193,8 @@ impl Coordinator {
     pub async fn resume(&self, xid: &Xid) -> Option<MovementOutcome> {
         match self {
             Coordinator::Tcc(m) => m.resume(xid).await,
+            // It keeps nothing: a movement cut short by a restart is unknown to it.
+            Coordinator::Naive(_) => None,
         }
     }
 
@@ -122,6 +202,7 @@ impl Coordinator {
     pub fn unfinished(&self) -> Vec<Xid> {
         match self {
             Coordinator::Tcc(m) => m.unfinished(),
+            Coordinator::Naive(_) => Vec::new(),
         }
     }
 
@@ -129,6 +210,7 @@ impl Coordinator {
     pub fn activities(&self) -> Vec<Activity> {
         match self {
             Coordinator::Tcc(m) => m.activities(),
+            Coordinator::Naive(n) => n.activities(),
         }
     }
 
@@ -136,6 +218,7 @@ impl Coordinator {
     pub fn unfinished_activities(&self) -> Vec<Activity> {
         match self {
             Coordinator::Tcc(m) => m.unfinished_activities(),
+            Coordinator::Naive(n) => n.unfinished_activities(),
         }
     }
 
@@ -143,6 +226,7 @@ impl Coordinator {
     pub fn take_changed(&self) -> Vec<Activity> {
         match self {
             Coordinator::Tcc(m) => m.take_changed(),
+            Coordinator::Naive(n) => n.take_changed(),
         }
     }
 
@@ -150,13 +234,15 @@ impl Coordinator {
     pub fn resync(&self) -> Vec<Activity> {
         match self {
             Coordinator::Tcc(m) => m.resync(),
+            Coordinator::Naive(n) => n.resync(),
         }
     }
 
     /// What a down node's disk holds durably for this strategy.
     pub fn durable_activities(kind: StrategyKind, env: &NodeEnv) -> Vec<Activity> {
         match kind {
-            StrategyKind::Tcc => TccManager::durable_activities(env),
+            StrategyKind::Tcc | StrategyKind::TccNoFence => TccManager::durable_activities(env),
+            StrategyKind::Naive => Vec::new(),
         }
     }
 }

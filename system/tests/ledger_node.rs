@@ -39,6 +39,7 @@ fn start_ledger(disk: &Disk) {
         platform_callers: vec![addr(PAYMENT)],
         directory: Directory::new(1),
         banks: 0,
+        fenced: true,
     };
     Handle::current()
         .create_node()

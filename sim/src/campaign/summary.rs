@@ -129,6 +129,7 @@ pub const PROBES: &[&str] = &[
     names::CLEARING_REFUND_TO_CARD_REVERSED,
     names::RECON_REBALANCED,
     names::RECON_TRANSFER_AWAITED,
+    names::CLEARING_FINAL_HELD,
     names::RECON_SUSPENDED,
     names::RECON_RELEASED,
     names::PAYMENT_REFUND_KEPT_IN_BALANCE,

@@ -43,6 +43,7 @@ impl ServiceKind for Ledger {
             platform_callers: super::clearing::ledger_callers(run.config),
             directory: run.config.directory(),
             banks: run.config.banks,
+            fenced: run.config.strategy.fenced(),
         })
     }
 }

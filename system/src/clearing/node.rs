@@ -10,7 +10,7 @@ use crate::bank::Instruction;
 use crate::bank::{BankCall, BankCommand, BankNotifyCall, BankReply, Direction, InstrStatus};
 use crate::buggify::Point;
 use crate::bugs::Bug;
-use crate::ids::InstrId;
+use crate::ids::{InstrId, RequestId};
 use crate::ledger::{LedgerCall, LedgerCommand};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -373,9 +373,13 @@ impl Shell {
                 (_, OrderStatus::Success) => legs(transit, reserve, order.amount),
                 (_, _) => legs(transit, order.account, order.amount),
             };
-            match self.post(order, request, legs).await {
+            match self.post(order, request.clone(), legs).await {
                 Some(Ok(())) => {}
-                Some(Err(code)) => panic!("{} final posting refused: {code}", order.instr),
+                Some(Err(code)) => {
+                    if !self.hold_in_suspense(order, request, code).await {
+                        return Step::Later;
+                    }
+                }
                 None => return Step::Later,
             }
             if order.kind.holds() && order.status == OrderStatus::Fail {
@@ -392,6 +396,38 @@ impl Shell {
         })
         .await;
         Step::Now
+    }
+
+    /// A final posting the ledger refused (the account it names does not exist: only a
+    /// platform order a broken payment node asked for another's account gets here): the money
+    /// the bank moved is held in suspense (挂账) on the account's shard, where reconciliation
+    /// requires it be gone at rest, instead of being lost. Whether it was posted.
+    async fn hold_in_suspense(
+        &self,
+        order: &ChannelOrder,
+        request: crate::ids::RequestId,
+        code: RefusalCode,
+    ) -> bool {
+        tracing::warn!(instr = %order.instr, %code, "final posting refused: held in suspense");
+        let shards = self.config.topology.ledger_shards();
+        let shard = order.account.shard(shards);
+        let suspense = crate::ids::AccountId::suspense(order.bank, shard, shards);
+        let (reserve, transit) = self.accounts(order);
+        let from = if order.kind == OrderKind::Deposit {
+            reserve
+        } else {
+            transit
+        };
+        let held = RequestId::new(format!("{request}:suspense"));
+        let posted = self.post(order, held, legs(from, suspense, order.amount));
+        match posted.await {
+            Some(Ok(())) => {
+                self.env.probes.hit(names::CLEARING_FINAL_HELD);
+                true
+            }
+            Some(Err(code)) => panic!("{}: suspense posting refused: {code}", order.instr),
+            None => false,
+        }
     }
 
     /// Posts on the account's shard: `None` if the ledger did not answer.

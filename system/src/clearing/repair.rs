@@ -193,11 +193,24 @@ impl Shell {
             .await
         {
             Some(Ok(())) => {
-                self.env.probes.hit(probe);
-                self.write(ClearingRecord::Corrected {
-                    instr: instr.clone(),
-                })
-                .await;
+                // Another ask of the same correction may have finished while this one waited
+                // on the ledger (the posting is idempotent by its request): recorded once.
+                let first = {
+                    let mut core = self.core();
+                    let first = core.get(instr).is_some_and(|o| !o.corrected);
+                    if first {
+                        let record = ClearingRecord::Corrected {
+                            instr: instr.clone(),
+                        };
+                        self.log.append(&record);
+                        core.apply(record);
+                    }
+                    first
+                };
+                if first {
+                    self.env.probes.hit(probe);
+                }
+                self.log.sync().await;
                 ReconReply::Done
             }
             _ => ReconReply::Nothing,

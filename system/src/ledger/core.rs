@@ -10,7 +10,7 @@ use super::changes::LedgerChanges;
 use super::fence::{BranchKey, FenceDecision, FenceState, Fences};
 use super::types::*;
 use crate::bugs::{Bug, Bugs, Check};
-use crate::ids::{AccountId, RequestId, ShardId, VoucherId};
+use crate::ids::{AccountId, RequestId, ShardId, VoucherId, Xid};
 use crate::money::{zero, Amount};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,9 @@ pub struct LedgerCore {
     branches: BTreeMap<BranchKey, TccAction>,
     /// Reservations of branches tried and not yet confirmed or cancelled.
     holds: BTreeMap<BranchKey, TccAction>,
+    /// Whether the TCC participant keeps fence rows for empty rollbacks (Seata's
+    /// `useTCCFence`); without them a late Try after its Cancel reserves for ever.
+    fenced: bool,
     /// The planted bug, if any. `apply` skips exactly the assertions the bug relaxes
     /// ([`Bugs::relaxes`]), so that a checker (not an assertion) has to catch it; every other
     /// assertion stays on.
@@ -134,6 +137,7 @@ impl LedgerCore {
             fences: Fences::default(),
             branches: BTreeMap::new(),
             holds: BTreeMap::new(),
+            fenced: true,
             bugs,
             changes: LedgerChanges::default(),
         }
@@ -180,6 +184,12 @@ impl LedgerCore {
                 self.accounts.insert(id, account);
             }
         }
+        self
+    }
+
+    /// The shard with its TCC participant fenced or not (`tcc-nofence`).
+    pub fn with_fence(mut self, fenced: bool) -> Self {
+        self.fenced = fenced;
         self
     }
 
@@ -231,7 +241,12 @@ impl LedgerCore {
     pub fn decide(&self, command: &LedgerCommand, now_ms: u64, bugs: Bugs) -> Decision {
         match command {
             LedgerCommand::OpenAccount { account, subject } => self.decide_open(*account, *subject),
-            LedgerCommand::Post { request, legs } => self.decide_post(request, legs, now_ms, bugs),
+            LedgerCommand::Post { request, legs } => {
+                self.decide_post(request, legs, None, (now_ms, bugs))
+            }
+            LedgerCommand::PostStep { xid, request, legs } => {
+                self.decide_post(request, legs, Some(xid), (now_ms, bugs))
+            }
             LedgerCommand::Freeze {
                 key,
                 account,
@@ -341,8 +356,9 @@ impl LedgerCore {
                 }
             }
             FenceDecision::AlreadyDone => return Decision::Reply(Ok(LedgerReply::Cancelled)),
-            // Without the fence, an empty rollback leaves no trace for a late Try to trip on.
-            FenceDecision::Record(_) if bugs.is(Bug::TccNoFence) => {
+            // Without the fence (the strategy `tcc-nofence`, or the planted bug), an empty
+            // rollback leaves no trace for a late Try to trip on.
+            FenceDecision::Record(_) if bugs.is(Bug::TccNoFence) || !self.fenced => {
                 return Decision::Reply(Ok(LedgerReply::Cancelled))
             }
             FenceDecision::Record(_) => LedgerRecord::TccSuspended {
@@ -369,7 +385,15 @@ impl LedgerCore {
         }
     }
 
-    fn decide_post(&self, request: &RequestId, legs: &[Leg], now_ms: u64, bugs: Bugs) -> Decision {
+    /// A post (of movement `xid`'s step, if any): the first outcome of `request` again, or
+    /// the voucher, or a durable refusal.
+    fn decide_post(
+        &self,
+        request: &RequestId,
+        legs: &[Leg],
+        xid: Option<&Xid>,
+        (now_ms, bugs): (u64, Bugs),
+    ) -> Decision {
         if let Some((body, outcome)) = self.posts.get(request) {
             // The same request with other legs is another request under a used id: refused,
             // unless the planted bug answers it with the first one's outcome.
@@ -390,7 +414,7 @@ impl LedgerCore {
                 request: request.clone(),
                 legs: legs.to_vec(),
                 posted_ms: now_ms,
-                xid: None,
+                xid: xid.cloned(),
             })),
             Err(error) => Decision::Write(LedgerRecord::PostRefused {
                 request: request.clone(),

@@ -142,6 +142,8 @@ pub struct LedgerConfig {
     pub directory: Directory,
     /// How many banks clear through the platform (0: no clearing accounts).
     pub banks: u32,
+    /// Whether the TCC participant keeps fence rows (false under `tcc-nofence`).
+    pub fenced: bool,
 }
 
 /// A running ledger node: the handle the harness keeps to read its state (god's-eye view).
@@ -166,6 +168,7 @@ impl LedgerNode {
         tracing::info!(shard = %config.shard, records = report.records, torn_bytes = report.torn_bytes, "ledger recovered");
         let core = LedgerCore::new(config.shard, config.shards, env.bugs)
             .with_clearing(config.banks)
+            .with_fence(config.fenced)
             .replay(&records);
         let core = Arc::new(Mutex::new(core));
         let transport = Transport::for_node(env).await?;
@@ -217,6 +220,7 @@ impl LedgerNode {
         let log = DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency);
         LedgerCore::new(config.shard, config.shards, env.bugs)
             .with_clearing(config.banks)
+            .with_fence(config.fenced)
             .replay(&log.read_durable())
     }
 }

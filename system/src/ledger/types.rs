@@ -160,6 +160,14 @@ pub enum LedgerCommand {
     },
     /// Posts one balanced voucher, idempotent by `request`.
     Post { request: RequestId, legs: Vec<Leg> },
+    /// Posts one step of movement `xid` as a balanced voucher carrying the xid, idempotent by
+    /// `request` (a strategy that posts directly, like `naive`, chooses its request ids).
+    /// Internal: only the payment nodes.
+    PostStep {
+        xid: Xid,
+        request: RequestId,
+        legs: Vec<Leg>,
+    },
     /// Moves `amount` from available to frozen, idempotent by `key`.
     Freeze {
         key: String,
@@ -258,6 +266,7 @@ impl LedgerCommand {
         match self {
             LedgerCommand::OpenAccount { .. } => "OpenAccount",
             LedgerCommand::Post { .. } => "Post",
+            LedgerCommand::PostStep { .. } => "PostStep",
             LedgerCommand::Freeze { .. } => "Freeze",
             LedgerCommand::Unfreeze { .. } => "Unfreeze",
             LedgerCommand::TccTry { .. } => "TccTry",

@@ -1,0 +1,121 @@
+//! The strategies' documented weaknesses are reproduced, not staged: each is found by searching
+//! seeds of the default swarm for the first run that shows it, that run reports it as the
+//! strategy's expected anomaly (not a failure), and `tcc` on the same seed (same faults, same
+//! intents) shows nothing. A broken invariant the strategy claims stays a violation.
+
+use paylab_sim::{run, RunConfig, RunReport, Verdict};
+use paylab_system::bugs::Bug;
+use paylab_system::strategy::StrategyKind;
+
+const SEARCH: u64 = 40;
+
+fn with(strategy: StrategyKind, seed: u64) -> RunConfig {
+    RunConfig {
+        strategy,
+        ..RunConfig::new(seed)
+    }
+}
+
+/// The first seed whose run under `strategy` reports an expected anomaly matching `shows`.
+fn first_showing(strategy: StrategyKind, shows: impl Fn(&RunReport) -> bool) -> RunReport {
+    for seed in 0..SEARCH {
+        let report = run(with(strategy, seed));
+        if shows(&report) {
+            return report;
+        }
+    }
+    panic!("no seed in 0..{SEARCH} shows the weakness of {strategy}");
+}
+
+fn anomaly(r: &RunReport, invariant: &str, says: &str) -> bool {
+    r.expected_anomalies
+        .iter()
+        .any(|v| v.invariant.name() == invariant && v.message.contains(says))
+}
+
+/// The same seed under `tcc` passes clean.
+fn tcc_is_clean(seed: u64) {
+    let tcc = run(with(StrategyKind::Tcc, seed));
+    assert_eq!(tcc.verdict, Verdict::Pass, "tcc at seed {seed}");
+    assert!(
+        tcc.expected_anomalies.is_empty(),
+        "tcc claims every invariant"
+    );
+}
+
+#[test]
+fn naive_double_charges_and_loses_money_and_says_so() {
+    let double = first_showing(StrategyKind::Naive, |r| {
+        anomaly(r, "atomicity", "was posted 2 times")
+    });
+    assert_eq!(
+        double.verdict,
+        Verdict::Pass,
+        "an expected anomaly is not a failure"
+    );
+    assert!(
+        anomaly(&double, "trade-ledger-agreement", "instead of"),
+        "the double post shows as a trade whose ledger moved twice its amount: {:#?}",
+        double.expected_anomalies
+    );
+    tcc_is_clean(double.config.seed);
+    let lost = first_showing(StrategyKind::Naive, |r| {
+        anomaly(r, "trade-ledger-agreement", "failed but posted")
+    });
+    assert!(
+        anomaly(&lost, "reservation-release", "transit"),
+        "the debit without its credit is money stranded in transit"
+    );
+    tcc_is_clean(lost.config.seed);
+}
+
+#[test]
+fn tcc_without_the_fence_leaves_a_hanging_reservation() {
+    let hanging = first_showing(StrategyKind::TccNoFence, |r| {
+        r.expected_anomalies
+            .iter()
+            .any(|v| v.invariant.name() == "reservation-release")
+    });
+    assert_eq!(hanging.verdict, Verdict::Pass);
+    let seed = hanging.config.seed;
+    tcc_is_clean(seed);
+    // The same faults and intents under the fenced participant: the empty rollback is
+    // recorded, and the late Try it makes possible is refused.
+    let tcc = run(with(StrategyKind::Tcc, seed));
+    assert!(tcc.probe("tcc.empty-rollback") > 0, "tcc at seed {seed}");
+}
+
+#[test]
+fn a_claimed_invariant_broken_is_still_a_violation() {
+    // The planted check-then-act refund bug breaks the refund bound, which naive claims.
+    let r = run(RunConfig {
+        bug: Some(Bug::RefundCheckThenAct),
+        ..with(StrategyKind::Naive, 0)
+    });
+    assert_eq!(r.verdict, Verdict::Violation);
+    assert!(r
+        .violations
+        .iter()
+        .any(|v| v.invariant.name() == "refund-bound"));
+    assert!(r
+        .expected_anomalies
+        .iter()
+        .all(|v| v.invariant.name() != "refund-bound"));
+}
+
+#[test]
+fn every_strategy_names_its_claims() {
+    for &s in StrategyKind::ALL {
+        let c = s.claims();
+        assert!(!c.weakness.is_empty(), "{s}");
+        for name in c.not_claimed {
+            assert!(
+                paylab_invariants::Invariant::ALL
+                    .iter()
+                    .any(|i| i.name() == *name),
+                "{s} names an unknown invariant {name}"
+            );
+        }
+        assert_eq!(s.name().parse::<StrategyKind>(), Ok(s));
+    }
+}
