@@ -4,12 +4,13 @@
 //! every activity has reached a terminal status other than Heuristic, and its branches agree
 //! with it: a Committed activity has each branch's fence row Committed (on shards that keep
 //! fences for it) and each leg of its movement posted by exactly one voucher; a RolledBack one
-//! has no branch Tried or Committed and no voucher at all. Independently of any activity, the
-//! fence rows of one xid never mix Committed with RolledBack or Suspended: that is a
+//! has no branch Tried or Committed and vouchers that net to zero (none at all for a strategy
+//! that posts only once it decided; a step and its compensation for a saga). Independently of
+//! any activity, the fence rows of one xid never mix Committed with RolledBack or Suspended: that is a
 //! half-committed transaction whatever its manager's log says. A commit decision that was not
 //! durable before phase two, or a timeout rollback racing the commit, ends exactly so.
 
-use crate::index::{voucher_ids, vouchers_by_xid, Posted};
+use crate::index::{nets_to_zero, voucher_ids, vouchers_by_xid, Posted};
 use crate::money::{checked_sum, same, show};
 use crate::{
     ActivityState, ActivityStatus, FenceRow, FenceState, Invariant, MovementLeg, Observation,
@@ -241,7 +242,8 @@ fn rolled_back(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
         out.push(about(a, b, msg));
     }
     let posted = b.vouchers(&a.xid);
-    if !posted.is_empty() {
+    // A strategy that compensates (a saga) posts and undoes: judged by the net effect.
+    if !nets_to_zero(posted) {
         let msg = format!(
             "activity {} is RolledBack but posted {} voucher(s): {}",
             a.xid,

@@ -40,6 +40,22 @@ pub(crate) fn activities_by_xid(obs: &Observation) -> BTreeMap<&str, &ActivitySt
     by_xid
 }
 
+/// Whether `posted` leaves every account (transit accounts included) as it found it: what
+/// a movement that ended failed may have posted, a compensated saga's steps and their undoing.
+pub(crate) fn nets_to_zero(posted: &[Posted<'_>]) -> bool {
+    let mut net: BTreeMap<(u32, u64), Decimal> = BTreeMap::new();
+    for (shard, v) in posted {
+        for l in &v.legs {
+            let signed = match l.side {
+                Side::Credit => l.amount,
+                Side::Debit => -l.amount,
+            };
+            *net.entry((*shard, l.account)).or_default() += signed;
+        }
+    }
+    net.values().all(Decimal::is_zero)
+}
+
 /// The subject of each account, by (shard, account).
 pub(crate) fn subjects(obs: &Observation) -> BTreeMap<(u32, u64), Subject> {
     let mut subjects = BTreeMap::new();

@@ -8,7 +8,8 @@
 //!   succeeded; then it has paid its amount, and that payment's vouchers moved exactly the
 //!   amount from the payer to the merchant (legs on transit accounts left out);
 //! - an unpaid trade (WaitPay, Paying, Closed) holds no paid or refunded money;
-//! - a failed payment or refund posted nothing; nothing is pending;
+//! - a failed payment or refund posted nothing that does not net out (a saga's step and its
+//!   compensation); nothing is pending;
 //! - each succeeded refund moved exactly its amount from the merchant back to the payer, and
 //!   refunded is their sum; the status says how much was refunded (none, part, all);
 //! - a voucher of an activity that no trade names is an effect without a cause.
@@ -16,7 +17,9 @@
 //! A manager that reads a timed-out rollback as success, or a check-back that defaults to
 //! commit, leaves a trade and the ledger telling different stories: this checker compares them.
 
-use crate::index::{effect, render_effect, same_effect, subjects, voucher_ids, Effect, Posted};
+use crate::index::{
+    effect, nets_to_zero, render_effect, same_effect, subjects, voucher_ids, Effect, Posted,
+};
 use crate::money::{checked_sum, same, show};
 use crate::{
     AttemptStatus, Invariant, Observation, PayAttempt, RefundState, Side, Subject, TradeState,
@@ -178,7 +181,7 @@ fn pay_attempt(t: &TradeState, p: &PayAttempt, ledger: &Ledger<'_>) -> Option<Vi
             );
             Some(evidence(msg))
         }
-        AttemptStatus::Failed if !posted.is_empty() => {
+        AttemptStatus::Failed if !nets_to_zero(posted) => {
             let msg = format!(
                 "payment {} ({}) of trade {} failed but posted {} voucher(s)",
                 p.key,
@@ -236,7 +239,7 @@ fn refund(
     );
     match (r.status, payer) {
         (AttemptStatus::Pending, _) => Some(evidence(format!("{name} is still pending at rest"))),
-        (AttemptStatus::Failed, _) if !posted.is_empty() => {
+        (AttemptStatus::Failed, _) if !nets_to_zero(posted) => {
             let msg = format!("{name} failed but posted {} voucher(s)", posted.len());
             Some(evidence(msg).with("expected", "none"))
         }

@@ -241,7 +241,7 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["run", "--trade-shards", "17"], "--trade-shards"),
         bad(&["run", "--payment-nodes", "0"], "--payment-nodes"),
         bad(&["run", "--payment-nodes", "17"], "--payment-nodes"),
-        bad(&["run", "--strategy", "saga"], "saga"),
+        bad(&["run", "--strategy", "paxos"], "paxos"),
         bad(&["run", "--messages", "kafka"], "kafka"),
         bad(&["run", "--broker-flush", "fast"], "fast"),
         bad(&["run", "--broker-flush", "async:0"], "between 1 and"),

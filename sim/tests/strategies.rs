@@ -119,3 +119,16 @@ fn every_strategy_names_its_claims() {
         assert_eq!(s.name().parse::<StrategyKind>(), Ok(s));
     }
 }
+
+/// The saga shows no anomaly under this workload, and the test says why rather than staging
+/// one: debits come first, so its compensations only credit back, which the ledger never
+/// refuses. Its recovery is exercised: a restarted payment node carries its sagas on.
+#[test]
+fn the_saga_recovers_and_shows_no_anomaly_here() {
+    let resumed = first_showing(StrategyKind::Saga, |r| {
+        r.probe("saga.resumed-after-restart") > 0
+    });
+    assert_eq!(resumed.verdict, Verdict::Pass, "{:#?}", resumed.violations);
+    assert!(resumed.expected_anomalies.is_empty());
+    assert_eq!(resumed.probe("saga.compensation-refused"), 0);
+}

@@ -45,6 +45,7 @@ pub mod producer;
 pub mod recon;
 pub mod refusal;
 pub mod replica;
+pub mod saga;
 pub mod strategy;
 pub mod tcc;
 pub mod topology;

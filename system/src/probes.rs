@@ -302,6 +302,12 @@ pub mod names {
     pub const CLEARING_TRANSFER_ORDERED: &str = "clearing.transfer-ordered";
     /// The treasury moved money between two banks' reserves after a reconciled bank date.
     pub const RECON_REBALANCED: &str = "recon.reserves-rebalanced";
+    /// A saga step was refused after earlier steps were done: they were compensated.
+    pub const SAGA_COMPENSATED: &str = "saga.compensated";
+    /// A saga's compensation was refused (the money was spent): it ended heuristic.
+    pub const SAGA_COMPENSATION_REFUSED: &str = "saga.compensation-refused";
+    /// A restarted payment node carried an unfinished saga on from its log.
+    pub const SAGA_RESUMED: &str = "saga.resumed-after-restart";
     /// The ledger refused a channel order's final posting (its account does not exist): the
     /// money was held in suspense instead.
     pub const CLEARING_FINAL_HELD: &str = "clearing.final-posting-held-in-suspense";

@@ -11,6 +11,7 @@ use crate::ledger::Leg;
 use crate::naive::NaiveCoordinator;
 use crate::node::NodeEnv;
 use crate::refusal::Refusal;
+use crate::saga::SagaCoordinator;
 use crate::tcc::{Activity, TccConfig, TccManager};
 use crate::topology::Topology;
 use crate::transport::Transport;
@@ -51,6 +52,9 @@ pub enum StrategyKind {
     TccNoFence,
     /// Direct posts leg by leg, no keys, no log, no recovery ([`crate::naive`]).
     Naive,
+    /// Forward steps with compensations, debits first, a saga log and recovery
+    /// ([`crate::saga`]).
+    Saga,
 }
 
 impl StrategyKind {
@@ -58,6 +62,7 @@ impl StrategyKind {
         StrategyKind::Tcc,
         StrategyKind::TccNoFence,
         StrategyKind::Naive,
+        StrategyKind::Saga,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl StrategyKind {
             StrategyKind::Tcc => "tcc",
             StrategyKind::TccNoFence => "tcc-nofence",
             StrategyKind::Naive => "naive",
+            StrategyKind::Saga => "saga",
         }
     }
 
@@ -109,6 +115,15 @@ impl StrategyKind {
                 ],
                 weakness: "a retried post applies twice (double charges); a credit lost after its debit is never compensated (money lost in transit); a restart forgets the movement and posts it again",
             },
+            StrategyKind::Saga => Claims {
+                atomic: true,
+                isolated: false,
+                eventual: false,
+                blocking: false,
+                // A compensation refused (money already spent) ends the saga heuristic.
+                not_claimed: &["atomicity"],
+                weakness: "no isolation: between steps the money is gone from the payer and not yet at the payee, and a compensation that must take money back can be refused once it was spent (debits first makes every compensation here a credit, which cannot be refused)",
+            },
         }
     }
 }
@@ -140,7 +155,7 @@ impl fmt::Display for StrategyKind {
 
 /// The error for an unknown strategy name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive)")]
+#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga)")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for StrategyKind {
@@ -159,6 +174,7 @@ impl FromStr for StrategyKind {
 pub enum Coordinator {
     Tcc(Box<TccManager>),
     Naive(Box<NaiveCoordinator>),
+    Saga(Box<SagaCoordinator>),
 }
 
 impl Coordinator {
@@ -177,6 +193,12 @@ impl Coordinator {
             StrategyKind::Naive => {
                 Coordinator::Naive(Box::new(NaiveCoordinator::open(env, transport, topology)))
             }
+            StrategyKind::Saga => Coordinator::Saga(Box::new(SagaCoordinator::open(
+                env,
+                transport,
+                topology,
+                fsync_latency,
+            ))),
         }
     }
 
@@ -185,6 +207,7 @@ impl Coordinator {
         match self {
             Coordinator::Tcc(m) => m.execute(movement).await,
             Coordinator::Naive(n) => n.execute(movement).await,
+            Coordinator::Saga(s) => s.execute(movement).await,
         }
     }
 
@@ -195,6 +218,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.resume(xid).await,
             // It keeps nothing: a movement cut short by a restart is unknown to it.
             Coordinator::Naive(_) => None,
+            Coordinator::Saga(s) => s.resume(xid).await,
         }
     }
 
@@ -203,6 +227,7 @@ impl Coordinator {
         match self {
             Coordinator::Tcc(m) => m.unfinished(),
             Coordinator::Naive(_) => Vec::new(),
+            Coordinator::Saga(s) => s.unfinished(),
         }
     }
 
@@ -211,6 +236,7 @@ impl Coordinator {
         match self {
             Coordinator::Tcc(m) => m.activities(),
             Coordinator::Naive(n) => n.activities(),
+            Coordinator::Saga(s) => s.activities(),
         }
     }
 
@@ -219,6 +245,7 @@ impl Coordinator {
         match self {
             Coordinator::Tcc(m) => m.unfinished_activities(),
             Coordinator::Naive(n) => n.unfinished_activities(),
+            Coordinator::Saga(s) => s.unfinished_activities(),
         }
     }
 
@@ -227,6 +254,7 @@ impl Coordinator {
         match self {
             Coordinator::Tcc(m) => m.take_changed(),
             Coordinator::Naive(n) => n.take_changed(),
+            Coordinator::Saga(s) => s.take_changed(),
         }
     }
 
@@ -235,14 +263,16 @@ impl Coordinator {
         match self {
             Coordinator::Tcc(m) => m.resync(),
             Coordinator::Naive(n) => n.resync(),
+            Coordinator::Saga(s) => s.resync(),
         }
     }
 
     /// What a down node's disk holds durably for this strategy.
-    pub fn durable_activities(kind: StrategyKind, env: &NodeEnv) -> Vec<Activity> {
+    pub fn durable_activities(kind: StrategyKind, env: &NodeEnv, shards: u32) -> Vec<Activity> {
         match kind {
             StrategyKind::Tcc | StrategyKind::TccNoFence => TccManager::durable_activities(env),
             StrategyKind::Naive => Vec::new(),
+            StrategyKind::Saga => SagaCoordinator::durable_activities(env, shards),
         }
     }
 }

@@ -133,6 +133,24 @@ fn rolled_back_activity_that_posted_fails() {
 }
 
 #[test]
+fn rolled_back_activity_whose_vouchers_net_out_passes() {
+    // A compensated saga: the step posted and its undoing took it back.
+    let mut obs = valid();
+    let vouchers = &mut obs.shards[0].vouchers;
+    vouchers.push(branch_voucher("v0-3", "x0.3", 0, 2, 5, dec!(8)));
+    vouchers.push(branch_voucher("v0-4", "x0.3", 0, 5, 2, dec!(8)));
+    assert!(check(&obs).is_empty(), "{:#?}", check(&obs));
+    // Undone only in part: it does not net out.
+    let undo = obs.shards[0].vouchers.last_mut().expect("the undoing");
+    undo.legs[0].amount = dec!(5);
+    undo.legs[1].amount = dec!(5);
+    let v = &single(check(&obs), Invariant::Atomicity);
+    assert!(v
+        .message
+        .contains("x0.3 is RolledBack but posted 2 voucher(s)"));
+}
+
+#[test]
 fn mixed_fences_fail_without_activity() {
     let mut obs = valid();
     // A timeout rollback raced the commit and the manager's log lost the activity.

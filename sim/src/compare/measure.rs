@@ -32,6 +32,8 @@ pub struct RunFigures {
     pub converge_ms: Option<u64>,
     pub rpcs: u64,
     pub fsyncs: u64,
+    /// Sagas compensated (steps done, then undone).
+    pub compensations: u64,
 }
 
 impl RunFigures {
@@ -60,6 +62,7 @@ impl RunFigures {
             converge_ms: r.converge_ms,
             rpcs: r.rpcs,
             fsyncs: r.fsyncs,
+            compensations: r.probe(paylab_system::probes::names::SAGA_COMPENSATED),
         }
     }
 }
@@ -139,6 +142,11 @@ impl StrategyFigures {
             .iter()
             .filter_map(|i| by.remove(i.name()))
             .collect()
+    }
+
+    /// Sagas compensated, over every run.
+    pub fn compensations(&self) -> u64 {
+        self.runs.iter().map(|r| r.compensations).sum()
     }
 
     pub fn money_at_risk(&self) -> Decimal {

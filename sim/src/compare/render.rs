@@ -37,6 +37,8 @@ fn strategy_json(s: &StrategyFigures) -> Value {
         "rpcs_per_payment": round2(s.rpcs_per_payment()),
         "fsyncs_per_payment": round2(s.fsyncs_per_payment()),
         "converge_ms": s.median(|r| r.converge_ms),
+        "compensations": s.compensations(),
+        "in_doubt_lock_ms": null,
         "per_run": s.runs,
     })
 }
@@ -91,7 +93,7 @@ pub fn to_markdown(header: &Header, strategies: &[StrategyFigures]) -> String {
             .map(|b| format!("{} {}", b.invariant, b.runs))
             .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} of {} | {} | {} | {} | {} / {} | {:.2} | {:.1} | {:.1} | {} | n/a | n/a |\n",
+            "| `{}` | {} | {} of {} | {} | {} | {} | {} / {} | {:.2} | {:.1} | {:.1} | {} | n/a | {} |\n",
             s.strategy.name(),
             guarantees(s),
             s.passing(),
@@ -105,9 +107,14 @@ pub fn to_markdown(header: &Header, strategies: &[StrategyFigures]) -> String {
             s.rpcs_per_payment(),
             s.fsyncs_per_payment(),
             ms(s.median(|r| r.converge_ms)),
+            if s.strategy == paylab_system::strategy::StrategyKind::Saga {
+                s.compensations().to_string()
+            } else {
+                "n/a".to_string()
+            },
         ));
     }
-    out.push_str("\nLatencies and convergence are medians over the runs of each run's figure; RPCs and fsyncs are whole-run totals (every node and client) per successful payment. In-doubt lock time (2PC) and compensations (saga) are n/a: no strategy here has them yet.\n");
+    out.push_str("\nLatencies and convergence are medians over the runs of each run's figure; RPCs and fsyncs are whole-run totals (every node and client) per successful payment. Compensations count the sagas whose done steps were undone. In-doubt lock time is n/a: it belongs to 2PC, which is not built yet.\n");
     for s in strategies {
         out.push_str(&strategy_section(s));
     }

@@ -215,7 +215,11 @@ impl PaymentNode {
         let book = OrderBook::recover(config.index, &log.read_durable());
         PaymentView {
             orders: book.orders().cloned().collect(),
-            activities: Coordinator::durable_activities(config.strategy, env),
+            activities: Coordinator::durable_activities(
+                config.strategy,
+                env,
+                config.directory.shards,
+            ),
         }
     }
 
