@@ -153,6 +153,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 directory: Directory::new(1),
                 banks: 0,
                 fenced: true,
+                locking: false,
             };
             let env = Arc::new(env);
             let env2 = env.clone();
@@ -419,6 +420,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
             directory: Directory::new(config.shards),
             banks: 0,
             fenced: true,
+            locking: false,
         };
         serve_forever(
             handle,

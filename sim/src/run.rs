@@ -128,6 +128,17 @@ pub struct RunReport {
     /// RPC sends and fsyncs of the whole run (every node, the clients' RPCs included).
     pub rpcs: u64,
     pub fsyncs: u64,
+    /// Locks prepared 2PC branches held (`--strategy 2pc`; zero otherwise).
+    pub locks: Locks,
+}
+
+/// The locks prepared branches held in a run: how many were released, their total and their
+/// longest hold, in simulated ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Locks {
+    pub released: u64,
+    pub total_ms: u64,
+    pub longest_ms: u64,
 }
 
 /// The intents a run's clients drew.
@@ -294,6 +305,14 @@ impl Evidence {
             },
             rpcs: self.probes.rpc_calls(),
             fsyncs: self.probes.fsyncs(),
+            locks: {
+                let (released, total_ms, longest_ms) = self.probes.locks();
+                Locks {
+                    released,
+                    total_ms,
+                    longest_ms,
+                }
+            },
             history_excerpt,
             trace_tail,
         }

@@ -132,3 +132,43 @@ fn the_saga_recovers_and_shows_no_anomaly_here() {
     assert!(resumed.expected_anomalies.is_empty());
     assert_eq!(resumed.probe("saga.compensation-refused"), 0);
 }
+
+/// 2PC blocks: a payment node (the coordinator) that restarts with activities it had
+/// prepared leaves their branches in doubt, locks held, until it resumes them; its locks are
+/// held far longer than a normal prepare-to-commit, and movements that meet them are refused
+/// as locked. Nothing is lost: it claims every invariant and passes.
+#[test]
+fn two_phase_commit_holds_locks_in_doubt_across_a_coordinator_restart() {
+    let in_doubt = first_showing(StrategyKind::TwoPc, |r| {
+        r.probe("tcc.manager-resumed-commit") + r.probe("tcc.manager-resumed-rollback") > 0
+    });
+    assert_eq!(
+        in_doubt.verdict,
+        Verdict::Pass,
+        "{:#?}",
+        in_doubt.violations
+    );
+    assert!(
+        in_doubt.expected_anomalies.is_empty(),
+        "2pc claims every invariant"
+    );
+    assert!(in_doubt.locks.released > 0);
+    let typical = in_doubt.locks.total_ms / in_doubt.locks.released;
+    assert!(
+        in_doubt.locks.longest_ms > 10 * typical.max(1),
+        "a lock held in doubt: longest {} ms, mean {typical} ms",
+        in_doubt.locks.longest_ms
+    );
+    assert!(
+        in_doubt
+            .summary
+            .failures
+            .get("locked")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "movements meeting a held lock are refused"
+    );
+    let tcc = run(with(StrategyKind::Tcc, in_doubt.config.seed));
+    assert_eq!(tcc.locks.released, 0, "tcc's reservations lock nothing");
+}

@@ -24,6 +24,9 @@ pub struct Probes {
     rpc_calls: Arc<AtomicU64>,
     /// Simulated fsyncs issued by every node's logs.
     fsyncs: Arc<AtomicU64>,
+    /// Locks held by prepared 2PC branches: how many were released, their total and longest
+    /// hold in simulated ms.
+    locks: Arc<Mutex<(u64, u64, u64)>>,
     digest: Arc<PlatformDigest>,
     /// Syncs that returned before what they promised was durable (invariant 19).
     durability: Breaches,
@@ -137,6 +140,17 @@ impl Probes {
     /// Counts one fsync a node's log issued.
     pub fn fsync(&self) {
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A prepared branch's lock was released after `ms` simulated milliseconds.
+    pub fn lock_held(&self, ms: u64) {
+        let mut l = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        *l = (l.0 + 1, l.1 + ms, l.2.max(ms));
+    }
+
+    /// Locks released so far: (count, total ms, longest ms).
+    pub fn locks(&self) -> (u64, u64, u64) {
+        *self.locks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fsyncs issued so far.

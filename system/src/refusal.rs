@@ -51,6 +51,8 @@ pub enum RefusalCode {
     /// The bank refused the instruction for good (the card has no funds or is closed, the
     /// platform's reserve there is short): nothing moved.
     BankDeclined,
+    /// Another movement holds the account locked (a prepared 2PC branch): nothing was done.
+    Locked,
 }
 
 impl RefusalCode {
@@ -73,6 +75,7 @@ impl RefusalCode {
         RefusalCode::Unauthorized,
         RefusalCode::Unauthenticated,
         RefusalCode::BankDeclined,
+        RefusalCode::Locked,
     ];
 
     /// The kebab-case name used in histories, evidence and summaries.
@@ -96,6 +99,7 @@ impl RefusalCode {
             RefusalCode::Unauthorized => "unauthorized",
             RefusalCode::Unauthenticated => "unauthenticated",
             RefusalCode::BankDeclined => "bank-declined",
+            RefusalCode::Locked => "locked",
         }
     }
 }

@@ -55,6 +55,11 @@ pub enum StrategyKind {
     /// Forward steps with compensations, debits first, a saga log and recovery
     /// ([`crate::saga`]).
     Saga,
+    /// Two-phase commit, XA style: the manager's protocol (prepare, the decision durable,
+    /// commit or rollback) over participants whose prepared branch locks its account until
+    /// the decision reaches it.
+    #[serde(rename = "2pc")]
+    TwoPc,
 }
 
 impl StrategyKind {
@@ -63,6 +68,7 @@ impl StrategyKind {
         StrategyKind::TccNoFence,
         StrategyKind::Naive,
         StrategyKind::Saga,
+        StrategyKind::TwoPc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,12 +77,18 @@ impl StrategyKind {
             StrategyKind::TccNoFence => "tcc-nofence",
             StrategyKind::Naive => "naive",
             StrategyKind::Saga => "saga",
+            StrategyKind::TwoPc => "2pc",
         }
     }
 
     /// Whether the ledger's TCC participants keep a fence row per (xid, branch).
     pub fn fenced(self) -> bool {
         self != StrategyKind::TccNoFence
+    }
+
+    /// Whether the ledger's prepared branches lock their accounts until decided.
+    pub fn locking(self) -> bool {
+        self == StrategyKind::TwoPc
     }
 
     /// What the strategy claims, from which the checkers' expectations follow.
@@ -124,6 +136,14 @@ impl StrategyKind {
                 not_claimed: &["atomicity"],
                 weakness: "no isolation: between steps the money is gone from the payer and not yet at the payee, and a compensation that must take money back can be refused once it was spent (debits first makes every compensation here a credit, which cannot be refused)",
             },
+            StrategyKind::TwoPc => Claims {
+                atomic: true,
+                isolated: true,
+                eventual: false,
+                blocking: true,
+                not_claimed: &[],
+                weakness: "blocking: a prepared branch locks its account until the coordinator's decision reaches it, so a coordinator that crashes after prepare leaves its participants in doubt holding locks until it recovers, and other movements on those accounts are refused as locked meanwhile (latency and lock time, not lost money)",
+            },
         }
     }
 }
@@ -155,7 +175,7 @@ impl fmt::Display for StrategyKind {
 
 /// The error for an unknown strategy name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga)")]
+#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga, 2pc)")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for StrategyKind {
@@ -187,9 +207,14 @@ impl Coordinator {
         fsync_latency: std::time::Duration,
     ) -> Self {
         match kind {
-            StrategyKind::Tcc | StrategyKind::TccNoFence => Coordinator::Tcc(Box::new(
-                TccManager::open(env, transport, topology, TccConfig::new(fsync_latency)),
-            )),
+            StrategyKind::Tcc | StrategyKind::TccNoFence | StrategyKind::TwoPc => {
+                Coordinator::Tcc(Box::new(TccManager::open(
+                    env,
+                    transport,
+                    topology,
+                    TccConfig::new(fsync_latency),
+                )))
+            }
             StrategyKind::Naive => {
                 Coordinator::Naive(Box::new(NaiveCoordinator::open(env, transport, topology)))
             }
@@ -270,7 +295,9 @@ impl Coordinator {
     /// What a down node's disk holds durably for this strategy.
     pub fn durable_activities(kind: StrategyKind, env: &NodeEnv, shards: u32) -> Vec<Activity> {
         match kind {
-            StrategyKind::Tcc | StrategyKind::TccNoFence => TccManager::durable_activities(env),
+            StrategyKind::Tcc | StrategyKind::TccNoFence | StrategyKind::TwoPc => {
+                TccManager::durable_activities(env)
+            }
             StrategyKind::Naive => Vec::new(),
             StrategyKind::Saga => SagaCoordinator::durable_activities(env, shards),
         }

@@ -35,6 +35,7 @@ fn start_ledger(disk: &Disk) {
         directory: Directory::new(1),
         banks: 0,
         fenced: true,
+        locking: false,
     };
     Handle::current()
         .create_node()

@@ -34,6 +34,8 @@ pub struct RunFigures {
     pub fsyncs: u64,
     /// Sagas compensated (steps done, then undone).
     pub compensations: u64,
+    /// The locks prepared 2PC branches held.
+    pub locks: crate::run::Locks,
 }
 
 impl RunFigures {
@@ -63,6 +65,7 @@ impl RunFigures {
             rpcs: r.rpcs,
             fsyncs: r.fsyncs,
             compensations: r.probe(paylab_system::probes::names::SAGA_COMPENSATED),
+            locks: r.locks,
         }
     }
 }
@@ -142,6 +145,15 @@ impl StrategyFigures {
             .iter()
             .filter_map(|i| by.remove(i.name()))
             .collect()
+    }
+
+    /// The longest lock hold of any run, in simulated ms.
+    pub fn longest_lock_ms(&self) -> u64 {
+        self.runs
+            .iter()
+            .map(|r| r.locks.longest_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Sagas compensated, over every run.

@@ -38,7 +38,15 @@ fn strategy_json(s: &StrategyFigures) -> Value {
         "fsyncs_per_payment": round2(s.fsyncs_per_payment()),
         "converge_ms": s.median(|r| r.converge_ms),
         "compensations": s.compensations(),
-        "in_doubt_lock_ms": null,
+        "lock_ms": if s.strategy.locking() {
+            json!({
+                "longest_per_run_median": s.median(|r| Some(r.locks.longest_ms)),
+                "longest": s.longest_lock_ms(),
+                "total": s.runs.iter().map(|r| r.locks.total_ms).sum::<u64>(),
+            })
+        } else {
+            Value::Null
+        },
         "per_run": s.runs,
     })
 }
@@ -82,7 +90,7 @@ pub fn to_markdown(header: &Header, strategies: &[StrategyFigures]) -> String {
         "# paylab compare: seeds {}..{}\n\nEvery strategy ran every seed with the same fault plan and the same client intents ({}).\n\n",
         header.seeds.start, header.seeds.end, header.config
     );
-    out.push_str("| strategy | claims | runs passing | clean runs | invariants broken (runs) | money at risk (CNY) | pay p50 / p99 (sim ms) | payments per sim s | RPCs per payment | fsyncs per payment | heal to converged (sim ms) | in-doubt lock time | compensations |\n");
+    out.push_str("| strategy | claims | runs passing | clean runs | invariants broken (runs) | money at risk (CNY) | pay p50 / p99 (sim ms) | payments per sim s | RPCs per payment | fsyncs per payment | heal to converged (sim ms) | lock time (2PC) | compensations |\n");
     out.push_str(
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
@@ -93,7 +101,7 @@ pub fn to_markdown(header: &Header, strategies: &[StrategyFigures]) -> String {
             .map(|b| format!("{} {}", b.invariant, b.runs))
             .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} of {} | {} | {} | {} | {} / {} | {:.2} | {:.1} | {:.1} | {} | n/a | {} |\n",
+            "| `{}` | {} | {} of {} | {} | {} | {} | {} / {} | {:.2} | {:.1} | {:.1} | {} | {} | {} |\n",
             s.strategy.name(),
             guarantees(s),
             s.passing(),
@@ -107,6 +115,7 @@ pub fn to_markdown(header: &Header, strategies: &[StrategyFigures]) -> String {
             s.rpcs_per_payment(),
             s.fsyncs_per_payment(),
             ms(s.median(|r| r.converge_ms)),
+            lock_time(s),
             if s.strategy == paylab_system::strategy::StrategyKind::Saga {
                 s.compensations().to_string()
             } else {
@@ -114,11 +123,21 @@ pub fn to_markdown(header: &Header, strategies: &[StrategyFigures]) -> String {
             },
         ));
     }
-    out.push_str("\nLatencies and convergence are medians over the runs of each run's figure; RPCs and fsyncs are whole-run totals (every node and client) per successful payment. Compensations count the sagas whose done steps were undone. In-doubt lock time is n/a: it belongs to 2PC, which is not built yet.\n");
+    out.push_str("\nLatencies and convergence are medians over the runs of each run's figure; RPCs and fsyncs are whole-run totals (every node and client) per successful payment. Compensations count the sagas whose done steps were undone. Lock time (2PC only): the longest hold of a prepared branch's lock in a run, as the median over the runs and the longest of all; a coordinator that crashed after prepare leaves its participants in doubt holding theirs until it recovers.\n");
     for s in strategies {
         out.push_str(&strategy_section(s));
     }
     out
+}
+
+/// A locking strategy's lock time: the median over the runs of each run's longest hold, and
+/// the longest of all.
+fn lock_time(s: &StrategyFigures) -> String {
+    if !s.strategy.locking() {
+        return "n/a".to_string();
+    }
+    let median = ms(s.median(|r| Some(r.locks.longest_ms)));
+    format!("longest {median} ms (median) / {} ms", s.longest_lock_ms())
 }
 
 fn strategy_section(s: &StrategyFigures) -> String {

@@ -44,6 +44,7 @@ impl ServiceKind for Ledger {
             directory: run.config.directory(),
             banks: run.config.banks,
             fenced: run.config.strategy.fenced(),
+            locking: run.config.strategy.locking(),
         })
     }
 }

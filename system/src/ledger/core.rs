@@ -100,6 +100,9 @@ pub struct LedgerCore {
     /// Whether the TCC participant keeps fence rows for empty rollbacks (Seata's
     /// `useTCCFence`); without them a late Try after its Cancel reserves for ever.
     fenced: bool,
+    /// Whether a tried (prepared) branch locks its account against other branches' Tries
+    /// until it is confirmed or cancelled (the `2pc` strategy's participants).
+    locking: bool,
     /// The planted bug, if any. `apply` skips exactly the assertions the bug relaxes
     /// ([`Bugs::relaxes`]), so that a checker (not an assertion) has to catch it; every other
     /// assertion stays on.
@@ -138,6 +141,7 @@ impl LedgerCore {
             branches: BTreeMap::new(),
             holds: BTreeMap::new(),
             fenced: true,
+            locking: false,
             bugs,
             changes: LedgerChanges::default(),
         }
@@ -185,6 +189,28 @@ impl LedgerCore {
             }
         }
         self
+    }
+
+    /// The shard with prepared branches locking their accounts or not (`2pc`).
+    pub fn with_locks(mut self, locking: bool) -> Self {
+        self.locking = locking;
+        self
+    }
+
+    /// Whether prepared branches lock their accounts here.
+    pub fn locking(&self) -> bool {
+        self.locking
+    }
+
+    /// The branch other than `branch` holding `account` locked, if any (only when locking).
+    fn locked_by(&self, account: AccountId, branch: &BranchKey) -> Option<&BranchKey> {
+        if !self.locking {
+            return None;
+        }
+        let held = self.holds.iter();
+        held.filter(|(k, a)| *k != branch && a.account() == account)
+            .map(|(k, _)| k)
+            .next()
     }
 
     /// The shard with its TCC participant fenced or not (`tcc-nofence`).
@@ -272,19 +298,25 @@ impl LedgerCore {
                 Some(tried) if tried == action => Ok(LedgerReply::Tried),
                 _ => Err(LedgerError::BranchReused(branch.to_string())),
             }),
-            FenceDecision::Apply(_) | FenceDecision::Record(_) => match self.validate_try(action) {
-                Ok(()) => Decision::Write(LedgerRecord::TccTried {
-                    branch: branch.clone(),
-                    action: *action,
-                }),
-                Err(e) => Decision::Reply(Err(e)),
-            },
+            FenceDecision::Apply(_) | FenceDecision::Record(_) => {
+                match self.validate_try(branch, action) {
+                    Ok(()) => Decision::Write(LedgerRecord::TccTried {
+                        branch: branch.clone(),
+                        action: *action,
+                    }),
+                    Err(e) => Decision::Reply(Err(e)),
+                }
+            }
         }
     }
 
-    fn validate_try(&self, action: &TccAction) -> Result<(), LedgerError> {
+    fn validate_try(&self, branch: &BranchKey, action: &TccAction) -> Result<(), LedgerError> {
         let account = action.account();
         self.check_home(account)?;
+        if let Some(by) = self.locked_by(account, branch) {
+            let by = by.to_string();
+            return Err(LedgerError::Locked { account, by });
+        }
         let a = self
             .accounts
             .get(&account)

@@ -780,3 +780,42 @@ fn a_credit_to_an_overdrawn_account_is_taken_and_a_debit_refused() {
         "{debit:?}"
     );
 }
+
+#[test]
+fn a_prepared_branch_locks_its_account_until_it_is_decided_under_2pc() {
+    let bugs = Bugs::default();
+    let mut c = payer_shard(bugs).with_locks(true);
+    let (a, b) = (bk("x1", 0), bk("x2", 0));
+    assert_eq!(
+        run(&mut c, try_(&a, debit(1_000)), bugs),
+        Ok(LedgerReply::Tried)
+    );
+    let refused = run(&mut c, try_(&b, debit(1_000)), bugs);
+    assert!(
+        matches!(refused, Err(LedgerError::Locked { .. })),
+        "another branch on the locked account: {refused:?}"
+    );
+    assert_eq!(
+        holds(&c),
+        vec![(a.clone(), debit(1_000))],
+        "the refusal reserved nothing"
+    );
+    assert_eq!(
+        run(&mut c, try_(&a, debit(1_000)), bugs),
+        Ok(LedgerReply::Tried),
+        "its own repeat"
+    );
+    run(&mut c, confirm(&a), bugs).unwrap();
+    assert_eq!(
+        run(&mut c, try_(&b, debit(1_000)), bugs),
+        Ok(LedgerReply::Tried),
+        "released"
+    );
+    // Without locks (tcc) both reserve at once.
+    let mut t = payer_shard(bugs);
+    run(&mut t, try_(&a, debit(1_000)), bugs).unwrap();
+    assert_eq!(
+        run(&mut t, try_(&b, debit(1_000)), bugs),
+        Ok(LedgerReply::Tried)
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::changes::LedgerChanges;
 use super::core::{Decision, LedgerCore, LedgerRecord};
-use super::fence::FenceRefusal;
+use super::fence::{BranchKey, FenceRefusal};
 use super::types::{ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError};
 use crate::auth::{Authority, Directory};
 use crate::buggify::Point;
@@ -72,6 +72,8 @@ struct Shell {
     core: Arc<Mutex<LedgerCore>>,
     log: DurableLog<LedgerRecord>,
     env: NodeEnv,
+    /// When each lock of a prepared branch was taken (2PC; this incarnation's clock).
+    locked_at: Mutex<std::collections::BTreeMap<BranchKey, u64>>,
 }
 
 impl Shell {
@@ -101,6 +103,9 @@ impl Shell {
                 }
                 Decision::Write(record) => {
                     self.log.append(&record);
+                    if core.locking() {
+                        self.time_lock(&record);
+                    }
                     (core.apply(record), true)
                 }
             };
@@ -127,6 +132,26 @@ impl Shell {
     }
 }
 
+impl Shell {
+    /// Notes when a prepared branch locks its account, and reports how long it held it once
+    /// it is confirmed or cancelled.
+    fn time_lock(&self, record: &LedgerRecord) {
+        let now = self.env.clock.now_ms();
+        let mut locked_at = self.locked_at.lock().unwrap_or_else(|p| p.into_inner());
+        match record {
+            LedgerRecord::TccTried { branch, .. } => {
+                locked_at.insert(branch.clone(), now);
+            }
+            LedgerRecord::TccConfirmed { branch, .. } | LedgerRecord::TccCancelled { branch } => {
+                if let Some(at) = locked_at.remove(branch) {
+                    self.env.probes.lock_held(now.saturating_sub(at));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// How a ledger node is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
@@ -144,6 +169,8 @@ pub struct LedgerConfig {
     pub banks: u32,
     /// Whether the TCC participant keeps fence rows (false under `tcc-nofence`).
     pub fenced: bool,
+    /// Whether a prepared branch locks its account until it is decided (`2pc`).
+    pub locking: bool,
 }
 
 /// A running ledger node: the handle the harness keeps to read its state (god's-eye view).
@@ -169,7 +196,14 @@ impl LedgerNode {
         let core = LedgerCore::new(config.shard, config.shards, env.bugs)
             .with_clearing(config.banks)
             .with_fence(config.fenced)
+            .with_locks(config.locking)
             .replay(&records);
+        // Locks recovered from the log are timed from the restart (their start is unknown).
+        let now = env.clock.now_ms();
+        let locked_at = match core.locking() {
+            true => core.holds().map(|(k, _)| (k.clone(), now)).collect(),
+            false => Default::default(),
+        };
         let core = Arc::new(Mutex::new(core));
         let transport = Transport::for_node(env).await?;
         let node = LedgerNode { core: core.clone() };
@@ -177,6 +211,7 @@ impl LedgerNode {
             core,
             log,
             env: env.clone(),
+            locked_at: Mutex::new(locked_at),
         });
         let callers: Arc<[SocketAddr]> = config.platform_callers.into();
         let internal = shell.clone();
@@ -221,6 +256,7 @@ impl LedgerNode {
         LedgerCore::new(config.shard, config.shards, env.bugs)
             .with_clearing(config.banks)
             .with_fence(config.fenced)
+            .with_locks(config.locking)
             .replay(&log.read_durable())
     }
 }

@@ -237,6 +237,9 @@ pub enum LedgerError {
     /// The request's credential was forged or came from another address: nothing was read.
     #[error("{0}")]
     Unauthenticated(crate::auth::BadCredential),
+    /// A prepared 2PC branch holds the account locked until its coordinator decides.
+    #[error("{account} is locked by prepared branch {by}")]
+    Locked { account: AccountId, by: String },
 }
 
 impl LedgerError {
@@ -256,6 +259,7 @@ impl LedgerError {
             LedgerError::Fence(_) => C::Fence,
             LedgerError::Unauthorized { .. } => C::Unauthorized,
             LedgerError::Unauthenticated(_) => C::Unauthenticated,
+            LedgerError::Locked { .. } => C::Locked,
         }
     }
 }
