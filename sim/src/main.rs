@@ -299,6 +299,26 @@ fn shrink_command(args: ShrinkArgs) -> ExitCode {
     ))
 }
 
+/// The run's expected anomalies: how many, by invariant, and the first few.
+fn print_expected(r: &paylab_sim::RunReport) {
+    if r.expected_anomalies.is_empty() {
+        return;
+    }
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for v in &r.expected_anomalies {
+        *by.entry(v.invariant.name()).or_default() += 1;
+    }
+    let by: Vec<String> = by.iter().map(|(i, n)| format!("{i}={n}")).collect();
+    say!(
+        "expected anomalies: {} (the configuration chose to risk them; not a failure): {}",
+        r.expected_anomalies.len(),
+        by.join(" ")
+    );
+    for v in r.expected_anomalies.iter().take(5) {
+        say!("expected: {v}");
+    }
+}
+
 fn strategies_command() -> ExitCode {
     use paylab_system::strategy::StrategyKind;
     for &s in StrategyKind::ALL {
@@ -607,21 +627,7 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
     if r.violations.len() > 20 {
         say!("... and {} more violations", r.violations.len() - 20);
     }
-    if !r.expected_anomalies.is_empty() {
-        let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
-        for v in &r.expected_anomalies {
-            *by.entry(v.invariant.name()).or_default() += 1;
-        }
-        let by: Vec<String> = by.iter().map(|(i, n)| format!("{i}={n}")).collect();
-        say!(
-            "expected anomalies: {} (the configuration chose to risk them; not a failure): {}",
-            r.expected_anomalies.len(),
-            by.join(" ")
-        );
-        for v in r.expected_anomalies.iter().take(5) {
-            say!("expected: {v}");
-        }
-    }
+    print_expected(r);
     match &r.verdict {
         Verdict::Pass => say!("verdict: PASS"),
         Verdict::Violation => say!("verdict: VIOLATION\nrepro: {repro}"),
