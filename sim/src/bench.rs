@@ -154,6 +154,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 banks: 0,
                 fenced: true,
                 locking: false,
+                credits_broker: None,
             };
             let env = Arc::new(env);
             let env2 = env.clone();
@@ -421,6 +422,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
             banks: 0,
             fenced: true,
             locking: false,
+            credits_broker: None,
         };
         serve_forever(
             handle,
@@ -448,6 +450,7 @@ fn start_payment_platform(handle: &madsim::runtime::Handle, probes: &Probes) {
         fsync_latency,
         strategy: config.strategy,
         directory: Directory::new(config.shards),
+        credits: None,
     };
     serve_forever(
         handle,

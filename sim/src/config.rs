@@ -289,6 +289,8 @@ pub enum ConfigError {
     BugNeedsMode { bug: Bug, needs: MessageMode },
     #[error("bug {0} lives in the message layer; run it with messages on")]
     BugNeedsMessages(Bug),
+    #[error("--strategy {0} moves its credits through the broker; run it with --messages outbox or txmsg")]
+    StrategyNeedsMessages(StrategyKind),
     #[error("bug {0} lives in the clearing layer; run it with --banks 2")]
     BugNeedsBanks(Bug),
     #[error("{0} only applies to an open-loop run; give --rate too")]
@@ -519,6 +521,9 @@ impl RunConfig {
         }
         self.validate_ranges()?;
         self.validate_open_loop()?;
+        if self.strategy == StrategyKind::Outbox && self.messages.is_none() {
+            return Err(ConfigError::StrategyNeedsMessages(self.strategy));
+        }
         if let Some(bug) = self.bug {
             if bug_needs_messages(bug) && self.messages.is_none() {
                 return Err(ConfigError::BugNeedsMessages(bug));

@@ -365,7 +365,13 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             .map_or_else(|| half.to_string(), |e| e.id().to_string());
         *out.discarded.entry(id).or_default() += 1;
     }
-    let names: Vec<String> = core.groups().map(|(name, _)| name.to_string()).collect();
+    // Only the groups of trade events: another topic's group (the `outbox` strategy's credits)
+    // is judged by what its messages do, not by message completeness.
+    let names: Vec<String> = core
+        .groups()
+        .filter(|(_, g)| g.topics.contains(trade::TRADE_EVENTS_TOPIC))
+        .map(|(name, _)| name.to_string())
+        .collect();
     for name in &names {
         let ids: Vec<String> = core
             .dead_letters(name)

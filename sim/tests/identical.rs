@@ -16,11 +16,15 @@ fn configs(seed: u64) -> Vec<RunConfig> {
     let mut out = Vec::new();
     for &strategy in StrategyKind::ALL {
         for messages in MODES {
-            out.push(RunConfig {
+            let config = RunConfig {
                 strategy,
                 messages,
                 ..RunConfig::new(seed)
-            });
+            };
+            // A strategy that needs the message layer has no run without it.
+            if config.validate().is_ok() {
+                out.push(config);
+            }
         }
     }
     out

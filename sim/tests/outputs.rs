@@ -242,6 +242,10 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["run", "--payment-nodes", "0"], "--payment-nodes"),
         bad(&["run", "--payment-nodes", "17"], "--payment-nodes"),
         bad(&["run", "--strategy", "paxos"], "paxos"),
+        bad(
+            &["run", "--strategy", "outbox", "--messages", "off"],
+            "--messages",
+        ),
         bad(&["run", "--messages", "kafka"], "kafka"),
         bad(&["run", "--broker-flush", "fast"], "fast"),
         bad(&["run", "--broker-flush", "async:0"], "between 1 and"),

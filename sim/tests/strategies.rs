@@ -172,3 +172,24 @@ fn two_phase_commit_holds_locks_in_doubt_across_a_coordinator_restart() {
     let tcc = run(with(StrategyKind::Tcc, in_doubt.config.seed));
     assert_eq!(tcc.locks.released, 0, "tcc's reservations lock nothing");
 }
+
+/// The outbox strategy is eventual and loses nothing: the debit and its credit's row are one
+/// write, a ledger shard that restarts with rows unsent sends them, and at rest every credit
+/// has arrived (trade-ledger agreement holds), which it claims.
+#[test]
+fn the_outbox_strategy_delivers_every_credit_even_across_a_ledger_restart() {
+    let resent = first_showing(StrategyKind::Outbox, |r| {
+        r.probe("outbox.credit-resent-after-restart") > 0
+    });
+    assert_eq!(resent.verdict, Verdict::Pass, "{:#?}", resent.violations);
+    assert!(
+        resent.expected_anomalies.is_empty(),
+        "it claims every invariant"
+    );
+    assert!(resent.probe("outbox.credit-applied") > 0);
+    let off = RunConfig {
+        messages: None,
+        ..with(StrategyKind::Outbox, 0)
+    };
+    assert!(off.validate().is_err(), "no broker, no credits: refused");
+}

@@ -39,6 +39,7 @@ pub mod money;
 pub mod naive;
 pub mod node;
 pub mod notify;
+pub mod outbox;
 pub mod payment;
 pub mod probes;
 pub mod producer;

@@ -316,6 +316,11 @@ pub mod names {
     pub const CLEARING_TRANSFER_ORDERED: &str = "clearing.transfer-ordered";
     /// The treasury moved money between two banks' reserves after a reconciled bank date.
     pub const RECON_REBALANCED: &str = "recon.reserves-rebalanced";
+    /// The `outbox` strategy's consumer posted a credit row on its payee's shard.
+    pub const OUTBOX_CREDIT_APPLIED: &str = "outbox.credit-applied";
+    /// A ledger shard restarted with credit rows its debits wrote and the broker had not
+    /// acknowledged: its resender sent them.
+    pub const CREDIT_RESENT_AFTER_RESTART: &str = "outbox.credit-resent-after-restart";
     /// A saga step was refused after earlier steps were done: they were compensated.
     pub const SAGA_COMPENSATED: &str = "saga.compensated";
     /// A saga's compensation was refused (the money was spent): it ended heuristic.

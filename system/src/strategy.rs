@@ -10,6 +10,7 @@ use crate::ids::Xid;
 use crate::ledger::Leg;
 use crate::naive::NaiveCoordinator;
 use crate::node::NodeEnv;
+use crate::outbox::OutboxCoordinator;
 use crate::refusal::Refusal;
 use crate::saga::SagaCoordinator;
 use crate::tcc::{Activity, TccConfig, TccManager};
@@ -60,6 +61,9 @@ pub enum StrategyKind {
     /// the decision reaches it.
     #[serde(rename = "2pc")]
     TwoPc,
+    /// The debit and its credit's row in one local write, the credit applied by an
+    /// idempotent consumer of the broker ([`crate::outbox`]).
+    Outbox,
 }
 
 impl StrategyKind {
@@ -69,6 +73,7 @@ impl StrategyKind {
         StrategyKind::Naive,
         StrategyKind::Saga,
         StrategyKind::TwoPc,
+        StrategyKind::Outbox,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +83,7 @@ impl StrategyKind {
             StrategyKind::Naive => "naive",
             StrategyKind::Saga => "saga",
             StrategyKind::TwoPc => "2pc",
+            StrategyKind::Outbox => "outbox",
         }
     }
 
@@ -144,6 +150,14 @@ impl StrategyKind {
                 not_claimed: &[],
                 weakness: "blocking: a prepared branch locks its account until the coordinator's decision reaches it, so a coordinator that crashes after prepare leaves its participants in doubt holding locks until it recovers, and other movements on those accounts are refused as locked meanwhile (latency and lock time, not lost money)",
             },
+            StrategyKind::Outbox => Claims {
+                atomic: true,
+                isolated: false,
+                eventual: true,
+                blocking: false,
+                not_claimed: &[],
+                weakness: "eventual, with no rollback path: the payment is answered once its debit is durable and the credit follows through the broker (the payee sees it late); a credit that cannot be applied is retried and dead-lettered, never undone",
+            },
         }
     }
 }
@@ -175,7 +189,7 @@ impl fmt::Display for StrategyKind {
 
 /// The error for an unknown strategy name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga, 2pc)")]
+#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga, 2pc, outbox)")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for StrategyKind {
@@ -195,6 +209,7 @@ pub enum Coordinator {
     Tcc(Box<TccManager>),
     Naive(Box<NaiveCoordinator>),
     Saga(Box<SagaCoordinator>),
+    Outbox(Box<OutboxCoordinator>),
 }
 
 impl Coordinator {
@@ -224,6 +239,12 @@ impl Coordinator {
                 topology,
                 fsync_latency,
             ))),
+            StrategyKind::Outbox => Coordinator::Outbox(Box::new(OutboxCoordinator::open(
+                env,
+                transport,
+                topology,
+                fsync_latency,
+            ))),
         }
     }
 
@@ -233,6 +254,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.execute(movement).await,
             Coordinator::Naive(n) => n.execute(movement).await,
             Coordinator::Saga(s) => s.execute(movement).await,
+            Coordinator::Outbox(o) => o.execute(movement).await,
         }
     }
 
@@ -244,6 +266,7 @@ impl Coordinator {
             // It keeps nothing: a movement cut short by a restart is unknown to it.
             Coordinator::Naive(_) => None,
             Coordinator::Saga(s) => s.resume(xid).await,
+            Coordinator::Outbox(o) => o.resume(xid).await,
         }
     }
 
@@ -253,6 +276,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.unfinished(),
             Coordinator::Naive(_) => Vec::new(),
             Coordinator::Saga(s) => s.unfinished(),
+            Coordinator::Outbox(o) => o.unfinished(),
         }
     }
 
@@ -262,6 +286,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.activities(),
             Coordinator::Naive(n) => n.activities(),
             Coordinator::Saga(s) => s.activities(),
+            Coordinator::Outbox(o) => o.activities(),
         }
     }
 
@@ -271,6 +296,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.unfinished_activities(),
             Coordinator::Naive(n) => n.unfinished_activities(),
             Coordinator::Saga(s) => s.unfinished_activities(),
+            Coordinator::Outbox(o) => o.unfinished_activities(),
         }
     }
 
@@ -280,6 +306,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.take_changed(),
             Coordinator::Naive(n) => n.take_changed(),
             Coordinator::Saga(s) => s.take_changed(),
+            Coordinator::Outbox(o) => o.take_changed(),
         }
     }
 
@@ -289,6 +316,7 @@ impl Coordinator {
             Coordinator::Tcc(m) => m.resync(),
             Coordinator::Naive(n) => n.resync(),
             Coordinator::Saga(s) => s.resync(),
+            Coordinator::Outbox(o) => o.resync(),
         }
     }
 
@@ -300,6 +328,7 @@ impl Coordinator {
             }
             StrategyKind::Naive => Vec::new(),
             StrategyKind::Saga => SagaCoordinator::durable_activities(env, shards),
+            StrategyKind::Outbox => OutboxCoordinator::durable_activities(env, shards),
         }
     }
 }

@@ -41,6 +41,7 @@ fn start_ledger(disk: &Disk) {
         banks: 0,
         fenced: true,
         locking: false,
+        credits_broker: None,
     };
     Handle::current()
         .create_node()

@@ -131,6 +131,8 @@ pub const PROBES: &[&str] = &[
     names::RECON_TRANSFER_AWAITED,
     names::CLEARING_FINAL_HELD,
     names::SAGA_COMPENSATED,
+    names::OUTBOX_CREDIT_APPLIED,
+    names::CREDIT_RESENT_AFTER_RESTART,
     names::SAGA_COMPENSATION_REFUSED,
     names::SAGA_RESUMED,
     names::RECON_SUSPENDED,

@@ -19,6 +19,22 @@ use std::time::Duration;
 pub const ROLE: Role = Role::new("broker");
 
 /// The address of the broker.
+/// The broker the `outbox` strategy's credit rows go through, when the run has both.
+pub fn credits_broker(config: &RunConfig) -> Option<SocketAddr> {
+    let outbox = config.strategy == paylab_system::strategy::StrategyKind::Outbox;
+    (outbox && config.messages.is_some()).then(addr_of)
+}
+
+/// The broker's topics: trade events, and the credits under the `outbox` strategy.
+fn topics(config: &RunConfig) -> Vec<(String, u32)> {
+    let mut topics = vec![(TRADE_EVENTS_TOPIC.to_string(), TRADE_EVENTS_QUEUES)];
+    if credits_broker(config).is_some() {
+        use paylab_system::ledger::{CREDITS_QUEUES, CREDITS_TOPIC};
+        topics.push((CREDITS_TOPIC.to_string(), CREDITS_QUEUES));
+    }
+    topics
+}
+
 pub fn addr_of() -> SocketAddr {
     addr(5, 0, 7400)
 }
@@ -57,7 +73,7 @@ impl ServiceKind for Broker {
             },
             flush: run.config.broker_flush,
             fsync_latency: run.fsync_latency(),
-            topics: vec![(TRADE_EVENTS_TOPIC.to_string(), TRADE_EVENTS_QUEUES)],
+            topics: topics(run.config),
             producers: (0..run.config.trade_shards)
                 .map(|s| {
                     (

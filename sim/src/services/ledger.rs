@@ -45,6 +45,7 @@ impl ServiceKind for Ledger {
             banks: run.config.banks,
             fenced: run.config.strategy.fenced(),
             locking: run.config.strategy.locking(),
+            credits_broker: super::broker::credits_broker(run.config),
         })
     }
 }
@@ -59,8 +60,9 @@ impl NodeService for LedgerConfig {
         })
     }
     fn observe_durable(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+        let core = LedgerNode::durable_state(env, self);
+        unsent_credits(env, &core, obs);
         if scope != Scope::Progress {
-            let core = LedgerNode::durable_state(env, self);
             obs.shards.push(observe::shard_snapshot(&core));
         }
     }
@@ -72,7 +74,8 @@ impl NodeService for LedgerConfig {
 }
 
 impl LiveService for LedgerNode {
-    fn observe(&self, _env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+    fn observe(&self, env: &NodeEnv, scope: Scope, obs: &mut Observation) {
+        self.read(|core| unsent_credits(env, core, obs));
         if scope != Scope::Progress {
             obs.shards.push(self.read(observe::shard_snapshot));
         }
@@ -87,4 +90,16 @@ impl LiveService for LedgerNode {
         obs.shards
             .push(self.read_changes(|core, _| observe::shard_snapshot(core)));
     }
+}
+
+/// The `outbox` strategy's credit rows this shard holds unsent: work in flight the drain
+/// waits for (none under the other strategies).
+fn unsent_credits(env: &NodeEnv, core: &paylab_system::ledger::LedgerCore, obs: &mut Observation) {
+    let node = env.name.to_string();
+    obs.progress
+        .unsent
+        .extend(core.unsent_rows().map(|row| paylab_invariants::UnsentRow {
+            node: node.clone(),
+            event: format!("credit:{}", row.xid),
+        }));
 }

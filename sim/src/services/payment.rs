@@ -49,6 +49,8 @@ impl ServiceKind for Payment {
                 fsync_latency: run.fsync_latency(),
                 strategy: run.config.strategy,
                 directory: run.config.directory(),
+                credits: super::broker::credits_broker(run.config)
+                    .map(|broker| (broker, run.config.payment_nodes)),
             },
             topology: run.topology.clone(),
         })

@@ -63,6 +63,16 @@ pub enum LedgerRecord {
     TccSuspended {
         branch: BranchKey,
     },
+    /// The `outbox` strategy's local transaction: the debit voucher and its credit's row.
+    PostedWithRow {
+        voucher: Voucher,
+        row: CreditRow,
+    },
+    /// The broker acknowledged these rows (not synced: a lost mark sends a row again, which
+    /// the broker and the consumer recognise).
+    RowsSent {
+        xids: Vec<crate::ids::Xid>,
+    },
 }
 
 /// What the shell must do with a command.
@@ -109,6 +119,8 @@ pub struct LedgerCore {
     bugs: Bugs,
     /// What changed since the harness's observer last took it (never read by the platform).
     changes: LedgerChanges,
+    /// The `outbox` strategy's credit rows the broker has not acknowledged yet, by xid.
+    unsent: BTreeMap<Xid, CreditRow>,
 }
 
 impl LedgerCore {
@@ -144,7 +156,13 @@ impl LedgerCore {
             locking: false,
             bugs,
             changes: LedgerChanges::default(),
+            unsent: BTreeMap::new(),
         }
+    }
+
+    /// The credit rows not yet acknowledged by the broker (the relay's and the resender's).
+    pub fn unsent_rows(&self) -> impl Iterator<Item = &CreditRow> {
+        self.unsent.values()
     }
 
     /// Rebuilds a shard by applying its log from the start.
@@ -273,6 +291,18 @@ impl LedgerCore {
             LedgerCommand::PostStep { xid, request, legs } => {
                 self.decide_post(request, legs, Some(xid), (now_ms, bugs))
             }
+            LedgerCommand::PostWithRow {
+                xid,
+                request,
+                legs,
+                row,
+            } => match self.decide_post(request, legs, Some(xid), (now_ms, bugs)) {
+                Decision::Write(LedgerRecord::Posted(voucher)) => {
+                    let row = row.clone();
+                    Decision::Write(LedgerRecord::PostedWithRow { voucher, row })
+                }
+                other => other,
+            },
             LedgerCommand::Freeze {
                 key,
                 account,
@@ -537,6 +567,22 @@ impl LedgerCore {
         match record {
             LedgerRecord::Opened { account, subject } => self.apply_open(account, subject),
             LedgerRecord::Posted(voucher) => self.apply_post(voucher),
+            LedgerRecord::PostedWithRow { voucher, row } => {
+                self.unsent.insert(row.xid.clone(), row);
+                self.apply_post(voucher)
+            }
+            LedgerRecord::RowsSent { xids } => {
+                for xid in &xids {
+                    self.unsent.remove(xid);
+                }
+                // The mark answers nobody (the relay writes it): any reply will do.
+                Ok(LedgerReply::Posted {
+                    voucher: VoucherId {
+                        shard: self.shard,
+                        seq: self.vouchers.len() as u64,
+                    },
+                })
+            }
             LedgerRecord::PostRefused {
                 request,
                 body,

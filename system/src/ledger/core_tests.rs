@@ -819,3 +819,45 @@ fn a_prepared_branch_locks_its_account_until_it_is_decided_under_2pc() {
         Ok(LedgerReply::Tried)
     );
 }
+
+/// The outbox strategy's local transaction: the debit voucher and the credit's row in one
+/// record; a repeat answers as the first time and writes no second row; a refused debit
+/// writes no row; a sent mark takes the row off the unsent list (recovery keeps what is left
+/// unsent: `sim/tests/strategies.rs` sees a restarted shard send it).
+#[test]
+fn a_debit_and_its_credit_row_are_one_record() {
+    let bugs = Bugs::none();
+    let mut c = payer_shard(bugs);
+    let transit = AccountId::transit(ShardId(0), SHARDS);
+    let with_row = |req: &str, xid: &str, fen: i64| LedgerCommand::PostWithRow {
+        xid: Xid::new(xid),
+        request: RequestId::new(req),
+        legs: vec![Leg::debit(PAYER, amt(fen)), Leg::credit(transit, amt(fen))],
+        row: CreditRow {
+            xid: Xid::new(xid),
+            shard: ShardId(1),
+            legs: Vec::new(),
+        },
+    };
+    let decided = c.decide(&with_row("d1", "x1", 3_000), 0, bugs);
+    let Decision::Write(record @ LedgerRecord::PostedWithRow { .. }) = decided else {
+        panic!("one record with the voucher and the row: {decided:?}");
+    };
+    assert!(c.apply(record).is_ok());
+    assert!(
+        run(&mut c, with_row("d1", "x1", 3_000), bugs).is_ok(),
+        "a repeat"
+    );
+    assert_eq!(c.unsent_rows().count(), 1, "one row");
+    let refused = run(&mut c, with_row("d2", "x2", 1_000_000), bugs);
+    assert!(matches!(
+        refused,
+        Err(LedgerError::InsufficientFunds { .. })
+    ));
+    assert_eq!(c.unsent_rows().count(), 1, "a refused debit writes no row");
+    let sent = LedgerRecord::RowsSent {
+        xids: vec![Xid::new("x1")],
+    };
+    let _ = c.apply(sent);
+    assert_eq!(c.unsent_rows().count(), 0);
+}

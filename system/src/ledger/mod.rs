@@ -8,6 +8,7 @@
 pub mod access;
 pub mod changes;
 pub mod core;
+mod credits;
 pub mod fence;
 pub mod node;
 pub mod types;

@@ -74,6 +74,8 @@ struct Shell {
     env: NodeEnv,
     /// When each lock of a prepared branch was taken (2PC; this incarnation's clock).
     locked_at: Mutex<std::collections::BTreeMap<BranchKey, u64>>,
+    /// The `outbox` strategy's relay of credit rows, when the run has it.
+    credits: Option<Arc<super::credits::Credits>>,
 }
 
 impl Shell {
@@ -90,12 +92,13 @@ impl Shell {
             return Err(refusal);
         }
         // Decide, write and apply under one lock: no other command sees a half step.
-        let (reply, wrote, mark) = {
+        let (reply, wrote, mark, row) = {
             let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
             let decision = core.decide(&command, self.env.clock.now_ms(), self.env.bugs);
             if let Some(corner) = tcc_corner(&command, &decision) {
                 probes.hit(corner);
             }
+            let mut row = None;
             let (reply, wrote) = match decision {
                 Decision::Reply(reply) => {
                     probes.hit(names::LEDGER_IDEMPOTENT_REPLAY);
@@ -103,13 +106,19 @@ impl Shell {
                 }
                 Decision::Write(record) => {
                     self.log.append(&record);
+                    if let (Some(credits), LedgerRecord::PostedWithRow { row: r, .. }) =
+                        (&self.credits, &record)
+                    {
+                        credits.appended(r);
+                        row = Some(r.clone());
+                    }
                     if core.locking() {
                         self.time_lock(&record);
                     }
                     (core.apply(record), true)
                 }
             };
-            (reply, wrote, self.log.mark())
+            (reply, wrote, self.log.mark(), row)
         };
         match &reply {
             Err(LedgerError::InsufficientFunds { .. }) => {
@@ -128,6 +137,9 @@ impl Shell {
             self.log.sync().await;
         }
         self.log.witness_reply(mark);
+        if let (Some(credits), Some(row)) = (&self.credits, &row) {
+            credits.durable(row);
+        }
         reply
     }
 }
@@ -171,6 +183,8 @@ pub struct LedgerConfig {
     pub fenced: bool,
     /// Whether a prepared branch locks its account until it is decided (`2pc`).
     pub locking: bool,
+    /// The broker the `outbox` strategy's credit rows are relayed to, when the run has it.
+    pub credits_broker: Option<SocketAddr>,
 }
 
 /// A running ledger node: the handle the harness keeps to read its state (god's-eye view).
@@ -207,11 +221,21 @@ impl LedgerNode {
         let core = Arc::new(Mutex::new(core));
         let transport = Transport::for_node(env).await?;
         let node = LedgerNode { core: core.clone() };
+        let credits = config.credits_broker.map(|broker| {
+            super::credits::Credits::start(
+                env,
+                broker,
+                core.clone(),
+                log.clone(),
+                transport.clone(),
+            )
+        });
         let shell = Arc::new(Shell {
             core,
             log,
             env: env.clone(),
             locked_at: Mutex::new(locked_at),
+            credits,
         });
         let callers: Arc<[SocketAddr]> = config.platform_callers.into();
         let internal = shell.clone();

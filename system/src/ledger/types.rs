@@ -150,6 +150,31 @@ impl TccAction {
     }
 }
 
+/// An outbox row of the `outbox` strategy: the credit voucher of movement `xid`, to be posted
+/// on `shard` by whoever consumes it (idempotently, by the xid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditRow {
+    pub xid: Xid,
+    pub shard: ShardId,
+    pub legs: Vec<Leg>,
+}
+
+impl CreditRow {
+    /// The broker message that carries the row (its id is the broker's dedup key).
+    pub fn message(&self) -> crate::producer::Message {
+        let payload = serde_json::to_string(self).expect("a row serializes");
+        crate::producer::Message::new(
+            format!("credit:{}", self.xid),
+            self.xid.to_string(),
+            payload,
+        )
+    }
+}
+
+/// The topic the `outbox` strategy's credit rows go to, and its queue count.
+pub const CREDITS_TOPIC: &str = "money-credits";
+pub const CREDITS_QUEUES: u32 = 4;
+
 /// What a client asks a ledger shard to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LedgerCommand {
@@ -167,6 +192,15 @@ pub enum LedgerCommand {
         xid: Xid,
         request: RequestId,
         legs: Vec<Leg>,
+    },
+    /// The `outbox` strategy's local transaction: posts movement `xid`'s debit voucher and
+    /// writes the row of its credit in the same record, idempotent by `request`; the shard
+    /// relays the row to the broker once durable. Internal: only the payment nodes.
+    PostWithRow {
+        xid: Xid,
+        request: RequestId,
+        legs: Vec<Leg>,
+        row: CreditRow,
     },
     /// Moves `amount` from available to frozen, idempotent by `key`.
     Freeze {
@@ -271,6 +305,7 @@ impl LedgerCommand {
             LedgerCommand::OpenAccount { .. } => "OpenAccount",
             LedgerCommand::Post { .. } => "Post",
             LedgerCommand::PostStep { .. } => "PostStep",
+            LedgerCommand::PostWithRow { .. } => "PostWithRow",
             LedgerCommand::Freeze { .. } => "Freeze",
             LedgerCommand::Unfreeze { .. } => "Unfreeze",
             LedgerCommand::TccTry { .. } => "TccTry",

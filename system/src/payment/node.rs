@@ -24,6 +24,7 @@ use crate::topology::Topology;
 use crate::trade::TradeCall;
 use crate::trade::{TradeCommand, TradeReply};
 use crate::transport::{RetryPolicy, Transport};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub struct PaymentConfig {
     pub strategy: StrategyKind,
     /// Who owns which account: whose money a client may move.
     pub directory: Directory,
+    /// Under the `outbox` strategy: the broker, and how many payment nodes share the credits
+    /// consumer (this node takes its share of the queues).
+    pub credits: Option<(SocketAddr, u32)>,
 }
 
 /// How the trade is asked to begin: bounded, since a trade that never answers means the
@@ -128,6 +132,13 @@ impl PaymentNode {
         );
         node.serve(&transport, env);
         node.resume_all();
+        if let Some((broker, nodes)) = config.credits {
+            let (env, t, topology) = (env.clone(), transport.clone(), node.inner.topology.clone());
+            let share = (config.index, nodes);
+            madsim::task::spawn(crate::outbox::apply_credits(
+                env, t, topology, broker, share,
+            ));
+        }
         Ok(node)
     }
 

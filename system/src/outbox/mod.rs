@@ -1,0 +1,313 @@
+//! The `outbox` strategy (local message table, 本地消息表): the debit and the row of its credit
+//! are one local transaction on the payer's shard (`LedgerCommand::PostWithRow`); the shard
+//! relays the row to the broker's credits topic once it is durable (`ledger/credits.rs`), and
+//! the payment nodes consume that topic and post each credit on the payee's shard, idempotently
+//! by its key `outbox:<xid>:credit`. The payment is answered once its debit is durable: the
+//! credit follows (eventual), and there is no rollback path: a debit that went through is
+//! always credited, however late.
+//!
+//! The coordinator keeps a small durable log (`Begun` before the debit is asked, `Ended` before
+//! the outcome is handed back), so a restarted payment node asks an unfinished debit again under
+//! the same key and gets the ledger's first answer.
+
+use crate::broker::consumer::{self, ConsumerConfig};
+use crate::broker::{ConsumeMode, Delivery};
+use crate::ids::{AccountId, RequestId, Xid};
+use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side, TccAction};
+use crate::ledger::{CREDITS_QUEUES, CREDITS_TOPIC};
+use crate::log::DurableLog;
+use crate::node::NodeEnv;
+use crate::probes::names;
+use crate::refusal::{Refusal, RefusalCode};
+use crate::strategy::{Movement, MovementOutcome};
+use crate::tcc::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
+use crate::topology::Topology;
+use crate::transport::{RetryPolicy, Transport};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The coordinator's log on the payment node's disk.
+pub const LOG_FILE: &str = "outbox-moves.log";
+
+/// The consumer group of the payment nodes that apply the credits.
+pub const CREDITS_GROUP: &str = "money-credits";
+
+/// One durable change to the coordinator's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MoveRecord {
+    Begun {
+        xid: Xid,
+        legs: Vec<Leg>,
+    },
+    Ended {
+        xid: Xid,
+        outcome: Result<(), Refusal>,
+    },
+}
+
+/// How the debit and each credit are asked: until answered.
+const POLICY: RetryPolicy = RetryPolicy {
+    attempts_max: u32::MAX,
+    timeout: Duration::from_millis(500),
+    backoff: Duration::from_millis(20),
+    backoff_max: Duration::from_millis(1_000),
+};
+
+/// The coordinator of one payment node. Cheap to clone.
+#[derive(Clone)]
+pub struct OutboxCoordinator {
+    log: DurableLog<MoveRecord>,
+    view: Arc<Mutex<ActivityLog>>,
+    legs: Arc<Mutex<std::collections::BTreeMap<Xid, Vec<Leg>>>>,
+    transport: Transport,
+    topology: Topology,
+}
+
+impl OutboxCoordinator {
+    pub fn open(env: &NodeEnv, transport: Transport, topology: Topology, fsync: Duration) -> Self {
+        let log = DurableLog::open(env, LOG_FILE, fsync);
+        let (records, report) = log.replay();
+        if report.torn_bytes > 0 {
+            env.probes.hit(names::RECOVERY_TORN_TAIL_CUT);
+        }
+        let shards = topology.ledger_shards();
+        let coordinator = OutboxCoordinator {
+            log,
+            view: Arc::default(),
+            legs: Arc::default(),
+            transport,
+            topology,
+        };
+        for r in records {
+            coordinator.fold(r, shards);
+        }
+        coordinator
+    }
+
+    /// What the log on a down node's disk holds durably, as the neutral view.
+    pub fn durable_activities(env: &NodeEnv, shards: u32) -> Vec<Activity> {
+        let log = DurableLog::<MoveRecord>::open(env, LOG_FILE, Duration::ZERO);
+        let mut view = ActivityLog::default();
+        for r in log.read_durable() {
+            view_apply(&mut view, r, shards);
+        }
+        view.activities().cloned().collect()
+    }
+
+    fn view(&self) -> MutexGuard<'_, ActivityLog> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fold(&self, record: MoveRecord, shards: u32) {
+        if let MoveRecord::Begun { xid, legs } = &record {
+            let mut all = self.legs.lock().unwrap_or_else(|p| p.into_inner());
+            all.insert(xid.clone(), legs.clone());
+        }
+        view_apply(&mut self.view(), record, shards);
+    }
+
+    async fn write(&self, record: MoveRecord) {
+        {
+            let _view = self.view();
+            self.log.append(&record);
+        }
+        self.fold(record, self.topology.ledger_shards());
+        self.log.sync().await;
+    }
+
+    /// The debit with its credit's row, once; the outcome once the debit is durable.
+    pub async fn execute(&self, movement: Movement) -> MovementOutcome {
+        let xid = movement.xid;
+        let legs = movement.legs;
+        if split(&legs).is_none() {
+            let why = "the outbox strategy moves one debit to one credit";
+            return MovementOutcome::Aborted(Refusal::new(RefusalCode::Invalid, why));
+        }
+        self.write(MoveRecord::Begun {
+            xid: xid.clone(),
+            legs,
+        })
+        .await;
+        self.run(xid).await
+    }
+
+    /// Finishes a movement found in the log after a restart; `None` if never begun here.
+    pub async fn resume(&self, xid: &Xid) -> Option<MovementOutcome> {
+        let legs = self
+            .legs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(xid)
+            .cloned();
+        legs?;
+        Some(self.run(xid.clone()).await)
+    }
+
+    async fn run(&self, xid: Xid) -> MovementOutcome {
+        if let Some(ended) = self.view().get(&xid).filter(|a| a.status.is_terminal()) {
+            return crate::tcc::engine::outcome_of(ended);
+        }
+        let legs = self.legs.lock().unwrap_or_else(|p| p.into_inner())[&xid].clone();
+        let outcome = self.debit(&xid, &legs).await;
+        let ended = MoveRecord::Ended {
+            xid,
+            outcome: outcome.clone(),
+        };
+        self.write(ended).await;
+        match outcome {
+            Ok(()) => MovementOutcome::Committed,
+            Err(refusal) => MovementOutcome::Aborted(refusal),
+        }
+    }
+
+    /// The local transaction on the payer's shard: the debit and its credit's row.
+    async fn debit(&self, xid: &Xid, legs: &[Leg]) -> Result<(), Refusal> {
+        let shards = self.topology.ledger_shards();
+        let (debit, credit) = split(legs).expect("checked when begun");
+        let (from, to) = (debit.account.shard(shards), credit.account.shard(shards));
+        let row = CreditRow {
+            xid: xid.clone(),
+            shard: to,
+            legs: vec![
+                Leg::debit(AccountId::transit(to, shards), credit.amount),
+                credit,
+            ],
+        };
+        let command = LedgerCommand::PostWithRow {
+            xid: xid.clone(),
+            request: RequestId::new(format!("outbox:{xid}:debit")),
+            legs: vec![
+                debit,
+                Leg::credit(AccountId::transit(from, shards), debit.amount),
+            ],
+            row,
+        };
+        post_until_answered(&self.transport, self.topology.ledger(from), command).await
+    }
+
+    pub fn unfinished(&self) -> Vec<Xid> {
+        self.view().unfinished()
+    }
+    pub fn activities(&self) -> Vec<Activity> {
+        self.view().activities().cloned().collect()
+    }
+    pub fn unfinished_activities(&self) -> Vec<Activity> {
+        self.view().open_activities().cloned().collect()
+    }
+    pub fn take_changed(&self) -> Vec<Activity> {
+        self.view().take_changed().into_iter().cloned().collect()
+    }
+    pub fn resync(&self) -> Vec<Activity> {
+        let mut view = self.view();
+        view.take_changed();
+        view.activities().cloned().collect()
+    }
+}
+
+/// The one debit and the one credit of a movement, if that is what it is.
+fn split(legs: &[Leg]) -> Option<(Leg, Leg)> {
+    match legs {
+        [a, b] if a.side == Side::Debit && b.side == Side::Credit => Some((*a, *b)),
+        [a, b] if a.side == Side::Credit && b.side == Side::Debit => Some((*b, *a)),
+        _ => None,
+    }
+}
+
+fn view_apply(view: &mut ActivityLog, record: MoveRecord, shards: u32) {
+    match record {
+        MoveRecord::Begun { xid, legs } => {
+            let branches = legs.iter().map(|l| branch(l, shards)).collect();
+            view.apply(ActivityRecord::Begun { xid, branches });
+        }
+        MoveRecord::Ended { xid, outcome } => {
+            let (commit, reason, status) = match outcome {
+                Ok(()) => (true, None, ActivityStatus::Committed),
+                Err(r) => (false, Some(r), ActivityStatus::RolledBack),
+            };
+            let decided = ActivityRecord::Decided {
+                xid: xid.clone(),
+                commit,
+                reason,
+            };
+            view.apply(decided);
+            let heuristic = None;
+            view.apply(ActivityRecord::Ended {
+                xid,
+                status,
+                heuristic,
+            });
+        }
+    }
+}
+
+fn branch(leg: &Leg, shards: u32) -> Branch {
+    let (account, amount) = (leg.account, leg.amount);
+    Branch {
+        shard: account.shard(shards),
+        action: match leg.side {
+            Side::Debit => TccAction::Debit { account, amount },
+            Side::Credit => TccAction::Credit { account, amount },
+        },
+    }
+}
+
+/// Sends `command` to a ledger shard until it answers; its refusal, if it refused.
+async fn post_until_answered(
+    transport: &Transport,
+    shard: SocketAddr,
+    command: LedgerCommand,
+) -> Result<(), Refusal> {
+    loop {
+        let call = LedgerCall(command.clone());
+        match transport.call_with_retry(shard, call, POLICY).await.result {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => return Err(Refusal::new(e.code(), e.to_string())),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Runs payment node `index` of `nodes`'s share of the credits consumer: each row is posted on
+/// its payee's shard under its key (a repeat answers as the first time). A credit refused is
+/// nacked, retried on the group's schedule and finally dead-lettered: there is no rollback.
+pub async fn apply_credits(
+    env: NodeEnv,
+    transport: Transport,
+    topology: Topology,
+    broker: SocketAddr,
+    (index, nodes): (u32, u32),
+) {
+    let t = transport.clone();
+    let probes = env.probes.clone();
+    let handler = consumer::handler(move |delivery: Delivery| {
+        let (t, topology, probes) = (t.clone(), topology.clone(), probes.clone());
+        async move {
+            let row: CreditRow = serde_json::from_str(&delivery.message.payload)
+                .map_err(|e| format!("not a credit row: {e}"))?;
+            let command = LedgerCommand::PostStep {
+                xid: row.xid.clone(),
+                request: RequestId::new(format!("outbox:{}:credit", row.xid)),
+                legs: row.legs.clone(),
+            };
+            let dst = topology.ledger(row.shard);
+            post_until_answered(&t, dst, command)
+                .await
+                .map_err(|r| r.to_string())?;
+            probes.hit(names::OUTBOX_CREDIT_APPLIED);
+            Ok(())
+        }
+    });
+    let name = format!("payment-{index}");
+    let config = ConsumerConfig::new(
+        CREDITS_GROUP,
+        name,
+        CREDITS_TOPIC,
+        CREDITS_QUEUES,
+        ConsumeMode::Clustering,
+        broker,
+    );
+    let queues = consumer::allocate(CREDITS_QUEUES, nodes, index);
+    consumer::run_on(env, transport, config, queues, handler).await;
+}
