@@ -521,7 +521,8 @@ impl RunConfig {
         }
         self.validate_ranges()?;
         self.validate_open_loop()?;
-        if self.strategy == StrategyKind::Outbox && self.messages.is_none() {
+        let by_message = matches!(self.strategy, StrategyKind::Outbox | StrategyKind::Txmsg);
+        if by_message && self.messages.is_none() {
             return Err(ConfigError::StrategyNeedsMessages(self.strategy));
         }
         if let Some(bug) = self.bug {

@@ -193,3 +193,16 @@ fn the_outbox_strategy_delivers_every_credit_even_across_a_ledger_restart() {
     };
     assert!(off.validate().is_err(), "no broker, no credits: refused");
 }
+
+/// The txmsg strategy: a half message of the credit before the debit, settled by check-backs
+/// when its payment node never ended it. A check-back that finds the debit posted commits the
+/// half; one that finds it not posted settles it as never to be posted (a late debit is then
+/// refused) and rolls the half back: the credit is applied exactly when the debit was.
+#[test]
+fn txmsg_check_backs_commit_exactly_the_halves_whose_debit_was_posted() {
+    for probe in ["txmsg.credit-check-commit", "txmsg.credit-check-rollback"] {
+        let r = first_showing(StrategyKind::Txmsg, |r| r.probe(probe) > 0);
+        assert_eq!(r.verdict, Verdict::Pass, "{probe}: {:#?}", r.violations);
+        assert!(r.expected_anomalies.is_empty(), "it claims every invariant");
+    }
+}

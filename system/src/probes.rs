@@ -318,6 +318,14 @@ pub mod names {
     pub const RECON_REBALANCED: &str = "recon.reserves-rebalanced";
     /// The `outbox` strategy's consumer posted a credit row on its payee's shard.
     pub const OUTBOX_CREDIT_APPLIED: &str = "outbox.credit-applied";
+    /// The `txmsg` strategy stored a credit's half message before its debit.
+    pub const TXMSG_CREDIT_HALF_STORED: &str = "txmsg.credit-half-stored";
+    /// A check-back about a credit's half, answered from the ledger: the debit was posted.
+    pub const TXMSG_CREDIT_CHECK_COMMIT: &str = "txmsg.credit-check-commit";
+    /// … the debit was never posted, and is now settled as never to be.
+    pub const TXMSG_CREDIT_CHECK_ROLLBACK: &str = "txmsg.credit-check-rollback";
+    /// … the movement is still running here, or the shard did not answer: ask again.
+    pub const TXMSG_CREDIT_CHECK_UNKNOWN: &str = "txmsg.credit-check-unknown";
     /// A ledger shard restarted with credit rows its debits wrote and the broker had not
     /// acknowledged: its resender sent them.
     pub const CREDIT_RESENT_AFTER_RESTART: &str = "outbox.credit-resent-after-restart";

@@ -10,7 +10,7 @@ use crate::ids::Xid;
 use crate::ledger::Leg;
 use crate::naive::NaiveCoordinator;
 use crate::node::NodeEnv;
-use crate::outbox::OutboxCoordinator;
+use crate::outbox::{Mode, OutboxCoordinator};
 use crate::refusal::Refusal;
 use crate::saga::SagaCoordinator;
 use crate::tcc::{Activity, TccConfig, TccManager};
@@ -64,6 +64,9 @@ pub enum StrategyKind {
     /// The debit and its credit's row in one local write, the credit applied by an
     /// idempotent consumer of the broker ([`crate::outbox`]).
     Outbox,
+    /// A half message of the credit's row before the debit, committed or rolled back after
+    /// it, check-backs answered from the ledger; the credit applied by the same consumer.
+    Txmsg,
 }
 
 impl StrategyKind {
@@ -74,6 +77,7 @@ impl StrategyKind {
         StrategyKind::Saga,
         StrategyKind::TwoPc,
         StrategyKind::Outbox,
+        StrategyKind::Txmsg,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl StrategyKind {
             StrategyKind::Saga => "saga",
             StrategyKind::TwoPc => "2pc",
             StrategyKind::Outbox => "outbox",
+            StrategyKind::Txmsg => "txmsg",
         }
     }
 
@@ -158,6 +163,14 @@ impl StrategyKind {
                 not_claimed: &[],
                 weakness: "eventual, with no rollback path: the payment is answered once its debit is durable and the credit follows through the broker (the payee sees it late); a credit that cannot be applied is retried and dead-lettered, never undone",
             },
+            StrategyKind::Txmsg => Claims {
+                atomic: true,
+                isolated: false,
+                eventual: true,
+                blocking: false,
+                not_claimed: &[],
+                weakness: "eventual, and its half message waits on the producer: a payment node that dies before ending a half leaves it pending until a check-back settles the debit, and a check-back that finds the debit not yet posted settles it as never to be posted (the payment then fails); no rollback path once the debit is posted",
+            },
         }
     }
 }
@@ -189,7 +202,7 @@ impl fmt::Display for StrategyKind {
 
 /// The error for an unknown strategy name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga, 2pc, outbox)")]
+#[error("unknown strategy '{0}' (known: tcc, tcc-nofence, naive, saga, 2pc, outbox, txmsg)")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for StrategyKind {
@@ -220,6 +233,7 @@ impl Coordinator {
         transport: Transport,
         topology: Topology,
         fsync_latency: std::time::Duration,
+        broker: Option<std::net::SocketAddr>,
     ) -> Self {
         match kind {
             StrategyKind::Tcc | StrategyKind::TccNoFence | StrategyKind::TwoPc => {
@@ -239,12 +253,23 @@ impl Coordinator {
                 topology,
                 fsync_latency,
             ))),
-            StrategyKind::Outbox => Coordinator::Outbox(Box::new(OutboxCoordinator::open(
-                env,
-                transport,
-                topology,
-                fsync_latency,
-            ))),
+            StrategyKind::Outbox | StrategyKind::Txmsg => {
+                let mode = match (kind, broker) {
+                    (StrategyKind::Txmsg, Some(broker)) => Mode::Txmsg {
+                        broker,
+                        group: env.name.to_string(),
+                    },
+                    (StrategyKind::Txmsg, None) => panic!("txmsg runs with a broker"),
+                    _ => Mode::Outbox,
+                };
+                let parts = (transport, topology);
+                Coordinator::Outbox(Box::new(OutboxCoordinator::open(
+                    env,
+                    mode,
+                    parts,
+                    fsync_latency,
+                )))
+            }
         }
     }
 
@@ -328,7 +353,9 @@ impl Coordinator {
             }
             StrategyKind::Naive => Vec::new(),
             StrategyKind::Saga => SagaCoordinator::durable_activities(env, shards),
-            StrategyKind::Outbox => OutboxCoordinator::durable_activities(env, shards),
+            StrategyKind::Outbox | StrategyKind::Txmsg => {
+                OutboxCoordinator::durable_activities(env, shards)
+            }
         }
     }
 }

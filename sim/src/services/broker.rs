@@ -19,10 +19,30 @@ use std::time::Duration;
 pub const ROLE: Role = Role::new("broker");
 
 /// The address of the broker.
-/// The broker the `outbox` strategy's credit rows go through, when the run has both.
+/// The broker the `outbox` and `txmsg` strategies' credits go through, when the run has it.
 pub fn credits_broker(config: &RunConfig) -> Option<SocketAddr> {
-    let outbox = config.strategy == paylab_system::strategy::StrategyKind::Outbox;
-    (outbox && config.messages.is_some()).then(addr_of)
+    use paylab_system::strategy::StrategyKind::{Outbox, Txmsg};
+    let by_message = matches!(config.strategy, Outbox | Txmsg);
+    (by_message && config.messages.is_some()).then(addr_of)
+}
+
+/// The producer groups the broker checks back with: the trade shards, and under `txmsg` the
+/// payment nodes (each its own group, named as the node).
+fn producers(config: &RunConfig) -> Vec<(String, SocketAddr)> {
+    let trades = (0..config.trade_shards).map(|s| {
+        (
+            producer_group(paylab_system::TradeShardId(s)),
+            trade::addr_of(s),
+        )
+    });
+    let mut out: Vec<(String, SocketAddr)> = trades.collect();
+    if config.strategy == paylab_system::strategy::StrategyKind::Txmsg {
+        let payments = super::payment::Payment;
+        for i in 0..config.payment_nodes {
+            out.push((payments.role().at(i).to_string(), payments.addr(i)));
+        }
+    }
+    out
 }
 
 /// The broker's topics: trade events, and the credits under the `outbox` strategy.
@@ -74,14 +94,7 @@ impl ServiceKind for Broker {
             flush: run.config.broker_flush,
             fsync_latency: run.fsync_latency(),
             topics: topics(run.config),
-            producers: (0..run.config.trade_shards)
-                .map(|s| {
-                    (
-                        producer_group(paylab_system::TradeShardId(s)),
-                        trade::addr_of(s),
-                    )
-                })
-                .collect(),
+            producers: producers(run.config).into_iter().collect(),
             check_tick: Duration::from_millis(50),
         })
     }

@@ -45,7 +45,9 @@ impl ServiceKind for Ledger {
             banks: run.config.banks,
             fenced: run.config.strategy.fenced(),
             locking: run.config.strategy.locking(),
-            credits_broker: super::broker::credits_broker(run.config),
+            // Only the outbox strategy's rows are relayed by the shard.
+            credits_broker: super::broker::credits_broker(run.config)
+                .filter(|_| run.config.strategy == paylab_system::strategy::StrategyKind::Outbox),
         })
     }
 }

@@ -291,6 +291,14 @@ impl LedgerCore {
             LedgerCommand::PostStep { xid, request, legs } => {
                 self.decide_post(request, legs, Some(xid), (now_ms, bugs))
             }
+            LedgerCommand::SettleRequest { request, legs } => match self.posts.get(request) {
+                Some((_, outcome)) => Decision::Reply(outcome.clone()),
+                None => Decision::Write(LedgerRecord::PostRefused {
+                    request: request.clone(),
+                    body: legs_fingerprint(legs),
+                    error: LedgerError::Settled(request.to_string()),
+                }),
+            },
             LedgerCommand::PostWithRow {
                 xid,
                 request,

@@ -861,3 +861,29 @@ fn a_debit_and_its_credit_row_are_one_record() {
     let _ = c.apply(sent);
     assert_eq!(c.unsent_rows().count(), 0);
 }
+
+/// The txmsg check-back's question to the ledger: a request posted is settled as posted; one
+/// never seen is settled durably as never to be posted, and a late post of it is refused.
+#[test]
+fn a_settled_request_can_never_be_posted_later() {
+    let bugs = Bugs::none();
+    let (mut c, a, b) = funded_shard();
+    let legs = vec![Leg::debit(a, amt(100)), Leg::credit(b, amt(100))];
+    let settle = |req: &str| LedgerCommand::SettleRequest {
+        request: RequestId::new(req),
+        legs: legs.clone(),
+    };
+    assert!(run(&mut c, transfer("posted", a, b, 100), bugs).is_ok());
+    assert!(
+        run(&mut c, settle("posted"), bugs).is_ok(),
+        "posted: commit"
+    );
+    let unseen = run(&mut c, settle("late"), bugs);
+    assert!(matches!(unseen, Err(LedgerError::Settled(_))), "{unseen:?}");
+    let late = run(&mut c, transfer("late", a, b, 100), bugs);
+    assert!(
+        matches!(late, Err(LedgerError::Settled(_))),
+        "the late post: {late:?}"
+    );
+    assert_eq!(c.vouchers().len(), 2, "funding and the one posted");
+}

@@ -202,6 +202,10 @@ pub enum LedgerCommand {
         legs: Vec<Leg>,
         row: CreditRow,
     },
+    /// Settles request `request` (with these legs) for good: its outcome if it was posted or
+    /// refused, else a durable refusal (`aborted`), so that it can never be posted later. The
+    /// `txmsg` strategy's check-back asks it. Internal: only the payment nodes.
+    SettleRequest { request: RequestId, legs: Vec<Leg> },
     /// Moves `amount` from available to frozen, idempotent by `key`.
     Freeze {
         key: String,
@@ -271,6 +275,9 @@ pub enum LedgerError {
     /// The request's credential was forged or came from another address: nothing was read.
     #[error("{0}")]
     Unauthenticated(crate::auth::BadCredential),
+    /// The request was settled as never to be posted (a `txmsg` check-back found it unposted).
+    #[error("request {0} was settled as not posted")]
+    Settled(String),
     /// A prepared 2PC branch holds the account locked until its coordinator decides.
     #[error("{account} is locked by prepared branch {by}")]
     Locked { account: AccountId, by: String },
@@ -294,6 +301,7 @@ impl LedgerError {
             LedgerError::Unauthorized { .. } => C::Unauthorized,
             LedgerError::Unauthenticated(_) => C::Unauthenticated,
             LedgerError::Locked { .. } => C::Locked,
+            LedgerError::Settled(_) => C::Aborted,
         }
     }
 }
@@ -306,6 +314,7 @@ impl LedgerCommand {
             LedgerCommand::Post { .. } => "Post",
             LedgerCommand::PostStep { .. } => "PostStep",
             LedgerCommand::PostWithRow { .. } => "PostWithRow",
+            LedgerCommand::SettleRequest { .. } => "SettleRequest",
             LedgerCommand::Freeze { .. } => "Freeze",
             LedgerCommand::Unfreeze { .. } => "Unfreeze",
             LedgerCommand::TccTry { .. } => "TccTry",

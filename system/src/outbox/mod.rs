@@ -9,8 +9,18 @@
 //! The coordinator keeps a small durable log (`Begun` before the debit is asked, `Ended` before
 //! the outcome is handed back), so a restarted payment node asks an unfinished debit again under
 //! the same key and gets the ledger's first answer.
+//!
+//! The same coordinator runs the `txmsg` strategy (RocketMQ transactional messages): the
+//! payment node stores the credit's row as a half message first, then posts the debit under
+//! its key (the local transaction), then commits the half, or rolls it back, one way. The
+//! broker's check-back about a half the node never decided is answered from durable state:
+//! the payer's shard settles the debit's request for good (`SettleRequest`: its outcome, or a
+//! durable refusal so that it can never be posted later), and the half is committed exactly
+//! when the debit was posted. A check-back about a movement this incarnation is still running
+//! answers UNKNOWN.
 
 use crate::broker::consumer::{self, ConsumerConfig};
+use crate::broker::{BrokerCall, BrokerCommand, BrokerReply, CheckAnswer, CheckBackCall};
 use crate::broker::{ConsumeMode, Delivery};
 use crate::ids::{AccountId, RequestId, Xid};
 use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side, TccAction};
@@ -55,9 +65,23 @@ const POLICY: RetryPolicy = RetryPolicy {
     backoff_max: Duration::from_millis(1_000),
 };
 
+/// How the credit's row reaches the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// In the debit's ledger record, relayed by the shard (`outbox`).
+    Outbox,
+    /// As a half message this payment node stores first and decides after (`txmsg`), under
+    /// its producer group.
+    Txmsg { broker: SocketAddr, group: String },
+}
+
 /// The coordinator of one payment node. Cheap to clone.
 #[derive(Clone)]
 pub struct OutboxCoordinator {
+    mode: Mode,
+    probes: crate::probes::Probes,
+    /// The movements this incarnation is running (a check-back about one answers UNKNOWN).
+    running: Arc<Mutex<std::collections::BTreeSet<Xid>>>,
     log: DurableLog<MoveRecord>,
     view: Arc<Mutex<ActivityLog>>,
     legs: Arc<Mutex<std::collections::BTreeMap<Xid, Vec<Leg>>>>,
@@ -66,7 +90,12 @@ pub struct OutboxCoordinator {
 }
 
 impl OutboxCoordinator {
-    pub fn open(env: &NodeEnv, transport: Transport, topology: Topology, fsync: Duration) -> Self {
+    pub fn open(
+        env: &NodeEnv,
+        mode: Mode,
+        (transport, topology): (Transport, Topology),
+        fsync: Duration,
+    ) -> Self {
         let log = DurableLog::open(env, LOG_FILE, fsync);
         let (records, report) = log.replay();
         if report.torn_bytes > 0 {
@@ -74,6 +103,9 @@ impl OutboxCoordinator {
         }
         let shards = topology.ledger_shards();
         let coordinator = OutboxCoordinator {
+            mode,
+            probes: env.probes.clone(),
+            running: Arc::default(),
             log,
             view: Arc::default(),
             legs: Arc::default(),
@@ -162,8 +194,8 @@ impl OutboxCoordinator {
         }
     }
 
-    /// The local transaction on the payer's shard: the debit and its credit's row.
-    async fn debit(&self, xid: &Xid, legs: &[Leg]) -> Result<(), Refusal> {
+    /// The debit's shard, its voucher's legs and the credit's row.
+    fn parts(&self, xid: &Xid, legs: &[Leg]) -> (crate::ids::ShardId, Vec<Leg>, CreditRow) {
         let shards = self.topology.ledger_shards();
         let (debit, credit) = split(legs).expect("checked when begun");
         let (from, to) = (debit.account.shard(shards), credit.account.shard(shards));
@@ -175,16 +207,120 @@ impl OutboxCoordinator {
                 credit,
             ],
         };
-        let command = LedgerCommand::PostWithRow {
-            xid: xid.clone(),
-            request: RequestId::new(format!("outbox:{xid}:debit")),
-            legs: vec![
-                debit,
-                Leg::credit(AccountId::transit(from, shards), debit.amount),
-            ],
-            row,
+        let transit = AccountId::transit(from, shards);
+        let voucher = vec![debit, Leg::credit(transit, debit.amount)];
+        (from, voucher, row)
+    }
+
+    /// The local transaction on the payer's shard: the debit and its credit's row (`outbox`),
+    /// or the debit between its half message and the half's end (`txmsg`).
+    async fn debit(&self, xid: &Xid, legs: &[Leg]) -> Result<(), Refusal> {
+        let (from, voucher, row) = self.parts(xid, legs);
+        let Mode::Txmsg { broker, group } = &self.mode else {
+            let command = LedgerCommand::PostWithRow {
+                xid: xid.clone(),
+                request: RequestId::new(format!("outbox:{xid}:debit")),
+                legs: voucher,
+                row,
+            };
+            let dst = self.topology.ledger(from);
+            return post_until_answered(&self.transport, dst, command).await;
         };
-        post_until_answered(&self.transport, self.topology.ledger(from), command).await
+        self.running().insert(xid.clone());
+        let parts = (from, voucher, row);
+        let result = self.under_half(xid, parts, (*broker, group)).await;
+        self.running().remove(xid);
+        result
+    }
+
+    fn running(&self) -> MutexGuard<'_, std::collections::BTreeSet<Xid>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Half message, debit, end of the half (one way).
+    async fn under_half(
+        &self,
+        xid: &Xid,
+        (from, voucher, row): (crate::ids::ShardId, Vec<Leg>, CreditRow),
+        (broker, group): (SocketAddr, &str),
+    ) -> Result<(), Refusal> {
+        let message = row.message();
+        let command = BrokerCommand::SendHalf {
+            topic: CREDITS_TOPIC.to_string(),
+            key: message.key,
+            payload: message.payload,
+            producer_msg_id: message.id.to_string(),
+            producer_group: group.to_string(),
+        };
+        let stored = self
+            .transport
+            .call_with_retry(broker, BrokerCall(command), HALF_POLICY);
+        let Ok(Ok(BrokerReply::HalfSent { half })) = stored.await.result else {
+            let why = "the broker did not store the half message: nothing moved";
+            return Err(Refusal::new(RefusalCode::Unavailable, why));
+        };
+        self.probes.hit(names::TXMSG_CREDIT_HALF_STORED);
+        let command = LedgerCommand::PostStep {
+            xid: xid.clone(),
+            request: debit_request(xid),
+            legs: voucher,
+        };
+        let dst = self.topology.ledger(from);
+        let result = post_until_answered(&self.transport, dst, command).await;
+        let end = BrokerCommand::EndTransaction {
+            half,
+            commit: result.is_ok(),
+        };
+        let transport = self.transport.clone();
+        madsim::task::spawn(async move {
+            let _ = transport
+                .call(broker, BrokerCall(end), HALF_POLICY.timeout)
+                .await;
+        });
+        result
+    }
+
+    /// The broker asks about a half this node stored and never decided: commit exactly when
+    /// the debit was posted, as its shard settles it for good; UNKNOWN while it runs here or
+    /// while the shard does not answer.
+    pub async fn answer_check(&self, check: CheckBackCall) -> CheckAnswer {
+        let Ok(row) = serde_json::from_str::<CreditRow>(&check.payload) else {
+            return CheckAnswer::Rollback;
+        };
+        if self.running().contains(&row.xid) {
+            return CheckAnswer::Unknown;
+        }
+        let legs = self
+            .legs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&row.xid)
+            .cloned();
+        let Some(legs) = legs else {
+            // Begun is durable before the half is sent: a half with no movement here was
+            // never this node's, and its debit was never asked by it.
+            return CheckAnswer::Rollback;
+        };
+        let (from, voucher, _) = self.parts(&row.xid, &legs);
+        let settle = LedgerCommand::SettleRequest {
+            request: debit_request(&row.xid),
+            legs: voucher,
+        };
+        let dst = self.topology.ledger(from);
+        let answer = self
+            .transport
+            .call(dst, LedgerCall(settle), HALF_POLICY.timeout);
+        let answer = match answer.await {
+            Ok(Ok(_)) => CheckAnswer::Commit,
+            Ok(Err(_)) => CheckAnswer::Rollback,
+            Err(_) => CheckAnswer::Unknown,
+        };
+        self.probes.hit(match answer {
+            CheckAnswer::Commit => names::TXMSG_CREDIT_CHECK_COMMIT,
+            CheckAnswer::Rollback => names::TXMSG_CREDIT_CHECK_ROLLBACK,
+            CheckAnswer::Unknown => names::TXMSG_CREDIT_CHECK_UNKNOWN,
+        });
+        answer
     }
 
     pub fn unfinished(&self) -> Vec<Xid> {
@@ -205,6 +341,19 @@ impl OutboxCoordinator {
         view.activities().cloned().collect()
     }
 }
+
+/// The key of a `txmsg` movement's debit.
+fn debit_request(xid: &Xid) -> RequestId {
+    RequestId::new(format!("txmsg:{xid}:debit"))
+}
+
+/// How a half message is stored: a few quick attempts (nothing has moved yet).
+const HALF_POLICY: RetryPolicy = RetryPolicy {
+    attempts_max: 3,
+    timeout: Duration::from_millis(300),
+    backoff: Duration::from_millis(50),
+    backoff_max: Duration::from_millis(200),
+};
 
 /// The one debit and the one credit of a movement, if that is what it is.
 fn split(legs: &[Leg]) -> Option<(Leg, Leg)> {

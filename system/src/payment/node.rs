@@ -112,6 +112,7 @@ impl PaymentNode {
             transport.clone(),
             topology.clone(),
             config.fsync_latency,
+            config.credits.map(|(broker, _)| broker),
         );
         let node = PaymentNode {
             inner: Arc::new(Inner {
@@ -132,6 +133,14 @@ impl PaymentNode {
         );
         node.serve(&transport, env);
         node.resume_all();
+        if let Coordinator::Outbox(o) = &node.inner.coordinator {
+            // The txmsg strategy's check-backs (an outbox coordinator stores no half).
+            let o = o.clone();
+            transport.serve(move |check: crate::broker::CheckBackCall| {
+                let o = o.clone();
+                async move { o.answer_check(check).await }
+            });
+        }
         if let Some((broker, nodes)) = config.credits {
             let (env, t, topology) = (env.clone(), transport.clone(), node.inner.topology.clone());
             let share = (config.index, nodes);
