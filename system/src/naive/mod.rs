@@ -19,7 +19,7 @@
 //! committed or rolled back, with its legs): a restart forgets it, as the strategy does.
 
 use crate::ids::{AccountId, RequestId, Xid};
-use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side, TccAction};
+use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side};
 use crate::node::NodeEnv;
 use crate::refusal::{Refusal, RefusalCode};
 use crate::strategy::{Movement, MovementOutcome};
@@ -94,7 +94,10 @@ impl NaiveCoordinator {
         let mut legs = movement.legs.clone();
         legs.sort_by_key(|l| l.side != Side::Debit);
         let xid = movement.xid.clone();
-        let branches = legs.iter().map(|l| branch(l, &self.topology)).collect();
+        let branches = legs
+            .iter()
+            .map(|l| Branch::of_leg(l, self.topology.ledger_shards()))
+            .collect();
         self.note(ActivityRecord::Begun {
             xid: xid.clone(),
             branches,
@@ -155,17 +158,5 @@ impl NaiveCoordinator {
             RefusalCode::Aborted,
             format!("no answer after {POST_ATTEMPTS} attempts"),
         ))
-    }
-}
-
-/// A leg as the movement view's branch.
-fn branch(leg: &Leg, topology: &Topology) -> Branch {
-    let (account, amount) = (leg.account, leg.amount);
-    Branch {
-        shard: account.shard(topology.ledger_shards()),
-        action: match leg.side {
-            Side::Debit => TccAction::Debit { account, amount },
-            Side::Credit => TccAction::Credit { account, amount },
-        },
     }
 }

@@ -23,7 +23,7 @@ use crate::broker::consumer::{self, ConsumerConfig};
 use crate::broker::{BrokerCall, BrokerCommand, BrokerReply, CheckAnswer, CheckBackCall};
 use crate::broker::{ConsumeMode, Delivery};
 use crate::ids::{AccountId, RequestId, Xid};
-use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side, TccAction};
+use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side};
 use crate::ledger::{CREDITS_QUEUES, CREDITS_TOPIC};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
@@ -367,7 +367,7 @@ fn split(legs: &[Leg]) -> Option<(Leg, Leg)> {
 fn view_apply(view: &mut ActivityLog, record: MoveRecord, shards: u32) {
     match record {
         MoveRecord::Begun { xid, legs } => {
-            let branches = legs.iter().map(|l| branch(l, shards)).collect();
+            let branches = legs.iter().map(|l| Branch::of_leg(l, shards)).collect();
             view.apply(ActivityRecord::Begun { xid, branches });
         }
         MoveRecord::Ended { xid, outcome } => {
@@ -388,17 +388,6 @@ fn view_apply(view: &mut ActivityLog, record: MoveRecord, shards: u32) {
                 heuristic,
             });
         }
-    }
-}
-
-fn branch(leg: &Leg, shards: u32) -> Branch {
-    let (account, amount) = (leg.account, leg.amount);
-    Branch {
-        shard: account.shard(shards),
-        action: match leg.side {
-            Side::Debit => TccAction::Debit { account, amount },
-            Side::Credit => TccAction::Credit { account, amount },
-        },
     }
 }
 

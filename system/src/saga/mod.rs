@@ -16,7 +16,7 @@
 //! under this workload that anomaly cannot happen; the comparison says so rather than stage it.
 
 use crate::ids::{AccountId, RequestId, Xid};
-use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side, TccAction};
+use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
@@ -67,7 +67,7 @@ impl Sagas {
     fn apply(&mut self, record: SagaRecord, shards: u32) {
         match record {
             SagaRecord::Begun { xid, legs } => {
-                let branches = legs.iter().map(|l| branch(l, shards)).collect();
+                let branches = legs.iter().map(|l| Branch::of_leg(l, shards)).collect();
                 self.legs.insert(xid.clone(), legs);
                 self.view.apply(ActivityRecord::Begun { xid, branches });
             }
@@ -108,18 +108,6 @@ impl Sagas {
                 self.view.apply(ended);
             }
         }
-    }
-}
-
-/// A leg as the neutral view's branch.
-fn branch(leg: &Leg, shards: u32) -> Branch {
-    let (account, amount) = (leg.account, leg.amount);
-    Branch {
-        shard: account.shard(shards),
-        action: match leg.side {
-            Side::Debit => TccAction::Debit { account, amount },
-            Side::Credit => TccAction::Credit { account, amount },
-        },
     }
 }
 

@@ -54,6 +54,21 @@ pub struct Branch {
     pub action: TccAction,
 }
 
+impl Branch {
+    /// A movement's leg as a branch on its account's shard (the neutral view every strategy
+    /// gives of its movements).
+    pub fn of_leg(leg: &crate::ledger::Leg, shards: u32) -> Branch {
+        let (account, amount) = (leg.account, leg.amount);
+        Branch {
+            shard: account.shard(shards),
+            action: match leg.side {
+                crate::ledger::Side::Debit => TccAction::Debit { account, amount },
+                crate::ledger::Side::Credit => TccAction::Credit { account, amount },
+            },
+        }
+    }
+}
+
 /// One activity as the log describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
