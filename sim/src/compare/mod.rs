@@ -36,8 +36,9 @@ pub struct CompareArgs {
     /// Runs at once (default: the machine's cores).
     #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: Option<u64>,
-    /// Where compare.md, compare.json and compare.html go.
-    #[arg(long, value_name = "DIR", default_value = "reports/compare")]
+    /// Where compare.md, compare.json and compare.html go (the default keeps clear of the
+    /// committed reference comparison in reports/compare/).
+    #[arg(long, value_name = "DIR", default_value = "reports/compare/latest")]
     pub out: PathBuf,
 }
 
