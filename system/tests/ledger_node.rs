@@ -4,15 +4,13 @@
 //! payment node is taken. A client with its credential opens its own accounts and moves only
 //! its own money. Every test runs on fixed seeds.
 
-use madsim::runtime::Handle;
 use paylab_system::auth::{Authority, Directory};
 use paylab_system::disk::Disk;
 use paylab_system::ids::{AccountId, RequestId};
 use paylab_system::ids::{ShardId, Xid};
 use paylab_system::ledger::node::LOG_FILE;
 use paylab_system::ledger::{
-    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, LedgerConfig, LedgerError, LedgerNode,
-    LedgerReply, Leg, Subject,
+    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError, LedgerReply, Leg, Subject,
 };
 use paylab_system::money::Amount;
 use paylab_system::refusal::RefusalCode;
@@ -20,7 +18,7 @@ use paylab_system::refusal::RefusalCode;
 use std::time::Duration;
 
 mod common;
-use common::{addr, node_env, on_fixed_seeds};
+use common::{addr, on_fixed_seeds};
 
 /// Calls the ledger from a caller node of its own at `from`.
 async fn call_from(from: &str, command: LedgerCommand) -> Result<LedgerReply, LedgerError> {
@@ -31,32 +29,7 @@ const LEDGER: &str = "10.7.0.1:9000";
 const PAYMENT: &str = "10.7.0.3:9002";
 
 fn start_ledger(disk: &Disk) {
-    let env = node_env("ledger/0", addr(LEDGER), disk);
-    let config = LedgerConfig {
-        shard: ShardId(0),
-        shards: 1,
-        fsync_latency: Duration::from_millis(1),
-        platform_callers: vec![addr(PAYMENT)],
-        directory: Directory::new(1),
-        banks: 0,
-        fenced: true,
-        locking: false,
-        credits_broker: None,
-    };
-    Handle::current()
-        .create_node()
-        .name("ledger")
-        .ip(env.addr.ip())
-        .init(move || {
-            let (env, config) = (env.clone(), config.clone());
-            async move {
-                let _node = LedgerNode::start(&env, config)
-                    .await
-                    .expect("ledger starts");
-                std::future::pending::<()>().await
-            }
-        })
-        .build();
+    common::start_ledger(LEDGER, PAYMENT, disk);
 }
 
 #[test]

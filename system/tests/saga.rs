@@ -4,12 +4,9 @@
 //! (debits come first, and credits are not refused), so this test is what proves that path.
 
 use madsim::runtime::Handle;
-use paylab_system::auth::Directory;
 use paylab_system::disk::Disk;
 use paylab_system::ids::{AccountId, RequestId, ShardId, Xid};
-use paylab_system::ledger::{
-    LedgerCall, LedgerCommand, LedgerConfig, LedgerNode, LedgerReply, Leg, Subject,
-};
+use paylab_system::ledger::{LedgerCall, LedgerCommand, LedgerReply, Leg, Subject};
 use paylab_system::money::Amount;
 use paylab_system::probes::names;
 use paylab_system::refusal::RefusalCode;
@@ -26,32 +23,7 @@ const LEDGER: &str = "10.8.0.1:9000";
 const PAYMENT: &str = "10.8.0.3:9002";
 
 fn start_ledger(disk: &Disk) {
-    let env = node_env("ledger/0", addr(LEDGER), disk);
-    let config = LedgerConfig {
-        shard: ShardId(0),
-        shards: 1,
-        fsync_latency: Duration::from_millis(1),
-        platform_callers: vec![addr(PAYMENT)],
-        directory: Directory::new(1),
-        banks: 0,
-        fenced: true,
-        locking: false,
-        credits_broker: None,
-    };
-    Handle::current()
-        .create_node()
-        .name("ledger")
-        .ip(env.addr.ip())
-        .init(move || {
-            let (env, config) = (env.clone(), config.clone());
-            async move {
-                let _node = LedgerNode::start(&env, config)
-                    .await
-                    .expect("ledger starts");
-                std::future::pending::<()>().await
-            }
-        })
-        .build();
+    common::start_ledger(LEDGER, PAYMENT, disk);
 }
 
 fn yuan(fen: i64) -> Amount {

@@ -92,3 +92,37 @@ pub async fn calls_from<R: Rpc, T: Send + 'static>(
     .await
     .expect("the calls finish")
 }
+
+/// Starts one ledger shard (a one-shard platform, no banks, fenced, no locks) at `ledger`,
+/// taking the internal calls of the payment node at `payment`, on `disk`.
+pub fn start_ledger(ledger: &str, payment: &str, disk: &Disk) {
+    use paylab_system::auth::Directory;
+    use paylab_system::ids::ShardId;
+    use paylab_system::ledger::{LedgerConfig, LedgerNode};
+    let env = node_env("ledger/0", addr(ledger), disk);
+    let config = LedgerConfig {
+        shard: ShardId(0),
+        shards: 1,
+        fsync_latency: Duration::from_millis(1),
+        platform_callers: vec![addr(payment)],
+        directory: Directory::new(1),
+        banks: 0,
+        fenced: true,
+        locking: false,
+        credits_broker: None,
+    };
+    madsim::runtime::Handle::current()
+        .create_node()
+        .name("ledger")
+        .ip(env.addr.ip())
+        .init(move || {
+            let (env, config) = (env.clone(), config.clone());
+            async move {
+                let _node = LedgerNode::start(&env, config)
+                    .await
+                    .expect("ledger starts");
+                std::future::pending::<()>().await
+            }
+        })
+        .build();
+}
