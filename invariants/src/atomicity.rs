@@ -3,7 +3,7 @@
 //! Checked at quiescence only: mid-flight an activity is legitimately half-confirmed. At rest,
 //! every activity has reached a terminal status other than Heuristic, and its branches agree
 //! with it: a Committed activity has each branch's fence row Committed (on shards that keep
-//! fences for it) and each leg of its movement posted by exactly one voucher; a RolledBack one
+//! fences for it) and each leg of its movement posted by exactly one voucher; a Aborted one
 //! has no branch Tried or Committed and vouchers that net to zero (none at all for a strategy
 //! that posts only once it decided; a step and its compensation for a saga). Independently of
 //! any activity, the fence rows of one xid never mix Committed with RolledBack or Suspended: that is a
@@ -13,8 +13,7 @@
 use crate::index::{nets_to_zero, voucher_ids, vouchers_by_xid, Posted};
 use crate::money::{checked_sum, same, show};
 use crate::{
-    ActivityState, ActivityStatus, FenceRow, FenceState, Invariant, MovementLeg, Observation,
-    Violation,
+    ActivityState, FenceRow, FenceState, Invariant, MovementLeg, Observation, Phase, Violation,
 };
 use std::collections::BTreeMap;
 
@@ -55,8 +54,8 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     for a in &obs.activities {
         out.extend(terminal(a, &branches));
         match a.status {
-            ActivityStatus::Committed => out.extend(committed(a, &branches)),
-            ActivityStatus::RolledBack => out.extend(rolled_back(a, &branches)),
+            Phase::Committed => out.extend(committed(a, &branches)),
+            Phase::Aborted => out.extend(rolled_back(a, &branches)),
             _ => {}
         }
     }
@@ -88,10 +87,10 @@ fn about(a: &ActivityState, b: &Branches<'_>, message: String) -> Violation {
 /// At rest every activity has ended, and ended one way.
 fn terminal(a: &ActivityState, b: &Branches<'_>) -> Option<Violation> {
     let what = match a.status {
-        ActivityStatus::Trying => "was left in Try",
-        ActivityStatus::Committing | ActivityStatus::RollingBack => "has its phase two unfinished",
-        ActivityStatus::Heuristic => "ended Heuristic: its branches ended differently",
-        ActivityStatus::Committed | ActivityStatus::RolledBack => return None,
+        Phase::Running => "was left in Try",
+        Phase::Committing | Phase::Aborting => "has its phase two unfinished",
+        Phase::Heuristic => "ended Heuristic: its branches ended differently",
+        Phase::Committed | Phase::Aborted => return None,
     };
     let msg = format!("activity {} {what} ({:?} at rest)", a.xid, a.status);
     Some(about(a, b, msg))
@@ -235,7 +234,7 @@ fn rolled_back(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
         .collect();
     if !live.is_empty() {
         let msg = format!(
-            "activity {} is RolledBack but branches {} were not cancelled",
+            "activity {} is Aborted but branches {} were not cancelled",
             a.xid,
             render_fences(&live)
         );
@@ -245,7 +244,7 @@ fn rolled_back(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
     // A strategy that compensates (a saga) posts and undoes: judged by the net effect.
     if !nets_to_zero(posted) {
         let msg = format!(
-            "activity {} is RolledBack but posted {} voucher(s): {}",
+            "activity {} is Aborted but posted {} voucher(s): {}",
             a.xid,
             posted.len(),
             voucher_ids(posted)

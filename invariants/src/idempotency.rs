@@ -15,8 +15,8 @@
 //! (d) A merchant's out_trade_no names one trade: creating a trade is idempotent too.
 
 use crate::{
-    ActivityKind, ActivityState, ActivityStatus, Invariant, Observation, OpKind, Operation,
-    Outcome, TradeState, Violation,
+    ActivityKind, ActivityState, Invariant, Observation, OpKind, Operation, Outcome, Phase,
+    TradeState, Violation,
 };
 use std::collections::BTreeMap;
 
@@ -40,10 +40,7 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
 
 /// Whether an activity has decided to commit: from then on its effect is the key's effect.
 pub(crate) fn decided_commit(a: &ActivityState) -> bool {
-    matches!(
-        a.status,
-        ActivityStatus::Committing | ActivityStatus::Committed
-    )
+    matches!(a.status, Phase::Committing | Phase::Committed)
 }
 
 /// The activity kind that carries out an operation kind, if any does.

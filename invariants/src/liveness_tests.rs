@@ -48,7 +48,7 @@ fn a_down_node_and_an_open_order_are_unfinished() {
 #[test]
 fn an_activity_not_terminal_and_pending_attempts_are_unfinished() {
     let mut obs = valid();
-    obs.activities[0].status = ActivityStatus::Committing;
+    obs.activities[0].status = Phase::Committing;
     obs.trades[0]
         .pays
         .push(pay_attempt("c1-p3", "x0.4", 2, AttemptStatus::Pending));

@@ -211,25 +211,22 @@ pub enum ActivityKind {
 /// An activity's status in its manager's log. Its legal moves:
 /// [`crate::transitions::ACTIVITY_EDGES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ActivityStatus {
+pub enum Phase {
     /// Begun; branches being tried; no decision yet.
-    Trying,
+    Running,
     /// The commit decision is logged; phase two (Confirm) under way.
     Committing,
     /// The rollback decision is logged; phase two (Cancel) under way.
-    RollingBack,
+    Aborting,
     Committed,
-    RolledBack,
+    Aborted,
     /// Phase two was refused by some branch: the branches ended differently.
     Heuristic,
 }
 
-impl ActivityStatus {
+impl Phase {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ActivityStatus::Committed | ActivityStatus::RolledBack | ActivityStatus::Heuristic
-        )
+        matches!(self, Phase::Committed | Phase::Aborted | Phase::Heuristic)
     }
 }
 
@@ -254,9 +251,9 @@ pub struct ActivityState {
     /// The business idempotency key: the pay key, or the refund's out_request_no.
     pub key: String,
     pub trade: String,
-    pub status: ActivityStatus,
+    pub status: Phase,
     /// Every status it has had, oldest first; the last is `status`.
-    pub status_history: Vec<ActivityStatus>,
+    pub status_history: Vec<Phase>,
     /// Empty until the movement is known (the trade answered); then one leg per branch.
     pub legs: Vec<MovementLeg>,
 }

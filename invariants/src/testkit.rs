@@ -4,11 +4,11 @@
 //! can break exactly one thing in it and know that any violation comes from that change.
 
 use crate::{
-    AccountState, ActivityKind, ActivityState, ActivityStatus, AttemptStatus, CallbackState,
-    ConsumptionRecord, EventKind, EventState, FenceRow, FenceState, FreezeState, GroupState,
-    Invariant, JournalEntry, Leg, MerchantRow, MessageSnapshot, MovementLeg, NotificationState,
-    NotificationStatus, Observation, OpKind, Operation, Outcome, PayAttempt, RefundState,
-    ShardSnapshot, Side, Subject, TradeState, TradeStatus, Violation, VoucherRecord,
+    AccountState, ActivityKind, ActivityState, AttemptStatus, CallbackState, ConsumptionRecord,
+    EventKind, EventState, FenceRow, FenceState, FreezeState, GroupState, Invariant, JournalEntry,
+    Leg, MerchantRow, MessageSnapshot, MovementLeg, NotificationState, NotificationStatus,
+    Observation, OpKind, Operation, Outcome, PayAttempt, Phase, RefundState, ShardSnapshot, Side,
+    Subject, TradeState, TradeStatus, Violation, VoucherRecord,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -157,7 +157,7 @@ pub fn activity(
     kind: ActivityKind,
     key: &str,
     trade: &str,
-    history: &[ActivityStatus],
+    history: &[Phase],
     legs: Vec<MovementLeg>,
 ) -> ActivityState {
     ActivityState {
@@ -166,7 +166,7 @@ pub fn activity(
         kind,
         key: key.to_string(),
         trade: trade.to_string(),
-        status: *history.last().unwrap_or(&ActivityStatus::Trying),
+        status: *history.last().unwrap_or(&Phase::Running),
         status_history: history.to_vec(),
         legs,
     }
@@ -330,14 +330,14 @@ fn trades() -> Vec<TradeState> {
 /// The activities behind the trades: two committed, one rolled back.
 fn activities() -> Vec<ActivityState> {
     use ActivityKind::{Pay, Refund};
-    use ActivityStatus::*;
+    use Phase::*;
     vec![
         activity(
             "x0.1",
             Pay,
             "c1-p1",
             "T0-1",
-            &[Trying, Committing, Committed],
+            &[Running, Committing, Committed],
             movement_legs((0, 2), (1, 12), dec!(20)),
         ),
         activity(
@@ -345,7 +345,7 @@ fn activities() -> Vec<ActivityState> {
             Refund,
             "c1-r1",
             "T0-1",
-            &[Trying, Committing, Committed],
+            &[Running, Committing, Committed],
             movement_legs((1, 12), (0, 2), dec!(5)),
         ),
         activity(
@@ -353,7 +353,7 @@ fn activities() -> Vec<ActivityState> {
             Pay,
             "c1-p2",
             "T0-3",
-            &[Trying, RollingBack, RolledBack],
+            &[Running, Aborting, Aborted],
             movement_legs((0, 2), (1, 12), dec!(8)),
         ),
     ]

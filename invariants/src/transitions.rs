@@ -16,13 +16,11 @@
 //! PAID → PARTIALLY_REFUNDED or REFUNDED by a refund, PARTIALLY_REFUNDED → REFUNDED by the
 //! refund that returns the rest. CLOSED and REFUNDED are terminal.
 //!
-//! The activity: Trying until its decision; the decision logged moves it to Committing or
-//! RollingBack; phase two answered by every branch ends it Committed or RolledBack, and a phase
+//! The activity: Running until its decision; the decision logged moves it to Committing or
+//! Aborting; phase two answered by every branch ends it Committed or Aborted, and a phase
 //! two some branch refused ends it Heuristic. The three ends are terminal.
 
-use crate::{
-    ActivityState, ActivityStatus, Invariant, Observation, TradeState, TradeStatus, Violation,
-};
+use crate::{ActivityState, Invariant, Observation, Phase, TradeState, TradeStatus, Violation};
 use std::fmt::Debug;
 
 /// The legal moves of a trade (see the module comment).
@@ -40,15 +38,15 @@ pub const TRADE_EDGES: &[(TradeStatus, TradeStatus)] = {
 };
 
 /// The legal moves of a TCC business activity (see the module comment).
-pub const ACTIVITY_EDGES: &[(ActivityStatus, ActivityStatus)] = {
-    use ActivityStatus::*;
+pub const ACTIVITY_EDGES: &[(Phase, Phase)] = {
+    use Phase::*;
     &[
-        (Trying, Committing),
-        (Trying, RollingBack),
+        (Running, Committing),
+        (Running, Aborting),
         (Committing, Committed),
-        (RollingBack, RolledBack),
+        (Aborting, Aborted),
         (Committing, Heuristic),
-        (RollingBack, Heuristic),
+        (Aborting, Heuristic),
     ]
 };
 
@@ -58,7 +56,7 @@ pub fn trade_can_become(from: TradeStatus, to: TradeStatus) -> bool {
 }
 
 /// Whether an activity may move from `from` to `to` in one step.
-pub fn activity_can_become(from: ActivityStatus, to: ActivityStatus) -> bool {
+pub fn activity_can_become(from: Phase, to: Phase) -> bool {
     ACTIVITY_EDGES.contains(&(from, to))
 }
 
@@ -89,7 +87,7 @@ pub(crate) fn check_activity(a: &ActivityState, out: &mut Vec<Violation>) {
     let machine = Machine {
         what: "activity",
         id: &a.xid,
-        start: ActivityStatus::Trying,
+        start: Phase::Running,
         can_become: activity_can_become,
     };
     let found = machine.check(&a.status_history, a.status);

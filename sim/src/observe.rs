@@ -4,11 +4,11 @@
 use paylab_invariants as inv;
 use paylab_invariants::delta::{Changes, ShardDelta};
 use paylab_system::broker::{BrokerCore, HalfState, RetryState};
-use paylab_system::ledger::{self, BranchKey, LedgerChanges, LedgerCore, TccAction};
+use paylab_system::ledger::{self, BranchKey, LedgerChanges, LedgerCore, LegAction};
 use paylab_system::notify::{self, Callback, Notification, NotifyCore, NotifyState, MAX_ATTEMPTS};
 use paylab_system::payment::{Order, OrderKind, PaymentView};
 use paylab_system::replica::{self, ConsumerRecordsCore, MerchantQueryCore, Projection};
-use paylab_system::tcc::ActivityStatus;
+use paylab_system::tcc::Phase;
 use paylab_system::trade::{self, TradeCore};
 use std::collections::BTreeMap;
 
@@ -69,7 +69,7 @@ fn freeze(f: &ledger::Freeze) -> inv::FreezeState {
 }
 
 /// A TCC reservation as a freeze-shaped entry, keyed `tcc:{xid}:{branch}`.
-fn hold(branch: &BranchKey, action: &TccAction) -> inv::FreezeState {
+fn hold(branch: &BranchKey, action: &LegAction) -> inv::FreezeState {
     inv::FreezeState {
         key: hold_key(branch),
         account: action.account().0,
@@ -112,8 +112,8 @@ fn reservations(core: &LedgerCore) -> (Vec<inv::FreezeState>, Vec<inv::FreezeSta
     for (branch, action) in core.holds() {
         let hold = hold(branch, action);
         match action {
-            TccAction::Debit { .. } => freezes.push(hold),
-            TccAction::Credit { .. } => prepared.push(hold),
+            LegAction::Debit { .. } => freezes.push(hold),
+            LegAction::Credit { .. } => prepared.push(hold),
         }
     }
     (freezes, prepared)
@@ -132,10 +132,10 @@ pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
     }
     for branch in &changes.holds {
         match (core.hold(branch), core.branch(branch)) {
-            (Some(action @ TccAction::Debit { .. }), _) => {
+            (Some(action @ LegAction::Debit { .. }), _) => {
                 freezes.upserts.push(hold(branch, action))
             }
-            (None, Some(TccAction::Debit { .. })) => freezes.removed.push(hold_key(branch)),
+            (None, Some(LegAction::Debit { .. })) => freezes.removed.push(hold_key(branch)),
             _ => {}
         }
     }
@@ -250,14 +250,14 @@ pub fn trade(t: &trade::Trade) -> inv::TradeState {
     }
 }
 
-fn activity_status(s: ActivityStatus) -> inv::ActivityStatus {
+fn activity_status(s: Phase) -> inv::Phase {
     match s {
-        ActivityStatus::Trying => inv::ActivityStatus::Trying,
-        ActivityStatus::Committing => inv::ActivityStatus::Committing,
-        ActivityStatus::RollingBack => inv::ActivityStatus::RollingBack,
-        ActivityStatus::Committed => inv::ActivityStatus::Committed,
-        ActivityStatus::RolledBack => inv::ActivityStatus::RolledBack,
-        ActivityStatus::Heuristic => inv::ActivityStatus::Heuristic,
+        Phase::Running => inv::Phase::Running,
+        Phase::Committing => inv::Phase::Committing,
+        Phase::Aborting => inv::Phase::Aborting,
+        Phase::Committed => inv::Phase::Committed,
+        Phase::Aborted => inv::Phase::Aborted,
+        Phase::Heuristic => inv::Phase::Heuristic,
     }
 }
 
@@ -286,8 +286,8 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
                     .enumerate()
                     .map(|(i, b)| {
                         let (account, side) = match b.action {
-                            TccAction::Debit { account, .. } => (account, inv::Side::Debit),
-                            TccAction::Credit { account, .. } => (account, inv::Side::Credit),
+                            LegAction::Debit { account, .. } => (account, inv::Side::Debit),
+                            LegAction::Credit { account, .. } => (account, inv::Side::Credit),
                         };
                         inv::MovementLeg {
                             branch: i as u32,

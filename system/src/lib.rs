@@ -36,6 +36,7 @@ pub mod ids;
 pub mod ledger;
 pub mod log;
 pub mod money;
+pub mod movement;
 pub mod naive;
 pub mod node;
 pub mod notify;

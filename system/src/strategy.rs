@@ -7,38 +7,17 @@
 //! four operations, and nothing else.
 
 use crate::ids::Xid;
-use crate::ledger::Leg;
+pub use crate::movement::{Movement, MovementOutcome, MovementView};
 use crate::naive::NaiveCoordinator;
 use crate::node::NodeEnv;
 use crate::outbox::{Mode, OutboxCoordinator};
-use crate::refusal::Refusal;
 use crate::saga::SagaCoordinator;
-use crate::tcc::{Activity, TccConfig, TccManager};
+use crate::tcc::{TccConfig, TccManager};
 use crate::topology::Topology;
 use crate::transport::Transport;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
-
-/// One movement of money: legs on any shards that must all happen or none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Movement {
-    /// The global transaction id, unique across the platform.
-    pub xid: Xid,
-    pub legs: Vec<Leg>,
-}
-
-/// How a movement ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MovementOutcome {
-    /// Every leg was posted.
-    Committed,
-    /// No leg was posted; why, with the code the client is told (a branch's insufficient
-    /// funds stays `insufficient-funds`).
-    Aborted(Refusal),
-    /// The legs ended differently: a broken platform (only planted bugs get here).
-    Heuristic(String),
-}
 
 /// The strategies a run can choose.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -306,7 +285,7 @@ impl Coordinator {
     }
 
     /// Every activity, for the god's-eye view.
-    pub fn activities(&self) -> Vec<Activity> {
+    pub fn activities(&self) -> Vec<MovementView> {
         match self {
             Coordinator::Tcc(m) => m.activities(),
             Coordinator::Naive(n) => n.activities(),
@@ -316,7 +295,7 @@ impl Coordinator {
     }
 
     /// The activities not yet ended, for the god's-eye view of work in flight.
-    pub fn unfinished_activities(&self) -> Vec<Activity> {
+    pub fn unfinished_activities(&self) -> Vec<MovementView> {
         match self {
             Coordinator::Tcc(m) => m.unfinished_activities(),
             Coordinator::Naive(n) => n.unfinished_activities(),
@@ -326,7 +305,7 @@ impl Coordinator {
     }
 
     /// The activities changed since the last call (the harness's incremental capture).
-    pub fn take_changed(&self) -> Vec<Activity> {
+    pub fn take_changed(&self) -> Vec<MovementView> {
         match self {
             Coordinator::Tcc(m) => m.take_changed(),
             Coordinator::Naive(n) => n.take_changed(),
@@ -336,7 +315,7 @@ impl Coordinator {
     }
 
     /// Every activity, forgetting the changes so far.
-    pub fn resync(&self) -> Vec<Activity> {
+    pub fn resync(&self) -> Vec<MovementView> {
         match self {
             Coordinator::Tcc(m) => m.resync(),
             Coordinator::Naive(n) => n.resync(),
@@ -346,7 +325,7 @@ impl Coordinator {
     }
 
     /// What a down node's disk holds durably for this strategy.
-    pub fn durable_activities(kind: StrategyKind, env: &NodeEnv, shards: u32) -> Vec<Activity> {
+    pub fn durable_activities(kind: StrategyKind, env: &NodeEnv, shards: u32) -> Vec<MovementView> {
         match kind {
             StrategyKind::Tcc | StrategyKind::TccNoFence | StrategyKind::TwoPc => {
                 TccManager::durable_activities(env)

@@ -1,7 +1,7 @@
 use super::*;
 use crate::testkit::{branch_voucher, ev, single, valid};
 use rust_decimal_macros::dec;
-use ActivityStatus::*;
+use Phase::*;
 
 #[test]
 fn valid_observation_passes() {
@@ -12,9 +12,9 @@ fn valid_observation_passes() {
 #[test]
 fn activity_left_in_try_fails() {
     let mut obs = valid();
-    obs.activities[2].status = Trying;
+    obs.activities[2].status = Running;
     let v = &single(check(&obs), Invariant::Atomicity);
-    assert_eq!(v.message, "activity x0.3 was left in Try (Trying at rest)");
+    assert_eq!(v.message, "activity x0.3 was left in Try (Running at rest)");
     assert_eq!(ev(v, "xid"), "x0.3");
     assert_eq!(ev(v, "fences"), "0/0:RolledBack,1/1:Suspended");
 }
@@ -116,7 +116,7 @@ fn rolled_back_activity_with_branch_still_tried_fails() {
     let v = &single(check(&obs), Invariant::Atomicity);
     assert_eq!(
         v.message,
-        "activity x0.3 is RolledBack but branches 0/0:Tried were not cancelled"
+        "activity x0.3 is Aborted but branches 0/0:Tried were not cancelled"
     );
 }
 
@@ -129,7 +129,7 @@ fn rolled_back_activity_that_posted_fails() {
     let v = &single(check(&obs), Invariant::Atomicity);
     assert!(v
         .message
-        .contains("x0.3 is RolledBack but posted 1 voucher(s): v0-3"));
+        .contains("x0.3 is Aborted but posted 1 voucher(s): v0-3"));
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn rolled_back_activity_whose_vouchers_net_out_passes() {
     let v = &single(check(&obs), Invariant::Atomicity);
     assert!(v
         .message
-        .contains("x0.3 is RolledBack but posted 2 voucher(s)"));
+        .contains("x0.3 is Aborted but posted 2 voucher(s)"));
 }
 
 #[test]

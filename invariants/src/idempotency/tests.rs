@@ -6,7 +6,7 @@ fn check(obs: &Observation) -> Vec<Violation> {
 }
 use crate::testkit::{activity, ev, movement_legs, single, trade_op, valid};
 use rust_decimal_macros::dec;
-use ActivityStatus::*;
+use Phase::*;
 
 fn committed(xid: &str, kind: ActivityKind, key: &str, trade: &str) -> ActivityState {
     let legs = movement_legs((0, 2), (1, 12), dec!(1));
@@ -15,7 +15,7 @@ fn committed(xid: &str, kind: ActivityKind, key: &str, trade: &str) -> ActivityS
         kind,
         key,
         trade,
-        &[Trying, Committing, Committed],
+        &[Running, Committing, Committed],
         legs,
     )
 }
@@ -122,14 +122,14 @@ fn trade_paid_under_two_keys_fails() {
 fn ok_without_committed_activity_fails() {
     let mut obs = valid();
     let refund = &mut obs.activities[1];
-    refund.status = RolledBack;
-    refund.status_history = vec![Trying, RollingBack, RolledBack];
+    refund.status = Aborted;
+    refund.status_history = vec![Running, Aborting, Aborted];
     let v = &single(check(&obs), Invariant::Idempotency);
     assert_eq!(
         v.message,
         "refund c1-r1 has 0 activities committed but must have exactly 1 (outcome ok)"
     );
-    assert_eq!(ev(v, "xids"), "x0.2:RolledBack");
+    assert_eq!(ev(v, "xids"), "x0.2:Aborted");
     assert_eq!(ev(v, "committed"), "0");
 }
 

@@ -6,9 +6,9 @@
 use super::*;
 use crate::testkit::valid;
 use crate::{
-    AccountState, ActivityKind, ActivityState, ActivityStatus, AttemptStatus, FreezeState,
-    Invariant, JournalEntry, Leg, Observation, OpKind, Operation, Outcome, RefundState,
-    ShardSnapshot, Side, Subject, TradeState, TradeStatus, VoucherRecord,
+    AccountState, ActivityKind, ActivityState, AttemptStatus, FreezeState, Invariant, JournalEntry,
+    Leg, Observation, OpKind, Operation, Outcome, Phase, RefundState, ShardSnapshot, Side, Subject,
+    TradeState, TradeStatus, VoucherRecord,
 };
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -232,14 +232,9 @@ fn trade_state() -> impl Strategy<Value = TradeState> {
 }
 
 fn activity_state() -> impl Strategy<Value = ActivityState> {
-    use ActivityStatus::*;
+    use Phase::*;
     let status = prop::sample::select(vec![
-        Trying,
-        Committing,
-        RollingBack,
-        Committed,
-        RolledBack,
-        Heuristic,
+        Running, Committing, Aborting, Committed, Aborted, Heuristic,
     ]);
     let kind = prop_oneof![Just(ActivityKind::Pay), Just(ActivityKind::Refund)];
     let history = prop::collection::vec(status, 1..4);

@@ -21,7 +21,7 @@ fn hanging_try_freeze_fails() {
         "freeze x0.3:0 of 8 on account 2 (shard 0, activity x0.3) was left at rest"
     );
     assert_eq!(ev(v, "xid"), "x0.3");
-    assert_eq!(ev(v, "activity_status"), "RolledBack");
+    assert_eq!(ev(v, "activity_status"), "Aborted");
     assert_eq!(ev(v, "account"), "2");
 }
 

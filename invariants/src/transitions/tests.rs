@@ -5,7 +5,7 @@ fn check(obs: &Observation) -> Vec<Violation> {
     crate::testkit::agreeing(super::check, obs)
 }
 use crate::testkit::{ev, single, valid};
-use ActivityStatus::*;
+use Phase::*;
 use TradeStatus::*;
 
 #[test]
@@ -81,23 +81,23 @@ fn trade_status_off_its_history_fails() {
 #[test]
 fn activity_committed_without_decision_fails() {
     let mut obs = valid();
-    obs.activities[0].status_history = vec![Trying, Committed];
+    obs.activities[0].status_history = vec![Running, Committed];
     let v = &single(check(&obs), Invariant::LegalTransitions);
     assert_eq!(ev(v, "xid"), "x0.1");
     assert_eq!(ev(v, "trade"), "T0-1");
-    assert_eq!(ev(v, "edge"), "Trying -> Committed");
+    assert_eq!(ev(v, "edge"), "Running -> Committed");
 }
 
 #[test]
 fn rolled_back_activity_committed_fails() {
     let mut obs = valid();
-    // A timeout rollback raced the commit: the log went on after RolledBack.
+    // A timeout rollback raced the commit: the log went on after Aborted.
     let a = &mut obs.activities[2];
-    a.status_history = vec![Trying, RollingBack, RolledBack, Committed];
+    a.status_history = vec![Running, Aborting, Aborted, Committed];
     a.status = Committed;
     let v = &single(check(&obs), Invariant::LegalTransitions);
     assert_eq!(ev(v, "xid"), "x0.3");
-    assert_eq!(ev(v, "edge"), "RolledBack -> Committed");
+    assert_eq!(ev(v, "edge"), "Aborted -> Committed");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn activity_not_starting_at_trying_or_off_its_history_fails() {
     let mut obs = valid();
     obs.activities[1].status_history = vec![Committing, Committed];
     let v = &single(check(&obs), Invariant::LegalTransitions);
-    assert_eq!(v.message, "activity x0.2 starts at Committing, not Trying");
+    assert_eq!(v.message, "activity x0.2 starts at Committing, not Running");
     let mut obs = valid();
     obs.activities[1].status = Heuristic;
     let v = &single(check(&obs), Invariant::LegalTransitions);
@@ -148,7 +148,7 @@ fn terminal_states_have_no_outgoing_edge() {
     for end in [Refunded, Closed] {
         assert!(!TRADE_EDGES.iter().any(|(from, _)| *from == end), "{end:?}");
     }
-    for end in [Committed, RolledBack, Heuristic] {
+    for end in [Committed, Aborted, Heuristic] {
         assert!(end.is_terminal());
         assert!(
             !ACTIVITY_EDGES.iter().any(|(from, _)| *from == end),

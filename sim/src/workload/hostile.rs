@@ -16,7 +16,7 @@ use crate::cluster::{client_addr, ledger_addr, payment_addr, trade_addr};
 use paylab_invariants::{Attack, OpKind, Outcome};
 use paylab_system::auth::{Authority, Credential};
 use paylab_system::ledger::{
-    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, Leg, Subject, TccAction,
+    BranchKey, ClientLedgerCall, LedgerCall, LedgerCommand, Leg, LegAction, Subject,
 };
 use paylab_system::payment::{ClientPaymentCall, PaymentCommand};
 use paylab_system::refusal::RefusalCode;

@@ -74,7 +74,7 @@ impl Hostile {
                     xid: Xid::new(self.request("x")),
                     branch: 0,
                 },
-                action: TccAction::Debit {
+                action: LegAction::Debit {
                     account: victim,
                     amount: one_fen(),
                 },

@@ -47,7 +47,7 @@ pub enum LedgerRecord {
     /// TCC Try: the fence row TRIED and the reservation, in one record.
     TccTried {
         branch: BranchKey,
-        action: TccAction,
+        action: LegAction,
     },
     /// TCC Confirm: the fence row COMMITTED, the reservation consumed and the voucher posted.
     TccConfirmed {
@@ -104,9 +104,9 @@ pub struct LedgerCore {
     /// TCC fence rows, one per (xid, branch) this shard has seen.
     fences: Fences,
     /// Every branch ever tried here, with its action (kept after phase two).
-    branches: BTreeMap<BranchKey, TccAction>,
+    branches: BTreeMap<BranchKey, LegAction>,
     /// Reservations of branches tried and not yet confirmed or cancelled.
-    holds: BTreeMap<BranchKey, TccAction>,
+    holds: BTreeMap<BranchKey, LegAction>,
     /// Whether the TCC participant keeps fence rows for empty rollbacks (Seata's
     /// `useTCCFence`); without them a late Try after its Cancel reserves for ever.
     fenced: bool,
@@ -259,15 +259,15 @@ impl LedgerCore {
         &self.fences
     }
     /// Reservations of TCC branches tried and not yet confirmed or cancelled.
-    pub fn holds(&self) -> impl Iterator<Item = (&BranchKey, &TccAction)> {
+    pub fn holds(&self) -> impl Iterator<Item = (&BranchKey, &LegAction)> {
         self.holds.iter()
     }
     /// The reservation of one TCC branch, if it is held.
-    pub fn hold(&self, branch: &BranchKey) -> Option<&TccAction> {
+    pub fn hold(&self, branch: &BranchKey) -> Option<&LegAction> {
         self.holds.get(branch)
     }
     /// What TCC branch `branch` does here, if it was ever tried.
-    pub fn branch(&self, branch: &BranchKey) -> Option<&TccAction> {
+    pub fn branch(&self, branch: &BranchKey) -> Option<&LegAction> {
         self.branches.get(branch)
     }
     pub fn freeze(&self, key: &str) -> Option<&Freeze> {
@@ -329,7 +329,7 @@ impl LedgerCore {
     /// Try: the fence first (a branch already cancelled must not reserve: anti-hanging), then
     /// the business check. A refused Try writes nothing, as Seata rolls back the fence insert
     /// with the failed local transaction; its Cancel will then be an empty rollback.
-    fn decide_try(&self, branch: &BranchKey, action: &TccAction) -> Decision {
+    fn decide_try(&self, branch: &BranchKey, action: &LegAction) -> Decision {
         match self.fences.try_(branch) {
             FenceDecision::Refuse(refusal) => Decision::Reply(Err(LedgerError::Fence(refusal))),
             FenceDecision::AlreadyDone => Decision::Reply(match self.branches.get(branch) {
@@ -348,7 +348,7 @@ impl LedgerCore {
         }
     }
 
-    fn validate_try(&self, branch: &BranchKey, action: &TccAction) -> Result<(), LedgerError> {
+    fn validate_try(&self, branch: &BranchKey, action: &LegAction) -> Result<(), LedgerError> {
         let account = action.account();
         self.check_home(account)?;
         if let Some(by) = self.locked_by(account, branch) {
@@ -359,7 +359,7 @@ impl LedgerCore {
             .accounts
             .get(&account)
             .ok_or(LedgerError::UnknownAccount(account))?;
-        if let TccAction::Debit { amount, .. } = action {
+        if let LegAction::Debit { amount, .. } = action {
             if a.available < amount.value() {
                 return Err(LedgerError::InsufficientFunds {
                     account,
@@ -390,10 +390,10 @@ impl LedgerCore {
         let action = self.branches[branch];
         let transit = AccountId::transit(self.shard, self.shards);
         let legs = match action {
-            TccAction::Debit { account, amount } => {
+            LegAction::Debit { account, amount } => {
                 vec![Leg::debit(account, amount), Leg::credit(transit, amount)]
             }
-            TccAction::Credit { account, amount } => {
+            LegAction::Credit { account, amount } => {
                 vec![Leg::debit(transit, amount), Leg::credit(account, amount)]
             }
         };
@@ -673,9 +673,9 @@ impl LedgerCore {
 
     /// Try: the fence row TRIED and the reservation (a debit's money frozen; a credit only
     /// remembered, in no balance yet).
-    fn apply_tried(&mut self, branch: BranchKey, action: TccAction) -> Outcome {
+    fn apply_tried(&mut self, branch: BranchKey, action: LegAction) -> Outcome {
         self.fences.set(branch.clone(), FenceState::Tried);
-        if let TccAction::Debit { account, amount } = action {
+        if let LegAction::Debit { account, amount } = action {
             let checked = !self.bugs.relaxes(Check::NonNegative);
             let a = self.account_mut(account);
             a.available -= amount.value();
@@ -735,8 +735,8 @@ impl LedgerCore {
 
     /// Gives a branch's reservation back: a debit's frozen money becomes available again; a
     /// prepared credit was in no balance and simply disappears.
-    fn release(&mut self, action: TccAction) {
-        if let TccAction::Debit { account, amount } = action {
+    fn release(&mut self, action: LegAction) {
+        if let LegAction::Debit { account, amount } = action {
             let checked = !self.bugs.relaxes(Check::NonNegative);
             let a = self.account_mut(account);
             a.frozen -= amount.value();

@@ -215,21 +215,21 @@ fn bk(xid: &str, branch: u32) -> BranchKey {
     }
 }
 
-fn debit(fen: i64) -> TccAction {
-    TccAction::Debit {
+fn debit(fen: i64) -> LegAction {
+    LegAction::Debit {
         account: PAYER,
         amount: amt(fen),
     }
 }
 
-fn credit(fen: i64) -> TccAction {
-    TccAction::Credit {
+fn credit(fen: i64) -> LegAction {
+    LegAction::Credit {
         account: MERCHANT,
         amount: amt(fen),
     }
 }
 
-fn try_(branch: &BranchKey, action: TccAction) -> LedgerCommand {
+fn try_(branch: &BranchKey, action: LegAction) -> LedgerCommand {
     LedgerCommand::TccTry {
         branch: branch.clone(),
         action,
@@ -284,7 +284,7 @@ fn bal(c: &LedgerCore, id: AccountId) -> (Decimal, Decimal) {
     (a.available, a.frozen)
 }
 
-fn holds(c: &LedgerCore) -> Vec<(BranchKey, TccAction)> {
+fn holds(c: &LedgerCore) -> Vec<(BranchKey, LegAction)> {
     c.holds().map(|(k, a)| (k.clone(), *a)).collect()
 }
 
@@ -557,7 +557,7 @@ fn confirm_without_try_is_refused_and_posts_nothing() {
 #[test]
 fn a_try_for_a_foreign_or_unknown_account_is_refused_without_a_record() {
     let mut c = payer_shard(Bugs::none());
-    let foreign = TccAction::Debit {
+    let foreign = LegAction::Debit {
         account: MERCHANT,
         amount: amt(100),
     };
@@ -568,7 +568,7 @@ fn a_try_for_a_foreign_or_unknown_account_is_refused_without_a_record() {
             shard: ShardId(0),
         })
     );
-    let unknown = TccAction::Credit {
+    let unknown = LegAction::Credit {
         account: AccountId(6),
         amount: amt(100),
     };

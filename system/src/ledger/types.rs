@@ -3,6 +3,7 @@
 use super::fence::{BranchKey, FenceRefusal};
 use crate::ids::{AccountId, RequestId, ShardId, VoucherId, Xid};
 use crate::money::Amount;
+pub use crate::movement::LegAction;
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -127,29 +128,6 @@ pub struct Freeze {
     pub amount: Amount,
 }
 
-/// What one TCC branch does on its shard. Both sides go through the shard's transit account, so
-/// every shard balances on its own at every instant, whichever branches have been confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TccAction {
-    /// Try freezes `amount` on `account`; Confirm posts Dr account / Cr transit.
-    Debit { account: AccountId, amount: Amount },
-    /// Try prepares the credit (reserved, in no balance); Confirm posts Dr transit / Cr account.
-    Credit { account: AccountId, amount: Amount },
-}
-
-impl TccAction {
-    pub fn account(&self) -> AccountId {
-        match *self {
-            TccAction::Debit { account, .. } | TccAction::Credit { account, .. } => account,
-        }
-    }
-    pub fn amount(&self) -> Amount {
-        match *self {
-            TccAction::Debit { amount, .. } | TccAction::Credit { amount, .. } => amount,
-        }
-    }
-}
-
 /// An outbox row of the `outbox` strategy: the credit voucher of movement `xid`, to be posted
 /// on `shard` by whoever consumes it (idempotently, by the xid).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +195,7 @@ pub enum LedgerCommand {
     /// TCC phase one for one branch: reserve, fenced per (xid, branch).
     TccTry {
         branch: BranchKey,
-        action: TccAction,
+        action: LegAction,
     },
     /// TCC phase two, commit: post the reserved movement. Idempotent.
     TccConfirm { branch: BranchKey },

@@ -20,10 +20,10 @@
 
 use crate::ids::{AccountId, RequestId, Xid};
 use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side};
+use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 use crate::node::NodeEnv;
 use crate::refusal::{Refusal, RefusalCode};
 use crate::strategy::{Movement, MovementOutcome};
-use crate::tcc::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
 use crate::topology::Topology;
 use crate::transport::Transport;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +44,7 @@ pub struct NaiveCoordinator {
     /// Attempts sent by this incarnation (with the clock, unique across restarts).
     sent: Arc<AtomicU64>,
     /// The movements of this incarnation, in memory only (the harness's view).
-    seen: Arc<Mutex<ActivityLog>>,
+    seen: Arc<Mutex<MovementLog>>,
 }
 
 impl NaiveCoordinator {
@@ -58,34 +58,34 @@ impl NaiveCoordinator {
         }
     }
 
-    fn seen(&self) -> MutexGuard<'_, ActivityLog> {
+    fn seen(&self) -> MutexGuard<'_, MovementLog> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every movement this incarnation ran.
-    pub fn activities(&self) -> Vec<Activity> {
+    pub fn activities(&self) -> Vec<MovementView> {
         self.seen().activities().cloned().collect()
     }
 
     /// The movements of this incarnation not yet ended.
-    pub fn unfinished_activities(&self) -> Vec<Activity> {
+    pub fn unfinished_activities(&self) -> Vec<MovementView> {
         self.seen().open_activities().cloned().collect()
     }
 
     /// The movements changed since the last call.
-    pub fn take_changed(&self) -> Vec<Activity> {
+    pub fn take_changed(&self) -> Vec<MovementView> {
         self.seen().take_changed().into_iter().cloned().collect()
     }
 
     /// Every movement, forgetting the changes so far.
-    pub fn resync(&self) -> Vec<Activity> {
+    pub fn resync(&self) -> Vec<MovementView> {
         let mut seen = self.seen();
         seen.take_changed();
         seen.activities().cloned().collect()
     }
 
     /// Notes what the movement did, in memory.
-    fn note(&self, record: ActivityRecord) {
+    fn note(&self, record: MovementRecord) {
         self.seen().apply(record);
     }
 
@@ -98,7 +98,7 @@ impl NaiveCoordinator {
             .iter()
             .map(|l| Branch::of_leg(l, self.topology.ledger_shards()))
             .collect();
-        self.note(ActivityRecord::Begun {
+        self.note(MovementRecord::Begun {
             xid: xid.clone(),
             branches,
         });
@@ -112,15 +112,15 @@ impl NaiveCoordinator {
             }
         }
         let status = match failed {
-            None => ActivityStatus::Committed,
-            Some(_) => ActivityStatus::RolledBack,
+            None => Phase::Committed,
+            Some(_) => Phase::Aborted,
         };
-        self.note(ActivityRecord::Decided {
+        self.note(MovementRecord::Decided {
             xid: xid.clone(),
             commit: failed.is_none(),
             reason: failed.clone(),
         });
-        self.note(ActivityRecord::Ended {
+        self.note(MovementRecord::Ended {
             xid,
             status,
             heuristic: None,

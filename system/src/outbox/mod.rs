@@ -26,11 +26,11 @@ use crate::ids::{AccountId, RequestId, Xid};
 use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side};
 use crate::ledger::{CREDITS_QUEUES, CREDITS_TOPIC};
 use crate::log::DurableLog;
+use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::refusal::{Refusal, RefusalCode};
 use crate::strategy::{Movement, MovementOutcome};
-use crate::tcc::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
 use crate::topology::Topology;
 use crate::transport::{RetryPolicy, Transport};
 use serde::{Deserialize, Serialize};
@@ -83,7 +83,7 @@ pub struct OutboxCoordinator {
     /// The movements this incarnation is running (a check-back about one answers UNKNOWN).
     running: Arc<Mutex<std::collections::BTreeSet<Xid>>>,
     log: DurableLog<MoveRecord>,
-    view: Arc<Mutex<ActivityLog>>,
+    view: Arc<Mutex<MovementLog>>,
     legs: Arc<Mutex<std::collections::BTreeMap<Xid, Vec<Leg>>>>,
     transport: Transport,
     topology: Topology,
@@ -119,16 +119,16 @@ impl OutboxCoordinator {
     }
 
     /// What the log on a down node's disk holds durably, as the neutral view.
-    pub fn durable_activities(env: &NodeEnv, shards: u32) -> Vec<Activity> {
+    pub fn durable_activities(env: &NodeEnv, shards: u32) -> Vec<MovementView> {
         let log = DurableLog::<MoveRecord>::open(env, LOG_FILE, Duration::ZERO);
-        let mut view = ActivityLog::default();
+        let mut view = MovementLog::default();
         for r in log.read_durable() {
             view_apply(&mut view, r, shards);
         }
         view.activities().cloned().collect()
     }
 
-    fn view(&self) -> MutexGuard<'_, ActivityLog> {
+    fn view(&self) -> MutexGuard<'_, MovementLog> {
         self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -326,16 +326,16 @@ impl OutboxCoordinator {
     pub fn unfinished(&self) -> Vec<Xid> {
         self.view().unfinished()
     }
-    pub fn activities(&self) -> Vec<Activity> {
+    pub fn activities(&self) -> Vec<MovementView> {
         self.view().activities().cloned().collect()
     }
-    pub fn unfinished_activities(&self) -> Vec<Activity> {
+    pub fn unfinished_activities(&self) -> Vec<MovementView> {
         self.view().open_activities().cloned().collect()
     }
-    pub fn take_changed(&self) -> Vec<Activity> {
+    pub fn take_changed(&self) -> Vec<MovementView> {
         self.view().take_changed().into_iter().cloned().collect()
     }
-    pub fn resync(&self) -> Vec<Activity> {
+    pub fn resync(&self) -> Vec<MovementView> {
         let mut view = self.view();
         view.take_changed();
         view.activities().cloned().collect()
@@ -364,25 +364,25 @@ fn split(legs: &[Leg]) -> Option<(Leg, Leg)> {
     }
 }
 
-fn view_apply(view: &mut ActivityLog, record: MoveRecord, shards: u32) {
+fn view_apply(view: &mut MovementLog, record: MoveRecord, shards: u32) {
     match record {
         MoveRecord::Begun { xid, legs } => {
             let branches = legs.iter().map(|l| Branch::of_leg(l, shards)).collect();
-            view.apply(ActivityRecord::Begun { xid, branches });
+            view.apply(MovementRecord::Begun { xid, branches });
         }
         MoveRecord::Ended { xid, outcome } => {
             let (commit, reason, status) = match outcome {
-                Ok(()) => (true, None, ActivityStatus::Committed),
-                Err(r) => (false, Some(r), ActivityStatus::RolledBack),
+                Ok(()) => (true, None, Phase::Committed),
+                Err(r) => (false, Some(r), Phase::Aborted),
             };
-            let decided = ActivityRecord::Decided {
+            let decided = MovementRecord::Decided {
                 xid: xid.clone(),
                 commit,
                 reason,
             };
             view.apply(decided);
             let heuristic = None;
-            view.apply(ActivityRecord::Ended {
+            view.apply(MovementRecord::Ended {
                 xid,
                 status,
                 heuristic,

@@ -14,12 +14,12 @@ use super::orders::{Order, OrderBook, OrderKind, OrderRecord};
 use super::types::{ClientPaymentCall, PaymentCall, PaymentCommand, PaymentError, PaymentReceipt};
 use crate::auth::{Authority, Directory, Principal};
 use crate::log::DurableLog;
+use crate::movement::MovementView;
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::refusal::Refusal;
 use crate::refusal::RefusalCode;
 use crate::strategy::{Coordinator, StrategyKind};
-use crate::tcc::Activity;
 use crate::topology::Topology;
 use crate::trade::TradeCall;
 use crate::trade::{TradeCommand, TradeReply};
@@ -69,7 +69,7 @@ const FORWARD_TIMEOUT_MS: u64 = 800;
 #[derive(Debug, Clone)]
 pub struct PaymentView {
     pub orders: Vec<Order>,
-    pub activities: Vec<Activity>,
+    pub activities: Vec<MovementView>,
 }
 
 struct Inner {

@@ -18,11 +18,11 @@
 use crate::ids::{AccountId, RequestId, Xid};
 use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side};
 use crate::log::DurableLog;
+use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::refusal::Refusal;
 use crate::strategy::{Movement, MovementOutcome};
-use crate::tcc::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
 use crate::topology::Topology;
 use crate::transport::{RetryPolicy, Transport};
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,7 @@ pub enum SagaRecord {
 struct Sagas {
     legs: BTreeMap<Xid, Vec<Leg>>,
     failed: BTreeMap<Xid, (u32, Refusal)>,
-    view: ActivityLog,
+    view: MovementLog,
 }
 
 impl Sagas {
@@ -69,13 +69,13 @@ impl Sagas {
             SagaRecord::Begun { xid, legs } => {
                 let branches = legs.iter().map(|l| Branch::of_leg(l, shards)).collect();
                 self.legs.insert(xid.clone(), legs);
-                self.view.apply(ActivityRecord::Begun { xid, branches });
+                self.view.apply(MovementRecord::Begun { xid, branches });
             }
             SagaRecord::Failed { xid, step, reason } => {
                 self.failed.insert(xid.clone(), (step, reason.clone()));
                 let reason = Some(reason);
                 let commit = false;
-                self.view.apply(ActivityRecord::Decided {
+                self.view.apply(MovementRecord::Decided {
                     xid,
                     commit,
                     reason,
@@ -88,7 +88,7 @@ impl Sagas {
             } => {
                 if !compensated {
                     let (commit, reason) = (true, None);
-                    let decided = ActivityRecord::Decided {
+                    let decided = MovementRecord::Decided {
                         xid: xid.clone(),
                         commit,
                         reason,
@@ -96,11 +96,11 @@ impl Sagas {
                     self.view.apply(decided);
                 }
                 let status = match (&heuristic, compensated) {
-                    (Some(_), _) => ActivityStatus::Heuristic,
-                    (None, true) => ActivityStatus::RolledBack,
-                    (None, false) => ActivityStatus::Committed,
+                    (Some(_), _) => Phase::Heuristic,
+                    (None, true) => Phase::Aborted,
+                    (None, false) => Phase::Committed,
                 };
-                let ended = ActivityRecord::Ended {
+                let ended = MovementRecord::Ended {
                     xid,
                     status,
                     heuristic,
@@ -166,7 +166,7 @@ impl SagaCoordinator {
     }
 
     /// What the saga log on a down node's disk holds durably, as the neutral view.
-    pub fn durable_activities(env: &NodeEnv, shards: u32) -> Vec<Activity> {
+    pub fn durable_activities(env: &NodeEnv, shards: u32) -> Vec<MovementView> {
         let log = DurableLog::<SagaRecord>::open(env, LOG_FILE, Duration::ZERO);
         let sagas = fold(&log.read_durable(), shards);
         sagas.view.activities().cloned().collect()
@@ -321,17 +321,17 @@ impl SagaCoordinator {
     pub fn unfinished(&self) -> Vec<Xid> {
         self.lock().view.unfinished()
     }
-    pub fn activities(&self) -> Vec<Activity> {
+    pub fn activities(&self) -> Vec<MovementView> {
         self.lock().view.activities().cloned().collect()
     }
-    pub fn unfinished_activities(&self) -> Vec<Activity> {
+    pub fn unfinished_activities(&self) -> Vec<MovementView> {
         self.lock().view.open_activities().cloned().collect()
     }
-    pub fn take_changed(&self) -> Vec<Activity> {
+    pub fn take_changed(&self) -> Vec<MovementView> {
         let mut sagas = self.lock();
         sagas.view.take_changed().into_iter().cloned().collect()
     }
-    pub fn resync(&self) -> Vec<Activity> {
+    pub fn resync(&self) -> Vec<MovementView> {
         let mut sagas = self.lock();
         sagas.view.take_changed();
         sagas.view.activities().cloned().collect()
@@ -401,14 +401,11 @@ mod tests {
         let sagas = fold(&[begun.clone(), failed], 4);
         assert_eq!(
             sagas.view.get(&xid).map(|a| a.status),
-            Some(ActivityStatus::RollingBack)
+            Some(Phase::Aborting)
         );
         assert_eq!(sagas.view.unfinished(), vec![xid.clone()]);
         let sagas = fold(&[begun.clone(), failed_again(&xid), ended], 4);
-        assert_eq!(
-            sagas.view.get(&xid).map(|a| a.status),
-            Some(ActivityStatus::RolledBack)
-        );
+        assert_eq!(sagas.view.get(&xid).map(|a| a.status), Some(Phase::Aborted));
         let done = SagaRecord::Ended {
             xid: xid.clone(),
             compensated: false,
@@ -416,14 +413,10 @@ mod tests {
         };
         let sagas = fold(&[begun, done], 4);
         let a = sagas.view.get(&xid).expect("the saga");
-        assert_eq!(a.status, ActivityStatus::Committed);
+        assert_eq!(a.status, Phase::Committed);
         assert_eq!(
             a.history,
-            [
-                ActivityStatus::Trying,
-                ActivityStatus::Committing,
-                ActivityStatus::Committed
-            ]
+            [Phase::Running, Phase::Committing, Phase::Committed]
         );
     }
 }

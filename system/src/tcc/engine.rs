@@ -21,11 +21,11 @@
 //!
 //! Answers that no longer matter (a duplicate, a reply to a phase already left) are ignored.
 
-use super::activity::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
 use crate::buggify::Point;
 use crate::bugs::{Bug, Bugs};
 use crate::ids::{ShardId, Xid};
-use crate::ledger::TccAction;
+use crate::ledger::LegAction;
+use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 use crate::probes::names;
 use crate::refusal::{Refusal, RefusalCode};
 use crate::strategy::MovementOutcome;
@@ -82,7 +82,7 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Append this record to the activity log (the engine has already folded it).
-    Append(ActivityRecord),
+    Append(MovementRecord),
     /// Make everything appended so far durable, then feed [`Input::Synced`].
     Sync { xid: Xid },
     /// Send Try once, with the Try timeout, then feed [`Input::TryAnswered`].
@@ -90,7 +90,7 @@ pub enum Output {
         xid: Xid,
         branch: u32,
         shard: ShardId,
-        action: TccAction,
+        action: LegAction,
     },
     /// Open the buggify window `point` (between COMMIT and the first Confirm, or between the
     /// last phase-two answer and the end), then feed [`Input::WindowPassed`].
@@ -134,14 +134,14 @@ pub const RESTART_REASON: &str = "the manager restarted before deciding";
 /// The manager's protocol state: the activity log's fold and the activities in flight.
 #[derive(Debug, Clone)]
 pub struct TccEngine {
-    log: ActivityLog,
+    log: MovementLog,
     runs: BTreeMap<Xid, Run>,
     bugs: Bugs,
 }
 
 impl TccEngine {
     /// An engine over a recovered log; nothing is running until it is begun or resumed.
-    pub fn new(log: ActivityLog, bugs: Bugs) -> Self {
+    pub fn new(log: MovementLog, bugs: Bugs) -> Self {
         TccEngine {
             log,
             runs: BTreeMap::new(),
@@ -149,12 +149,12 @@ impl TccEngine {
         }
     }
 
-    pub fn log(&self) -> &ActivityLog {
+    pub fn log(&self) -> &MovementLog {
         &self.log
     }
 
     /// The activity log, for the harness's incremental capture to take its changes.
-    pub fn log_mut(&mut self) -> &mut ActivityLog {
+    pub fn log_mut(&mut self) -> &mut MovementLog {
         &mut self.log
     }
 
@@ -189,12 +189,12 @@ impl TccEngine {
         }
     }
 
-    fn append(&mut self, record: ActivityRecord, out: &mut Vec<Output>) {
+    fn append(&mut self, record: MovementRecord, out: &mut Vec<Output>) {
         self.log.apply(record.clone());
         out.push(Output::Append(record));
     }
 
-    fn activity(&self, xid: &Xid) -> &Activity {
+    fn activity(&self, xid: &Xid) -> &MovementView {
         self.log
             .get(xid)
             .unwrap_or_else(|| panic!("activity {xid} exists"))
@@ -203,7 +203,7 @@ impl TccEngine {
     fn begin(&mut self, xid: Xid, branches: Vec<Branch>) -> Vec<Output> {
         assert!(!self.is_running(&xid), "activity {xid} begun while running");
         let mut out = Vec::new();
-        let begun = ActivityRecord::Begun {
+        let begun = MovementRecord::Begun {
             xid: xid.clone(),
             branches,
         };
@@ -218,10 +218,10 @@ impl TccEngine {
         let status = self.activity(&xid).status;
         let mut out = Vec::new();
         let commit = match status {
-            ActivityStatus::Trying => {
+            Phase::Running => {
                 out.push(Output::Probe(names::TCC_RESUMED_ROLLBACK));
                 // Not synced: recovery would choose this rollback, with this reason, again.
-                let decided = ActivityRecord::Decided {
+                let decided = MovementRecord::Decided {
                     xid: xid.clone(),
                     commit: false,
                     reason: Some(Refusal::new(RefusalCode::Aborted, RESTART_REASON)),
@@ -229,11 +229,11 @@ impl TccEngine {
                 self.append(decided, &mut out);
                 false
             }
-            ActivityStatus::Committing => {
+            Phase::Committing => {
                 out.push(Output::Probe(names::TCC_RESUMED_COMMIT));
                 true
             }
-            ActivityStatus::RollingBack => {
+            Phase::Aborting => {
                 out.push(Output::Probe(names::TCC_RESUMED_ROLLBACK));
                 false
             }
@@ -301,7 +301,7 @@ impl TccEngine {
             return self.start_phase_two(xid, true, true);
         }
         let mut out = Vec::new();
-        let decided = ActivityRecord::Decided {
+        let decided = MovementRecord::Decided {
             xid: xid.clone(),
             commit,
             reason: refusal,
@@ -386,7 +386,7 @@ impl TccEngine {
         };
         let mut out = Vec::new();
         if undecided {
-            let decided = ActivityRecord::Decided {
+            let decided = MovementRecord::Decided {
                 xid: xid.clone(),
                 commit: true,
                 reason: None,
@@ -402,14 +402,14 @@ impl TccEngine {
             })
             .collect();
         let status = match (self.activity(&xid).status, refusals.is_empty()) {
-            (ActivityStatus::Committing, true) => ActivityStatus::Committed,
-            (ActivityStatus::RollingBack, true) => ActivityStatus::RolledBack,
+            (Phase::Committing, true) => Phase::Committed,
+            (Phase::Aborting, true) => Phase::Aborted,
             _ => {
                 out.push(Output::Probe(names::TCC_HEURISTIC));
-                ActivityStatus::Heuristic
+                Phase::Heuristic
             }
         };
-        let ended = ActivityRecord::Ended {
+        let ended = MovementRecord::Ended {
             xid: xid.clone(),
             status,
             heuristic: (!refusals.is_empty()).then(|| refusals.join("; ")),
@@ -437,17 +437,15 @@ fn first_refusal(answers: &[Option<TryAnswer>]) -> Option<Refusal> {
 }
 
 /// How an ended activity ended, as its caller is told.
-pub fn outcome_of(a: &Activity) -> MovementOutcome {
+pub fn outcome_of(a: &MovementView) -> MovementOutcome {
     match a.status {
-        ActivityStatus::Committed => MovementOutcome::Committed,
-        ActivityStatus::RolledBack => MovementOutcome::Aborted(
+        Phase::Committed => MovementOutcome::Committed,
+        Phase::Aborted => MovementOutcome::Aborted(
             a.reason
                 .clone()
                 .unwrap_or_else(|| Refusal::new(RefusalCode::Aborted, "rolled back")),
         ),
-        ActivityStatus::Heuristic => {
-            MovementOutcome::Heuristic(a.heuristic.clone().unwrap_or_default())
-        }
+        Phase::Heuristic => MovementOutcome::Heuristic(a.heuristic.clone().unwrap_or_default()),
         other => unreachable!("outcome of an unfinished activity ({other:?})"),
     }
 }

@@ -24,14 +24,14 @@ fn branches() -> Vec<Branch> {
     vec![
         Branch {
             shard: ShardId(0),
-            action: TccAction::Debit {
+            action: LegAction::Debit {
                 account: AccountId(4),
                 amount: amount(),
             },
         },
         Branch {
             shard: ShardId(1),
-            action: TccAction::Credit {
+            action: LegAction::Credit {
                 account: AccountId(5),
                 amount: amount(),
             },
@@ -90,23 +90,23 @@ fn insufficient() -> Refusal {
 
 // ---- records and outputs ----
 
-fn begun_record() -> ActivityRecord {
-    ActivityRecord::Begun {
+fn begun_record() -> MovementRecord {
+    MovementRecord::Begun {
         xid: xid(),
         branches: branches(),
     }
 }
 
-fn decided_record(reason: Option<Refusal>) -> ActivityRecord {
-    ActivityRecord::Decided {
+fn decided_record(reason: Option<Refusal>) -> MovementRecord {
+    MovementRecord::Decided {
         xid: xid(),
         commit: reason.is_none(),
         reason,
     }
 }
 
-fn ended_record(status: ActivityStatus, heuristic: Option<&str>) -> ActivityRecord {
-    ActivityRecord::Ended {
+fn ended_record(status: Phase, heuristic: Option<&str>) -> MovementRecord {
+    MovementRecord::Ended {
         xid: xid(),
         status,
         heuristic: heuristic.map(str::to_string),
@@ -133,7 +133,7 @@ fn end_window(commit: bool) -> Output {
     }
 }
 
-fn append(record: ActivityRecord) -> Output {
+fn append(record: MovementRecord) -> Output {
     Output::Append(record)
 }
 
@@ -189,14 +189,14 @@ struct Case {
     name: &'static str,
     bugs: Bugs,
     /// The durable log the engine starts from (a restart), empty for a fresh manager.
-    log: Vec<ActivityRecord>,
+    log: Vec<MovementRecord>,
     steps: Vec<Step>,
     /// The activity's status history at the end.
-    history: Vec<ActivityStatus>,
+    history: Vec<Phase>,
 }
 
 fn run_case(case: &Case) -> TccEngine {
-    let mut engine = TccEngine::new(ActivityLog::recover(&case.log), case.bugs);
+    let mut engine = TccEngine::new(MovementLog::recover(&case.log), case.bugs);
     for (i, (input, expected)) in case.steps.iter().enumerate() {
         let got = engine.step(input.clone());
         assert_eq!(&got, expected, "case '{}', step {i}: {input:?}", case.name);
@@ -210,7 +210,7 @@ fn run_case(case: &Case) -> TccEngine {
     engine
 }
 
-use ActivityStatus::{Committed, Committing, Heuristic, RolledBack, RollingBack, Trying};
+use Phase::{Aborted, Aborting, Committed, Committing, Heuristic, Running};
 
 /// The steps of a Begin up to every Try sent.
 fn up_to_tries() -> Vec<Step> {
@@ -256,14 +256,14 @@ fn cases() -> Vec<Case> {
             bugs: Bugs::none(),
             log: vec![],
             steps: commit_steps(),
-            history: vec![Trying, Committing, Committed],
+            history: vec![Running, Committing, Committed],
         },
         Case {
             name: "an unrelated bug changes nothing",
             bugs: Bugs::planted(Bug::ReplicaNoVersion),
             log: vec![],
             steps: commit_steps(),
-            history: vec![Trying, Committing, Committed],
+            history: vec![Running, Committing, Committed],
         },
         Case {
             name: "insufficient funds: rollback keeps the code, durable, Cancel without window",
@@ -286,13 +286,13 @@ fn cases() -> Vec<Case> {
                     (
                         window_passed(),
                         vec![
-                            append(ended_record(RolledBack, None)),
+                            append(ended_record(Aborted, None)),
                             finish(MovementOutcome::Aborted(no_funds.clone())),
                         ],
                     ),
                 ],
             ]),
-            history: vec![Trying, RollingBack, RolledBack],
+            history: vec![Running, Aborting, Aborted],
         },
         Case {
             name: "a Try without an answer rolls back as aborted",
@@ -316,7 +316,7 @@ fn cases() -> Vec<Case> {
                     (synced(), phase_twos(false)),
                 ],
             ]),
-            history: vec![Trying, RollingBack],
+            history: vec![Running, Aborting],
         },
         Case {
             name: "the lowest-numbered branch's refusal is the reason, whatever the order",
@@ -339,7 +339,7 @@ fn cases() -> Vec<Case> {
                     ),
                 ],
             ]),
-            history: vec![Trying, RollingBack],
+            history: vec![Running, Aborting],
         },
         Case {
             name: "duplicated and late Try answers are ignored",
@@ -362,7 +362,7 @@ fn cases() -> Vec<Case> {
                     (synced(), vec![]),
                 ],
             ]),
-            history: vec![Trying, Committing],
+            history: vec![Running, Committing],
         },
         Case {
             name: "phase two without an answer is sent again until it answers",
@@ -398,7 +398,7 @@ fn cases() -> Vec<Case> {
                 // After the end: a duplicated answer is ignored.
                 (done(0), vec![]),
             ],
-            history: vec![Trying, Committing, Committed],
+            history: vec![Running, Committing, Committed],
         },
         Case {
             name: "a branch refusing phase two ends heuristic",
@@ -435,7 +435,7 @@ fn cases() -> Vec<Case> {
                     ],
                 ),
             ],
-            history: vec![Trying, RollingBack, Heuristic],
+            history: vec![Running, Aborting, Heuristic],
         },
         // Crash after each durable step, then resume.
         Case {
@@ -458,12 +458,12 @@ fn cases() -> Vec<Case> {
                 (
                     window_passed(),
                     vec![
-                        append(ended_record(RolledBack, None)),
+                        append(ended_record(Aborted, None)),
                         finish(MovementOutcome::Aborted(restarted.clone())),
                     ],
                 ),
             ],
-            history: vec![Trying, RollingBack, RolledBack],
+            history: vec![Running, Aborting, Aborted],
         },
         Case {
             name: "crash after a durable rollback: the refusal keeps its code",
@@ -482,12 +482,12 @@ fn cases() -> Vec<Case> {
                 (
                     window_passed(),
                     vec![
-                        append(ended_record(RolledBack, None)),
+                        append(ended_record(Aborted, None)),
                         finish(MovementOutcome::Aborted(no_funds.clone())),
                     ],
                 ),
             ],
-            history: vec![Trying, RollingBack, RolledBack],
+            history: vec![Running, Aborting, Aborted],
         },
         Case {
             name: "crash after a durable COMMIT: recovery confirms, never cancels",
@@ -500,7 +500,7 @@ fn cases() -> Vec<Case> {
                     phase_twos(true),
                 ]),
             )],
-            history: vec![Trying, Committing],
+            history: vec![Running, Committing],
         },
         Case {
             name: "crash after the end: resume only reports the outcome",
@@ -508,10 +508,10 @@ fn cases() -> Vec<Case> {
             log: vec![
                 begun_record(),
                 decided_record(Some(no_funds.clone())),
-                ended_record(RolledBack, None),
+                ended_record(Aborted, None),
             ],
             steps: vec![(resume(), vec![finish(MovementOutcome::Aborted(no_funds))])],
-            history: vec![Trying, RollingBack, RolledBack],
+            history: vec![Running, Aborting, Aborted],
         },
         // The planted bug.
         Case {
@@ -536,7 +536,7 @@ fn cases() -> Vec<Case> {
                     ),
                 ],
             ]),
-            history: vec![Trying, Committing, Committed],
+            history: vec![Running, Committing, Committed],
         },
         Case {
             name: "tcc-decision-not-durable still rolls back durably",
@@ -559,7 +559,7 @@ fn cases() -> Vec<Case> {
                     ),
                 ],
             ]),
-            history: vec![Trying, RollingBack],
+            history: vec![Running, Aborting],
         },
     ]
 }
@@ -581,7 +581,7 @@ fn decision_durable_before_phase_two(steps: &[Step]) -> bool {
         }
         for o in outputs {
             match o {
-                Output::Append(ActivityRecord::Decided { .. }) => decided = true,
+                Output::Append(MovementRecord::Decided { .. }) => decided = true,
                 Output::PhaseTwo { .. } if !(decided && durable) => return false,
                 _ => {}
             }
@@ -603,7 +603,7 @@ fn phase_two_never_precedes_a_durable_decision_unless_the_bug_is_planted() {
 fn a_crash_during_the_planted_bugs_phase_two_makes_recovery_cancel_a_confirmed_branch() {
     // The live run confirmed branch 0, then the node died: only Begun was durable.
     let mut engine = TccEngine::new(
-        ActivityLog::recover(&[begun_record()]),
+        MovementLog::recover(&[begun_record()]),
         Bugs::planted(Bug::TccDecisionNotDurable),
     );
     let out = engine.step(resume());
@@ -617,7 +617,7 @@ fn a_crash_during_the_planted_bugs_phase_two_makes_recovery_cancel_a_confirmed_b
 fn an_answer_survives_a_crash_after_each_durable_step_with_its_code() {
     // Run the insufficient-funds rollback live, cutting the log after each record; resuming
     // from any cut that holds the decision gives the same outcome, to the code.
-    let mut engine = TccEngine::new(ActivityLog::default(), Bugs::none());
+    let mut engine = TccEngine::new(MovementLog::default(), Bugs::none());
     let mut records = Vec::new();
     let mut live = None;
     let script = [
@@ -641,7 +641,7 @@ fn an_answer_survives_a_crash_after_each_durable_step_with_its_code() {
     }
     let live = live.expect("the live run finished");
     for cut in 2..=records.len() {
-        let mut resumed = TccEngine::new(ActivityLog::recover(&records[..cut]), Bugs::none());
+        let mut resumed = TccEngine::new(MovementLog::recover(&records[..cut]), Bugs::none());
         let mut outs = resumed.step(resume());
         for b in 0..2 {
             outs.extend(resumed.step(done(b)));
@@ -655,7 +655,7 @@ fn an_answer_survives_a_crash_after_each_durable_step_with_its_code() {
     }
     // Why the rollback is made durable before phase two: had only Begun survived, recovery
     // would roll back for another reason, and the client's answer would change code.
-    let mut undecided = TccEngine::new(ActivityLog::recover(&records[..1]), Bugs::none());
+    let mut undecided = TccEngine::new(MovementLog::recover(&records[..1]), Bugs::none());
     undecided.step(resume());
     undecided.step(done(0));
     undecided.step(done(1));
@@ -683,7 +683,7 @@ fn live_code(outcome: &MovementOutcome) -> RefusalCode {
 #[test]
 #[should_panic(expected = "resumed twice")]
 fn an_activity_is_never_driven_twice_at_once() {
-    let mut engine = TccEngine::new(ActivityLog::default(), Bugs::none());
+    let mut engine = TccEngine::new(MovementLog::default(), Bugs::none());
     engine.step(begin());
     engine.step(resume());
 }

@@ -4,11 +4,11 @@
 //! the step that emitted them, performs the engine's effects (fsync, Try with its timeout,
 //! Confirm/Cancel retried, the buggify window) concurrently, and feeds each result back.
 
-use super::activity::{Activity, ActivityLog, ActivityRecord, Branch};
 use super::engine::{Input, Output, PhaseTwoAnswer, TccEngine, TryAnswer};
 use crate::ids::{ShardId, Xid};
-use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, Side, TccAction};
+use crate::ledger::{BranchKey, LedgerCall, LedgerCommand, LedgerReply, LegAction, Side};
 use crate::log::DurableLog;
+use crate::movement::{Branch, MovementLog, MovementRecord, MovementView};
 use crate::node::NodeEnv;
 use crate::probes::names;
 use crate::refusal::Refusal;
@@ -63,7 +63,7 @@ impl TccConfig {
 /// A running manager. Cheap to clone; clones share the log and state.
 #[derive(Clone)]
 pub struct TccManager {
-    log: DurableLog<ActivityRecord>,
+    log: DurableLog<MovementRecord>,
     state: Arc<Mutex<TccEngine>>,
     transport: Transport,
     topology: Topology,
@@ -88,7 +88,7 @@ impl TccManager {
         TccManager {
             log,
             state: Arc::new(Mutex::new(TccEngine::new(
-                ActivityLog::recover(&records),
+                MovementLog::recover(&records),
                 env.bugs,
             ))),
             transport,
@@ -99,9 +99,9 @@ impl TccManager {
     }
 
     /// What the activity log on a down node's disk holds durably.
-    pub fn durable_activities(env: &NodeEnv) -> Vec<Activity> {
-        let log = DurableLog::<ActivityRecord>::open(env, LOG_FILE, Duration::ZERO);
-        ActivityLog::recover(&log.read_durable())
+    pub fn durable_activities(env: &NodeEnv) -> Vec<MovementView> {
+        let log = DurableLog::<MovementRecord>::open(env, LOG_FILE, Duration::ZERO);
+        MovementLog::recover(&log.read_durable())
             .activities()
             .cloned()
             .collect()
@@ -111,7 +111,7 @@ impl TccManager {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn activities(&self) -> Vec<Activity> {
+    pub fn activities(&self) -> Vec<MovementView> {
         self.lock().log().activities().cloned().collect()
     }
 
@@ -120,12 +120,12 @@ impl TccManager {
     }
 
     /// The activities not yet ended (what the harness's drain polls), without copying the rest.
-    pub fn unfinished_activities(&self) -> Vec<Activity> {
+    pub fn unfinished_activities(&self) -> Vec<MovementView> {
         self.lock().log().open_activities().cloned().collect()
     }
 
     /// The activities changed since the last call (the harness's incremental capture).
-    pub fn take_changed(&self) -> Vec<Activity> {
+    pub fn take_changed(&self) -> Vec<MovementView> {
         self.lock()
             .log_mut()
             .take_changed()
@@ -136,7 +136,7 @@ impl TccManager {
 
     /// Every activity, forgetting the changes so far (a whole read the next
     /// [`TccManager::take_changed`] continues from).
-    pub fn resync(&self) -> Vec<Activity> {
+    pub fn resync(&self) -> Vec<MovementView> {
         let mut engine = self.lock();
         engine.log_mut().take_changed();
         engine.log().activities().cloned().collect()
@@ -151,11 +151,11 @@ impl TccManager {
             .map(|leg| Branch {
                 shard: leg.account.shard(shards),
                 action: match leg.side {
-                    Side::Debit => TccAction::Debit {
+                    Side::Debit => LegAction::Debit {
                         account: leg.account,
                         amount: leg.amount,
                     },
-                    Side::Credit => TccAction::Credit {
+                    Side::Credit => LegAction::Credit {
                         account: leg.account,
                         amount: leg.amount,
                     },

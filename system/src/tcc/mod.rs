@@ -1,15 +1,13 @@
-//! TCC flexible transactions (柔性事务): the business-activity manager and its log.
+//! TCC flexible transactions (柔性事务): the business-activity manager and its participant.
 //!
-//! - [`activity`]: the activity log's records and their fold (statuses and legal edges).
-//! - [`manager`]: the manager that drives Try, the decision, and Confirm/Cancel, and resumes
-//!   after a restart.
-//!
-//! The participant side (Try/Confirm/Cancel with the fence) lives in the ledger
-//! (`ledger::core` and `ledger::fence`).
+//! - [`manager`] and [`engine`]: the manager that drives Try, the decision, and
+//!   Confirm/Cancel, and resumes after a restart; its business-activity log is a
+//!   [`crate::movement::MovementLog`].
+//! - [`fence`] and [`participant`]: the ledger side: Try/Confirm/Cancel with a fence row per
+//!   (xid, branch), a pure sub-state machine the ledger core hosts.
 
-pub mod activity;
 pub mod engine;
 pub mod manager;
 
-pub use activity::{Activity, ActivityLog, ActivityRecord, ActivityStatus, Branch};
+pub use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 pub use manager::{TccConfig, TccManager};
