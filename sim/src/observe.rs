@@ -93,6 +93,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
         journal: core.journal().iter().map(journal_entry).collect(),
         prepared,
         fences: core
+            .tcc()
             .fences()
             .rows()
             .map(|(k, s)| inv::FenceRow {
@@ -109,7 +110,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
 fn reservations(core: &LedgerCore) -> (Vec<inv::FreezeState>, Vec<inv::FreezeState>) {
     let mut freezes: Vec<inv::FreezeState> = core.freezes().map(freeze).collect();
     let mut prepared = Vec::new();
-    for (branch, action) in core.holds() {
+    for (branch, action) in core.tcc().holds() {
         let hold = hold(branch, action);
         match action {
             LegAction::Debit { .. } => freezes.push(hold),
@@ -131,7 +132,7 @@ pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
         }
     }
     for branch in &changes.holds {
-        match (core.hold(branch), core.branch(branch)) {
+        match (core.tcc().hold(branch), core.tcc().branch(branch)) {
             (Some(action @ LegAction::Debit { .. }), _) => {
                 freezes.upserts.push(hold(branch, action))
             }

@@ -100,8 +100,12 @@ fn unsent_credits(env: &NodeEnv, core: &paylab_system::ledger::LedgerCore, obs: 
     let node = env.name.to_string();
     obs.progress
         .unsent
-        .extend(core.unsent_rows().map(|row| paylab_invariants::UnsentRow {
-            node: node.clone(),
-            event: format!("credit:{}", row.xid),
-        }));
+        .extend(
+            core.outbox()
+                .unsent_rows()
+                .map(|row| paylab_invariants::UnsentRow {
+                    node: node.clone(),
+                    event: format!("credit:{}", row.xid),
+                }),
+        );
 }

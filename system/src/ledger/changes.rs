@@ -2,8 +2,8 @@
 //! freezes and TCC holds touched, and where the append-only vouchers and journal stood. The
 //! harness's incremental capture reads only these; the platform never looks at them.
 
-use super::fence::BranchKey;
 use crate::ids::AccountId;
+use crate::tcc::fence::BranchKey;
 use std::collections::BTreeSet;
 
 /// Keys touched since the last [`LedgerCore::take_changes`](super::LedgerCore::take_changes);

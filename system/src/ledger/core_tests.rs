@@ -2,7 +2,15 @@
 //! and the planted participant bugs.
 
 use super::*;
-use crate::ids::Xid;
+use crate::bugs::Bug;
+use crate::ids::{RequestId, VoucherId, Xid};
+use crate::ledger::participant::ParticipantRecord;
+use crate::money::Amount;
+use crate::movement::LegAction;
+use crate::outbox::participant::OutboxRecord;
+use crate::tcc::fence::{BranchKey, FenceState};
+use crate::tcc::participant::TccRecord;
+use rust_decimal::Decimal;
 
 const SHARDS: u32 = 2;
 
@@ -12,7 +20,9 @@ fn amt(fen: i64) -> Amount {
 
 /// Decides and applies like the shell does.
 fn run(core: &mut LedgerCore, cmd: LedgerCommand, bugs: Bugs) -> Outcome {
-    match core.decide(&cmd, 0, bugs) {
+    // The bug the command meets (a test may switch one on mid-way).
+    core.books.plant(bugs);
+    match core.decide(&cmd, 0) {
         Decision::Reply(r) => r,
         Decision::Write(rec) => core.apply(rec),
     }
@@ -180,7 +190,7 @@ fn recovery_from_the_records_rebuilds_the_same_state() {
         },
     ];
     for cmd in cmds {
-        if let Decision::Write(rec) = c.decide(&cmd, 7, Bugs::none()) {
+        if let Decision::Write(rec) = c.decide(&cmd, 7) {
             c.apply(rec.clone()).unwrap();
             log.push(rec);
         }
@@ -198,7 +208,7 @@ fn recovery_from_the_records_rebuilds_the_same_state() {
 // TCC participant: one payer on shard 0, one merchant on shard 1 (ids: world 0/1,
 // transit 2/3, customers from 4 on, home shard = id % 2).
 
-use crate::ledger::fence::FenceRefusal;
+use crate::tcc::fence::FenceRefusal;
 
 const PAYER: AccountId = AccountId(4);
 const MERCHANT: AccountId = AccountId(5);
@@ -285,11 +295,15 @@ fn bal(c: &LedgerCore, id: AccountId) -> (Decimal, Decimal) {
 }
 
 fn holds(c: &LedgerCore) -> Vec<(BranchKey, LegAction)> {
-    c.holds().map(|(k, a)| (k.clone(), *a)).collect()
+    c.tcc().holds().map(|(k, a)| (k.clone(), *a)).collect()
 }
 
 fn fence_rows(c: &LedgerCore) -> Vec<(BranchKey, FenceState)> {
-    c.fences().rows().map(|(k, s)| (k.clone(), s)).collect()
+    c.tcc()
+        .fences()
+        .rows()
+        .map(|(k, s)| (k.clone(), s))
+        .collect()
 }
 
 /// Σ available + frozen over every account of one shard (world and transit included).
@@ -310,11 +324,11 @@ fn try_debit_freezes_once_and_writes_the_fence() {
         Ok(LedgerReply::Tried)
     );
     assert_eq!(bal(&c, PAYER), (d(7_000), d(3_000)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::Tried));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Tried));
     assert_eq!(holds(&c), vec![(k.clone(), debit(3_000))]);
     // A repeated Try answers without a record and freezes nothing more.
     assert_eq!(
-        c.decide(&try_(&k, debit(3_000)), 0, Bugs::none()),
+        c.decide(&try_(&k, debit(3_000)), 0),
         Decision::Reply(Ok(LedgerReply::Tried))
     );
     assert_eq!(bal(&c, PAYER), (d(7_000), d(3_000)));
@@ -339,25 +353,27 @@ fn an_insufficient_try_writes_nothing_so_its_cancel_is_an_empty_rollback() {
     let mut c = payer_shard(Bugs::none());
     let k = bk("x1", 0);
     assert_eq!(
-        c.decide(&try_(&k, debit(10_001)), 0, Bugs::none()),
+        c.decide(&try_(&k, debit(10_001)), 0),
         Decision::Reply(Err(LedgerError::InsufficientFunds {
             account: PAYER,
             available: "100.00".into(),
             needed: "100.01".into(),
         }))
     );
-    assert_eq!(c.fences().get(&k), None);
+    assert_eq!(c.tcc().fences().get(&k), None);
     assert_eq!(holds(&c), vec![]);
     assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
     assert_eq!(
-        c.decide(&cancel(&k), 0, Bugs::none()),
-        Decision::Write(LedgerRecord::TccSuspended { branch: k.clone() })
+        c.decide(&cancel(&k), 0),
+        Decision::Write(LedgerRecord::Participant(
+            TccRecord::Suspended { branch: k.clone() }.into()
+        ))
     );
     assert_eq!(
         run(&mut c, cancel(&k), Bugs::none()),
         Ok(LedgerReply::Cancelled)
     );
-    assert_eq!(c.fences().get(&k), Some(FenceState::Suspended));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Suspended));
     assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
 }
 
@@ -366,13 +382,13 @@ fn confirm_debit_consumes_the_freeze_and_posts_payer_to_transit_once() {
     let mut c = payer_shard(Bugs::none());
     let k = bk("x1", 0);
     run(&mut c, try_(&k, debit(3_000)), Bugs::none()).unwrap();
-    let Decision::Write(record) = c.decide(&confirm(&k), 42, Bugs::none()) else {
+    let Decision::Write(record) = c.decide(&confirm(&k), 42) else {
         panic!("a first Confirm writes a record");
     };
     assert_eq!(c.apply(record), Ok(LedgerReply::Confirmed));
     assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
     assert_eq!(bal(&c, transit(0)), (d(3_000), d(0)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Committed));
     assert_eq!(holds(&c), vec![]);
     let v = c.vouchers().last().unwrap();
     let id = VoucherId {
@@ -421,7 +437,7 @@ fn a_duplicate_try_after_confirm_answers_tried_and_freezes_nothing() {
         Ok(LedgerReply::Tried)
     );
     assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Committed));
     assert_eq!(holds(&c), vec![]);
 }
 
@@ -437,7 +453,7 @@ fn credit_branch_prepares_then_posts_and_every_shard_balances() {
     // A prepared credit is in no balance yet.
     assert_eq!(bal(&merchant, MERCHANT), (d(0), d(0)));
     assert_eq!(holds(&merchant), vec![(kc.clone(), credit(3_000))]);
-    assert_eq!(merchant.fences().get(&kc), Some(FenceState::Tried));
+    assert_eq!(merchant.tcc().fences().get(&kc), Some(FenceState::Tried));
     assert_eq!(merchant.vouchers().len(), 0);
 
     run(&mut payer, confirm(&kd), Bugs::none()).unwrap();
@@ -451,7 +467,10 @@ fn credit_branch_prepares_then_posts_and_every_shard_balances() {
     assert_eq!(bal(&merchant, MERCHANT), (d(3_000), d(0)));
     assert_eq!(bal(&merchant, transit(1)), (d(-3_000), d(0)));
     assert_eq!(holds(&merchant), vec![]);
-    assert_eq!(merchant.fences().get(&kc), Some(FenceState::Committed));
+    assert_eq!(
+        merchant.tcc().fences().get(&kc),
+        Some(FenceState::Committed)
+    );
     let v = &merchant.vouchers()[0];
     assert_eq!(
         v.legs,
@@ -477,10 +496,10 @@ fn cancel_after_try_releases_once_and_then_refuses_confirm() {
         Ok(LedgerReply::Cancelled)
     );
     assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::RolledBack));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::RolledBack));
     assert_eq!(holds(&c), vec![]);
     assert_eq!(
-        c.decide(&cancel(&k), 0, Bugs::none()),
+        c.decide(&cancel(&k), 0),
         Decision::Reply(Ok(LedgerReply::Cancelled))
     );
     assert_eq!(
@@ -502,7 +521,7 @@ fn cancel_of_a_prepared_credit_drops_the_hold_and_moves_no_money() {
     );
     assert_eq!(bal(&c, MERCHANT), (d(0), d(0)));
     assert_eq!(holds(&c), vec![]);
-    assert_eq!(c.fences().get(&k), Some(FenceState::RolledBack));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::RolledBack));
     assert_eq!(c.vouchers().len(), 0);
 }
 
@@ -517,7 +536,7 @@ fn cancel_after_confirm_is_refused() {
         Err(LedgerError::Fence(FenceRefusal::CancelAfterConfirm))
     );
     assert_eq!(bal(&c, PAYER), (d(7_000), d(0)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Committed));
 }
 
 #[test]
@@ -528,14 +547,14 @@ fn an_empty_rollback_suspends_the_branch_and_a_late_try_cannot_hang() {
         run(&mut c, cancel(&k), Bugs::none()),
         Ok(LedgerReply::Cancelled)
     );
-    assert_eq!(c.fences().get(&k), Some(FenceState::Suspended));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Suspended));
     assert_eq!(
         run(&mut c, try_(&k, debit(3_000)), Bugs::none()),
         Err(LedgerError::Fence(FenceRefusal::TryAfterCancel))
     );
     assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
     assert_eq!(holds(&c), vec![]);
-    assert_eq!(c.fences().get(&k), Some(FenceState::Suspended));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Suspended));
     assert_eq!(
         run(&mut c, cancel(&k), Bugs::none()),
         Ok(LedgerReply::Cancelled)
@@ -550,7 +569,7 @@ fn confirm_without_try_is_refused_and_posts_nothing() {
         run(&mut c, confirm(&k), Bugs::none()),
         Err(LedgerError::Fence(FenceRefusal::ConfirmWithoutTry))
     );
-    assert_eq!(c.fences().get(&k), None);
+    assert_eq!(c.tcc().fences().get(&k), None);
     assert_eq!(c.vouchers().len(), 1, "only the funding voucher");
 }
 
@@ -607,7 +626,7 @@ fn recovery_rebuilds_fences_holds_and_tcc_postings() {
         try_(&k4, debit(500)),   // left in Try
     ];
     for cmd in commands {
-        if let Decision::Write(rec) = c.decide(&cmd, 9, Bugs::none()) {
+        if let Decision::Write(rec) = c.decide(&cmd, 9) {
             let _ = c.apply(rec.clone());
             log.push(rec);
         }
@@ -636,7 +655,7 @@ fn recovery_rebuilds_fences_holds_and_tcc_postings() {
     assert_eq!(holds(&r), vec![(k4, debit(500))]);
     // And it decides the same: a repeated Confirm is still answered without a record.
     assert_eq!(
-        r.decide(&confirm(&k1), 10, Bugs::none()),
+        r.decide(&confirm(&k1), 10),
         Decision::Reply(Ok(LedgerReply::Confirmed))
     );
 }
@@ -647,11 +666,11 @@ fn planted_no_fence_lets_a_late_try_hang_after_an_empty_rollback() {
     let mut c = payer_shard(bugs);
     let k = bk("x1", 0);
     assert_eq!(
-        c.decide(&cancel(&k), 0, bugs),
+        c.decide(&cancel(&k), 0),
         Decision::Reply(Ok(LedgerReply::Cancelled)),
         "the empty rollback leaves no record"
     );
-    assert_eq!(c.fences().get(&k), None);
+    assert_eq!(c.tcc().fences().get(&k), None);
     assert_eq!(
         run(&mut c, try_(&k, debit(3_000)), bugs),
         Ok(LedgerReply::Tried)
@@ -677,7 +696,7 @@ fn planted_confirm_not_idempotent_posts_a_repeat_twice() {
     assert_eq!(tcc, vec![RequestId::new("tcc:x1:0"); 2]);
     assert_eq!(bal(&c, PAYER), (d(4_000), d(0)));
     assert_eq!(bal(&c, transit(0)), (d(6_000), d(0)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::Committed));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::Committed));
 }
 
 #[test]
@@ -690,7 +709,7 @@ fn planted_cancel_not_idempotent_releases_twice_and_frozen_goes_negative() {
     assert_eq!(bal(&c, PAYER), (d(10_000), d(0)));
     assert_eq!(run(&mut c, cancel(&k), bugs), Ok(LedgerReply::Cancelled));
     assert_eq!(bal(&c, PAYER), (d(13_000), d(-3_000)));
-    assert_eq!(c.fences().get(&k), Some(FenceState::RolledBack));
+    assert_eq!(c.tcc().fences().get(&k), Some(FenceState::RolledBack));
 }
 
 // Scoped relaxations: a planted bug relaxes only the checks its own records need; with no bug
@@ -702,7 +721,9 @@ fn apply_cancel_twice(bugs: Bugs) -> LedgerCore {
     let k = bk("x1", 0);
     run(&mut c, try_(&k, debit(3_000)), bugs).unwrap();
     run(&mut c, cancel(&k), bugs).unwrap();
-    let _ = c.apply(LedgerRecord::TccCancelled { branch: k });
+    let _ = c.apply(LedgerRecord::Participant(
+        TccRecord::Cancelled { branch: k }.into(),
+    ));
     c
 }
 
@@ -732,14 +753,15 @@ fn cancel_not_idempotent_relaxes_both_checks_its_records_break() {
 }
 
 #[test]
-#[should_panic(expected = "Try overdrew")]
+#[should_panic(expected = "reservation overdrew")]
 fn an_overdrawing_try_record_is_asserted_under_an_unrelated_bug() {
     let bugs = Bugs::planted(Bug::LedgerRetryAppliesTwice);
     let mut c = payer_shard(bugs);
-    let _ = c.apply(LedgerRecord::TccTried {
+    let tried = TccRecord::Tried {
         branch: bk("x1", 0),
         action: debit(10_001),
-    });
+    };
+    let _ = c.apply(LedgerRecord::Participant(tried.into()));
 }
 
 /// Only a debit can overdraw: a credit to an account already below zero (left there by two
@@ -750,12 +772,10 @@ fn a_credit_to_an_overdrawn_account_is_taken_and_a_debit_refused() {
     // A second decision taken against the state before the first was applied (its voucher
     // numbered after it): both debit the whole balance.
     let mut stale = c.clone();
-    let decide =
-        |core: &LedgerCore, r: &str| match core.decide(&transfer(r, a, b, 10_000), 0, Bugs::none())
-        {
-            Decision::Write(record) => record,
-            other => panic!("{other:?}"),
-        };
+    let decide = |core: &LedgerCore, r: &str| match core.decide(&transfer(r, a, b, 10_000), 0) {
+        Decision::Write(record) => record,
+        other => panic!("{other:?}"),
+    };
     let first = decide(&c, "s1");
     let _ = c.apply(first);
     let world = LedgerCommand::Post {
@@ -839,8 +859,13 @@ fn a_debit_and_its_credit_row_are_one_record() {
             legs: Vec::new(),
         },
     };
-    let decided = c.decide(&with_row("d1", "x1", 3_000), 0, bugs);
-    let Decision::Write(record @ LedgerRecord::PostedWithRow { .. }) = decided else {
+    let decided = c.decide(&with_row("d1", "x1", 3_000), 0);
+    let Decision::Write(
+        record @ LedgerRecord::Participant(ParticipantRecord::Outbox(OutboxRecord::PostedWithRow {
+            ..
+        })),
+    ) = decided
+    else {
         panic!("one record with the voucher and the row: {decided:?}");
     };
     assert!(c.apply(record).is_ok());
@@ -848,18 +873,22 @@ fn a_debit_and_its_credit_row_are_one_record() {
         run(&mut c, with_row("d1", "x1", 3_000), bugs).is_ok(),
         "a repeat"
     );
-    assert_eq!(c.unsent_rows().count(), 1, "one row");
+    assert_eq!(c.outbox().unsent_rows().count(), 1, "one row");
     let refused = run(&mut c, with_row("d2", "x2", 1_000_000), bugs);
     assert!(matches!(
         refused,
         Err(LedgerError::InsufficientFunds { .. })
     ));
-    assert_eq!(c.unsent_rows().count(), 1, "a refused debit writes no row");
-    let sent = LedgerRecord::RowsSent {
+    assert_eq!(
+        c.outbox().unsent_rows().count(),
+        1,
+        "a refused debit writes no row"
+    );
+    let sent = OutboxRecord::RowsSent {
         xids: vec![Xid::new("x1")],
     };
-    let _ = c.apply(sent);
-    assert_eq!(c.unsent_rows().count(), 0);
+    let _ = c.apply(LedgerRecord::Participant(sent.into()));
+    assert_eq!(c.outbox().unsent_rows().count(), 0);
 }
 
 /// The txmsg check-back's question to the ledger: a request posted is settled as posted; one

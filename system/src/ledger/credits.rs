@@ -10,6 +10,7 @@ use crate::broker::{BrokerCall, BrokerCommand, BrokerReply};
 use crate::ids::{EventId, Xid};
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
+use crate::outbox::participant::OutboxRecord;
 use crate::producer::outbox::{Origin, Outbox, OutboxOutput, RESEND_INTERVAL};
 use crate::producer::Message;
 use crate::transport::Transport;
@@ -41,7 +42,7 @@ impl Credits {
     ) -> Arc<Credits> {
         let unsent: Vec<Message> = {
             let c = core.lock().unwrap_or_else(|p| p.into_inner());
-            c.unsent_rows().map(CreditRow::message).collect()
+            c.outbox().unsent_rows().map(CreditRow::message).collect()
         };
         let credits = Arc::new(Credits {
             broker,
@@ -121,7 +122,8 @@ impl Credits {
         let Some(xid) = id.to_string().strip_prefix("credit:").map(Xid::new) else {
             return;
         };
-        let record = LedgerRecord::RowsSent { xids: vec![xid] };
+        let sent = OutboxRecord::RowsSent { xids: vec![xid] };
+        let record = LedgerRecord::Participant(sent.into());
         let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
         self.log.append(&record);
         let _ = core.apply(record);

@@ -3,7 +3,7 @@
 
 use super::changes::LedgerChanges;
 use super::core::{Decision, LedgerCore, LedgerRecord};
-use super::fence::{BranchKey, FenceRefusal};
+use super::participant::ParticipantRecord;
 use super::types::{ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError};
 use crate::auth::{Authority, Directory};
 use crate::buggify::Point;
@@ -11,7 +11,10 @@ use crate::bugs::Bug;
 use crate::ids::ShardId;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
+use crate::outbox::participant::OutboxRecord;
 use crate::probes::names;
+use crate::tcc::fence::{BranchKey, FenceRefusal};
+use crate::tcc::participant::TccRecord;
 use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,9 +24,12 @@ use std::time::Duration;
 fn tcc_corner(command: &LedgerCommand, decision: &Decision) -> Option<&'static str> {
     use LedgerCommand::{TccCancel, TccConfirm, TccTry};
     match (command, decision) {
-        (TccCancel { .. }, Decision::Write(LedgerRecord::TccSuspended { .. })) => {
-            Some(names::TCC_EMPTY_ROLLBACK)
-        }
+        (
+            TccCancel { .. },
+            Decision::Write(LedgerRecord::Participant(ParticipantRecord::Tcc(
+                TccRecord::Suspended { .. },
+            ))),
+        ) => Some(names::TCC_EMPTY_ROLLBACK),
         (TccTry { .. }, Decision::Reply(Err(LedgerError::Fence(FenceRefusal::TryAfterCancel)))) => {
             Some(names::TCC_LATE_TRY_REFUSED)
         }
@@ -94,7 +100,7 @@ impl Shell {
         // Decide, write and apply under one lock: no other command sees a half step.
         let (reply, wrote, mark, row) = {
             let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
-            let decision = core.decide(&command, self.env.clock.now_ms(), self.env.bugs);
+            let decision = core.decide(&command, self.env.clock.now_ms());
             if let Some(corner) = tcc_corner(&command, &decision) {
                 probes.hit(corner);
             }
@@ -106,13 +112,17 @@ impl Shell {
                 }
                 Decision::Write(record) => {
                     self.log.append(&record);
-                    if let (Some(credits), LedgerRecord::PostedWithRow { row: r, .. }) =
-                        (&self.credits, &record)
+                    if let (
+                        Some(credits),
+                        LedgerRecord::Participant(ParticipantRecord::Outbox(
+                            OutboxRecord::PostedWithRow { row: r, .. },
+                        )),
+                    ) = (&self.credits, &record)
                     {
                         credits.appended(r);
                         row = Some(r.clone());
                     }
-                    if core.locking() {
+                    if core.tcc().locking() {
                         self.time_lock(&record);
                     }
                     (core.apply(record), true)
@@ -151,10 +161,14 @@ impl Shell {
         let now = self.env.clock.now_ms();
         let mut locked_at = self.locked_at.lock().unwrap_or_else(|p| p.into_inner());
         match record {
-            LedgerRecord::TccTried { branch, .. } => {
+            LedgerRecord::Participant(ParticipantRecord::Tcc(TccRecord::Tried {
+                branch, ..
+            })) => {
                 locked_at.insert(branch.clone(), now);
             }
-            LedgerRecord::TccConfirmed { branch, .. } | LedgerRecord::TccCancelled { branch } => {
+            LedgerRecord::Participant(ParticipantRecord::Tcc(
+                TccRecord::Confirmed { branch, .. } | TccRecord::Cancelled { branch },
+            )) => {
                 if let Some(at) = locked_at.remove(branch) {
                     self.env.probes.lock_held(now.saturating_sub(at));
                 }
@@ -214,8 +228,8 @@ impl LedgerNode {
             .replay(&records);
         // Locks recovered from the log are timed from the restart (their start is unknown).
         let now = env.clock.now_ms();
-        let locked_at = match core.locking() {
-            true => core.holds().map(|(k, _)| (k.clone(), now)).collect(),
+        let locked_at = match core.tcc().locking() {
+            true => core.tcc().holds().map(|(k, _)| (k.clone(), now)).collect(),
             false => Default::default(),
         };
         let core = Arc::new(Mutex::new(core));

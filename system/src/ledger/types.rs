@@ -1,9 +1,9 @@
 //! The ledger's vocabulary: subjects, legs, vouchers, journal entries, commands, replies, errors.
 
-use super::fence::{BranchKey, FenceRefusal};
 use crate::ids::{AccountId, RequestId, ShardId, VoucherId, Xid};
 use crate::money::Amount;
 pub use crate::movement::LegAction;
+use crate::tcc::fence::{BranchKey, FenceRefusal};
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -19,6 +19,8 @@
 //! when the debit was posted. A check-back about a movement this incarnation is still running
 //! answers UNKNOWN.
 
+pub mod participant;
+
 use crate::broker::consumer::{self, ConsumerConfig};
 use crate::broker::{BrokerCall, BrokerCommand, BrokerReply, CheckAnswer, CheckBackCall};
 use crate::broker::{ConsumeMode, Delivery};

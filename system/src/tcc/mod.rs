@@ -7,7 +7,9 @@
 //!   (xid, branch), a pure sub-state machine the ledger core hosts.
 
 pub mod engine;
+pub mod fence;
 pub mod manager;
+pub mod participant;
 
 pub use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 pub use manager::{TccConfig, TccManager};
