@@ -1,24 +1,21 @@
-//! Invariant 11: at rest, all branches of an activity end the same way, and none is left in Try.
+//! Invariant 11: at rest, all branches of a movement end the same way, and none is left
+//! unfinished.
 //!
-//! Checked at quiescence only: mid-flight an activity is legitimately half-confirmed. At rest,
-//! every activity has reached a terminal status other than Heuristic, and its branches agree
-//! with it: a Committed activity has each branch's fence row Committed (on shards that keep
-//! fences for it) and each leg of its movement posted by exactly one voucher; a Aborted one
-//! has no branch Tried or Committed and vouchers that net to zero (none at all for a strategy
-//! that posts only once it decided; a step and its compensation for a saga). Independently of
-//! any activity, the fence rows of one xid never mix Committed with RolledBack or Suspended: that is a
-//! half-committed transaction whatever its manager's log says. A commit decision that was not
+//! Checked at quiescence only: mid-flight a movement is legitimately half-done. At rest, every
+//! movement has reached a terminal phase other than Heuristic, and its effects agree with it,
+//! judged by net effect so that any strategy can be: a Committed movement posted each of its
+//! legs by exactly one voucher and nothing else; an Aborted one posted vouchers that net to
+//! zero (none at all for a strategy that posts only once it decided; a step and its
+//! compensation for a saga). Strategies with fenced participants are also judged by their
+//! fence rows ([`crate::fences`]): committed branches fenced Committed, none left Tried after
+//! a rollback, and no xid mixing a commit with a cancel. A commit decision that was not
 //! durable before phase two, or a timeout rollback racing the commit, ends exactly so.
 
+use crate::fences::{self, Fenced};
 use crate::index::{nets_to_zero, voucher_ids, vouchers_by_xid, Posted};
 use crate::money::{checked_sum, same, show};
-use crate::{
-    ActivityState, FenceRow, FenceState, Invariant, MovementLeg, Observation, Phase, Violation,
-};
+use crate::{ActivityState, Invariant, MovementLeg, Observation, Phase, Violation};
 use std::collections::BTreeMap;
-
-/// A fence row together with the shard holding it.
-type Fenced<'a> = (u32, &'a FenceRow);
 
 /// What every rule needs: the fence rows and the vouchers of each xid, across shards.
 struct Branches<'a> {
@@ -37,17 +34,8 @@ impl<'a> Branches<'a> {
 }
 
 pub fn check(obs: &Observation) -> Vec<Violation> {
-    let mut fences: BTreeMap<&str, Vec<Fenced<'_>>> = BTreeMap::new();
-    for shard in &obs.shards {
-        for row in &shard.fences {
-            fences
-                .entry(row.xid.as_str())
-                .or_default()
-                .push((shard.shard, row));
-        }
-    }
     let branches = Branches {
-        fences,
+        fences: fences::by_xid(obs),
         vouchers: vouchers_by_xid(obs),
     };
     let mut out = Vec::new();
@@ -59,17 +47,8 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
             _ => {}
         }
     }
-    out.extend(mixed_fences(&branches));
+    out.extend(fences::mixed(&branches.fences, &branches.vouchers));
     out
-}
-
-/// Fence rows as "0/1:Committed" (shard/branch:state), for evidence.
-fn render_fences(fences: &[Fenced<'_>]) -> String {
-    let each: Vec<String> = fences
-        .iter()
-        .map(|(shard, row)| format!("{shard}/{}:{:?}", row.branch, row.state))
-        .collect();
-    each.join(",")
 }
 
 /// A violation about activity `a`, with its branches' fences and vouchers.
@@ -80,7 +59,7 @@ fn about(a: &ActivityState, b: &Branches<'_>, message: String) -> Violation {
         .with("kind", format!("{:?}", a.kind))
         .with("status", format!("{:?}", a.status))
         .with("node", &a.node)
-        .with("fences", render_fences(b.fences(&a.xid)))
+        .with("fences", fences::render(b.fences(&a.xid)))
         .with("vouchers", voucher_ids(b.vouchers(&a.xid)))
 }
 
@@ -115,12 +94,17 @@ fn posts(shard: u32, v: &Posted<'_>, leg: &MovementLeg) -> bool {
             .any(|l| l.account == leg.account && l.side == leg.side)
 }
 
-/// A committed activity has every branch fenced Committed and posted exactly once, and no
-/// voucher besides.
+/// A committed activity has every branch fenced Committed (where its shard keeps fences)
+/// and posted exactly once, and no voucher besides.
 fn committed(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     for leg in &a.legs {
-        out.extend(branch_fence_committed(a, leg, b));
+        if let Some((msg, leg)) = fences::not_committed(a, leg, b.fences(&a.xid)) {
+            let v = about(a, b, msg)
+                .with("branch", leg.branch)
+                .with("shard", leg.shard);
+            out.push(v);
+        }
         out.extend(branch_posted_once(a, leg, b));
     }
     if a.legs.is_empty() {
@@ -141,39 +125,6 @@ fn committed(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
         out.push(about(a, b, msg).with("extra", voucher_ids(&extra)));
     }
     out
-}
-
-fn branch_fence_committed(
-    a: &ActivityState,
-    leg: &MovementLeg,
-    b: &Branches<'_>,
-) -> Option<Violation> {
-    let on_shard: Vec<Fenced<'_>> = b
-        .fences(&a.xid)
-        .iter()
-        .filter(|(shard, _)| *shard == leg.shard)
-        .copied()
-        .collect();
-    // A shard that keeps no fence for this activity runs a strategy without fences.
-    if on_shard.is_empty() {
-        return None;
-    }
-    let states: Vec<FenceState> = on_shard
-        .iter()
-        .filter(|(_, row)| row.branch == leg.branch)
-        .map(|(_, row)| row.state)
-        .collect();
-    if states.contains(&FenceState::Committed) {
-        return None;
-    }
-    let msg = format!(
-        "activity {} is Committed but branch {} on shard {} is fenced {:?}",
-        a.xid, leg.branch, leg.shard, states
-    );
-    let v = about(a, b, msg)
-        .with("branch", leg.branch)
-        .with("shard", leg.shard);
-    Some(v)
 }
 
 fn branch_posted_once(a: &ActivityState, leg: &MovementLeg, b: &Branches<'_>) -> Option<Violation> {
@@ -223,21 +174,11 @@ fn branch_posted_once(a: &ActivityState, leg: &MovementLeg, b: &Branches<'_>) ->
     Some(v)
 }
 
-/// A rolled-back activity has no branch Tried or Committed, and posted nothing.
+/// A rolled-back activity has no branch Tried or Committed (where fences are kept), and
+/// posted nothing, or nothing it did not undo.
 fn rolled_back(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
-    let live: Vec<Fenced<'_>> = b
-        .fences(&a.xid)
-        .iter()
-        .filter(|(_, row)| matches!(row.state, FenceState::Tried | FenceState::Committed))
-        .copied()
-        .collect();
-    if !live.is_empty() {
-        let msg = format!(
-            "activity {} is Aborted but branches {} were not cancelled",
-            a.xid,
-            render_fences(&live)
-        );
+    if let Some(msg) = fences::not_cancelled(a, b.fences(&a.xid)) {
         out.push(about(a, b, msg));
     }
     let posted = b.vouchers(&a.xid);
@@ -252,27 +193,6 @@ fn rolled_back(a: &ActivityState, b: &Branches<'_>) -> Vec<Violation> {
         out.push(about(a, b, msg));
     }
     out
-}
-
-/// The fence rows of one xid never mix a commit with a cancel, whatever the activity says.
-fn mixed_fences(b: &Branches<'_>) -> Vec<Violation> {
-    let cancelled = |s: FenceState| matches!(s, FenceState::RolledBack | FenceState::Suspended);
-    let mixed = b.fences.iter().filter(|(_, rows)| {
-        rows.iter().any(|(_, r)| r.state == FenceState::Committed)
-            && rows.iter().any(|(_, r)| cancelled(r.state))
-    });
-    mixed
-        .map(|(xid, rows)| {
-            let msg = format!(
-                "activity {xid} has branches both committed and cancelled: {}",
-                render_fences(rows)
-            );
-            Violation::new(Invariant::Atomicity, msg)
-                .with("xid", xid)
-                .with("fences", render_fences(rows))
-                .with("vouchers", voucher_ids(b.vouchers(xid)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

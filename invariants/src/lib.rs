@@ -33,14 +33,17 @@
 pub mod atomicity;
 pub mod authorization;
 pub mod clearing;
+pub mod compensation;
 pub mod conservation;
 pub mod delta;
 pub mod derivation;
 pub mod durability;
 pub mod exactly_once;
+mod fences;
 pub mod idempotency;
 pub mod incremental;
 mod index;
+pub mod isolation;
 pub mod liveness;
 pub mod message_completeness;
 mod money;
@@ -92,6 +95,8 @@ pub fn check_quiescent(obs: &Observation) -> Vec<Violation> {
     out.extend(notification::check(obs));
     out.extend(authorization::check(obs));
     out.extend(clearing::check(obs));
+    out.extend(isolation::check(obs));
+    out.extend(compensation::check(obs));
     out
 }
 

@@ -118,6 +118,17 @@ pub struct VoucherRecord {
     /// The global transaction (activity) this voucher is one branch of, if any. Such vouchers
     /// are judged per activity (atomicity, trade-ledger agreement), not per client request.
     pub xid: Option<String>,
+    /// Which step of that movement it posts (or compensates), if any.
+    #[serde(default)]
+    pub step: Option<MovementStep>,
+}
+
+/// Which part of its movement a posting is: the step of leg `index`, or that step's
+/// compensation (`undo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MovementStep {
+    pub index: u32,
+    pub undo: bool,
 }
 
 /// One journal entry (账务流水): one leg of one voucher applied to one account.
@@ -430,6 +441,56 @@ pub struct Observation {
     /// (empty without banks).
     #[serde(default)]
     pub clearing: ClearingSnapshot,
+    /// What only some strategies keep, read at rest: the 2PC participants' lock history and
+    /// the saga logs (empty under the other strategies).
+    #[serde(default)]
+    pub strategy: StrategySnapshot,
+}
+
+/// The strategy-specific part of an observation, read at rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategySnapshot {
+    /// Every lock a locking (2PC) participant took or released, in each shard's log order.
+    pub locks: Vec<LockEvent>,
+    /// Every saga in every saga log, as the log says it stands.
+    pub sagas: Vec<SagaLogEntry>,
+}
+
+/// A prepared branch taking (`acquire`) or releasing the lock on its account, at position
+/// `seq` of its shard's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockEvent {
+    pub shard: u32,
+    pub seq: u64,
+    pub account: u64,
+    pub xid: String,
+    pub branch: u32,
+    pub acquire: bool,
+}
+
+/// One saga as its coordinator's log holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaLogEntry {
+    /// The payment node whose log it is.
+    pub node: String,
+    pub xid: String,
+    /// How many steps (legs) it has.
+    pub steps: u32,
+    /// The step that was refused, if one was (steps before it must be compensated).
+    pub failed: Option<u32>,
+    /// How it ended, if it has.
+    pub end: Option<SagaEnd>,
+}
+
+/// How a saga's log says it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SagaEnd {
+    /// Every step done.
+    Completed,
+    /// Every done step compensated.
+    Compensated,
+    /// A compensation was refused.
+    Heuristic,
 }
 
 /// The clearing layer as the checkers read it.

@@ -47,6 +47,7 @@ pub fn voucher(id: &str, request: &str, from: u64, to: u64, amount: Decimal) -> 
             leg(to, Side::Credit, amount),
         ],
         xid: None,
+        step: None,
     }
 }
 
@@ -399,6 +400,7 @@ pub fn valid() -> Observation {
         progress: crate::observation::Progress::default(),
         owners: None,
         clearing: crate::ClearingSnapshot::default(),
+        strategy: crate::StrategySnapshot::default(),
     }
 }
 

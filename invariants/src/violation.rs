@@ -47,6 +47,11 @@ pub enum Invariant {
     /// bank's books and statement, instruction by instruction (no 长款, no 短款, no amount
     /// mismatch).
     Reconciliation,
+    /// Invariant 22: a locking (2PC) participant never lets two movements hold one account.
+    Isolation,
+    /// Invariant 23: at rest, the ledger did what each saga's log says (steps and
+    /// compensations posted, each once).
+    Compensation,
 }
 
 impl Invariant {
@@ -69,6 +74,8 @@ impl Invariant {
         Invariant::NoUnauthorizedEffect,
         Invariant::Durability,
         Invariant::Reconciliation,
+        Invariant::Isolation,
+        Invariant::Compensation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +97,8 @@ impl Invariant {
             Invariant::NoUnauthorizedEffect => "no-unauthorized-effect",
             Invariant::Durability => "durability",
             Invariant::Reconciliation => "reconciliation",
+            Invariant::Isolation => "isolation",
+            Invariant::Compensation => "compensation",
         }
     }
 }
@@ -105,7 +114,9 @@ fn json_spells_every_invariant_by_its_name() {
         VoucherBalance | Conservation | Derivation | NonNegativity | ExactlyOnce | Idempotency
         | RefundBound | TradeLedgerAgreement | LegalTransitions | Atomicity
         | ReservationRelease | MessageCompleteness | Replicas | NotificationOutcome
-        | NoUnauthorizedEffect | Durability | Reconciliation => Invariant::ALL.contains(&i),
+        | NoUnauthorizedEffect | Durability | Reconciliation | Isolation | Compensation => {
+            Invariant::ALL.contains(&i)
+        }
     };
     assert!(Invariant::ALL.iter().all(|&i| listed(i)));
     for i in [

@@ -246,6 +246,9 @@ impl Cluster {
                 None if scope == Scope::Progress => {}
                 None => slot.service.observe_durable(&slot.env, scope, &mut obs),
             }
+            if scope == Scope::Rest {
+                slot.service.observe_strategy(&slot.env, &mut obs);
+            }
             if live.is_none() && scope.progress() {
                 obs.progress.down.push(slot.env.name.to_string());
             }

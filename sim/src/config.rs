@@ -291,6 +291,8 @@ pub enum ConfigError {
     BugNeedsMessages(Bug),
     #[error("--strategy {0} moves its credits through the broker; run it with --messages outbox or txmsg")]
     StrategyNeedsMessages(StrategyKind),
+    #[error("bug {bug} lives in the {needs} strategy; run it with --strategy {needs}")]
+    BugNeedsStrategy { bug: Bug, needs: StrategyKind },
     #[error("bug {0} lives in the clearing layer; run it with --banks 2")]
     BugNeedsBanks(Bug),
     #[error("{0} only applies to an open-loop run; give --rate too")]
@@ -321,6 +323,14 @@ pub fn mode_of_bug(bug: Bug) -> Option<MessageMode> {
     match bug {
         Bug::OutboxNoResender => Some(MessageMode::Outbox),
         Bug::CheckbackFromMemory | Bug::CheckbackDefaultsCommit => Some(MessageMode::Txmsg),
+        _ => None,
+    }
+}
+
+/// The strategy a planted bug lives in, if it lives in one.
+pub fn strategy_of_bug(bug: Bug) -> Option<StrategyKind> {
+    match bug {
+        Bug::TwoPcLockIgnoresCredits => Some(StrategyKind::TwoPc),
         _ => None,
     }
 }
@@ -531,6 +541,12 @@ impl RunConfig {
             }
             if bug_needs_banks(bug) && self.banks == 0 {
                 return Err(ConfigError::BugNeedsBanks(bug));
+            }
+            match strategy_of_bug(bug) {
+                Some(needs) if needs != self.strategy => {
+                    return Err(ConfigError::BugNeedsStrategy { bug, needs })
+                }
+                _ => {}
             }
             if let (Some(needs), Some(mode)) = (mode_of_bug(bug), self.messages) {
                 if needs != mode {

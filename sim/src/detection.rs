@@ -67,7 +67,8 @@ impl Detection {
 }
 
 /// The run of `seed` with `bug` planted: the defaults, in the message mode the bug lives in
-/// (and with two banks if it lives in the clearing layer and the defaults have none), with
+/// (and with two banks if it lives in the clearing layer and the defaults have none, in its
+/// strategy if it lives in one), with
 /// `faults` as `--faults` (the seed's swarm when `None`).
 pub fn config(bug: Bug, seed: u64, faults: Option<Vec<FaultKind>>) -> RunConfig {
     let mut config = RunConfig {
@@ -78,6 +79,9 @@ pub fn config(bug: Bug, seed: u64, faults: Option<Vec<FaultKind>>) -> RunConfig 
     .resolve();
     if crate::config::bug_needs_banks(bug) && config.banks == 0 {
         config.banks = 2;
+    }
+    if let Some(strategy) = crate::config::strategy_of_bug(bug) {
+        config.strategy = strategy;
     }
     config
 }

@@ -82,6 +82,58 @@ fn hold_key(branch: &BranchKey) -> String {
     format!("tcc:{}:{}", branch.xid, branch.branch)
 }
 
+/// The locks a locking (2PC) shard's participant took and released, in its log's order: a
+/// Try locks its branch's account, its Confirm or Cancel releases it.
+pub fn lock_history(shard: u32, records: &[ledger::LedgerRecord]) -> Vec<inv::LockEvent> {
+    use paylab_system::ledger::ParticipantRecord::Tcc;
+    use paylab_system::tcc::participant::TccRecord;
+    let mut accounts = std::collections::BTreeMap::new();
+    let mut out = Vec::new();
+    for (seq, record) in records.iter().enumerate() {
+        let ledger::LedgerRecord::Participant(Tcc(r)) = record else {
+            continue;
+        };
+        let (branch, acquire) = match r {
+            TccRecord::Tried { branch, action } => {
+                accounts.insert(branch.clone(), action.account());
+                (branch, true)
+            }
+            TccRecord::Confirmed { branch, .. } | TccRecord::Cancelled { branch } => {
+                (branch, false)
+            }
+            TccRecord::Suspended { .. } => continue,
+        };
+        let Some(account) = accounts.get(branch) else {
+            continue;
+        };
+        out.push(inv::LockEvent {
+            shard,
+            seq: seq as u64,
+            account: account.0,
+            xid: branch.xid.to_string(),
+            branch: branch.branch,
+            acquire,
+        });
+    }
+    out
+}
+
+/// One saga as its log stands.
+pub fn saga(node: &str, s: &paylab_system::saga::SagaSummary) -> inv::SagaLogEntry {
+    use paylab_system::movement::Phase;
+    inv::SagaLogEntry {
+        node: node.to_string(),
+        xid: s.xid.to_string(),
+        steps: s.steps,
+        failed: s.failed,
+        end: s.ended.map(|p| match p {
+            Phase::Committed => inv::SagaEnd::Completed,
+            Phase::Heuristic => inv::SagaEnd::Heuristic,
+            _ => inv::SagaEnd::Compensated,
+        }),
+    }
+}
+
 /// A god's-eye snapshot of one ledger shard.
 pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
     let (freezes, prepared) = reservations(core);
@@ -183,6 +235,10 @@ fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
             })
             .collect(),
         xid: v.xid.as_ref().map(|x| x.to_string()),
+        step: v.step.map(|s| inv::MovementStep {
+            index: s.index,
+            undo: s.undo,
+        }),
     }
 }
 

@@ -395,6 +395,8 @@ struct Checker {
     lost_by_design: Vec<String>,
     /// Channel orders by kind and outcome at the final read.
     orders: BTreeMap<String, usize>,
+    /// The strategy-specific history the final read judged: lock events, saga-log entries.
+    strategy_read: (u64, u64),
 }
 
 impl Checker {
@@ -440,6 +442,8 @@ impl Checker {
         };
         obs.owners = self.directory.map(|dir| registered_owners(&dir, &obs));
         self.orders = crate::clearing_figures::orders(&obs.clearing);
+        let strategy = &obs.strategy;
+        self.strategy_read = (strategy.locks.len() as u64, strategy.sagas.len() as u64);
         let found = if at_rest {
             check_all(&obs)
         } else {
@@ -508,10 +512,14 @@ impl Checker {
     ) -> Outcomes {
         let snapshots_checked = self.snapshots;
         let orders = std::mem::take(&mut self.orders);
+        let (locks, sagas) = self.strategy_read;
         let (violations, expected) = self.into_violations(config);
+        use paylab_system::probes::names;
         for _ in &expected {
-            probes.hit(paylab_system::probes::names::EXPECTED_ANOMALY);
+            probes.hit(names::EXPECTED_ANOMALY);
         }
+        probes.hit_n(names::CHECKED_LOCK_EVENTS, locks);
+        probes.hit_n(names::CHECKED_SAGAS, sagas);
         Outcomes {
             stuck,
             violations,

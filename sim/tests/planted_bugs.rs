@@ -2,7 +2,7 @@
 //! 200 seeds: proof that the checkers can fail. The violation must name its evidence (the
 //! request, activity or trade), and the report must say how to replay it.
 
-use paylab_sim::config::mode_of_bug;
+use paylab_sim::config::{mode_of_bug, strategy_of_bug};
 use paylab_sim::plan::{Fault, FaultPlan};
 use paylab_sim::{run, run_with_plan, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
@@ -32,6 +32,7 @@ fn config(bug: Bug, seed: u64) -> RunConfig {
     RunConfig {
         bug: Some(bug),
         messages: mode_of_bug(bug).or(base.messages),
+        strategy: strategy_of_bug(bug).unwrap_or(base.strategy),
         ..base
     }
 }
@@ -436,4 +437,34 @@ fn channel_order_not_durable_before_send_is_caught_by_durability() {
         .find(|v| v.invariant.name() == "durability")
         .expect("caught");
     assert_eq!(v.evidence["file"], "clearing.log");
+}
+
+/// A prepared 2PC credit that holds no lock lets a second movement prepare on its account:
+/// the isolation checker, reading each locking shard's lock history from its log at rest,
+/// names the holder and the taker. The same seed without the bug judges the same kind of
+/// history and finds nothing.
+#[test]
+fn two_pc_lock_ignores_credits_is_caught_by_isolation() {
+    let bug = Bug::TwoPcLockIgnoresCredits;
+    let holder = caught_naming(bug, "holder");
+    assert!(holder.starts_with('x'), "a branch: {holder}");
+    let report = first_caught(bug);
+    assert!(
+        report.repro().contains("--strategy 2pc"),
+        "{}",
+        report.repro()
+    );
+    assert!(report
+        .violations
+        .iter()
+        .all(|v| v.invariant.name() == "isolation"));
+    let clean = run(RunConfig {
+        bug: None,
+        ..report.config.clone()
+    });
+    assert_eq!(clean.verdict.exit_code(), 0, "{:?}", clean.violations);
+    assert!(
+        clean.probe("run.checked-lock-events") > 0,
+        "the clean run's lock history was judged too"
+    );
 }

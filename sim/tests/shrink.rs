@@ -2,7 +2,7 @@
 //! families (the ledger, TCC, trades, the message layer, replicas, liveness), and bad input is
 //! refused with exit 2.
 
-use paylab_sim::config::mode_of_bug;
+use paylab_sim::config::{mode_of_bug, strategy_of_bug};
 use paylab_sim::plan::FaultPlan;
 use paylab_sim::run::run_with_plan;
 use paylab_sim::shrink::candidates::Case;
@@ -18,6 +18,7 @@ fn config(bug: Bug, seed: u64) -> RunConfig {
     RunConfig {
         bug: Some(bug),
         messages: mode_of_bug(bug).or(base.messages),
+        strategy: strategy_of_bug(bug).unwrap_or(base.strategy),
         ..base
     }
 }

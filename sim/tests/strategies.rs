@@ -131,6 +131,16 @@ fn the_saga_recovers_and_shows_no_anomaly_here() {
     assert_eq!(resumed.verdict, Verdict::Pass, "{:#?}", resumed.violations);
     assert!(resumed.expected_anomalies.is_empty());
     assert_eq!(resumed.probe("saga.compensation-refused"), 0);
+    assert!(
+        resumed.probe("run.checked-sagas") > 0,
+        "the compensation checker judged the saga logs against the ledger"
+    );
+    let tcc = run(with(StrategyKind::Tcc, resumed.config.seed));
+    assert_eq!(
+        tcc.probe("run.checked-sagas"),
+        0,
+        "only the saga keeps a saga log"
+    );
 }
 
 /// 2PC blocks: a payment node (the coordinator) that restarts with activities it had
@@ -169,8 +179,13 @@ fn two_phase_commit_holds_locks_in_doubt_across_a_coordinator_restart() {
             > 0,
         "movements meeting a held lock are refused"
     );
+    assert!(
+        in_doubt.probe("run.checked-lock-events") > 0,
+        "the isolation checker judged the lock history, in-doubt locks included"
+    );
     let tcc = run(with(StrategyKind::Tcc, in_doubt.config.seed));
     assert_eq!(tcc.locks.released, 0, "tcc's reservations lock nothing");
+    assert_eq!(tcc.probe("run.checked-lock-events"), 0);
 }
 
 /// The outbox strategy is eventual and loses nothing: the debit and its credit's row are one

@@ -100,6 +100,11 @@ pub enum Bug {
     /// The gateway answers and sends a channel order's instruction before the order's record
     /// is durable: a crash then forgets an order the bank carries out.
     ChannelOrderNotDurableBeforeSend,
+    /// `2pc` only: a participant's prepared credit does not lock its account (the money is
+    /// in no balance yet, so the lock "protects nothing"), and another movement prepares on
+    /// the account while the credit is in doubt: the strategy's isolation is gone.
+    #[serde(rename = "2pc-lock-ignores-credits")]
+    TwoPcLockIgnoresCredits,
     /// Test-only, hidden from `paylab bugs` (not in [`Bug::ALL`]): the platform takes the
     /// commit-before-durable shortcut of `tcc-decision-not-durable` at random moments, by a
     /// coin that depends on the process and on how often it was tossed, so one seed gives
@@ -139,6 +144,7 @@ impl Bug {
         Bug::UnknownTreatedAsFail,
         Bug::ReconRepairNotIdempotent,
         Bug::ChannelOrderNotDurableBeforeSend,
+        Bug::TwoPcLockIgnoresCredits,
     ];
 
     /// Planted bugs for the harness's own tests, accepted by name but listed nowhere.
@@ -176,6 +182,7 @@ impl Bug {
             Bug::UnknownTreatedAsFail => "unknown-treated-as-fail",
             Bug::ReconRepairNotIdempotent => "recon-repair-not-idempotent",
             Bug::ChannelOrderNotDurableBeforeSend => "channel-order-not-durable-before-send",
+            Bug::TwoPcLockIgnoresCredits => "2pc-lock-ignores-credits",
             Bug::TestNondeterminism => "test-nondeterminism",
         }
     }
@@ -250,6 +257,9 @@ impl Bug {
             Bug::ChannelOrderNotDurableBeforeSend => {
                 "a channel order is answered and sent before it is durable"
             }
+            Bug::TwoPcLockIgnoresCredits => {
+                "a prepared 2PC credit leaves its account unlocked while it is in doubt"
+            }
             Bug::TestNondeterminism => {
                 "one seed gives different traces in different processes (test-only)"
             }
@@ -285,6 +295,7 @@ impl Bug {
             Bug::WithdrawalReversedOnTimeout | Bug::UnknownTreatedAsFail => "reconciliation",
             Bug::DepositCreditedOnReplyAndNotify | Bug::ReconRepairNotIdempotent => "exactly-once",
             Bug::ChannelOrderNotDurableBeforeSend => "durability",
+            Bug::TwoPcLockIgnoresCredits => "isolation",
             Bug::TestNondeterminism => "determinism-check",
         }
     }

@@ -25,6 +25,25 @@ pub struct Movement {
     pub legs: Vec<Leg>,
 }
 
+/// Which part of its movement a posting is: the step of leg `index` (the movement's legs in
+/// order; a TCC branch's index), or that step's compensation (`undo`, a saga's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Step {
+    pub index: u32,
+    pub undo: bool,
+}
+
+impl Step {
+    /// Leg `index`'s step.
+    pub fn of(index: u32) -> Step {
+        Step { index, undo: false }
+    }
+    /// The compensation of leg `index`'s step.
+    pub fn undo(index: u32) -> Step {
+        Step { index, undo: true }
+    }
+}
+
 /// How a movement ended, as its caller is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MovementOutcome {

@@ -123,8 +123,16 @@ impl Probes {
 
     /// Records that the corner `name` was reached once more.
     pub fn hit(&self, name: &'static str) {
+        self.hit_n(name, 1);
+    }
+
+    /// Counts `n` hits of probe `name` at once (none: the probe stays unfired).
+    pub fn hit_n(&self, name: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        *c.entry(name).or_insert(0) += 1;
+        *c.entry(name).or_insert(0) += n;
     }
 
     /// Counts one RPC send.
@@ -372,6 +380,10 @@ pub mod names {
     /// A violation the run's own unsafe configuration explains (the broker's async flush lost
     /// acknowledged writes in a crash), reported as an expected anomaly, not a failure.
     pub const EXPECTED_ANOMALY: &str = "run.expected-anomaly";
+    /// Lock events of locking (2PC) participants the isolation checker judged at rest.
+    pub const CHECKED_LOCK_EVENTS: &str = "run.checked-lock-events";
+    /// Saga-log entries the compensation checker judged at rest.
+    pub const CHECKED_SAGAS: &str = "run.checked-sagas";
     /// An honest client asked a request again after its definite answer.
     pub const CLIENT_RE_ASK: &str = "client.re-ask";
 }

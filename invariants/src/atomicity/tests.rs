@@ -1,5 +1,6 @@
 use super::*;
 use crate::testkit::{branch_voucher, ev, single, valid};
+use crate::FenceState;
 use rust_decimal_macros::dec;
 use Phase::*;
 

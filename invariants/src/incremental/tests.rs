@@ -159,6 +159,7 @@ fn voucher_record(shard: u32) -> impl Strategy<Value = VoucherRecord> {
             currency: "CNY".to_string(),
             legs,
             xid,
+            step: None,
         })
 }
 

@@ -161,6 +161,8 @@ pub const PROBES: &[&str] = &[
     names::CLIENT_UNKNOWN,
     names::CLIENT_RE_ASK,
     names::EXPECTED_ANOMALY,
+    names::CHECKED_LOCK_EVENTS,
+    names::CHECKED_SAGAS,
 ];
 
 /// The summary of a campaign's records (in any order, each seed once).

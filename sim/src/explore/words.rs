@@ -79,5 +79,7 @@ pub fn rule(i: Invariant) -> &'static str {
         Invariant::NoUnauthorizedEffect => "Every posting traces to an authorized request of the debited account's owner; money enters and leaves only through the funding path; every hostile attempt is refused and has no effect.",
         Invariant::Durability => "Every log sync that returns has made durable every byte the log held when it began: nothing is acknowledged that a power loss could take back.",
         Invariant::Reconciliation => "At rest, the platform's channel orders and reserve accounts agree with every bank's books and daily statement, instruction by instruction: nothing the bank has that the platform lacks (长款), nothing the platform has that the bank lacks (短款), no amount differs.",
+        Invariant::Isolation => "A locking (2PC) participant never lets a second movement lock an account a prepared branch holds until its decision arrives.",
+        Invariant::Compensation => "At rest, the ledger did what each saga's log says: every step of a completed saga posted once, every step before a refused one posted and compensated once, nothing after it posted.",
     }
 }

@@ -68,6 +68,14 @@ impl NodeService for LedgerConfig {
             obs.shards.push(observe::shard_snapshot(&core));
         }
     }
+    fn observe_strategy(&self, env: &NodeEnv, obs: &mut Observation) {
+        if self.locking {
+            let records = LedgerNode::durable_records(env, self);
+            obs.strategy
+                .locks
+                .extend(observe::lock_history(self.shard.0, &records));
+        }
+    }
     fn diff(&self, _env: &NodeEnv, whole: &Observation, world: &World, out: &mut Delta) {
         for s in &whole.shards {
             capture::shard_diff(s, world.shards.get(&s.shard), out);

@@ -130,6 +130,10 @@ pub trait NodeService: Send + Sync {
     /// `whole`, a whole [`Scope::Instant`] read of it (the capture's resync after a crash or a
     /// restart). Kinds the always-invariants do not read have nothing to add.
     fn diff(&self, _env: &NodeEnv, _whole: &Observation, _world: &World, _out: &mut Delta) {}
+    /// Reads, for the final check at rest, what only some strategies keep on this node's
+    /// disk (the 2PC participants' lock history, the saga logs), whether the node is up or
+    /// down: the durable logs are the whole story.
+    fn observe_strategy(&self, _env: &NodeEnv, _obs: &mut Observation) {}
 }
 
 /// A running service, published by its node's init.

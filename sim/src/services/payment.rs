@@ -9,6 +9,8 @@ use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Point;
 use paylab_system::node::{NodeEnv, Role};
 use paylab_system::payment::{PaymentConfig, PaymentNode, PaymentView};
+use paylab_system::saga::SagaCoordinator;
+use paylab_system::strategy::StrategyKind;
 use paylab_system::topology::Topology;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,6 +112,15 @@ impl NodeService for PaymentService {
             scope,
             obs,
         );
+    }
+    fn observe_strategy(&self, env: &NodeEnv, obs: &mut Observation) {
+        if self.config.strategy == StrategyKind::Saga {
+            let node = env.name.to_string();
+            let sagas = SagaCoordinator::durable_sagas(env);
+            obs.strategy
+                .sagas
+                .extend(sagas.iter().map(|s| observe::saga(&node, s)));
+        }
     }
     fn diff(&self, env: &NodeEnv, whole: &Observation, world: &World, out: &mut Delta) {
         capture::activities_diff(&env.name.to_string(), &whole.activities, world, out);

@@ -184,13 +184,13 @@ impl Books {
         }
     }
 
-    /// A post (of movement `xid`'s step, if any): the first outcome of `request` again, or
+    /// A post (of a movement's step, if any): the first outcome of `request` again, or
     /// the voucher, or a durable refusal.
     pub fn decide_post(
         &self,
         request: &RequestId,
         legs: &[Leg],
-        xid: Option<&Xid>,
+        movement: Option<(&Xid, Step)>,
         now_ms: u64,
     ) -> Decision {
         let bugs = self.bugs;
@@ -211,7 +211,8 @@ impl Books {
                 request: request.clone(),
                 legs: legs.to_vec(),
                 posted_ms: now_ms,
-                xid: xid.cloned(),
+                xid: movement.map(|(xid, _)| xid.clone()),
+                step: movement.map(|(_, step)| step),
             })),
             Err(error) => Decision::Write(self.refusal(request, legs, error)),
         }

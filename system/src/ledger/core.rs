@@ -157,9 +157,12 @@ impl LedgerCore {
                 books.decide_open(*account, *subject)
             }
             LedgerCommand::Post { request, legs } => books.decide_post(request, legs, None, now_ms),
-            LedgerCommand::PostStep { xid, request, legs } => {
-                books.decide_post(request, legs, Some(xid), now_ms)
-            }
+            LedgerCommand::PostStep {
+                xid,
+                step,
+                request,
+                legs,
+            } => books.decide_post(request, legs, Some((xid, *step)), now_ms),
             LedgerCommand::Freeze {
                 key,
                 account,

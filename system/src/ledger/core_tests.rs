@@ -851,10 +851,12 @@ fn a_debit_and_its_credit_row_are_one_record() {
     let transit = AccountId::transit(ShardId(0), SHARDS);
     let with_row = |req: &str, xid: &str, fen: i64| LedgerCommand::PostWithRow {
         xid: Xid::new(xid),
+        step: Step::of(0),
         request: RequestId::new(req),
         legs: vec![Leg::debit(PAYER, amt(fen)), Leg::credit(transit, amt(fen))],
         row: CreditRow {
             xid: Xid::new(xid),
+            step: Step::of(1),
             shard: ShardId(1),
             legs: Vec::new(),
         },

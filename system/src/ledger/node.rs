@@ -288,6 +288,12 @@ impl LedgerNode {
         f(&core, &changes)
     }
 
+    /// The durable records of a shard's log, in order (the harness reads the 2PC
+    /// participants' lock history from them at rest).
+    pub fn durable_records(env: &NodeEnv, config: &LedgerConfig) -> Vec<LedgerRecord> {
+        DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency).read_durable()
+    }
+
     /// What a shard whose node is down would recover: its durable records, folded.
     pub fn durable_state(env: &NodeEnv, config: &LedgerConfig) -> LedgerCore {
         let log = DurableLog::<LedgerRecord>::open(env, LOG_FILE, config.fsync_latency);

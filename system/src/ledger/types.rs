@@ -2,7 +2,7 @@
 
 use crate::ids::{AccountId, RequestId, ShardId, VoucherId, Xid};
 use crate::money::Amount;
-pub use crate::movement::LegAction;
+pub use crate::movement::{LegAction, Step};
 use crate::tcc::fence::{BranchKey, FenceRefusal};
 use crate::transport::Rpc;
 use rust_decimal::Decimal;
@@ -76,8 +76,10 @@ pub struct Voucher {
     pub legs: Vec<Leg>,
     /// The posting node's clock when it was posted.
     pub posted_ms: u64,
-    /// The global transaction this voucher is a branch of (a TCC Confirm), if any.
+    /// The movement this voucher is a step of, if any (none for the funding path's posts).
     pub xid: Option<Xid>,
+    /// Which step of that movement (or which compensation) it posts.
+    pub step: Option<Step>,
 }
 
 /// Checks the shape every voucher must have; used before writing and again on replay.
@@ -133,6 +135,8 @@ pub struct Freeze {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditRow {
     pub xid: Xid,
+    /// The credit's step in its movement.
+    pub step: Step,
     pub shard: ShardId,
     pub legs: Vec<Leg>,
 }
@@ -168,6 +172,7 @@ pub enum LedgerCommand {
     /// Internal: only the payment nodes.
     PostStep {
         xid: Xid,
+        step: Step,
         request: RequestId,
         legs: Vec<Leg>,
     },
@@ -176,6 +181,7 @@ pub enum LedgerCommand {
     /// relays the row to the broker once durable. Internal: only the payment nodes.
     PostWithRow {
         xid: Xid,
+        step: Step,
         request: RequestId,
         legs: Vec<Leg>,
         row: CreditRow,

@@ -19,7 +19,7 @@
 //! committed or rolled back, with its legs): a restart forgets it, as the strategy does.
 
 use crate::ids::{AccountId, RequestId, Xid};
-use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side};
+use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side, Step};
 use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 use crate::node::NodeEnv;
 use crate::refusal::{Refusal, RefusalCode};
@@ -143,6 +143,7 @@ impl NaiveCoordinator {
             let at_ms = self.env.clock.now_ms();
             let command = LedgerCommand::PostStep {
                 xid: xid.clone(),
+                step: Step::of(step),
                 request: RequestId::new(format!("naive:{xid}:{step}:{at_ms}.{n}")),
                 legs: legs.clone(),
             };

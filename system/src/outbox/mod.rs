@@ -25,7 +25,7 @@ use crate::broker::consumer::{self, ConsumerConfig};
 use crate::broker::{BrokerCall, BrokerCommand, BrokerReply, CheckAnswer, CheckBackCall};
 use crate::broker::{ConsumeMode, Delivery};
 use crate::ids::{AccountId, RequestId, Xid};
-use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side};
+use crate::ledger::{CreditRow, LedgerCall, LedgerCommand, Leg, Side, Step};
 use crate::ledger::{CREDITS_QUEUES, CREDITS_TOPIC};
 use crate::log::DurableLog;
 use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
@@ -197,12 +197,14 @@ impl OutboxCoordinator {
     }
 
     /// The debit's shard, its voucher's legs and the credit's row.
-    fn parts(&self, xid: &Xid, legs: &[Leg]) -> (crate::ids::ShardId, Vec<Leg>, CreditRow) {
+    fn parts(&self, xid: &Xid, legs: &[Leg]) -> Parts {
         let shards = self.topology.ledger_shards();
         let (debit, credit) = split(legs).expect("checked when begun");
         let (from, to) = (debit.account.shard(shards), credit.account.shard(shards));
+        let (debit_step, credit_step) = steps(legs);
         let row = CreditRow {
             xid: xid.clone(),
+            step: credit_step,
             shard: to,
             legs: vec![
                 Leg::debit(AccountId::transit(to, shards), credit.amount),
@@ -211,16 +213,28 @@ impl OutboxCoordinator {
         };
         let transit = AccountId::transit(from, shards);
         let voucher = vec![debit, Leg::credit(transit, debit.amount)];
-        (from, voucher, row)
+        Parts {
+            from,
+            step: debit_step,
+            voucher,
+            row,
+        }
     }
 
     /// The local transaction on the payer's shard: the debit and its credit's row (`outbox`),
     /// or the debit between its half message and the half's end (`txmsg`).
     async fn debit(&self, xid: &Xid, legs: &[Leg]) -> Result<(), Refusal> {
-        let (from, voucher, row) = self.parts(xid, legs);
+        let parts = self.parts(xid, legs);
         let Mode::Txmsg { broker, group } = &self.mode else {
+            let Parts {
+                from,
+                step,
+                voucher,
+                row,
+            } = parts;
             let command = LedgerCommand::PostWithRow {
                 xid: xid.clone(),
+                step,
                 request: RequestId::new(format!("outbox:{xid}:debit")),
                 legs: voucher,
                 row,
@@ -229,7 +243,6 @@ impl OutboxCoordinator {
             return post_until_answered(&self.transport, dst, command).await;
         };
         self.running().insert(xid.clone());
-        let parts = (from, voucher, row);
         let result = self.under_half(xid, parts, (*broker, group)).await;
         self.running().remove(xid);
         result
@@ -243,10 +256,10 @@ impl OutboxCoordinator {
     async fn under_half(
         &self,
         xid: &Xid,
-        (from, voucher, row): (crate::ids::ShardId, Vec<Leg>, CreditRow),
+        parts: Parts,
         (broker, group): (SocketAddr, &str),
     ) -> Result<(), Refusal> {
-        let message = row.message();
+        let message = parts.row.message();
         let command = BrokerCommand::SendHalf {
             topic: CREDITS_TOPIC.to_string(),
             key: message.key,
@@ -264,10 +277,11 @@ impl OutboxCoordinator {
         self.probes.hit(names::TXMSG_CREDIT_HALF_STORED);
         let command = LedgerCommand::PostStep {
             xid: xid.clone(),
+            step: parts.step,
             request: debit_request(xid),
-            legs: voucher,
+            legs: parts.voucher,
         };
-        let dst = self.topology.ledger(from);
+        let dst = self.topology.ledger(parts.from);
         let result = post_until_answered(&self.transport, dst, command).await;
         let end = BrokerCommand::EndTransaction {
             half,
@@ -303,12 +317,12 @@ impl OutboxCoordinator {
             // never this node's, and its debit was never asked by it.
             return CheckAnswer::Rollback;
         };
-        let (from, voucher, _) = self.parts(&row.xid, &legs);
+        let parts = self.parts(&row.xid, &legs);
         let settle = LedgerCommand::SettleRequest {
             request: debit_request(&row.xid),
-            legs: voucher,
+            legs: parts.voucher,
         };
-        let dst = self.topology.ledger(from);
+        let dst = self.topology.ledger(parts.from);
         let answer = self
             .transport
             .call(dst, LedgerCall(settle), HALF_POLICY.timeout);
@@ -358,6 +372,22 @@ const HALF_POLICY: RetryPolicy = RetryPolicy {
 };
 
 /// The one debit and the one credit of a movement, if that is what it is.
+/// The local transaction's parts: the debit's shard, its step and voucher, the credit's row.
+struct Parts {
+    from: crate::ids::ShardId,
+    step: Step,
+    voucher: Vec<Leg>,
+    row: CreditRow,
+}
+
+/// The steps of a two-leg movement's debit and credit (their places among its legs).
+fn steps(legs: &[Leg]) -> (Step, Step) {
+    match legs.first().map(|l| l.side) {
+        Some(Side::Debit) => (Step::of(0), Step::of(1)),
+        _ => (Step::of(1), Step::of(0)),
+    }
+}
+
 fn split(legs: &[Leg]) -> Option<(Leg, Leg)> {
     match legs {
         [a, b] if a.side == Side::Debit && b.side == Side::Credit => Some((*a, *b)),
@@ -428,6 +458,7 @@ pub async fn apply_credits(
                 .map_err(|e| format!("not a credit row: {e}"))?;
             let command = LedgerCommand::PostStep {
                 xid: row.xid.clone(),
+                step: row.step,
                 request: RequestId::new(format!("outbox:{}:credit", row.xid)),
                 legs: row.legs.clone(),
             };

@@ -45,6 +45,7 @@ impl LedgerParticipant for OutboxParticipant {
     fn decide(&self, command: &LedgerCommand, books: &Books, now_ms: u64) -> Option<Decision> {
         let LedgerCommand::PostWithRow {
             xid,
+            step,
             request,
             legs,
             row,
@@ -54,13 +55,17 @@ impl LedgerParticipant for OutboxParticipant {
         };
         // A refusal, or a repeat's first answer, is the books' own; only a fresh debit
         // carries the row.
-        Some(match books.decide_post(request, legs, Some(xid), now_ms) {
-            Decision::Write(LedgerRecord::Posted(voucher)) => write(OutboxRecord::PostedWithRow {
-                voucher,
-                row: row.clone(),
-            }),
-            other => other,
-        })
+        Some(
+            match books.decide_post(request, legs, Some((xid, *step)), now_ms) {
+                Decision::Write(LedgerRecord::Posted(voucher)) => {
+                    write(OutboxRecord::PostedWithRow {
+                        voucher,
+                        row: row.clone(),
+                    })
+                }
+                other => other,
+            },
+        )
     }
 
     fn apply(&mut self, record: OutboxRecord, books: &mut Books) -> Outcome {

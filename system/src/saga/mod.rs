@@ -16,7 +16,7 @@
 //! under this workload that anomaly cannot happen; the comparison says so rather than stage it.
 
 use crate::ids::{AccountId, RequestId, Xid};
-use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side};
+use crate::ledger::{LedgerCall, LedgerCommand, Leg, Side, Step};
 use crate::log::DurableLog;
 use crate::movement::{Branch, MovementLog, MovementRecord, MovementView, Phase};
 use crate::node::NodeEnv;
@@ -53,6 +53,17 @@ pub enum SagaRecord {
         compensated: bool,
         heuristic: Option<String>,
     },
+}
+
+/// One saga as its log stands: how many steps, the refused one, and its phase if it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaSummary {
+    pub xid: Xid,
+    pub steps: u32,
+    pub failed: Option<u32>,
+    /// `Committed` (every step done), `Aborted` (compensated) or `Heuristic`; `None` while
+    /// it runs.
+    pub ended: Option<Phase>,
 }
 
 /// The saga log's fold: each saga's legs and where it stands, and the neutral view.
@@ -172,6 +183,13 @@ impl SagaCoordinator {
         sagas.view.activities().cloned().collect()
     }
 
+    /// Every saga in the log on a node's disk, durable part only: what the harness's
+    /// saga-log checker compares with the ledger at rest.
+    pub fn durable_sagas(env: &NodeEnv) -> Vec<SagaSummary> {
+        let log = DurableLog::<SagaRecord>::open(env, LOG_FILE, Duration::ZERO);
+        summaries(&log.read_durable())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Sagas> {
         self.sagas.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -253,9 +271,8 @@ impl SagaCoordinator {
     /// recorded durably before any compensation.
     async fn forward(&self, xid: &Xid, legs: &[Leg]) -> Option<(u32, Refusal)> {
         for (step, leg) in legs.iter().enumerate() {
-            let request = format!("saga:{xid}:{step}");
-            if let Err(reason) = self.post(xid, request, leg, false).await {
-                let step = step as u32;
+            let step = step as u32;
+            if let Err(reason) = self.post(xid, Step::of(step), leg).await {
                 let failed = SagaRecord::Failed {
                     xid: xid.clone(),
                     step,
@@ -271,8 +288,7 @@ impl SagaCoordinator {
     /// Undoes `done` in reverse order; why it could not, if a compensation was refused.
     async fn compensate(&self, xid: &Xid, done: &[Leg]) -> Option<String> {
         for (step, leg) in done.iter().enumerate().rev() {
-            let request = format!("saga:{xid}:{step}:undo");
-            if let Err(refusal) = self.post(xid, request, leg, true).await {
+            if let Err(refusal) = self.post(xid, Step::undo(step as u32), leg).await {
                 return Some(format!(
                     "compensation of step {step} refused: {}",
                     refusal.detail
@@ -295,10 +311,16 @@ impl SagaCoordinator {
     }
 
     /// Posts one step (or its compensation) under its key, until answered.
-    async fn post(&self, xid: &Xid, request: String, leg: &Leg, undo: bool) -> Result<(), Refusal> {
+    async fn post(&self, xid: &Xid, step: Step, leg: &Leg) -> Result<(), Refusal> {
         let shards = self.topology.ledger_shards();
+        let (index, undo) = (step.index, step.undo);
+        let request = match undo {
+            false => format!("saga:{xid}:{index}"),
+            true => format!("saga:{xid}:{index}:undo"),
+        };
         let command = LedgerCommand::PostStep {
             xid: xid.clone(),
+            step,
             request: RequestId::new(request),
             legs: voucher_legs(leg, shards, undo),
         };
@@ -336,6 +358,43 @@ impl SagaCoordinator {
         sagas.view.take_changed();
         sagas.view.activities().cloned().collect()
     }
+}
+
+/// Each saga of a log, as the log says it stands.
+fn summaries(records: &[SagaRecord]) -> Vec<SagaSummary> {
+    let mut sagas: BTreeMap<Xid, SagaSummary> = BTreeMap::new();
+    for record in records {
+        match record {
+            SagaRecord::Begun { xid, legs } => {
+                let summary = SagaSummary {
+                    xid: xid.clone(),
+                    steps: legs.len() as u32,
+                    failed: None,
+                    ended: None,
+                };
+                sagas.insert(xid.clone(), summary);
+            }
+            SagaRecord::Failed { xid, step, .. } => {
+                if let Some(s) = sagas.get_mut(xid) {
+                    s.failed = Some(*step);
+                }
+            }
+            SagaRecord::Ended {
+                xid,
+                compensated,
+                heuristic,
+            } => {
+                if let Some(s) = sagas.get_mut(xid) {
+                    s.ended = Some(match (heuristic, compensated) {
+                        (Some(_), _) => Phase::Heuristic,
+                        (None, true) => Phase::Aborted,
+                        (None, false) => Phase::Committed,
+                    });
+                }
+            }
+        }
+    }
+    sagas.into_values().collect()
 }
 
 fn fold(records: &[SagaRecord], shards: u32) -> Sagas {

@@ -4,13 +4,13 @@
 //! its account against every other branch's Try until its decision arrives.
 
 use super::fence::{BranchKey, FenceDecision, FenceState, Fences};
-use crate::bugs::{Bug, Check};
+use crate::bugs::{Bug, Bugs, Check};
 use crate::ids::{AccountId, RequestId};
 use crate::ledger::participant::{write, LedgerParticipant};
 use crate::ledger::{
     Books, Decision, LedgerCommand, LedgerError, LedgerReply, Leg, Outcome, Voucher,
 };
-use crate::movement::LegAction;
+use crate::movement::{LegAction, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -89,12 +89,16 @@ impl TccParticipant {
     }
 
     /// The branch other than `branch` holding `account` locked, if any (only when locking).
-    fn locked_by(&self, account: AccountId, branch: &BranchKey) -> Option<&BranchKey> {
+    /// The planted bug lets a prepared credit hold no lock.
+    fn locked_by(&self, account: AccountId, branch: &BranchKey, bugs: Bugs) -> Option<&BranchKey> {
         if !self.locking {
             return None;
         }
+        let unlocked = |a: &LegAction| {
+            bugs.is(Bug::TwoPcLockIgnoresCredits) && matches!(a, LegAction::Credit { .. })
+        };
         let held = self.holds.iter();
-        held.filter(|(k, a)| *k != branch && a.account() == account)
+        held.filter(|(k, a)| *k != branch && a.account() == account && !unlocked(a))
             .map(|(k, _)| k)
             .next()
     }
@@ -159,7 +163,7 @@ impl TccParticipant {
     ) -> Result<(), LedgerError> {
         let account = action.account();
         books.check_home(account)?;
-        if let Some(by) = self.locked_by(account, branch) {
+        if let Some(by) = self.locked_by(account, branch, books.bugs()) {
             let by = by.to_string();
             return Err(LedgerError::Locked { account, by });
         }
@@ -212,6 +216,7 @@ impl TccParticipant {
                 legs,
                 posted_ms: now_ms,
                 xid: Some(branch.xid.clone()),
+                step: Some(Step::of(branch.branch)),
             },
         }
     }
