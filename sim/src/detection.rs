@@ -13,8 +13,6 @@ use crate::run::{run, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// What a range of seeds showed about one planted bug.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,23 +110,17 @@ pub fn measure(
     let work: Vec<(usize, u64)> = (0..bugs.len())
         .flat_map(|b| seeds.clone().map(move |s| (b, s)))
         .collect();
-    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let results = Mutex::new(bugs.iter().map(|&b| Detection::new(b)).collect::<Vec<_>>());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                while let Some(&(b, seed)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let report = run(config(bugs[b], seed, faults.clone()));
-                    let fired = fired(&report);
-                    let mut results = results.lock().unwrap_or_else(|p| p.into_inner());
-                    results[b].add(seed, &fired);
-                    drop(results);
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, work.len());
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap_or_else(|p| p.into_inner())
+    let fired_by = crate::pool::run_all(
+        &work,
+        jobs,
+        |&(b, seed)| fired(&run(config(bugs[b], seed, faults.clone()))),
+        progress,
+    );
+    let mut results: Vec<Detection> = bugs.iter().map(|&b| Detection::new(b)).collect();
+    for (&(b, seed), fired) in work.iter().zip(&fired_by) {
+        results[b].add(seed, fired);
+    }
+    results
 }
 
 /// Parses a seed range: `A..B` (B excluded) or `A..=B` (B included), non-empty.

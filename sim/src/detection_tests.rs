@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[test]
 fn seed_ranges_parse_half_open_or_inclusive_and_bad_ones_are_refused() {

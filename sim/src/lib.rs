@@ -35,6 +35,7 @@ pub mod nemesis;
 pub mod observe;
 pub mod openloop;
 pub mod plan;
+pub mod pool;
 pub mod report;
 pub mod run;
 pub mod services;

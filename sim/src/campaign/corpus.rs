@@ -167,26 +167,14 @@ pub fn replay(path: &Path) -> ExitCode {
         }
     };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Option<String>>>> =
-        loaded.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(l) = loaded.get(i) else { break };
-                let report = run_with_plan(l.config.clone(), l.plan.clone());
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(difference(&l.entry, &report));
-            });
-        }
-    });
+    let diffs = crate::pool::run_all(
+        &loaded,
+        jobs,
+        |l| difference(&l.entry, &run_with_plan(l.config.clone(), l.plan.clone())),
+        &|_, _| {},
+    );
     let mut changed = 0;
-    for (l, result) in loaded.iter().zip(results) {
-        let diff = result
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .flatten();
+    for (l, diff) in loaded.iter().zip(diffs) {
         match diff {
             None => say!("same     {}: {}", l.name, l.entry.expect),
             Some(d) => {

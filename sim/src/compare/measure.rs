@@ -11,8 +11,6 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// What one run contributes to its strategy's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -206,26 +204,24 @@ pub fn measure(
         .clone()
         .flat_map(|s| (0..strategies.len()).map(move |k| (k, s)))
         .collect();
-    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let runs: Mutex<Vec<Vec<RunFigures>>> = Mutex::new(vec![Vec::new(); strategies.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                while let Some(&(k, seed)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let config = RunConfig {
-                        seed,
-                        strategy: strategies[k],
-                        ..base.clone()
-                    };
-                    let plan = FaultPlan::generate(&config);
-                    let figures = RunFigures::of(&run_recorded(config, plan));
-                    runs.lock().unwrap_or_else(|p| p.into_inner())[k].push(figures);
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, work.len());
-                }
-            });
-        }
-    });
-    let runs = runs.into_inner().unwrap_or_else(|p| p.into_inner());
+    let figures = crate::pool::run_all(
+        &work,
+        jobs,
+        |&(k, seed)| {
+            let config = RunConfig {
+                seed,
+                strategy: strategies[k],
+                ..base.clone()
+            };
+            let plan = FaultPlan::generate(&config);
+            (k, RunFigures::of(&run_recorded(config, plan)))
+        },
+        progress,
+    );
+    let mut runs: Vec<Vec<RunFigures>> = vec![Vec::new(); strategies.len()];
+    for (k, f) in figures {
+        runs[k].push(f);
+    }
     strategies
         .iter()
         .zip(runs)
