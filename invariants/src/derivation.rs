@@ -152,20 +152,35 @@ fn render(postings: &[Posting]) -> String {
 /// (c) available + frozen must equal the fold of the account's journal, credits adding and
 /// debits subtracting; an account that was never posted to must hold nothing.
 fn balances_match_journal(shard: &ShardSnapshot) -> Vec<Violation> {
-    let mut folds: BTreeMap<u64, Option<Decimal>> = BTreeMap::new();
-    for e in &shard.journal {
-        let fold = folds.entry(e.account).or_insert(Some(Decimal::ZERO));
-        *fold = fold.and_then(|f| f.checked_add(signed(e.side, e.amount)));
+    let entries = shard.journal.iter();
+    let folds = sums_by_account(entries.map(|e| (e.account, signed(e.side, e.amount))));
+    each_account(shard, &folds, balance_mismatch)
+}
+
+/// The checked sum of `amounts` per account (`None` once a sum overflowed).
+fn sums_by_account(
+    amounts: impl Iterator<Item = (u64, Decimal)>,
+) -> BTreeMap<u64, Option<Decimal>> {
+    let mut sums: BTreeMap<u64, Option<Decimal>> = BTreeMap::new();
+    for (account, amount) in amounts {
+        let sum = sums.entry(account).or_insert(Some(Decimal::ZERO));
+        *sum = sum.and_then(|s| s.checked_add(amount));
     }
-    let mut out = Vec::new();
-    for a in &shard.accounts {
-        let expected = folds
-            .get(&a.account)
-            .copied()
-            .unwrap_or(Some(Decimal::ZERO));
-        out.extend(balance_mismatch(shard.shard, a, expected));
-    }
-    out
+    sums
+}
+
+/// Every account of `shard` judged against its sum (zero for an account with none).
+fn each_account(
+    shard: &ShardSnapshot,
+    sums: &BTreeMap<u64, Option<Decimal>>,
+    judge: fn(u32, &AccountState, Option<Decimal>) -> Option<Violation>,
+) -> Vec<Violation> {
+    let expected = |a: &AccountState| sums.get(&a.account).copied().unwrap_or(Some(Decimal::ZERO));
+    let judged = shard
+        .accounts
+        .iter()
+        .map(|a| judge(shard.shard, a, expected(a)));
+    judged.flatten().collect()
 }
 
 /// Account `a` of shard `shard` against what its journal folds to.
@@ -199,20 +214,8 @@ pub(crate) fn balance_agrees(a: &AccountState, expected: Option<Decimal>) -> boo
 
 /// (d) What an account has frozen must be exactly what its active freezes reserve.
 fn frozen_matches_freezes(shard: &ShardSnapshot) -> Vec<Violation> {
-    let mut reserved: BTreeMap<u64, Option<Decimal>> = BTreeMap::new();
-    for f in &shard.freezes {
-        let sum = reserved.entry(f.account).or_insert(Some(Decimal::ZERO));
-        *sum = sum.and_then(|s| s.checked_add(f.amount));
-    }
-    let mut out = Vec::new();
-    for a in &shard.accounts {
-        let expected = reserved
-            .get(&a.account)
-            .copied()
-            .unwrap_or(Some(Decimal::ZERO));
-        out.extend(frozen_mismatch(shard.shard, a, expected));
-    }
-    out
+    let reserved = sums_by_account(shard.freezes.iter().map(|f| (f.account, f.amount)));
+    each_account(shard, &reserved, frozen_mismatch)
 }
 
 /// Account `a` of shard `shard` against what its freezes reserve.
