@@ -3,13 +3,7 @@
 (function () {
   "use strict";
   var selftest = document.getElementById("selftest");
-  var errors = 0;
-  function fail(message) {
-    errors += 1;
-    selftest.setAttribute("data-errors", String(errors));
-    selftest.setAttribute("data-error-message", String(message));
-  }
-  window.addEventListener("error", function (e) { fail(e.message); });
+  var fail = window.paylabFail;
 
   var SVG = "http://www.w3.org/2000/svg";
   var PALETTE = ["#2e6fd7", "#d7263d", "#2e9e58", "#e07b00", "#6b4fbb", "#0096a0", "#5a5f6b", "#b5651d"];

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 const CSS: &str = include_str!("page.css");
 const JS: &str = include_str!("page.js");
+/// The self-test every page shares (`window.paylabFail`), inlined before the page's script.
+const SELFTEST: &str = include_str!("selftest.js");
 
 /// The page of a recorded run, with `repro` as the command that replays it.
 pub fn page(run: &RecordedRun, repro: &str) -> String {
@@ -52,7 +54,7 @@ pub fn page(run: &RecordedRun, repro: &str) -> String {
 
 /// The HTML shell every page shares: the title, the shared stylesheet, the page's fixed
 /// skeleton `body`, its data as JSON in a `<script type="application/json" id=data_id>`, and
-/// its script `js`.
+/// its script `js`, after the self-test script every page shares.
 pub(crate) fn shell(
     title: &str,
     body: &str,
@@ -69,7 +71,7 @@ pub(crate) fn shell(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{title}</title><style>{CSS}</style></head>\n<body>\n{body}\n\
          <script type=\"application/json\" id=\"{data_id}\">{blob}</script>\n\
-         <script>{js}</script>\n</body></html>\n",
+         <script>{SELFTEST}</script>\n<script>{js}</script>\n</body></html>\n",
         title = escape(title),
     )
 }
