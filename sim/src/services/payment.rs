@@ -116,7 +116,7 @@ impl NodeService for PaymentService {
     fn observe_strategy(&self, env: &NodeEnv, obs: &mut Observation) {
         if self.config.strategy == StrategyKind::Saga {
             let node = env.name.to_string();
-            let sagas = SagaCoordinator::durable_sagas(env);
+            let sagas = SagaCoordinator::durable_sagas(env, self.topology.ledger_shards());
             obs.strategy
                 .sagas
                 .extend(sagas.iter().map(|s| observe::saga(&node, s)));

@@ -12,7 +12,7 @@
 //! [`LedgerRecord::Participant`].
 
 use super::books::Books;
-pub use super::books::{Decision, Outcome};
+use super::books::{Decision, Outcome};
 use super::changes::LedgerChanges;
 use super::participant::{LedgerParticipant, ParticipantRecord};
 use super::types::*;
@@ -33,7 +33,7 @@ pub enum LedgerRecord {
     /// A durable refusal of a post, so that a retry of the same request gets the same answer.
     PostRefused {
         request: crate::ids::RequestId,
-        /// The fingerprint of the refused legs ([`legs_fingerprint`]).
+        /// The fingerprint of the refused legs ([`super::books::legs_fingerprint`]).
         body: u64,
         error: LedgerError,
     },
@@ -53,8 +53,6 @@ pub enum LedgerRecord {
     /// A strategy participant's own change (its state and, through the books, balances).
     Participant(ParticipantRecord),
 }
-
-pub use super::books::legs_fingerprint;
 
 /// One ledger shard's state: its books and the participants it hosts.
 #[derive(Debug, Clone)]

@@ -1,8 +1,9 @@
 //! The ledger node shell: serves [`LedgerCall`]s, makes every change durable before replying,
 //! and rebuilds its core from the log when (re)started.
 
+use super::books::Decision;
 use super::changes::LedgerChanges;
-use super::core::{Decision, LedgerCore, LedgerRecord};
+use super::core::{LedgerCore, LedgerRecord};
 use super::participant::ParticipantRecord;
 use super::types::{ClientLedgerCall, LedgerCall, LedgerCommand, LedgerError};
 use crate::auth::{Authority, Directory};

@@ -199,9 +199,8 @@ impl OutboxCoordinator {
     /// The debit's shard, its voucher's legs and the credit's row.
     fn parts(&self, xid: &Xid, legs: &[Leg]) -> Parts {
         let shards = self.topology.ledger_shards();
-        let (debit, credit) = split(legs).expect("checked when begun");
+        let ((debit_step, debit), (credit_step, credit)) = split(legs).expect("checked when begun");
         let (from, to) = (debit.account.shard(shards), credit.account.shard(shards));
-        let (debit_step, credit_step) = steps(legs);
         let row = CreditRow {
             xid: xid.clone(),
             step: credit_step,
@@ -380,18 +379,15 @@ struct Parts {
     row: CreditRow,
 }
 
-/// The steps of a two-leg movement's debit and credit (their places among its legs).
-fn steps(legs: &[Leg]) -> (Step, Step) {
-    match legs.first().map(|l| l.side) {
-        Some(Side::Debit) => (Step::of(0), Step::of(1)),
-        _ => (Step::of(1), Step::of(0)),
-    }
-}
-
-fn split(legs: &[Leg]) -> Option<(Leg, Leg)> {
+/// A two-leg movement's debit and credit, each with its step (its place among the legs).
+fn split(legs: &[Leg]) -> Option<((Step, Leg), (Step, Leg))> {
     match legs {
-        [a, b] if a.side == Side::Debit && b.side == Side::Credit => Some((*a, *b)),
-        [a, b] if a.side == Side::Credit && b.side == Side::Debit => Some((*b, *a)),
+        [a, b] if a.side == Side::Debit && b.side == Side::Credit => {
+            Some(((Step::of(0), *a), (Step::of(1), *b)))
+        }
+        [a, b] if a.side == Side::Credit && b.side == Side::Debit => {
+            Some(((Step::of(1), *b), (Step::of(0), *a)))
+        }
         _ => None,
     }
 }

@@ -75,6 +75,17 @@ struct Sagas {
 }
 
 impl Sagas {
+    /// Each saga as the log says it stands: its legs, the refused step, its end.
+    fn summaries(&self) -> Vec<SagaSummary> {
+        let summary = |(xid, legs): (&Xid, &Vec<Leg>)| SagaSummary {
+            xid: xid.clone(),
+            steps: legs.len() as u32,
+            failed: self.failed.get(xid).map(|(step, _)| *step),
+            ended: (self.view.get(xid).map(|a| a.status)).filter(|s| s.is_terminal()),
+        };
+        self.legs.iter().map(summary).collect()
+    }
+
     fn apply(&mut self, record: SagaRecord, shards: u32) {
         match record {
             SagaRecord::Begun { xid, legs } => {
@@ -185,9 +196,9 @@ impl SagaCoordinator {
 
     /// Every saga in the log on a node's disk, durable part only: what the harness's
     /// saga-log checker compares with the ledger at rest.
-    pub fn durable_sagas(env: &NodeEnv) -> Vec<SagaSummary> {
+    pub fn durable_sagas(env: &NodeEnv, shards: u32) -> Vec<SagaSummary> {
         let log = DurableLog::<SagaRecord>::open(env, LOG_FILE, Duration::ZERO);
-        summaries(&log.read_durable())
+        fold(&log.read_durable(), shards).summaries()
     }
 
     fn lock(&self) -> MutexGuard<'_, Sagas> {
@@ -358,43 +369,6 @@ impl SagaCoordinator {
         sagas.view.take_changed();
         sagas.view.activities().cloned().collect()
     }
-}
-
-/// Each saga of a log, as the log says it stands.
-fn summaries(records: &[SagaRecord]) -> Vec<SagaSummary> {
-    let mut sagas: BTreeMap<Xid, SagaSummary> = BTreeMap::new();
-    for record in records {
-        match record {
-            SagaRecord::Begun { xid, legs } => {
-                let summary = SagaSummary {
-                    xid: xid.clone(),
-                    steps: legs.len() as u32,
-                    failed: None,
-                    ended: None,
-                };
-                sagas.insert(xid.clone(), summary);
-            }
-            SagaRecord::Failed { xid, step, .. } => {
-                if let Some(s) = sagas.get_mut(xid) {
-                    s.failed = Some(*step);
-                }
-            }
-            SagaRecord::Ended {
-                xid,
-                compensated,
-                heuristic,
-            } => {
-                if let Some(s) = sagas.get_mut(xid) {
-                    s.ended = Some(match (heuristic, compensated) {
-                        (Some(_), _) => Phase::Heuristic,
-                        (None, true) => Phase::Aborted,
-                        (None, false) => Phase::Committed,
-                    });
-                }
-            }
-        }
-    }
-    sagas.into_values().collect()
 }
 
 fn fold(records: &[SagaRecord], shards: u32) -> Sagas {
