@@ -104,8 +104,8 @@ fn the_page_embeds_its_data_without_closing_its_script() {
     let html = page(&summary, &records, &dir, "");
     assert_eq!(
         html.matches("</script>").count(),
-        2,
-        "the data and the script"
+        3,
+        "the data, the shared self-test and the page's script"
     );
     assert!(html.contains("id=\"campaign-data\"") && html.contains("--seeds 0..6 \\u003c/script>"));
     assert!(html.contains("<title>paylab campaign: 6 runs, 2 failing</title>"));
