@@ -84,7 +84,8 @@ pub fn config(bug: Bug, seed: u64, faults: Option<Vec<FaultKind>>) -> RunConfig 
     config
 }
 
-/// The invariants a run's verdict names: its violations', or `liveness`, or `crash`.
+/// The invariants a run's verdict names: its violations', or `liveness`, or `crash` (with the
+/// violations found before it).
 pub fn fired(report: &RunReport) -> BTreeSet<String> {
     match &report.verdict {
         Verdict::Pass => BTreeSet::new(),
@@ -94,7 +95,13 @@ pub fn fired(report: &RunReport) -> BTreeSet<String> {
             .map(|v| v.invariant.name().to_string())
             .collect(),
         Verdict::Liveness(_) => BTreeSet::from(["liveness".to_string()]),
-        Verdict::Crash(_) => BTreeSet::from(["crash".to_string()]),
+        // A crash also names what the checks had found before it.
+        Verdict::Crash(_) => report
+            .violations
+            .iter()
+            .map(|v| v.invariant.name().to_string())
+            .chain(["crash".to_string()])
+            .collect(),
     }
 }
 

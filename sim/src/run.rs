@@ -225,6 +225,7 @@ fn run_inner(
         trace: Trace::new(&probes),
         probes,
         verify,
+        found: Found::default(),
     };
     let (cfg, pln, ev) = (config.clone(), plan.clone(), evidence.clone());
     let started = Instant::now();
@@ -242,7 +243,7 @@ fn run_inner(
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
             let wall_ms = started.elapsed().as_millis() as u64;
-            let out = Outcomes::default();
+            let out = evidence.found_before_crash(&config);
             evidence.report(config, plan, Verdict::Crash(message), out, wall_ms)
         }
     };
@@ -258,9 +259,33 @@ struct Evidence {
     trace: Trace,
     /// Set for a run that verifies its capture: what the verification found.
     verify: Option<Arc<Mutex<CaptureStats>>>,
+    /// The violations the checks found so far, kept here so that a crash still reports them.
+    found: Found,
 }
 
+/// The violations found so far, by invariant and message (the first occurrence of each).
+type Found = Arc<Mutex<BTreeMap<String, Violation>>>;
+
 impl Evidence {
+    /// What a crashed run had found: the violations its checks saw before the panic, and the
+    /// durability breaches the logs recorded since its last check (a planted durability bug
+    /// can make the platform's own consistency checks panic before the next check runs).
+    fn found_before_crash(&self, config: &RunConfig) -> Outcomes {
+        let mut checker = Checker {
+            seen: self.found.clone(),
+            durability: self.probes.durability().clone(),
+            ..Checker::default()
+        };
+        let breaches = checker.durability_breaches();
+        checker.note(breaches, None);
+        let (violations, expected) = checker.into_violations(config);
+        Outcomes {
+            violations,
+            expected,
+            ..Outcomes::default()
+        }
+    }
+
     /// The run's report: the verdict, what the harness found, and the evidence (a failure
     /// keeps the operations it names and the trace's tail; a pass keeps neither).
     fn report(
@@ -379,7 +404,7 @@ fn excerpt(history: &[Operation], violations: &[Violation]) -> Vec<Operation> {
 struct Checker {
     /// The registration of accounts to clients, which the authorization checker judges by.
     directory: Option<paylab_system::auth::Directory>,
-    seen: BTreeMap<String, Violation>,
+    seen: Found,
     snapshots: u32,
     capture: Capture,
     incremental: IncrementalChecker,
@@ -461,10 +486,19 @@ impl Checker {
             violations: found.len(),
         });
         self.snapshots += 1;
+        self.note(found, Some(at_ms));
+    }
+
+    /// Keeps the first occurrence of each violation, marked with the check that saw it (none
+    /// for the breaches a crashed run's logs recorded after its last check).
+    fn note(&self, found: Vec<Violation>, at_ms: Option<u64>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         for v in found {
-            self.seen
-                .entry(format!("{}|{}", v.invariant, v.message))
-                .or_insert_with(|| v.with("snapshot_ms", at_ms));
+            seen.entry(format!("{}|{}", v.invariant, v.message))
+                .or_insert_with(|| match at_ms {
+                    Some(at_ms) => v.with("snapshot_ms", at_ms),
+                    None => v,
+                });
         }
     }
 
@@ -538,8 +572,8 @@ impl Checker {
     /// expected anomalies, each marked with the loss that explains it.
     fn into_violations(self, config: &RunConfig) -> (Vec<Violation>, Vec<Violation>) {
         let claims = config.strategy.claims();
-        let (mut expected, all): (Vec<_>, Vec<_>) = self
-            .seen
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+        let (mut expected, all): (Vec<_>, Vec<_>) = seen
             .into_values()
             .partition(|v| claims.not_claimed.contains(&v.invariant.name()));
         for v in &mut expected {
@@ -574,6 +608,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         probes,
         trace,
         verify,
+        found,
     } = evidence;
     let faults = NetFaults::new();
     let cluster = Arc::new(Cluster::start(&config, probes.clone(), faults.clone()));
@@ -603,6 +638,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     };
     let mut checker = Checker {
         verify,
+        seen: found,
         directory: Some(config.directory()),
         durability,
         ..Checker::default()

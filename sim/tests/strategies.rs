@@ -7,7 +7,10 @@ use paylab_sim::{run, RunConfig, RunReport, Verdict};
 use paylab_system::bugs::Bug;
 use paylab_system::strategy::StrategyKind;
 
-const SEARCH: u64 = 40;
+/// How many seeds a search may try. The rarest corner, a ledger shard restarting with outbox
+/// rows unsent, shows on about one seed in forty (6 of 0..240 before long polling, 4 after:
+/// seed 56 is the first now), so the range leaves room for the traces to move.
+const SEARCH: u64 = 120;
 
 fn with(strategy: StrategyKind, seed: u64) -> RunConfig {
     RunConfig {

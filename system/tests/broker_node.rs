@@ -630,6 +630,63 @@ fn a_group_is_reported_behind_until_it_commits() {
     });
 }
 
+fn await_news(hold_ms: u64) -> BrokerCommand {
+    BrokerCommand::Await {
+        group: "g".into(),
+        consumer: "c".into(),
+        topic: TOPIC.into(),
+        positions: (0..QUEUES).map(|q| (q, 0)).collect(),
+        hold_ms,
+    }
+}
+
+#[test]
+fn a_long_poll_is_held_until_a_message_lands_or_the_hold_ends() {
+    on_fixed_seeds(|| async {
+        let _broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
+        madsim::time::sleep(Duration::from_millis(10)).await;
+        on_client(|t| async move {
+            let subscribe = BrokerCommand::Subscribe {
+                group: "g".into(),
+                topic: TOPIC.into(),
+                mode: ConsumeMode::Clustering,
+            };
+            call(&t, subscribe).await.unwrap();
+            let nothing = BrokerReply::News {
+                queues: vec![],
+                retries: false,
+            };
+            // Nothing comes: answered empty when the hold ends, not before.
+            let start = madsim::time::Instant::now();
+            assert_eq!(call(&t, await_news(300)).await, Ok(nothing));
+            let held = start.elapsed();
+            assert!(held >= Duration::from_millis(300), "held {held:?}");
+            // A message sent while the poll is held answers it at once, naming its queue.
+            let t2 = t.clone();
+            let poll = madsim::task::spawn(async move {
+                let start = madsim::time::Instant::now();
+                (call(&t2, await_news(5_000)).await, start.elapsed())
+            });
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            call(&t, send("k1", "p", "m1")).await.unwrap();
+            let (news, held) = poll.await.expect("the poll task");
+            let q = queue_of("k1", QUEUES);
+            let named = BrokerReply::News {
+                queues: vec![q],
+                retries: false,
+            };
+            assert_eq!(news, Ok(named.clone()));
+            assert!(held < Duration::from_millis(200), "held {held:?}");
+            // Behind the queue's end already: answered without a hold.
+            assert_eq!(call(&t, await_news(5_000)).await, Ok(named));
+            // Refusals are answered at once too.
+            let too_long = call(&t, await_news(60_000)).await;
+            assert_eq!(too_long, Err(BrokerError::HoldTooLong(60_000)));
+        })
+        .await;
+    });
+}
+
 #[test]
 fn a_restarted_consumer_replays_from_its_committed_offset() {
     on_fixed_seeds(|| async {

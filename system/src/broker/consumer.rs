@@ -46,8 +46,12 @@ pub struct ConsumerConfig {
     pub broker: SocketAddr,
     /// Messages per pull, 1 to [`PULL_BATCH_MAX`] (clamped).
     pub batch: u32,
-    /// The pause after a round that found nothing, or after a failed call.
+    /// The pause after a failed call, or after a round that found nothing when `hold` is zero.
     pub idle_wait: Duration,
+    /// Long polling: how long the broker may hold this consumer's wait for news after a round
+    /// that found nothing (below `rpc_timeout`, so a held call is answered before it times
+    /// out). Zero polls every `idle_wait` instead.
+    pub hold: Duration,
     /// How often processed positions are committed (MetaQ: 5 s; the simulation's default
     /// 500 ms). A crash replays up to this much.
     pub commit_interval: Duration,
@@ -56,8 +60,8 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// A consumer with the simulation's defaults: batches of 32, 20 ms idle wait, commits every
-    /// 500 ms, 300 ms calls.
+    /// A consumer with the simulation's defaults: batches of 32, long polls held up to 200 ms,
+    /// 20 ms pauses after a failed call, commits every 500 ms, 300 ms calls.
     pub fn new(
         group: impl Into<String>,
         consumer: impl Into<String>,
@@ -75,6 +79,7 @@ impl ConsumerConfig {
             broker,
             batch: PULL_BATCH_MAX,
             idle_wait: Duration::from_millis(20),
+            hold: Duration::from_millis(200),
             commit_interval: Duration::from_millis(500),
             rpc_timeout: Duration::from_millis(300),
         }
@@ -133,6 +138,7 @@ pub async fn run_on(
         topic: config.topic.clone(),
         mode: config.mode,
         batch: config.batch,
+        hold_ms: u64::try_from(config.hold.as_millis()).unwrap_or(u64::MAX),
     };
     let commit_first = env.bugs.is(Bug::OffsetBeforeProcessing);
     let runtime = Arc::new(Runtime {

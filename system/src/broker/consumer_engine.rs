@@ -16,7 +16,8 @@
 //! between loses the batch.
 
 use super::types::{
-    BrokerCommand, BrokerError, BrokerReply, ConsumeMode, Delivery, MessageId, PULL_BATCH_MAX,
+    BrokerCommand, BrokerError, BrokerReply, ConsumeMode, Delivery, MessageId, AWAIT_HOLD_MAX_MS,
+    PULL_BATCH_MAX,
 };
 use crate::probes::names;
 use std::collections::{BTreeMap, VecDeque};
@@ -93,6 +94,10 @@ pub struct ConsumerIdentity {
     pub mode: ConsumeMode,
     /// Messages per pull, clamped to 1..=[`PULL_BATCH_MAX`].
     pub batch: u32,
+    /// Long polling: after a round that found nothing, how long the broker may hold an
+    /// `Await` for this consumer (at most [`AWAIT_HOLD_MAX_MS`]); 0 pauses for the idle wait
+    /// instead.
+    pub hold_ms: u64,
 }
 
 /// What the main loop waits for.
@@ -119,6 +124,8 @@ enum Wait {
         message: MessageId,
     },
     Retries,
+    /// A held long poll.
+    Await,
     Idle(Then),
 }
 
@@ -140,9 +147,14 @@ enum Then {
     Subscribe(AfterSubscribe),
 }
 
-/// One round over the queues, then the retries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One round over the queues, then the retries: all of them, or (after a long poll) those
+/// the broker named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Round {
+    /// The queues this round pulls, in order.
+    queues: Vec<u32>,
+    /// Whether it pulls the group's due retries after them.
+    retries: bool,
     /// The index of the next queue to pull; `queues.len()` means the retries come next.
     next: usize,
     /// Whether the round found any message.
@@ -184,6 +196,7 @@ impl ConsumerEngine {
         ConsumerEngine {
             id: ConsumerIdentity {
                 batch: id.batch.clamp(1, PULL_BATCH_MAX),
+                hold_ms: id.hold_ms.min(AWAIT_HOLD_MAX_MS),
                 ..id
             },
             commit_first,
@@ -257,6 +270,7 @@ impl ConsumerEngine {
                 None => self.unsettled(message.offset, out),
             },
             Wait::Retries => self.on_retries(answer, out),
+            Wait::Await => self.on_news(answer, out),
             other => panic!("a broker answer while waiting for {other:?}"),
         }
     }
@@ -288,8 +302,19 @@ impl ConsumerEngine {
         }
     }
 
+    /// A round over every queue, then the retries (clustering only).
     fn start_round(&mut self, out: &mut Vec<Output>) {
-        self.round = Round::default();
+        let queues = self.queues.clone();
+        let retries = self.id.mode == ConsumeMode::Clustering;
+        self.start_round_of(queues, retries, out);
+    }
+
+    fn start_round_of(&mut self, queues: Vec<u32>, retries: bool, out: &mut Vec<Output>) {
+        self.round = Round {
+            queues,
+            retries,
+            ..Round::default()
+        };
         self.continue_round(out);
     }
 
@@ -297,7 +322,7 @@ impl ConsumerEngine {
     fn continue_round(&mut self, out: &mut Vec<Output>) {
         let next = self.round.next;
         self.round.next += 1;
-        if let Some(&queue) = self.queues.get(next) {
+        if let Some(&queue) = self.round.queues.get(next) {
             let from = self.positions.get(&queue).and_then(|p| p.next);
             self.wait = Wait::Pull { queue, from };
             out.push(Output::Call(BrokerCommand::Pull {
@@ -308,7 +333,7 @@ impl ConsumerEngine {
                 from,
                 max: self.id.batch,
             }));
-        } else if next == self.queues.len() && self.id.mode == ConsumeMode::Clustering {
+        } else if next == self.round.queues.len() && self.round.retries {
             self.wait = Wait::Retries;
             out.push(Output::Call(BrokerCommand::PullRetries {
                 group: self.id.group.clone(),
@@ -319,12 +344,68 @@ impl ConsumerEngine {
         }
     }
 
-    /// A round that found messages is followed at once by the next; an empty one by a pause.
+    /// With long polling, every round is followed by a long poll, which the broker answers at
+    /// once if there is more. Without: a round that found messages is followed at once by the
+    /// next, an empty one by a pause.
     fn end_round(&mut self, out: &mut Vec<Output>) {
-        if self.round.found {
+        if self.id.hold_ms > 0 {
+            self.await_news(out);
+        } else if self.round.found {
             self.start_round(out);
         } else {
             self.idle(Then::Round, out);
+        }
+    }
+
+    /// Asks the broker which queues (and whether the retries) a pull from the current
+    /// positions would find something in, holding until there is some. While a position is
+    /// unknown (a rewound queue) no long poll can name it: a full round follows a round that
+    /// found messages, a pause an empty one.
+    fn await_news(&mut self, out: &mut Vec<Output>) {
+        let positions: Option<Vec<(u32, u64)>> = self
+            .positions
+            .iter()
+            .map(|(q, p)| p.next.map(|next| (*q, next)))
+            .collect();
+        match positions {
+            Some(positions) if self.id.hold_ms > 0 && !positions.is_empty() => {
+                self.wait = Wait::Await;
+                out.push(Output::Call(BrokerCommand::Await {
+                    group: self.id.group.clone(),
+                    consumer: self.id.consumer.clone(),
+                    topic: self.id.topic.clone(),
+                    positions,
+                    hold_ms: self.id.hold_ms,
+                }));
+            }
+            _ if self.round.found => self.start_round(out),
+            _ => self.idle(Then::Round, out),
+        }
+    }
+
+    /// News: pull the queues (and the retries) named; none within the hold: hold again; a
+    /// refusal or no answer (the broker down or lost the subscription): pause, then a full
+    /// round sorts it out.
+    fn on_news(&mut self, answer: Answer, out: &mut Vec<Output>) {
+        match answer {
+            Some(Ok(BrokerReply::News { queues, retries })) => {
+                let queues: Vec<u32> = queues
+                    .into_iter()
+                    .filter(|q| self.positions.contains_key(q))
+                    .collect();
+                let retries = retries && self.id.mode == ConsumeMode::Clustering;
+                if queues.is_empty() && !retries {
+                    self.round = Round::default();
+                    self.await_news(out)
+                } else {
+                    self.start_round_of(queues, retries, out)
+                }
+            }
+            Some(other) => {
+                tracing::debug!(group = %self.id.group, ?other, "long poll refused");
+                self.idle(Then::Round, out);
+            }
+            None => self.idle(Then::Round, out),
         }
     }
 

@@ -14,6 +14,7 @@ fn engine_on(queues: Vec<u32>, mode: ConsumeMode, commit_first: bool) -> Consume
         topic: TOPIC.into(),
         mode,
         batch: 4,
+        hold_ms: 0,
     };
     ConsumerEngine::new(id, queues, commit_first)
 }
@@ -582,6 +583,7 @@ fn the_batch_size_is_clamped_to_the_pull_limit() {
         topic: TOPIC.into(),
         mode: ConsumeMode::Clustering,
         batch: 1_000,
+        hold_ms: 0,
     };
     let mut e = ConsumerEngine::new(id, vec![0], false);
     e.step(Input::Start);
@@ -589,5 +591,107 @@ fn the_batch_size_is_clamped_to_the_pull_limit() {
     assert!(
         matches!(&out[1], Output::Call(BrokerCommand::Pull { max, .. }) if *max == PULL_BATCH_MAX),
         "{out:?}"
+    );
+}
+
+fn await_news(positions: Vec<(u32, u64)>) -> Output {
+    Output::Call(BrokerCommand::Await {
+        group: GROUP.into(),
+        consumer: "c".into(),
+        topic: TOPIC.into(),
+        positions,
+        hold_ms: 200,
+    })
+}
+
+fn news(queues: Vec<u32>, retries: bool) -> Input {
+    Input::Answer(Some(Ok(BrokerReply::News { queues, retries })))
+}
+
+/// A long-polling consumer of queues 0 and 1 after an empty first round (positions 3 and 7).
+fn long_polling() -> ConsumerEngine {
+    let mut e = engine(false);
+    e.id.hold_ms = 200;
+    run(
+        &mut e,
+        vec![
+            (Input::Start, vec![subscribe()]),
+            (subscribed(), vec![Output::StartCommitTimer, pull(0, None)]),
+            (pulled(vec![], 3), vec![pull(1, None)]),
+            (pulled(vec![], 7), vec![pull_retries()]),
+            (retries_due(vec![]), vec![await_news(vec![(0, 3), (1, 7)])]),
+        ],
+    );
+    e
+}
+
+#[test]
+fn a_long_polling_consumer_pulls_only_the_queues_with_news() {
+    let mut e = long_polling();
+    run(
+        &mut e,
+        vec![
+            // Nothing within the hold: hold again, without pulling.
+            (news(vec![], false), vec![await_news(vec![(0, 3), (1, 7)])]),
+            // News on queue 1 only: pull it, and no retries.
+            (news(vec![1], false), vec![pull(1, Some(7))]),
+            (
+                pulled(vec![delivery(1, 7, 1)], 8),
+                vec![Output::Process(delivery(1, 7, 1))],
+            ),
+            (ok(), vec![Output::Window]),
+            // Every round ends in a long poll, which the broker answers at once if there is more.
+            (Input::Woke, vec![await_news(vec![(0, 3), (1, 8)])]),
+            // Due retries (and a queue this consumer does not own, ignored).
+            (news(vec![5], true), vec![pull_retries()]),
+            (
+                retries_due(vec![delivery(0, 1, 2)]),
+                vec![
+                    Output::Probe(names::CONSUMER_RETRY_DELIVERED),
+                    Output::Process(delivery(0, 1, 2)),
+                ],
+            ),
+        ],
+    );
+    assert_eq!(e.position(1), Some(pos(Some(8), Some(8), 7)));
+}
+
+#[test]
+fn an_unanswered_or_refused_long_poll_pauses_then_pulls_a_round() {
+    let mut e = long_polling();
+    let refused = Input::Answer(Some(Err(BrokerError::UnknownGroup(GROUP.into()))));
+    run(
+        &mut e,
+        vec![
+            (Input::Answer(None), vec![Output::Idle]),
+            // After the pause, a full round.
+            (Input::Woke, vec![pull(0, Some(3))]),
+            (pulled(vec![], 3), vec![pull(1, Some(7))]),
+            (pulled(vec![], 7), vec![pull_retries()]),
+            (retries_due(vec![]), vec![await_news(vec![(0, 3), (1, 7)])]),
+            (refused, vec![Output::Idle]),
+            (Input::Woke, vec![pull(0, Some(3))]),
+        ],
+    );
+}
+
+#[test]
+fn a_rewound_queue_pauses_instead_of_long_polling() {
+    let mut e = long_polling();
+    run(
+        &mut e,
+        vec![
+            (news(vec![0], false), vec![pull(0, Some(3))]),
+            // Queue 0's position is unknown until its next pull: no long poll can name it, so
+            // an empty round pauses and a full round follows.
+            (
+                Input::Answer(Some(Err(BrokerError::OffsetBeyondEnd {
+                    offset: 3,
+                    end: 1,
+                }))),
+                vec![Output::Idle],
+            ),
+            (Input::Woke, vec![pull(0, None)]),
+        ],
     );
 }

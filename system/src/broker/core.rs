@@ -347,6 +347,13 @@ impl BrokerCore {
                 message,
                 attempt,
             } => self.decide_ack_retry(group, message, *attempt, now_ms),
+            BrokerCommand::Await {
+                group,
+                consumer,
+                topic,
+                positions,
+                hold_ms,
+            } => self.decide_await(group, consumer, topic, positions, *hold_ms, now_ms),
         };
         decided.unwrap_or_else(|e| BrokerDecision::Reply(Err(e)))
     }
@@ -768,6 +775,57 @@ impl BrokerCore {
         let mut deliveries = self.retries_due(group, now_ms);
         deliveries.truncate(max as usize);
         Ok(reply(BrokerReply::RetriesDue { deliveries }))
+    }
+
+    /// What a round of pulls from `positions` would find now: the queues whose end is not the
+    /// consumer's position (new messages, or messages lost under it), and whether a retry of
+    /// one of those queues is due. The shell holds an empty answer ([`BrokerCommand::Await`]).
+    fn decide_await(
+        &self,
+        group: &str,
+        consumer: &str,
+        topic: &str,
+        positions: &[(u32, u64)],
+        hold_ms: u64,
+        now_ms: u64,
+    ) -> Outcome {
+        if hold_ms > AWAIT_HOLD_MAX_MS {
+            return Err(BrokerError::HoldTooLong(hold_ms));
+        }
+        let queues: BTreeSet<u32> = positions.iter().map(|(q, _)| *q).collect();
+        if queues.is_empty()
+            || queues.len() != positions.len()
+            || queues.len() > QUEUES_PER_TOPIC_MAX as usize
+        {
+            return Err(BrokerError::AwaitQueues);
+        }
+        let mut news = Vec::new();
+        for (queue, next) in positions {
+            let (_, end) = self.offset_key(group, consumer, topic, *queue)?;
+            if end != *next {
+                news.push(*queue);
+            }
+        }
+        let retries = self
+            .retries_due(group, now_ms)
+            .iter()
+            .any(|d| d.message.id.topic == topic && queues.contains(&d.message.id.queue));
+        Ok(reply(BrokerReply::News {
+            queues: news,
+            retries,
+        }))
+    }
+
+    /// When the next scheduled retry of `group` on one of `queues` of `topic` falls due (the
+    /// broker's clock), if any: how long a held `Await` may sleep before it looks again.
+    pub fn next_retry_due(&self, group: &str, topic: &str, queues: &[u32]) -> Option<u64> {
+        self.retry_queue(group)
+            .filter(|(id, _)| id.topic == topic && queues.contains(&id.queue))
+            .filter_map(|(_, state)| match state {
+                RetryState::Scheduled { due_ms, .. } => Some(*due_ms),
+                _ => None,
+            })
+            .min()
     }
 
     fn decide_ack_retry(

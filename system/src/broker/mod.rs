@@ -8,6 +8,7 @@
 //! - [`node`]: the broker node shell: commit log with a flush policy (sync each write, group
 //!   commit, or RocketMQ's unsafe async flush), the served [`BrokerCall`], the check-back
 //!   timer, recovery at start.
+//! - [`long_poll`]: the broker's held `Await`s (long polling), woken by new messages and retries.
 //! - [`consumer_engine`]: the consumer's protocol engine (a push consumer over pulls): in-order
 //!   processing per queue, offset commits only of processed positions, nacks to the retry
 //!   queue, retry polling; pure state and `step`.
@@ -24,6 +25,7 @@
 pub mod consumer;
 pub mod consumer_engine;
 pub mod core;
+mod long_poll;
 pub mod node;
 pub mod types;
 

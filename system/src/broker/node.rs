@@ -7,6 +7,7 @@
 //! the reply waits for the flush outside the lock.
 
 use super::core::{BrokerCore, BrokerDecision, BrokerRecord};
+use super::long_poll::Waiters;
 use super::types::{
     BrokerCall, BrokerCommand, BrokerConfig, BrokerError, BrokerReply, CheckAnswer, CheckBackCall,
     HalfMessage,
@@ -154,6 +155,8 @@ struct Shell {
     transport: Transport,
     /// Sync-each-write: one fsync at a time.
     fsyncs: tokio::sync::Mutex<()>,
+    /// The consumers' held long polls.
+    waiters: Waiters,
 }
 
 impl Shell {
@@ -181,6 +184,7 @@ impl Shell {
             _ => None,
         };
         self.log.append(&record);
+        self.waiters.wake_for(&record);
         let reply = core.apply(record);
         if let Some(probe) = probe {
             self.env.probes.hit(probe);
@@ -226,6 +230,9 @@ impl Shell {
     /// is not witnessed. The planted `broker-ack-before-fsync` answers a fresh write under
     /// group commit at once and leaves its fsync behind it.
     async fn handle(self: Arc<Self>, command: BrokerCommand) -> Result<BrokerReply, BrokerError> {
+        if let BrokerCommand::Await { .. } = command {
+            return self.hold(&command).await;
+        }
         let (reply, wrote) = self.decide_and_write(&command);
         let mark = self.log.mark();
         let early = wrote
@@ -243,6 +250,42 @@ impl Shell {
             self.log.witness_reply(mark);
         }
         reply
+    }
+}
+
+impl Shell {
+    /// Serves a long poll: decides it now and again after each wake, until the answer is
+    /// ready or a refusal, or the hold has passed. It writes nothing and reveals no message,
+    /// so it neither waits for a flush nor is witnessed.
+    async fn hold(&self, command: &BrokerCommand) -> Result<BrokerReply, BrokerError> {
+        let BrokerCommand::Await {
+            group,
+            topic,
+            positions,
+            hold_ms,
+            ..
+        } = command
+        else {
+            panic!("only an Await is held: {command:?}");
+        };
+        let end = madsim::time::Instant::now() + Duration::from_millis(*hold_ms);
+        let queues: Vec<u32> = positions.iter().map(|(q, _)| *q).collect();
+        loop {
+            let (reply, wrote) = self.decide_and_write(command);
+            debug_assert!(!wrote, "an Await writes nothing");
+            let left = end.saturating_duration_since(madsim::time::Instant::now());
+            let empty = matches!(&reply, Ok(BrokerReply::News { queues, retries: false }) if queues.is_empty());
+            if !empty || left.is_zero() {
+                return reply;
+            }
+            let now_ms = self.env.clock.now_ms();
+            let retry = self.core().next_retry_due(group, topic, &queues);
+            let until_retry = retry.map_or(left, |due| {
+                Duration::from_millis(due.saturating_sub(now_ms).max(1))
+            });
+            let woken = self.waiters.register(topic);
+            let _ = madsim::time::timeout(left.min(until_retry), woken).await;
+        }
     }
 }
 
@@ -274,6 +317,7 @@ impl BrokerNode {
             config,
             transport: transport.clone(),
             fsyncs: tokio::sync::Mutex::new(()),
+            waiters: Waiters::default(),
         });
         let mut created = false;
         for (topic, queues) in &shell.config.topics {

@@ -35,6 +35,9 @@ pub const PENDING_HALVES_MAX: usize = 65_536;
 /// default.
 pub const PULL_BATCH_MAX: u32 = 32;
 
+/// The longest an `Await` may be held (RocketMQ's `brokerSuspendMaxTimeMillis`, 15 s).
+pub const AWAIT_HOLD_MAX_MS: u64 = 15_000;
+
 /// The number of retry delay levels (RocketMQ's levels 3 to 18).
 pub const RETRY_LEVELS: usize = 16;
 
@@ -367,6 +370,18 @@ pub enum BrokerCommand {
         message: MessageId,
         attempt: u32,
     },
+    /// Long polling (RocketMQ's suspended pull): answers `News` as soon as a pull from one of
+    /// `positions` (queue, next offset) would find something, or a retry of one of those
+    /// queues is due for `group`, or the answer would be a refusal; otherwise the broker holds
+    /// the call until one of those happens or `hold_ms` passes, and answers an empty `News`.
+    /// Reads only; moves nothing.
+    Await {
+        group: String,
+        consumer: String,
+        topic: String,
+        positions: Vec<(u32, u64)>,
+        hold_ms: u64,
+    },
 }
 
 /// A successful reply.
@@ -422,6 +437,12 @@ pub enum BrokerReply {
         deliveries: Vec<Delivery>,
     },
     RetryAcked,
+    /// The answer to an `Await`: the queues a pull would find something in now, in order, and
+    /// whether retries of them are due. Both empty: nothing came within the hold.
+    News {
+        queues: Vec<u32>,
+        retries: bool,
+    },
 }
 
 /// A refusal. Refusals are not recorded: a refused command changed nothing and may be retried.
@@ -477,6 +498,10 @@ pub enum BrokerError {
     UnknownMessage(MessageId),
     #[error("group {0} consumes in broadcast mode, which has no retries")]
     BroadcastHasNoRetry(String),
+    #[error("a long poll is held at most {AWAIT_HOLD_MAX_MS} ms, not {0}")]
+    HoldTooLong(u64),
+    #[error("a long poll watches 1 to {QUEUES_PER_TOPIC_MAX} queues, each once")]
+    AwaitQueues,
     #[error("delivery {attempt} of {message} was never made (the latest is {latest})")]
     NoSuchDelivery {
         message: MessageId,
