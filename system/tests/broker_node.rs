@@ -605,18 +605,22 @@ fn each_group_processes_every_message_once_in_key_order() {
     });
 }
 
+/// Group `g` subscribes to the test topic in clustering mode.
+fn subscribe_g() -> BrokerCommand {
+    BrokerCommand::Subscribe {
+        group: "g".into(),
+        topic: TOPIC.into(),
+        mode: ConsumeMode::Clustering,
+    }
+}
+
 #[test]
 fn a_group_is_reported_behind_until_it_commits() {
     on_fixed_seeds(|| async {
         let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
         madsim::time::sleep(Duration::from_millis(10)).await;
         on_client(|t| async move {
-            let subscribe = BrokerCommand::Subscribe {
-                group: "g".into(),
-                topic: TOPIC.into(),
-                mode: ConsumeMode::Clustering,
-            };
-            call(&t, subscribe).await.unwrap();
+            call(&t, subscribe_g()).await.unwrap();
             call(&t, send("k1", "p", "m1")).await.unwrap();
         })
         .await;
@@ -646,12 +650,7 @@ fn a_long_poll_is_held_until_a_message_lands_or_the_hold_ends() {
         let _broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
         madsim::time::sleep(Duration::from_millis(10)).await;
         on_client(|t| async move {
-            let subscribe = BrokerCommand::Subscribe {
-                group: "g".into(),
-                topic: TOPIC.into(),
-                mode: ConsumeMode::Clustering,
-            };
-            call(&t, subscribe).await.unwrap();
+            call(&t, subscribe_g()).await.unwrap();
             let nothing = BrokerReply::News {
                 queues: vec![],
                 retries: false,
