@@ -806,10 +806,11 @@ impl BrokerCore {
                 news.push(*queue);
             }
         }
-        let retries = self
-            .retries_due(group, now_ms)
-            .iter()
-            .any(|d| d.message.id.topic == topic && queues.contains(&d.message.id.queue));
+        let retries = self.retry_queue(group).any(|(id, state)| {
+            matches!(state, RetryState::Scheduled { due_ms, .. } if *due_ms <= now_ms)
+                && id.topic == topic
+                && queues.contains(&id.queue)
+        });
         Ok(reply(BrokerReply::News {
             queues: news,
             retries,

@@ -877,3 +877,62 @@ fn a_retry_that_skips_a_delivery_is_asserted() {
         due_ms: 1_000,
     });
 }
+
+fn await_news(group: &str, positions: Vec<(u32, u64)>) -> BrokerCommand {
+    BrokerCommand::Await {
+        group: group.into(),
+        consumer: "c".into(),
+        topic: TOPIC.into(),
+        positions,
+        hold_ms: 200,
+    }
+}
+
+fn news(queues: Vec<u32>, retries: bool) -> Answer {
+    Ok(BrokerReply::News { queues, retries })
+}
+
+#[test]
+fn a_long_poll_names_the_queues_with_news_and_due_retries_of_its_own_queues() {
+    let mut c = broker();
+    run(&mut c, subscribe("g", ConsumeMode::Clustering), 0).unwrap();
+    let m = sent(&mut c, send("k2", "paid", "m1"), 0);
+    let (q, other) = (m.queue, (m.queue + 1) % 4);
+    let all = |at: u64| vec![(q, at), (other, 0)];
+    // Behind the end of its queue: that queue is named; at the end: nothing.
+    assert_eq!(
+        run(&mut c, await_news("g", all(0)), 0),
+        news(vec![q], false)
+    );
+    assert!(writes_nothing(&c, &await_news("g", all(0)), 0));
+    assert_eq!(run(&mut c, await_news("g", all(1)), 0), news(vec![], false));
+    // A retry is news once due, and only to a consumer of its queue.
+    run(&mut c, nack("g", &m, 1), 1_000).unwrap();
+    assert_eq!(
+        run(&mut c, await_news("g", all(1)), 1_099),
+        news(vec![], false)
+    );
+    assert_eq!(
+        run(&mut c, await_news("g", all(1)), 1_100),
+        news(vec![], true)
+    );
+    let elsewhere = await_news("g", vec![(other, 0)]);
+    assert_eq!(run(&mut c, elsewhere, 1_100), news(vec![], false));
+    assert_eq!(c.next_retry_due("g", TOPIC, &[q]), Some(1_100));
+    assert_eq!(c.next_retry_due("g", TOPIC, &[other]), None);
+    // Refusals: too long a hold, a queue named twice, an unknown group.
+    let mut long = await_news("g", all(1));
+    if let BrokerCommand::Await { hold_ms, .. } = &mut long {
+        *hold_ms = AWAIT_HOLD_MAX_MS + 1;
+    }
+    assert_eq!(
+        run(&mut c, long, 0),
+        Err(BrokerError::HoldTooLong(AWAIT_HOLD_MAX_MS + 1))
+    );
+    let twice = await_news("g", vec![(q, 0), (q, 1)]);
+    assert_eq!(run(&mut c, twice, 0), Err(BrokerError::AwaitQueues));
+    assert_eq!(
+        run(&mut c, await_news("nobody", all(0)), 0),
+        Err(BrokerError::UnknownGroup("nobody".into()))
+    );
+}
