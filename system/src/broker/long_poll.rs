@@ -18,11 +18,21 @@ pub(super) struct Waiters {
 }
 
 impl Waiters {
-    /// A held `Await` on `topic`: the receiver fires at the topic's next [`Waiters::wake`].
+    /// A held `Await` on `topic`: the receiver fires at the topic's next [`Waiters::wake_for`].
+    /// Waiters whose hold ended (their receiver dropped) are forgotten here too, so that a
+    /// topic that never has news does not keep them.
     pub(super) fn register(&self, topic: &str) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        self.lock().push((topic.to_string(), tx));
+        let mut waiting = self.lock();
+        waiting.retain(|(_, tx)| !tx.is_closed());
+        waiting.push((topic.to_string(), tx));
         rx
+    }
+
+    /// How many waiters are kept (held ones, and ended ones not yet forgotten).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 
     /// Wakes every waiter on the topic `record` makes news on, if any; forgets waiters whose
@@ -55,5 +65,51 @@ fn news_topic(record: &BrokerRecord) -> Option<&str> {
         BrokerRecord::HalfCommitted { message, .. } => Some(&message.topic),
         BrokerRecord::RetryScheduled { message, .. } => Some(&message.topic),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::types::{Message, MessageId};
+
+    fn appended(topic: &str) -> BrokerRecord {
+        BrokerRecord::Appended(Message {
+            id: MessageId {
+                topic: topic.into(),
+                queue: 0,
+                offset: 0,
+            },
+            key: "k".into(),
+            payload: "p".into(),
+            producer_msg_id: "m".into(),
+            stored_ms: 0,
+            from_half: None,
+        })
+    }
+
+    #[test]
+    fn a_wake_reaches_the_waiters_of_its_topic_only() {
+        let w = Waiters::default();
+        let mut a = w.register("a");
+        let mut b = w.register("b");
+        w.wake_for(&appended("a"));
+        assert_eq!(a.try_recv(), Ok(()));
+        assert!(b.try_recv().is_err(), "b has no news");
+        assert_eq!(w.len(), 1, "the woken waiter is gone, b's is kept");
+        w.wake_for(&BrokerRecord::TopicCreated {
+            topic: "b".into(),
+            queues: 1,
+        });
+        assert!(b.try_recv().is_err(), "a new topic is no news");
+    }
+
+    #[test]
+    fn ended_holds_are_forgotten_even_without_news() {
+        let w = Waiters::default();
+        for _ in 0..100 {
+            drop(w.register("quiet"));
+        }
+        assert_eq!(w.len(), 1, "only the last registration is kept");
     }
 }
