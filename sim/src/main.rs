@@ -202,6 +202,10 @@ struct BenchArgs {
         default_value = "transfers,payments,messages"
     )]
     parts: Vec<BenchPart>,
+    /// The peak part's runs: simulated seconds of the peak's arrivals, comma-separated, one
+    /// run each (`60` is the scenario's whole minute).
+    #[arg(long, value_delimiter = ',', default_value = bench::peak::DEFAULT_DURATIONS, allow_hyphen_values = true)]
+    peak_durations: Vec<String>,
 }
 
 /// A timed part of `paylab bench`.
@@ -216,7 +220,8 @@ enum BenchPart {
     /// The default run at 100, 1,000 and 10,000 operations per client: wall per 1,000
     /// operations and its linearity (`PAYLAB_BENCH_SCALE_OPS=100,400` to try other lengths).
     Scale,
-    /// The peak-2015 scenario: wall seconds, payments per wall second, peak RSS.
+    /// The peak-2015 scenario at each of `--peak-durations`: wall seconds, payments per wall
+    /// second, peak RSS, verdict, and the whole minute projected.
     Peak,
 }
 
@@ -648,9 +653,15 @@ fn print_summary(r: &RunReport, plan_file: Option<&Path>) {
 /// Operations in one measured bench run (`--clients` × `--per-client`): about 4 GiB at most.
 const BENCH_OPS_MAX: u64 = 4_000_000;
 
-/// The bench's inputs that clap cannot check alone: the size of a measured run and the scale
-/// part's lengths.
-fn bench_inputs(args: &BenchArgs) -> Result<Vec<u32>, String> {
+/// What the bench's parts run.
+struct BenchInputs {
+    scale_ops: Vec<u32>,
+    peak: Vec<(f64, paylab_sim::RunConfig)>,
+}
+
+/// The bench's inputs that clap cannot check alone: the size of a measured run, the scale
+/// part's lengths and the peak part's durations.
+fn bench_inputs(args: &BenchArgs) -> Result<BenchInputs, String> {
     let ops = u64::from(args.clients) * u64::from(args.per_client);
     if ops > BENCH_OPS_MAX {
         return Err(format!(
@@ -658,12 +669,15 @@ fn bench_inputs(args: &BenchArgs) -> Result<Vec<u32>, String> {
             args.clients, args.per_client
         ));
     }
-    bench::scale::scale_ops()
+    Ok(BenchInputs {
+        scale_ops: bench::scale::scale_ops()?,
+        peak: bench::peak::configs(&args.peak_durations)?,
+    })
 }
 
 fn bench_command(args: BenchArgs) -> ExitCode {
-    let scale_ops = match bench_inputs(&args) {
-        Ok(ops) => ops,
+    let inputs = match bench_inputs(&args) {
+        Ok(inputs) => inputs,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -676,11 +690,11 @@ fn bench_command(args: BenchArgs) -> ExitCode {
     let part = |p: BenchPart| args.parts.contains(&p);
     // Whole runs before the ratio parts, whose rounds they would not change.
     if part(BenchPart::Peak) {
-        let lines = bench::peak::render(&bench::peak::measure());
+        let lines = bench::peak::render(&bench::peak::measure(&inputs.peak));
         lines.iter().for_each(|l| say!("{l}"));
     }
     if part(BenchPart::Scale) {
-        let points = bench::scale::measure(&scale_ops, args.rounds);
+        let points = bench::scale::measure(&inputs.scale_ops, args.rounds);
         let lines = bench::scale::render(&points, args.rounds);
         lines.iter().for_each(|l| say!("{l}"));
     }

@@ -342,6 +342,18 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["bench", "--parts", "nothing"], "nothing"),
         bad(&["bench", "--rounds", "0"], "--rounds"),
         bad(
+            &["bench", "--parts", "peak", "--peak-durations", "0.1,abc"],
+            "abc",
+        ),
+        bad(
+            &["bench", "--parts", "peak", "--peak-durations", "0"],
+            "--peak-durations",
+        ),
+        bad(
+            &["bench", "--parts", "peak", "--peak-durations", "4000"],
+            "4000",
+        ),
+        bad(
             &["bench", "--clients", "256", "--per-client", "1000000"],
             "at most 4000000",
         ),

@@ -1,10 +1,14 @@
 //! `paylab bench --parts peak`: the Double-11 peak scenario, on the wall clock and in memory.
 //!
-//! Runs `paylab run --scenario peak-2015` (every checker on) once and reports its wall
-//! seconds, the payments it completed, payments per wall second and the process's peak RSS
-//! (targets: the simulated minute in <= 3 minutes of wall time and <= 8 GiB). A build whose
-//! `paylab run` has no `--scenario peak-2015` yet runs the stand-in [`stand_in`] instead (the
-//! largest topology of today's flags, closed-loop clients) and says so.
+//! Runs `paylab run --scenario peak-2015` (every checker on) once per duration of
+//! `--peak-durations` (simulated seconds of arrivals; by default 0.05, 0.1 and 0.2, a ladder
+//! that fits in a minute of wall time; `60` is the scenario's whole minute) and reports for
+//! each its wall seconds, the payments it completed, payments per wall second, the process's
+//! peak RSS during that run, its verdict and the time from heal to convergence. Then it
+//! projects the whole minute from the largest run that passed: its wall time per payment
+//! times the minute's payments, a lower bound (the cost per payment grows with the backlog an
+//! overloaded platform builds, which the ladder shows). Targets: the simulated minute in
+//! <= 3 minutes of wall time and <= 8 GiB.
 
 use crate::config::RunConfig;
 use crate::run::run;
@@ -14,61 +18,83 @@ use std::time::Instant;
 /// The scenario the part runs.
 pub const SCENARIO: &str = "peak-2015";
 
-/// What the part measured.
+/// The durations measured by default, in simulated seconds of arrivals.
+pub const DEFAULT_DURATIONS: &str = "0.05,0.1,0.2";
+
+/// The scenario's payments per simulated second and its length (Alipay, 11.11 2015).
+const PEAK_RATE: f64 = 85_900.0;
+const PEAK_SECONDS: f64 = 60.0;
+
+/// What one run of the part measured.
 #[derive(Debug, Clone)]
 pub struct PeakFigures {
-    /// `None` when the run was the stand-in (the scenario is not in this build).
-    pub scenario: Option<&'static str>,
-    pub config: RunConfig,
+    /// Simulated seconds of arrivals (`--duration`).
+    pub duration_s: f64,
     pub wall_s: f64,
     pub sim_s: f64,
     /// Pay orders that finished paid.
     pub payments: u64,
     pub operations: u64,
-    /// The process's peak resident set (VmHWM), in KiB, if the OS reports it.
+    /// The process's peak resident set (VmHWM) during this run, in KiB, if the OS reports it.
     pub peak_rss_kib: Option<u64>,
     pub verdict: &'static str,
+    /// Simulated milliseconds from the heal to convergence (`None`: never, within the horizon).
+    pub converge_ms: Option<u64>,
 }
 
-/// The scenario's configuration, if this build's `paylab run` knows `--scenario peak-2015`.
-pub fn scenario_config() -> Option<RunConfig> {
-    RunConfig::from_args(&["--scenario", SCENARIO]).ok()
-}
-
-/// Until the scenario exists: the largest topology today's flags allow (64 ledger shards, 16
-/// trade shards, 16 payment nodes), 64 closed-loop clients of 100 steps, swarm faults.
-pub fn stand_in() -> RunConfig {
-    RunConfig {
-        shards: 64,
-        trade_shards: 16,
-        payment_nodes: 16,
-        clients: 64,
-        ops: 100,
-        ..RunConfig::new(0)
+impl PeakFigures {
+    fn wall_per_payment_s(&self) -> f64 {
+        self.wall_s / self.payments.max(1) as f64
     }
 }
 
-/// Runs the scenario (or the stand-in) once.
-pub fn measure() -> PeakFigures {
-    let (scenario, config) = match scenario_config() {
-        Some(config) => (Some(SCENARIO), config),
-        None => (None, stand_in()),
-    };
-    reset_peak_rss();
-    let started = Instant::now();
-    let report = run(config.clone());
-    let wall_s = started.elapsed().as_secs_f64();
-    let o = report.ops;
-    PeakFigures {
-        scenario,
-        config,
-        wall_s,
-        sim_s: report.sim_ms as f64 / 1_000.0,
-        payments: report.probe(names::PAYMENT_PAID),
-        operations: (o.ok + o.fail + o.unknown) as u64,
-        peak_rss_kib: peak_rss_kib(),
-        verdict: report.verdict.word(),
-    }
+/// The runs `--peak-durations` asks for, each a valid `paylab run --scenario peak-2015
+/// --duration D`, or one sentence on the first bad item.
+pub fn configs(list: &[String]) -> Result<Vec<(f64, RunConfig)>, String> {
+    list.iter()
+        .map(|item| {
+            let bad = |why: String| format!("--peak-durations: {item:?}: {why}");
+            let duration: f64 = item
+                .trim()
+                .parse()
+                .map_err(|_| bad("not a number of simulated seconds".into()))?;
+            let args = ["--scenario", SCENARIO, "--duration", item.trim()];
+            let config =
+                RunConfig::from_args(&args).map_err(|e| bad(first_line(&e.to_string())))?;
+            config.validate().map_err(|e| bad(e.to_string()))?;
+            Ok((duration, config))
+        })
+        .collect()
+}
+
+/// The first line of a flag parser's message, without its own `error: ` prefix.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    line.trim_start_matches("error: ").to_string()
+}
+
+/// Runs the scenario once per configuration, in order.
+pub fn measure(configs: &[(f64, RunConfig)]) -> Vec<PeakFigures> {
+    configs
+        .iter()
+        .map(|(duration_s, config)| {
+            reset_peak_rss();
+            let started = Instant::now();
+            let report = run(config.clone());
+            let wall_s = started.elapsed().as_secs_f64();
+            let o = report.ops;
+            PeakFigures {
+                duration_s: *duration_s,
+                wall_s,
+                sim_s: report.sim_ms as f64 / 1_000.0,
+                payments: report.probe(names::PAYMENT_PAID),
+                operations: (o.ok + o.fail + o.unknown) as u64,
+                peak_rss_kib: peak_rss_kib(),
+                verdict: report.verdict.word(),
+                converge_ms: report.converge_ms,
+            }
+        })
+        .collect()
 }
 
 /// Starts the process's peak-RSS count afresh (Linux: `5` into `/proc/self/clear_refs`), so
@@ -88,31 +114,68 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The part's lines, as `paylab bench` prints them.
-pub fn render(f: &PeakFigures) -> Vec<String> {
-    let what = match f.scenario {
-        Some(name) => format!("--scenario {name}"),
-        None => format!(
-            "stand-in (this build has no --scenario {SCENARIO}): {}",
-            f.config
-        ),
-    };
-    let rss = f.peak_rss_kib.map_or("unknown".to_string(), |kib| {
-        format!("{:.1} MiB", kib as f64 / 1_024.0)
-    });
-    vec![
-        format!("peak: {what}"),
-        format!(
-            "peak: {:.3}s wall for {:.3}s simulated, {} payments ({} operations), {:.0} payments per wall second, peak RSS {rss} ({})",
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("unknown".to_string(), |kib| {
+        format!("{:.0} MiB", kib as f64 / 1_024.0)
+    })
+}
+
+/// The part's lines, as `paylab bench` prints them: one per run, the projection, the targets.
+pub fn render(figures: &[PeakFigures]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "peak: --scenario {SCENARIO} (85,900 payments per simulated second), every checker on"
+    )];
+    for f in figures {
+        let converged = f
+            .converge_ms
+            .map_or("never converged within the horizon".to_string(), |ms| {
+                format!("converged {:.1}s after the heal", ms as f64 / 1_000.0)
+            });
+        lines.push(format!(
+            "peak: --duration {}: {:.2}s wall for {:.1}s simulated, {} payments ({} operations), {:.0} payments per wall second, {:.0} us wall per payment, peak RSS {}, {}, {converged}",
+            f.duration_s,
             f.wall_s,
             f.sim_s,
             f.payments,
             f.operations,
             f.payments as f64 / f.wall_s.max(1e-9),
-            f.verdict
-        ),
+            f.wall_per_payment_s() * 1e6,
+            mib(f.peak_rss_kib),
+            f.verdict,
+        ));
+    }
+    lines.push(projection(figures));
+    lines.push(
         "peak: targets: the simulated minute in <= 180 s of wall time and <= 8 GiB".to_string(),
-    ]
+    );
+    lines
+}
+
+/// The whole minute projected from the largest run that passed (a lower bound), or why not.
+fn projection(figures: &[PeakFigures]) -> String {
+    let passed = figures
+        .iter()
+        .filter(|f| f.verdict == "PASS" && f.payments > 0)
+        .max_by(|a, b| a.duration_s.total_cmp(&b.duration_s));
+    let Some(f) = passed else {
+        return "peak: no run passed: nothing to project the minute from".to_string();
+    };
+    if f.duration_s >= PEAK_SECONDS {
+        return "peak: the whole minute ran (above)".to_string();
+    }
+    let minute_payments = PEAK_RATE * PEAK_SECONDS;
+    let wall = f.wall_per_payment_s() * minute_payments;
+    let rss = f.peak_rss_kib.map_or("unknown".to_string(), |kib| {
+        let per_payment = kib as f64 / f.payments.max(1) as f64;
+        format!(
+            "{:.0} GiB",
+            per_payment * minute_payments / (1_024.0 * 1_024.0)
+        )
+    });
+    format!(
+        "peak: the minute projected from --duration {} (its cost per payment, a lower bound: the cost grows with the backlog): at least {:.0}s wall and {rss} for {:.0} payments",
+        f.duration_s, wall, minute_payments
+    )
 }
 
 #[cfg(test)]
@@ -126,8 +189,46 @@ mod tests {
         assert_eq!(parse_vm_hwm("Name:\tpaylab\n"), None);
     }
 
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
-    fn the_stand_in_is_a_valid_run() {
-        assert!(stand_in().validate().is_ok());
+    fn durations_are_the_scenarios_own_and_bad_ones_are_named() {
+        let ok = configs(&list(&["0.05", "60"])).expect("valid durations");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].0, 60.0);
+        for bad in ["0", "-1", "abc", "4000"] {
+            let e = configs(&list(&["0.1", bad])).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    fn figures(duration_s: f64, wall_s: f64, payments: u64, verdict: &'static str) -> PeakFigures {
+        PeakFigures {
+            duration_s,
+            wall_s,
+            sim_s: 100.0,
+            payments,
+            operations: payments * 3,
+            peak_rss_kib: Some(1_024 * 100),
+            verdict,
+            converge_ms: Some(5_000),
+        }
+    }
+
+    #[test]
+    fn the_minute_is_projected_from_the_largest_passing_run() {
+        let runs = [
+            figures(0.1, 1.0, 10_000, "PASS"),
+            figures(0.2, 4.0, 20_000, "PASS"),
+            figures(0.4, 50.0, 30_000, "LIVENESS"),
+        ];
+        let text = projection(&runs);
+        // 200 us per payment (the 0.2 run) times 5,154,000 payments.
+        assert!(text.contains("--duration 0.2"), "{text}");
+        assert!(text.contains("at least 1031s wall"), "{text}");
+        let none = projection(&[figures(0.1, 1.0, 10, "LIVENESS")]);
+        assert!(none.contains("no run passed"), "{none}");
     }
 }
