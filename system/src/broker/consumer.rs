@@ -49,8 +49,8 @@ pub struct ConsumerConfig {
     /// The pause after a failed call, or after a round that found nothing when `hold` is zero.
     pub idle_wait: Duration,
     /// Long polling: how long the broker may hold this consumer's wait for news after a round
-    /// that found nothing (below `rpc_timeout`, so a held call is answered before it times
-    /// out). Zero polls every `idle_wait` instead.
+    /// (at most two thirds of `rpc_timeout`, so that a held call is answered before it times
+    /// out; a longer hold is cut to that). Zero polls every `idle_wait` instead.
     pub hold: Duration,
     /// How often processed positions are committed (MetaQ: 5 s; the simulation's default
     /// 500 ms). A crash replays up to this much.
@@ -138,7 +138,7 @@ pub async fn run_on(
         topic: config.topic.clone(),
         mode: config.mode,
         batch: config.batch,
-        hold_ms: u64::try_from(config.hold.as_millis()).unwrap_or(u64::MAX),
+        hold_ms: held_ms(&config),
     };
     let commit_first = env.bugs.is(Bug::OffsetBeforeProcessing);
     let runtime = Arc::new(Runtime {
@@ -153,6 +153,14 @@ pub async fn run_on(
         let outputs = runtime.engine().step(input);
         input = runtime.perform(outputs).await;
     }
+}
+
+/// How long the broker may hold this consumer's long poll: `hold`, but at most two thirds of
+/// `rpc_timeout`, so that a held call is answered (with room for the network) before the
+/// consumer gives up on it.
+fn held_ms(config: &ConsumerConfig) -> u64 {
+    let hold = config.hold.min(config.rpc_timeout * 2 / 3);
+    u64::try_from(hold.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The consumer's I/O: what performs the engine's outputs.
@@ -236,6 +244,21 @@ async fn commit_periodically(runtime: Arc<Runtime>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hold_stays_below_the_call_timeout() {
+        let broker = "10.0.0.1:9000".parse().expect("an address");
+        let mut c = ConsumerConfig::new("g", "c", "t", 4, ConsumeMode::Clustering, broker);
+        assert_eq!(
+            held_ms(&c),
+            200,
+            "the default hold is within the 300 ms timeout"
+        );
+        c.hold = Duration::from_secs(5);
+        assert_eq!(held_ms(&c), 200);
+        c.hold = Duration::ZERO;
+        assert_eq!(held_ms(&c), 0, "zero keeps the idle pauses");
+    }
 
     #[test]
     fn allocation_covers_every_queue_once() {
