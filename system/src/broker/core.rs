@@ -110,6 +110,9 @@ pub struct BrokerCore {
     offsets: BTreeMap<OffsetKey, u64>,
     /// Each group's retry queue (`%RETRY%group`): every message that ever failed there.
     retries: BTreeMap<String, BTreeMap<MessageId, RetryState>>,
+    /// Each group's scheduled retries by due time: the index the due and next-due questions
+    /// read, so that they do not walk every retry the group ever had.
+    scheduled: BTreeMap<String, BTreeSet<(u64, MessageId)>>,
     /// Each group's dead-letter queue (`%DLQ%group`), in the order messages arrived.
     dead_letters: BTreeMap<String, Vec<DeadLetter>>,
 }
@@ -132,6 +135,7 @@ impl BrokerCore {
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
             retries: BTreeMap::new(),
+            scheduled: BTreeMap::new(),
             dead_letters: BTreeMap::new(),
         }
     }
@@ -255,22 +259,31 @@ impl BrokerCore {
     /// The retry deliveries of `group` due at `now_ms`, earliest first. A due retry stays due
     /// until it is acknowledged or fails again, so a consumer crash only delays it.
     pub fn retries_due(&self, group: &str, now_ms: u64) -> Vec<Delivery> {
-        let mut due: Vec<(u64, &MessageId, u32)> = self
-            .retry_queue(group)
-            .filter_map(|(id, state)| match state {
-                RetryState::Scheduled { attempt, due_ms } if *due_ms <= now_ms => {
-                    Some((*due_ms, id, *attempt))
-                }
-                _ => None,
-            })
-            .collect();
-        due.sort();
-        due.into_iter()
-            .map(|(_, id, attempt)| Delivery {
+        self.due_ids(group, now_ms)
+            .map(|id| Delivery {
                 message: self.message(id).expect("a retried message exists").clone(),
-                attempt,
+                attempt: self.scheduled_attempt(group, id),
             })
             .collect()
+    }
+
+    /// The ids of `group`'s retries due at `now_ms`, earliest first (then by id).
+    fn due_ids(&self, group: &str, now_ms: u64) -> impl Iterator<Item = &MessageId> {
+        self.scheduled_by_due(group)
+            .take_while(move |(due_ms, _)| *due_ms <= now_ms)
+            .map(|(_, id)| id)
+    }
+
+    /// `group`'s scheduled retries, earliest due first.
+    fn scheduled_by_due(&self, group: &str) -> impl Iterator<Item = &(u64, MessageId)> {
+        self.scheduled.get(group).into_iter().flatten()
+    }
+
+    fn scheduled_attempt(&self, group: &str, id: &MessageId) -> u32 {
+        match self.retries.get(group).and_then(|q| q.get(id)) {
+            Some(RetryState::Scheduled { attempt, .. }) => *attempt,
+            other => panic!("{id} indexed as scheduled in {group} but {other:?}"),
+        }
     }
 
     /// What is still in flight: undecided halves and scheduled retries (empty at rest).
@@ -806,11 +819,9 @@ impl BrokerCore {
                 news.push(*queue);
             }
         }
-        let retries = self.retry_queue(group).any(|(id, state)| {
-            matches!(state, RetryState::Scheduled { due_ms, .. } if *due_ms <= now_ms)
-                && id.topic == topic
-                && queues.contains(&id.queue)
-        });
+        let retries = self
+            .due_ids(group, now_ms)
+            .any(|id| id.topic == topic && queues.contains(&id.queue));
         Ok(reply(BrokerReply::News {
             queues: news,
             retries,
@@ -820,13 +831,9 @@ impl BrokerCore {
     /// When the next scheduled retry of `group` on one of `queues` of `topic` falls due (the
     /// broker's clock), if any: how long a held `Await` may sleep before it looks again.
     pub fn next_retry_due(&self, group: &str, topic: &str, queues: &[u32]) -> Option<u64> {
-        self.retry_queue(group)
-            .filter(|(id, _)| id.topic == topic && queues.contains(&id.queue))
-            .filter_map(|(_, state)| match state {
-                RetryState::Scheduled { due_ms, .. } => Some(*due_ms),
-                _ => None,
-            })
-            .min()
+        self.scheduled_by_due(group)
+            .find(|(_, id)| id.topic == topic && queues.contains(&id.queue))
+            .map(|(due_ms, _)| *due_ms)
     }
 
     fn decide_ack_retry(
@@ -1042,7 +1049,8 @@ impl BrokerCore {
             matches!(state, RetryState::Scheduled { attempt: a, .. } if *a == attempt),
             "{message} acked at delivery {attempt} in {group} from {state:?}"
         );
-        *state = RetryState::Acked { attempt };
+        let previous = std::mem::replace(state, RetryState::Acked { attempt });
+        self.unschedule(&group, &message, Some(previous));
         BrokerReply::RetryAcked
     }
 
@@ -1150,7 +1158,10 @@ impl BrokerCore {
             ),
             Some(other) => panic!("{message} retried in {group} after it ended: {other:?}"),
         }
-        queue.insert(message.clone(), RetryState::Scheduled { attempt, due_ms });
+        let previous = queue.insert(message.clone(), RetryState::Scheduled { attempt, due_ms });
+        self.unschedule(&group, &message, previous);
+        let index = self.scheduled.entry(group).or_default();
+        index.insert((due_ms, message.clone()));
         BrokerReply::Nacked {
             message,
             outcome: NackOutcome::Retry { attempt, due_ms },
@@ -1178,7 +1189,8 @@ impl BrokerCore {
             last, attempts,
             "{message} dead-lettered in {group} after {attempts} deliveries, but {last} were made"
         );
-        queue.insert(message.clone(), RetryState::DeadLettered { attempts });
+        let previous = queue.insert(message.clone(), RetryState::DeadLettered { attempts });
+        self.unschedule(&group, &message, previous);
         self.dead_letters
             .entry(group)
             .or_default()
@@ -1190,6 +1202,21 @@ impl BrokerCore {
         BrokerReply::Nacked {
             message,
             outcome: NackOutcome::DeadLettered,
+        }
+    }
+}
+
+impl BrokerCore {
+    /// Drops `message` from `group`'s due-time index if its `previous` state was scheduled
+    /// (its retry was then acknowledged, rescheduled or dead-lettered).
+    fn unschedule(&mut self, group: &str, message: &MessageId, previous: Option<RetryState>) {
+        if let Some(RetryState::Scheduled { due_ms, .. }) = previous {
+            let index = self.scheduled.get_mut(group);
+            let removed = index.is_some_and(|index| index.remove(&(due_ms, message.clone())));
+            assert!(
+                removed,
+                "{message} was scheduled in {group} but not indexed"
+            );
         }
     }
 }
