@@ -107,7 +107,9 @@ const TAG_STREAM: &str = "transport.tags";
 
 /// Simulated nanoseconds since the simulation started: what tells two incarnations of one node
 /// apart when their transports are bound.
-fn bind_instant() -> u64 {
+/// The simulated time since the run began, in nanoseconds: distinct for every start of a
+/// node (a restart comes later), so it tells one incarnation from the next.
+pub fn bind_instant() -> u64 {
     let elapsed = madsim::time::TimeHandle::current().elapsed();
     u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 }

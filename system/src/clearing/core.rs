@@ -44,6 +44,9 @@ pub enum Admission {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClearingCore {
     pub orders: BTreeMap<InstrId, ChannelOrder>,
+    /// Each bank's orders in the order they succeeded (a success is final): what
+    /// reconciliation reads from where it left off.
+    pub successes: BTreeMap<u32, Vec<InstrId>>,
 }
 
 impl ClearingCore {
@@ -161,6 +164,10 @@ impl ClearingCore {
                 order.status = status;
                 order.history.push(status);
                 order.fail = fail;
+                if status == OrderStatus::Success {
+                    let bank = order.bank;
+                    self.successes.entry(bank).or_default().push(instr);
+                }
             }
             ClearingRecord::Corrected { instr } => {
                 let order = self.order_mut(&instr);

@@ -165,3 +165,27 @@ fn every_record_survives_the_log_encoding() {
         assert_eq!(&back, r);
     }
 }
+
+#[test]
+fn successes_are_listed_per_bank_in_the_order_they_happen_once_each() {
+    let mut core = ClearingCore::default();
+    let succeed = |core: &mut ClearingCore, key: &str| {
+        let instr = created(core, &request(key, OrderKind::Deposit, dec!(5)));
+        for status in [OrderStatus::Sent, OrderStatus::Success] {
+            let record = core.move_to(&instr, status, None).expect("a legal edge");
+            core.apply(record);
+        }
+        instr
+    };
+    let b = succeed(&mut core, "b");
+    let a = succeed(&mut core, "a");
+    let failed = created(&mut core, &request("c", OrderKind::Deposit, dec!(5)));
+    let record = core
+        .move_to(&failed, OrderStatus::Fail, None)
+        .expect("INIT -> FAIL");
+    core.apply(record);
+    // Success order, not key order; a failed order is not listed; nothing twice.
+    let bank = core.get(&a).expect("exists").bank;
+    assert_eq!(core.successes.get(&bank), Some(&vec![b.clone(), a.clone()]));
+    assert!(core.move_to(&a, OrderStatus::Success, None).is_none());
+}

@@ -71,6 +71,9 @@ struct Shell {
     transport: Transport,
     /// Orders a driver is running for (one driver per order).
     driving: Mutex<BTreeSet<InstrId>>,
+    /// This incarnation (the simulated instant it started): reconciliation's position in the
+    /// list of successes holds only within one.
+    boot: u64,
 }
 
 /// What one step of a driver leaves.
@@ -506,6 +509,7 @@ impl ClearingNode {
             config,
             transport: transport.clone(),
             driving: Mutex::new(BTreeSet::new()),
+            boot: crate::transport::bind_instant(),
         });
         let serving = shell.clone();
         transport

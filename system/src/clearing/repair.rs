@@ -29,7 +29,12 @@ impl Shell {
         }
         Ok(match command {
             ReconCommand::Lookup(instrs) => ReconReply::Orders(self.lookup(&instrs)),
-            ReconCommand::Succeeded { bank } => ReconReply::Orders(self.succeeded(bank)),
+            ReconCommand::Succeeded {
+                bank,
+                boot,
+                from,
+                recheck,
+            } => self.succeeded(bank, boot, from, &recheck),
             ReconCommand::Resolve { instr, date } => self.clone().resolve(&instr, date).await,
             ReconCommand::Correct {
                 instr,
@@ -133,12 +138,36 @@ impl Shell {
             .collect()
     }
 
-    fn succeeded(&self, bank: u32) -> Vec<OrderView> {
+    /// The bank's successful orders: those to recheck and those from position `from` of this
+    /// incarnation's list, or the whole list if the caller's `boot` is another incarnation's.
+    fn succeeded(
+        &self,
+        bank: u32,
+        boot: Option<u64>,
+        from: u64,
+        recheck: &[InstrId],
+    ) -> ReconReply {
         let core = self.core();
-        let ok = core.orders.values().filter(|o| o.bank == bank);
-        ok.filter(|o| o.status == OrderStatus::Success)
-            .map(view)
-            .collect()
+        let list = core.successes.get(&bank).map_or(&[][..], Vec::as_slice);
+        let same = boot == Some(self.boot);
+        let start = if same {
+            usize::try_from(from).unwrap_or(usize::MAX).min(list.len())
+        } else {
+            0
+        };
+        let rechecked = recheck
+            .iter()
+            .filter(|_| same)
+            .filter_map(|i| core.orders.get(i));
+        let rechecked = rechecked.filter(|o| o.bank == bank && o.status == OrderStatus::Success);
+        let listed = list[start..].iter().map(|instr| &core.orders[instr]);
+        let orders = rechecked.chain(listed).map(view).collect();
+        ReconReply::Successes {
+            boot: self.boot,
+            from: start as u64,
+            next: list.len() as u64,
+            orders,
+        }
     }
 
     /// The statement says the bank carried the instruction out while the order is not final:

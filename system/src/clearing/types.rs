@@ -271,8 +271,17 @@ pub struct OrderView {
 pub enum ReconCommand {
     /// The orders of these instructions (those the gateway has).
     Lookup(Vec<InstrId>),
-    /// Every successful order of a bank.
-    Succeeded { bank: u32 },
+    /// A bank's successful orders: the current views of `recheck` (successful orders the
+    /// caller read before and still follows), then the orders that succeeded from position
+    /// `from` of the list of gateway incarnation `boot`. If `boot` is not the gateway's
+    /// current incarnation (a crash may have taken back, and so reordered, the list's tail),
+    /// the whole list instead.
+    Succeeded {
+        bank: u32,
+        boot: Option<u64>,
+        from: u64,
+        recheck: Vec<InstrId>,
+    },
     /// The bank's statement of `date` lists the instruction as carried out while the order is
     /// not final: take the statement's word (resolved by statement).
     Resolve { instr: InstrId, date: u32 },
@@ -303,6 +312,15 @@ pub enum ReconCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReconReply {
     Orders(Vec<OrderView>),
+    /// The answer to `Succeeded`: the gateway's incarnation, where the listed orders start in
+    /// its list of the bank's successes (0: the whole list, the rechecked ones not apart),
+    /// where the list ends, and the orders (the rechecked ones first).
+    Successes {
+        boot: u64,
+        from: u64,
+        next: u64,
+        orders: Vec<OrderView>,
+    },
     Done,
     /// Nothing to do: the order is not at odds with the bank (any more).
     Nothing,

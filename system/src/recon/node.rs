@@ -45,6 +45,20 @@ struct Shell {
     env: NodeEnv,
     config: ReconConfig,
     transport: Transport,
+    /// Per bank, the successful orders followed for 短款 (in memory: a restart reads them all
+    /// again).
+    successes: Mutex<BTreeMap<u32, Successes>>,
+}
+
+/// A bank's successful orders as reconciliation follows them: where it read the gateway's
+/// list to (and in which incarnation of the gateway), and the orders no statement has listed
+/// yet, whose views every date's ask refreshes. An order leaves once a statement listed it
+/// or it was corrected, neither of which is ever undone.
+#[derive(Debug, Default)]
+struct Successes {
+    boot: Option<u64>,
+    next: u64,
+    open: BTreeMap<InstrId, OrderView>,
 }
 
 /// What one date's pass found so far.
@@ -296,6 +310,55 @@ impl Shell {
         (self.gateway(command).await? == ReconReply::Done).then_some(())
     }
 
+    /// The bank's successful orders that no earlier statement listed and none corrected, as
+    /// the gateway has them now: one ask for the views of those followed and for the orders
+    /// that succeeded since the last ask (all of them after either side restarted). Orders a
+    /// statement listed or a correction settled are no longer followed. `None`: unanswered
+    /// (what was followed is then asked for whole next time).
+    async fn follow_successes(&self, bank: u32) -> Option<BTreeMap<InstrId, OrderView>> {
+        let ask = {
+            let known = self.successes();
+            let k = known.get(&bank);
+            ReconCommand::Succeeded {
+                bank,
+                boot: k.and_then(|k| k.boot),
+                from: k.map_or(0, |k| k.next),
+                recheck: k.map_or(Vec::new(), |k| k.open.keys().cloned().collect()),
+            }
+        };
+        let answer = self.gateway(ask).await;
+        let mut known = self.successes();
+        let Some(ReconReply::Successes {
+            boot,
+            from,
+            next,
+            orders,
+        }) = answer
+        else {
+            known.remove(&bank);
+            return None;
+        };
+        let core = self.core();
+        let open: BTreeMap<InstrId, OrderView> = orders
+            .into_iter()
+            .filter(|v| !v.corrected && !core.was_seen(bank, &v.instr))
+            .map(|v| (v.instr.clone(), v))
+            .collect();
+        debug_assert!(from == 0 || known.get(&bank).is_some_and(|k| k.boot == Some(boot)));
+        let followed = Successes {
+            boot: Some(boot),
+            next,
+            open,
+        };
+        let open = followed.open.clone();
+        known.insert(bank, followed);
+        Some(open)
+    }
+
+    fn successes(&self) -> MutexGuard<'_, BTreeMap<u32, Successes>> {
+        self.successes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes a record durably.
     async fn record(&self, record: ReconRecord) {
         {
@@ -316,7 +379,7 @@ impl Shell {
         mut tally: Tally,
     ) -> Option<Tally> {
         let listed: BTreeSet<&InstrId> = lines.iter().map(|l| &l.instr).collect();
-        let succeeded = self.orders(ReconCommand::Succeeded { bank }).await?;
+        let succeeded = self.follow_successes(bank).await?;
         let unlisted = succeeded.values().filter(|v| {
             !v.corrected && !listed.contains(&v.instr) && !self.core().was_seen(bank, &v.instr)
         });
@@ -356,6 +419,7 @@ impl ReconNode {
             env: env.clone(),
             config,
             transport,
+            successes: Mutex::new(BTreeMap::new()),
         });
         madsim::task::spawn(schedule(shell.clone()));
         Ok(ReconNode { shell })
