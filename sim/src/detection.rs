@@ -87,21 +87,16 @@ pub fn config(bug: Bug, seed: u64, faults: Option<Vec<FaultKind>>) -> RunConfig 
 /// The invariants a run's verdict names: its violations', or `liveness`, or `crash` (with the
 /// violations found before it).
 pub fn fired(report: &RunReport) -> BTreeSet<String> {
+    let broken = report
+        .violations
+        .iter()
+        .map(|v| v.invariant.name().to_string());
     match &report.verdict {
         Verdict::Pass => BTreeSet::new(),
-        Verdict::Violation => report
-            .violations
-            .iter()
-            .map(|v| v.invariant.name().to_string())
-            .collect(),
+        Verdict::Violation => broken.collect(),
         Verdict::Liveness(_) => BTreeSet::from(["liveness".to_string()]),
         // A crash also names what the checks had found before it.
-        Verdict::Crash(_) => report
-            .violations
-            .iter()
-            .map(|v| v.invariant.name().to_string())
-            .chain(["crash".to_string()])
-            .collect(),
+        Verdict::Crash(_) => broken.chain(["crash".to_string()]).collect(),
     }
 }
 

@@ -313,9 +313,10 @@ impl Shell {
     /// The bank's successful orders that no earlier statement listed and none corrected, as
     /// the gateway has them now: one ask for the views of those followed and for the orders
     /// that succeeded since the last ask (all of them after either side restarted). Orders a
-    /// statement listed or a correction settled are no longer followed. `None`: unanswered
-    /// (what was followed is then asked for whole next time).
-    async fn follow_successes(&self, bank: u32) -> Option<BTreeMap<InstrId, OrderView>> {
+    /// statement listed or a correction settled are no longer followed. Returns the ids of
+    /// those still followed, in order; `None`: unanswered (what was followed is then asked
+    /// for whole next time).
+    async fn follow_successes(&self, bank: u32) -> Option<Vec<InstrId>> {
         let ask = {
             let known = self.successes();
             let k = known.get(&bank);
@@ -350,9 +351,9 @@ impl Shell {
             next,
             open,
         };
-        let open = followed.open.clone();
+        let ids = followed.open.keys().cloned().collect();
         known.insert(bank, followed);
-        Some(open)
+        Some(ids)
     }
 
     fn successes(&self) -> MutexGuard<'_, BTreeMap<u32, Successes>> {
@@ -379,11 +380,11 @@ impl Shell {
         mut tally: Tally,
     ) -> Option<Tally> {
         let listed: BTreeSet<&InstrId> = lines.iter().map(|l| &l.instr).collect();
-        let succeeded = self.follow_successes(bank).await?;
-        let unlisted = succeeded.values().filter(|v| {
-            !v.corrected && !listed.contains(&v.instr) && !self.core().was_seen(bank, &v.instr)
-        });
-        let unlisted: Vec<InstrId> = unlisted.map(|v| v.instr.clone()).collect();
+        let followed = self.follow_successes(bank).await?;
+        let unlisted: Vec<InstrId> = followed
+            .into_iter()
+            .filter(|instr| !listed.contains(instr))
+            .collect();
         for instr in unlisted {
             match self.bank(bank, BankCommand::Query(instr.clone())).await? {
                 BankReply::Status(InstrStatus::Success | InstrStatus::Processing) => {}
