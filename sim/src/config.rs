@@ -38,6 +38,8 @@ pub const SNAPSHOT_INTERVAL_MS_MAX: u64 = 60_000;
 /// What `--rate` alone implies.
 pub const DEFAULT_DURATION_MS: u64 = 10_000;
 pub const DEFAULT_USERS: u32 = 10_000;
+/// The largest `--consume-batch`: a trade-event consumer's pull (16 deliveries).
+pub const CONSUME_BATCH_MAX: u32 = 16;
 pub const DEFAULT_MERCHANTS: u32 = 100;
 
 /// The configuration of one run, and the `paylab run` flags that set it: every default is
@@ -155,6 +157,12 @@ pub struct RunConfig {
     /// God's-eye snapshots are taken and checked this often during the faulted phase.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=SNAPSHOT_INTERVAL_MS_MAX))]
     pub snapshot_interval_ms: u64,
+    /// Batch consumption by the trade-event consumers (the replicas and the notifier): up to
+    /// this many deliveries of one pull processed and made durable by one fsync (RocketMQ's
+    /// `consumeMessageBatchMaxSize`). Default 1 (one at a time), `peak-2015` 16; at most 16.
+    #[serde(default)]
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(CONSUME_BATCH_MAX)))]
+    pub consume_batch: Option<u32>,
 }
 
 /// A named scenario (`--scenario`).
@@ -183,6 +191,8 @@ impl Scenario {
                 c.clients = 64;
                 c.rate = Some(85_900);
                 c.duration_ms.get_or_insert(60_000);
+                // The event consumers keep up with the peak only by batches (one fsync each).
+                c.consume_batch.get_or_insert(CONSUME_BATCH_MAX);
                 c.users = Some(1_000_000);
                 c.merchants = Some(10_000);
                 // Its users are funded at their first payment: through the one clearing
@@ -478,6 +488,7 @@ impl RunConfig {
                 "snapshot-interval-ms",
                 Some(self.snapshot_interval_ms.to_string()),
             ),
+            ("consume-batch", self.consume_batch.map(|b| b.to_string())),
         ]
     }
 
@@ -593,6 +604,14 @@ impl RunConfig {
                 .map(|u| ("users", 1, u64::from(USERS_MAX), u64::from(u))),
             self.merchants
                 .map(|m| ("merchants", 1, u64::from(MERCHANTS_MAX), u64::from(m))),
+            self.consume_batch.map(|b| {
+                (
+                    "consume-batch",
+                    1,
+                    u64::from(CONSUME_BATCH_MAX),
+                    u64::from(b),
+                )
+            }),
         ];
         for (flag, min, max, got) in checks.into_iter().flatten() {
             if !(min..=max).contains(&got) {
@@ -679,11 +698,11 @@ impl fmt::Display for RunConfig {
             .flags()
             .into_iter()
             .filter(|(flag, value)| {
-                let open_loop = matches!(
+                let shown_when_set = matches!(
                     *flag,
-                    "scenario" | "rate" | "duration" | "users" | "merchants"
+                    "scenario" | "rate" | "duration" | "users" | "merchants" | "consume-batch"
                 );
-                *flag != "seed" && !(open_loop && value.is_none())
+                *flag != "seed" && !(shown_when_set && value.is_none())
             })
             .map(|(flag, value)| match value {
                 Some(v) if v.is_empty() => format!("{flag}=none"),
@@ -756,6 +775,7 @@ mod tests {
         );
         let peak = RunConfig::from_args(&["--scenario", "peak-2015", "--seed", "4"]).unwrap();
         assert_eq!(peak.duration_ms, Some(60_000));
+        assert_eq!(peak.consume_batch, Some(CONSUME_BATCH_MAX));
         assert_eq!(
             peak.to_args(),
             [
@@ -773,7 +793,13 @@ mod tests {
             merchants: Some(7),
             ..RunConfig::from_args(&["--rate", "9"]).unwrap()
         };
-        for config in [open, peak, short, lean] {
+        // A consumption batch given with the scenario is kept, and repeated.
+        let one = ["--scenario", "peak-2015", "--consume-batch", "1"];
+        let one = RunConfig::from_args(&one).unwrap();
+        assert_eq!(one.consume_batch, Some(1));
+        assert!(one.to_args().contains(&"--consume-batch".to_string()));
+        let batched = RunConfig::from_args(&["--consume-batch", "4"]).unwrap();
+        for config in [open, peak, short, lean, one, batched] {
             assert_eq!(round_trip(&config), config, "{:?}", config.to_args());
             config.validate().expect("valid");
         }

@@ -297,6 +297,9 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["run", "--rate", "10", "--merchants", "2"], "--merchants"),
         bad(&["run", "--rate", "10", "--ops", "5"], "--ops"),
         bad(&["run", "--scenario", "peak-2016"], "peak-2016"),
+        bad(&["run", "--consume-batch", "0"], "--consume-batch"),
+        bad(&["run", "--consume-batch", "17"], "--consume-batch"),
+        bad(&["run", "--consume-batch", "-1"], "--consume-batch"),
         bad(
             &["run", "--scenario", "peak-2015", "--shards", "4"],
             "--shards",

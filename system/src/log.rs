@@ -191,6 +191,22 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         self.check_promise("reply", mark);
     }
 
+    /// Batch consumption's verdicts as they leave the node: each `Ok` witnessed at its
+    /// delivery's `mark` (its record, or the earlier one a duplicate is answered from, must be
+    /// durable by then), in order.
+    pub fn witness_verdicts(
+        &self,
+        verdicts: Vec<(Result<(), String>, usize)>,
+    ) -> Vec<Result<(), String>> {
+        let witnessed = |(result, mark): (Result<(), String>, usize)| {
+            if result.is_ok() {
+                self.witness_reply(mark);
+            }
+            result
+        };
+        verdicts.into_iter().map(witnessed).collect()
+    }
+
     /// Notes a reply sent, by the node's chosen policy, before the bytes it depends on (up to
     /// `mark`) are durable (the broker's async flush, unsafe by design): not a breach, but a
     /// crash that then loses them is reported as the expected loss it is.

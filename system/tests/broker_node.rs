@@ -806,6 +806,85 @@ fn failed_deliveries_are_retried_and_dead_lettered_when_they_always_fail() {
     });
 }
 
+/// Starts a consumer node whose handler takes up to `consume_batch` deliveries at once,
+/// records each delivery and the size of every batch it was handed, and fails `once:*`
+/// payloads on their first attempt.
+fn start_batched_consumer(consume_batch: u32, seen: &Seen, sizes: &Arc<Mutex<Vec<usize>>>) {
+    let probes = Probes::new();
+    let env = env("consumer/0", consumer_addr(0), &probes);
+    let config = ConsumerConfig {
+        consume_batch,
+        ..ConsumerConfig::new(
+            "g",
+            "c0",
+            TOPIC,
+            QUEUES,
+            ConsumeMode::Clustering,
+            addr(BROKER),
+        )
+    };
+    let (seen, sizes) = (seen.clone(), sizes.clone());
+    let handler: consumer::BatchHandler = Arc::new(move |batch: Vec<Delivery>| {
+        lock(&sizes).push(batch.len());
+        let verdicts = batch
+            .iter()
+            .map(|d| {
+                let payload = d.message.payload.clone();
+                lock(&seen).push(("g".into(), payload.clone(), d.attempt));
+                match payload.starts_with("once:") && d.attempt == 1 {
+                    true => Err(format!("{payload} fails at attempt 1")),
+                    false => Ok(()),
+                }
+            })
+            .collect();
+        Box::pin(async move { verdicts })
+    });
+    Handle::current()
+        .create_node()
+        .name(env.name.clone())
+        .ip(env.addr.ip())
+        .init(move || {
+            let (env, config, handler) = (env.clone(), config.clone(), handler.clone());
+            async move {
+                let t = Transport::for_node(&env).await.expect("bind consumer");
+                consumer::run_batched(env, t, config, handler).await
+            }
+        })
+        .build();
+}
+
+#[test]
+fn a_batched_consumer_takes_a_pull_in_batches_and_settles_each_verdict() {
+    on_fixed_seeds(|| async {
+        let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
+        madsim::time::sleep(Duration::from_millis(10)).await;
+        on_client(|t| async move { call(&t, subscribe_g()).await.unwrap() }).await;
+        // Sent before the consumer starts, so that its first pulls find full queues.
+        let mut sent = produce("ok", 0, 40).await;
+        sent.extend(produce("once", 40, 8).await);
+        let (seen, sizes): (Seen, Arc<Mutex<Vec<usize>>>) = Default::default();
+        start_batched_consumer(5, &seen, &sizes);
+        let pending = broker.settle(Duration::from_secs(30)).await;
+        assert!(pending.is_empty(), "{pending:?}");
+        let sizes = lock(&sizes).clone();
+        assert!(sizes.iter().all(|n| (1..=5).contains(n)), "{sizes:?}");
+        assert!(sizes.contains(&5), "full batches are handed out: {sizes:?}");
+        // Every message processed, in key order; each `once:` one again at attempt 2.
+        let firsts: Vec<String> = lock(&seen)
+            .iter()
+            .filter(|(_, _, attempt)| *attempt == 1)
+            .map(|(_, p, _)| p.clone())
+            .collect();
+        assert_key_order(&firsts);
+        let mut got = firsts.clone();
+        got.sort();
+        sent.sort();
+        assert_eq!(got, sent);
+        let retried = lock(&seen).iter().filter(|(_, _, a)| *a == 2).count();
+        assert_eq!(retried, 8);
+    });
+}
+
 /// A consumer crashes inside the widened window between processing a batch and making its
 /// offset committable. Returns, for each of the 8 messages, whether it was in the batch the
 /// crash interrupted and how often it was processed in the end.

@@ -91,6 +91,11 @@ impl RunContext<'_> {
     pub fn fsync_latency(&self) -> Duration {
         Duration::from_millis(self.config.fsync_latency_ms)
     }
+
+    /// How many trade-event deliveries a consumer processes at once (`--consume-batch`).
+    pub fn consume_batch(&self) -> u32 {
+        self.config.consume_batch.unwrap_or(1)
+    }
 }
 
 /// A future that does not leave its node (madsim runs a node's init on the node itself).

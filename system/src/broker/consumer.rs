@@ -57,6 +57,10 @@ pub struct ConsumerConfig {
     pub commit_interval: Duration,
     /// How long one call waits for the broker.
     pub rpc_timeout: Duration,
+    /// Batch consumption: how many deliveries of one pull a [`BatchHandler`] takes at once
+    /// (RocketMQ's `consumeMessageBatchMaxSize`, default 1), at most `batch`. A one-at-a-time
+    /// [`Handler`] always takes one.
+    pub consume_batch: u32,
 }
 
 impl ConsumerConfig {
@@ -82,6 +86,7 @@ impl ConsumerConfig {
             hold: Duration::from_millis(200),
             commit_interval: Duration::from_millis(500),
             rpc_timeout: Duration::from_millis(300),
+            consume_batch: 1,
         }
     }
 }
@@ -90,6 +95,21 @@ impl ConsumerConfig {
 /// queue).
 pub type Handler =
     Arc<dyn Fn(Delivery) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Processes the deliveries of one pull at once, in queue order, and gives one verdict per
+/// delivery, in the same order (batch consumption: one durable write can cover them all).
+pub type BatchHandler = Arc<
+    dyn Fn(Vec<Delivery>) -> Pin<Box<dyn Future<Output = Vec<Result<(), String>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What processes a consumer's deliveries.
+#[derive(Clone)]
+enum Handling {
+    One(Handler),
+    Many(BatchHandler),
+}
 
 /// Wraps an async closure as a [`Handler`].
 pub fn handler<F, Fut>(f: F) -> Handler
@@ -132,6 +152,32 @@ pub async fn run_on(
     queues: Vec<u32>,
     handler: Handler,
 ) {
+    run_handling(env, transport, config, queues, Handling::One(handler)).await
+}
+
+/// Runs a consumer on every queue of its topic whose handler takes up to
+/// `config.consume_batch` deliveries at once. Never returns.
+pub async fn run_batched(
+    env: NodeEnv,
+    transport: Transport,
+    config: ConsumerConfig,
+    handler: BatchHandler,
+) {
+    let queues: Vec<u32> = (0..config.queues).collect();
+    run_handling(env, transport, config, queues, Handling::Many(handler)).await
+}
+
+async fn run_handling(
+    env: NodeEnv,
+    transport: Transport,
+    config: ConsumerConfig,
+    queues: Vec<u32>,
+    handler: Handling,
+) {
+    let consume_batch = match handler {
+        Handling::One(_) => 1,
+        Handling::Many(_) => config.consume_batch,
+    };
     let identity = ConsumerIdentity {
         group: config.group.clone(),
         consumer: config.consumer.clone(),
@@ -139,6 +185,7 @@ pub async fn run_on(
         mode: config.mode,
         batch: config.batch,
         hold_ms: held_ms(&config),
+        consume_batch,
     };
     let commit_first = env.bugs.is(Bug::OffsetBeforeProcessing);
     let runtime = Arc::new(Runtime {
@@ -169,7 +216,7 @@ struct Runtime {
     env: NodeEnv,
     transport: Transport,
     config: ConsumerConfig,
-    handler: Handler,
+    handler: Handling,
 }
 
 impl Runtime {
@@ -186,6 +233,18 @@ impl Runtime {
             )
             .await
             .ok()
+    }
+
+    /// Hands one delivery to the handler.
+    async fn process(&self, delivery: Delivery) -> Result<(), String> {
+        match &self.handler {
+            Handling::One(handler) => handler(delivery).await,
+            Handling::Many(handler) => {
+                let verdicts = handler(vec![delivery]).await;
+                let [verdict] = <[_; 1]>::try_from(verdicts).expect("one verdict per delivery");
+                verdict
+            }
+        }
     }
 
     /// Performs one main-loop step's outputs and returns the input its blocking output led to.
@@ -206,7 +265,13 @@ impl Runtime {
                     None
                 }
                 Output::Call(command) => Some(Input::Answer(self.call(command).await)),
-                Output::Process(delivery) => Some(Input::Processed((self.handler)(delivery).await)),
+                Output::Process(delivery) => Some(Input::Processed(self.process(delivery).await)),
+                Output::ProcessMany(deliveries) => {
+                    let Handling::Many(handler) = &self.handler else {
+                        panic!("a one-at-a-time handler is handed one delivery at a time");
+                    };
+                    Some(Input::ProcessedMany(handler(deliveries).await))
+                }
                 Output::Idle => {
                     madsim::time::sleep(self.config.idle_wait).await;
                     Some(Input::Woke)

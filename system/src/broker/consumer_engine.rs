@@ -34,6 +34,8 @@ pub enum Input {
     Answer(Answer),
     /// The handler's verdict on the delivery of the last [`Output::Process`].
     Processed(Result<(), String>),
+    /// The handler's verdicts on the deliveries of the last [`Output::ProcessMany`], in order.
+    ProcessedMany(Vec<Result<(), String>>),
     /// The main loop's [`Output::Idle`] pause or [`Output::Window`] ended.
     Woke,
     /// The commit timer fired: commit what processing moved.
@@ -53,6 +55,9 @@ pub enum Output {
     Call(BrokerCommand),
     /// Main loop: hand the delivery to the handler and answer with [`Input::Processed`].
     Process(Delivery),
+    /// Main loop: hand the deliveries (one queue's, in queue order) to the handler at once and
+    /// answer with [`Input::ProcessedMany`]: batch consumption, one durable write for them all.
+    ProcessMany(Vec<Delivery>),
     /// Main loop: pause for the idle wait, then [`Input::Woke`].
     Idle,
     /// Main loop: pass the buggify window between processing and the offset
@@ -67,7 +72,11 @@ impl Output {
     pub fn blocks(&self) -> bool {
         matches!(
             self,
-            Output::Call(_) | Output::Process(_) | Output::Idle | Output::Window
+            Output::Call(_)
+                | Output::Process(_)
+                | Output::ProcessMany(_)
+                | Output::Idle
+                | Output::Window
         )
     }
 }
@@ -98,6 +107,9 @@ pub struct ConsumerIdentity {
     /// `Await` for this consumer (at most [`AWAIT_HOLD_MAX_MS`]); 0 pauses for the idle wait
     /// instead.
     pub hold_ms: u64,
+    /// Batch consumption (RocketMQ's `consumeMessageBatchMaxSize`): how many deliveries of a
+    /// pull the handler takes at once, clamped to 1..=`batch`; 1 hands them out one at a time.
+    pub consume_batch: u32,
 }
 
 /// What the main loop waits for.
@@ -119,6 +131,8 @@ enum Wait {
         message: MessageId,
         attempt: u32,
     },
+    /// Batch consumption: the handler has these deliveries (message, attempt), in order.
+    Handlers(Vec<(MessageId, u32)>),
     Ack,
     Nack {
         message: MessageId,
@@ -187,16 +201,21 @@ pub struct ConsumerEngine {
     wait: Wait,
     round: Round,
     batch: Option<Batch>,
+    /// Batch consumption: the verdicts of the handler's last deliveries not yet settled with
+    /// the broker (acknowledged or nacked one at a time, in order).
+    settling: VecDeque<(MessageId, u32, Result<(), String>)>,
     timer_started: bool,
 }
 
 impl ConsumerEngine {
     /// A consumer of `queues` of its topic. `commit_first` plants `offset-before-processing`.
     pub fn new(id: ConsumerIdentity, queues: Vec<u32>, commit_first: bool) -> Self {
+        let batch = id.batch.clamp(1, PULL_BATCH_MAX);
         ConsumerEngine {
             id: ConsumerIdentity {
-                batch: id.batch.clamp(1, PULL_BATCH_MAX),
+                batch,
                 hold_ms: id.hold_ms.min(AWAIT_HOLD_MAX_MS),
+                consume_batch: id.consume_batch.clamp(1, batch),
                 ..id
             },
             commit_first,
@@ -205,6 +224,7 @@ impl ConsumerEngine {
             wait: Wait::Start,
             round: Round::default(),
             batch: None,
+            settling: VecDeque::new(),
             timer_started: false,
         }
     }
@@ -224,6 +244,7 @@ impl ConsumerEngine {
             }
             Input::Answer(answer) => self.on_answer(answer, &mut out),
             Input::Processed(result) => self.on_processed(result, &mut out),
+            Input::ProcessedMany(results) => self.on_processed_many(results, &mut out),
             Input::Woke => self.on_woke(&mut out),
             Input::CommitTick => self.on_commit_tick(&mut out),
             Input::Committed { queue, answer } => self.note_commit(queue, answer),
@@ -502,24 +523,41 @@ impl ConsumerEngine {
         self.process_next(out);
     }
 
-    /// Hands out the batch's next delivery, or finishes the batch.
+    /// Settles the handler's next verdict, or hands out the batch's next delivery (or, with
+    /// batch consumption, its next deliveries), or finishes the batch.
     fn process_next(&mut self, out: &mut Vec<Output>) {
+        if let Some((message, attempt, result)) = self.settling.pop_front() {
+            return self.settle(message, attempt, result, out);
+        }
+        let take = self.id.consume_batch as usize;
         let batch = self.batch.as_mut().expect("a batch is being processed");
-        match batch.deliveries.pop_front() {
-            Some(delivery) => {
-                if batch.queue.is_none() {
-                    out.push(Output::Probe(names::CONSUMER_RETRY_DELIVERED));
-                }
-                self.wait = Wait::Handler {
-                    message: delivery.message.id.clone(),
-                    attempt: delivery.attempt,
-                };
-                out.push(Output::Process(delivery));
-            }
-            None => {
-                let end = batch.end;
-                self.batch_done(end, out);
-            }
+        if batch.deliveries.is_empty() {
+            let end = batch.end;
+            return self.batch_done(end, out);
+        }
+        let retries = batch.queue.is_none();
+        let deliveries: Vec<Delivery> = batch
+            .deliveries
+            .drain(..take.min(batch.deliveries.len()))
+            .collect();
+        if retries {
+            out.extend(
+                deliveries
+                    .iter()
+                    .map(|_| Output::Probe(names::CONSUMER_RETRY_DELIVERED)),
+            );
+        }
+        if take == 1 {
+            let delivery = deliveries.into_iter().next().expect("one delivery");
+            self.wait = Wait::Handler {
+                message: delivery.message.id.clone(),
+                attempt: delivery.attempt,
+            };
+            out.push(Output::Process(delivery));
+        } else {
+            let handed = deliveries.iter().map(|d| (d.message.id.clone(), d.attempt));
+            self.wait = Wait::Handlers(handed.collect());
+            out.push(Output::ProcessMany(deliveries));
         }
     }
 
@@ -536,6 +574,8 @@ impl ConsumerEngine {
     /// Processing of the batch reached `reached`: pass the window if not yet passed, then make
     /// the position committable and go on with the round.
     fn batch_done(&mut self, reached: u64, out: &mut Vec<Output>) {
+        // Verdicts past a queue batch's stop are dropped: those deliveries are pulled again.
+        self.settling.clear();
         let batch = self.batch.as_mut().expect("a batch is being processed");
         batch.reached = Some(reached);
         if !batch.windowed {
@@ -559,6 +599,28 @@ impl ConsumerEngine {
         else {
             panic!("a handler's verdict while waiting for {:?}", self.wait);
         };
+        self.settle(message, attempt, result, out);
+    }
+
+    fn on_processed_many(&mut self, results: Vec<Result<(), String>>, out: &mut Vec<Output>) {
+        let Wait::Handlers(handed) = std::mem::replace(&mut self.wait, Wait::Start) else {
+            panic!("a handler's verdicts while waiting for {:?}", self.wait);
+        };
+        assert_eq!(handed.len(), results.len(), "one verdict per delivery");
+        let verdicts = handed.into_iter().zip(results);
+        self.settling = verdicts.map(|((m, a), r)| (m, a, r)).collect();
+        self.process_next(out);
+    }
+
+    /// One delivery's verdict: a retry that succeeded is acknowledged, a failure nacked (a
+    /// broadcast failure only logged), then the batch goes on.
+    fn settle(
+        &mut self,
+        message: MessageId,
+        attempt: u32,
+        result: Result<(), String>,
+        out: &mut Vec<Output>,
+    ) {
         let group = self.id.group.clone();
         let reason = match result {
             Ok(()) if attempt > 1 => {

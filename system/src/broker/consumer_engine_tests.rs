@@ -15,6 +15,7 @@ fn engine_on(queues: Vec<u32>, mode: ConsumeMode, commit_first: bool) -> Consume
         mode,
         batch: 4,
         hold_ms: 0,
+        consume_batch: 1,
     };
     ConsumerEngine::new(id, queues, commit_first)
 }
@@ -584,6 +585,7 @@ fn the_batch_size_is_clamped_to_the_pull_limit() {
         mode: ConsumeMode::Clustering,
         batch: 1_000,
         hold_ms: 0,
+        consume_batch: 1_000,
     };
     let mut e = ConsumerEngine::new(id, vec![0], false);
     e.step(Input::Start);
@@ -592,6 +594,8 @@ fn the_batch_size_is_clamped_to_the_pull_limit() {
         matches!(&out[1], Output::Call(BrokerCommand::Pull { max, .. }) if *max == PULL_BATCH_MAX),
         "{out:?}"
     );
+    // A consumption batch is never larger than a pull.
+    assert_eq!(e.id.consume_batch, PULL_BATCH_MAX);
 }
 
 fn await_news(positions: Vec<(u32, u64)>) -> Output {
@@ -694,4 +698,129 @@ fn a_rewound_queue_pauses_instead_of_long_polling() {
             (Input::Woke, vec![pull(0, None)]),
         ],
     );
+}
+
+// ---- Batch consumption -------------------------------------------------------------------
+
+/// A started consumer whose handler takes up to three deliveries at once.
+fn batched() -> ConsumerEngine {
+    let mut e = engine(false);
+    e.id.consume_batch = 3;
+    run(
+        &mut e,
+        vec![
+            (Input::Start, vec![subscribe()]),
+            (subscribed(), vec![Output::StartCommitTimer, pull(0, None)]),
+        ],
+    );
+    e
+}
+
+fn verdicts(results: &[bool]) -> Input {
+    let one = |ok: &bool| if *ok { Ok(()) } else { Err("busy".to_string()) };
+    Input::ProcessedMany(results.iter().map(one).collect())
+}
+
+#[test]
+fn batch_consumption_hands_a_pull_out_in_slices_of_the_consumption_batch() {
+    let mut e = batched();
+    let d = |offset| delivery(0, offset, 1);
+    run(
+        &mut e,
+        vec![
+            (
+                pulled(vec![d(0), d(1), d(2), d(3)], 4),
+                vec![Output::ProcessMany(vec![d(0), d(1), d(2)])],
+            ),
+            (
+                verdicts(&[true, true, true]),
+                vec![Output::ProcessMany(vec![d(3)])],
+            ),
+            (verdicts(&[true]), vec![Output::Window]),
+            (Input::Woke, vec![pull(1, None)]),
+        ],
+    );
+    assert_eq!(e.position(0), Some(pos(Some(4), Some(4), 0)));
+}
+
+#[test]
+fn a_batch_settles_each_verdict_in_order_before_handing_out_more() {
+    let mut e = batched();
+    let retry = |offset| delivery(0, offset, 2);
+    run(
+        &mut e,
+        vec![
+            (
+                pulled(
+                    vec![
+                        delivery(0, 0, 1),
+                        delivery(0, 1, 1),
+                        retry(2),
+                        delivery(0, 3, 1),
+                    ],
+                    4,
+                ),
+                vec![Output::ProcessMany(vec![
+                    delivery(0, 0, 1),
+                    delivery(0, 1, 1),
+                    retry(2),
+                ])],
+            ),
+            // The failure is nacked, then the succeeded retry acknowledged, in order.
+            (
+                verdicts(&[true, false, true]),
+                vec![
+                    Output::Probe(names::CONSUMER_PROCESSING_FAILED),
+                    nack(0, 1, 1),
+                ],
+            ),
+            (
+                nacked(0, 1),
+                vec![Output::Call(BrokerCommand::AckRetry {
+                    group: GROUP.into(),
+                    message: mid(0, 2),
+                    attempt: 2,
+                })],
+            ),
+            (
+                Input::Answer(Some(Ok(BrokerReply::RetryAcked))),
+                vec![Output::ProcessMany(vec![delivery(0, 3, 1)])],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_unanswered_nack_stops_the_batch_there_and_drops_the_later_verdicts() {
+    let mut e = batched();
+    let d = |offset| delivery(0, offset, 1);
+    run(
+        &mut e,
+        vec![
+            (
+                pulled(vec![d(5), d(6), d(7)], 8),
+                vec![Output::ProcessMany(vec![d(5), d(6), d(7)])],
+            ),
+            (
+                verdicts(&[true, false, true]),
+                vec![
+                    Output::Probe(names::CONSUMER_PROCESSING_FAILED),
+                    nack(0, 6, 1),
+                ],
+            ),
+            // The broker did not take the failure: processing reached 6, so 6 and 7 come
+            // again from the next pull (7's success is not settled).
+            (Input::Answer(None), vec![Output::Window]),
+            (Input::Woke, vec![pull(1, None)]),
+        ],
+    );
+    assert_eq!(e.position(0), Some(pos(Some(6), Some(6), 5)));
+}
+
+#[test]
+#[should_panic(expected = "one verdict per delivery")]
+fn a_batch_handler_must_give_one_verdict_per_delivery() {
+    let mut e = batched();
+    e.step(pulled(vec![delivery(0, 0, 1), delivery(0, 1, 1)], 2));
+    e.step(verdicts(&[true]));
 }

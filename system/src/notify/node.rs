@@ -8,7 +8,7 @@
 use super::core::{NotifyCore, NotifyRecord};
 use super::engine::{NotifyEngine, NotifyInput, NotifyOutput};
 use super::types::MerchantNotifyCall;
-use crate::broker::consumer::{self, Handler};
+use crate::broker::consumer::{self, BatchHandler};
 use crate::broker::Delivery;
 use crate::buggify::Point;
 use crate::log::DurableLog;
@@ -42,6 +42,8 @@ pub struct NotifyConfig {
     /// The waits after failed attempts 1..7.
     pub schedule: [u64; 7],
     pub commit_interval: Duration,
+    /// Batch consumption: events scheduled, and synced, at once (1: one at a time).
+    pub consume_batch: u32,
 }
 
 /// A running notification node, as the harness holds it.
@@ -91,21 +93,34 @@ impl Shell {
         None
     }
 
-    /// Schedules the event's notification, durably.
-    async fn consume(self: &Arc<Self>, delivery: Delivery) -> Result<(), String> {
+    /// Schedules the events' notifications, in order, then makes them durable with one sync
+    /// (batch consumption); a delivery's `Ok` leaves only once its schedule is durable.
+    async fn consume(self: &Arc<Self>, deliveries: Vec<Delivery>) -> Vec<Result<(), String>> {
         let now_ms = self.env.clock.now_ms();
-        let outputs = self.step(NotifyInput::Delivered { delivery, now_ms });
-        let mark = self.log.mark();
-        let result = self
-            .perform(outputs)
-            .await
-            .expect("a delivery always ends with Done");
+        let mut sync = false;
+        let mut verdicts = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let outputs = self.step(NotifyInput::Delivered { delivery, now_ms });
+            let mark = self.log.mark();
+            for output in outputs {
+                match output {
+                    NotifyOutput::Probe(name) => self.env.probes.hit(name),
+                    NotifyOutput::Append(_) => {}
+                    NotifyOutput::Sync => sync = true,
+                    NotifyOutput::Done(result) => {
+                        verdicts.push((result, mark));
+                        break;
+                    }
+                    NotifyOutput::Call(_) => panic!("only a tick calls merchants"),
+                }
+            }
+        }
+        if sync {
+            self.log.sync().await;
+        }
         // Invariant 19, reply form: a delivery acknowledged as consumed leaves with its
         // schedule durable.
-        if result.is_ok() {
-            self.log.witness_reply(mark);
-        }
-        result
+        self.log.witness_verdicts(verdicts)
     }
 
     /// Makes one callback, records its result, and lets the event be called again.
@@ -151,11 +166,11 @@ impl NotifyNode {
             config,
             transport: transport.clone(),
         });
-        let handler: Handler = {
+        let handler: BatchHandler = {
             let shell = shell.clone();
-            Arc::new(move |delivery: Delivery| {
+            Arc::new(move |deliveries: Vec<Delivery>| {
                 let shell = shell.clone();
-                Box::pin(async move { shell.consume(delivery).await })
+                Box::pin(async move { shell.consume(deliveries).await })
             })
         };
         let consumer = trade_events_consumer(
@@ -163,8 +178,14 @@ impl NotifyNode {
             &env.name.to_string(),
             config.broker,
             config.commit_interval,
+            config.consume_batch,
         );
-        madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
+        madsim::task::spawn(consumer::run_batched(
+            env.clone(),
+            transport,
+            consumer,
+            handler,
+        ));
         madsim::task::spawn(callbacks(shell.clone()));
         Ok(NotifyNode { shell })
     }

@@ -9,7 +9,7 @@
 
 pub use super::engine::Projection;
 use super::engine::{ReplicaEngine, ReplicaOutput};
-use crate::broker::consumer::{self, ConsumerConfig, Handler};
+use crate::broker::consumer::{self, BatchHandler, ConsumerConfig};
 use crate::broker::{ConsumeMode, Delivery};
 use crate::bugs::Bug;
 use crate::log::DurableLog;
@@ -24,16 +24,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How every consumer of the trade-events topic runs: one clustering group member taking
-/// every queue, batches of 16, offsets committed every `commit_interval`.
+/// every queue, batches of 16, offsets committed every `commit_interval`, up to
+/// `consume_batch` deliveries of a pull processed at once (and made durable by one fsync).
 pub fn trade_events_consumer(
     group: &str,
     consumer: &str,
     broker: SocketAddr,
     commit_interval: Duration,
+    consume_batch: u32,
 ) -> ConsumerConfig {
     ConsumerConfig {
         batch: 16,
         commit_interval,
+        consume_batch,
         ..ConsumerConfig::new(
             group,
             consumer,
@@ -54,6 +57,8 @@ pub struct ReplicaConfig {
     pub failure_rate: f64,
     /// How often consumed offsets are committed (MetaQ: every 5 s).
     pub commit_interval: Duration,
+    /// Batch consumption: deliveries processed, and synced, at once (1: one at a time).
+    pub consume_batch: u32,
 }
 
 /// A running replica node, as the harness holds it.
@@ -110,17 +115,23 @@ impl<P: Projection> ReplicaNode<P> {
             failure_rate: config.failure_rate,
             failures: Mutex::new(failures),
         });
-        let handler: Handler = Arc::new(move |delivery: Delivery| {
+        let handler: BatchHandler = Arc::new(move |deliveries: Vec<Delivery>| {
             let runtime = runtime.clone();
-            Box::pin(async move { runtime.process(delivery).await })
+            Box::pin(async move { runtime.process(deliveries).await })
         });
         let consumer = trade_events_consumer(
             P::GROUP,
             &env.name.to_string(),
             config.broker,
             config.commit_interval,
+            config.consume_batch,
         );
-        madsim::task::spawn(consumer::run(env.clone(), transport, consumer, handler));
+        madsim::task::spawn(consumer::run_batched(
+            env.clone(),
+            transport,
+            consumer,
+            handler,
+        ));
         Ok(ReplicaNode { engine })
     }
 
@@ -137,42 +148,57 @@ impl<P: Projection> ReplicaNode<P> {
 }
 
 impl<P: Projection> Runtime<P> {
-    /// Processes one delivery: draws whether the database is busy, lets the engine decide,
-    /// and performs its outputs; `Ok` only once the effect (or the duplicate) is durable.
-    async fn process(&self, delivery: Delivery) -> Result<(), String> {
-        let busy = self.failure_rate > 0.0 && lock(&self.failures).gen_bool(self.failure_rate);
-        let (outputs, mark) = {
-            let mut engine = lock(&self.engine);
-            let outputs = engine.deliver(&delivery, busy);
-            // Appended under the lock, so that no reader sees the record applied but not
-            // written.
-            for output in &outputs {
-                if let ReplicaOutput::Append(record) = output {
-                    self.log.append(record);
-                }
-            }
-            (outputs, self.log.mark())
-        };
-        for output in outputs {
-            match output {
-                ReplicaOutput::Probe(name) => self.env.probes.hit(name),
-                ReplicaOutput::Append(_) => {}
-                // The planted bug lets the fsync run behind the acknowledgement.
-                ReplicaOutput::Sync if self.env.bugs.is(Bug::ReplicaAckBeforeFsync) => {
-                    let log = self.log.clone();
-                    madsim::task::spawn(async move { log.sync().await });
-                }
-                ReplicaOutput::Sync => self.log.sync().await,
-                ReplicaOutput::Done(result) => {
-                    // Invariant 19, reply form: a delivery acknowledged as processed (its
-                    // offset will be committed) leaves with its projection record durable.
-                    if result.is_ok() {
-                        self.log.witness_reply(mark);
+    /// Processes the deliveries of one pull, in order: each draws whether the database is
+    /// busy and is decided by the engine, its records appended; then one sync makes them all
+    /// durable. A delivery's `Ok` leaves only once its effect (or the duplicate) is durable.
+    async fn process(&self, deliveries: Vec<Delivery>) -> Vec<Result<(), String>> {
+        let mut sync = false;
+        let mut verdicts = Vec::with_capacity(deliveries.len());
+        for delivery in &deliveries {
+            let (outputs, mark) = self.decide(delivery);
+            for output in outputs {
+                match output {
+                    ReplicaOutput::Probe(name) => self.env.probes.hit(name),
+                    ReplicaOutput::Append(_) => {}
+                    ReplicaOutput::Sync => sync = true,
+                    ReplicaOutput::Done(result) => {
+                        verdicts.push((result, mark));
+                        break;
                     }
-                    return result;
                 }
             }
         }
-        panic!("a delivery always ends with Done")
+        assert_eq!(
+            verdicts.len(),
+            deliveries.len(),
+            "a delivery ends with Done"
+        );
+        if sync {
+            if self.env.bugs.is(Bug::ReplicaAckBeforeFsync) {
+                // The planted bug lets the fsync run behind the acknowledgement.
+                let log = self.log.clone();
+                madsim::task::spawn(async move { log.sync().await });
+            } else {
+                self.log.sync().await;
+            }
+        }
+        // Invariant 19, reply form: a delivery acknowledged as processed (its offset will
+        // be committed) leaves with its projection record durable.
+        self.log.witness_verdicts(verdicts)
+    }
+
+    /// Draws whether the database is busy and lets the engine decide; returns its outputs
+    /// (the records already appended) and where the log then ends.
+    fn decide(&self, delivery: &Delivery) -> (Vec<ReplicaOutput<P::Record>>, usize) {
+        let busy = self.failure_rate > 0.0 && lock(&self.failures).gen_bool(self.failure_rate);
+        let mut engine = lock(&self.engine);
+        let outputs = engine.deliver(delivery, busy);
+        // Appended under the lock, so that no reader sees the record applied but not written.
+        for output in &outputs {
+            if let ReplicaOutput::Append(record) = output {
+                self.log.append(record);
+            }
+        }
+        (outputs, self.log.mark())
     }
 }
