@@ -456,6 +456,14 @@ impl Checker {
         self.record(trace, delta.at_ms, vouchers, found);
     }
 
+    /// Ends the periodic checks: the incremental world (a copy of every entity the
+    /// always-invariants read, with its indexes) is let go before the final read builds its
+    /// own whole observation, so that the two are never in memory at once.
+    fn end_periodic(&mut self) {
+        self.incremental = IncrementalChecker::default();
+        self.capture = Capture::default();
+    }
+
     /// The final check, once per run and whole: the invariants that hold at every instant,
     /// plus, once the platform is at rest, those that hold only then.
     fn last(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
@@ -648,6 +656,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         checker.step(&cluster, &history, &trace);
         forget_finished_tasks();
     }
+    checker.end_periodic();
     faulted.await.expect("the nemesis finishes");
 
     // Healed phase: every fault removed, every node up, everything in flight finished within
