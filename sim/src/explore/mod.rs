@@ -125,13 +125,50 @@ pub fn write_recorded(report_path: &Path, run: &RecordedRun) -> Result<PathBuf, 
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// The largest failed run whose page is drawn as soon as its report is written: drawing a page
+/// re-runs the run, so a larger one would cost its failure twice (a failed peak run of 0.4
+/// simulated seconds spent 34 s running and 47 s more on its page). Its page is one command
+/// away (`paylab report html`), up to [`OPS_MAX`].
+pub const AUTO_OPS_MAX: usize = 20_000;
+
 /// Re-runs a failed run (runs are deterministic) to record it whole, and writes its page next
-/// to its failure report; a run of more than [`OPS_MAX`] operations gets no page.
+/// to its failure report; a run of more than [`AUTO_OPS_MAX`] operations gets no page here.
 pub fn write_next_to(report_path: &Path, report: &crate::RunReport) -> Result<PathBuf, String> {
     let ops = report.ops.ok + report.ops.fail + report.ops.unknown;
+    drawn_at_once(ops, report_path)?;
+    let run = run_recorded(report.config.clone(), report.plan.clone());
+    write_recorded(report_path, &run)
+}
+
+/// Whether a failed run of `ops` operations gets its page with its report; if not, why, and
+/// how to draw it.
+fn drawn_at_once(ops: usize, report_path: &Path) -> Result<(), String> {
     if ops > OPS_MAX {
         return Err(format!("{ops} operations; a page draws at most {OPS_MAX}"));
     }
-    let run = run_recorded(report.config.clone(), report.plan.clone());
-    write_recorded(report_path, &run)
+    if ops > AUTO_OPS_MAX {
+        return Err(format!(
+            "{ops} operations: the page re-runs the run; `paylab report html {}` draws it",
+            report_path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_failed_run_names_the_command_that_draws_its_page() {
+        let report = Path::new("reports/failures/seed-0-x.json");
+        assert_eq!(drawn_at_once(AUTO_OPS_MAX, report), Ok(()));
+        let why = drawn_at_once(AUTO_OPS_MAX + 1, report).unwrap_err();
+        assert!(
+            why.contains("paylab report html reports/failures/seed-0-x.json"),
+            "{why}"
+        );
+        let why = drawn_at_once(OPS_MAX + 1, report).unwrap_err();
+        assert!(why.contains("at most"), "{why}");
+    }
 }
