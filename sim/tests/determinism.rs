@@ -15,8 +15,14 @@ use std::process::Command;
 use std::time::Duration;
 
 fn trace_hash(seed: u64) -> String {
+    trace_hash_of(&["--seed", &seed.to_string()])
+}
+
+fn trace_hash_of(flags: &[&str]) -> String {
+    let seed = flags.join(" ");
     let out = Command::new(env!("CARGO_BIN_EXE_paylab"))
-        .args(["run", "--seed", &seed.to_string()])
+        .arg("run")
+        .args(flags)
         .output()
         .expect("paylab runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -38,6 +44,22 @@ fn same_seed_same_hash_in_separate_processes_and_different_seed_different_hash()
     let second = trace_hash(7);
     assert_eq!(first, second, "seed 7 must replay exactly");
     assert_ne!(first, trace_hash(8), "seeds 7 and 8 must differ");
+}
+
+#[test]
+fn batch_consumption_replays_exactly_and_changes_the_run() {
+    let batched = ["--seed", "7", "--consume-batch", "16"];
+    let first = trace_hash_of(&batched);
+    assert_eq!(
+        first,
+        trace_hash_of(&batched),
+        "a batched run must replay exactly"
+    );
+    assert_ne!(
+        first,
+        trace_hash(7),
+        "batching changes how the events are consumed"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use paylab_sim::openloop::{ARRIVAL, IN_FLIGHT_PEAK, USER_OPENED};
 use paylab_sim::summary::INSUFFICIENT_FUNDS;
 use paylab_sim::workload::caller::{TOP_UP, WITHDRAWAL};
 use paylab_sim::{run, RunConfig, RunReport, Verdict};
+use paylab_system::probes::names;
 
 fn assert_passes(report: &RunReport) {
     assert_eq!(
@@ -90,12 +91,17 @@ fn the_peak_2015_scenario_scaled_down_passes_with_its_topology() {
         (64, 16, 16)
     );
     assert_eq!((config.rate, config.users), (Some(85_900), Some(1_000_000)));
+    assert_eq!(config.consume_batch, Some(16), "batch consumption");
     assert_eq!(config.faults, None, "the swarm plan");
     config.validate().expect("the scenario is valid");
     let report = run(config);
     assert_passes(&report);
     assert_money_flows(&report);
     assert!(report.probe(ARRIVAL) > 900);
+    assert!(
+        report.probe(names::CONSUMER_BATCH_HANDED) > 0,
+        "an event consumer took several deliveries at once"
+    );
     assert!(
         report
             .repro()

@@ -303,6 +303,8 @@ pub mod names {
     pub const CONSUMER_REPLAYED_AFTER_RESTART: &str = "consumer.replayed-after-restart";
     pub const CONSUMER_PROCESSING_FAILED: &str = "consumer.processing-failed";
     pub const CONSUMER_RETRY_DELIVERED: &str = "consumer.retry-delivered";
+    /// Batch consumption handed the handler more than one delivery at once.
+    pub const CONSUMER_BATCH_HANDED: &str = "consumer.batch-handed";
     pub const NOTIFY_ACKED: &str = "notify.acknowledged";
     pub const NOTIFY_RETRIED: &str = "notify.retried";
     pub const NOTIFY_EXHAUSTED: &str = "notify.schedule-exhausted";

@@ -117,6 +117,7 @@ pub const PROBES: &[&str] = &[
     names::CONSUMER_REPLAYED_AFTER_RESTART,
     names::CONSUMER_PROCESSING_FAILED,
     names::CONSUMER_RETRY_DELIVERED,
+    names::CONSUMER_BATCH_HANDED,
     names::NOTIFY_ACKED,
     names::NOTIFY_RETRIED,
     names::NOTIFY_EXHAUSTED,

@@ -555,6 +555,9 @@ impl ConsumerEngine {
             };
             out.push(Output::Process(delivery));
         } else {
+            if deliveries.len() > 1 {
+                out.push(Output::Probe(names::CONSUMER_BATCH_HANDED));
+            }
             let handed = deliveries.iter().map(|d| (d.message.id.clone(), d.attempt));
             self.wait = Wait::Handlers(handed.collect());
             out.push(Output::ProcessMany(deliveries));

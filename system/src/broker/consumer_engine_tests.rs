@@ -730,7 +730,10 @@ fn batch_consumption_hands_a_pull_out_in_slices_of_the_consumption_batch() {
         vec![
             (
                 pulled(vec![d(0), d(1), d(2), d(3)], 4),
-                vec![Output::ProcessMany(vec![d(0), d(1), d(2)])],
+                vec![
+                    Output::Probe(names::CONSUMER_BATCH_HANDED),
+                    Output::ProcessMany(vec![d(0), d(1), d(2)]),
+                ],
             ),
             (
                 verdicts(&[true, true, true]),
@@ -760,11 +763,10 @@ fn a_batch_settles_each_verdict_in_order_before_handing_out_more() {
                     ],
                     4,
                 ),
-                vec![Output::ProcessMany(vec![
-                    delivery(0, 0, 1),
-                    delivery(0, 1, 1),
-                    retry(2),
-                ])],
+                vec![
+                    Output::Probe(names::CONSUMER_BATCH_HANDED),
+                    Output::ProcessMany(vec![delivery(0, 0, 1), delivery(0, 1, 1), retry(2)]),
+                ],
             ),
             // The failure is nacked, then the succeeded retry acknowledged, in order.
             (
@@ -799,7 +801,10 @@ fn an_unanswered_nack_stops_the_batch_there_and_drops_the_later_verdicts() {
         vec![
             (
                 pulled(vec![d(5), d(6), d(7)], 8),
-                vec![Output::ProcessMany(vec![d(5), d(6), d(7)])],
+                vec![
+                    Output::Probe(names::CONSUMER_BATCH_HANDED),
+                    Output::ProcessMany(vec![d(5), d(6), d(7)]),
+                ],
             ),
             (
                 verdicts(&[true, false, true]),
