@@ -142,6 +142,7 @@ pub fn ledger_transfers(size: BenchSize) -> Figure {
                 bugs: Default::default(),
                 buggify: Default::default(),
                 seed: 0,
+                serve_loops: 1,
             };
             // No payment node here: each client funds itself over the internal call, as the
             // funding path would (once, before the timed part), then transfers as a client.
@@ -291,6 +292,7 @@ fn bench_env(name: &str, addr: std::net::SocketAddr, probes: &Probes) -> NodeEnv
         bugs: Default::default(),
         buggify: Default::default(),
         seed: 0,
+        serve_loops: 1,
     }
 }
 

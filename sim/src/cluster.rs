@@ -120,6 +120,7 @@ impl Cluster {
                         stream_seed(config.seed, &name.to_string(), "buggify", 0),
                     ),
                     seed: config.seed,
+                    serve_loops: config.serve_loops(),
                 };
                 let service = kind.node(&run, name.index);
                 let live: Live = Arc::default();

@@ -40,6 +40,11 @@ pub const DEFAULT_DURATION_MS: u64 = 10_000;
 pub const DEFAULT_USERS: u32 = 10_000;
 /// The largest `--consume-batch`: a trade-event consumer's pull (16 deliveries).
 pub const CONSUME_BATCH_MAX: u32 = 16;
+/// The largest `--serve-loops`.
+pub const SERVE_LOOPS_MAX: u32 = 256;
+/// The `peak-2015` scenario's `--serve-loops`: up to 64,000 requests per simulated second a
+/// node (the broker takes every event of the peak).
+pub const PEAK_SERVE_LOOPS: u32 = 64;
 pub const DEFAULT_MERCHANTS: u32 = 100;
 
 /// The configuration of one run, and the `paylab run` flags that set it: every default is
@@ -163,6 +168,13 @@ pub struct RunConfig {
     #[serde(default)]
     #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(CONSUME_BATCH_MAX)))]
     pub consume_batch: Option<u32>,
+    /// How many requests of one kind each node takes off the network at once. madsim holds
+    /// every receive for at least 1 simulated ms, so one receiving loop serves at most 1,000
+    /// requests per simulated second; each loop adds as many. Default 1, `peak-2015` 64; at
+    /// most 256.
+    #[serde(default)]
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(SERVE_LOOPS_MAX)))]
+    pub serve_loops: Option<u32>,
 }
 
 /// A named scenario (`--scenario`).
@@ -193,6 +205,8 @@ impl Scenario {
                 c.duration_ms.get_or_insert(60_000);
                 // The event consumers keep up with the peak only by batches (one fsync each).
                 c.consume_batch.get_or_insert(CONSUME_BATCH_MAX);
+                // A node serving the peak takes far more than 1,000 requests a second.
+                c.serve_loops.get_or_insert(PEAK_SERVE_LOOPS);
                 c.users = Some(1_000_000);
                 c.merchants = Some(10_000);
                 // Its users are funded at their first payment: through the one clearing
@@ -415,6 +429,11 @@ impl RunConfig {
     }
 
     /// The open-loop load, if the run has a `--rate` (defaults filled in).
+    /// Receiving loops per served request type on every node (`--serve-loops`, default 1).
+    pub fn serve_loops(&self) -> u32 {
+        self.serve_loops.unwrap_or(1)
+    }
+
     pub fn open_loop(&self) -> Option<OpenLoop> {
         self.rate.map(|rate| OpenLoop {
             rate,
@@ -489,6 +508,7 @@ impl RunConfig {
                 Some(self.snapshot_interval_ms.to_string()),
             ),
             ("consume-batch", self.consume_batch.map(|b| b.to_string())),
+            ("serve-loops", self.serve_loops.map(|n| n.to_string())),
         ]
     }
 
@@ -700,7 +720,13 @@ impl fmt::Display for RunConfig {
             .filter(|(flag, value)| {
                 let shown_when_set = matches!(
                     *flag,
-                    "scenario" | "rate" | "duration" | "users" | "merchants" | "consume-batch"
+                    "scenario"
+                        | "rate"
+                        | "duration"
+                        | "users"
+                        | "merchants"
+                        | "consume-batch"
+                        | "serve-loops"
                 );
                 *flag != "seed" && !(shown_when_set && value.is_none())
             })
@@ -776,6 +802,7 @@ mod tests {
         let peak = RunConfig::from_args(&["--scenario", "peak-2015", "--seed", "4"]).unwrap();
         assert_eq!(peak.duration_ms, Some(60_000));
         assert_eq!(peak.consume_batch, Some(CONSUME_BATCH_MAX));
+        assert_eq!(peak.serve_loops, Some(PEAK_SERVE_LOOPS));
         assert_eq!(
             peak.to_args(),
             [
@@ -798,7 +825,10 @@ mod tests {
         let one = RunConfig::from_args(&one).unwrap();
         assert_eq!(one.consume_batch, Some(1));
         assert!(one.to_args().contains(&"--consume-batch".to_string()));
-        let batched = RunConfig::from_args(&["--consume-batch", "4"]).unwrap();
+        let batched =
+            RunConfig::from_args(&["--consume-batch", "4", "--serve-loops", "8"]).unwrap();
+        assert_eq!(batched.serve_loops(), 8);
+        assert_eq!(RunConfig::new(1).serve_loops(), 1);
         for config in [open, peak, short, lean, one, batched] {
             assert_eq!(round_trip(&config), config, "{:?}", config.to_args());
             config.validate().expect("valid");

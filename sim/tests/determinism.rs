@@ -85,6 +85,7 @@ fn env(name: &str, addr: SocketAddr, probes: &Probes) -> NodeEnv {
         bugs: Default::default(),
         buggify: Default::default(),
         seed: 3,
+        serve_loops: 1,
     }
 }
 

@@ -64,6 +64,7 @@ fn node_log(disk: &Disk, probes: &Probes, bugs: Bugs) -> DurableLog<u32> {
         bugs,
         buggify: Default::default(),
         seed: 0,
+        serve_loops: 1,
     };
     DurableLog::open(&env, "t.log", FSYNC)
 }

@@ -125,6 +125,11 @@ pub struct NodeEnv {
     pub buggify: Buggify,
     /// The run's seed, from which every random stream of the node derives ([`NodeEnv::rng`]).
     pub seed: u64,
+    /// How many requests of one kind the node's transport takes off the network at once
+    /// ([`crate::transport::Transport::serve`]). madsim holds every receive for at least its
+    /// sleep's 1 ms floor, so one receiving loop takes at most 1,000 requests per simulated
+    /// second; each further loop adds as many. At least 1.
+    pub serve_loops: u32,
 }
 
 impl NodeEnv {

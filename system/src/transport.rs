@@ -140,6 +140,8 @@ pub struct Transport {
     probes: Probes,
     /// The [`origin_key`] of this transport's node, for the replies it folds into the digest.
     origin: u64,
+    /// Receiving loops per served request type ([`NodeEnv::serve_loops`]).
+    serve_loops: u32,
 }
 
 /// The random streams of one transport.
@@ -158,7 +160,11 @@ impl Transport {
             tags: env.rng_with(TAG_STREAM, bind_instant()),
         };
         let (faults, probes) = (env.faults.clone(), env.probes.clone());
-        Self::bind_with(env.addr, &env.name.to_string(), streams, faults, probes).await
+        let t = Self::bind_with(env.addr, &env.name.to_string(), streams, faults, probes).await?;
+        Ok(Transport {
+            serve_loops: env.serve_loops.max(1),
+            ..t
+        })
     }
 
     /// Binds an endpoint that is not a platform node (a client, a test's caller), named `name`,
@@ -194,6 +200,7 @@ impl Transport {
             fault_rng: Arc::new(Mutex::new(streams.faults)),
             probes,
             origin: origin_key(&[name]),
+            serve_loops: 1,
         })
     }
 
@@ -217,39 +224,44 @@ impl Transport {
     /// As [`Transport::serve`], and the handler also learns who sent the request: the sender's
     /// address as the network delivered it, which no caller can forge (what a service checks
     /// before it takes a step only another platform service may ask for).
+    ///
+    /// Requests are taken off the network by `serve_loops` loops ([`NodeEnv::serve_loops`]):
+    /// madsim holds each receive for at least a millisecond, so one loop takes at most 1,000
+    /// requests per simulated second.
     pub fn serve_from<R, F, Fut>(&self, handler: F)
     where
         R: Rpc,
         F: Fn(R, SocketAddr) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R::Response> + Send + 'static,
     {
-        let endpoint = self.endpoint.clone();
-        let (probes, origin) = (self.probes.clone(), self.origin);
-        madsim::task::spawn(async move {
-            loop {
-                let Ok((payload, from)) = endpoint.recv_from_raw(R::TAG).await else {
-                    return;
-                };
-                let Ok(envelope) = payload.downcast::<Envelope<R>>() else {
-                    tracing::error!(tag = R::TAG, "dropped a request of the wrong type");
-                    continue;
-                };
-                let Envelope { reply_tag, request } = *envelope;
-                // Boxed: a handler's future is kilobytes (a whole protocol flow), and a task's
-                // future is copied by value on its way into the executor, every request.
-                let work = Box::pin(handler(request, from));
-                let endpoint = endpoint.clone();
-                let probes = probes.clone();
-                madsim::task::spawn(async move {
-                    let response = work.await;
-                    probes.digest_reply(origin, R::TAG, reply_hash(&response));
-                    // A failed reply is indistinguishable from a lost one; the caller times out.
-                    let _ = endpoint
-                        .send_to_raw(from, reply_tag, Box::new(response))
-                        .await;
-                });
-            }
-        });
+        let handler = Arc::new(handler);
+        for _ in 0..self.serve_loops {
+            let (endpoint, handler) = (self.endpoint.clone(), handler.clone());
+            let (probes, origin) = (self.probes.clone(), self.origin);
+            madsim::task::spawn(async move {
+                while let Ok((payload, from)) = endpoint.recv_from_raw(R::TAG).await {
+                    let Ok(envelope) = payload.downcast::<Envelope<R>>() else {
+                        tracing::error!(tag = R::TAG, "dropped a request of the wrong type");
+                        continue;
+                    };
+                    let Envelope { reply_tag, request } = *envelope;
+                    // Boxed: a handler's future is kilobytes (a whole protocol flow), and a
+                    // task's future is copied by value on its way into the executor, every
+                    // request.
+                    let work = Box::pin(handler(request, from));
+                    let (endpoint, probes) = (endpoint.clone(), probes.clone());
+                    madsim::task::spawn(async move {
+                        let response = work.await;
+                        probes.digest_reply(origin, R::TAG, reply_hash(&response));
+                        // A failed reply is indistinguishable from a lost one; the caller times
+                        // out.
+                        let _ = endpoint
+                            .send_to_raw(from, reply_tag, Box::new(response))
+                            .await;
+                    });
+                }
+            });
+        }
     }
 
     /// Sends `request` to `dst` and waits at most `timeout` for the reply.

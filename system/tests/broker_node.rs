@@ -65,6 +65,7 @@ fn env(name: &str, addr: SocketAddr, probes: &Probes) -> NodeEnv {
         bugs: Bugs::none(),
         buggify: Buggify::default(),
         seed: 0,
+        serve_loops: 1,
     }
 }
 

@@ -54,6 +54,7 @@ pub fn node_env(name: &str, addr: SocketAddr, disk: &Disk) -> NodeEnv {
         bugs: Bugs::none(),
         buggify: Buggify::default(),
         seed: 0,
+        serve_loops: 1,
     }
 }
 
