@@ -40,6 +40,8 @@ pub const DEFAULT_DURATION_MS: u64 = 10_000;
 pub const DEFAULT_USERS: u32 = 10_000;
 /// The largest `--consume-batch`: a trade-event consumer's pull (16 deliveries).
 pub const CONSUME_BATCH_MAX: u32 = 16;
+/// The largest `--event-consumers`: one member per queue of the trade-events topic.
+pub const EVENT_CONSUMERS_MAX: u32 = paylab_system::trade::TRADE_EVENTS_QUEUES;
 /// The largest `--serve-loops`.
 pub const SERVE_LOOPS_MAX: u32 = 256;
 /// The `peak-2015` scenario's `--serve-loops`: up to 64,000 requests per simulated second a
@@ -175,6 +177,13 @@ pub struct RunConfig {
     #[serde(default)]
     #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(SERVE_LOOPS_MAX)))]
     pub serve_loops: Option<u32>,
+    /// Members of each trade-event consumer group (the replicas', the notifier's) run on its
+    /// node, each pulling its share of the four queues concurrently with the others, as
+    /// RocketMQ keeps a pull in flight per queue. Default 1 (one member working every queue in
+    /// turn), `peak-2015` 4; at most 4.
+    #[serde(default)]
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i64::from(EVENT_CONSUMERS_MAX)))]
+    pub event_consumers: Option<u32>,
 }
 
 /// A named scenario (`--scenario`).
@@ -207,6 +216,7 @@ impl Scenario {
                 c.consume_batch.get_or_insert(CONSUME_BATCH_MAX);
                 // A node serving the peak takes far more than 1,000 requests a second.
                 c.serve_loops.get_or_insert(PEAK_SERVE_LOOPS);
+                c.event_consumers.get_or_insert(EVENT_CONSUMERS_MAX);
                 c.users = Some(1_000_000);
                 c.merchants = Some(10_000);
                 // Its users are funded at their first payment: through the one clearing
@@ -509,6 +519,10 @@ impl RunConfig {
             ),
             ("consume-batch", self.consume_batch.map(|b| b.to_string())),
             ("serve-loops", self.serve_loops.map(|n| n.to_string())),
+            (
+                "event-consumers",
+                self.event_consumers.map(|n| n.to_string()),
+            ),
         ]
     }
 
@@ -727,6 +741,7 @@ impl fmt::Display for RunConfig {
                         | "merchants"
                         | "consume-batch"
                         | "serve-loops"
+                        | "event-consumers"
                 );
                 *flag != "seed" && !(shown_when_set && value.is_none())
             })
@@ -803,6 +818,7 @@ mod tests {
         assert_eq!(peak.duration_ms, Some(60_000));
         assert_eq!(peak.consume_batch, Some(CONSUME_BATCH_MAX));
         assert_eq!(peak.serve_loops, Some(PEAK_SERVE_LOOPS));
+        assert_eq!(peak.event_consumers, Some(EVENT_CONSUMERS_MAX));
         assert_eq!(
             peak.to_args(),
             [

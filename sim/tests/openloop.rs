@@ -92,6 +92,11 @@ fn the_peak_2015_scenario_scaled_down_passes_with_its_topology() {
     );
     assert_eq!((config.rate, config.users), (Some(85_900), Some(1_000_000)));
     assert_eq!(config.consume_batch, Some(16), "batch consumption");
+    assert_eq!(
+        (config.serve_loops, config.event_consumers),
+        (Some(64), Some(4)),
+        "serving and consuming sized for the peak"
+    );
     assert_eq!(config.faults, None, "the swarm plan");
     config.validate().expect("the scenario is valid");
     let report = run(config);

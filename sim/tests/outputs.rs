@@ -302,6 +302,8 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["run", "--consume-batch", "-1"], "--consume-batch"),
         bad(&["run", "--serve-loops", "0"], "--serve-loops"),
         bad(&["run", "--serve-loops", "257"], "--serve-loops"),
+        bad(&["run", "--event-consumers", "0"], "--event-consumers"),
+        bad(&["run", "--event-consumers", "5"], "--event-consumers"),
         bad(
             &["run", "--scenario", "peak-2015", "--shards", "4"],
             "--shards",

@@ -811,10 +811,22 @@ fn failed_deliveries_are_retried_and_dead_lettered_when_they_always_fail() {
 /// records each delivery and the size of every batch it was handed, and fails `once:*`
 /// payloads on their first attempt.
 fn start_batched_consumer(consume_batch: u32, seen: &Seen, sizes: &Arc<Mutex<Vec<usize>>>) {
+    start_members(consume_batch, 1, 0, seen, sizes)
+}
+
+/// As [`start_batched_consumer`], with `members` members of the group on node `index`.
+fn start_members(
+    consume_batch: u32,
+    members: u32,
+    index: u32,
+    seen: &Seen,
+    sizes: &Arc<Mutex<Vec<usize>>>,
+) {
     let probes = Probes::new();
-    let env = env("consumer/0", consumer_addr(0), &probes);
+    let env = env(&format!("consumer/{index}"), consumer_addr(index), &probes);
     let config = ConsumerConfig {
         consume_batch,
+        members,
         ..ConsumerConfig::new(
             "g",
             "c0",
@@ -884,6 +896,55 @@ fn a_batched_consumer_takes_a_pull_in_batches_and_settles_each_verdict() {
         let retried = lock(&seen).iter().filter(|(_, _, a)| *a == 2).count();
         assert_eq!(retried, 8);
     });
+}
+
+/// Starts `members` members of group `g` on one node after 64 messages were sent, and returns
+/// the simulated time until every message was processed, having checked that each was
+/// processed once, in key order.
+async fn drained_by_members(members: u32, index: u32) -> Duration {
+    let broker = Broker::start(broker_config(FlushPolicy::GroupCommit), &Probes::new());
+    madsim::time::sleep(Duration::from_millis(10)).await;
+    on_client(|t| async move { call(&t, subscribe_g()).await.unwrap() }).await;
+    let mut sent = produce("ok", 0, 64).await;
+    let (seen, sizes): (Seen, Arc<Mutex<Vec<usize>>>) = Default::default();
+    let start = madsim::time::Instant::now();
+    start_members(16, members, index, &seen, &sizes);
+    while processed(&seen, "g").len() < sent.len() {
+        madsim::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = start.elapsed();
+    let pending = broker.settle(Duration::from_secs(10)).await;
+    assert!(pending.is_empty(), "{pending:?}");
+    let mut got = processed(&seen, "g");
+    assert_key_order(&got);
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent, "every message once");
+    took
+}
+
+/// The simulated time `members` members on one node take to drain 64 messages, in a fresh
+/// simulation of `seed` on an OS thread of its own.
+fn drain_time(seed: u64, members: u32) -> Duration {
+    std::thread::spawn(move || {
+        let runtime =
+            madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+        runtime.block_on(drained_by_members(members, 0))
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn group_members_on_one_node_split_the_queues_and_drain_them_sooner() {
+    for seed in common::SEEDS {
+        let (alone, four) = (drain_time(seed, 1), drain_time(seed, 4));
+        // One member pulls the four queues in turn; four pull one queue each, at once.
+        assert!(
+            four * 3 < alone * 2,
+            "seed {seed}: four members {four:?}, one {alone:?}"
+        );
+    }
 }
 
 /// A consumer crashes inside the widened window between processing a batch and making its

@@ -1,7 +1,7 @@
 //! `paylab bench --parts peak`: the Double-11 peak scenario, on the wall clock and in memory.
 //!
 //! Runs `paylab run --scenario peak-2015` (every checker on) once per duration of
-//! `--peak-durations` (simulated seconds of arrivals; by default 0.05, 0.1 and 0.2, a ladder
+//! `--peak-durations` (simulated seconds of arrivals; by default 0.1, 0.2 and 0.4, a ladder
 //! that fits in a minute of wall time; `60` is the scenario's whole minute) and reports for
 //! each its wall seconds, the payments it completed, payments per wall second, the process's
 //! peak RSS during that run, its verdict and the time from heal to convergence. Then it
@@ -19,7 +19,7 @@ use std::time::Instant;
 pub const SCENARIO: &str = "peak-2015";
 
 /// The durations measured by default, in simulated seconds of arrivals.
-pub const DEFAULT_DURATIONS: &str = "0.05,0.1,0.2";
+pub const DEFAULT_DURATIONS: &str = "0.1,0.2,0.4";
 
 /// The scenario's payments per simulated second and its length (Alipay, 11.11 2015).
 const PEAK_RATE: f64 = 85_900.0;

@@ -92,9 +92,12 @@ impl RunContext<'_> {
         Duration::from_millis(self.config.fsync_latency_ms)
     }
 
-    /// How many trade-event deliveries a consumer processes at once (`--consume-batch`).
-    pub fn consume_batch(&self) -> u32 {
-        self.config.consume_batch.unwrap_or(1)
+    /// How the trade-event consumers consume (`--consume-batch`, `--event-consumers`).
+    pub fn consuming(&self) -> paylab_system::replica::node::Consuming {
+        paylab_system::replica::node::Consuming {
+            batch: self.config.consume_batch.unwrap_or(1),
+            members: self.config.event_consumers.unwrap_or(1),
+        }
     }
 }
 

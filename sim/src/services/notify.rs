@@ -43,7 +43,7 @@ impl ServiceKind for Notify {
             fsync_latency: run.fsync_latency(),
             schedule: SIMULATION_NOTIFY_SCHEDULE_MS,
             commit_interval: Duration::from_millis(500),
-            consume_batch: run.consume_batch(),
+            consuming: run.consuming(),
         })
     }
 }

@@ -71,7 +71,7 @@ impl<P: Observed> ServiceKind for Replica<P> {
                 fsync_latency: run.fsync_latency(),
                 failure_rate: 0.03,
                 commit_interval: Duration::from_millis(500),
-                consume_batch: run.consume_batch(),
+                consuming: run.consuming(),
             },
             projection: PhantomData,
         })

@@ -61,6 +61,10 @@ pub struct ConsumerConfig {
     /// (RocketMQ's `consumeMessageBatchMaxSize`, default 1), at most `batch`. A one-at-a-time
     /// [`Handler`] always takes one.
     pub consume_batch: u32,
+    /// With [`run_batched`]: how many members of the group this node runs, each pulling its
+    /// share of the queues ([`allocate`]) concurrently with the others, as RocketMQ keeps a
+    /// pull in flight per queue; 1 works every queue in turn.
+    pub members: u32,
 }
 
 impl ConsumerConfig {
@@ -87,6 +91,7 @@ impl ConsumerConfig {
             commit_interval: Duration::from_millis(500),
             rpc_timeout: Duration::from_millis(300),
             consume_batch: 1,
+            members: 1,
         }
     }
 }
@@ -155,16 +160,41 @@ pub async fn run_on(
     run_handling(env, transport, config, queues, Handling::One(handler)).await
 }
 
-/// Runs a consumer on every queue of its topic whose handler takes up to
-/// `config.consume_batch` deliveries at once. Never returns.
+/// Runs consumers on every queue of the topic whose handler takes up to
+/// `config.consume_batch` deliveries at once: one working every queue in turn, or
+/// `config.members` members of the group named `{consumer}-{index}`, each on its share of the
+/// queues. Never returns.
 pub async fn run_batched(
     env: NodeEnv,
     transport: Transport,
     config: ConsumerConfig,
     handler: BatchHandler,
 ) {
-    let queues: Vec<u32> = (0..config.queues).collect();
-    run_handling(env, transport, config, queues, Handling::Many(handler)).await
+    let members = config.members.clamp(1, config.queues.max(1));
+    if members == 1 {
+        let queues: Vec<u32> = (0..config.queues).collect();
+        return run_handling(env, transport, config, queues, Handling::Many(handler)).await;
+    }
+    let runs: Vec<_> = (0..members)
+        .map(|index| {
+            let member = ConsumerConfig {
+                consumer: format!("{}-{index}", config.consumer),
+                ..config.clone()
+            };
+            let queues = allocate(config.queues, members, index);
+            let handling = Handling::Many(handler.clone());
+            madsim::task::spawn(run_handling(
+                env.clone(),
+                transport.clone(),
+                member,
+                queues,
+                handling,
+            ))
+        })
+        .collect();
+    for run in runs {
+        let _ = run.await;
+    }
 }
 
 async fn run_handling(

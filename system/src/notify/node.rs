@@ -14,7 +14,7 @@ use crate::buggify::Point;
 use crate::log::DurableLog;
 use crate::node::NodeEnv;
 use crate::probes::names;
-use crate::replica::node::trade_events_consumer;
+use crate::replica::node::{trade_events_consumer, Consuming};
 use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,8 +42,8 @@ pub struct NotifyConfig {
     /// The waits after failed attempts 1..7.
     pub schedule: [u64; 7],
     pub commit_interval: Duration,
-    /// Batch consumption: events scheduled, and synced, at once (1: one at a time).
-    pub consume_batch: u32,
+    /// Batch consumption and group members.
+    pub consuming: Consuming,
 }
 
 /// A running notification node, as the harness holds it.
@@ -178,7 +178,7 @@ impl NotifyNode {
             &env.name.to_string(),
             config.broker,
             config.commit_interval,
-            config.consume_batch,
+            config.consuming,
         );
         madsim::task::spawn(consumer::run_batched(
             env.clone(),

@@ -23,20 +23,38 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// How every consumer of the trade-events topic runs: one clustering group member taking
-/// every queue, batches of 16, offsets committed every `commit_interval`, up to
-/// `consume_batch` deliveries of a pull processed at once (and made durable by one fsync).
+/// How a node consumes the trade events: how many deliveries of a pull its handler takes at
+/// once (and makes durable with one fsync), and how many members of its group it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consuming {
+    pub batch: u32,
+    pub members: u32,
+}
+
+impl Default for Consuming {
+    /// One delivery at a time, one member working every queue in turn.
+    fn default() -> Self {
+        Consuming {
+            batch: 1,
+            members: 1,
+        }
+    }
+}
+
+/// How every consumer of the trade-events topic runs: pulls of 16, offsets committed every
+/// `commit_interval`, deliveries and group members as `consuming` says.
 pub fn trade_events_consumer(
     group: &str,
     consumer: &str,
     broker: SocketAddr,
     commit_interval: Duration,
-    consume_batch: u32,
+    consuming: Consuming,
 ) -> ConsumerConfig {
     ConsumerConfig {
         batch: 16,
         commit_interval,
-        consume_batch,
+        consume_batch: consuming.batch,
+        members: consuming.members,
         ..ConsumerConfig::new(
             group,
             consumer,
@@ -57,8 +75,8 @@ pub struct ReplicaConfig {
     pub failure_rate: f64,
     /// How often consumed offsets are committed (MetaQ: every 5 s).
     pub commit_interval: Duration,
-    /// Batch consumption: deliveries processed, and synced, at once (1: one at a time).
-    pub consume_batch: u32,
+    /// Batch consumption and group members.
+    pub consuming: Consuming,
 }
 
 /// A running replica node, as the harness holds it.
@@ -124,7 +142,7 @@ impl<P: Projection> ReplicaNode<P> {
             &env.name.to_string(),
             config.broker,
             config.commit_interval,
-            config.consume_batch,
+            config.consuming,
         );
         madsim::task::spawn(consumer::run_batched(
             env.clone(),
