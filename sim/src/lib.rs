@@ -29,6 +29,7 @@ pub mod cluster;
 pub mod compare;
 pub mod config;
 pub mod detection;
+pub mod drain;
 pub mod explore;
 pub mod history;
 pub mod nemesis;

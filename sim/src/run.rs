@@ -11,7 +11,7 @@ use crate::services::{self, Scope};
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::{now_ms, run_client, ClientContext};
 use madsim::runtime::{Handle, NodeHandle};
-use paylab_invariants::liveness::{self, Unfinished};
+use paylab_invariants::liveness::Unfinished;
 use paylab_invariants::{
     check_all, check_always, durability, IncrementalChecker, Invariant, Observation, Operation,
     Outcome, SyncBreach, Violation,
@@ -38,11 +38,6 @@ const SIM_TIME_PER_STEP: Duration = Duration::from_secs(1);
 fn time_limit(config: &RunConfig) -> Duration {
     SIM_TIME_LIMIT + SIM_TIME_PER_STEP * config.ops
 }
-
-/// After healing, the platform must finish everything in flight within this much simulated
-/// time (every activity terminal, every pay and refund ended), or the run is a liveness failure.
-const DRAIN_HORIZON: Duration = Duration::from_secs(120);
-const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// How the operations ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -665,7 +660,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     nemesis.heal();
     cluster.wait_ready().await;
     trace.record(TraceEvent::Healed { at_ms: now_ms() });
-    let (stuck, settled_ms) = drain(&cluster).await;
+    let (stuck, settled_ms) = crate::drain::drain(&cluster).await;
     checker.last(&cluster, &history, &trace, stuck.is_empty());
 
     let sim_ms = now_ms();
@@ -725,22 +720,6 @@ fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<
         done_flag.store(true, Ordering::SeqCst);
     });
     (client_nodes, done)
-}
-
-/// Waits until nothing is unfinished and nothing is settling (an unsent outbox row gives a
-/// resender its chance), up to the horizon; returns what is still unfinished then, and when
-/// everything had settled (`None` if it never did). Settling work left at the horizon is not a
-/// liveness failure: the at-rest checks judge it.
-async fn drain(cluster: &Cluster) -> (Vec<Unfinished>, Option<u64>) {
-    let deadline = now_ms() + DRAIN_HORIZON.as_millis() as u64;
-    loop {
-        let obs = cluster.observe(Scope::Progress);
-        let settled = liveness::settling(&obs).is_empty();
-        if settled || now_ms() >= deadline {
-            return (liveness::unfinished(&obs), settled.then(now_ms));
-        }
-        madsim::time::sleep(DRAIN_POLL).await;
-    }
 }
 
 /// Lets madsim free what it keeps of every task that has finished. Each node lists every task
