@@ -40,6 +40,8 @@ pub struct PeakFigures {
     pub verdict: &'static str,
     /// Simulated milliseconds from the heal to convergence (`None`: never, within the horizon).
     pub converge_ms: Option<u64>,
+    /// Pay latency percentiles (simulated ms, `None` without payments): p50, p99.
+    pub pay_ms: (Option<u64>, Option<u64>),
 }
 
 impl PeakFigures {
@@ -92,6 +94,7 @@ pub fn measure(configs: &[(f64, RunConfig)]) -> Vec<PeakFigures> {
                 peak_rss_kib: peak_rss_kib(),
                 verdict: report.verdict.word(),
                 converge_ms: report.converge_ms,
+                pay_ms: (report.summary.pay_p50_ms, report.summary.pay_p99_ms),
             }
         })
         .collect()
@@ -131,8 +134,9 @@ pub fn render(figures: &[PeakFigures]) -> Vec<String> {
             .map_or("never converged within the horizon".to_string(), |ms| {
                 format!("converged {:.1}s after the heal", ms as f64 / 1_000.0)
             });
+        let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}ms"));
         lines.push(format!(
-            "peak: --duration {}: {:.2}s wall for {:.1}s simulated, {} payments ({} operations), {:.0} payments per wall second, {:.0} us wall per payment, peak RSS {}, {}, {converged}",
+            "peak: --duration {}: {:.2}s wall for {:.1}s simulated, {} payments ({} operations), {:.0} payments per wall second, {:.0} us wall per payment, pay p50 {} p99 {} (simulated), peak RSS {}, {}, {converged}",
             f.duration_s,
             f.wall_s,
             f.sim_s,
@@ -140,6 +144,8 @@ pub fn render(figures: &[PeakFigures]) -> Vec<String> {
             f.operations,
             f.payments as f64 / f.wall_s.max(1e-9),
             f.wall_per_payment_s() * 1e6,
+            ms(f.pay_ms.0),
+            ms(f.pay_ms.1),
             mib(f.peak_rss_kib),
             f.verdict,
         ));
@@ -214,7 +220,14 @@ mod tests {
             peak_rss_kib: Some(1_024 * 100),
             verdict,
             converge_ms: Some(5_000),
+            pay_ms: (Some(90), Some(1_200)),
         }
+    }
+
+    #[test]
+    fn each_run_line_names_its_pay_latency() {
+        let lines = render(&[figures(0.1, 1.0, 10_000, "PASS")]);
+        assert!(lines[1].contains("pay p50 90ms p99 1200ms"), "{}", lines[1]);
     }
 
     #[test]
