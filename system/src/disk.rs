@@ -11,10 +11,10 @@ use std::time::Duration;
 
 #[derive(Debug, Default, Clone)]
 struct File {
-    /// Bytes that survive a power loss.
-    synced: Vec<u8>,
-    /// Bytes written but not yet synced: lost on power loss.
-    unsynced: Vec<u8>,
+    /// Every byte written: the first `synced` survive a power loss, the rest are lost.
+    bytes: Vec<u8>,
+    /// How many of `bytes` are durable (an fsync moves the mark; nothing is copied).
+    synced: usize,
     /// The harness's note, not the platform's: how much of the file some acknowledgement has
     /// promised is durable (the crash-time form of invariant 19 finds it all after a restart).
     acknowledged: usize,
@@ -75,17 +75,17 @@ impl Disk {
             s.stats.appends += 1;
             // Look up before inserting: appends are hot and the file almost always exists.
             match s.files.get_mut(file) {
-                Some(f) => f.unsynced.extend_from_slice(bytes),
+                Some(f) => f.bytes.extend_from_slice(bytes),
                 None => {
                     let f = s.files.entry(file.to_string()).or_default();
-                    f.unsynced.extend_from_slice(bytes);
+                    f.bytes.extend_from_slice(bytes);
                 }
             }
         });
     }
 
-    /// Appends what `write` puts at the end of the file's unsynced bytes (creating the file),
-    /// in place: no buffer of the caller's own. `write` must only append to the vector.
+    /// Appends what `write` puts at the end of the file (creating it), in place: no buffer of
+    /// the caller's own. `write` must only append to the vector (the file's whole contents).
     pub fn append_with<T>(&self, file: &str, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
         self.with(|s| {
             s.stats.appends += 1;
@@ -94,8 +94,8 @@ impl Disk {
                 None => s.files.entry(file.to_string()).or_default(),
             };
             // Room for a typical record, so that serializing into it rarely reallocates.
-            f.unsynced.reserve(RECORD_ROOM);
-            write(&mut f.unsynced)
+            f.bytes.reserve(RECORD_ROOM);
+            write(&mut f.bytes)
         })
     }
 
@@ -114,10 +114,7 @@ impl Disk {
         self.with(|s| {
             s.stats.syncs += 1;
             if let Some(f) = s.files.get_mut(file) {
-                let covered = len.saturating_sub(f.synced.len()).min(f.unsynced.len());
-                f.synced.extend_from_slice(&f.unsynced[..covered]);
-                // Drained, not taken: the next appends reuse its allocation.
-                f.unsynced.drain(..covered);
+                f.synced = f.synced.max(len.min(f.bytes.len()));
             }
         });
     }
@@ -170,15 +167,15 @@ impl Disk {
     /// (bytes durable, bytes written) of `file`.
     pub fn lengths(&self, file: &str) -> (usize, usize) {
         self.with(|s| {
-            s.files.get(file).map_or((0, 0), |f| {
-                (f.synced.len(), f.synced.len() + f.unsynced.len())
-            })
+            s.files
+                .get(file)
+                .map_or((0, 0), |f| (f.synced, f.bytes.len()))
         })
     }
 
     /// Whether `file` has bytes that a power loss would drop.
     pub fn has_unsynced(&self, file: &str) -> bool {
-        self.with(|s| s.files.get(file).is_some_and(|f| !f.unsynced.is_empty()))
+        self.with(|s| s.files.get(file).is_some_and(|f| f.bytes.len() > f.synced))
     }
 
     /// The file's contents as a running process sees them (synced and unsynced).
@@ -186,7 +183,7 @@ impl Disk {
         self.with(|s| {
             s.files
                 .get(file)
-                .map(|f| [f.synced.as_slice(), f.unsynced.as_slice()].concat())
+                .map(|f| f.bytes.clone())
                 .unwrap_or_default()
         })
     }
@@ -196,7 +193,7 @@ impl Disk {
         self.with(|s| {
             s.files
                 .get(file)
-                .map(|f| f.synced.clone())
+                .map(|f| f.bytes[..f.synced].to_vec())
                 .unwrap_or_default()
         })
     }
@@ -205,11 +202,8 @@ impl Disk {
     pub fn truncate(&self, file: &str, len: usize) {
         self.with(|s| {
             if let Some(f) = s.files.get_mut(file) {
-                let mut all = std::mem::take(&mut f.synced);
-                all.extend_from_slice(&f.unsynced);
-                all.truncate(len);
-                f.synced = all;
-                f.unsynced.clear();
+                f.bytes.truncate(len);
+                f.synced = f.bytes.len();
             }
         });
     }
@@ -223,19 +217,21 @@ impl Disk {
             let mut report = PowerLossReport::default();
             let mut tear = torn_keep;
             for f in s.files.values_mut() {
-                let pending = std::mem::take(&mut f.unsynced);
-                if pending.is_empty() {
+                let pending = f.bytes.len() - f.synced;
+                if pending == 0 {
                     continue;
                 }
                 let keep = match tear.take() {
                     // Strictly less than everything: a torn write never completes the tail.
-                    Some(frac) => ((pending.len() as f64 * frac.clamp(0.0, 1.0)) as usize)
-                        .min(pending.len() - 1),
+                    Some(frac) => {
+                        ((pending as f64 * frac.clamp(0.0, 1.0)) as usize).min(pending - 1)
+                    }
                     None => 0,
                 };
-                f.synced.extend_from_slice(&pending[..keep]);
+                f.synced += keep;
+                f.bytes.truncate(f.synced);
                 report.torn_bytes += keep;
-                report.lost_bytes += pending.len() - keep;
+                report.lost_bytes += pending - keep;
             }
             report
         })
