@@ -438,12 +438,12 @@ impl RunConfig {
         self
     }
 
-    /// The open-loop load, if the run has a `--rate` (defaults filled in).
     /// Receiving loops per served request type on every node (`--serve-loops`, default 1).
     pub fn serve_loops(&self) -> u32 {
         self.serve_loops.unwrap_or(1)
     }
 
+    /// The open-loop load, if the run has a `--rate` (defaults filled in).
     pub fn open_loop(&self) -> Option<OpenLoop> {
         self.rate.map(|rate| OpenLoop {
             rate,
@@ -646,6 +646,16 @@ impl RunConfig {
                     u64::from(b),
                 )
             }),
+            self.serve_loops
+                .map(|n| ("serve-loops", 1, u64::from(SERVE_LOOPS_MAX), u64::from(n))),
+            self.event_consumers.map(|n| {
+                (
+                    "event-consumers",
+                    1,
+                    u64::from(EVENT_CONSUMERS_MAX),
+                    u64::from(n),
+                )
+            }),
         ];
         for (flag, min, max, got) in checks.into_iter().flatten() {
             if !(min..=max).contains(&got) {
@@ -841,8 +851,16 @@ mod tests {
         let one = RunConfig::from_args(&one).unwrap();
         assert_eq!(one.consume_batch, Some(1));
         assert!(one.to_args().contains(&"--consume-batch".to_string()));
-        let batched =
-            RunConfig::from_args(&["--consume-batch", "4", "--serve-loops", "8"]).unwrap();
+        let batched = RunConfig::from_args(&[
+            "--consume-batch",
+            "4",
+            "--serve-loops",
+            "8",
+            "--event-consumers",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(batched.event_consumers, Some(2));
         assert_eq!(batched.serve_loops(), 8);
         assert_eq!(RunConfig::new(1).serve_loops(), 1);
         for config in [open, peak, short, lean, one, batched] {

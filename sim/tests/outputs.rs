@@ -341,6 +341,9 @@ fn battery(fx: &Path, reports: &Path) -> Vec<Bad> {
         bad(&["replay", &other_bug], "not a paylab failure report"),
         bad(&["replay", &rate_zero], "--rate"),
         bad(&["replay", &r("hostile.json")], "--hostile"),
+        bad(&["replay", &r("batch.json")], "consume-batch"),
+        bad(&["replay", &r("loops.json")], "serve-loops"),
+        bad(&["replay", &r("members.json")], "event-consumers"),
         bad(&["bugs", "--seeds", "0..3"], "--measure"),
         bad(&["bugs", "--measure", "--seeds", "5..3"], "--seeds"),
         bad(&["bugs", "--measure", "--only", "nope"], "nope"),
@@ -374,7 +377,7 @@ type Edit = (&'static str, fn(&mut serde_json::Value));
 
 /// The hand-edited reports the battery replays.
 fn edited_reports(dir: &Path) {
-    let edits: [Edit; 6] = [
+    let edits: [Edit; 9] = [
         ("fsync.json", |r| {
             r["config"]["fsync_latency_ms"] = 1_000_000_000_000u64.into()
         }),
@@ -386,6 +389,13 @@ fn edited_reports(dir: &Path) {
         ("bug.json", |r| r["config"]["bug"] = "TccNoFence".into()),
         ("rate.json", |r| r["config"]["rate"] = 0.into()),
         ("hostile.json", |r| r["config"]["hostile"] = 100.into()),
+        ("batch.json", |r| r["config"]["consume_batch"] = 0.into()),
+        ("loops.json", |r| {
+            r["config"]["serve_loops"] = 100_000.into()
+        }),
+        ("members.json", |r| {
+            r["config"]["event_consumers"] = 9.into()
+        }),
     ];
     for (name, edit) in edits {
         let path = edited_report(dir, edit);

@@ -31,16 +31,6 @@ pub struct Consuming {
     pub members: u32,
 }
 
-impl Default for Consuming {
-    /// One delivery at a time, one member working every queue in turn.
-    fn default() -> Self {
-        Consuming {
-            batch: 1,
-            members: 1,
-        }
-    }
-}
-
 /// How every consumer of the trade-events topic runs: pulls of 16, offsets committed every
 /// `commit_interval`, deliveries and group members as `consuming` says.
 pub fn trade_events_consumer(
