@@ -5,7 +5,6 @@
 
 use crate::config::RunConfig;
 use crate::services::{self, LiveService, NodeService, RunContext, Scope};
-use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use paylab_invariants::world::World;
 use paylab_invariants::{Delta, Observation};
@@ -16,6 +15,7 @@ use paylab_system::disk::{Disk, PowerLossReport};
 use paylab_system::node::{stream_seed, NodeEnv, NodeName};
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
+use paylab_system::wire::Wire;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -173,7 +173,7 @@ impl Cluster {
     /// Kills a node and cuts its power: unsynced writes are lost, maybe leaving a torn tail.
     pub fn crash(&self, name: &NodeName, torn_keep: Option<f64>) -> PowerLossReport {
         let slot = self.slot(name);
-        self.handle.kill(slot.node.id());
+        self.kill(slot);
         *lock(&slot.live) = None;
         let report = slot.env.disk.power_loss(torn_keep);
         slot.service.on_crash(&report, &self.probes);
@@ -184,7 +184,7 @@ impl Cluster {
     pub fn restart(&self, name: &NodeName) {
         let slot = self.slot(name);
         // Kill first even if already down: a restart of a live node would keep its ports bound.
-        self.handle.kill(slot.node.id());
+        self.kill(slot);
         self.handle.restart(slot.node.id());
     }
 
@@ -199,13 +199,8 @@ impl Cluster {
 
     /// Cuts (or restores) the link from `from` to `to`, one way.
     pub fn set_link(&self, from: &NodeName, to: &NodeName, cut: bool) {
-        let (a, b) = (self.slot(from).node.id(), self.slot(to).node.id());
-        let net = NetSim::current();
-        if cut {
-            net.clog_link(a, b);
-        } else {
-            net.unclog_link(a, b);
-        }
+        let (from, to) = (self.slot(from).env.addr.ip(), self.slot(to).env.addr.ip());
+        Wire::current().set_link(from, to, cut);
     }
 
     /// Moves a node's clock.
@@ -222,13 +217,13 @@ impl Cluster {
     /// restored, clocks and disks are normal again, every buggify point is off. Crashed nodes
     /// are restarted by their own crash's schedule.
     pub fn heal(&self) {
-        let net = NetSim::current();
+        let wire = Wire::current();
         for a in &self.slots {
             self.handle.resume(a.node.id());
             a.env.clock.set_offset_ms(0);
             a.env.disk.set_slow_fsync(None);
             for b in &self.slots {
-                net.unclog_link(a.node.id(), b.node.id());
+                wire.set_link(a.env.addr.ip(), b.env.addr.ip(), false);
             }
         }
         self.buggify.clear();
@@ -272,9 +267,15 @@ impl Cluster {
     /// Kills every node, so no task outlives the runtime.
     pub fn kill_all(&self) {
         for s in &self.slots {
-            self.handle.kill(s.node.id());
+            self.kill(s);
             *lock(&s.live) = None;
         }
+    }
+
+    /// Kills a node's tasks and closes its sockets (madsim's kill, mirrored on the wire).
+    fn kill(&self, slot: &Slot) {
+        self.handle.kill(slot.node.id());
+        Wire::current().reset(slot.env.addr.ip());
     }
 }
 
@@ -289,6 +290,7 @@ fn spawn(
     (live, boots): (&Live, &Arc<AtomicU64>),
 ) -> NodeHandle {
     let ip = env.addr.ip();
+    Wire::current().add_node(ip);
     let (live, boots) = (live.clone(), boots.clone());
     handle
         .create_node()

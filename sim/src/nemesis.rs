@@ -11,10 +11,10 @@ use crate::history::History;
 use crate::plan::{Fault, FaultEvent, FaultKind, FaultPlan, IN_WINDOW_WAIT_MS};
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::now_ms;
-use madsim::net::NetSim;
 use paylab_system::buggify::Point;
 use paylab_system::node::NodeName;
 use paylab_system::probes::names;
+use paylab_system::wire::Wire;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ const POLL: Duration = Duration::from_millis(5);
 const WINDOW_POLL: Duration = Duration::from_millis(5);
 
 /// madsim's default datagram latency, restored when latency windows close.
-const NORMAL_LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
+const NORMAL_LATENCY: Range<Duration> = paylab_system::wire::DEFAULT_LATENCY;
 
 /// The network-wide windows currently open, by kind, with their settings.
 #[derive(Default)]
@@ -278,10 +278,7 @@ impl Nemesis {
             .map_or(NORMAL_LATENCY, |(min, max)| {
                 Duration::from_millis(min)..Duration::from_millis(max.max(min + 1))
             });
-        NetSim::current().update_config(|c| {
-            c.packet_loss_rate = loss;
-            c.send_latency = latency;
-        });
+        Wire::current().set_conditions(loss, latency);
         let faults = &self.cluster.faults;
         let duplicate = strongest(FaultKind::Duplicate)
             .iter()

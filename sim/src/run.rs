@@ -20,6 +20,7 @@ use paylab_system::broker::FlushPolicy;
 use paylab_system::durability::Breaches;
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
+use paylab_system::wire::Wire;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -665,8 +666,9 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
 
     let sim_ms = now_ms();
     cluster.kill_all();
-    for node in &client_nodes {
+    for (c, node) in client_nodes.iter().enumerate() {
         handle.kill(node.id());
+        Wire::current().reset(client_addr(c as u32).ip());
     }
     let converge_ms = settled_ms
         .filter(|_| stuck.is_empty())
@@ -699,6 +701,7 @@ fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<
     let all = ctx.config.clients + ctx.config.hostile_clients();
     let client_nodes: Vec<_> = (0..all)
         .map(|c| {
+            Wire::current().add_node(client_addr(c).ip());
             handle
                 .create_node()
                 .name(services::CLIENT.at(c))

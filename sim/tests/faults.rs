@@ -5,7 +5,6 @@
 //! replays to the same trace hash, which no other plan reaches; a swarm of seeds fires every
 //! fault kind.
 
-use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use paylab_sim::plan::{FaultKind, FaultPlan};
 use paylab_sim::{run, run_with_plan, RunConfig, Verdict};
@@ -13,6 +12,7 @@ use paylab_system::disk::Disk;
 use paylab_system::log::DurableLog;
 use paylab_system::probes::Probes;
 use paylab_system::transport::{NetFaults, Rpc, RpcError, Transport};
+use paylab_system::wire::Wire;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,16 +68,21 @@ async fn ping(from: &NodeHandle, from_last: u8, to: u8) -> Result<(), RpcError> 
     .expect("ping task")
 }
 
+/// Cuts (or restores) the link from the node at `addr(from)` to the one at `addr(to)`, one
+/// way, on the run's wire (what the harness's partitions do).
+fn cut(from: u8, to: u8, cut: bool) {
+    Wire::current().set_link(addr(from).ip(), addr(to).ip(), cut);
+}
+
 #[test]
 fn a_partition_cuts_calls_across_it_and_not_within_it() {
     runtime().block_on(async {
         let (a, b, c) = (server(1), server(2), server(3));
         madsim::time::sleep(Duration::from_millis(1)).await;
         // {a, c} | {b}
-        let net = NetSim::current();
-        for (x, y) in [(&a, &b), (&c, &b)] {
-            net.clog_link(x.id(), y.id());
-            net.clog_link(y.id(), x.id());
+        for (x, y) in [(1, 2), (3, 2)] {
+            cut(x, y, true);
+            cut(y, x, true);
         }
         assert!(
             matches!(ping(&a, 1, 2).await, Err(RpcError::Timeout(_))),
@@ -88,9 +93,9 @@ fn a_partition_cuts_calls_across_it_and_not_within_it() {
             "across"
         );
         assert_eq!(ping(&a, 1, 3).await, Ok(()), "within");
-        for (x, y) in [(&a, &b), (&c, &b)] {
-            net.unclog_link(x.id(), y.id());
-            net.unclog_link(y.id(), x.id());
+        for (x, y) in [(1, 2), (3, 2)] {
+            cut(x, y, false);
+            cut(y, x, false);
         }
         assert_eq!(ping(&a, 1, 2).await, Ok(()), "healed");
     });
@@ -101,11 +106,11 @@ fn a_one_way_cut_drops_one_direction_only() {
     runtime().block_on(async {
         let (a, b) = (server(1), server(2));
         madsim::time::sleep(Duration::from_millis(1)).await;
-        NetSim::current().clog_link(a.id(), b.id());
+        cut(1, 2, true);
         // a's request to b is dropped; b's request to a arrives but its reply (a -> b) does not.
         assert!(matches!(ping(&a, 1, 2).await, Err(RpcError::Timeout(_))));
         assert!(matches!(ping(&b, 2, 1).await, Err(RpcError::Timeout(_))));
-        NetSim::current().unclog_link(a.id(), b.id());
+        cut(1, 2, false);
         assert_eq!(ping(&b, 2, 1).await, Ok(()));
     });
 }

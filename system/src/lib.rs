@@ -53,6 +53,7 @@ pub mod tcc;
 pub mod topology;
 pub mod trade;
 pub mod transport;
+pub mod wire;
 
 pub use ids::{
     AccountId, EventId, IdemKey, InstrId, RequestId, ShardId, TradeShardId, VoucherId, Xid,

@@ -1,7 +1,8 @@
-//! Typed request/response RPC over madsim's datagram network.
+//! Typed request/response RPC over the simulation's datagram network ([`crate::wire`]:
+//! madsim's datagram semantics without its per-message overheads).
 //!
-//! Built on `Endpoint::send_to_raw`/`recv_from_raw`, so madsim's packet loss, latency and
-//! clogging (partitions) apply to every request and every reply. On top of what madsim offers,
+//! Built on [`WireEndpoint`], so the run's packet loss, latency and cut links (partitions)
+//! apply to every request and every reply. On top of what madsim offers,
 //! the harness can make the transport deliver a request twice or hold it back for a while
 //! ([`NetFaults`]); both fire on the sending side so they compose with madsim's own faults.
 //! Every call has a timeout: a call that times out returns [`RpcError::Timeout`], which callers
@@ -14,7 +15,7 @@
 
 use crate::node::{stream_seed, NodeEnv};
 use crate::probes::{names, origin_key, HashWriter, Probes};
-use madsim::net::Endpoint;
+use crate::wire::WireEndpoint;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -130,7 +131,7 @@ struct Envelope<R> {
 /// One node's network endpoint with typed calls and handlers.
 #[derive(Clone)]
 pub struct Transport {
-    endpoint: Endpoint,
+    endpoint: WireEndpoint,
     /// Reply tags: unique per endpoint, from a random start so that a restarted node never
     /// reuses a tag a late reply to its previous life might still carry.
     next_tag: Arc<AtomicU64>,
@@ -192,7 +193,7 @@ impl Transport {
         faults: NetFaults,
         probes: Probes,
     ) -> io::Result<Self> {
-        let endpoint = Endpoint::bind(addr).await?;
+        let endpoint = WireEndpoint::bind(addr).await?;
         Ok(Transport {
             endpoint,
             next_tag: Arc::new(AtomicU64::new(streams.tags.gen::<u64>() >> 1)),
@@ -205,9 +206,7 @@ impl Transport {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.endpoint
-            .local_addr()
-            .expect("a bound endpoint has an address")
+        self.endpoint.local_addr()
     }
 
     /// Serves requests of type `R`: each request runs `handler` in its own task, and the reply
@@ -239,7 +238,7 @@ impl Transport {
             let (endpoint, handler) = (self.endpoint.clone(), handler.clone());
             let (probes, origin) = (self.probes.clone(), self.origin);
             madsim::task::spawn(async move {
-                while let Ok((payload, from)) = endpoint.recv_from_raw(R::TAG).await {
+                while let Ok((payload, from)) = endpoint.recv_from(R::TAG).await {
                     let Ok(envelope) = payload.downcast::<Envelope<R>>() else {
                         tracing::error!(tag = R::TAG, "dropped a request of the wrong type");
                         continue;
@@ -255,9 +254,7 @@ impl Transport {
                         probes.digest_reply(origin, R::TAG, reply_hash(&response));
                         // A failed reply is indistinguishable from a lost one; the caller times
                         // out.
-                        let _ = endpoint
-                            .send_to_raw(from, reply_tag, Box::new(response))
-                            .await;
+                        endpoint.send_to(from, reply_tag, Box::new(response)).await;
                     });
                 }
             });
@@ -297,7 +294,7 @@ impl Transport {
             }
             let (payload, _from) = self
                 .endpoint
-                .recv_from_raw(reply_tag)
+                .recv_from(reply_tag)
                 .await
                 .map_err(|e| RpcError::Io(e.to_string()))?;
             Ok(*payload
@@ -319,10 +316,9 @@ impl Transport {
         reply_tag: u64,
         request: R,
     ) -> Result<(), RpcError> {
-        self.endpoint
-            .send_to_raw(dst, R::TAG, Box::new(Envelope { reply_tag, request }))
-            .await
-            .map_err(|e| RpcError::Io(e.to_string()))
+        let envelope = Box::new(Envelope { reply_tag, request });
+        self.endpoint.send_to(dst, R::TAG, envelope).await;
+        Ok(())
     }
 }
 
