@@ -77,7 +77,7 @@ fn cut(from: u8, to: u8, cut: bool) {
 #[test]
 fn a_partition_cuts_calls_across_it_and_not_within_it() {
     runtime().block_on(async {
-        let (a, b, c) = (server(1), server(2), server(3));
+        let (a, b, _c) = (server(1), server(2), server(3));
         madsim::time::sleep(Duration::from_millis(1)).await;
         // {a, c} | {b}
         for (x, y) in [(1, 2), (3, 2)] {
