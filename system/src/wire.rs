@@ -21,6 +21,7 @@
 //! the conditions); madsim's own network carries nothing of a run's.
 
 use madsim::net::NetSim;
+use madsim::rand::GlobalRng;
 use rand::Rng;
 use std::any::Any;
 use std::cell::RefCell;
@@ -45,16 +46,32 @@ pub const DEFAULT_LATENCY: Range<Duration> = Duration::from_millis(1)..Duration:
 #[derive(Clone)]
 pub struct Wire {
     state: Arc<Mutex<WireState>>,
+    /// madsim's global stream, which every draw of the network comes from.
+    rng: GlobalRng,
+}
+
+/// An IP as a number (IPv4 mapped into IPv6): the wire's tables compare integers.
+type Ip = u128;
+
+fn ip(addr: IpAddr) -> Ip {
+    match addr {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn key(addr: SocketAddr) -> (Ip, u16) {
+    (ip(addr.ip()), addr.port())
 }
 
 struct WireState {
     loss: f64,
     latency: Range<Duration>,
     /// Links cut one way: (from, to).
-    cut: BTreeSet<(IpAddr, IpAddr)>,
+    cut: BTreeSet<(Ip, Ip)>,
     /// Every IP a node was created with (madsim resolves a destination by it).
-    nodes: BTreeSet<IpAddr>,
-    sockets: BTreeMap<SocketAddr, Arc<Socket>>,
+    nodes: BTreeSet<Ip>,
+    sockets: BTreeMap<(Ip, u16), Arc<Socket>>,
 }
 
 thread_local! {
@@ -72,6 +89,7 @@ impl Wire {
                 nodes: BTreeSet::new(),
                 sockets: BTreeMap::new(),
             })),
+            rng: madsim::rand::thread_rng(),
         }
     }
 
@@ -98,21 +116,23 @@ impl Wire {
     /// A node was created with `ip`: datagrams to it now reach the link (madsim's resolution),
     /// even while it has no socket bound.
     pub fn add_node(&self, ip: IpAddr) {
-        self.lock().nodes.insert(ip);
+        self.lock().nodes.insert(self::ip(ip));
     }
 
     /// A node was killed: every socket it had bound is closed at once (madsim's reset).
     pub fn reset(&self, ip: IpAddr) {
-        self.lock().sockets.retain(|addr, _| addr.ip() != ip);
+        let ip = self::ip(ip);
+        self.lock().sockets.retain(|(at, _), _| *at != ip);
     }
 
     /// Cuts (or restores) the link from `from` to `to`, one way.
     pub fn set_link(&self, from: IpAddr, to: IpAddr, cut: bool) {
         let mut s = self.lock();
+        let link = (ip(from), ip(to));
         if cut {
-            s.cut.insert((from, to));
+            s.cut.insert(link);
         } else {
-            s.cut.remove(&(from, to));
+            s.cut.remove(&link);
         }
     }
 
@@ -128,27 +148,28 @@ impl Wire {
     /// destination or a cut link, else the loss draw, then (if not lost) the latency draw.
     fn route(&self, from: SocketAddr, dst: SocketAddr) -> Option<(Arc<Socket>, Duration)> {
         let s = self.lock();
-        let local = s.sockets.contains_key(&dst) && dst.ip() == from.ip();
-        if !local && !s.nodes.contains(&dst.ip()) {
+        let (to, at) = (key(dst), ip(from.ip()));
+        let socket = s.sockets.get(&to);
+        let local = socket.is_some() && to.0 == at;
+        if !local && !s.nodes.contains(&to.0) {
             return None;
         }
-        if s.cut.contains(&(from.ip(), dst.ip())) {
+        if !s.cut.is_empty() && s.cut.contains(&(at, to.0)) {
             return None;
         }
-        let mut rng = madsim::rand::thread_rng();
+        let mut rng = self.rng.clone();
         if rng.gen_bool(s.loss) {
             return None;
         }
         let latency = rng.gen_range(s.latency.clone());
-        let socket = s.sockets.get(&dst)?.clone();
-        Some((socket, latency))
+        Some((socket?.clone(), latency))
     }
 }
 
 /// madsim's jitter: a 0–5 µs sleep, drawn from the global stream (a sleep lasts at least a
 /// millisecond in madsim).
-async fn jitter() {
-    let micros: u64 = madsim::rand::thread_rng().gen_range(0..5);
+async fn jitter(wire: &Wire) {
+    let micros: u64 = wire.rng.clone().gen_range(0..5);
     madsim::time::sleep(Duration::from_micros(micros)).await;
 }
 
@@ -265,11 +286,12 @@ struct Binding {
 impl Drop for Binding {
     fn drop(&mut self) {
         let mut s = self.wire.lock();
+        let at = key(self.addr);
         if s.sockets
-            .get(&self.addr)
+            .get(&at)
             .is_some_and(|x| Arc::ptr_eq(x, &self.socket))
         {
-            s.sockets.remove(&self.addr);
+            s.sockets.remove(&at);
         }
     }
 }
@@ -285,19 +307,19 @@ impl WireEndpoint {
     /// Binds `addr` on the current simulation's wire (after madsim's jitter, as its bind).
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         let wire = Wire::current();
-        jitter().await;
+        jitter(&wire).await;
         let socket = Arc::new(Socket::default());
         {
             let mut s = wire.lock();
-            if s.sockets.contains_key(&addr) {
+            if s.sockets.contains_key(&key(addr)) {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("address already in use: {addr}"),
                 ));
             }
-            s.sockets.insert(addr, socket.clone());
+            s.sockets.insert(key(addr), socket.clone());
             // A node that binds exists, even where the harness did not announce it.
-            s.nodes.insert(addr.ip());
+            s.nodes.insert(ip(addr.ip()));
         }
         Ok(WireEndpoint {
             socket: socket.clone(),
@@ -312,7 +334,7 @@ impl WireEndpoint {
     /// Sends `data` under `tag` to `dst`. A datagram that is lost, cut or sent nowhere is
     /// dropped silently, as on a real network.
     pub async fn send_to(&self, dst: SocketAddr, tag: u64, data: Payload) {
-        jitter().await;
+        jitter(&self.binding.wire).await;
         let from = self.binding.addr;
         if let Some((to, latency)) = self.binding.wire.route(from, dst) {
             deliver_after(latency, to, Message { tag, data, from });
@@ -326,7 +348,7 @@ impl WireEndpoint {
         let message = receiver
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "network is down"))?;
-        jitter().await;
+        jitter(&self.binding.wire).await;
         Ok((message.data, message.from))
     }
 }
