@@ -22,6 +22,7 @@
 
 use madsim::net::NetSim;
 use madsim::rand::GlobalRng;
+use madsim::time::TimeHandle;
 use rand::Rng;
 use std::any::Any;
 use std::cell::RefCell;
@@ -48,6 +49,8 @@ pub struct Wire {
     state: Arc<Mutex<WireState>>,
     /// madsim's global stream, which every draw of the network comes from.
     rng: GlobalRng,
+    /// madsim's clock, which every jitter and delivery is timed by.
+    time: TimeHandle,
 }
 
 /// An IP as a number (IPv4 mapped into IPv6): the wire's tables compare integers.
@@ -90,6 +93,7 @@ impl Wire {
                 sockets: BTreeMap::new(),
             })),
             rng: madsim::rand::thread_rng(),
+            time: TimeHandle::current(),
         }
     }
 
@@ -170,7 +174,7 @@ impl Wire {
 /// millisecond in madsim).
 async fn jitter(wire: &Wire) {
     let micros: u64 = wire.rng.clone().gen_range(0..5);
-    madsim::time::sleep(Duration::from_micros(micros)).await;
+    wire.time.sleep(Duration::from_micros(micros)).await;
 }
 
 /// A message in a mailbox.
@@ -256,10 +260,10 @@ impl Wake for InFlight {
 }
 
 /// Registers one timer at exactly `now + latency` that delivers `message` to `to`.
-fn deliver_after(latency: Duration, to: Arc<Socket>, message: Message) {
-    let mut timer = madsim::time::sleep(Duration::ZERO);
+fn deliver_after(time: &TimeHandle, latency: Duration, to: Arc<Socket>, message: Message) {
+    let now = time.now_instant();
+    let mut timer = time.sleep_until(now);
     // `sleep` rounds up to a millisecond; a datagram's latency is exact, as in madsim.
-    let now = madsim::time::TimeHandle::current().now_instant();
     let deadline = now + latency.max(Duration::from_nanos(1));
     Pin::new(&mut timer).reset(deadline);
     let in_flight = Arc::new(InFlight {
@@ -337,7 +341,8 @@ impl WireEndpoint {
         jitter(&self.binding.wire).await;
         let from = self.binding.addr;
         if let Some((to, latency)) = self.binding.wire.route(from, dst) {
-            deliver_after(latency, to, Message { tag, data, from });
+            let time = &self.binding.wire.time;
+            deliver_after(time, latency, to, Message { tag, data, from });
         }
     }
 
