@@ -190,10 +190,54 @@ struct Socket {
     mailbox: Mutex<Mailbox>,
 }
 
+/// A list whose entries carry a tag, kept in madsim's order (a removal swaps the last entry
+/// into the hole), with an index from tag to positions: finding the first entry of a tag
+/// costs a look-up instead of a scan, however many entries no one will ever take (a reply
+/// that came after its caller gave up stays queued, as in madsim).
+struct Tagged<T> {
+    entries: Vec<(u64, T)>,
+    index: BTreeSet<(u64, usize)>,
+}
+
+impl<T> Default for Tagged<T> {
+    fn default() -> Self {
+        Tagged {
+            entries: Vec::new(),
+            index: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T> Tagged<T> {
+    fn push(&mut self, tag: u64, value: T) {
+        self.index.insert((tag, self.entries.len()));
+        self.entries.push((tag, value));
+    }
+
+    /// The position of the first entry with `tag`.
+    fn first(&self, tag: u64) -> Option<usize> {
+        let (t, i) = self.index.range((tag, 0)..).next()?;
+        (*t == tag).then_some(*i)
+    }
+
+    /// Takes the entry at `i` out, the last entry taking its place.
+    fn swap_remove(&mut self, i: usize) -> T {
+        let last = self.entries.len() - 1;
+        let (tag, value) = self.entries.swap_remove(i);
+        self.index.remove(&(tag, i));
+        if i != last {
+            let moved = self.entries[i].0;
+            self.index.remove(&(moved, last));
+            self.index.insert((moved, i));
+        }
+        value
+    }
+}
+
 #[derive(Default)]
 struct Mailbox {
-    waiting: Vec<(u64, oneshot::Sender<Message>)>,
-    queued: Vec<Message>,
+    waiting: Tagged<oneshot::Sender<Message>>,
+    queued: Tagged<Message>,
 }
 
 impl Socket {
@@ -205,36 +249,25 @@ impl Socket {
 impl Mailbox {
     /// Hands `msg` to the first live receiver waiting for its tag (a receiver is taken out
     /// by swapping the last one into its place), or queues it.
-    fn deliver(&mut self, msg: Message) {
-        let mut msg = Some(msg);
-        let mut i = 0;
-        while i < self.waiting.len() {
-            let Some(m) = msg.take() else { return };
-            if m.tag != self.waiting[i].0 {
-                msg = Some(m);
-                i += 1;
-                continue;
-            }
-            let (_, sender) = self.waiting.swap_remove(i);
-            match sender.send(m) {
+    fn deliver(&mut self, mut msg: Message) {
+        while let Some(i) = self.waiting.first(msg.tag) {
+            match self.waiting.swap_remove(i).send(msg) {
                 Ok(()) => return,
-                Err(m) => msg = Some(m),
+                Err(m) => msg = m,
             }
         }
-        if let Some(m) = msg {
-            self.queued.push(m);
-        }
+        self.queued.push(msg.tag, msg);
     }
 
     /// A receiver for `tag`: the first queued message with it (the last queued one takes its
     /// place), or a place in the waiting list.
     fn receive(&mut self, tag: u64) -> oneshot::Receiver<Message> {
         let (tx, rx) = oneshot::channel();
-        match self.queued.iter().position(|m| m.tag == tag) {
+        match self.queued.first(tag) {
             Some(i) => {
                 let _ = tx.send(self.queued.swap_remove(i));
             }
-            None => self.waiting.push((tag, tx)),
+            None => self.waiting.push(tag, tx),
         }
         rx
     }

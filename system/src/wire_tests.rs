@@ -199,3 +199,44 @@ fn a_reset_closes_a_node_and_its_old_handles_never_close_the_next_binding() {
         assert!(arrives(&a, &again, 3).await);
     });
 }
+
+/// One step of the mailbox order property: a push, or taking the first entry of a tag.
+#[derive(Debug, Clone)]
+enum Step {
+    Push(u64),
+    Take(u64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u64..6).prop_map(Step::Push),
+        (0u64..6).prop_map(Step::Take)
+    ]
+}
+
+proptest::proptest! {
+    /// The indexed list takes entries in exactly the order madsim's scan over a plain vector
+    /// does (first position of the tag, the last entry swapped into the hole).
+    #[test]
+    fn the_indexed_list_keeps_madsims_order(steps in proptest::collection::vec(step(), 0..200)) {
+        let mut tagged = Tagged::default();
+        let mut plain: Vec<(u64, usize)> = Vec::new();
+        for (n, s) in steps.into_iter().enumerate() {
+            match s {
+                Step::Push(tag) => {
+                    tagged.push(tag, n);
+                    plain.push((tag, n));
+                }
+                Step::Take(tag) => {
+                    let want = plain.iter().position(|(t, _)| *t == tag).map(|i| plain.swap_remove(i).1);
+                    let got = tagged.first(tag).map(|i| tagged.swap_remove(i));
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
+        }
+        let left: Vec<usize> = tagged.entries.iter().map(|(_, v)| *v).collect();
+        let right: Vec<usize> = plain.iter().map(|(_, v)| *v).collect();
+        proptest::prop_assert_eq!(left, right);
+    }
+}
