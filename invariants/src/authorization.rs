@@ -18,7 +18,7 @@
 
 use crate::{
     ActivityKind, ActivityState, AttemptStatus, Invariant, Observation, OpKind, Operation, Outcome,
-    Side, Subject, Violation, VoucherRecord,
+    Side, Subject, TradeState, Violation, VoucherRecord,
 };
 use std::collections::BTreeMap;
 
@@ -32,6 +32,8 @@ struct Index<'a> {
     owners: &'a BTreeMap<u64, crate::Owner>,
     ops: BTreeMap<&'a str, &'a Operation>,
     activities: BTreeMap<&'a str, &'a ActivityState>,
+    /// The first trade of each id, as a scan would find it.
+    trades: BTreeMap<&'a str, &'a TradeState>,
     subjects: BTreeMap<u64, Subject>,
 }
 
@@ -43,6 +45,10 @@ impl<'a> Index<'a> {
             .map(|o| (o.request.as_str(), o))
             .collect();
         let activities = obs.activities.iter().map(|a| (a.xid.as_str(), a)).collect();
+        let mut trades = BTreeMap::new();
+        for t in &obs.trades {
+            trades.entry(t.trade.as_str()).or_insert(t);
+        }
         let subjects = obs
             .shards
             .iter()
@@ -54,6 +60,7 @@ impl<'a> Index<'a> {
             owners,
             ops,
             activities,
+            trades,
             subjects,
         }
     }
@@ -262,11 +269,7 @@ fn cleared<'a>(ix: &Index<'a>, key: &str, what: &str) -> Option<Cleared<'a>> {
     }
     if let Some(refund) = key.strip_suffix(".tocard") {
         let op = op(refund, &[OpKind::Refund])?;
-        let trade = ix
-            .obs
-            .trades
-            .iter()
-            .find(|t| op.trade.as_ref() == Some(&t.trade))?;
+        let trade = ix.trades.get(op.trade.as_deref()?)?;
         let paid = trade
             .pays
             .iter()
