@@ -15,6 +15,7 @@ use crate::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Changes to one keyed collection: entries that appeared or changed (their new value), and
 /// keys of entries that disappeared.
@@ -99,11 +100,12 @@ impl ShardDelta {
 }
 
 /// One operation of the clients' history that was invoked or changed (completed, or re-asked),
-/// by its position in the history.
+/// by its position in the history. Shared, not copied: the harness's history and the checker's
+/// world hold the same record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpChange {
     pub index: u64,
-    pub op: Operation,
+    pub op: Arc<Operation>,
 }
 
 /// What changed between two snapshots.
@@ -148,7 +150,7 @@ impl Delta {
             .filter(|(i, op)| old.history.get(*i) != Some(*op))
             .map(|(i, op)| OpChange {
                 index: i as u64,
-                op: op.clone(),
+                op: Arc::new(op.clone()),
             })
             .collect();
         Delta {

@@ -11,6 +11,7 @@ use crate::{
 };
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One ledger shard, keyed, with its indexes and running sums.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +38,8 @@ pub struct World {
     pub shards: BTreeMap<u32, ShardWorld>,
     pub trades: BTreeMap<String, TradeState>,
     pub activities: BTreeMap<String, ActivityState>,
-    /// By position.
-    pub history: Vec<Operation>,
+    /// By position, each shared with the harness's history.
+    pub history: Vec<Arc<Operation>>,
     pub(crate) ops_by_request: BTreeMap<String, BTreeSet<usize>>,
     /// Vouchers outside any activity, by request: (shard, voucher id).
     pub(crate) plain_by_request: BTreeMap<String, BTreeSet<(u32, String)>>,
@@ -246,7 +247,7 @@ impl World {
             let i = self.history.len() - 1;
             let op = self.history.pop().expect("longer than len");
             remove_from(&mut self.ops_by_request, &op.request, &i);
-            dirty.requests.insert(op.request);
+            dirty.requests.insert(op.request.clone());
             dirty.ops.remove(&i);
         }
     }
@@ -258,7 +259,7 @@ impl World {
             shards: self.shards.iter().map(|(n, s)| s.snapshot(*n)).collect(),
             trades: self.trades.values().cloned().collect(),
             activities: self.activities.values().cloned().collect(),
-            history: self.history.clone(),
+            history: self.history.iter().map(|op| (**op).clone()).collect(),
             ..Observation::default()
         }
     }

@@ -34,8 +34,16 @@ impl Ops {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    op: Operation,
+    /// Shared with the checker's world until the operation changes again (then copied once).
+    op: Arc<Operation>,
     done: bool,
+}
+
+/// Adds a reply to an operation's list, growing it by one: most operations get one or two, and
+/// a vector's first push would reserve four.
+fn record_reply(replies: &mut Vec<Outcome>, reply: Outcome) {
+    replies.reserve_exact(1);
+    replies.push(reply);
 }
 
 /// The index of an operation in the history, returned by [`History::invoke`].
@@ -54,7 +62,7 @@ impl History {
     /// Marks operation `op` as a hostile client's attempt and what it must be answered with.
     pub fn mark_attack(&self, op: OpHandle, attack: paylab_invariants::Attack) {
         let mut ops = self.lock();
-        ops.touch(op.0).op.attack = Some(attack);
+        Arc::make_mut(&mut ops.touch(op.0).op).attack = Some(attack);
     }
 
     /// Records that a client started an operation.
@@ -71,7 +79,7 @@ impl History {
         let i = ops.entries.len();
         ops.changed.insert(i);
         ops.entries.push(Entry {
-            op: Operation {
+            op: Arc::new(Operation {
                 client,
                 request: request.to_string(),
                 kind,
@@ -83,7 +91,7 @@ impl History {
                 trade,
                 replies: Vec::new(),
                 attack: None,
-            },
+            }),
             done: false,
         });
         OpHandle(i)
@@ -94,13 +102,14 @@ impl History {
         let mut ops = self.lock();
         let e = ops.touch(handle.0);
         assert!(!e.done, "operation {} completed twice", e.op.request);
-        if outcome != Outcome::Unknown {
-            e.op.replies.push(outcome.clone());
-        }
-        e.op.outcome = outcome;
-        e.op.attempts = attempts;
-        e.op.complete_ms = now_ms;
         e.done = true;
+        let op = Arc::make_mut(&mut e.op);
+        if outcome != Outcome::Unknown {
+            record_reply(&mut op.replies, outcome.clone());
+        }
+        op.outcome = outcome;
+        op.attempts = attempts;
+        op.complete_ms = now_ms;
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -110,12 +119,20 @@ impl History {
             reply != Outcome::Unknown,
             "only definite replies are recorded"
         );
-        self.lock().touch(handle.0).op.replies.push(reply);
+        let mut ops = self.lock();
+        record_reply(
+            &mut Arc::make_mut(&mut ops.touch(handle.0).op).replies,
+            reply,
+        );
     }
 
     /// Every operation so far; those in flight appear as `Unknown`.
     pub fn operations(&self) -> Vec<Operation> {
-        self.lock().entries.iter().map(|e| e.op.clone()).collect()
+        self.lock()
+            .entries
+            .iter()
+            .map(|e| (*e.op).clone())
+            .collect()
     }
 
     /// The operations invoked, completed or re-asked since the last call, by position (the
