@@ -389,8 +389,9 @@ pub struct Operation {
     /// including re-asks after the first: an idempotent platform gives the same one each time.
     pub replies: Vec<Outcome>,
     /// For a hostile attempt ([`OpKind::Attack`]): what it tried and the refusal it must get.
+    /// Boxed: few operations are attacks, and every operation would carry its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attack: Option<Attack>,
+    pub attack: Option<Box<Attack>>,
 }
 
 /// What a hostile client tried, and the refusal code the platform must answer it with.

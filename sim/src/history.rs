@@ -62,7 +62,7 @@ impl History {
     /// Marks operation `op` as a hostile client's attempt and what it must be answered with.
     pub fn mark_attack(&self, op: OpHandle, attack: paylab_invariants::Attack) {
         let mut ops = self.lock();
-        Arc::make_mut(&mut ops.touch(op.0).op).attack = Some(attack);
+        Arc::make_mut(&mut ops.touch(op.0).op).attack = Some(Box::new(attack));
     }
 
     /// Records that a client started an operation.

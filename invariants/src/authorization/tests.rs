@@ -24,11 +24,11 @@ fn registered() -> Observation {
 
 fn attack(request: &str, expect: &str, outcome: Outcome) -> Operation {
     Operation {
-        attack: Some(Attack {
+        attack: Some(Box::new(Attack {
             name: "debit-another".into(),
             expect: expect.into(),
             victim: Some(2),
-        }),
+        })),
         ..op(request, OpKind::Attack, Some(dec!(1)), outcome)
     }
 }
