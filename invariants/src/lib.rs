@@ -54,6 +54,7 @@ pub mod reconciliation;
 pub mod refund_bound;
 pub mod replicas;
 pub mod reservation_release;
+pub mod small_set;
 pub mod trade_ledger;
 pub mod transitions;
 pub mod violation;

@@ -5,6 +5,7 @@
 
 use crate::delta::{Delta, OpChange, ShardDelta};
 use crate::money::{balance, signed};
+use crate::small_set::SmallSet;
 use crate::{
     AccountState, ActivityKind, ActivityState, FreezeState, JournalEntry, Observation, Operation,
     ShardSnapshot, TradeState, VoucherRecord,
@@ -20,9 +21,9 @@ pub struct ShardWorld {
     pub vouchers: BTreeMap<String, VoucherRecord>,
     pub journal: BTreeMap<u64, JournalEntry>,
     pub freezes: BTreeMap<String, FreezeState>,
-    pub(crate) entries_by_voucher: BTreeMap<String, BTreeSet<u64>>,
+    pub(crate) entries_by_voucher: BTreeMap<String, SmallSet<u64>>,
     pub(crate) entries_by_account: BTreeMap<u64, BTreeSet<u64>>,
-    pub(crate) freezes_by_account: BTreeMap<u64, BTreeSet<String>>,
+    pub(crate) freezes_by_account: BTreeMap<u64, SmallSet<String>>,
     /// Each account's journal, folded (`None`: overflowed); absent means no entry.
     pub(crate) folds: BTreeMap<u64, Option<Decimal>>,
     /// Accounts whose fold a removed entry left stale.
@@ -40,17 +41,17 @@ pub struct World {
     pub activities: BTreeMap<String, ActivityState>,
     /// By position, each shared with the harness's history.
     pub history: Vec<Arc<Operation>>,
-    pub(crate) ops_by_request: BTreeMap<String, BTreeSet<usize>>,
+    pub(crate) ops_by_request: BTreeMap<String, SmallSet<usize>>,
     /// Vouchers outside any activity, by request: (shard, voucher id).
-    pub(crate) plain_by_request: BTreeMap<String, BTreeSet<(u32, String)>>,
+    pub(crate) plain_by_request: BTreeMap<String, SmallSet<(u32, String)>>,
     /// Branch vouchers, by (xid, request).
-    pub(crate) branch_posts: BTreeMap<(String, String), BTreeSet<(u32, String)>>,
+    pub(crate) branch_posts: BTreeMap<(String, String), SmallSet<(u32, String)>>,
     /// Every activity under its (kind, business key), by xid.
-    pub(crate) by_key: BTreeMap<(ActivityKind, String), BTreeSet<String>>,
+    pub(crate) by_key: BTreeMap<(ActivityKind, String), SmallSet<String>>,
     /// Payment activities by trade.
-    pub(crate) pays_by_trade: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) pays_by_trade: BTreeMap<String, SmallSet<String>>,
     /// Trades by (merchant, out_trade_no).
-    pub(crate) trades_by_no: BTreeMap<(u64, String), BTreeSet<String>>,
+    pub(crate) trades_by_no: BTreeMap<(u64, String), SmallSet<String>>,
 }
 
 /// The keys one delta touched: the rules about them must be judged again.
@@ -283,7 +284,7 @@ impl World {
     /// The vouchers at `at` (shard, voucher id), with their shard.
     pub(crate) fn vouchers_at<'a>(
         &'a self,
-        at: Option<&'a BTreeSet<(u32, String)>>,
+        at: Option<&'a SmallSet<(u32, String)>>,
     ) -> Vec<(u32, &'a VoucherRecord)> {
         let one = |(n, id): &(u32, String)| Some((*n, self.shards.get(n)?.vouchers.get(id)?));
         at.into_iter().flatten().filter_map(one).collect()
@@ -292,7 +293,7 @@ impl World {
     /// The activities with the given xids.
     pub(crate) fn activities_in<'a>(
         &'a self,
-        xids: Option<&'a BTreeSet<String>>,
+        xids: Option<&'a SmallSet<String>>,
     ) -> Vec<&'a ActivityState> {
         let one = |x: &String| self.activities.get(x);
         xids.into_iter().flatten().filter_map(one).collect()
@@ -443,10 +444,10 @@ impl ShardWorld {
     }
 }
 
-fn remove_from<K, V, Q>(index: &mut BTreeMap<K, BTreeSet<V>>, key: &Q, value: &V)
+fn remove_from<K, S, V, Q>(index: &mut BTreeMap<K, S>, key: &Q, value: &V)
 where
     K: Ord + std::borrow::Borrow<Q>,
-    V: Ord,
+    S: Members<V>,
     Q: Ord + ?Sized,
 {
     if let Some(set) = index.get_mut(key) {
@@ -454,5 +455,31 @@ where
         if set.is_empty() {
             index.remove(key);
         }
+    }
+}
+
+/// The sets an index maps its keys to.
+trait Members<V> {
+    fn remove(&mut self, value: &V) -> bool;
+    fn is_empty(&self) -> bool;
+}
+
+impl<V: Ord> Members<V> for BTreeSet<V> {
+    fn remove(&mut self, value: &V) -> bool {
+        BTreeSet::remove(self, value)
+    }
+
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
+    }
+}
+
+impl<V: Ord> Members<V> for SmallSet<V> {
+    fn remove(&mut self, value: &V) -> bool {
+        SmallSet::remove(self, value)
+    }
+
+    fn is_empty(&self) -> bool {
+        SmallSet::is_empty(self)
     }
 }
