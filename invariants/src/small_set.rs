@@ -1,8 +1,12 @@
 //! A set kept as a sorted vector: what the checker's world indexes by, where almost every set
-//! holds one or two members. A `BTreeSet` allocates a node for eleven from its first member
+//! holds one or two members (and the large ones, an account's journal entries, grow in order). A `BTreeSet` allocates a node for eleven from its first member
 //! (about 300 bytes for one `String`); this holds exactly its members, in the same order.
 
-/// A sorted set of `T` in a vector.
+/// Up to this many members a set grows one slot at a time.
+const SMALL: usize = 4;
+
+/// A sorted set of `T` in a vector. Inserting in order (as journal sequence numbers come) is
+/// an append; inserting or removing elsewhere moves the members after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmallSet<T> {
     members: Vec<T>,
@@ -22,7 +26,11 @@ impl<T: Ord> SmallSet<T> {
         match self.members.binary_search(&value) {
             Ok(_) => false,
             Err(at) => {
-                self.members.reserve_exact(1);
+                // Exact while small (most sets stay at one or two); amortized beyond, so that
+                // a large set (an account's journal entries) still grows in linear time.
+                if self.members.len() < SMALL {
+                    self.members.reserve_exact(1);
+                }
                 self.members.insert(at, value);
                 true
             }

@@ -22,7 +22,7 @@ pub struct ShardWorld {
     pub journal: BTreeMap<u64, JournalEntry>,
     pub freezes: BTreeMap<String, FreezeState>,
     pub(crate) entries_by_voucher: BTreeMap<String, SmallSet<u64>>,
-    pub(crate) entries_by_account: BTreeMap<u64, BTreeSet<u64>>,
+    pub(crate) entries_by_account: BTreeMap<u64, SmallSet<u64>>,
     pub(crate) freezes_by_account: BTreeMap<u64, SmallSet<String>>,
     /// Each account's journal, folded (`None`: overflowed); absent means no entry.
     pub(crate) folds: BTreeMap<u64, Option<Decimal>>,
@@ -444,10 +444,10 @@ impl ShardWorld {
     }
 }
 
-fn remove_from<K, S, V, Q>(index: &mut BTreeMap<K, S>, key: &Q, value: &V)
+fn remove_from<K, V, Q>(index: &mut BTreeMap<K, SmallSet<V>>, key: &Q, value: &V)
 where
     K: Ord + std::borrow::Borrow<Q>,
-    S: Members<V>,
+    V: Ord,
     Q: Ord + ?Sized,
 {
     if let Some(set) = index.get_mut(key) {
@@ -455,31 +455,5 @@ where
         if set.is_empty() {
             index.remove(key);
         }
-    }
-}
-
-/// The sets an index maps its keys to.
-trait Members<V> {
-    fn remove(&mut self, value: &V) -> bool;
-    fn is_empty(&self) -> bool;
-}
-
-impl<V: Ord> Members<V> for BTreeSet<V> {
-    fn remove(&mut self, value: &V) -> bool {
-        BTreeSet::remove(self, value)
-    }
-
-    fn is_empty(&self) -> bool {
-        BTreeSet::is_empty(self)
-    }
-}
-
-impl<V: Ord> Members<V> for SmallSet<V> {
-    fn remove(&mut self, value: &V) -> bool {
-        SmallSet::remove(self, value)
-    }
-
-    fn is_empty(&self) -> bool {
-        SmallSet::is_empty(self)
     }
 }
