@@ -42,7 +42,7 @@ impl<'a> Index<'a> {
         let ops = obs
             .history
             .iter()
-            .map(|o| (o.request.as_str(), o))
+            .map(|o| (o.request.as_str(), &**o))
             .collect();
         let activities = obs.activities.iter().map(|a| (a.xid.as_str(), a)).collect();
         let mut trades = BTreeMap::new();

@@ -150,7 +150,7 @@ impl Delta {
             .filter(|(i, op)| old.history.get(*i) != Some(*op))
             .map(|(i, op)| OpChange {
                 index: i as u64,
-                op: Arc::new(op.clone()),
+                op: op.clone(),
             })
             .collect();
         Delta {

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Which side of a voucher a leg or journal entry is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -426,7 +427,8 @@ pub struct Observation {
     pub shards: Vec<ShardSnapshot>,
     pub trades: Vec<TradeState>,
     pub activities: Vec<ActivityState>,
-    pub history: Vec<Operation>,
+    /// Shared with the harness's history (an observation does not copy the operations).
+    pub history: Vec<Arc<Operation>>,
     /// The message layer: trade events, their consumers, replicas and notifications.
     pub messages: MessageSnapshot,
     /// Work still in flight, for the liveness checker ([`crate::liveness`]).

@@ -13,6 +13,7 @@ use crate::{
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub fn account(
     account: u64,
@@ -371,7 +372,7 @@ pub fn valid() -> Observation {
         shards: vec![shard_0(), shard_1()],
         trades: trades(),
         activities: activities(),
-        history: vec![
+        history: [
             op("c1-0", OpKind::OpenAccount, None, Outcome::Ok),
             op("c1-1", OpKind::Fund, Some(dec!(100)), Outcome::Ok),
             op("c1-2", OpKind::Transfer, Some(dec!(30)), Outcome::Ok),
@@ -395,7 +396,10 @@ pub fn valid() -> Observation {
                 dec!(8),
                 Outcome::fail("aborted", "a branch refused its Try"),
             ),
-        ],
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect(),
         messages: crate::observation::MessageSnapshot::default(),
         progress: crate::observation::Progress::default(),
         owners: None,
@@ -634,8 +638,10 @@ mod tests {
         // A freeze left at rest is only a quiescent violation; a flipped reply an always one.
         let mut obs = valid();
         obs.shards[0].freezes[0].key = "c1-f1".to_string();
-        obs.history[9].replies.push(crate::Outcome::Unknown);
-        obs.history[9]
+        std::sync::Arc::make_mut(&mut obs.history[9])
+            .replies
+            .push(crate::Outcome::Unknown);
+        std::sync::Arc::make_mut(&mut obs.history[9])
             .replies
             .push(crate::Outcome::fail("unavailable", "late"));
         let always = crate::check_always(&obs);

@@ -260,7 +260,7 @@ impl World {
             shards: self.shards.iter().map(|(n, s)| s.snapshot(*n)).collect(),
             trades: self.trades.values().cloned().collect(),
             activities: self.activities.values().cloned().collect(),
-            history: self.history.iter().map(|op| (**op).clone()).collect(),
+            history: self.history.clone(),
             ..Observation::default()
         }
     }

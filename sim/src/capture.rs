@@ -202,7 +202,7 @@ pub fn verify(
 ) -> Result<(), String> {
     let whole = Observation {
         at_ms: delta.at_ms,
-        history: history.operations(),
+        history: history.shared(),
         ..cluster.observe(Scope::Instant)
     };
     let expected = Delta::between(before, &whole);

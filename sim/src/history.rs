@@ -126,6 +126,11 @@ impl History {
         );
     }
 
+    /// Every operation so far, shared rather than copied (what an observation holds).
+    pub fn shared(&self) -> Vec<Arc<Operation>> {
+        self.lock().entries.iter().map(|e| e.op.clone()).collect()
+    }
+
     /// Every operation so far; those in flight appear as `Unknown`.
     pub fn operations(&self) -> Vec<Operation> {
         self.lock()

@@ -466,7 +466,7 @@ impl Checker {
         let at_ms = now_ms();
         let mut obs = Observation {
             at_ms,
-            history: history.operations(),
+            history: history.shared(),
             ..cluster.observe(if at_rest { Scope::Rest } else { Scope::Instant })
         };
         obs.owners = self.directory.map(|dir| registered_owners(&dir, &obs));

@@ -69,7 +69,7 @@ fn money_from_the_world_outside_a_fund_is_a_violation() {
     let mut obs = registered();
     // A "transfer" that takes money from the world: minting.
     obs.history
-        .push(op("c1-9", OpKind::Transfer, Some(dec!(7)), Outcome::Ok));
+        .push(op("c1-9", OpKind::Transfer, Some(dec!(7)), Outcome::Ok).into());
     obs.shards[0]
         .vouchers
         .push(voucher("v0-3", "c1-9", 1, 2, dec!(7)));
@@ -92,7 +92,7 @@ fn a_fund_into_someone_elses_account_is_a_violation() {
         },
     );
     obs.history
-        .push(op("c1-8", OpKind::Fund, Some(dec!(4)), Outcome::Ok));
+        .push(op("c1-8", OpKind::Fund, Some(dec!(4)), Outcome::Ok).into());
     obs.shards[0]
         .vouchers
         .push(voucher("v0-3", "c1-8", 1, 3, dec!(4)));
@@ -120,14 +120,16 @@ fn an_account_held_as_another_subject_than_registered_is_a_violation() {
 fn a_hostile_attempt_must_get_its_refusal() {
     let mut obs = registered();
     let refused = Outcome::fail("unauthorized", "client-1 may not debit 2");
-    obs.history.push(attack("c1-x1", "unauthorized", refused));
     obs.history
-        .push(attack("c1-x2", "unauthorized", Outcome::Unknown));
+        .push(attack("c1-x1", "unauthorized", refused).into());
+    obs.history
+        .push(attack("c1-x2", "unauthorized", Outcome::Unknown).into());
     assert_eq!(check(&obs), vec![]);
     obs.history
-        .push(attack("c1-x3", "unauthorized", Outcome::Ok));
+        .push(attack("c1-x3", "unauthorized", Outcome::Ok).into());
     let other = Outcome::fail("insufficient-funds", "2 has 1, 9 needed");
-    obs.history.push(attack("c1-x4", "unauthorized", other));
+    obs.history
+        .push(attack("c1-x4", "unauthorized", other).into());
     let found = check(&obs);
     assert_eq!(found.len(), 2, "{found:#?}");
     assert_eq!(ev(&found[0], "request"), "c1-x3");
@@ -137,10 +139,10 @@ fn a_hostile_attempt_must_get_its_refusal() {
     let mut obs = registered();
     let aborted = Outcome::fail("aborted", "branch 0 did not answer Try");
     obs.history
-        .push(attack("c1-x7", Attack::ANY_REFUSAL, aborted));
+        .push(attack("c1-x7", Attack::ANY_REFUSAL, aborted).into());
     assert_eq!(check(&obs), vec![]);
     obs.history
-        .push(attack("c1-x8", Attack::ANY_REFUSAL, Outcome::Ok));
+        .push(attack("c1-x8", Attack::ANY_REFUSAL, Outcome::Ok).into());
     assert_eq!(check(&obs).len(), 1);
 }
 
@@ -148,7 +150,7 @@ fn a_hostile_attempt_must_get_its_refusal() {
 fn a_posting_of_a_hostile_attempt_is_a_violation_whatever_it_was_answered() {
     let mut obs = registered();
     obs.history
-        .push(attack("c1-x5", "unauthorized", Outcome::Unknown));
+        .push(attack("c1-x5", "unauthorized", Outcome::Unknown).into());
     obs.shards[0]
         .vouchers
         .push(voucher("v0-3", "c1-x5", 3, 2, dec!(1)));
@@ -165,7 +167,7 @@ fn without_a_registration_only_the_answers_are_judged() {
     let mut obs = valid();
     assert_eq!(check(&obs), vec![]);
     obs.history
-        .push(attack("c1-x6", "unauthorized", Outcome::Ok));
+        .push(attack("c1-x6", "unauthorized", Outcome::Ok).into());
     assert_eq!(check(&obs).len(), 1);
 }
 
@@ -176,9 +178,9 @@ fn without_a_registration_only_the_answers_are_judged() {
 fn clearing_postings_trace_to_the_clients_deposit_or_withdrawal() {
     let mut obs = registered();
     obs.history
-        .push(op("c1-w1", OpKind::Withdraw, Some(dec!(5)), Outcome::Ok));
+        .push(op("c1-w1", OpKind::Withdraw, Some(dec!(5)), Outcome::Ok).into());
     obs.history
-        .push(op("c1-d1", OpKind::Fund, Some(dec!(5)), Outcome::Ok));
+        .push(op("c1-d1", OpKind::Fund, Some(dec!(5)), Outcome::Ok).into());
     let (reserve, transit) = (100, 101);
     let vouchers = &mut obs.shards[0].vouchers;
     vouchers.push(voucher(
@@ -240,14 +242,9 @@ fn card_postings_trace_to_the_card_payment_or_the_refund_of_its_trade() {
     obs.trades.push(t);
     let mut pay = trade_op("c2-p1", OpKind::Pay, "t1", dec!(5), Outcome::Ok);
     pay.client = 2;
-    obs.history.push(pay);
-    obs.history.push(trade_op(
-        "c1-r1",
-        OpKind::Refund,
-        "t1",
-        dec!(5),
-        Outcome::Ok,
-    ));
+    obs.history.push(pay.into());
+    obs.history
+        .push(trade_op("c1-r1", OpKind::Refund, "t1", dec!(5), Outcome::Ok).into());
     let (reserve, refunds) = (100, 102);
     let vouchers = &mut obs.shards[0].vouchers;
     vouchers.push(voucher("v0-60", "clr:c2-p1.card", reserve, 40, dec!(5)));

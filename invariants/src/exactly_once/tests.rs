@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::Arc;
 
 /// The batch check, once the incremental checker is shown to agree on `obs`.
 fn check(obs: &Observation) -> Vec<Violation> {
@@ -124,7 +125,7 @@ fn unknown_with_two_vouchers_fails() {
 #[test]
 fn wrong_amount_fails() {
     let mut obs = valid();
-    obs.history[2].amount = Some(dec!(31));
+    Arc::make_mut(&mut obs.history[2]).amount = Some(dec!(31));
     let v = &single(check(&obs), Invariant::ExactlyOnce);
     assert_eq!(ev(v, "request"), "c1-2");
     assert_eq!(ev(v, "expected"), "31");
@@ -135,7 +136,7 @@ fn wrong_amount_fails() {
 #[test]
 fn same_amount_at_other_scale_passes() {
     let mut obs = valid();
-    obs.history[2].amount = Some(dec!(30.00));
+    Arc::make_mut(&mut obs.history[2]).amount = Some(dec!(30.00));
     assert!(check(&obs).is_empty());
 }
 
@@ -167,6 +168,6 @@ fn system_voucher_is_not_phantom() {
 fn non_posting_op_is_not_checked() {
     let mut obs = valid();
     obs.history
-        .push(op("c3-1", OpKind::OpenAccount, None, Outcome::Ok));
+        .push(op("c3-1", OpKind::OpenAccount, None, Outcome::Ok).into());
     assert!(check(&obs).is_empty());
 }

@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::Arc;
 
 /// The batch check, once the incremental checker is shown to agree on `obs`.
 fn check(obs: &Observation) -> Vec<Violation> {
@@ -29,7 +30,7 @@ fn valid_observation_passes() {
 #[test]
 fn flipped_reply_fails() {
     let mut obs = valid();
-    let pay = &mut obs.history[9];
+    let pay = Arc::make_mut(&mut obs.history[9]);
     pay.replies = vec![Outcome::Ok, Outcome::fail("unknown-trade", "no trade T0-1")];
     let v = &single(check(&obs), Invariant::Idempotency);
     assert!(v
@@ -44,7 +45,7 @@ fn flipped_reply_fails() {
 fn a_refusal_reworded_under_the_same_code_is_the_same_answer() {
     let mut obs = valid();
     // c1-p2 failed; a re-ask is refused for the same reason, worded differently.
-    let pay = &mut obs.history[11];
+    let pay = Arc::make_mut(&mut obs.history[11]);
     let first = pay.replies[0].clone();
     let code = first.code().expect("c1-p2 failed").to_string();
     pay.replies.push(Outcome::fail(code, "said another way"));
@@ -54,7 +55,7 @@ fn a_refusal_reworded_under_the_same_code_is_the_same_answer() {
 #[test]
 fn a_refusal_repeated_with_another_code_flips() {
     let mut obs = valid();
-    let pay = &mut obs.history[11];
+    let pay = Arc::make_mut(&mut obs.history[11]);
     pay.replies.push(Outcome::fail("unavailable", "try later"));
     let v = &single(check(&obs), Invariant::Idempotency);
     assert!(v.message.contains("its outcome flipped"), "{v}");
@@ -65,7 +66,7 @@ fn a_refusal_repeated_with_another_code_flips() {
 #[test]
 fn outcome_other_than_first_reply_fails() {
     let mut obs = valid();
-    obs.history[1].replies = vec![Outcome::fail("unavailable", "shard busy")];
+    Arc::make_mut(&mut obs.history[1]).replies = vec![Outcome::fail("unavailable", "shard busy")];
     let v = &single(check(&obs), Invariant::Idempotency);
     assert_eq!(
         v.message,
@@ -77,7 +78,7 @@ fn outcome_other_than_first_reply_fails() {
 #[test]
 fn outcome_refused_for_another_reason_than_its_first_reply_fails() {
     let mut obs = valid();
-    let pay = &mut obs.history[11];
+    let pay = Arc::make_mut(&mut obs.history[11]);
     pay.outcome = Outcome::fail("not-payable", "the trade is closed");
     let v = &single(check(&obs), Invariant::Idempotency);
     assert!(
@@ -149,7 +150,7 @@ fn fail_with_committed_activity_fails() {
 fn unknown_with_one_committed_passes_and_with_two_fails() {
     let mut obs = valid();
     let pay = trade_op("c1-p3", OpKind::Pay, "T0-2", dec!(30), Outcome::Unknown);
-    obs.history.push(pay);
+    obs.history.push(pay.into());
     obs.activities
         .push(committed("x0.7", ActivityKind::Pay, "c1-p3", "T0-2"));
     assert!(check(&obs).is_empty());

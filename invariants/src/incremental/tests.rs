@@ -13,6 +13,7 @@ use crate::{
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 type Sightings = BTreeMap<(Invariant, String), Violation>;
 
@@ -86,7 +87,7 @@ fn a_checker_that_forgets_touched_accounts_disagrees() {
 fn a_checker_that_forgets_touched_operations_disagrees() {
     // A reply flips in the second snapshot: only the touched operation shows it.
     let mut flipped = valid();
-    flipped.history[9]
+    Arc::make_mut(&mut flipped.history[9])
         .replies
         .push(Outcome::fail("unavailable", "late"));
     let seq = [valid(), flipped];
@@ -379,8 +380,8 @@ fn apply(obs: &mut Observation, c: Change) {
             upsert(&mut obs.activities, a, |x| x.xid == xid)
         }
         Change::DropActivity(xid) => obs.activities.retain(|a| a.xid != xid),
-        Change::Op(i, op) if i < obs.history.len() => obs.history[i] = op,
-        Change::Op(_, op) => obs.history.push(op),
+        Change::Op(i, op) if i < obs.history.len() => obs.history[i] = op.into(),
+        Change::Op(_, op) => obs.history.push(op.into()),
     }
 }
 
