@@ -5,7 +5,7 @@
 
 use crate::config::RunConfig;
 use crate::services::{self, LiveService, NodeService, RunContext, Scope};
-use madsim::runtime::{Handle, NodeHandle};
+use madsim::runtime::{Handle, NodeBuilder, NodeHandle};
 use paylab_invariants::world::World;
 use paylab_invariants::{Delta, Observation};
 use paylab_system::buggify::Buggify;
@@ -16,6 +16,7 @@ use paylab_system::node::{stream_seed, NodeEnv, NodeName};
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
 use paylab_system::wire::Wire;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -272,11 +273,23 @@ impl Cluster {
         }
     }
 
-    /// Kills a node's tasks and closes its sockets (madsim's kill, mirrored on the wire).
     fn kill(&self, slot: &Slot) {
-        self.handle.kill(slot.node.id());
-        Wire::current().reset(slot.env.addr.ip());
+        kill_node(&self.handle, &slot.node, slot.env.addr.ip());
     }
+}
+
+/// A new madsim node at `ip`, made known to the run's wire first: datagrams to it reach the
+/// link even before it binds, as madsim resolves them. Every node of a run is made here.
+pub fn node_at(handle: &Handle, ip: IpAddr) -> NodeBuilder<'_> {
+    Wire::current().add_node(ip);
+    handle.create_node().ip(ip)
+}
+
+/// Kills a node's tasks and closes its sockets on the wire (what madsim's kill does to its
+/// own network). Every kill of a run is made here.
+pub fn kill_node(handle: &Handle, node: &NodeHandle, ip: IpAddr) {
+    handle.kill(node.id());
+    Wire::current().reset(ip);
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -290,12 +303,9 @@ fn spawn(
     (live, boots): (&Live, &Arc<AtomicU64>),
 ) -> NodeHandle {
     let ip = env.addr.ip();
-    Wire::current().add_node(ip);
     let (live, boots) = (live.clone(), boots.clone());
-    handle
-        .create_node()
+    node_at(handle, ip)
         .name(env.name.clone())
-        .ip(ip)
         .init(move || {
             let (env, service, live) = (env.clone(), service.clone(), live.clone());
             let boots = boots.clone();

@@ -2,7 +2,7 @@
 //! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
 
 use crate::capture::{self, Capture, CaptureStats};
-use crate::cluster::{client_addr, Cluster};
+use crate::cluster::{client_addr, kill_node, node_at, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
 use crate::nemesis::Nemesis;
@@ -20,7 +20,6 @@ use paylab_system::broker::FlushPolicy;
 use paylab_system::durability::Breaches;
 use paylab_system::probes::Probes;
 use paylab_system::transport::NetFaults;
-use paylab_system::wire::Wire;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -667,8 +666,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     let sim_ms = now_ms();
     cluster.kill_all();
     for (c, node) in client_nodes.iter().enumerate() {
-        handle.kill(node.id());
-        Wire::current().reset(client_addr(c as u32).ip());
+        kill_node(&handle, node, client_addr(c as u32).ip());
     }
     let converge_ms = settled_ms
         .filter(|_| stuck.is_empty())
@@ -701,11 +699,8 @@ fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<
     let all = ctx.config.clients + ctx.config.hostile_clients();
     let client_nodes: Vec<_> = (0..all)
         .map(|c| {
-            Wire::current().add_node(client_addr(c).ip());
-            handle
-                .create_node()
+            node_at(handle, client_addr(c).ip())
                 .name(services::CLIENT.at(c))
-                .ip(client_addr(c).ip())
                 .build()
         })
         .collect();

@@ -2,7 +2,7 @@
 //! madsim's datagram semantics without its per-message overheads).
 //!
 //! Built on [`WireEndpoint`], so the run's packet loss, latency and cut links (partitions)
-//! apply to every request and every reply. On top of what madsim offers,
+//! apply to every request and every reply. On top of what the wire offers,
 //! the harness can make the transport deliver a request twice or hold it back for a while
 //! ([`NetFaults`]); both fire on the sending side so they compose with madsim's own faults.
 //! Every call has a timeout: a call that times out returns [`RpcError::Timeout`], which callers
