@@ -9,6 +9,7 @@
 //! what each node changed since the previous one; [`Delta::between`] builds one from two whole
 //! observations (the oracle's way, used by the tests and by a node read whole).
 
+use crate::Id;
 use crate::{
     AccountState, ActivityState, FreezeState, JournalEntry, Observation, Operation, ShardSnapshot,
     TradeState, VoucherRecord,
@@ -70,11 +71,11 @@ pub struct ShardDelta {
     /// By account id.
     pub accounts: Changes<u64, AccountState>,
     /// By voucher id.
-    pub vouchers: Changes<String, VoucherRecord>,
+    pub vouchers: Changes<Id, VoucherRecord>,
     /// By sequence number.
     pub journal: Changes<u64, JournalEntry>,
     /// By freeze key.
-    pub freezes: Changes<String, FreezeState>,
+    pub freezes: Changes<Id, FreezeState>,
 }
 
 impl ShardDelta {
@@ -116,9 +117,9 @@ pub struct Delta {
     /// Only the shards that changed.
     pub shards: Vec<ShardDelta>,
     /// By trade id.
-    pub trades: Changes<String, TradeState>,
+    pub trades: Changes<Id, TradeState>,
     /// By xid.
-    pub activities: Changes<String, ActivityState>,
+    pub activities: Changes<Id, ActivityState>,
     /// Operations that are new or changed.
     pub history: Vec<OpChange>,
     /// The length of the history after this delta (a longer one is cut to it).
@@ -190,7 +191,7 @@ pub fn keyed_accounts(s: &ShardSnapshot) -> BTreeMap<u64, AccountState> {
 }
 
 /// A shard's vouchers by id.
-pub fn keyed_vouchers(s: &ShardSnapshot) -> BTreeMap<String, VoucherRecord> {
+pub fn keyed_vouchers(s: &ShardSnapshot) -> BTreeMap<Id, VoucherRecord> {
     s.vouchers
         .iter()
         .map(|v| (v.voucher.clone(), v.clone()))
@@ -203,7 +204,7 @@ pub fn keyed_journal(s: &ShardSnapshot) -> BTreeMap<u64, JournalEntry> {
 }
 
 /// A shard's freezes by key.
-pub fn keyed_freezes(s: &ShardSnapshot) -> BTreeMap<String, FreezeState> {
+pub fn keyed_freezes(s: &ShardSnapshot) -> BTreeMap<Id, FreezeState> {
     s.freezes
         .iter()
         .map(|f| (f.key.clone(), f.clone()))
@@ -211,7 +212,7 @@ pub fn keyed_freezes(s: &ShardSnapshot) -> BTreeMap<String, FreezeState> {
 }
 
 /// Trades by id.
-pub fn keyed_trades(trades: &[TradeState]) -> BTreeMap<String, TradeState> {
+pub fn keyed_trades(trades: &[TradeState]) -> BTreeMap<Id, TradeState> {
     trades
         .iter()
         .map(|t| (t.trade.clone(), t.clone()))
@@ -219,7 +220,7 @@ pub fn keyed_trades(trades: &[TradeState]) -> BTreeMap<String, TradeState> {
 }
 
 /// Activities by xid.
-pub fn keyed_activities(activities: &[ActivityState]) -> BTreeMap<String, ActivityState> {
+pub fn keyed_activities(activities: &[ActivityState]) -> BTreeMap<Id, ActivityState> {
     activities
         .iter()
         .map(|a| (a.xid.clone(), a.clone()))

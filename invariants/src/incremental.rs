@@ -11,6 +11,7 @@
 
 use crate::delta::Delta;
 use crate::world::{Dirty, ShardWorld, World};
+use crate::Id;
 use crate::{
     conservation, derivation, exactly_once, idempotency, non_negativity, refund_bound, transitions,
     voucher_balance, Violation,
@@ -70,7 +71,7 @@ fn ledger_rules(w: &World, dirty: &Dirty, out: &mut Vec<Violation>) {
         };
         let vouchers = dirty
             .vouchers
-            .range((n, String::new())..)
+            .range((n, Id::default())..)
             .take_while(|(s, _)| *s == n);
         for (_, id) in vouchers {
             if let Some(v) = shard.vouchers.get(id) {
@@ -105,7 +106,7 @@ fn entry_rules(n: u32, shard: &ShardWorld, dirty: &Dirty, out: &mut Vec<Violatio
     for (_, a) in dirty.born_or_gone.iter().filter(in_shard) {
         seqs.extend(shard.entries_by_account.get(a).into_iter().flatten());
         let keys = shard.freezes_by_account.get(a).into_iter().flatten();
-        freezes.extend(keys.map(String::as_str));
+        freezes.extend(keys.map(Id::as_str));
     }
     for e in seqs.iter().filter_map(|s| shard.journal.get(s)) {
         if !shard.vouchers.contains_key(&e.voucher) {

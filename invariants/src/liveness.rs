@@ -144,8 +144,8 @@ pub fn unfinished(obs: &Observation) -> Vec<Unfinished> {
             .iter()
             .filter(|a| !a.status.is_terminal())
             .map(|a| Unfinished::Activity {
-                node: a.node.clone(),
-                xid: a.xid.clone(),
+                node: a.node.to_string(),
+                xid: a.xid.to_string(),
             }),
     );
     for t in &obs.trades {
@@ -155,9 +155,9 @@ pub fn unfinished(obs: &Observation) -> Vec<Unfinished> {
                 .iter()
                 .filter(|a| pending(&a.status))
                 .map(|a| Unfinished::Pay {
-                    trade: t.trade.clone(),
-                    key: a.key.clone(),
-                    xid: a.xid.clone(),
+                    trade: t.trade.to_string(),
+                    key: a.key.to_string(),
+                    xid: a.xid.to_string(),
                 }),
         );
         out.extend(
@@ -165,9 +165,9 @@ pub fn unfinished(obs: &Observation) -> Vec<Unfinished> {
                 .iter()
                 .filter(|r| pending(&r.status))
                 .map(|r| Unfinished::Refund {
-                    trade: t.trade.clone(),
-                    out_request_no: r.out_request_no.clone(),
-                    xid: r.xid.clone(),
+                    trade: t.trade.to_string(),
+                    out_request_no: r.out_request_no.to_string(),
+                    xid: r.xid.to_string(),
                 }),
         );
     }

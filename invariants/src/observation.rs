@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+/// An identifier (request, voucher, xid, trade, key): a string kept inline when it is short
+/// (at most 24 bytes, which every id the platform makes is), so the checker's maps compare
+/// and copy ids without a heap allocation each. Ordered, hashed and serialized as the string.
+pub type Id = compact_str::CompactString;
+
 /// Which side of a voucher a leg or journal entry is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Side {
@@ -74,11 +79,11 @@ pub struct AccountState {
 /// prepared credit that is not yet visible in any balance (credit side).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreezeState {
-    pub key: String,
+    pub key: Id,
     pub account: u64,
     pub amount: Decimal,
     /// The global transaction (activity) that holds the reservation, if one does.
-    pub xid: Option<String>,
+    pub xid: Option<Id>,
 }
 
 /// The state of a TCC fence row (Seata's rules, see `docs/DOMAIN.md`).
@@ -94,7 +99,7 @@ pub enum FenceState {
 /// One TCC fence row on a ledger shard: the state of branch `branch` of activity `xid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceRow {
-    pub xid: String,
+    pub xid: Id,
     pub branch: u32,
     pub state: FenceState,
 }
@@ -111,14 +116,14 @@ pub struct Leg {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherRecord {
     /// Unique across the whole platform (it names its shard).
-    pub voucher: String,
+    pub voucher: Id,
     /// The business request that caused it; the idempotency key of the post.
-    pub request: String,
-    pub currency: String,
+    pub request: Id,
+    pub currency: Id,
     pub legs: Vec<Leg>,
     /// The global transaction (activity) this voucher is one branch of, if any. Such vouchers
     /// are judged per activity (atomicity, trade-ledger agreement), not per client request.
-    pub xid: Option<String>,
+    pub xid: Option<Id>,
     /// Which step of that movement it posts (or compensates), if any.
     #[serde(default)]
     pub step: Option<MovementStep>,
@@ -136,7 +141,7 @@ pub struct MovementStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
     pub seq: u64,
-    pub voucher: String,
+    pub voucher: Id,
     pub account: u64,
     pub side: Side,
     pub amount: Decimal,
@@ -178,8 +183,8 @@ pub enum AttemptStatus {
 /// One attempt to pay a trade, under the buyer's idempotency key, carried out by activity `xid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayAttempt {
-    pub key: String,
-    pub xid: String,
+    pub key: Id,
+    pub xid: Id,
     /// The buyer's account that pays.
     pub payer: u64,
     pub status: AttemptStatus,
@@ -188,8 +193,8 @@ pub struct PayAttempt {
 /// One refund of a trade, unique by `out_request_no`, carried out by activity `xid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundState {
-    pub out_request_no: String,
-    pub xid: String,
+    pub out_request_no: Id,
+    pub xid: Id,
     pub amount: Decimal,
     pub status: AttemptStatus,
 }
@@ -197,10 +202,10 @@ pub struct RefundState {
 /// One trade as the trade service holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeState {
-    pub trade: String,
+    pub trade: Id,
     /// The merchant's account, which a payment credits.
     pub merchant: u64,
-    pub out_trade_no: String,
+    pub out_trade_no: Id,
     pub amount: Decimal,
     pub paid: Decimal,
     pub refunded: Decimal,
@@ -256,13 +261,13 @@ pub struct MovementLeg {
 /// One activity as its manager's log holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityState {
-    pub xid: String,
+    pub xid: Id,
     /// The manager node that owns it.
-    pub node: String,
+    pub node: Id,
     pub kind: ActivityKind,
     /// The business idempotency key: the pay key, or the refund's out_request_no.
-    pub key: String,
-    pub trade: String,
+    pub key: Id,
+    pub trade: Id,
     pub status: Phase,
     /// Every status it has had, oldest first; the last is `status`.
     pub status_history: Vec<Phase>,
@@ -374,7 +379,7 @@ impl fmt::Display for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
     pub client: u32,
-    pub request: String,
+    pub request: Id,
     pub kind: OpKind,
     /// The amount the operation moves, when it moves money.
     pub amount: Option<Decimal>,
@@ -385,7 +390,7 @@ pub struct Operation {
     pub attempts: u32,
     pub outcome: Outcome,
     /// The trade the operation is about, if any.
-    pub trade: Option<String>,
+    pub trade: Option<Id>,
     /// Every definite reply (ok or fail) the client received for this request, in order,
     /// including re-asks after the first: an idempotent platform gives the same one each time.
     pub replies: Vec<Outcome>,

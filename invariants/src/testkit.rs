@@ -40,9 +40,9 @@ pub fn leg(account: u64, side: Side, amount: Decimal) -> Leg {
 /// A two-leg CNY voucher moving `amount` from `from` (debited) to `to` (credited).
 pub fn voucher(id: &str, request: &str, from: u64, to: u64, amount: Decimal) -> VoucherRecord {
     VoucherRecord {
-        voucher: id.to_string(),
-        request: request.to_string(),
-        currency: "CNY".to_string(),
+        voucher: id.into(),
+        request: request.into(),
+        currency: "CNY".into(),
         legs: vec![
             leg(from, Side::Debit, amount),
             leg(to, Side::Credit, amount),
@@ -62,7 +62,7 @@ pub fn branch_voucher(
     amount: Decimal,
 ) -> VoucherRecord {
     VoucherRecord {
-        xid: Some(xid.to_string()),
+        xid: Some(xid.into()),
         ..voucher(id, &format!("tcc:{xid}:{branch}"), from, to, amount)
     }
 }
@@ -84,7 +84,7 @@ pub fn entries(v: &VoucherRecord, first_seq: u64) -> Vec<JournalEntry> {
 /// A reservation held by no activity.
 pub fn freeze(key: &str, account: u64, amount: Decimal) -> FreezeState {
     FreezeState {
-        key: key.to_string(),
+        key: key.into(),
         account,
         amount,
         xid: None,
@@ -94,14 +94,14 @@ pub fn freeze(key: &str, account: u64, amount: Decimal) -> FreezeState {
 /// A reservation held by activity `xid`.
 pub fn reservation(key: &str, account: u64, amount: Decimal, xid: &str) -> FreezeState {
     FreezeState {
-        xid: Some(xid.to_string()),
+        xid: Some(xid.into()),
         ..freeze(key, account, amount)
     }
 }
 
 pub fn fence(xid: &str, branch: u32, state: FenceState) -> FenceRow {
     FenceRow {
-        xid: xid.to_string(),
+        xid: xid.into(),
         branch,
         state,
     }
@@ -115,7 +115,7 @@ pub fn op(request: &str, kind: OpKind, amount: Option<Decimal>, outcome: Outcome
     };
     Operation {
         client: 1,
-        request: request.to_string(),
+        request: request.into(),
         kind,
         amount,
         invoke_ms: 10,
@@ -137,7 +137,7 @@ pub fn trade_op(
     outcome: Outcome,
 ) -> Operation {
     Operation {
-        trade: Some(trade.to_string()),
+        trade: Some(trade.into()),
         ..op(request, kind, Some(amount), outcome)
     }
 }
@@ -163,11 +163,11 @@ pub fn activity(
     legs: Vec<MovementLeg>,
 ) -> ActivityState {
     ActivityState {
-        xid: xid.to_string(),
-        node: "pay-0".to_string(),
+        xid: xid.into(),
+        node: "pay-0".into(),
         kind,
-        key: key.to_string(),
-        trade: trade.to_string(),
+        key: key.into(),
+        trade: trade.into(),
         status: *history.last().unwrap_or(&Phase::Running),
         status_history: history.to_vec(),
         legs,
@@ -190,9 +190,9 @@ pub fn movement_legs(
 /// An unpaid trade of merchant 12 whose status history is `history`.
 pub fn trade(id: &str, out_trade_no: &str, amount: Decimal, history: &[TradeStatus]) -> TradeState {
     TradeState {
-        trade: id.to_string(),
+        trade: id.into(),
         merchant: 12,
-        out_trade_no: out_trade_no.to_string(),
+        out_trade_no: out_trade_no.into(),
         amount,
         paid: dec!(0),
         refunded: dec!(0),
@@ -206,8 +206,8 @@ pub fn trade(id: &str, out_trade_no: &str, amount: Decimal, history: &[TradeStat
 
 pub fn pay_attempt(key: &str, xid: &str, payer: u64, status: AttemptStatus) -> PayAttempt {
     PayAttempt {
-        key: key.to_string(),
-        xid: xid.to_string(),
+        key: key.into(),
+        xid: xid.into(),
         payer,
         status,
     }
@@ -220,8 +220,8 @@ pub fn refund(
     status: AttemptStatus,
 ) -> RefundState {
     RefundState {
-        out_request_no: out_request_no.to_string(),
-        xid: xid.to_string(),
+        out_request_no: out_request_no.into(),
+        xid: xid.into(),
         amount,
         status,
     }
@@ -637,7 +637,7 @@ mod tests {
     fn check_all_is_always_then_quiescent() {
         // A freeze left at rest is only a quiescent violation; a flipped reply an always one.
         let mut obs = valid();
-        obs.shards[0].freezes[0].key = "c1-f1".to_string();
+        obs.shards[0].freezes[0].key = "c1-f1".into();
         std::sync::Arc::make_mut(&mut obs.history[9])
             .replies
             .push(crate::Outcome::Unknown);

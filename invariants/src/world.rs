@@ -6,6 +6,7 @@
 use crate::delta::{Delta, OpChange, ShardDelta};
 use crate::money::{balance, signed};
 use crate::small_set::SmallSet;
+use crate::Id;
 use crate::{
     AccountState, ActivityKind, ActivityState, FreezeState, JournalEntry, Observation, Operation,
     ShardSnapshot, TradeState, VoucherRecord,
@@ -18,12 +19,12 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct ShardWorld {
     pub accounts: BTreeMap<u64, AccountState>,
-    pub vouchers: BTreeMap<String, VoucherRecord>,
+    pub vouchers: BTreeMap<Id, VoucherRecord>,
     pub journal: BTreeMap<u64, JournalEntry>,
-    pub freezes: BTreeMap<String, FreezeState>,
-    pub(crate) entries_by_voucher: BTreeMap<String, SmallSet<u64>>,
+    pub freezes: BTreeMap<Id, FreezeState>,
+    pub(crate) entries_by_voucher: BTreeMap<Id, SmallSet<u64>>,
     pub(crate) entries_by_account: BTreeMap<u64, SmallSet<u64>>,
-    pub(crate) freezes_by_account: BTreeMap<u64, SmallSet<String>>,
+    pub(crate) freezes_by_account: BTreeMap<u64, SmallSet<Id>>,
     /// Each account's journal, folded (`None`: overflowed); absent means no entry.
     pub(crate) folds: BTreeMap<u64, Option<Decimal>>,
     /// Accounts whose fold a removed entry left stale.
@@ -37,21 +38,21 @@ pub struct ShardWorld {
 pub struct World {
     pub at_ms: u64,
     pub shards: BTreeMap<u32, ShardWorld>,
-    pub trades: BTreeMap<String, TradeState>,
-    pub activities: BTreeMap<String, ActivityState>,
+    pub trades: BTreeMap<Id, TradeState>,
+    pub activities: BTreeMap<Id, ActivityState>,
     /// By position, each shared with the harness's history.
     pub history: Vec<Arc<Operation>>,
-    pub(crate) ops_by_request: BTreeMap<String, SmallSet<usize>>,
+    pub(crate) ops_by_request: BTreeMap<Id, SmallSet<usize>>,
     /// Vouchers outside any activity, by request: (shard, voucher id).
-    pub(crate) plain_by_request: BTreeMap<String, SmallSet<(u32, String)>>,
+    pub(crate) plain_by_request: BTreeMap<Id, SmallSet<(u32, Id)>>,
     /// Branch vouchers, by (xid, request).
-    pub(crate) branch_posts: BTreeMap<(String, String), SmallSet<(u32, String)>>,
+    pub(crate) branch_posts: BTreeMap<(Id, Id), SmallSet<(u32, Id)>>,
     /// Every activity under its (kind, business key), by xid.
-    pub(crate) by_key: BTreeMap<(ActivityKind, String), SmallSet<String>>,
+    pub(crate) by_key: BTreeMap<(ActivityKind, Id), SmallSet<Id>>,
     /// Payment activities by trade.
-    pub(crate) pays_by_trade: BTreeMap<String, SmallSet<String>>,
+    pub(crate) pays_by_trade: BTreeMap<Id, SmallSet<Id>>,
     /// Trades by (merchant, out_trade_no).
-    pub(crate) trades_by_no: BTreeMap<(u64, String), SmallSet<String>>,
+    pub(crate) trades_by_no: BTreeMap<(u64, Id), SmallSet<Id>>,
 }
 
 /// The keys one delta touched: the rules about them must be judged again.
@@ -62,22 +63,22 @@ pub struct Dirty {
     /// Accounts that appeared or disappeared: their entries and freezes name them.
     pub born_or_gone: BTreeSet<(u32, u64)>,
     /// Vouchers that changed, or whose journal entries did.
-    pub vouchers: BTreeSet<(u32, String)>,
+    pub vouchers: BTreeSet<(u32, Id)>,
     /// Vouchers that appeared or disappeared: their entries reference them.
-    pub voucher_presence: BTreeSet<(u32, String)>,
+    pub voucher_presence: BTreeSet<(u32, Id)>,
     pub entries: BTreeSet<(u32, u64)>,
-    pub freezes: BTreeSet<(u32, String)>,
+    pub freezes: BTreeSet<(u32, Id)>,
     /// Whether any balance changed.
     pub conservation: bool,
     /// Requests whose plain vouchers or operations changed.
-    pub requests: BTreeSet<String>,
-    pub branches: BTreeSet<(String, String)>,
+    pub requests: BTreeSet<Id>,
+    pub branches: BTreeSet<(Id, Id)>,
     pub ops: BTreeSet<usize>,
-    pub trades: BTreeSet<String>,
-    pub out_nos: BTreeSet<(u64, String)>,
-    pub activities: BTreeSet<String>,
-    pub keys: BTreeSet<(ActivityKind, String)>,
-    pub pay_trades: BTreeSet<String>,
+    pub trades: BTreeSet<Id>,
+    pub out_nos: BTreeSet<(u64, Id)>,
+    pub activities: BTreeSet<Id>,
+    pub keys: BTreeSet<(ActivityKind, Id)>,
+    pub pay_trades: BTreeSet<Id>,
 }
 
 impl World {
@@ -176,7 +177,7 @@ impl World {
     }
 
     fn remove_trade(&mut self, id: &str, dirty: &mut Dirty) {
-        dirty.trades.insert(id.to_string());
+        dirty.trades.insert(Id::from(id));
         if let Some(t) = self.trades.remove(id) {
             let no = (t.merchant, t.out_trade_no.clone());
             remove_from(&mut self.trades_by_no, &no, &t.trade);
@@ -196,7 +197,7 @@ impl World {
     }
 
     fn remove_activity(&mut self, xid: &str, dirty: &mut Dirty) {
-        dirty.activities.insert(xid.to_string());
+        dirty.activities.insert(Id::from(xid));
         if let Some(a) = self.activities.remove(xid) {
             let key = (a.kind, a.key.clone());
             remove_from(&mut self.by_key, &key, &a.xid);
@@ -284,18 +285,18 @@ impl World {
     /// The vouchers at `at` (shard, voucher id), with their shard.
     pub(crate) fn vouchers_at<'a>(
         &'a self,
-        at: Option<&'a SmallSet<(u32, String)>>,
+        at: Option<&'a SmallSet<(u32, Id)>>,
     ) -> Vec<(u32, &'a VoucherRecord)> {
-        let one = |(n, id): &(u32, String)| Some((*n, self.shards.get(n)?.vouchers.get(id)?));
+        let one = |(n, id): &(u32, Id)| Some((*n, self.shards.get(n)?.vouchers.get(id)?));
         at.into_iter().flatten().filter_map(one).collect()
     }
 
     /// The activities with the given xids.
     pub(crate) fn activities_in<'a>(
         &'a self,
-        xids: Option<&'a SmallSet<String>>,
+        xids: Option<&'a SmallSet<Id>>,
     ) -> Vec<&'a ActivityState> {
-        let one = |x: &String| self.activities.get(x);
+        let one = |x: &Id| self.activities.get(x);
         xids.into_iter().flatten().filter_map(one).collect()
     }
 }
@@ -329,13 +330,13 @@ impl ShardWorld {
         dirty: &mut Dirty,
     ) -> Option<VoucherRecord> {
         let old = match new {
-            Some(v) => self.vouchers.insert(id.to_string(), v),
+            Some(v) => self.vouchers.insert(Id::from(id), v),
             None => self.vouchers.remove(id),
         };
         if old.is_some() != self.vouchers.contains_key(id) {
-            dirty.voucher_presence.insert((n, id.to_string()));
+            dirty.voucher_presence.insert((n, Id::from(id)));
         }
-        dirty.vouchers.insert((n, id.to_string()));
+        dirty.vouchers.insert((n, Id::from(id)));
         old
     }
 
@@ -372,12 +373,12 @@ impl ShardWorld {
             remove_from(&mut self.freezes_by_account, &old.account, &old.key);
             dirty.accounts.insert((n, old.account));
         }
-        dirty.freezes.insert((n, key.to_string()));
+        dirty.freezes.insert((n, Id::from(key)));
         let Some(f) = new else { return };
         let set = self.freezes_by_account.entry(f.account).or_default();
         set.insert(f.key.clone());
         dirty.accounts.insert((n, f.account));
-        self.freezes.insert(key.to_string(), f);
+        self.freezes.insert(Id::from(key), f);
     }
 
     /// Recomputes what a removal left stale: refolds touched accounts, and the subtotal.

@@ -22,7 +22,7 @@ use paylab_invariants::delta::{
 };
 use paylab_invariants::world::{ShardWorld, World};
 use paylab_invariants::{
-    ActivityState, Changes, Delta, Observation, ShardDelta, ShardSnapshot, TradeState,
+    ActivityState, Changes, Delta, Id, Observation, ShardDelta, ShardSnapshot, TradeState,
 };
 use std::collections::BTreeMap;
 
@@ -139,9 +139,9 @@ pub fn shard_diff(whole: &ShardSnapshot, world: Option<&ShardWorld>, out: &mut D
 /// `whole`.
 pub fn trades_diff(shard: u32, whole: &[TradeState], world: &World, out: &mut Delta) {
     let prefix = format!("T{shard}-");
-    let old: BTreeMap<String, TradeState> = world
+    let old: BTreeMap<Id, TradeState> = world
         .trades
-        .range(prefix.clone()..)
+        .range(Id::from(prefix.as_str())..)
         .take_while(|(k, _)| k.starts_with(&prefix))
         .map(|(k, t)| (k.clone(), t.clone()))
         .collect();
@@ -151,7 +151,7 @@ pub fn trades_diff(shard: u32, whole: &[TradeState], world: &World, out: &mut De
 
 /// Adds what turns the world's activities of payment node `node` into `whole`.
 pub fn activities_diff(node: &str, whole: &[ActivityState], world: &World, out: &mut Delta) {
-    let old: BTreeMap<String, ActivityState> = world
+    let old: BTreeMap<Id, ActivityState> = world
         .activities
         .iter()
         .filter(|(_, a)| a.node == node)

@@ -81,14 +81,14 @@ impl History {
         ops.entries.push(Entry {
             op: Arc::new(Operation {
                 client,
-                request: request.to_string(),
+                request: request.into(),
                 kind,
                 amount,
                 invoke_ms: now_ms,
                 complete_ms: now_ms,
                 attempts: 0,
                 outcome: Outcome::Unknown,
-                trade,
+                trade: trade.map(Into::into),
                 replies: Vec::new(),
                 attack: None,
             }),
@@ -160,7 +160,7 @@ impl History {
         const RECENT: usize = 500;
         let ops = self.lock();
         let from = ops.entries.len().saturating_sub(RECENT);
-        let paid: Vec<(u32, &String)> = ops.entries[from..]
+        let paid: Vec<(u32, &paylab_invariants::Id)> = ops.entries[from..]
             .iter()
             .filter(|e| e.op.kind == OpKind::Pay && e.op.outcome == Outcome::Ok)
             .filter(|e| e.op.client != not_by)
@@ -169,7 +169,7 @@ impl History {
         let n = paid.len() as u64;
         (n > 0).then(|| {
             let (client, trade) = paid[(pick % n) as usize];
-            (client, trade.clone())
+            (client, trade.to_string())
         })
     }
 

@@ -1,6 +1,7 @@
 //! Turns the platform's state into the checkers' [`Observation`](paylab_invariants::Observation)
 //! vocabulary.
 
+use compact_str::ToCompactString;
 use paylab_invariants as inv;
 use paylab_invariants::delta::{Changes, ShardDelta};
 use paylab_system::broker::{BrokerCore, HalfState, RetryState};
@@ -52,7 +53,7 @@ fn account(a: &ledger::Account) -> inv::AccountState {
 fn journal_entry(e: &ledger::JournalEntry) -> inv::JournalEntry {
     inv::JournalEntry {
         seq: e.seq,
-        voucher: e.voucher.to_string(),
+        voucher: e.voucher.to_compact_string(),
         account: e.account.0,
         side: side(e.side),
         amount: e.amount.value(),
@@ -61,7 +62,7 @@ fn journal_entry(e: &ledger::JournalEntry) -> inv::JournalEntry {
 
 fn freeze(f: &ledger::Freeze) -> inv::FreezeState {
     inv::FreezeState {
-        key: f.key.clone(),
+        key: f.key.as_str().into(),
         account: f.account.0,
         amount: f.amount.value(),
         xid: None,
@@ -71,10 +72,10 @@ fn freeze(f: &ledger::Freeze) -> inv::FreezeState {
 /// A TCC reservation as a freeze-shaped entry, keyed `tcc:{xid}:{branch}`.
 fn hold(branch: &BranchKey, action: &LegAction) -> inv::FreezeState {
     inv::FreezeState {
-        key: hold_key(branch),
+        key: hold_key(branch).into(),
         account: action.account().0,
         amount: action.amount().value(),
-        xid: Some(branch.xid.to_string()),
+        xid: Some(branch.xid.to_compact_string()),
     }
 }
 
@@ -149,7 +150,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
             .fences()
             .rows()
             .map(|(k, s)| inv::FenceRow {
-                xid: k.xid.to_string(),
+                xid: k.xid.to_compact_string(),
                 branch: k.branch,
                 state: fence(s),
             })
@@ -180,7 +181,7 @@ pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
     for key in &changes.freezes {
         match core.freeze(key) {
             Some(f) => freezes.upserts.push(freeze(f)),
-            None => freezes.removed.push(key.clone()),
+            None => freezes.removed.push(key.as_str().into()),
         }
     }
     for branch in &changes.holds {
@@ -188,7 +189,7 @@ pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
             (Some(action @ LegAction::Debit { .. }), _) => {
                 freezes.upserts.push(hold(branch, action))
             }
-            (None, Some(LegAction::Debit { .. })) => freezes.removed.push(hold_key(branch)),
+            (None, Some(LegAction::Debit { .. })) => freezes.removed.push(hold_key(branch).into()),
             _ => {}
         }
     }
@@ -222,9 +223,9 @@ pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
 
 fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
     inv::VoucherRecord {
-        voucher: v.id.to_string(),
-        request: v.request.to_string(),
-        currency: paylab_system::money::CURRENCY.to_string(),
+        voucher: v.id.to_compact_string(),
+        request: v.request.to_compact_string(),
+        currency: paylab_system::money::CURRENCY.to_compact_string(),
         legs: v
             .legs
             .iter()
@@ -234,7 +235,7 @@ fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
                 amount: l.amount.value(),
             })
             .collect(),
-        xid: v.xid.as_ref().map(|x| x.to_string()),
+        xid: v.xid.as_ref().map(|x| x.to_compact_string()),
         step: v.step.map(|s| inv::MovementStep {
             index: s.index,
             undo: s.undo,
@@ -275,9 +276,9 @@ pub fn trades_in_flight(core: &TradeCore) -> Vec<inv::TradeState> {
 /// One trade in the checkers' vocabulary.
 pub fn trade(t: &trade::Trade) -> inv::TradeState {
     inv::TradeState {
-        trade: t.id.to_string(),
+        trade: t.id.to_compact_string(),
         merchant: t.merchant.0,
-        out_trade_no: t.out_trade_no.clone(),
+        out_trade_no: t.out_trade_no.as_str().into(),
         amount: t.amount.value(),
         paid: t.paid,
         refunded: t.refunded,
@@ -288,8 +289,8 @@ pub fn trade(t: &trade::Trade) -> inv::TradeState {
             .pays
             .iter()
             .map(|p| inv::PayAttempt {
-                key: p.key.to_string(),
-                xid: p.xid.to_string(),
+                key: p.key.to_compact_string(),
+                xid: p.xid.to_compact_string(),
                 payer: p.payer.0,
                 status: attempt(&p.status),
             })
@@ -298,8 +299,8 @@ pub fn trade(t: &trade::Trade) -> inv::TradeState {
             .refunds
             .iter()
             .map(|r| inv::RefundState {
-                out_request_no: r.out_request_no.to_string(),
-                xid: r.xid.to_string(),
+                out_request_no: r.out_request_no.to_compact_string(),
+                xid: r.xid.to_compact_string(),
                 amount: r.amount.value(),
                 status: attempt(&r.status),
             })
@@ -330,11 +331,13 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
                 _ => inv::ActivityKind::Pay,
             };
             inv::ActivityState {
-                xid: a.xid.to_string(),
-                node: node.to_string(),
+                xid: a.xid.to_compact_string(),
+                node: node.to_compact_string(),
                 kind,
-                key: order.map(|o| o.key.to_string()).unwrap_or_default(),
-                trade: order.map(|o| o.trade.to_string()).unwrap_or_default(),
+                key: order.map(|o| o.key.to_compact_string()).unwrap_or_default(),
+                trade: order
+                    .map(|o| o.trade.to_compact_string())
+                    .unwrap_or_default(),
                 status: activity_status(a.status),
                 status_history: a.history.iter().copied().map(activity_status).collect(),
                 legs: a

@@ -112,7 +112,7 @@ mod tests {
     fn op(kind: OpKind, outcome: Outcome, invoke_ms: u64, complete_ms: u64) -> Operation {
         Operation {
             client: 0,
-            request: format!("r{invoke_ms}"),
+            request: format!("r{invoke_ms}").into(),
             kind,
             amount: None,
             invoke_ms,

@@ -1,6 +1,7 @@
 //! Typed identifiers. Each id is its own type so an account id can never be passed where a
 //! shard is expected.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -100,10 +101,10 @@ impl fmt::Display for AccountId {
 
 /// A client request id: the idempotency key of a post. A retry reuses it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub CompactString);
 
 impl RequestId {
-    pub fn new(s: impl Into<String>) -> Self {
+    pub fn new(s: impl Into<CompactString>) -> Self {
         RequestId(s.into())
     }
     pub fn as_str(&self) -> &str {
@@ -137,10 +138,10 @@ macro_rules! string_id {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub String);
+        pub struct $name(pub CompactString);
 
         impl $name {
-            pub fn new(s: impl Into<String>) -> Self {
+            pub fn new(s: impl Into<CompactString>) -> Self {
                 $name(s.into())
             }
             pub fn as_str(&self) -> &str {
@@ -156,13 +157,13 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                $name(s.to_string())
+                $name(CompactString::from(s))
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                $name(s)
+                $name(CompactString::from(s))
             }
         }
     };

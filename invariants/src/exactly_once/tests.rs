@@ -16,7 +16,7 @@ fn a_branch_posted_twice_fails_and_names_the_activity() {
         .cloned()
         .expect("valid() holds an activity's branch voucher");
     let mut again = twice.clone();
-    again.voucher = format!("{}-again", twice.voucher);
+    again.voucher = format!("{}-again", twice.voucher).into();
     obs.shards[1].vouchers.push(again);
     let v = single(check(&obs), Invariant::ExactlyOnce);
     assert_eq!(ev(&v, "xid"), twice.xid.as_deref().unwrap());
@@ -39,10 +39,10 @@ fn activity_vouchers_are_neither_counted_nor_phantoms() {
     // A branch voucher that happens to reuse a client's request id is not a second post of
     // that request, and one under an unknown request is not a phantom: activities judge both.
     let mut branch = voucher("v0-3", "c1-1", 1, 2, dec!(100));
-    branch.xid = Some("x0.9".to_string());
+    branch.xid = Some("x0.9".into());
     obs.shards[0].vouchers.push(branch);
     let mut other = voucher("v0-4", "tcc:x0.9:1", 2, 3, dec!(1));
-    other.xid = Some("x0.9".to_string());
+    other.xid = Some("x0.9".into());
     obs.shards[0].vouchers.push(other);
     assert!(check(&obs).is_empty());
     // Without its xid, the same voucher is an ordinary second post of c1-1.

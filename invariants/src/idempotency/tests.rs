@@ -171,7 +171,7 @@ fn unknown_with_one_committed_passes_and_with_two_fails() {
 fn trade_created_twice_fails() {
     let mut obs = valid();
     let mut again = obs.trades[1].clone();
-    again.trade = "T0-9".to_string();
+    again.trade = "T0-9".into();
     obs.trades.push(again);
     let v = &single(check(&obs), Invariant::Idempotency);
     assert_eq!(ev(v, "out_trade_no"), "o-2");

@@ -155,11 +155,11 @@ fn voucher_record(shard: u32) -> impl Strategy<Value = VoucherRecord> {
         prop::collection::vec(leg, 1..4),
     )
         .prop_map(move |(k, request, xid, legs)| VoucherRecord {
-            voucher: format!("v{shard}-{k}"),
-            request,
-            currency: "CNY".to_string(),
+            voucher: format!("v{shard}-{k}").into(),
+            request: request.into(),
+            currency: "CNY".into(),
             legs,
-            xid,
+            xid: xid.map(Into::into),
             step: None,
         })
 }
@@ -168,7 +168,7 @@ fn journal_entry(shard: u32) -> impl Strategy<Value = JournalEntry> {
     (0u64..10, 0u32..5, 0..ACCOUNTS, side(), cents()).prop_map(
         move |(seq, k, account, side, amount)| JournalEntry {
             seq,
-            voucher: format!("v{shard}-{k}"),
+            voucher: format!("v{shard}-{k}").into(),
             account,
             side,
             amount,
@@ -178,7 +178,7 @@ fn journal_entry(shard: u32) -> impl Strategy<Value = JournalEntry> {
 
 fn freeze_state() -> impl Strategy<Value = FreezeState> {
     (0u32..3, 0..ACCOUNTS, cents()).prop_map(|(k, account, amount)| FreezeState {
-        key: format!("f{k}"),
+        key: format!("f{k}").into(),
         account,
         amount,
         xid: None,
@@ -205,8 +205,8 @@ fn attempt_status() -> impl Strategy<Value = AttemptStatus> {
 fn trade_state() -> impl Strategy<Value = TradeState> {
     let refund =
         (pick(REQUESTS), cents(), attempt_status()).prop_map(|(no, amount, status)| RefundState {
-            out_request_no: no,
-            xid: "x0".to_string(),
+            out_request_no: no.into(),
+            xid: "x0".into(),
             amount,
             status,
         });
@@ -217,9 +217,9 @@ fn trade_state() -> impl Strategy<Value = TradeState> {
         |(id, merchant, no, (paid, refunded, refunding), mut history, refunds)| {
             history.insert(0, TradeStatus::WaitPay);
             TradeState {
-                trade: id,
+                trade: id.into(),
                 merchant,
-                out_trade_no: format!("o{no}"),
+                out_trade_no: format!("o{no}").into(),
                 amount: paid,
                 paid,
                 refunded,
@@ -242,11 +242,11 @@ fn activity_state() -> impl Strategy<Value = ActivityState> {
     let history = prop::collection::vec(status, 1..4);
     (pick(XIDS), kind, pick(REQUESTS), pick(TRADES), history).prop_map(
         |(xid, kind, key, trade, history)| ActivityState {
-            xid,
-            node: "payment/0".to_string(),
+            xid: xid.into(),
+            node: "payment/0".into(),
             kind,
-            key,
-            trade,
+            key: key.into(),
+            trade: trade.into(),
             status: *history.last().expect("non-empty"),
             status_history: history,
             legs: Vec::new(),
@@ -276,7 +276,7 @@ fn operation() -> impl Strategy<Value = Operation> {
     )
         .prop_map(|(request, kind, amount, outcome, replies)| Operation {
             client: 1,
-            request,
+            request: request.into(),
             kind,
             amount,
             invoke_ms: 0,

@@ -49,7 +49,7 @@ fn orphan_freeze_without_activity_fails() {
 #[test]
 fn sys_key_held_by_activity_fails() {
     let mut obs = valid();
-    obs.shards[0].freezes[0].xid = Some("x0.1".to_string());
+    obs.shards[0].freezes[0].xid = Some("x0.1".into());
     let v = &single(check(&obs), Invariant::ReservationRelease);
     assert_eq!(ev(v, "key"), "sys:hold-1");
     assert_eq!(ev(v, "activity_status"), "Committed");

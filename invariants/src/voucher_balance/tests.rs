@@ -69,7 +69,7 @@ fn overflowing_legs_fail_without_panicking() {
 #[test]
 fn foreign_currency_fails() {
     let mut obs = valid();
-    obs.shards[1].vouchers[1].currency = "USD".to_string();
+    obs.shards[1].vouchers[1].currency = "USD".into();
     let v = &single(check(&obs), Invariant::VoucherBalance);
     assert_eq!(ev(v, "currency"), "USD");
     assert_eq!(ev(v, "request"), "sys:sweep-1");

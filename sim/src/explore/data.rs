@@ -77,7 +77,11 @@ pub fn named(run: &RecordedRun) -> BTreeSet<String> {
 
 /// Whether a violation names the operation (its request or its trade).
 pub fn is_named(op: &Operation, named: &BTreeSet<String>) -> bool {
-    named.contains(&op.request) || op.trade.as_ref().is_some_and(|t| named.contains(t))
+    named.contains(op.request.as_str())
+        || op
+            .trade
+            .as_ref()
+            .is_some_and(|t| named.contains(t.as_str()))
 }
 
 /// The operations as compact rows: `[lane, invoke, complete, outcome (0 ok, 1 fail,

@@ -64,8 +64,18 @@ impl TradeEvent {
     /// A refund's id names the refund, so two refunds racing for one version never share an id.
     pub fn id(&self) -> EventId {
         EventId(match &self.refund {
-            Some((no, _)) => format!("{}:v{}:{}:{no}", self.trade, self.version, self.kind.name()),
-            None => format!("{}:v{}:{}", self.trade, self.version, self.kind.name()),
+            Some((no, _)) => compact_str::format_compact!(
+                "{}:v{}:{}:{no}",
+                self.trade,
+                self.version,
+                self.kind.name()
+            ),
+            None => compact_str::format_compact!(
+                "{}:v{}:{}",
+                self.trade,
+                self.version,
+                self.kind.name()
+            ),
         })
     }
 
