@@ -212,7 +212,7 @@ async fn transfer_client(c: u32, transfers: u32, faults: NetFaults) {
     }
     let fund = Amount::from_fen(1_000_000).expect("valid");
     let post = LedgerCommand::Post {
-        request: RequestId::new(format!("c{c}-fund")),
+        request: RequestId::new(compact_str::format_compact!("c{c}-fund")),
         legs: vec![
             Leg::debit(AccountId::world(ShardId(0)), fund),
             Leg::credit(a, fund),
@@ -224,7 +224,7 @@ async fn transfer_client(c: u32, transfers: u32, faults: NetFaults) {
     for i in 0..transfers {
         let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
         let post = LedgerCommand::Post {
-            request: RequestId::new(format!("c{c}-t{i}")),
+            request: RequestId::new(compact_str::format_compact!("c{c}-t{i}")),
             legs: vec![Leg::debit(from, one), Leg::credit(to, one)],
         };
         call(post).await.expect("reply").expect("posted");

@@ -421,7 +421,7 @@ impl Shell {
         } else {
             transit
         };
-        let held = RequestId::new(format!("{request}:suspense"));
+        let held = RequestId::new(compact_str::format_compact!("{request}:suspense"));
         let posted = self.post(order, held, legs(from, suspense, order.amount));
         match posted.await {
             Some(Ok(())) => {

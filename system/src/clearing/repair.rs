@@ -198,7 +198,10 @@ impl Shell {
                 legs(transit, reserve, order.amount)
             }
         };
-        let request = RequestId::new(format!("{}:repair-{date}", settle_request(&order.key)));
+        let request = RequestId::new(compact_str::format_compact!(
+            "{}:repair-{date}",
+            settle_request(&order.key)
+        ));
         let _ = self.post(&order, request, legs).await;
     }
 

@@ -157,7 +157,9 @@ pub const CLEARING_PREFIX: &str = "clr:";
 pub fn suspense_request(instr: &InstrId, release: bool) -> RequestId {
     let tag = instr.to_string().replace(':', "~");
     let what = if release { ":release" } else { "" };
-    RequestId::new(format!("{CLEARING_PREFIX}suspense-{tag}{what}"))
+    RequestId::new(compact_str::format_compact!(
+        "{CLEARING_PREFIX}suspense-{tag}{what}"
+    ))
 }
 
 /// The `client` of the orders the platform's treasury opens (transfers between reserves).
@@ -180,7 +182,9 @@ pub fn platform_key(of: &str, what: &str) -> String {
 /// one prefix).
 pub fn clearing_request(key: &str, what: &str) -> RequestId {
     let key = key.strip_prefix(CLEARING_PREFIX).unwrap_or(key);
-    RequestId::new(format!("{CLEARING_PREFIX}{key}:{what}"))
+    RequestId::new(compact_str::format_compact!(
+        "{CLEARING_PREFIX}{key}:{what}"
+    ))
 }
 
 pub fn settle_request(key: &str) -> RequestId {
@@ -197,7 +201,7 @@ pub fn reverse_request(key: &str) -> RequestId {
 
 /// The instruction id of the client's key.
 pub fn instr_of(key: &str) -> InstrId {
-    InstrId::new(format!("i:{key}"))
+    InstrId::new(compact_str::format_compact!("i:{key}"))
 }
 
 /// The legs of a posting on the account's shard: `from` debited, `to` credited.

@@ -144,7 +144,9 @@ impl NaiveCoordinator {
             let command = LedgerCommand::PostStep {
                 xid: xid.clone(),
                 step: Step::of(step),
-                request: RequestId::new(format!("naive:{xid}:{step}:{at_ms}.{n}")),
+                request: RequestId::new(compact_str::format_compact!(
+                    "naive:{xid}:{step}:{at_ms}.{n}"
+                )),
                 legs: legs.clone(),
             };
             let timeout = Duration::from_millis(POST_TIMEOUT_MS);

@@ -234,7 +234,7 @@ impl OutboxCoordinator {
             let command = LedgerCommand::PostWithRow {
                 xid: xid.clone(),
                 step,
-                request: RequestId::new(format!("outbox:{xid}:debit")),
+                request: RequestId::new(compact_str::format_compact!("outbox:{xid}:debit")),
                 legs: voucher,
                 row,
             };
@@ -359,7 +359,7 @@ impl OutboxCoordinator {
 
 /// The key of a `txmsg` movement's debit.
 fn debit_request(xid: &Xid) -> RequestId {
-    RequestId::new(format!("txmsg:{xid}:debit"))
+    RequestId::new(compact_str::format_compact!("txmsg:{xid}:debit"))
 }
 
 /// How a half message is stored: a few quick attempts (nothing has moved yet).
@@ -455,7 +455,7 @@ pub async fn apply_credits(
             let command = LedgerCommand::PostStep {
                 xid: row.xid.clone(),
                 step: row.step,
-                request: RequestId::new(format!("outbox:{}:credit", row.xid)),
+                request: RequestId::new(compact_str::format_compact!("outbox:{}:credit", row.xid)),
                 legs: row.legs.clone(),
             };
             let dst = topology.ledger(row.shard);

@@ -66,7 +66,7 @@ pub async fn carry_out(
         _ => names::PAYMENT_WITHDRAWN,
     });
     Ok(PaymentReceipt {
-        xid: Xid::new(format!("fund-{key}")),
+        xid: Xid::new(compact_str::format_compact!("fund-{key}")),
     })
 }
 

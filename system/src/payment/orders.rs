@@ -137,7 +137,11 @@ impl OrderBook {
         OrderDecision::Create(OrderRecord::Created {
             key: key.clone(),
             trade,
-            xid: Xid::new(format!("x{}.{}", self.node, self.orders.len() + 1)),
+            xid: Xid::new(compact_str::format_compact!(
+                "x{}.{}",
+                self.node,
+                self.orders.len() + 1
+            )),
             kind,
         })
     }

@@ -212,7 +212,11 @@ impl TccParticipant {
             branch: branch.clone(),
             voucher: Voucher {
                 id: books.next_voucher(),
-                request: RequestId::new(format!("tcc:{}:{}", branch.xid, branch.branch)),
+                request: RequestId::new(compact_str::format_compact!(
+                    "tcc:{}:{}",
+                    branch.xid,
+                    branch.branch
+                )),
                 legs,
                 posted_ms: now_ms,
                 xid: Some(branch.xid.clone()),
