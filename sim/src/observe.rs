@@ -75,7 +75,7 @@ fn hold(branch: &BranchKey, action: &LegAction) -> inv::FreezeState {
         key: hold_key(branch).into(),
         account: action.account().0,
         amount: action.amount().value(),
-        xid: Some(branch.xid.to_compact_string()),
+        xid: Some(branch.xid.0.clone()),
     }
 }
 
@@ -150,7 +150,7 @@ pub fn shard_snapshot(core: &LedgerCore) -> inv::ShardSnapshot {
             .fences()
             .rows()
             .map(|(k, s)| inv::FenceRow {
-                xid: k.xid.to_compact_string(),
+                xid: k.xid.0.clone(),
                 branch: k.branch,
                 state: fence(s),
             })
@@ -224,7 +224,7 @@ pub fn shard_delta(core: &LedgerCore, changes: &LedgerChanges) -> ShardDelta {
 fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
     inv::VoucherRecord {
         voucher: v.id.to_compact_string(),
-        request: v.request.to_compact_string(),
+        request: v.request.0.clone(),
         currency: paylab_system::money::CURRENCY.to_compact_string(),
         legs: v
             .legs
@@ -235,7 +235,7 @@ fn voucher(v: &ledger::Voucher) -> inv::VoucherRecord {
                 amount: l.amount.value(),
             })
             .collect(),
-        xid: v.xid.as_ref().map(|x| x.to_compact_string()),
+        xid: v.xid.as_ref().map(|x| x.0.clone()),
         step: v.step.map(|s| inv::MovementStep {
             index: s.index,
             undo: s.undo,
@@ -289,8 +289,8 @@ pub fn trade(t: &trade::Trade) -> inv::TradeState {
             .pays
             .iter()
             .map(|p| inv::PayAttempt {
-                key: p.key.to_compact_string(),
-                xid: p.xid.to_compact_string(),
+                key: p.key.0.clone(),
+                xid: p.xid.0.clone(),
                 payer: p.payer.0,
                 status: attempt(&p.status),
             })
@@ -300,7 +300,7 @@ pub fn trade(t: &trade::Trade) -> inv::TradeState {
             .iter()
             .map(|r| inv::RefundState {
                 out_request_no: r.out_request_no.to_compact_string(),
-                xid: r.xid.to_compact_string(),
+                xid: r.xid.0.clone(),
                 amount: r.amount.value(),
                 status: attempt(&r.status),
             })
@@ -331,10 +331,10 @@ pub fn activities(node: &str, view: &PaymentView) -> Vec<inv::ActivityState> {
                 _ => inv::ActivityKind::Pay,
             };
             inv::ActivityState {
-                xid: a.xid.to_compact_string(),
+                xid: a.xid.0.clone(),
                 node: node.to_compact_string(),
                 kind,
-                key: order.map(|o| o.key.to_compact_string()).unwrap_or_default(),
+                key: order.map(|o| o.key.0.clone()).unwrap_or_default(),
                 trade: order
                     .map(|o| o.trade.to_compact_string())
                     .unwrap_or_default(),
