@@ -63,6 +63,7 @@ pub async fn drain(cluster: &Cluster) -> (Vec<Unfinished>, Option<u64>) {
             return (liveness::unfinished(&obs), (settling == 0).then(now_ms));
         }
         madsim::time::sleep(DRAIN_POLL).await;
+        crate::cluster::forget_finished_tasks();
     }
 }
 

@@ -649,7 +649,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     while !done.load(Ordering::SeqCst) {
         madsim::time::sleep(Duration::from_millis(config.snapshot_interval_ms)).await;
         checker.step(&cluster, &history, &trace);
-        forget_finished_tasks();
+        crate::cluster::forget_finished_tasks();
     }
     checker.end_periodic();
     faulted.await.expect("the nemesis finishes");
@@ -661,6 +661,7 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     cluster.wait_ready().await;
     trace.record(TraceEvent::Healed { at_ms: now_ms() });
     let (stuck, settled_ms) = crate::drain::drain(&cluster).await;
+    crate::cluster::forget_finished_tasks();
     checker.last(&cluster, &history, &trace, stuck.is_empty());
 
     let sim_ms = now_ms();
@@ -718,15 +719,6 @@ fn start_clients(handle: &Handle, ctx: &ClientContext) -> (Vec<NodeHandle>, Arc<
         done_flag.store(true, Ordering::SeqCst);
     });
     (client_nodes, done)
-}
-
-/// Lets madsim free what it keeps of every task that has finished. Each node lists every task
-/// ever spawned on it (for a kill to wake them), and a finished task's entry keeps its
-/// allocation alive until the list is pruned, which counting the tasks does. Without this a
-/// run's memory grows with every request ever served. Changes nothing a node sees: the list
-/// keeps its order, and a kill wakes the same live tasks.
-fn forget_finished_tasks() {
-    let _ = madsim::runtime::Handle::current().metrics().num_tasks();
 }
 
 fn count(history: &[Operation]) -> OpCounts {
