@@ -74,7 +74,7 @@ fn ledger_rules(w: &World, dirty: &Dirty, out: &mut Vec<Violation>) {
             .range((n, Id::default())..)
             .take_while(|(s, _)| *s == n);
         for (_, id) in vouchers {
-            if let Some(v) = shard.vouchers.get(id) {
+            if let Some(v) = shard.voucher(id) {
                 voucher_balance::check_voucher(n, v, out);
                 out.extend(derivation::legs_mismatch(n, v, shard.postings(id)));
             }
@@ -101,15 +101,15 @@ fn entry_rules(n: u32, shard: &ShardWorld, dirty: &Dirty, out: &mut Vec<Violatio
         .map(|(_, k)| k.as_str())
         .collect();
     for (_, v) in dirty.voucher_presence.iter().filter(|(s, _)| *s == n) {
-        seqs.extend(shard.entries_by_voucher.get(v).into_iter().flatten());
+        seqs.extend(shard.entries_of(v));
     }
     for (_, a) in dirty.born_or_gone.iter().filter(in_shard) {
         seqs.extend(shard.entries_by_account.get(a).into_iter().flatten());
         let keys = shard.freezes_by_account.get(a).into_iter().flatten();
         freezes.extend(keys.map(Id::as_str));
     }
-    for e in seqs.iter().filter_map(|s| shard.journal.get(s)) {
-        if !shard.vouchers.contains_key(&e.voucher) {
+    for e in seqs.iter().filter_map(|s| shard.entry(*s)) {
+        if shard.voucher(&e.voucher).is_none() {
             out.push(derivation::orphan(n, e));
         }
         if !shard.accounts.contains_key(&e.account) {

@@ -44,6 +44,7 @@ pub mod idempotency;
 pub mod incremental;
 mod index;
 pub mod isolation;
+pub mod journal;
 pub mod liveness;
 pub mod message_completeness;
 mod money;

@@ -746,8 +746,8 @@ pub struct MessageSnapshot {
     /// (mode 2), by id, with the number of such halves: evidence of why an event never arrived.
     #[serde(default)]
     pub discarded: BTreeMap<String, u32>,
-    /// Payloads of events found in the broker or a consumer, by id, for evidence about events
-    /// no trade shard committed.
+    /// Payloads of events found in the broker that no trade shard committed, by id, as
+    /// evidence about them (a committed event's payload is in `committed`, and only there).
     pub seen: BTreeMap<String, EventState>,
     /// The consumer groups subscribed to the trade-events topic.
     pub groups: BTreeMap<String, GroupState>,

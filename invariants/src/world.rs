@@ -4,6 +4,7 @@
 //! only ones whose rules can have changed their verdict.
 
 use crate::delta::{Delta, OpChange, ShardDelta};
+use crate::journal::Journal;
 use crate::money::{balance, signed};
 use crate::small_set::SmallSet;
 use crate::Id;
@@ -19,10 +20,12 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct ShardWorld {
     pub accounts: BTreeMap<u64, AccountState>,
-    pub vouchers: BTreeMap<Id, VoucherRecord>,
-    pub journal: BTreeMap<u64, JournalEntry>,
+    /// Every voucher id that the shard's vouchers or journal entries name.
+    vouchers: BTreeMap<Id, VoucherSlot>,
+    /// How many of `vouchers` hold a voucher.
+    held: usize,
+    journal: Journal,
     pub freezes: BTreeMap<Id, FreezeState>,
-    pub(crate) entries_by_voucher: BTreeMap<Id, SmallSet<u64>>,
     pub(crate) entries_by_account: BTreeMap<u64, SmallSet<u64>>,
     pub(crate) freezes_by_account: BTreeMap<u64, SmallSet<Id>>,
     /// Each account's journal, folded (`None`: overflowed); absent means no entry.
@@ -31,6 +34,21 @@ pub struct ShardWorld {
     stale: BTreeSet<u64>,
     /// Σ of every account's balance, kept as accounts change (`None`: recompute).
     pub(crate) subtotal: Option<Decimal>,
+}
+
+/// A voucher id in a shard's world: the voucher, if the shard holds it, and the journal
+/// entries that name it (an entry may name a voucher the shard does not hold: an orphan).
+/// One map for both, so that a voucher's entries cost no second key.
+#[derive(Debug, Clone, Default)]
+struct VoucherSlot {
+    record: Option<VoucherRecord>,
+    entries: SmallSet<u64>,
+}
+
+impl VoucherSlot {
+    fn is_empty(&self) -> bool {
+        self.record.is_none() && self.entries.is_empty()
+    }
 }
 
 /// Everything the always-invariants read, as of the last applied delta.
@@ -287,7 +305,7 @@ impl World {
         &'a self,
         at: Option<&'a SmallSet<(u32, Id)>>,
     ) -> Vec<(u32, &'a VoucherRecord)> {
-        let one = |(n, id): &(u32, Id)| Some((*n, self.shards.get(n)?.vouchers.get(id)?));
+        let one = |(n, id): &(u32, Id)| Some((*n, self.shards.get(n)?.voucher(id)?));
         at.into_iter().flatten().filter_map(one).collect()
     }
 
@@ -329,11 +347,18 @@ impl ShardWorld {
         new: Option<VoucherRecord>,
         dirty: &mut Dirty,
     ) -> Option<VoucherRecord> {
+        let present = new.is_some();
         let old = match new {
-            Some(v) => self.vouchers.insert(Id::from(id), v),
-            None => self.vouchers.remove(id),
+            Some(v) => self
+                .vouchers
+                .entry(Id::from(id))
+                .or_default()
+                .record
+                .replace(v),
+            None => self.slot_edit(id, |slot| slot.record.take()),
         };
-        if old.is_some() != self.vouchers.contains_key(id) {
+        if old.is_some() != present {
+            self.held = self.held + usize::from(present) - usize::from(old.is_some());
             dirty.voucher_presence.insert((n, Id::from(id)));
         }
         dirty.vouchers.insert((n, Id::from(id)));
@@ -341,8 +366,8 @@ impl ShardWorld {
     }
 
     fn set_entry(&mut self, n: u32, seq: u64, new: Option<JournalEntry>, dirty: &mut Dirty) {
-        if let Some(old) = self.journal.remove(&seq) {
-            remove_from(&mut self.entries_by_voucher, &old.voucher, &seq);
+        if let Some(old) = self.journal.remove(seq) {
+            self.slot_edit(&old.voucher, |slot| slot.entries.remove(&seq));
             remove_from(&mut self.entries_by_account, &old.account, &seq);
             // A fold cannot take an entry back exactly (overflow, scale): refold it.
             self.folds.insert(old.account, None);
@@ -352,11 +377,8 @@ impl ShardWorld {
         }
         dirty.entries.insert((n, seq));
         let Some(e) = new else { return };
-        let by_voucher = self
-            .entries_by_voucher
-            .entry(e.voucher.clone())
-            .or_default();
-        by_voucher.insert(seq);
+        let slot = self.vouchers.entry(e.voucher.clone()).or_default();
+        slot.entries.insert(seq);
         self.entries_by_account
             .entry(e.account)
             .or_default()
@@ -366,6 +388,18 @@ impl ShardWorld {
         dirty.accounts.insert((n, e.account));
         dirty.vouchers.insert((n, e.voucher.clone()));
         self.journal.insert(seq, e);
+    }
+
+    /// Changes the slot of voucher id `id`, if there is one, and lets it go once empty.
+    fn slot_edit<T: Default>(&mut self, id: &str, edit: impl FnOnce(&mut VoucherSlot) -> T) -> T {
+        let Some(slot) = self.vouchers.get_mut(id) else {
+            return T::default();
+        };
+        let out = edit(slot);
+        if slot.is_empty() {
+            self.vouchers.remove(id);
+        }
+        out
     }
 
     fn set_freeze(&mut self, n: u32, key: &str, new: Option<FreezeState>, dirty: &mut Dirty) {
@@ -399,7 +433,7 @@ impl ShardWorld {
     /// Account `a`'s journal folded in sequence order, as the batch check does.
     pub(crate) fn fold_exactly(&self, a: u64) -> Option<Decimal> {
         let seqs = self.entries_by_account.get(&a).into_iter().flatten();
-        seqs.filter_map(|s| self.journal.get(s))
+        seqs.filter_map(|s| self.journal.get(*s))
             .try_fold(Decimal::ZERO, |f, e| {
                 f.checked_add(signed(e.side, e.amount))
             })
@@ -419,10 +453,36 @@ impl ShardWorld {
 
     /// The postings of voucher `id`'s journal entries.
     pub(crate) fn postings(&self, id: &str) -> Vec<crate::derivation::Posting> {
-        let seqs = self.entries_by_voucher.get(id).into_iter().flatten();
-        seqs.filter_map(|s| self.journal.get(s))
+        self.entries_of(id)
+            .filter_map(|s| self.journal.get(s))
             .map(|e| (e.account, e.side, e.amount))
             .collect()
+    }
+
+    /// Voucher `id`, if the shard holds it.
+    pub fn voucher(&self, id: &str) -> Option<&VoucherRecord> {
+        self.vouchers.get(id)?.record.as_ref()
+    }
+
+    /// The vouchers the shard holds, by id.
+    pub fn vouchers(&self) -> impl Iterator<Item = &VoucherRecord> + '_ {
+        self.vouchers.values().filter_map(|s| s.record.as_ref())
+    }
+
+    /// How many vouchers the shard holds.
+    pub fn voucher_count(&self) -> usize {
+        self.held
+    }
+
+    /// The sequence numbers of the journal entries that name voucher `id`.
+    pub(crate) fn entries_of(&self, id: &str) -> impl Iterator<Item = u64> + '_ {
+        let slot = self.vouchers.get(id);
+        slot.into_iter().flat_map(|s| s.entries.iter().copied())
+    }
+
+    /// Journal entry `seq`, if the shard holds it.
+    pub fn entry(&self, seq: u64) -> Option<&JournalEntry> {
+        self.journal.get(seq)
     }
 
     fn snapshot_accounts(&self) -> ShardSnapshot {
@@ -438,7 +498,7 @@ impl ShardWorld {
             shard: n,
             accounts: self.accounts.values().cloned().collect(),
             freezes: self.freezes.values().cloned().collect(),
-            vouchers: self.vouchers.values().cloned().collect(),
+            vouchers: self.vouchers().cloned().collect(),
             journal: self.journal.values().cloned().collect(),
             ..ShardSnapshot::default()
         }

@@ -88,28 +88,32 @@ impl Capture {
 fn settle(delta: &mut Delta, world: &World) {
     for d in &mut delta.shards {
         let ws = world.shards.get(&d.shard);
-        settle_changes(&mut d.accounts, ws.map(|w| &w.accounts), |a| a.account);
-        settle_changes(&mut d.vouchers, ws.map(|w| &w.vouchers), |v| {
-            v.voucher.clone()
-        });
-        settle_changes(&mut d.journal, ws.map(|w| &w.journal), |e| e.seq);
-        settle_changes(&mut d.freezes, ws.map(|w| &w.freezes), |f| f.key.clone());
+        settle_changes(&mut d.accounts, |k| ws?.accounts.get(k), |a| a.account);
+        settle_changes(&mut d.vouchers, |k| ws?.voucher(k), |v| v.voucher.clone());
+        settle_changes(&mut d.journal, |k| ws?.entry(*k), |e| e.seq);
+        settle_changes(&mut d.freezes, |k| ws?.freezes.get(k), |f| f.key.clone());
     }
     delta.shards.retain(|d| !d.is_empty());
     delta.shards.sort_by_key(|d| d.shard);
-    settle_changes(&mut delta.trades, Some(&world.trades), |t| t.trade.clone());
-    settle_changes(&mut delta.activities, Some(&world.activities), |a| {
-        a.xid.clone()
-    });
+    settle_changes(
+        &mut delta.trades,
+        |k| world.trades.get(k),
+        |t| t.trade.clone(),
+    );
+    settle_changes(
+        &mut delta.activities,
+        |k| world.activities.get(k),
+        |a| a.xid.clone(),
+    );
     delta.history.sort_by_key(|c| c.index);
 }
 
-fn settle_changes<K: Ord + Clone, V: PartialEq>(
+/// `held` is what the world holds under a key.
+fn settle_changes<'w, K: Ord + Clone, V: PartialEq + 'w>(
     changes: &mut Changes<K, V>,
-    world: Option<&BTreeMap<K, V>>,
+    held: impl Fn(&K) -> Option<&'w V>,
     key: impl Fn(&V) -> K,
 ) {
-    let held = |k: &K| world.and_then(|w| w.get(k));
     changes.upserts.retain(|v| held(&key(v)) != Some(v));
     changes.upserts.sort_by_key(|v| key(v));
     changes.removed.retain(|k| held(k).is_some());
@@ -119,17 +123,11 @@ fn settle_changes<K: Ord + Clone, V: PartialEq>(
 
 // ---- Whole reads diffed against the world (the kinds' `NodeService::diff`) -----------------
 
-/// Adds what turns the world's copy of a shard into `whole`.
+/// Adds what turns the world's copy of a shard into `whole` (a whole read after a crash or a
+/// restart, rare: the world's shard is taken as a snapshot to diff against).
 pub fn shard_diff(whole: &ShardSnapshot, world: Option<&ShardWorld>, out: &mut Delta) {
-    let empty = ShardWorld::default();
-    let old = world.unwrap_or(&empty);
-    let d = ShardDelta {
-        shard: whole.shard,
-        accounts: Changes::between(&old.accounts, &keyed_accounts(whole)),
-        vouchers: Changes::between(&old.vouchers, &keyed_vouchers(whole)),
-        journal: Changes::between(&old.journal, &keyed_journal(whole)),
-        freezes: Changes::between(&old.freezes, &keyed_freezes(whole)),
-    };
+    let old = world.map(|w| w.snapshot(whole.shard));
+    let d = ShardDelta::between(whole.shard, old.as_ref(), whole);
     if !d.is_empty() {
         out.shards.push(d);
     }

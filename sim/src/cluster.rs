@@ -273,6 +273,13 @@ impl Cluster {
         }
     }
 
+    /// Drops every node's disk: once the final read is made, nothing recovers again.
+    pub fn discard_disks(&self) {
+        for s in &self.slots {
+            s.env.disk.discard();
+        }
+    }
+
     fn kill(&self, slot: &Slot) {
         kill_node(&self.handle, &slot.node, slot.env.addr.ip());
     }

@@ -408,9 +408,13 @@ pub fn broker(core: &BrokerCore, out: &mut inv::MessageSnapshot) {
             let id = match trade::TradeEvent::decode(&m.payload) {
                 Ok(e) => {
                     let id = e.id().to_string();
-                    out.seen
-                        .entry(id.clone())
-                        .or_insert_with(|| event_state(&e));
+                    // Evidence only for events no trade shard committed (the trade shards
+                    // are read before the broker): a committed one is in `committed`.
+                    if !out.committed.contains_key(&id) {
+                        out.seen
+                            .entry(id.clone())
+                            .or_insert_with(|| event_state(&e));
+                    }
                     id
                 }
                 Err(_) => format!("undecodable message {}", m.id),

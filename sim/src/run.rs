@@ -446,7 +446,7 @@ impl Checker {
             .world()
             .shards
             .values()
-            .map(|s| s.vouchers.len())
+            .map(|s| s.voucher_count())
             .sum();
         self.record(trace, delta.at_ms, vouchers, found);
     }
@@ -459,12 +459,11 @@ impl Checker {
         self.capture = Capture::default();
     }
 
-    /// The final check, once per run and whole: the invariants that hold at every instant,
-    /// plus, once the platform is at rest, those that hold only then.
-    fn last(&mut self, cluster: &Cluster, history: &History, trace: &Trace, at_rest: bool) {
-        let at_ms = now_ms();
+    /// The final read, once per run and whole: every node at this instant (at rest, with
+    /// what only the at-rest invariants read), with the history.
+    fn final_read(&mut self, cluster: &Cluster, history: &History, at_rest: bool) -> Observation {
         let mut obs = Observation {
-            at_ms,
+            at_ms: now_ms(),
             history: history.shared(),
             ..cluster.observe(if at_rest { Scope::Rest } else { Scope::Instant })
         };
@@ -472,13 +471,19 @@ impl Checker {
         self.orders = crate::clearing_figures::orders(&obs.clearing);
         let strategy = &obs.strategy;
         self.strategy_read = (strategy.locks.len() as u64, strategy.sagas.len() as u64);
+        obs
+    }
+
+    /// The final check of the final read: the invariants that hold at every instant, plus,
+    /// once the platform is at rest, those that hold only then.
+    fn last(&mut self, obs: &Observation, trace: &Trace, at_rest: bool) {
         let found = if at_rest {
-            check_all(&obs)
+            check_all(obs)
         } else {
-            check_always(&obs)
+            check_always(obs)
         };
         let vouchers = obs.shards.iter().map(|s| s.vouchers.len()).sum();
-        self.record(trace, at_ms, vouchers, found);
+        self.record(trace, obs.at_ms, vouchers, found);
     }
 
     fn record(&mut self, trace: &Trace, at_ms: u64, vouchers: usize, mut found: Vec<Violation>) {
@@ -662,19 +667,45 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     trace.record(TraceEvent::Healed { at_ms: now_ms() });
     let (stuck, settled_ms) = crate::drain::drain(&cluster).await;
     crate::cluster::forget_finished_tasks();
-    checker.last(&cluster, &history, &trace, stuck.is_empty());
+    let obs = checker.final_read(&cluster, &history, stuck.is_empty());
 
+    // Every node read: the platform is let go before the batch checkers build their
+    // indexes, so that the two are never in memory at once.
     let sim_ms = now_ms();
     cluster.kill_all();
+    cluster.discard_disks();
     for (c, node) in client_nodes.iter().enumerate() {
         kill_node(&handle, node, client_addr(c as u32).ip());
     }
+    let_killed_tasks_go().await;
+    crate::cluster::forget_finished_tasks();
+    checker.last(&obs, &trace, stuck.is_empty());
+    drop(obs);
     let converge_ms = settled_ms
         .filter(|_| stuck.is_empty())
         .map(|at| at - healed_ms);
     let mut out = checker.outcomes(&config, &cluster.probes, stuck, converge_ms, sim_ms);
     out.intents = ctx.intents.digest();
     out
+}
+
+/// Returns to the executor until it has dropped the tasks of the nodes just killed (and with
+/// them the platform's state), at the same simulated instant. Killing wakes every task of a
+/// node, and the executor drops a killed node's task when it comes to it; it takes the ready
+/// tasks in a random order, so each return leaves about half of those still waiting behind
+/// this one: sixteen leave one in 65,536.
+async fn let_killed_tasks_go() {
+    for _ in 0..16 {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                return std::task::Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await
+    }
 }
 
 /// The registered owner of every account the shards hold that the platform assigned to a
