@@ -678,7 +678,6 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
         kill_node(&handle, node, client_addr(c as u32).ip());
     }
     let_killed_tasks_go().await;
-    crate::cluster::forget_finished_tasks();
     checker.last(&obs, &trace, stuck.is_empty());
     drop(obs);
     let converge_ms = settled_ms
