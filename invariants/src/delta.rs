@@ -124,6 +124,12 @@ pub struct Delta {
     pub history: Vec<OpChange>,
     /// The length of the history after this delta (a longer one is cut to it).
     pub history_len: u64,
+    /// Shards whose journal is final below a sequence number, as (shard, bound): every entry
+    /// below it, and the voucher each names, is durable on its shard and can never change
+    /// again, so the world judges it once more with this delta and then folds it away
+    /// ([`crate::world::World::seal`]). A whole read's difference leaves such entries out.
+    #[serde(default)]
+    pub seals: Vec<(u32, u64)>,
 }
 
 impl Delta {
@@ -164,6 +170,7 @@ impl Delta {
             ),
             history,
             history_len: new.history.len() as u64,
+            seals: Vec::new(),
         }
     }
 

@@ -13,13 +13,31 @@
 
 use crate::money::{show, side_total};
 use crate::{Invariant, Observation, Operation, Outcome, Side, Violation, VoucherRecord};
+use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Request ids with this prefix belong to the platform's own postings, not to any client.
 const SYSTEM_PREFIX: &str = "sys:";
 
 /// A voucher together with the shard holding it.
-pub(crate) type Found<'a> = (u32, &'a VoucherRecord);
+/// A voucher found under a request: where it is, its id, and what it debits (all that the
+/// rules read of it, so that a sealed voucher of the incremental world answers as well).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found<'a> {
+    pub shard: u32,
+    pub voucher: &'a str,
+    pub debit: Option<Decimal>,
+}
+
+impl<'a> Found<'a> {
+    pub(crate) fn of(shard: u32, v: &'a VoucherRecord) -> Self {
+        Found {
+            shard,
+            voucher: &v.voucher,
+            debit: side_total(&v.legs, Side::Debit),
+        }
+    }
+}
 
 pub fn check(obs: &Observation) -> Vec<Violation> {
     let by_request = vouchers_by_request(obs);
@@ -44,7 +62,7 @@ fn branches_posted_twice(obs: &Observation) -> Vec<Violation> {
                 by_request
                     .entry((xid.as_str(), v.request.as_str()))
                     .or_default()
-                    .push((shard.shard, v));
+                    .push(Found::of(shard.shard, v));
             }
         }
     }
@@ -82,7 +100,7 @@ fn vouchers_by_request(obs: &Observation) -> BTreeMap<&str, Vec<Found<'_>>> {
             by_request
                 .entry(v.request.as_str())
                 .or_default()
-                .push((shard.shard, v));
+                .push(Found::of(shard.shard, v));
         }
     }
     by_request
@@ -113,10 +131,10 @@ fn count_violation(op: &Operation, found: &[Found<'_>]) -> Option<Violation> {
 
 /// A single voucher must move what the client asked for, or the effect is not the request's.
 fn amount_violation(op: &Operation, found: &[Found<'_>]) -> Option<Violation> {
-    let (Some(expected), [(_, v)]) = (op.amount, found) else {
+    let (Some(expected), [v]) = (op.amount, found) else {
         return None;
     };
-    let actual = side_total(&v.legs, Side::Debit);
+    let actual = v.debit;
     if actual == Some(expected) {
         return None;
     }
@@ -173,8 +191,8 @@ fn about(op: &Operation, found: &[Found<'_>], message: String) -> Violation {
 
 /// The evidence every exactly-once violation carries: the request and where its vouchers are.
 fn evidence(v: Violation, request: &str, found: &[Found<'_>]) -> Violation {
-    let ids: Vec<&str> = found.iter().map(|(_, v)| v.voucher.as_str()).collect();
-    let shards: Vec<String> = found.iter().map(|(s, _)| s.to_string()).collect();
+    let ids: Vec<&str> = found.iter().map(|f| f.voucher).collect();
+    let shards: Vec<String> = found.iter().map(|f| f.shard.to_string()).collect();
     v.with("request", request)
         .with("vouchers", found.len())
         .with("voucher_ids", ids.join(","))

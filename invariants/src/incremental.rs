@@ -31,10 +31,13 @@ impl IncrementalChecker {
     }
 
     /// Applies one snapshot's changes and returns the violations of the rules they touched
-    /// (a violation that persists is reported again only if its keys are touched again).
+    /// (a violation that persists is reported again only if its keys are touched again);
+    /// then folds away what the delta seals, judged for the last time.
     pub fn step(&mut self, delta: &Delta) -> Vec<Violation> {
         let dirty = self.world.apply(delta);
-        self.judge(&dirty)
+        let found = self.judge(&dirty);
+        self.world.seal(&delta.seals);
+        found
     }
 
     /// The rules about the keys in `dirty`, judged on the world as it now is.
@@ -109,7 +112,7 @@ fn entry_rules(n: u32, shard: &ShardWorld, dirty: &Dirty, out: &mut Vec<Violatio
         freezes.extend(keys.map(Id::as_str));
     }
     for e in seqs.iter().filter_map(|s| shard.entry(*s)) {
-        if shard.voucher(&e.voucher).is_none() {
+        if !shard.holds_voucher(&e.voucher) {
             out.push(derivation::orphan(n, e));
         }
         if !shard.accounts.contains_key(&e.account) {

@@ -52,6 +52,12 @@ impl<T: Ord> SmallSet<T> {
         self.members.is_empty()
     }
 
+    /// Removes every member below `bound` (one move of the rest, however many go).
+    pub fn remove_below(&mut self, bound: &T) {
+        let at = self.members.partition_point(|m| m < bound);
+        self.members.drain(..at);
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }

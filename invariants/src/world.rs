@@ -4,13 +4,14 @@
 //! only ones whose rules can have changed their verdict.
 
 use crate::delta::{Delta, OpChange, ShardDelta};
+use crate::exactly_once::Found;
 use crate::journal::Journal;
-use crate::money::{balance, signed};
+use crate::money::{balance, side_total, signed};
 use crate::small_set::SmallSet;
 use crate::Id;
 use crate::{
     AccountState, ActivityKind, ActivityState, FreezeState, JournalEntry, Observation, Operation,
-    ShardSnapshot, TradeState, VoucherRecord,
+    ShardSnapshot, Side, TradeState, VoucherRecord,
 };
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +35,11 @@ pub struct ShardWorld {
     stale: BTreeSet<u64>,
     /// Σ of every account's balance, kept as accounts change (`None`: recompute).
     pub(crate) subtotal: Option<Decimal>,
+    /// Journal entries below this sequence number are sealed: final, and folded away.
+    sealed: u64,
+    /// Each account's sealed entries folded in sequence order (`None`: overflowed): where its
+    /// exact fold starts.
+    sealed_folds: BTreeMap<u64, Option<Decimal>>,
 }
 
 /// A voucher id in a shard's world: the voucher, if the shard holds it, and the journal
@@ -41,13 +47,32 @@ pub struct ShardWorld {
 /// One map for both, so that a voucher's entries cost no second key.
 #[derive(Debug, Clone, Default)]
 struct VoucherSlot {
-    record: Option<VoucherRecord>,
+    held: Held,
     entries: SmallSet<u64>,
+}
+
+/// What a shard's world holds of one voucher.
+#[derive(Debug, Clone, Default)]
+enum Held {
+    #[default]
+    Absent,
+    /// The whole record (boxed, so that the slot of a sealed voucher stays small).
+    Whole(Box<VoucherRecord>),
+    /// Sealed: final, and judged for every rule but exactly-once, which still reads its
+    /// debit total.
+    Sealed(Option<Decimal>),
 }
 
 impl VoucherSlot {
     fn is_empty(&self) -> bool {
-        self.record.is_none() && self.entries.is_empty()
+        matches!(self.held, Held::Absent) && self.entries.is_empty()
+    }
+
+    /// Keeps of the voucher only what is read of it once sealed.
+    fn seal(&mut self) {
+        if let Held::Whole(v) = &self.held {
+            self.held = Held::Sealed(side_total(&v.legs, Side::Debit));
+        }
     }
 }
 
@@ -284,6 +309,22 @@ impl World {
         }
     }
 
+    /// Seals each (shard, bound): the journal below the bound is final (durable on its shard,
+    /// never to change), so it is folded away once it has been judged. Bounds only rise.
+    pub fn seal(&mut self, seals: &[(u32, u64)]) {
+        for (n, bound) in seals {
+            if let Some(shard) = self.shards.get_mut(n) {
+                shard.seal(*bound);
+            }
+        }
+    }
+
+    /// Each shard's sealed bound, where anything is sealed.
+    pub fn seals(&self) -> BTreeMap<u32, u64> {
+        let sealed = self.shards.iter().map(|(n, s)| (*n, s.sealed));
+        sealed.filter(|(_, b)| *b > 0).collect()
+    }
+
     /// Operations under `request`, by position.
     pub(crate) fn ops_of(&self, request: &str) -> impl Iterator<Item = usize> + '_ {
         self.ops_by_request
@@ -300,12 +341,9 @@ impl World {
             .is_some_and(|s| !s.is_empty())
     }
 
-    /// The vouchers at `at` (shard, voucher id), with their shard.
-    pub(crate) fn vouchers_at<'a>(
-        &'a self,
-        at: Option<&'a SmallSet<(u32, Id)>>,
-    ) -> Vec<(u32, &'a VoucherRecord)> {
-        let one = |(n, id): &(u32, Id)| Some((*n, self.shards.get(n)?.voucher(id)?));
+    /// The vouchers at `at` (shard, voucher id), as exactly-once reads them.
+    pub(crate) fn vouchers_at<'a>(&'a self, at: Option<&'a SmallSet<(u32, Id)>>) -> Vec<Found<'a>> {
+        let one = |(n, id): &'a (u32, Id)| self.shards.get(n)?.found(*n, id);
         at.into_iter().flatten().filter_map(one).collect()
     }
 
@@ -349,20 +387,23 @@ impl ShardWorld {
     ) -> Option<VoucherRecord> {
         let present = new.is_some();
         let old = match new {
-            Some(v) => self
-                .vouchers
-                .entry(Id::from(id))
-                .or_default()
-                .record
-                .replace(v),
-            None => self.slot_edit(id, |slot| slot.record.take()),
+            Some(v) => {
+                let slot = self.vouchers.entry(Id::from(id)).or_default();
+                std::mem::replace(&mut slot.held, Held::Whole(Box::new(v)))
+            }
+            None => self.slot_edit(id, |slot| std::mem::take(&mut slot.held)),
         };
-        if old.is_some() != present {
-            self.held = self.held + usize::from(present) - usize::from(old.is_some());
+        let was = !matches!(old, Held::Absent);
+        if was != present {
+            self.held = self.held + usize::from(present) - usize::from(was);
             dirty.voucher_presence.insert((n, Id::from(id)));
         }
         dirty.vouchers.insert((n, Id::from(id)));
-        old
+        // A sealed voucher never changes (the seal's promise), so only a whole one comes back.
+        match old {
+            Held::Whole(v) => Some(*v),
+            Held::Absent | Held::Sealed(_) => None,
+        }
     }
 
     fn set_entry(&mut self, n: u32, seq: u64, new: Option<JournalEntry>, dirty: &mut Dirty) {
@@ -415,10 +456,45 @@ impl ShardWorld {
         self.freezes.insert(Id::from(key), f);
     }
 
+    /// Folds away the journal below `bound`: its entries leave, each account's exact fold
+    /// starting from what they sum to; the vouchers they name stay, final.
+    fn seal(&mut self, bound: u64) {
+        if bound <= self.sealed {
+            return;
+        }
+        self.sealed = bound;
+        let mut accounts = BTreeSet::new();
+        for e in self.journal.seal_below(bound) {
+            let prefix = self
+                .sealed_folds
+                .entry(e.account)
+                .or_insert(Some(Decimal::ZERO));
+            *prefix = prefix.and_then(|f| f.checked_add(signed(e.side, e.amount)));
+            accounts.insert(e.account);
+            self.slot_edit(&e.voucher, |slot| {
+                slot.entries.remove(&e.seq);
+                slot.seal();
+            });
+        }
+        for a in accounts {
+            if let Some(set) = self.entries_by_account.get_mut(&a) {
+                set.remove_below(&bound);
+                if set.is_empty() {
+                    self.entries_by_account.remove(&a);
+                }
+            }
+        }
+    }
+
+    /// The sequence number the journal is sealed below (0: nothing sealed).
+    pub fn sealed(&self) -> u64 {
+        self.sealed
+    }
+
     /// Recomputes what a removal left stale: refolds touched accounts, and the subtotal.
     fn settle(&mut self) {
         for a in std::mem::take(&mut self.stale) {
-            if self.entries_by_account.contains_key(&a) {
+            if self.entries_by_account.contains_key(&a) || self.sealed_folds.contains_key(&a) {
                 let fold = self.fold_exactly(a);
                 self.folds.insert(a, fold);
             } else {
@@ -430,13 +506,17 @@ impl ShardWorld {
         }
     }
 
-    /// Account `a`'s journal folded in sequence order, as the batch check does.
+    /// Account `a`'s journal folded in sequence order, as the batch check does (from its
+    /// sealed entries' fold on).
     pub(crate) fn fold_exactly(&self, a: u64) -> Option<Decimal> {
+        let start = self
+            .sealed_folds
+            .get(&a)
+            .copied()
+            .unwrap_or(Some(Decimal::ZERO))?;
         let seqs = self.entries_by_account.get(&a).into_iter().flatten();
         seqs.filter_map(|s| self.journal.get(*s))
-            .try_fold(Decimal::ZERO, |f, e| {
-                f.checked_add(signed(e.side, e.amount))
-            })
+            .try_fold(start, |f, e| f.checked_add(signed(e.side, e.amount)))
     }
 
     /// Account `a`'s journal folded (the running fold; zero without entries).
@@ -459,14 +539,41 @@ impl ShardWorld {
             .collect()
     }
 
-    /// Voucher `id`, if the shard holds it.
+    /// Voucher `id`, if the shard holds it whole (not sealed).
     pub fn voucher(&self, id: &str) -> Option<&VoucherRecord> {
-        self.vouchers.get(id)?.record.as_ref()
+        match &self.vouchers.get(id)?.held {
+            Held::Whole(v) => Some(v),
+            Held::Absent | Held::Sealed(_) => None,
+        }
     }
 
-    /// The vouchers the shard holds, by id.
+    /// Whether the shard holds voucher `id`, whole or sealed.
+    pub fn holds_voucher(&self, id: &str) -> bool {
+        self.vouchers
+            .get(id)
+            .is_some_and(|s| !matches!(s.held, Held::Absent))
+    }
+
+    /// Voucher `id` as exactly-once reads it, if the shard holds it (whole or sealed).
+    pub(crate) fn found<'a>(&'a self, shard: u32, id: &'a str) -> Option<Found<'a>> {
+        let debit = match &self.vouchers.get(id)?.held {
+            Held::Absent => return None,
+            Held::Whole(v) => side_total(&v.legs, Side::Debit),
+            Held::Sealed(debit) => *debit,
+        };
+        Some(Found {
+            shard,
+            voucher: id,
+            debit,
+        })
+    }
+
+    /// The vouchers the shard holds whole (not sealed), by id.
     pub fn vouchers(&self) -> impl Iterator<Item = &VoucherRecord> + '_ {
-        self.vouchers.values().filter_map(|s| s.record.as_ref())
+        self.vouchers.values().filter_map(|s| match &s.held {
+            Held::Whole(v) => Some(v.as_ref()),
+            Held::Absent | Held::Sealed(_) => None,
+        })
     }
 
     /// How many vouchers the shard holds.

@@ -124,12 +124,44 @@ fn settle_changes<'w, K: Ord + Clone, V: PartialEq + 'w>(
 // ---- Whole reads diffed against the world (the kinds' `NodeService::diff`) -----------------
 
 /// Adds what turns the world's copy of a shard into `whole` (a whole read after a crash or a
-/// restart, rare: the world's shard is taken as a snapshot to diff against).
+/// restart, rare: the world's shard is taken as a snapshot to diff against). The journal the
+/// world sealed, and the vouchers it names, are left out of both: they are durable, so the
+/// whole read holds them unchanged.
 pub fn shard_diff(whole: &ShardSnapshot, world: Option<&ShardWorld>, out: &mut Delta) {
     let old = world.map(|w| w.snapshot(whole.shard));
-    let d = ShardDelta::between(whole.shard, old.as_ref(), whole);
+    let sealed = world.map_or(0, ShardWorld::sealed);
+    let whole = unsealed(whole, sealed);
+    let d = ShardDelta::between(whole.shard, old.as_ref(), &whole);
     if !d.is_empty() {
         out.shards.push(d);
+    }
+}
+
+/// `shard` as a world sealed below `sealed` holds it whole: without the journal entries below
+/// the bound, nor the vouchers they name.
+fn unsealed(shard: &ShardSnapshot, sealed: u64) -> std::borrow::Cow<'_, ShardSnapshot> {
+    if sealed == 0 {
+        return std::borrow::Cow::Borrowed(shard);
+    }
+    let below = shard.journal.iter().filter(|e| e.seq < sealed);
+    let named: std::collections::BTreeSet<&str> = below.map(|e| e.voucher.as_str()).collect();
+    let mut kept = shard.clone();
+    kept.journal.retain(|e| e.seq >= sealed);
+    kept.vouchers
+        .retain(|v| !named.contains(v.voucher.as_str()));
+    std::borrow::Cow::Owned(kept)
+}
+
+/// `obs` as a world sealed at `seals` (shard → bound) holds it whole: without the sealed
+/// journal and vouchers.
+pub fn without_sealed(obs: &Observation, seals: &BTreeMap<u32, u64>) -> Observation {
+    let shards = obs.shards.iter().map(|s| {
+        let sealed = seals.get(&s.shard).copied().unwrap_or(0);
+        unsealed(s, sealed).into_owned()
+    });
+    Observation {
+        shards: shards.collect(),
+        ..obs.clone()
     }
 }
 
@@ -171,6 +203,10 @@ pub struct CaptureStats {
     /// Entries the deltas removed (only a whole read after a crash that lost unsynced writes
     /// removes any).
     pub removed: u64,
+    /// Journal entries the deltas removed (a crash lost ledger writes that a snapshot saw).
+    pub removed_journal: u64,
+    /// Journal entries the world had sealed (folded away as final) at the last snapshot.
+    pub sealed: u64,
 }
 
 /// How many entries a delta removes.
@@ -192,9 +228,9 @@ pub fn removals(delta: &Delta) -> u64 {
 /// it must be exactly what turns the world before it (`before`) into that read, and the world
 /// after it (`after`) must equal that read. `Err` says where they part.
 pub fn verify(
-    before: &Observation,
+    before: (&Observation, &BTreeMap<u32, u64>),
     delta: &Delta,
-    after: &Observation,
+    after: (&Observation, &BTreeMap<u32, u64>),
     cluster: &Cluster,
     history: &History,
 ) -> Result<(), String> {
@@ -203,7 +239,13 @@ pub fn verify(
         history: history.shared(),
         ..cluster.observe(Scope::Instant)
     };
-    let expected = Delta::between(before, &whole);
+    let (before, sealed_before) = before;
+    let (after, sealed_after) = after;
+    sealed_kept(&whole, sealed_after, delta.at_ms)?;
+    let expected = Delta {
+        seals: delta.seals.clone(),
+        ..Delta::between(before, &without_sealed(&whole, sealed_before))
+    };
     if &expected != delta {
         return Err(format!(
             "at {} ms the capture's delta differs from a whole read's:\n captured {delta:?}\n \
@@ -211,11 +253,27 @@ pub fn verify(
             delta.at_ms
         ));
     }
-    if keyed(after) != keyed(&whole) {
+    if keyed(after) != keyed(&without_sealed(&whole, sealed_after)) {
         return Err(format!(
             "at {} ms the world built from deltas differs from a whole read",
             delta.at_ms
         ));
+    }
+    Ok(())
+}
+
+/// Every entry a world sealed must still be in a whole read: sealed means durable.
+fn sealed_kept(whole: &Observation, seals: &BTreeMap<u32, u64>, at_ms: u64) -> Result<(), String> {
+    for s in &whole.shards {
+        let sealed = seals.get(&s.shard).copied().unwrap_or(0);
+        let kept = s.journal.iter().filter(|e| e.seq < sealed).count() as u64;
+        if kept != sealed {
+            return Err(format!(
+                "at {at_ms} ms shard {} holds {kept} of the {sealed} journal entries the \
+                 world sealed as durable",
+                s.shard
+            ));
+        }
     }
     Ok(())
 }

@@ -235,6 +235,24 @@ impl Cluster {
     /// recover when it restarts, except for [`Scope::Progress`], where being down is itself
     /// what liveness reports.
     pub fn observe(&self, scope: Scope) -> Observation {
+        self.read_each(scope, |_| {})
+    }
+
+    /// The final read: [`Cluster::observe`], letting each node go as soon as it is read (killed,
+    /// so that nothing runs on it again, and its disk discarded), so that the run's last
+    /// observation and every node's disk are never in memory at once. Every node is still
+    /// read at this one instant: nothing runs between two reads. The executor drops a killed
+    /// node's tasks, and with them its live state, when it next runs.
+    pub fn observe_releasing(&self, scope: Scope) -> Observation {
+        self.read_each(scope, |slot| {
+            self.kill(slot);
+            *lock(&slot.live) = None;
+            slot.env.disk.discard();
+        })
+    }
+
+    /// Reads every node in start order, calling `after` on each once it is read.
+    fn read_each(&self, scope: Scope, after: impl Fn(&Slot)) -> Observation {
         let mut obs = Observation::default();
         for slot in &self.slots {
             let live = lock(&slot.live).clone();
@@ -249,6 +267,8 @@ impl Cluster {
             if live.is_none() && scope.progress() {
                 obs.progress.down.push(slot.env.name.to_string());
             }
+            drop(live);
+            after(slot);
         }
         obs.messages.enabled = self.messages && scope.messages();
         obs
@@ -263,21 +283,6 @@ impl Cluster {
                 live: lock(&slot.live).clone(),
             })
             .collect()
-    }
-
-    /// Kills every node, so no task outlives the runtime.
-    pub fn kill_all(&self) {
-        for s in &self.slots {
-            self.kill(s);
-            *lock(&s.live) = None;
-        }
-    }
-
-    /// Drops every node's disk: once the final read is made, nothing recovers again.
-    pub fn discard_disks(&self) {
-        for s in &self.slots {
-            s.env.disk.discard();
-        }
     }
 
     fn kill(&self, slot: &Slot) {

@@ -423,23 +423,28 @@ impl Checker {
     /// Checks one periodic snapshot incrementally: the capture's delta (what changed on every
     /// node since the previous snapshot) against the invariants that hold at every instant.
     fn step(&mut self, cluster: &Cluster, history: &History, trace: &Trace) {
-        let before = self
-            .verify
-            .as_ref()
-            .map(|_| self.incremental.world().observation());
+        let before = self.verify.as_ref().map(|_| {
+            let world = self.incremental.world();
+            (world.observation(), world.seals())
+        });
         let delta = self
             .capture
             .snapshot(cluster, history, self.incremental.world());
         let found = self.incremental.step(&delta);
         if let (Some(stats), Some(before)) = (&self.verify, before) {
-            let after = self.incremental.world().observation();
-            if let Err(e) = capture::verify(&before, &delta, &after, cluster, history) {
+            let world = self.incremental.world();
+            let after = (world.observation(), world.seals());
+            let (b, a) = ((&before.0, &before.1), (&after.0, &after.1));
+            if let Err(e) = capture::verify(b, &delta, a, cluster, history) {
                 panic!("{e}");
             }
             let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
             stats.verified += 1;
             stats.resyncs = self.capture.resyncs();
             stats.removed += capture::removals(&delta);
+            let journal = delta.shards.iter().map(|d| d.journal.removed.len() as u64);
+            stats.removed_journal += journal.sum::<u64>();
+            stats.sealed = after.1.values().sum();
         }
         let vouchers = self
             .incremental
@@ -460,12 +465,13 @@ impl Checker {
     }
 
     /// The final read, once per run and whole: every node at this instant (at rest, with
-    /// what only the at-rest invariants read), with the history.
+    /// what only the at-rest invariants read), with the history. Each node is let go once it
+    /// is read ([`Cluster::observe_releasing`]): nothing reads the platform after this.
     fn final_read(&mut self, cluster: &Cluster, history: &History, at_rest: bool) -> Observation {
         let mut obs = Observation {
             at_ms: now_ms(),
             history: history.shared(),
-            ..cluster.observe(if at_rest { Scope::Rest } else { Scope::Instant })
+            ..cluster.observe_releasing(if at_rest { Scope::Rest } else { Scope::Instant })
         };
         obs.owners = self.directory.map(|dir| registered_owners(&dir, &obs));
         self.orders = crate::clearing_figures::orders(&obs.clearing);
@@ -669,11 +675,10 @@ async fn harness(config: RunConfig, plan: FaultPlan, evidence: Evidence) -> Outc
     crate::cluster::forget_finished_tasks();
     let obs = checker.final_read(&cluster, &history, stuck.is_empty());
 
-    // Every node read: the platform is let go before the batch checkers build their
-    // indexes, so that the two are never in memory at once.
+    // Every node was let go as it was read (killed, its disk discarded); its tasks, and with
+    // them the platform's state, go before the batch checkers build their indexes, so that
+    // the two are never in memory at once.
     let sim_ms = now_ms();
-    cluster.kill_all();
-    cluster.discard_disks();
     for (c, node) in client_nodes.iter().enumerate() {
         kill_node(&handle, node, client_addr(c as u32).ip());
     }

@@ -416,3 +416,140 @@ proptest! {
         }
     }
 }
+
+// ---- Sealing: the journal folded away once final ----------------------------------------
+
+/// The highest bound shard `n`'s journal can be sealed below after observation `i` of `seq`:
+/// no later observation changes an entry below it, a voucher such an entry names, any entry
+/// naming such a voucher, or whether an account such an entry names exists. (The platform's
+/// durable journal keeps this promise: a synced record never changes, and it holds a voucher
+/// with all its entries.)
+fn seal_bound(seq: &[Observation], i: usize, n: u32) -> u64 {
+    let shard = |obs: &Observation| obs.shards.iter().find(|s| s.shard == n).cloned();
+    let now = shard(&seq[i]).unwrap_or_default();
+    let top = now.journal.iter().map(|e| e.seq + 1).max().unwrap_or(0);
+    let sealable = |b: u64| {
+        let below = |s: &ShardSnapshot| -> Vec<JournalEntry> {
+            let mut e: Vec<_> = s.journal.iter().filter(|e| e.seq < b).cloned().collect();
+            e.sort_by_key(|e| e.seq);
+            e
+        };
+        let sealed = below(&now);
+        let vouchers: Vec<&str> = sealed.iter().map(|e| e.voucher.as_str()).collect();
+        let accounts: Vec<u64> = sealed.iter().map(|e| e.account).collect();
+        let about = |s: &ShardSnapshot| {
+            let named = |v: &str| {
+                let record = s.vouchers.iter().find(|r| r.voucher == v).cloned();
+                let mut entries: Vec<_> = s
+                    .journal
+                    .iter()
+                    .filter(|e| e.voucher == v)
+                    .cloned()
+                    .collect();
+                entries.sort_by_key(|e| e.seq);
+                (record, entries)
+            };
+            let present = |a: &u64| s.accounts.iter().any(|x| x.account == *a);
+            let v: Vec<_> = vouchers.iter().map(|v| named(v)).collect();
+            (
+                below(s),
+                v,
+                accounts.iter().map(present).collect::<Vec<_>>(),
+            )
+        };
+        let then = about(&now);
+        seq[i + 1..]
+            .iter()
+            .all(|o| about(&shard(o).unwrap_or_default()) == then)
+    };
+    (0..=top).rev().find(|b| sealable(*b)).unwrap_or(0)
+}
+
+/// Runs the batch checkers and a sealing incremental checker (each delta sealing every shard
+/// as far as [`seal_bound`] allows) over `seq`: the first sightings must agree after every
+/// observation. Returns how many journal entries the checker had sealed at the end.
+fn sealing_agrees(seq: &[Observation]) -> Result<u64, String> {
+    let (mut batch, mut sealing) = (Sightings::new(), Sightings::new());
+    let mut checker = IncrementalChecker::new();
+    let mut previous = Observation::default();
+    for (i, obs) in seq.iter().enumerate() {
+        sight(crate::check_always(&canonical(obs)), &mut batch);
+        let mut delta = Delta::between(&previous, obs);
+        delta.seals = obs
+            .shards
+            .iter()
+            .map(|s| (s.shard, seal_bound(seq, i, s.shard)))
+            .collect();
+        sight(checker.step(&delta), &mut sealing);
+        if batch != sealing {
+            return Err(format!("after observation {i}: {batch:?}\n != {sealing:?}"));
+        }
+        previous = obs.clone();
+    }
+    Ok(checker.world().seals().values().sum())
+}
+
+#[test]
+fn sealing_agrees_on_the_valid_run_and_seals_it() {
+    let mut later = valid();
+    // A later snapshot: an account's balance breaks after its entries were sealed, so that the
+    // violation's evidence (the exact fold) needs what the sealed entries summed to.
+    later.shards[0].accounts[1].available += Decimal::ONE;
+    let sealed = sealing_agrees(&[valid(), valid(), later]).expect("agrees");
+    assert!(sealed > 0, "the journal was sealed");
+}
+
+#[test]
+fn a_sealed_voucher_still_answers_for_its_request() {
+    // A voucher is posted, sealed, and only then does its client operation appear, asking for
+    // another amount: exactly-once judges the operation against what the sealed voucher
+    // debited (the voucher is unbalanced, so its debit and credit totals differ).
+    let mut posted = valid();
+    let mut v = crate::testkit::voucher("v0-3", "c9-1", 1, 2, Decimal::new(5, 0));
+    v.legs[1].amount = Decimal::new(3, 0);
+    let first = posted.shards[0].journal.len() as u64;
+    posted.shards[0]
+        .journal
+        .extend(crate::testkit::entries(&v, first));
+    posted.shards[0].vouchers.push(v);
+    let mut asked = posted.clone();
+    let op = crate::testkit::op("c9-1", OpKind::Fund, Some(Decimal::new(7, 0)), Outcome::Ok);
+    asked.history.push(Arc::new(op));
+    assert!(sealing_agrees(&[posted.clone(), asked.clone()]).expect("agrees") > 0);
+    let batch = crate::check_always(&canonical(&asked));
+    assert!(
+        batch
+            .iter()
+            .any(|v| v.invariant == Invariant::ExactlyOnce && v.message.contains("moved 5")),
+        "{batch:?}"
+    );
+}
+
+#[test]
+fn sealing_entries_that_change_later_breaks_the_agreement() {
+    // The contract the capture keeps (what is sealed never changes) is what makes sealing
+    // sound: seal everything, then drop an entry, and the sealed checker misses the break.
+    let mut dropped = valid();
+    dropped.shards[0].journal.pop();
+    let seq = [valid(), dropped];
+    let mut checker = IncrementalChecker::new();
+    let mut delta = Delta::between(&Observation::default(), &seq[0]);
+    delta.seals = vec![(0, u64::MAX), (1, u64::MAX)];
+    let mut sealing = Sightings::new();
+    sight(checker.step(&delta), &mut sealing);
+    sight(
+        checker.step(&Delta::between(&seq[0], &seq[1])),
+        &mut sealing,
+    );
+    let batch = both(&seq, IncrementalChecker::step).pop().expect("two").0;
+    assert_ne!(batch, sealing, "a wrong seal must show as a disagreement");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn sealing_verdicts_equal_batch_verdicts(seq in sequences()) {
+        prop_assert!(sealing_agrees(&seq).is_ok(), "{}", sealing_agrees(&seq).unwrap_err());
+    }
+}

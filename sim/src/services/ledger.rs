@@ -90,11 +90,14 @@ impl LiveService for LedgerNode {
             obs.shards.push(self.read(observe::shard_snapshot));
         }
     }
-    fn changes(&self, _env: &NodeEnv, out: &mut Delta) {
+    fn changes(&self, env: &NodeEnv, out: &mut Delta) {
         let delta = self.read_changes(observe::shard_delta);
+        let shard = delta.shard;
         if !delta.is_empty() {
             out.shards.push(delta);
         }
+        // Read after the changes: the durable part is no longer than what was just read.
+        out.seals.push((shard, self.durable_journal(&env.disk)));
     }
     fn resync(&self, _env: &NodeEnv, obs: &mut Observation) {
         obs.shards

@@ -17,6 +17,7 @@ use crate::probes::names;
 use crate::tcc::fence::{BranchKey, FenceRefusal};
 use crate::tcc::participant::TccRecord;
 use crate::transport::Transport;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,9 +75,43 @@ fn authorize_client(
     super::access::authorize_client(dir, client, &call.command)
 }
 
+/// How far the shard's journal is durable, for the harness (never read by the platform): the
+/// log's length after each write that grew the journal, until an fsync covers it. Entries
+/// below the durable length are in the synced part of the log, which no crash takes back.
+#[derive(Debug, Default)]
+struct DurableJournal {
+    /// (log length after the write, journal length after it), oldest first.
+    pending: VecDeque<(usize, u64)>,
+    /// The journal length known durable.
+    durable: u64,
+}
+
+impl DurableJournal {
+    /// Notes that the log is `log_end` bytes long once the journal is `journal` entries long.
+    fn wrote(&mut self, log_end: usize, journal: u64) {
+        let last = self.pending.back().map_or(self.durable, |p| p.1);
+        if journal > last {
+            self.pending.push_back((log_end, journal));
+        }
+    }
+
+    /// The journal length durable once the log's first `synced` bytes are.
+    fn durable(&mut self, synced: usize) -> u64 {
+        while let Some(&(end, journal)) = self.pending.front() {
+            if end > synced {
+                break;
+            }
+            self.durable = journal;
+            self.pending.pop_front();
+        }
+        self.durable
+    }
+}
+
 /// What serving a command needs.
 struct Shell {
     core: Arc<Mutex<LedgerCore>>,
+    durable: Arc<Mutex<DurableJournal>>,
     log: DurableLog<LedgerRecord>,
     env: NodeEnv,
     /// When each lock of a prepared branch was taken (2PC; this incarnation's clock).
@@ -129,7 +164,12 @@ impl Shell {
                     (core.apply(record), true)
                 }
             };
-            (reply, wrote, self.log.mark(), row)
+            let mark = self.log.mark();
+            if wrote {
+                let journal = core.journal().len() as u64;
+                lock(&self.durable).wrote(mark, journal);
+            }
+            (reply, wrote, mark, row)
         };
         match &reply {
             Err(LedgerError::InsufficientFunds { .. }) => {
@@ -206,6 +246,11 @@ pub struct LedgerConfig {
 #[derive(Clone)]
 pub struct LedgerNode {
     core: Arc<Mutex<LedgerCore>>,
+    durable: Arc<Mutex<DurableJournal>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LedgerNode {
@@ -233,9 +278,17 @@ impl LedgerNode {
             true => core.tcc().holds().map(|(k, _)| (k.clone(), now)).collect(),
             false => Default::default(),
         };
+        // What was replayed is durable once the log's bytes so far are (at once, unless a
+        // crash left unsynced bytes behind).
+        let mut durable = DurableJournal::default();
+        durable.wrote(log.mark(), core.journal().len() as u64);
+        let durable = Arc::new(Mutex::new(durable));
         let core = Arc::new(Mutex::new(core));
         let transport = Transport::for_node(env).await?;
-        let node = LedgerNode { core: core.clone() };
+        let node = LedgerNode {
+            core: core.clone(),
+            durable: durable.clone(),
+        };
         let credits = config.credits_broker.map(|broker| {
             super::credits::Credits::start(
                 env,
@@ -247,6 +300,7 @@ impl LedgerNode {
         });
         let shell = Arc::new(Shell {
             core,
+            durable,
             log,
             env: env.clone(),
             locked_at: Mutex::new(locked_at),
@@ -287,6 +341,13 @@ impl LedgerNode {
         let mut core = self.core.lock().unwrap_or_else(|p| p.into_inner());
         let changes = core.take_changes();
         f(&core, &changes)
+    }
+
+    /// How many of the shard's journal entries (numbered from 0) are durable: in the synced
+    /// part of its log on `disk`, so that no crash can take them or their vouchers back.
+    pub fn durable_journal(&self, disk: &crate::disk::Disk) -> u64 {
+        let synced = disk.lengths(LOG_FILE).0;
+        lock(&self.durable).durable(synced)
     }
 
     /// The durable records of a shard's log, in order (the harness reads the 2PC
