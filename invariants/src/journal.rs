@@ -133,16 +133,21 @@ mod tests {
         }
     }
 
+    /// A step of a linear congruential generator: the tests' own repeatable numbers.
+    fn next(x: &mut u64) -> u64 {
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *x >> 33
+    }
+
     #[test]
     fn behaves_as_an_ordered_map_for_any_sequence_numbers() {
         let (mut j, mut oracle) = (Journal::default(), BTreeMap::new());
         let mut aside = std::collections::BTreeSet::new();
         let mut x: u64 = 7;
         for step in 0..3_000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let r = x >> 33;
+            let r = next(&mut x);
             let seq = match r % 10 {
                 0 => u64::MAX - r % 3,
                 1..=3 => r % 30_000,
@@ -181,10 +186,7 @@ mod tests {
         let mut x: u64 = 11;
         let mut sealed: u64 = 0;
         for step in 0..6_000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let r = x >> 33;
+            let r = next(&mut x);
             // Mostly rising numbers around a moving front, some far off, some below the bound.
             let seq = match r % 10 {
                 0 => r % 50_000,
