@@ -184,6 +184,12 @@ impl<R: Serialize + DeserializeOwned> DurableLog<R> {
         self.written()
     }
 
+    /// ([`DurableLog::mark`]'s bytes durable so far, [`DurableLog::mark`]) in one read of the
+    /// disk.
+    pub fn synced_and_mark(&self) -> (usize, usize) {
+        self.disk.lengths(&self.file)
+    }
+
     /// Invariant 19, reply form, checked as a reply leaves the node: every byte the log held at
     /// the reply's `mark` is durable. A reply sent before its record's fsync is a breach on
     /// the spot, crash or not (recorded like a sync's, with the call `reply`).

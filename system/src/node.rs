@@ -10,6 +10,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `m`. No thread panics while holding a lock inside a simulation; a poisoned lock still
+/// holds consistent state, so it is recovered rather than cascading the panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;

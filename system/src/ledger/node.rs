@@ -11,7 +11,7 @@ use crate::buggify::Point;
 use crate::bugs::Bug;
 use crate::ids::ShardId;
 use crate::log::DurableLog;
-use crate::node::NodeEnv;
+use crate::node::{lock, NodeEnv};
 use crate::outbox::participant::OutboxRecord;
 use crate::probes::names;
 use crate::tcc::fence::{BranchKey, FenceRefusal};
@@ -87,8 +87,11 @@ struct DurableJournal {
 }
 
 impl DurableJournal {
-    /// Notes that the log is `log_end` bytes long once the journal is `journal` entries long.
-    fn wrote(&mut self, log_end: usize, journal: u64) {
+    /// Notes that the log is `log_end` bytes long once the journal is `journal` entries long,
+    /// and forgets what the first `synced` bytes cover (so that the notes stay as few as the
+    /// writes not yet durable, read by the harness or not).
+    fn wrote(&mut self, synced: usize, log_end: usize, journal: u64) {
+        self.durable(synced);
         let last = self.pending.back().map_or(self.durable, |p| p.1);
         if journal > last {
             self.pending.push_back((log_end, journal));
@@ -164,10 +167,10 @@ impl Shell {
                     (core.apply(record), true)
                 }
             };
-            let mark = self.log.mark();
+            let (synced, mark) = self.log.synced_and_mark();
             if wrote {
                 let journal = core.journal().len() as u64;
-                lock(&self.durable).wrote(mark, journal);
+                lock(&self.durable).wrote(synced, mark, journal);
             }
             (reply, wrote, mark, row)
         };
@@ -249,10 +252,6 @@ pub struct LedgerNode {
     durable: Arc<Mutex<DurableJournal>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl LedgerNode {
     /// Recovers the shard from its log and starts serving. Called from the node's `init`, so
     /// it runs again after every restart, each time from the disk alone.
@@ -281,7 +280,8 @@ impl LedgerNode {
         // What was replayed is durable once the log's bytes so far are (at once, unless a
         // crash left unsynced bytes behind).
         let mut durable = DurableJournal::default();
-        durable.wrote(log.mark(), core.journal().len() as u64);
+        let (synced, written) = log.synced_and_mark();
+        durable.wrote(synced, written, core.journal().len() as u64);
         let durable = Arc::new(Mutex::new(durable));
         let core = Arc::new(Mutex::new(core));
         let transport = Transport::for_node(env).await?;

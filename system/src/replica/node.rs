@@ -13,14 +13,14 @@ use crate::broker::consumer::{self, BatchHandler, ConsumerConfig};
 use crate::broker::{ConsumeMode, Delivery};
 use crate::bugs::Bug;
 use crate::log::DurableLog;
-use crate::node::NodeEnv;
+use crate::node::{lock, NodeEnv};
 use crate::probes::names;
 use crate::trade::{TRADE_EVENTS_QUEUES, TRADE_EVENTS_TOPIC};
 use crate::transport::Transport;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a node consumes the trade events: how many deliveries of a pull its handler takes at
@@ -80,10 +80,6 @@ impl<P> Clone for ReplicaNode<P> {
             engine: self.engine.clone(),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn log_file<P: Projection>() -> String {
