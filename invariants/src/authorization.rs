@@ -350,7 +350,7 @@ fn funding_fault(ix: &Index<'_>, op: &Operation, v: &VoucherRecord) -> Option<St
 fn refused_as_it_must(op: &Operation) -> Option<Violation> {
     let attack = op.attack.as_ref()?;
     let first = op.replies.iter().find(|r| **r != Outcome::Unknown)?;
-    let refused = matches!(first, Outcome::Fail { code, .. } if attack.accepts(code));
+    let refused = matches!(first, Outcome::Fail(r) if attack.accepts(&r.code));
     if refused {
         return None;
     }

@@ -204,7 +204,7 @@ pub(crate) fn reply_matches_effect(
     let committed = under_key.iter().filter(|a| decided_commit(a)).count();
     let (min, max, rule) = match op.outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
-        Outcome::Fail { .. } => (0, 0, "none"),
+        Outcome::Fail(_) => (0, 0, "none"),
         Outcome::Unknown => (0, 1, "at most 1"),
     };
     if (min..=max).contains(&committed) {

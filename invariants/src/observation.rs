@@ -322,32 +322,39 @@ impl fmt::Display for OpKind {
 
 /// How an operation ended, as the client saw it. `Unknown` (a timeout) never means
 /// "not applied": it means "applied at most once, and we do not know which".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Ok,
-    /// A definite refusal. `code` is the platform's stable refusal code (kebab-case, e.g.
-    /// `insufficient-funds`): the answer a checker compares. `detail` is the sentence for
-    /// people (amounts, ids); a repeat may word it differently, so no checker compares it.
-    Fail {
-        code: String,
-        detail: String,
-    },
+    /// A definite refusal. Boxed: most outcomes are not refusals, and every operation holds
+    /// one outcome and a list of replies (16 bytes each instead of 48).
+    Fail(Box<Refusal>),
     Unknown,
+}
+
+/// What a refusal said. Serialized as `Outcome::Fail`'s fields were before it was boxed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The platform's stable refusal code (kebab-case, e.g. `insufficient-funds`): the answer
+    /// a checker compares.
+    pub code: String,
+    /// The sentence for people (amounts, ids); a repeat may word it differently, so no checker
+    /// compares it.
+    pub detail: String,
 }
 
 impl Outcome {
     /// A refusal with its code and its detail.
     pub fn fail(code: impl Into<String>, detail: impl Into<String>) -> Self {
-        Outcome::Fail {
+        Outcome::Fail(Box::new(Refusal {
             code: code.into(),
             detail: detail.into(),
-        }
+        }))
     }
 
     /// The refusal code of a failure, `None` for ok and unknown.
     pub fn code(&self) -> Option<&str> {
         match self {
-            Outcome::Fail { code, .. } => Some(code),
+            Outcome::Fail(r) => Some(&r.code),
             Outcome::Ok | Outcome::Unknown => None,
         }
     }
@@ -357,8 +364,24 @@ impl Outcome {
     pub fn same_answer(&self, other: &Outcome) -> bool {
         match (self, other) {
             (Outcome::Ok, Outcome::Ok) | (Outcome::Unknown, Outcome::Unknown) => true,
-            (Outcome::Fail { code: a, .. }, Outcome::Fail { code: b, .. }) => a == b,
+            (Outcome::Fail(a), Outcome::Fail(b)) => a.code == b.code,
             _ => false,
+        }
+    }
+}
+
+/// Written as a struct variant (`Fail { code: .., detail: .. }`), as it was before the refusal
+/// was boxed: traces record it, and a trace's hash must not move with the representation.
+impl fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("Ok"),
+            Outcome::Fail(r) => f
+                .debug_struct("Fail")
+                .field("code", &r.code)
+                .field("detail", &r.detail)
+                .finish(),
+            Outcome::Unknown => f.write_str("Unknown"),
         }
     }
 }
@@ -369,7 +392,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Ok => f.write_str("ok"),
-            Outcome::Fail { code, detail } => write!(f, "fail: {code}: {detail}"),
+            Outcome::Fail(r) => write!(f, "fail: {}: {}", r.code, r.detail),
             Outcome::Unknown => f.write_str("unknown"),
         }
     }
@@ -822,4 +845,25 @@ pub struct Progress {
     pub retries: Vec<RetryScheduled>,
     pub lag: Vec<QueueLag>,
     pub unsent: Vec<UnsentRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Boxing the refusal moved neither form a run leaves behind: traces hash the debug form,
+    /// and saved failure reports hold the JSON one.
+    #[test]
+    fn a_refusal_keeps_its_debug_and_json_forms() {
+        let fail = Outcome::fail("insufficient-funds", "needs 5.00");
+        assert_eq!(
+            format!("{fail:?}"),
+            r#"Fail { code: "insufficient-funds", detail: "needs 5.00" }"#
+        );
+        let json = r#"{"Fail":{"code":"insufficient-funds","detail":"needs 5.00"}}"#;
+        assert_eq!(serde_json::to_string(&fail).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Outcome>(json).unwrap(), fail);
+        assert_eq!(format!("{:?}", [Outcome::Ok, Outcome::Unknown]), "[Ok, Unknown]");
+        assert_eq!(std::mem::size_of::<Outcome>(), 16);
+    }
 }

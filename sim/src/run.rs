@@ -761,7 +761,7 @@ fn count(history: &[Operation]) -> OpCounts {
     for op in history {
         match op.outcome {
             Outcome::Ok => c.ok += 1,
-            Outcome::Fail { .. } => c.fail += 1,
+            Outcome::Fail(_) => c.fail += 1,
             Outcome::Unknown => c.unknown += 1,
         }
     }

@@ -37,8 +37,8 @@ pub fn summarize(history: &[Operation]) -> RunSummary {
         .filter(|op| op.kind == OpKind::Attack)
         .count();
     for op in history.iter().filter(|op| op.kind != OpKind::Attack) {
-        if let Outcome::Fail { code, .. } = &op.outcome {
-            *failures.entry(code.clone()).or_insert(0) += 1;
+        if let Some(code) = op.outcome.code() {
+            *failures.entry(code.to_string()).or_insert(0) += 1;
         }
         if op.kind == OpKind::Pay && op.outcome != Outcome::Unknown {
             latencies.push(op.complete_ms.saturating_sub(op.invoke_ms));

@@ -99,7 +99,7 @@ pub fn op_rows(run: &RecordedRun, lanes: &[Lane], named: &BTreeSet<String>) -> V
             let lane = lane_of.get(client.as_str()).copied().unwrap_or(0);
             let (outcome, code) = match &op.outcome {
                 Outcome::Ok => (0, String::new()),
-                Outcome::Fail { code, .. } => (1, code.clone()),
+                Outcome::Fail(r) => (1, r.code.clone()),
                 Outcome::Unknown => (2, String::new()),
             };
             json!([

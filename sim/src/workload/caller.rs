@@ -416,7 +416,7 @@ impl Caller {
             // A card-paid trade's refund goes on to the card.
             Outcome::Ok if m.by_card => {}
             Outcome::Ok => balances.add(m.payer, fen(m.amount)),
-            Outcome::Fail { .. } => balances.add(m.merchant, fen(m.amount)),
+            Outcome::Fail(_) => balances.add(m.merchant, fen(m.amount)),
             Outcome::Unknown => {}
         }
         outcome

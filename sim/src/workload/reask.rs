@@ -69,7 +69,7 @@ impl ReAsks {
 fn says_something(outcome: &Outcome) -> bool {
     match outcome {
         Outcome::Ok => true,
-        Outcome::Fail { code, .. } => code != RefusalCode::Unavailable.name(),
+        Outcome::Fail(r) => r.code != RefusalCode::Unavailable.name(),
         Outcome::Unknown => false,
     }
 }
