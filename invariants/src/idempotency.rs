@@ -16,7 +16,7 @@
 
 use crate::{
     ActivityKind, ActivityState, Invariant, Observation, OpKind, Operation, Outcome, Phase,
-    TradeState, Violation,
+    Violation,
 };
 use std::collections::BTreeMap;
 
@@ -38,9 +38,49 @@ pub fn check(obs: &Observation) -> Vec<Violation> {
     out
 }
 
+/// What the rules across activities read of one: who it is, what it is for, and its status.
+/// The batch checkers read it from whole activities, the incremental one from what its world
+/// keeps of them ([`crate::kept::KeptActivity`]).
+pub trait Decided {
+    fn xid(&self) -> &str;
+    fn key(&self) -> &str;
+    fn trade(&self) -> &str;
+    fn status(&self) -> Phase;
+}
+
+impl Decided for ActivityState {
+    fn xid(&self) -> &str {
+        &self.xid
+    }
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn trade(&self) -> &str {
+        &self.trade
+    }
+    fn status(&self) -> Phase {
+        self.status
+    }
+}
+
+impl<A: Decided + ?Sized> Decided for &A {
+    fn xid(&self) -> &str {
+        (**self).xid()
+    }
+    fn key(&self) -> &str {
+        (**self).key()
+    }
+    fn trade(&self) -> &str {
+        (**self).trade()
+    }
+    fn status(&self) -> Phase {
+        (**self).status()
+    }
+}
+
 /// Whether an activity has decided to commit: from then on its effect is the key's effect.
-pub(crate) fn decided_commit(a: &ActivityState) -> bool {
-    matches!(a.status, Phase::Committing | Phase::Committed)
+pub(crate) fn decided_commit(a: &impl Decided) -> bool {
+    matches!(a.status(), Phase::Committing | Phase::Committed)
 }
 
 /// The activity kind that carries out an operation kind, if any does.
@@ -105,19 +145,19 @@ fn outcome_not_reply(op: &Operation) -> Option<Violation> {
 }
 
 /// The xids and statuses of some activities, for evidence.
-fn xids(activities: &[&ActivityState]) -> String {
+fn xids<A: Decided>(activities: &[&A]) -> String {
     let each: Vec<String> = activities
         .iter()
-        .map(|a| format!("{}:{:?}", a.xid, a.status))
+        .map(|a| format!("{}:{:?}", a.xid(), a.status()))
         .collect();
     each.join(",")
 }
 
-fn about_activities(message: String, activities: &[&ActivityState]) -> Violation {
-    let mut trades: Vec<&str> = activities.iter().map(|a| a.trade.as_str()).collect();
+fn about_activities<A: Decided>(message: String, activities: &[&A]) -> Violation {
+    let mut trades: Vec<&str> = activities.iter().map(|a| a.trade()).collect();
     trades.sort_unstable();
     trades.dedup();
-    let mut keys: Vec<&str> = activities.iter().map(|a| a.key.as_str()).collect();
+    let mut keys: Vec<&str> = activities.iter().map(|a| a.key()).collect();
     keys.sort_unstable();
     keys.dedup();
     Violation::new(Invariant::Idempotency, message)
@@ -129,7 +169,7 @@ fn about_activities(message: String, activities: &[&ActivityState]) -> Violation
 /// (b) At most one activity per (kind, key) decides to commit.
 fn one_effect_per_key(obs: &Observation) -> Vec<Violation> {
     let mut by_key: BTreeMap<(ActivityKind, &str), Vec<&ActivityState>> = BTreeMap::new();
-    for a in obs.activities.iter().filter(|a| decided_commit(a)) {
+    for a in obs.activities.iter().filter(decided_commit) {
         by_key.entry((a.kind, a.key.as_str())).or_default().push(a);
     }
     by_key
@@ -139,10 +179,10 @@ fn one_effect_per_key(obs: &Observation) -> Vec<Violation> {
 }
 
 /// The activities of `kind` under `key` that decided to commit.
-pub(crate) fn effect_twice(
+pub(crate) fn effect_twice<A: Decided>(
     kind: ActivityKind,
     key: &str,
-    committed: &[&ActivityState],
+    committed: &[&A],
 ) -> Option<Violation> {
     if committed.len() <= 1 {
         return None;
@@ -161,7 +201,7 @@ fn one_payment_per_trade(obs: &Observation) -> Vec<Violation> {
         .activities
         .iter()
         .filter(|a| a.kind == ActivityKind::Pay);
-    for a in payments.filter(|a| decided_commit(a)) {
+    for a in payments.filter(decided_commit) {
         by_trade.entry(a.trade.as_str()).or_default().push(a);
     }
     by_trade
@@ -171,7 +211,7 @@ fn one_payment_per_trade(obs: &Observation) -> Vec<Violation> {
 }
 
 /// The payment activities of `trade` that decided to commit.
-pub(crate) fn paid_twice(trade: &str, committed: &[&ActivityState]) -> Option<Violation> {
+pub(crate) fn paid_twice<A: Decided>(trade: &str, committed: &[&A]) -> Option<Violation> {
     if committed.len() <= 1 {
         return None;
     }
@@ -196,12 +236,12 @@ fn activities_by_key(obs: &Observation) -> ByKey<'_> {
 
 /// (c) A payment's or refund's outcome promises how many of its activities commit.
 /// Operation `op` against the activities under its key (of its kind).
-pub(crate) fn reply_matches_effect(
+pub(crate) fn reply_matches_effect<A: Decided>(
     op: &Operation,
-    under_key: &[&ActivityState],
+    under_key: &[&A],
 ) -> Option<Violation> {
     activity_kind(op.kind)?;
-    let committed = under_key.iter().filter(|a| decided_commit(a)).count();
+    let committed = under_key.iter().filter(decided_commit).count();
     let (min, max, rule) = match op.outcome {
         Outcome::Ok => (1, 1, "exactly 1"),
         Outcome::Fail(_) => (0, 0, "none"),
@@ -233,12 +273,12 @@ fn plural(n: usize) -> String {
 
 /// (d) Trades are deduplicated by merchant + out_trade_no.
 fn one_trade_per_out_trade_no(obs: &Observation) -> Vec<Violation> {
-    let mut by_no: BTreeMap<(u64, &str), Vec<&TradeState>> = BTreeMap::new();
+    let mut by_no: BTreeMap<(u64, &str), Vec<&str>> = BTreeMap::new();
     for t in &obs.trades {
         by_no
             .entry((t.merchant, t.out_trade_no.as_str()))
             .or_default()
-            .push(t);
+            .push(&t.trade);
     }
     by_no
         .into_iter()
@@ -247,14 +287,13 @@ fn one_trade_per_out_trade_no(obs: &Observation) -> Vec<Violation> {
 }
 
 /// The trades of `merchant` under `out_trade_no`.
-pub(crate) fn trades_twice(merchant: u64, no: &str, list: &[&TradeState]) -> Option<Violation> {
-    if list.len() <= 1 {
+pub(crate) fn trades_twice(merchant: u64, no: &str, ids: &[&str]) -> Option<Violation> {
+    if ids.len() <= 1 {
         return None;
     }
-    let ids: Vec<&str> = list.iter().map(|t| t.trade.as_str()).collect();
     let msg = format!(
         "merchant {merchant} has {} trades under out_trade_no {no}: {}",
-        list.len(),
+        ids.len(),
         ids.join(",")
     );
     let v = Violation::new(Invariant::Idempotency, msg)

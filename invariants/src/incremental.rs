@@ -17,7 +17,7 @@ use crate::{
     voucher_balance, Violation,
 };
 use rust_decimal::Decimal;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The always-invariants, checked one delta at a time.
 #[derive(Debug, Default)]
@@ -35,13 +35,15 @@ impl IncrementalChecker {
     /// then folds away what the delta seals, judged for the last time.
     pub fn step(&mut self, delta: &Delta) -> Vec<Violation> {
         let dirty = self.world.apply(delta);
-        let found = self.judge(&dirty);
+        let found = self.judge(&dirty, delta);
         self.world.seal(&delta.seals);
         found
     }
 
-    /// The rules about the keys in `dirty`, judged on the world as it now is.
-    fn judge(&self, dirty: &Dirty) -> Vec<Violation> {
+    /// The rules about the keys in `dirty`, judged on the world as it now is; the rules about
+    /// one trade or activity alone on the whole record `delta` brought (the world keeps only
+    /// part of it).
+    fn judge(&self, dirty: &Dirty, delta: &Delta) -> Vec<Violation> {
         let w = &self.world;
         let mut out = Vec::new();
         ledger_rules(w, dirty, &mut out);
@@ -50,11 +52,13 @@ impl IncrementalChecker {
         }
         exactly_once_rules(w, dirty, &mut out);
         idempotency_rules(w, dirty, &mut out);
-        for t in dirty.trades.iter().filter_map(|id| w.trades.get(id)) {
+        let trades = last_by_key(&delta.trades.upserts, |t| &t.trade);
+        for t in dirty.trades.iter().filter_map(|id| trades.get(id)) {
             refund_bound::check_trade(t, &mut out);
             transitions::check_trade(t, &mut out);
         }
-        for a in dirty.activities.iter().filter_map(|x| w.activities.get(x)) {
+        let activities = last_by_key(&delta.activities.upserts, |a| &a.xid);
+        for a in dirty.activities.iter().filter_map(|x| activities.get(x)) {
             transitions::check_activity(a, &mut out);
         }
         out
@@ -180,7 +184,7 @@ fn idempotency_rules(w: &World, dirty: &Dirty, out: &mut Vec<Violation>) {
     let committed = |xids| {
         let all = w.activities_in(xids);
         all.into_iter()
-            .filter(|a| idempotency::decided_commit(a))
+            .filter(idempotency::decided_commit)
             .collect::<Vec<_>>()
     };
     let mut ops: BTreeSet<usize> = dirty.ops.clone();
@@ -218,13 +222,19 @@ fn idempotency_rules(w: &World, dirty: &Dirty, out: &mut Vec<Violation>) {
     }
     for (merchant, no) in &dirty.out_nos {
         let ids = w.trades_by_no.get(&(*merchant, no.clone()));
-        let list: Vec<_> = ids
+        let list: Vec<&str> = ids
             .into_iter()
             .flatten()
-            .filter_map(|t| w.trades.get(t))
+            .filter(|t| w.trades.contains_key(*t))
+            .map(Id::as_str)
             .collect();
         out.extend(idempotency::trades_twice(*merchant, no, &list));
     }
+}
+
+/// The records of `upserts` by key, the last of each key winning (as applying them does).
+fn last_by_key<T>(upserts: &[T], key: impl Fn(&T) -> &Id) -> BTreeMap<&Id, &T> {
+    upserts.iter().map(|t| (key(t), t)).collect()
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub mod incremental;
 mod index;
 pub mod isolation;
 pub mod journal;
+pub mod kept;
 pub mod liveness;
 pub mod message_completeness;
 mod money;

@@ -181,7 +181,7 @@ pub enum AttemptStatus {
 }
 
 /// One attempt to pay a trade, under the buyer's idempotency key, carried out by activity `xid`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PayAttempt {
     pub key: Id,
     pub xid: Id,
@@ -191,7 +191,7 @@ pub struct PayAttempt {
 }
 
 /// One refund of a trade, unique by `out_request_no`, carried out by activity `xid`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RefundState {
     pub out_request_no: Id,
     pub xid: Id,
@@ -200,7 +200,7 @@ pub struct RefundState {
 }
 
 /// One trade as the trade service holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TradeState {
     pub trade: Id,
     /// The merchant's account, which a payment credits.
@@ -249,7 +249,7 @@ impl Phase {
 
 /// One leg of an activity's money movement: branch `branch`, on `shard`, debits or credits
 /// `account` by `amount` (through that shard's transit account).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MovementLeg {
     pub branch: u32,
     pub shard: u32,
@@ -259,7 +259,7 @@ pub struct MovementLeg {
 }
 
 /// One activity as its manager's log holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ActivityState {
     pub xid: Id,
     /// The manager node that owns it.
@@ -863,7 +863,10 @@ mod tests {
         let json = r#"{"Fail":{"code":"insufficient-funds","detail":"needs 5.00"}}"#;
         assert_eq!(serde_json::to_string(&fail).unwrap(), json);
         assert_eq!(serde_json::from_str::<Outcome>(json).unwrap(), fail);
-        assert_eq!(format!("{:?}", [Outcome::Ok, Outcome::Unknown]), "[Ok, Unknown]");
+        assert_eq!(
+            format!("{:?}", [Outcome::Ok, Outcome::Unknown]),
+            "[Ok, Unknown]"
+        );
         assert_eq!(std::mem::size_of::<Outcome>(), 16);
     }
 }

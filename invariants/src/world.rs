@@ -6,12 +6,13 @@
 use crate::delta::{Delta, OpChange, ShardDelta};
 use crate::exactly_once::Found;
 use crate::journal::Journal;
+use crate::kept::{KeptActivity, KeptTrade};
 use crate::money::{balance, side_total, signed};
 use crate::small_set::SmallSet;
 use crate::Id;
 use crate::{
-    AccountState, ActivityKind, ActivityState, FreezeState, JournalEntry, Observation, Operation,
-    ShardSnapshot, Side, TradeState, VoucherRecord,
+    AccountState, ActivityKind, FreezeState, JournalEntry, Observation, Operation, ShardSnapshot,
+    Side, VoucherRecord,
 };
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,8 +82,9 @@ impl VoucherSlot {
 pub struct World {
     pub at_ms: u64,
     pub shards: BTreeMap<u32, ShardWorld>,
-    pub trades: BTreeMap<Id, TradeState>,
-    pub activities: BTreeMap<Id, ActivityState>,
+    /// Trades and activities as kept once their own rules judged them ([`crate::kept`]).
+    pub trades: BTreeMap<Id, KeptTrade>,
+    pub activities: BTreeMap<Id, KeptActivity>,
     /// By position, each shared with the harness's history.
     pub history: Vec<Arc<Operation>>,
     pub(crate) ops_by_request: BTreeMap<Id, SmallSet<usize>>,
@@ -137,14 +139,14 @@ impl World {
         }
         for t in &delta.trades.upserts {
             self.remove_trade(&t.trade, &mut dirty);
-            self.insert_trade(t.clone(), &mut dirty);
+            self.insert_trade(KeptTrade::of(t), &mut dirty);
         }
         for xid in &delta.activities.removed {
             self.remove_activity(xid, &mut dirty);
         }
         for a in &delta.activities.upserts {
             self.remove_activity(&a.xid, &mut dirty);
-            self.insert_activity(a.clone(), &mut dirty);
+            self.insert_activity(KeptActivity::of(a), &mut dirty);
         }
         for c in &delta.history {
             self.apply_op(c, &mut dirty);
@@ -228,7 +230,7 @@ impl World {
         }
     }
 
-    fn insert_trade(&mut self, t: TradeState, dirty: &mut Dirty) {
+    fn insert_trade(&mut self, t: KeptTrade, dirty: &mut Dirty) {
         let no = (t.merchant, t.out_trade_no.clone());
         self.trades_by_no
             .entry(no.clone())
@@ -252,7 +254,7 @@ impl World {
         }
     }
 
-    fn insert_activity(&mut self, a: ActivityState, dirty: &mut Dirty) {
+    fn insert_activity(&mut self, a: KeptActivity, dirty: &mut Dirty) {
         let key = (a.kind, a.key.clone());
         self.by_key
             .entry(key.clone())
@@ -297,13 +299,12 @@ impl World {
         }
     }
 
-    /// The whole world as an observation (shards, trades and activities in key order).
+    /// The world's shards and history as an observation (shards in key order). Its trades and
+    /// activities are not in it: the world keeps them only in part ([`World::trades`]).
     pub fn observation(&self) -> Observation {
         Observation {
             at_ms: self.at_ms,
             shards: self.shards.iter().map(|(n, s)| s.snapshot(*n)).collect(),
-            trades: self.trades.values().cloned().collect(),
-            activities: self.activities.values().cloned().collect(),
             history: self.history.clone(),
             ..Observation::default()
         }
@@ -351,7 +352,7 @@ impl World {
     pub(crate) fn activities_in<'a>(
         &'a self,
         xids: Option<&'a SmallSet<Id>>,
-    ) -> Vec<&'a ActivityState> {
+    ) -> Vec<&'a KeptActivity> {
         let one = |x: &Id| self.activities.get(x);
         xids.into_iter().flatten().filter_map(one).collect()
     }

@@ -20,11 +20,13 @@ use crate::workload::now_ms;
 use paylab_invariants::delta::{
     keyed_accounts, keyed_activities, keyed_freezes, keyed_journal, keyed_trades, keyed_vouchers,
 };
+use paylab_invariants::kept::{changes_from, KeptActivity, KeptTrade, Print, Printed};
 use paylab_invariants::world::{ShardWorld, World};
 use paylab_invariants::{
     ActivityState, Changes, Delta, Id, Observation, ShardDelta, ShardSnapshot, TradeState,
 };
 use std::collections::BTreeMap;
+use std::hash::Hash;
 
 /// What the capture last read of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,16 +97,8 @@ fn settle(delta: &mut Delta, world: &World) {
     }
     delta.shards.retain(|d| !d.is_empty());
     delta.shards.sort_by_key(|d| d.shard);
-    settle_changes(
-        &mut delta.trades,
-        |k| world.trades.get(k),
-        |t| t.trade.clone(),
-    );
-    settle_changes(
-        &mut delta.activities,
-        |k| world.activities.get(k),
-        |a| a.xid.clone(),
-    );
+    settle_kept(&mut delta.trades, &world.trades, |t| t.trade.clone());
+    settle_kept(&mut delta.activities, &world.activities, |a| a.xid.clone());
     delta.history.sort_by_key(|c| c.index);
 }
 
@@ -116,6 +110,23 @@ fn settle_changes<'w, K: Ord + Clone, V: PartialEq + 'w>(
 ) {
     changes.upserts.retain(|v| held(&key(v)) != Some(v));
     changes.upserts.sort_by_key(|v| key(v));
+    changes.removed.retain(|k| held(k).is_some());
+    changes.removed.sort();
+    changes.removed.dedup();
+}
+
+/// [`settle_changes`] for records the world keeps in part: an upsert is dropped when its
+/// fingerprint is the kept record's.
+fn settle_kept<V: Hash, K: Printed>(
+    changes: &mut Changes<Id, V>,
+    kept: &BTreeMap<Id, K>,
+    key: impl Fn(&V) -> Id,
+) {
+    let held = |k: &Id| kept.get(k).map(Printed::print);
+    changes
+        .upserts
+        .retain(|v| held(&key(v)) != Some(Print::of(v)));
+    changes.upserts.sort_by_key(&key);
     changes.removed.retain(|k| held(k).is_some());
     changes.removed.sort();
     changes.removed.dedup();
@@ -169,26 +180,18 @@ pub fn without_sealed(obs: &Observation, seals: &BTreeMap<u32, u64>) -> Observat
 /// `whole`.
 pub fn trades_diff(shard: u32, whole: &[TradeState], world: &World, out: &mut Delta) {
     let prefix = format!("T{shard}-");
-    let old: BTreeMap<Id, TradeState> = world
+    let old = world
         .trades
         .range(Id::from(prefix.as_str())..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, t)| (k.clone(), t.clone()))
-        .collect();
-    out.trades
-        .extend(Changes::between(&old, &keyed_trades(whole)));
+        .take_while(|(k, _)| k.starts_with(&prefix));
+    out.trades.extend(changes_from(old, &keyed_trades(whole)));
 }
 
 /// Adds what turns the world's activities of payment node `node` into `whole`.
 pub fn activities_diff(node: &str, whole: &[ActivityState], world: &World, out: &mut Delta) {
-    let old: BTreeMap<Id, ActivityState> = world
-        .activities
-        .iter()
-        .filter(|(_, a)| a.node == node)
-        .map(|(k, a)| (k.clone(), a.clone()))
-        .collect();
+    let old = world.activities.iter().filter(|(_, a)| a.node == node);
     out.activities
-        .extend(Changes::between(&old, &keyed_activities(whole)));
+        .extend(changes_from(old, &keyed_activities(whole)));
 }
 
 // ---- Verification (tests): the capture against a whole read --------------------------------
@@ -224,13 +227,39 @@ pub fn removals(delta: &Delta) -> u64 {
     (shards + delta.trades.removed.len() + delta.activities.removed.len()) as u64
 }
 
+/// What a world held at one instant, as [`verify`] compares it with a whole read: its shards
+/// and history as an observation, its seals, and the trades and activities it keeps in part.
+#[derive(Debug, Clone)]
+pub struct WorldView {
+    obs: Observation,
+    seals: BTreeMap<u32, u64>,
+    trades: BTreeMap<Id, KeptTrade>,
+    activities: BTreeMap<Id, KeptActivity>,
+}
+
+impl WorldView {
+    pub fn of(world: &World) -> WorldView {
+        WorldView {
+            obs: world.observation(),
+            seals: world.seals(),
+            trades: world.trades.clone(),
+            activities: world.activities.clone(),
+        }
+    }
+
+    /// How many journal entries the world had sealed.
+    pub fn sealed(&self) -> u64 {
+        self.seals.values().sum()
+    }
+}
+
 /// Checks one snapshot's `delta` against a whole read of the cluster at the same instant:
 /// it must be exactly what turns the world before it (`before`) into that read, and the world
 /// after it (`after`) must equal that read. `Err` says where they part.
 pub fn verify(
-    before: (&Observation, &BTreeMap<u32, u64>),
+    before: &WorldView,
     delta: &Delta,
-    after: (&Observation, &BTreeMap<u32, u64>),
+    after: &WorldView,
     cluster: &Cluster,
     history: &History,
 ) -> Result<(), String> {
@@ -239,12 +268,16 @@ pub fn verify(
         history: history.shared(),
         ..cluster.observe(Scope::Instant)
     };
-    let (before, sealed_before) = before;
-    let (after, sealed_after) = after;
-    sealed_kept(&whole, sealed_after, delta.at_ms)?;
+    sealed_kept(&whole, &after.seals, delta.at_ms)?;
+    let (trades, activities) = (
+        keyed_trades(&whole.trades),
+        keyed_activities(&whole.activities),
+    );
     let expected = Delta {
         seals: delta.seals.clone(),
-        ..Delta::between(before, &without_sealed(&whole, sealed_before))
+        trades: changes_from(&before.trades, &trades),
+        activities: changes_from(&before.activities, &activities),
+        ..Delta::between(&before.obs, &without_sealed(&whole, &before.seals))
     };
     if &expected != delta {
         return Err(format!(
@@ -253,7 +286,15 @@ pub fn verify(
             delta.at_ms
         ));
     }
-    if keyed(after) != keyed(&without_sealed(&whole, sealed_after)) {
+    let kept_trades = trades.iter().map(|(k, t)| (k.clone(), KeptTrade::of(t)));
+    let kept_activities = activities
+        .iter()
+        .map(|(k, a)| (k.clone(), KeptActivity::of(a)));
+    let same_shards = keyed(&after.obs) == keyed(&without_sealed(&whole, &after.seals));
+    if !same_shards
+        || after.trades != kept_trades.collect::<BTreeMap<_, _>>()
+        || after.activities != kept_activities.collect::<BTreeMap<_, _>>()
+    {
         return Err(format!(
             "at {} ms the world built from deltas differs from a whole read",
             delta.at_ms
@@ -278,7 +319,7 @@ fn sealed_kept(whole: &Observation, seals: &BTreeMap<u32, u64>, at_ms: u64) -> R
     Ok(())
 }
 
-/// An observation's always-invariant part, every list in key order (as a world holds it).
+/// An observation's ledger shards and history, every list in key order (as a world holds them).
 fn keyed(obs: &Observation) -> Observation {
     let shards = obs
         .shards
@@ -295,8 +336,6 @@ fn keyed(obs: &Observation) -> Observation {
     Observation {
         at_ms: obs.at_ms,
         shards,
-        trades: keyed_trades(&obs.trades).into_values().collect(),
-        activities: keyed_activities(&obs.activities).into_values().collect(),
         history: obs.history.clone(),
         ..Observation::default()
     }

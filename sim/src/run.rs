@@ -1,7 +1,7 @@
 //! One run: a fresh OS thread, a fresh madsim runtime, the faulted phase (load + fault plan,
 //! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
 
-use crate::capture::{self, Capture, CaptureStats};
+use crate::capture::{self, Capture, CaptureStats, WorldView};
 use crate::cluster::{client_addr, kill_node, node_at, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
@@ -423,19 +423,17 @@ impl Checker {
     /// Checks one periodic snapshot incrementally: the capture's delta (what changed on every
     /// node since the previous snapshot) against the invariants that hold at every instant.
     fn step(&mut self, cluster: &Cluster, history: &History, trace: &Trace) {
-        let before = self.verify.as_ref().map(|_| {
-            let world = self.incremental.world();
-            (world.observation(), world.seals())
-        });
+        let before = self
+            .verify
+            .as_ref()
+            .map(|_| WorldView::of(self.incremental.world()));
         let delta = self
             .capture
             .snapshot(cluster, history, self.incremental.world());
         let found = self.incremental.step(&delta);
         if let (Some(stats), Some(before)) = (&self.verify, before) {
-            let world = self.incremental.world();
-            let after = (world.observation(), world.seals());
-            let (b, a) = ((&before.0, &before.1), (&after.0, &after.1));
-            if let Err(e) = capture::verify(b, &delta, a, cluster, history) {
+            let after = WorldView::of(self.incremental.world());
+            if let Err(e) = capture::verify(&before, &delta, &after, cluster, history) {
                 panic!("{e}");
             }
             let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -444,7 +442,7 @@ impl Checker {
             stats.removed += capture::removals(&delta);
             let journal = delta.shards.iter().map(|d| d.journal.removed.len() as u64);
             stats.removed_journal += journal.sum::<u64>();
-            stats.sealed = after.1.values().sum();
+            stats.sealed = after.sealed();
         }
         let vouchers = self
             .incremental
