@@ -42,6 +42,7 @@ impl<T: Ord> SmallSet<T> {
         match self.members.binary_search(value) {
             Ok(at) => {
                 self.members.remove(at);
+                self.free_if_empty();
                 true
             }
             Err(_) => false,
@@ -56,6 +57,15 @@ impl<T: Ord> SmallSet<T> {
     pub fn remove_below(&mut self, bound: &T) {
         let at = self.members.partition_point(|m| m < bound);
         self.members.drain(..at);
+        self.free_if_empty();
+    }
+
+    /// An emptied set lets its room go: a sealed voucher keeps its (empty) set of entries for
+    /// the rest of the run.
+    fn free_if_empty(&mut self) {
+        if self.members.is_empty() {
+            self.members = Vec::new();
+        }
     }
 
     pub fn len(&self) -> usize {
