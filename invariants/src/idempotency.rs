@@ -48,20 +48,27 @@ pub trait Decided {
     fn status(&self) -> Phase;
 }
 
-impl Decided for ActivityState {
-    fn xid(&self) -> &str {
-        &self.xid
-    }
-    fn key(&self) -> &str {
-        &self.key
-    }
-    fn trade(&self) -> &str {
-        &self.trade
-    }
-    fn status(&self) -> Phase {
-        self.status
-    }
+/// Both hold the four as fields of the same names.
+macro_rules! decided_by_fields {
+    ($($record:ty),*) => {$(
+        impl Decided for $record {
+            fn xid(&self) -> &str {
+                &self.xid
+            }
+            fn key(&self) -> &str {
+                &self.key
+            }
+            fn trade(&self) -> &str {
+                &self.trade
+            }
+            fn status(&self) -> Phase {
+                self.status
+            }
+        }
+    )*};
 }
+
+decided_by_fields!(ActivityState, crate::kept::KeptActivity);
 
 impl<A: Decided + ?Sized> Decided for &A {
     fn xid(&self) -> &str {

@@ -9,7 +9,6 @@
 //! read the kept form. The fingerprint lets the capture tell whether a record it reads again
 //! differs from the one the world judged, without the world holding it whole.
 
-use crate::idempotency::Decided;
 use crate::{ActivityKind, ActivityState, Changes, Id, Phase, TradeState};
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -76,21 +75,6 @@ impl KeptActivity {
             status: a.status,
             print: Print::of(a),
         }
-    }
-}
-
-impl Decided for KeptActivity {
-    fn xid(&self) -> &str {
-        &self.xid
-    }
-    fn key(&self) -> &str {
-        &self.key
-    }
-    fn trade(&self) -> &str {
-        &self.trade
-    }
-    fn status(&self) -> Phase {
-        self.status
     }
 }
 
