@@ -210,6 +210,9 @@ pub struct CaptureStats {
     pub removed_journal: u64,
     /// Journal entries the world had sealed (folded away as final) at the last snapshot.
     pub sealed: u64,
+    /// Whether the final read, which lets each node go as it reads it, was compared with a
+    /// plain read of the same instant (and equalled it).
+    pub final_read_verified: bool,
 }
 
 /// How many entries a delta removes.

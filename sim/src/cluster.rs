@@ -314,7 +314,9 @@ pub fn forget_finished_tasks() {
     let _ = madsim::runtime::Handle::current().metrics().num_tasks();
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`; a lock a panic poisoned still holds consistent data (no thread panics while
+/// holding one inside a simulation), so it is recovered rather than cascaded.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -12,6 +12,7 @@
 //! of the time, as in the closed loop), 10 % a trade left unpaid until it closes, 10 % a
 //! transfer to another user of the same shard.
 
+use crate::cluster::lock;
 use crate::config::OpenLoop;
 use crate::workload::caller::Caller;
 use crate::workload::flows::{self, amount, Names};
@@ -93,10 +94,6 @@ struct Node {
     /// Opened users by shard: the transfer targets.
     opened: Arc<Mutex<BTreeMap<u32, Vec<u64>>>>,
     in_flight: Arc<AtomicUsize>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs client node `caller.id`'s share of the open-loop load to its end: opens its

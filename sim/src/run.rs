@@ -2,7 +2,7 @@
 //! with god's-eye snapshots checked as it goes), the healed phase, and the final check.
 
 use crate::capture::{self, Capture, CaptureStats, WorldView};
-use crate::cluster::{client_addr, kill_node, node_at, Cluster};
+use crate::cluster::{client_addr, kill_node, lock, node_at, Cluster};
 use crate::config::RunConfig;
 use crate::history::History;
 use crate::nemesis::Nemesis;
@@ -436,7 +436,7 @@ impl Checker {
             if let Err(e) = capture::verify(&before, &delta, &after, cluster, history) {
                 panic!("{e}");
             }
-            let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stats = lock(stats);
             stats.verified += 1;
             stats.resyncs = self.capture.resyncs();
             stats.removed += capture::removals(&delta);
@@ -466,11 +466,26 @@ impl Checker {
     /// what only the at-rest invariants read), with the history. Each node is let go once it
     /// is read ([`Cluster::observe_releasing`]): nothing reads the platform after this.
     fn final_read(&mut self, cluster: &Cluster, history: &History, at_rest: bool) -> Observation {
+        let scope = if at_rest { Scope::Rest } else { Scope::Instant };
+        // Verified (capture tests): letting each node go as it is read changes no later read.
+        let plain = self.verify.as_ref().map(|_| cluster.observe(scope));
         let mut obs = Observation {
             at_ms: now_ms(),
             history: history.shared(),
-            ..cluster.observe_releasing(if at_rest { Scope::Rest } else { Scope::Instant })
+            ..cluster.observe_releasing(scope)
         };
+        if let (Some(stats), Some(plain)) = (&self.verify, plain) {
+            let released = Observation {
+                at_ms: plain.at_ms,
+                history: plain.history.clone(),
+                ..obs.clone()
+            };
+            assert!(
+                released == plain,
+                "the final read that lets each node go differs from a plain read"
+            );
+            lock(stats).final_read_verified = true;
+        }
         obs.owners = self.directory.map(|dir| registered_owners(&dir, &obs));
         self.orders = crate::clearing_figures::orders(&obs.clearing);
         let strategy = &obs.strategy;

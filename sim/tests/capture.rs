@@ -32,6 +32,10 @@ fn every_snapshot_of_crashing_runs_matches_a_whole_read() {
         // Every periodic snapshot was verified (the final, whole check is the one left).
         assert!(stats.verified > 0, "seed {seed}: no snapshot verified");
         assert_eq!(stats.verified + 1, report.snapshots_checked, "seed {seed}");
+        assert!(
+            stats.final_read_verified,
+            "seed {seed}: the final read went unverified"
+        );
         resyncs += stats.resyncs;
         sealed += stats.sealed;
     }
