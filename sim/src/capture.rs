@@ -123,9 +123,10 @@ fn settle_kept<V: Hash, K: Printed>(
     key: impl Fn(&V) -> Id,
 ) {
     let held = |k: &Id| kept.get(k).map(Printed::print);
+    // Only a record the world holds is fingerprinted here (a new one is kept as it comes).
     changes
         .upserts
-        .retain(|v| held(&key(v)) != Some(Print::of(v)));
+        .retain(|v| held(&key(v)).is_none_or(|p| p != Print::of(v)));
     changes.upserts.sort_by_key(&key);
     changes.removed.retain(|k| held(k).is_some());
     changes.removed.sort();
