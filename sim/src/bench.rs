@@ -6,8 +6,10 @@
 //! does not.
 //!
 //! Two parts are not ratios but whole runs: [`scale`] (is a run's cost linear in its length?)
-//! and [`peak`] (the Double-11 peak scenario's wall time and memory).
+//! and [`peak`] (the Double-11 peak scenario's wall time and memory). Both price each run's
+//! RPCs at the [`floor`]: the wall time that sending them alone costs on this machine.
 
+pub mod floor;
 pub mod peak;
 pub mod scale;
 

@@ -688,14 +688,23 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         per_client: args.per_client,
     };
     let part = |p: BenchPart| args.parts.contains(&p);
-    // Whole runs before the ratio parts, whose rounds they would not change.
+    // Whole runs before the ratio parts, whose rounds they would not change; the floor they
+    // are priced at first, on a machine not yet warmed by them.
+    let floor = (part(BenchPart::Peak) || part(BenchPart::Scale)).then(|| {
+        let floor = bench::floor::measure(size, args.rounds);
+        bench::floor::render(&floor)
+            .iter()
+            .for_each(|l| say!("{l}"));
+        floor
+    });
     if part(BenchPart::Peak) {
-        let lines = bench::peak::render(&bench::peak::measure(&inputs.peak));
+        let figures = bench::peak::measure(&inputs.peak);
+        let lines = bench::peak::render(&figures, floor.as_ref());
         lines.iter().for_each(|l| say!("{l}"));
     }
     if part(BenchPart::Scale) {
         let points = bench::scale::measure(&inputs.scale_ops, args.rounds);
-        let lines = bench::scale::render(&points, args.rounds);
+        let lines = bench::scale::render(&points, args.rounds, floor.as_ref());
         lines.iter().for_each(|l| say!("{l}"));
     }
     let ratios = [

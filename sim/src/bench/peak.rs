@@ -10,6 +10,7 @@
 //! overloaded platform builds, which the ladder shows). Targets: the simulated minute in
 //! <= 3 minutes of wall time and <= 8 GiB.
 
+use super::floor::Floor;
 use crate::config::RunConfig;
 use crate::run::run;
 use paylab_system::probes::names;
@@ -24,6 +25,9 @@ pub const DEFAULT_DURATIONS: &str = "0.1,0.2,0.4";
 /// The scenario's payments per simulated second and its length (Alipay, 11.11 2015).
 const PEAK_RATE: f64 = 85_900.0;
 const PEAK_SECONDS: f64 = 60.0;
+
+/// The wall-time target for the whole minute, in seconds.
+const MINUTE_TARGET_S: f64 = 180.0;
 
 /// What one run of the part measured.
 #[derive(Debug, Clone)]
@@ -42,11 +46,17 @@ pub struct PeakFigures {
     pub converge_ms: Option<u64>,
     /// Pay latency percentiles (simulated ms, `None` without payments): p50, p99.
     pub pay_ms: (Option<u64>, Option<u64>),
+    /// RPCs the run sent ([`crate::run::RunReport::rpcs`]).
+    pub rpcs: u64,
 }
 
 impl PeakFigures {
     fn wall_per_payment_s(&self) -> f64 {
         self.wall_s / self.payments.max(1) as f64
+    }
+
+    fn rpcs_per_payment(&self) -> f64 {
+        self.rpcs as f64 / self.payments.max(1) as f64
     }
 }
 
@@ -95,6 +105,7 @@ pub fn measure(configs: &[(f64, RunConfig)]) -> Vec<PeakFigures> {
                 verdict: report.verdict.word(),
                 converge_ms: report.converge_ms,
                 pay_ms: (report.summary.pay_p50_ms, report.summary.pay_p99_ms),
+                rpcs: report.rpcs,
             }
         })
         .collect()
@@ -123,8 +134,9 @@ fn mib(kib: Option<u64>) -> String {
     })
 }
 
-/// The part's lines, as `paylab bench` prints them: one per run, the projection, the targets.
-pub fn render(figures: &[PeakFigures]) -> Vec<String> {
+/// The part's lines, as `paylab bench` prints them: one per run, the projection, the targets;
+/// with a floor, each run's RPCs and the minute's priced at it.
+pub fn render(figures: &[PeakFigures], floor: Option<&Floor>) -> Vec<String> {
     let mut lines = vec![format!(
         "peak: --scenario {SCENARIO} (85,900 payments per simulated second), every checker on"
     )];
@@ -149,21 +161,55 @@ pub fn render(figures: &[PeakFigures]) -> Vec<String> {
             mib(f.peak_rss_kib),
             f.verdict,
         ));
+        if let Some(floor) = floor {
+            lines.push(format!(
+                "peak:   its {} RPCs ({:.1} per payment) alone take {:.2}s at the floor; the run took {} that",
+                f.rpcs,
+                f.rpcs_per_payment(),
+                floor.seconds(f.rpcs as f64),
+                floor.times(f.wall_s, f.rpcs)
+            ));
+        }
     }
     lines.push(projection(figures));
+    if let Some(line) = floor.and_then(|floor| minute_floor(figures, floor)) {
+        lines.push(line);
+    }
     lines.push(
         "peak: targets: the simulated minute in <= 180 s of wall time and <= 8 GiB".to_string(),
     );
     lines
 }
 
-/// The whole minute projected from the largest run that passed (a lower bound), or why not.
-fn projection(figures: &[PeakFigures]) -> String {
-    let passed = figures
+/// The largest run that passed with payments: what the minute is projected from.
+fn largest_passing(figures: &[PeakFigures]) -> Option<&PeakFigures> {
+    figures
         .iter()
         .filter(|f| f.verdict == "PASS" && f.payments > 0)
-        .max_by(|a, b| a.duration_s.total_cmp(&b.duration_s));
-    let Some(f) = passed else {
+        .max_by(|a, b| a.duration_s.total_cmp(&b.duration_s))
+}
+
+/// The minute's RPCs, at the largest passing run's RPCs per payment, priced at the floor.
+fn minute_floor(figures: &[PeakFigures], floor: &Floor) -> Option<String> {
+    let f = largest_passing(figures)?;
+    let rpcs = f.rpcs_per_payment() * PEAK_RATE * PEAK_SECONDS;
+    let floor_s = floor.seconds(rpcs);
+    let reach = if floor_s > MINUTE_TARGET_S {
+        "above the 180 s target: this machine cannot meet it without fewer RPCs per payment"
+    } else {
+        "below the 180 s target"
+    };
+    Some(format!(
+        "peak: the minute's RPCs at --duration {}'s {:.1} per payment: {:.0} million, which alone take {floor_s:.0}s at the floor, {reach}",
+        f.duration_s,
+        f.rpcs_per_payment(),
+        rpcs / 1e6
+    ))
+}
+
+/// The whole minute projected from the largest run that passed (a lower bound), or why not.
+fn projection(figures: &[PeakFigures]) -> String {
+    let Some(f) = largest_passing(figures) else {
         return "peak: no run passed: nothing to project the minute from".to_string();
     };
     if f.duration_s >= PEAK_SECONDS {
@@ -221,13 +267,59 @@ mod tests {
             verdict,
             converge_ms: Some(5_000),
             pay_ms: (Some(90), Some(1_200)),
+            rpcs: payments * 20,
         }
     }
 
     #[test]
     fn each_run_line_names_its_pay_latency() {
-        let lines = render(&[figures(0.1, 1.0, 10_000, "PASS")]);
+        let lines = render(&[figures(0.1, 1.0, 10_000, "PASS")], None);
         assert!(lines[1].contains("pay p50 90ms p99 1200ms"), "{}", lines[1]);
+        assert!(!lines.iter().any(|l| l.contains("floor")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_runs_and_the_minute_are_priced_at_the_floor() {
+        let f = |name| crate::bench::Figure {
+            name,
+            count: 200_000,
+            wall_s: 1.0,
+        };
+        let floor = Floor {
+            raw: f("raw"),
+            bare: f("bare"),
+        };
+        let lines = render(&[figures(0.1, 5.0, 10_000, "PASS")], Some(&floor));
+        // 200,000 RPCs at 200,000 a second: 1 s, and the run took 5 times that.
+        assert!(lines[2].contains("200000 RPCs (20.0 per payment) alone take 1.00s at the floor; the run took 5.0x that"), "{}", lines[2]);
+        // The minute: 5,154,000 payments x 20 RPCs = 103 million, 515 s at the floor.
+        let minute = lines
+            .iter()
+            .find(|l| l.contains("the minute's RPCs"))
+            .unwrap();
+        assert!(
+            minute.contains(
+                "103 million, which alone take 515s at the floor, above the 180 s target"
+            ),
+            "{minute}"
+        );
+        let cheap = Floor {
+            raw: f("raw"),
+            bare: crate::bench::Figure {
+                name: "bare",
+                count: 2_000_000,
+                wall_s: 1.0,
+            },
+        };
+        let minute = minute_floor(&[figures(0.1, 5.0, 10_000, "PASS")], &cheap).unwrap();
+        assert!(
+            minute.contains("52s at the floor, below the 180 s target"),
+            "{minute}"
+        );
+        assert_eq!(
+            minute_floor(&[figures(0.1, 5.0, 10_000, "LIVENESS")], &floor),
+            None
+        );
     }
 
     #[test]

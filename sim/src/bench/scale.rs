@@ -12,6 +12,7 @@
 //! is then run `rounds` times, interleaved, and its best time kept (the machine's other load
 //! only ever adds time).
 
+use super::floor::Floor;
 use crate::config::{RunConfig, OPS_MAX};
 use crate::run::{run, RunReport};
 use std::time::Instant;
@@ -30,6 +31,8 @@ pub struct ScalePoint {
     pub operations: u64,
     pub wall_s: f64,
     pub verdict: &'static str,
+    /// RPCs the run sent ([`RunReport::rpcs`]).
+    pub rpcs: u64,
 }
 
 impl ScalePoint {
@@ -102,6 +105,7 @@ fn point(ops_per_client: u32, report: &RunReport, wall_s: f64) -> ScalePoint {
         operations: (o.ok + o.fail + o.unknown) as u64,
         wall_s,
         verdict: report.verdict.word(),
+        rpcs: report.rpcs,
     }
 }
 
@@ -117,8 +121,15 @@ pub fn linearity(points: &[ScalePoint]) -> Option<f64> {
     Some(max / min.max(1e-12))
 }
 
-/// The part's lines, as `paylab bench` prints them.
-pub fn render(points: &[ScalePoint], rounds: u32) -> Vec<String> {
+/// The default run's length, in operations per client (`paylab run`'s `--ops`).
+const DEFAULT_OPS: u32 = 100;
+
+/// The default run's wall-time target, in seconds (what lets a 2-core CI job run 5,000 seeds
+/// a minute).
+const DEFAULT_RUN_TARGET_S: f64 = 0.05;
+
+/// The part's lines, as `paylab bench` prints them; with a floor, each run's RPCs priced at it.
+pub fn render(points: &[ScalePoint], rounds: u32, floor: Option<&Floor>) -> Vec<String> {
     let mut lines = vec![format!(
         "scale: the default run (seed 0, swarm faults, every checker on) at {} operations per client, best of {rounds} after a warm-up run",
         points
@@ -136,13 +147,51 @@ pub fn render(points: &[ScalePoint], rounds: u32) -> Vec<String> {
             p.per_thousand(),
             p.verdict
         ));
+        if let Some(floor) = floor {
+            lines.push(floor_line(p, floor));
+        }
     }
     if let Some(ratio) = linearity(points) {
         lines.push(format!(
             "scale: largest / smallest wall per 1,000 operations = {ratio:.2} (target <= 1.30)"
         ));
     }
+    if let Some(p) = points.iter().find(|p| p.ops_per_client == DEFAULT_OPS) {
+        lines.push(default_run_line(p, floor));
+    }
     lines
+}
+
+/// A run's RPCs, and the wall time they alone take at the floor's rate.
+fn floor_line(p: &ScalePoint, floor: &Floor) -> String {
+    format!(
+        "scale:   its {} RPCs alone take {:.3}s at the floor; the run took {} that",
+        p.rpcs,
+        floor.seconds(p.rpcs as f64),
+        floor.times(p.wall_s, p.rpcs)
+    )
+}
+
+/// The default run (`paylab run --seed 0`) against its target, and against the floor if known.
+fn default_run_line(p: &ScalePoint, floor: Option<&Floor>) -> String {
+    let target = if p.wall_s <= DEFAULT_RUN_TARGET_S {
+        "met"
+    } else {
+        "not met"
+    };
+    let below = floor.map_or(String::new(), |f| {
+        let floor_s = f.seconds(p.rpcs as f64);
+        let reach = if floor_s > DEFAULT_RUN_TARGET_S {
+            "above the target: this machine cannot meet it without fewer RPCs"
+        } else {
+            "below the target"
+        };
+        format!("; its RPCs' floor is {floor_s:.3}s, {reach}")
+    });
+    format!(
+        "scale: the default run (--ops {DEFAULT_OPS}) took {:.3}s wall: target <= {DEFAULT_RUN_TARGET_S:.2}s {target}{below}",
+        p.wall_s
+    )
 }
 
 #[cfg(test)]
@@ -155,7 +204,49 @@ mod tests {
             operations,
             wall_s,
             verdict: "PASS",
+            rpcs: operations * 10,
         }
+    }
+
+    fn floor(round_trips_per_s: f64) -> Floor {
+        let f = |name| crate::bench::Figure {
+            name,
+            count: round_trips_per_s as u64,
+            wall_s: 1.0,
+        };
+        Floor {
+            raw: f("raw"),
+            bare: f("bare"),
+        }
+    }
+
+    #[test]
+    fn the_default_run_is_judged_against_its_target_and_its_floor() {
+        // 1,000 operations, 10,000 RPCs: at 100,000 round trips a second their floor is 0.1 s.
+        let slow = [p(100, 1_000, 0.3), p(1_000, 10_000, 3.0)];
+        let lines = render(&slow, 1, Some(&floor(100_000.0)));
+        let last = lines.last().unwrap();
+        assert!(
+            last.contains("took 0.300s wall: target <= 0.05s not met"),
+            "{last}"
+        );
+        assert!(last.contains("floor is 0.100s, above the target"), "{last}");
+        assert!(lines.iter().any(
+            |l| l.contains("10000 RPCs alone take 0.100s at the floor; the run took 3.0x that")
+        ));
+        // At 1,000,000 a second the floor is 0.01 s, and a 0.04 s run meets the target.
+        let fast = [p(100, 1_000, 0.04)];
+        let last = render(&fast, 1, Some(&floor(1_000_000.0))).pop().unwrap();
+        assert!(
+            last.contains("target <= 0.05s met; its RPCs' floor is 0.010s, below the target"),
+            "{last}"
+        );
+        // Without the default length there is no such line; without a floor, no floor.
+        assert!(!render(&[p(400, 1_000, 0.3)], 1, None)
+            .iter()
+            .any(|l| l.contains("the default run (--ops")));
+        let plain = render(&slow, 1, None);
+        assert!(!plain.iter().any(|l| l.contains("floor")), "{plain:?}");
     }
 
     #[test]
