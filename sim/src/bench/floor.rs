@@ -6,9 +6,10 @@
 //! faster of two bare round trips measured in the same process: madsim's raw `Endpoint::call`
 //! (the calibration) and paylab's own transport calling an echo handler (the same wire, tags,
 //! timeout and reply digest every service's RPC goes through, with no work in the handler).
-//! Fsyncs, timers, the broker's polls and the checkers come on top, so the floor is a lower
-//! bound: a wall-time target below it cannot be met on this machine by any change short of
-//! sending fewer RPCs.
+//! Fsyncs, timers, the broker's polls and the checkers come on top, so a run cannot go below
+//! its floor unless it sends fewer RPCs or an RPC gets cheaper than the cheapest round trip
+//! measured here (madsim's own, whose jitter sleeps, timers and scheduling every simulated
+//! message pays).
 
 use super::{best, calibration, timed, BenchSize, Figure};
 use crate::cluster::{client_addr, ledger_addr};
@@ -131,7 +132,7 @@ pub fn render(floor: &Floor) -> Vec<String> {
         line(&floor.raw),
         line(&floor.bare),
         format!(
-            "floor: a run's RPCs priced at {:.0} round trips a second (the faster above): the wall time no change but sending fewer RPCs can go below",
+            "floor: a run's RPCs priced at {:.0} round trips a second (the faster above): what they cost here even if nothing else did",
             floor.per_sec()
         ),
     ]

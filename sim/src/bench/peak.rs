@@ -195,7 +195,7 @@ fn minute_floor(figures: &[PeakFigures], floor: &Floor) -> Option<String> {
     let rpcs = f.rpcs_per_payment() * PEAK_RATE * PEAK_SECONDS;
     let floor_s = floor.seconds(rpcs);
     let reach = if floor_s > MINUTE_TARGET_S {
-        "above the 180 s target: this machine cannot meet it without fewer RPCs per payment"
+        "above the 180 s target: not reachable here without fewer or cheaper RPCs"
     } else {
         "below the 180 s target"
     };

@@ -182,7 +182,7 @@ fn default_run_line(p: &ScalePoint, floor: Option<&Floor>) -> String {
     let below = floor.map_or(String::new(), |f| {
         let floor_s = f.seconds(p.rpcs as f64);
         let reach = if floor_s > DEFAULT_RUN_TARGET_S {
-            "above the target: this machine cannot meet it without fewer RPCs"
+            "above the target: not reachable here without fewer or cheaper RPCs"
         } else {
             "below the target"
         };
