@@ -93,37 +93,46 @@ pub fn calibration(size: BenchSize) -> Figure {
         "calibration: raw madsim RPC round trips",
         size,
         |size| async move {
-            let handle = madsim::runtime::Handle::current();
-            let server = ledger_addr(0);
-            handle
-                .create_node()
-                .name("echo")
-                .ip(server.ip())
-                .build()
-                .spawn(async move {
-                    let ep = Endpoint::bind(server).await.expect("bind echo");
-                    ep.add_rpc_handler(|Ping(x)| async move { x });
-                    std::future::pending::<()>().await;
-                });
-            madsim::time::sleep(Duration::from_millis(1)).await;
-            let tasks: Vec<_> = (0..size.clients)
-                .map(|c| {
-                    let node = handle.create_node().ip(client_addr(c).ip()).build();
-                    node.spawn(async move {
-                        let ep = Endpoint::bind(client_addr(c)).await.expect("bind client");
-                        for i in 0..size.per_client {
-                            ep.call(server, Ping(u64::from(i)))
-                                .await
-                                .expect("echo replies");
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("client finishes");
-            }
+            let serve = |server| async move {
+                let ep = Endpoint::bind(server).await.expect("bind echo");
+                ep.add_rpc_handler(|Ping(x)| async move { x });
+                std::future::pending::<()>().await;
+            };
+            let client = |c: u32, calls: u32| async move {
+                let ep = Endpoint::bind(client_addr(c)).await.expect("bind client");
+                for i in 0..calls {
+                    let reply = ep.call(ledger_addr(0), Ping(u64::from(i))).await;
+                    reply.expect("echo replies");
+                }
+            };
+            echo_round_trips(size, serve, client).await;
         },
     )
+}
+
+/// Starts an echo node (at the first ledger address) running `serve`, then `size.clients`
+/// client nodes each running `client(c, size.per_client)`, and waits for the clients.
+pub(crate) async fn echo_round_trips<S, SF, C, CF>(size: BenchSize, serve: S, client: C)
+where
+    S: FnOnce(std::net::SocketAddr) -> SF,
+    SF: std::future::Future<Output = ()> + Send + 'static,
+    C: Fn(u32, u32) -> CF,
+    CF: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handle = madsim::runtime::Handle::current();
+    let server = ledger_addr(0);
+    let node = handle.create_node().name("echo").ip(server.ip()).build();
+    node.spawn(serve(server));
+    madsim::time::sleep(Duration::from_millis(1)).await;
+    let tasks: Vec<_> = (0..size.clients)
+        .map(|c| {
+            let node = handle.create_node().ip(client_addr(c).ip()).build();
+            node.spawn(client(c, size.per_client))
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("client finishes");
+    }
 }
 
 /// Ledger transfers per wall second: a client's post travels through paylab's transport to a

@@ -11,7 +11,7 @@
 //! measured here (madsim's own, whose jitter sleeps, timers and scheduling every simulated
 //! message pays).
 
-use super::{best, calibration, timed, BenchSize, Figure};
+use super::{best, calibration, echo_round_trips, timed, BenchSize, Figure};
 use crate::cluster::{client_addr, ledger_addr};
 use paylab_system::probes::Probes;
 use paylab_system::transport::{NetFaults, Rpc, Transport};
@@ -76,30 +76,14 @@ pub fn bare_rpcs(size: BenchSize) -> Figure {
         "floor: paylab transport round trips (echo)",
         size,
         |size| async move {
-            let handle = madsim::runtime::Handle::current();
-            let server = ledger_addr(0);
-            handle
-                .create_node()
-                .name("echo")
-                .ip(server.ip())
-                .build()
-                .spawn(async move {
-                    let t = Transport::bind(server, "echo", 0, NetFaults::new(), Probes::new())
-                        .await
-                        .expect("bind echo");
-                    t.serve(|Echo(x)| async move { x });
-                    std::future::pending::<()>().await;
-                });
-            madsim::time::sleep(Duration::from_millis(1)).await;
-            let tasks: Vec<_> = (0..size.clients)
-                .map(|c| {
-                    let node = handle.create_node().ip(client_addr(c).ip()).build();
-                    node.spawn(echo_client(c, size.per_client))
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("client finishes");
-            }
+            let serve = |server| async move {
+                let t = Transport::bind(server, "echo", 0, NetFaults::new(), Probes::new())
+                    .await
+                    .expect("bind echo");
+                t.serve(|Echo(x)| async move { x });
+                std::future::pending::<()>().await;
+            };
+            echo_round_trips(size, serve, echo_client).await;
         },
     )
 }
