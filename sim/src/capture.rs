@@ -108,25 +108,32 @@ fn settle_changes<'w, K: Ord + Clone, V: PartialEq + 'w>(
     held: impl Fn(&K) -> Option<&'w V>,
     key: impl Fn(&V) -> K,
 ) {
-    changes.upserts.retain(|v| held(&key(v)) != Some(v));
-    changes.upserts.sort_by_key(|v| key(v));
-    changes.removed.retain(|k| held(k).is_some());
-    changes.removed.sort();
-    changes.removed.dedup();
+    settle_by(changes, held, |held, v| *held == v, key);
 }
 
 /// [`settle_changes`] for records the world keeps in part: an upsert is dropped when its
-/// fingerprint is the kept record's.
+/// fingerprint is the kept record's. Only a record the world holds is fingerprinted here (a
+/// new one is kept as it comes).
 fn settle_kept<V: Hash, K: Printed>(
     changes: &mut Changes<Id, V>,
     kept: &BTreeMap<Id, K>,
     key: impl Fn(&V) -> Id,
 ) {
     let held = |k: &Id| kept.get(k).map(Printed::print);
-    // Only a record the world holds is fingerprinted here (a new one is kept as it comes).
+    settle_by(changes, held, |print, v| *print == Print::of(v), key);
+}
+
+/// Drops each upsert that is `same` as what the world holds under its key and each removal of
+/// a key it does not hold, then puts both lists in key order.
+fn settle_by<K: Ord + Clone, V, H>(
+    changes: &mut Changes<K, V>,
+    held: impl Fn(&K) -> Option<H>,
+    same: impl Fn(&H, &V) -> bool,
+    key: impl Fn(&V) -> K,
+) {
     changes
         .upserts
-        .retain(|v| held(&key(v)).is_none_or(|p| p != Print::of(v)));
+        .retain(|v| held(&key(v)).is_none_or(|h| !same(&h, v)));
     changes.upserts.sort_by_key(&key);
     changes.removed.retain(|k| held(k).is_some());
     changes.removed.sort();
